@@ -1,0 +1,57 @@
+"""Argument checks shared by the configs, the simulator and the theory.
+
+Every check names the argument and the allowed range, and skips values that are not concrete (tracers
+met inside jit or vmap), because a config is rebuilt with abstract leaves whenever JAX transforms it.
+"""
+from __future__ import annotations
+
+import numbers
+
+import jax
+import numpy as np
+
+
+def is_concrete(x) -> bool:
+    """True for numbers and arrays whose values can be inspected now (not tracers, not placeholders)."""
+    if isinstance(x, jax.core.Tracer):
+        return False
+    return isinstance(x, (numbers.Number, np.ndarray, jax.Array, list, tuple))
+
+
+def real_array(name: str, x, *, lo: float | None = None, lo_open: bool = False, ndim: tuple = (0, 1, 2, 3)):
+    """Check a number or 1-D array of reals: finite, and >= lo (> lo with lo_open). Returns it unchanged."""
+    if not is_concrete(x):
+        return x
+    a = np.asarray(x, dtype=float) if not isinstance(x, jax.Array) else np.asarray(x).astype(float)
+    if a.ndim not in ndim:
+        raise ValueError(f"{name} must have {' or '.join(map(str, ndim))} dimension(s), got shape {a.shape}")
+    if a.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite (no NaN or inf), got {x!r}")
+    if lo is not None:
+        bad = a <= lo if lo_open else a < lo
+        if np.any(bad):
+            rel = ">" if lo_open else ">="
+            raise ValueError(f"{name} must be {rel} {lo}, got {a[bad].ravel()[0]!r}")
+    return x
+
+
+def size(name: str, x, *, lo: int = 1):
+    """Check a static size: an int >= lo, or a non-empty tuple of them. Returns an int or a tuple of ints."""
+    items = tuple(x) if isinstance(x, (list, tuple, np.ndarray)) else (x,)
+    if not items:
+        raise ValueError(f"{name} must not be empty")
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, (numbers.Integral, np.integer)):
+            raise ValueError(f"{name} must be an integer (or a sequence of integers), got {v!r}")
+        if v < lo:
+            raise ValueError(f"{name} must be >= {lo}, got {v}")
+    items = tuple(int(v) for v in items)
+    return items if isinstance(x, (list, tuple, np.ndarray)) else items[0]
+
+
+def choice(name: str, x, allowed: tuple):
+    if x not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {x!r}")
+    return x

@@ -1,0 +1,117 @@
+"""One seed's chain (MATH §1.1): a lax.scan over generations that returns the metrics of every generation.
+
+Generation k fits fresh data labelled by generation k-1; after each generation n = 0..N a downstream ridge
+model is fitted on its own fresh data. So one run gives the whole error curve against n.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from collapse_jax import samplers
+from collapse_jax._checks import choice
+from collapse_jax.problem import Downstream, Generators
+from collapse_jax.spectra import Spectrum
+
+SAMPLERS = ("auto", "direct", "suffstats")
+
+
+class Metrics(NamedTuple):
+    """Per-generation quantities, shared by simulation (per seed, mean, sem) and theory."""
+
+    test_error: jax.Array  # (w_pred - w0)' Sigma (w_pred - w0) of the downstream model on generation-n data
+    generator_error: jax.Array  # (w_n - w0)' Sigma (w_n - w0) of generation n itself (0 at n = 0)
+
+
+def resolve_sampler(sampler: str, d: int, gen: Generators, down: Downstream) -> tuple[str, str]:
+    """The sampler used for (generators, downstream). 'auto' takes sufficient statistics wherever T >= d."""
+    choice("sampler", sampler, SAMPLERS)
+    exact = (min(gen.T0_tuple) >= d, down.T >= d)
+    if sampler == "suffstats" and not all(exact):
+        raise ValueError(
+            f"sampler='suffstats' needs T0 >= d and T >= d (d={d}, T0={gen.T0}, T={down.T}); use 'auto' or 'direct'"
+        )
+    return tuple("suffstats" if ok and sampler != "direct" else "direct" for ok in exact)
+
+
+def _generator_fit(gen: Generators, d: int, sampler: str):
+    """(init, step) for the generators: init(key) draws what stays fixed, step(state, key, w, T, s, lam) -> w."""
+    T0 = gen.T0_tuple
+    ridge = gen.lam is not None
+    if gen.fixed:
+        if sampler == "suffstats":
+            init = lambda key, sqrt_eig: samplers.bartlett(key, d, T0[0])
+
+            def step(L, key, w, sqrt_eig, T, s, lam):
+                z = jax.random.normal(key, (d,), w.dtype)
+                return samplers.ridge_from_bartlett(L, z, w, sqrt_eig, T, s, lam)
+
+            return init, step
+        init = lambda key, sqrt_eig: samplers.design(key, sqrt_eig, T0[0])
+        return init, lambda X, key, w, sqrt_eig, T, s, lam: samplers.ridge_direct_labels(X, key, w, T, s, lam)
+
+    init = lambda key, sqrt_eig: None
+    if sampler == "suffstats":
+        if ridge:
+            return init, lambda _, key, w, sqrt_eig, T, s, lam: samplers.ridge_step(key, w, sqrt_eig, T, s, lam)
+        return init, lambda _, key, w, sqrt_eig, T, s, lam: samplers.ols_step(key, w, sqrt_eig, T, s)
+
+    rows = max(T0)
+    varying = len(set(T0)) > 1
+    mixed = not ridge and min(T0) < d <= rows  # some OLS, some min-norm: neither normal equations fits all
+
+    def step(_, key, w, sqrt_eig, T, s, lam):
+        mask = (jnp.arange(rows) < T).astype(w.dtype) if varying else None
+        if mixed:
+            k_x, k_e = jax.random.split(key)
+            return samplers.min_norm_lstsq(samplers.design(k_x, sqrt_eig, rows), k_e, w, s, mask)
+        return samplers.ridge_direct_fresh(key, w, sqrt_eig, rows, T, s, lam, mask)
+
+    return init, step
+
+
+def _downstream_fit(down: Downstream, d: int, sampler: str):
+    """fit(key, w, sqrt_eig) -> the downstream ridge estimate on T fresh samples labelled by w."""
+    if sampler == "suffstats":
+        return lambda key, w, sqrt_eig: samplers.ridge_step(key, w, sqrt_eig, down.T, down.sigma, down.lam)
+    return lambda key, w, sqrt_eig: samplers.ridge_direct_fresh(key, w, sqrt_eig, down.T, down.T, down.sigma, down.lam)
+
+
+def run_chain(key, spec: Spectrum, gen: Generators, down: Downstream, generations: int, sampler: str = "auto"):
+    """Metrics of one seed for n = 0..generations, each an array of shape (generations + 1,).
+
+    Example:
+        >>> import jax, collapse_jax as cj
+        >>> from collapse_jax.chain import run_chain
+        >>> m = run_chain(jax.random.key(0), cj.Spectrum.isotropic(20), cj.Generators(T0=60),
+        ...               cj.Downstream(T=60), generations=3)
+        >>> m.test_error.shape
+        (4,)
+    """
+    d = spec.d
+    gen_sampler, down_sampler = resolve_sampler(sampler, d, gen, down)
+    init, gen_step = _generator_fit(gen, d, gen_sampler)
+    down_fit = _downstream_fit(down, d, down_sampler)
+    T_k, sigma_k, lam_k = gen.per_generation(generations)
+
+    dtype = jnp.zeros(()).dtype
+    sqrt_eig = jnp.sqrt(jnp.asarray(spec.eigenvalues, dtype))
+    w0 = jnp.asarray(spec.w0, dtype)
+    sq_error = lambda w: jnp.sum((sqrt_eig * (w - w0)) ** 2)
+
+    k_design, k_gen, k_down = jax.random.split(key, 3)
+    state = init(k_design, sqrt_eig)
+    down_keys = jax.random.split(k_down, generations + 1)
+
+    def generation(w, xs):
+        k_g, k_d, T, s, lam = xs
+        w = gen_step(state, k_g, w, sqrt_eig, T, s, lam)
+        return w, Metrics(sq_error(down_fit(k_d, w, sqrt_eig)), sq_error(w))
+
+    first = Metrics(sq_error(down_fit(down_keys[0], w0, sqrt_eig)), jnp.zeros((), dtype))
+    xs = (jax.random.split(k_gen, generations), down_keys[1:], jnp.asarray(T_k, dtype), sigma_k.astype(dtype),
+          lam_k.astype(dtype))
+    _, rest = jax.lax.scan(generation, w0, xs)
+    return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)

@@ -1,0 +1,108 @@
+"""The two configs of a regression chain (MATH §1.1): the generators and the downstream ridge model.
+
+Sizes (T0, T) and structural choices (fixed design, ridge or not) are static fields: they fix array shapes
+and code paths. Noise levels and lambda are data, so one compiled function serves a grid of them via vmap.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from collapse_jax import _checks
+
+static = dataclasses.field(metadata=dict(static=True))
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Generators:
+    """The fake-data chain: generation k fits T0 fresh samples labelled by generation k-1 plus N(0, sigma0^2).
+
+    Each fit is OLS when T0 >= d and the minimum-norm interpolator when T0 < d, or ridge with the generators'
+    own ``lam`` (normalised like the downstream model's). ``T0``, ``sigma0`` and ``lam`` may be
+    per-generation sequences (entry k-1 is generation k). With ``fixed=True`` every generation reuses one design X (drawn
+    once per seed) and only the label noise is fresh.
+
+    Example:
+        >>> import collapse_jax as cj
+        >>> gen = cj.Generators(T0=(200, 400, 800), sigma0=1.0)
+        >>> gen.length
+        3
+    """
+
+    T0: int | tuple[int, ...] = dataclasses.field(default=300, metadata=dict(static=True))
+    sigma0: float | jax.Array = 1.0
+    lam: float | jax.Array | None = None
+    fixed: bool = dataclasses.field(default=False, metadata=dict(static=True))
+
+    def __post_init__(self):
+        object.__setattr__(self, "T0", _checks.size("T0", self.T0))
+        _checks.real_array("sigma0", self.sigma0, lo=0.0)
+        if self.lam is not None:
+            _checks.real_array("lam (generators)", self.lam, lo=0.0)
+        if self.fixed and len(set(self.T0_tuple)) > 1:
+            raise ValueError(f"T0 must be constant with fixed=True (one design for all generations), got {self.T0}")
+        lengths = {len(v) for v in self._sequences() if _is_sequence(v)}
+        if len(lengths) > 1:
+            raise ValueError(f"T0, sigma0 and lam sequences must have the same length, got lengths {sorted(lengths)}")
+
+    def _sequences(self):
+        return (self.T0, self.sigma0, self.lam)
+
+    @property
+    def T0_tuple(self) -> tuple[int, ...]:
+        return self.T0 if isinstance(self.T0, tuple) else (self.T0,)
+
+    @property
+    def length(self) -> int | None:
+        """Number of generations a per-generation config defines (None: constant, any number)."""
+        for v in self._sequences():
+            if _is_sequence(v):
+                return len(v)
+        return None
+
+    def per_generation(self, generations: int):
+        """(T_k, sigma_k, lam_k) for k = 1..generations, arrays of that length (the scan's inputs).
+
+        T_k is a numpy array (sizes are static); lam_k is 0 where the generators are not ridge.
+        """
+        if self.length is not None and generations > self.length:
+            raise ValueError(f"generations must be <= {self.length}, the length of the per-generation config")
+        n = self.length or generations
+
+        def take(v):
+            return jax.numpy.broadcast_to(jax.numpy.asarray(v), (n,))[:generations]
+
+        T = np.broadcast_to(np.asarray(self.T0, dtype=float), (n,))[:generations]
+        return T, take(self.sigma0), take(0.0 if self.lam is None else self.lam)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Downstream:
+    """The final ridge model: T fresh samples labelled by generation n plus N(0, sigma^2).
+
+    lam is normalised by T: w = (X'X/T + lam I)^-1 X'Y/T. lam = 0 is OLS (T >= d) or min-norm (T < d).
+
+    Example:
+        >>> import collapse_jax as cj
+        >>> cj.Downstream(T=300, sigma=1.0, lam=0.1).T
+        300
+    """
+
+    T: int = dataclasses.field(default=300, metadata=dict(static=True))
+    sigma: float | jax.Array = 1.0
+    lam: float | jax.Array = 0.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "T", _checks.size("T", self.T))
+        if isinstance(self.T, tuple):
+            raise ValueError(f"T must be a single integer, got {self.T}")
+        _checks.real_array("sigma", self.sigma, lo=0.0)
+        _checks.real_array("lam", self.lam, lo=0.0)
+
+
+def _is_sequence(x) -> bool:
+    return isinstance(x, (tuple, list)) or (_checks.is_concrete(x) and np.ndim(x) == 1)

@@ -1,0 +1,102 @@
+"""Exact samplers for one fit on fresh Gaussian data (MATH §3).
+
+A fit draws T samples x ~ N(0, Sigma), labels them y = x'w + N(0, s^2), and returns the ridge estimate
+(X'X/T + lam I)^-1 X'y/T (lam = 0: OLS for T >= d, min-norm for T < d). Two samplers give the same
+distribution:
+
+* direct: draw X itself. O(T d) random numbers; works for every T, and for fixed designs.
+* sufficient statistics: the fit sees the data only through X'X and X'eps. X'X = S W S with S = Sigma^1/2 and
+  W = L L' Wishart(I, T) from a Bartlett factor L, and X'eps = s S L z with z ~ N(0, I). O(d^2) random
+  numbers whatever T is, but it needs T >= d. For OLS the error is exactly multivariate t (`ols_step`): d
+  normals and one chi-square per fit.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import cho_factor, cho_solve
+
+
+def design(key, sqrt_eig, rows: int):
+    """X = Z Sigma^1/2 with Z a (rows, d) standard normal matrix."""
+    return jax.random.normal(key, (rows, sqrt_eig.shape[0]), sqrt_eig.dtype) * sqrt_eig
+
+
+def bartlett(key, d: int, T):
+    """Lower-triangular L with L L' ~ Wishart(I_d, T) (Bartlett): L_ii^2 ~ chi2(T - i + 1), L_ij ~ N(0, 1), i > j.
+
+    T is data, so one compiled function serves every sample size (T >= d).
+    """
+    k_diag, k_low = jax.random.split(key)
+    dtype = jnp.zeros(()).dtype
+    dof = jnp.asarray(T, dtype) - jnp.arange(d, dtype=dtype)
+    diag = jnp.sqrt(jax.random.chisquare(k_diag, dof, dtype=dtype))
+    return jnp.tril(jax.random.normal(k_low, (d, d), dtype), -1) + jnp.diag(diag)
+
+
+def ols_step(key, w, sqrt_eig, T, s):
+    """OLS on T >= d fresh samples labelled by w: exactly w + s Sigma^-1/2 g / sqrt(c), c ~ chi2(T - d + 1)."""
+    k_g, k_c = jax.random.split(key)
+    d = w.shape[0]
+    g = jax.random.normal(k_g, (d,), w.dtype)
+    c = jax.random.chisquare(k_c, jnp.asarray(T, w.dtype) - d + 1, dtype=w.dtype)
+    return w + s * g / (jnp.sqrt(c) * sqrt_eig)
+
+
+def ridge_from_bartlett(L, z, w, sqrt_eig, T, s, lam):
+    """Ridge fit from the sufficient statistics X'X = S L L' S, X'eps = s S L z (S = Sigma^1/2).
+
+    Solved in whitened coordinates, (W/T + lam Sigma^-1) v = s L z / T - lam Sigma^-1/2 w, with the fit
+    w + Sigma^-1/2 v: that system stays well conditioned when Sigma has tiny eigenvalues, because lam
+    Sigma^-1 only adds to its diagonal. lam = 0 gives OLS.
+    """
+    T = jnp.asarray(T, w.dtype)
+    gram = L @ L.T / T + jnp.diag(lam / sqrt_eig**2)
+    rhs = s * (L @ z) / T - lam * w / sqrt_eig
+    return w + cho_solve(cho_factor(gram, lower=True), rhs) / sqrt_eig
+
+
+def ridge_step(key, w, sqrt_eig, T, s, lam):
+    """Ridge fit on T >= d fresh samples labelled by w, from a fresh Bartlett draw."""
+    k_w, k_z = jax.random.split(key)
+    d = w.shape[0]
+    L = bartlett(k_w, d, T)
+    return ridge_from_bartlett(L, jax.random.normal(k_z, (d,), w.dtype), w, sqrt_eig, T, s, lam)
+
+
+def ridge_direct(X, y, lam, n, mask=None):
+    """Ridge (X'X/n + lam)^-1 X'y/n on the rows of X where mask is true (rows outside are zero).
+
+    Primal d x d system when X has at least d rows, dual rows x rows system otherwise; lam = 0 then gives
+    the minimum-norm interpolator. Padded rows (mask false) have X = 0 and y = 0, so they add nothing to
+    the primal system, and in the dual system a unit diagonal keeps their (zero) coefficients determined.
+    """
+    rows, d = X.shape
+    n = jnp.asarray(n, X.dtype)
+    if rows >= d:
+        gram = X.T @ X / n + lam * jnp.eye(d, dtype=X.dtype)
+        return cho_solve(cho_factor(gram), X.T @ y / n)
+    pad = 0.0 if mask is None else (1.0 - mask)
+    gram = X @ X.T + jnp.diag((n * lam + pad) * jnp.ones(rows, X.dtype))
+    return X.T @ cho_solve(cho_factor(gram), y)
+
+
+def ridge_direct_fresh(key, w, sqrt_eig, rows: int, T, s, lam, mask=None):
+    """Draw X (rows x d, the first T rows live when masked), label it by w plus noise, and fit ridge."""
+    k_x, k_e = jax.random.split(key)
+    X = design(k_x, sqrt_eig, rows)
+    return ridge_direct_labels(X, k_e, w, T, s, lam, mask)
+
+
+def ridge_direct_labels(X, key, w, T, s, lam, mask=None):
+    """Label a given design by w plus fresh noise and fit ridge (used for fixed designs too)."""
+    y = X @ w + s * jax.random.normal(key, (X.shape[0],), X.dtype)
+    if mask is not None:
+        X, y = X * mask[:, None], y * mask
+    return ridge_direct(X, y, lam, T, mask)
+
+
+def min_norm_lstsq(X, key, w, s, mask):
+    """Minimum-norm least squares for padded designs whose live rows may be fewer or more than d."""
+    y = (X @ w + s * jax.random.normal(key, (X.shape[0],), X.dtype)) * mask
+    return jnp.linalg.lstsq(X * mask[:, None], y)[0]

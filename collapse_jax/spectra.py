@@ -1,0 +1,79 @@
+"""Spectrum: the covariance eigenvalues and the teacher's coordinates in that eigenbasis (MATH §1.1).
+
+By rotation invariance of Gaussian features, Sigma = diag(eigenvalues) loses no generality; every simulation
+and formula in the lab works in this basis.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from collapse_jax import _checks
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Spectrum:
+    """Eigenvalues of Sigma and the teacher w0 in its eigenbasis.
+
+    Both are data (not static), so one compiled simulation serves many spectra of the same dimension.
+
+    Example:
+        >>> import collapse_jax as cj
+        >>> spec = cj.Spectrum.power_law(100, beta=1.5, r=0.5)
+        >>> round(float(spec.signal), 6)
+        1.0
+    """
+
+    eigenvalues: jax.Array
+    w0: jax.Array
+
+    def __post_init__(self):
+        if _checks.is_concrete(self.eigenvalues):
+            _checks.real_array("eigenvalues", self.eigenvalues, lo=0.0, lo_open=True, ndim=(1,))
+        if _checks.is_concrete(self.w0):
+            _checks.real_array("w0", self.w0, ndim=(1,))
+            if _checks.is_concrete(self.eigenvalues) and np.shape(self.w0) != np.shape(self.eigenvalues):
+                raise ValueError(
+                    f"w0 must have the shape of eigenvalues {np.shape(self.eigenvalues)}, got {np.shape(self.w0)}"
+                )
+
+    @property
+    def d(self) -> int:
+        return int(np.shape(self.eigenvalues)[0])
+
+    @property
+    def signal(self):
+        """||w0||^2_Sigma = sum_j lambda_j w0_j^2."""
+        return (self.eigenvalues * self.w0**2).sum()
+
+    @property
+    def is_isotropic(self) -> bool:
+        """True when all eigenvalues are equal (then the isotropic closed forms apply). Needs concrete values."""
+        ev = np.asarray(self.eigenvalues)
+        return bool(np.all(ev == ev[0]))
+
+    @classmethod
+    def isotropic(cls, d: int, signal: float = 1.0) -> "Spectrum":
+        """Sigma = I_d and a teacher with equal coordinates, scaled so that ||w0||^2 = signal."""
+        d = _checks.size("d", d)
+        _checks.real_array("signal", signal, lo=0.0, ndim=(0,))
+        return cls(np.ones(d), np.full(d, np.sqrt(signal / d)))
+
+    @classmethod
+    def power_law(cls, d: int, beta: float, r: float, signal: float = 1.0) -> "Spectrum":
+        """Capacity and source conditions (MATH §1.6): lambda_j = j^-beta, lambda_j w0_j^2 ∝ j^-(1 + 2 beta r).
+
+        The teacher's coordinates are positive and normalised so that ||w0||^2_Sigma = signal.
+        """
+        d = _checks.size("d", d)
+        _checks.real_array("beta", beta, lo=0.0, lo_open=True, ndim=(0,))
+        _checks.real_array("r", r, lo=0.0, lo_open=True, ndim=(0,))
+        _checks.real_array("signal", signal, lo=0.0, ndim=(0,))
+        j = np.arange(1, d + 1, dtype=float)
+        eigenvalues = j**-beta
+        energy = j ** -(1.0 + 2.0 * beta * r)  # lambda_j w0_j^2 before normalisation
+        energy *= signal / energy.sum()
+        return cls(eigenvalues, np.sqrt(energy / eigenvalues))

@@ -1,0 +1,88 @@
+"""Closed-form predictions, in float64, with the shapes and names of the simulation's `Metrics`.
+
+`test_error(spec, gen, down, n)` picks the strongest formula that applies:
+
+* exact (MATH §1.2): downstream OLS (lam = 0, T >= d+2) after OLS generators, or after min-norm generators
+  on an isotropic spectrum (§1.5); and downstream min-norm (lam = 0, T <= d-2) on an isotropic spectrum;
+* deterministic equivalent (§1.3) for a ridge downstream (lam > 0) or an anisotropic min-norm downstream.
+
+Where none applies it raises `NoFormulaError` (a ValueError) rather than return a number it cannot back.
+
+Example:
+    >>> import collapse_jax as cj
+    >>> spec = cj.Spectrum.isotropic(100)
+    >>> float(cj.theory.test_error(spec, cj.Generators(T0=301), cj.Downstream(T=301, lam=0.0), 2))
+    1.0
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from collapse_jax.chain import Metrics
+from collapse_jax.problem import Downstream, Generators
+from collapse_jax.spectra import Spectrum
+from collapse_jax.theory import moments, overparam, ridge
+from collapse_jax.theory._common import NoFormulaError, float64
+from collapse_jax.theory.ridge import df, isotropic_test_error, kappa
+
+__all__ = ["test_error", "generator_error", "metrics", "kappa", "df", "isotropic_test_error", "NoFormulaError",
+           "moments", "overparam", "ridge"]
+
+
+@float64
+def metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Metrics:
+    """Expected test and generator errors after n generations (n: int or int array; output has n's shape)."""
+    n = moments.generations_array(n, gen)
+    mom = moments.generator_moments(spec, gen, n)
+    gen_err = moments.generator_error(spec, mom)
+    return Metrics(_downstream_error(spec, mom, gen_err, down), gen_err)
+
+
+def test_error(spec: Spectrum, gen: Generators, down: Downstream, n):
+    """Expected test error of the downstream model trained on generation-n data (MATH §1.2-1.5)."""
+    return metrics(spec, gen, down, n).test_error
+
+
+def generator_error(spec: Spectrum, gen: Generators, n):
+    """Expected ||w_n - w0||^2_Sigma of the generators themselves."""
+    return metrics(spec, gen, Downstream(T=spec.d + 2), n).generator_error
+
+
+def _downstream_error(spec: Spectrum, mom: moments.Moments, gen_err, down: Downstream):
+    d, T = spec.d, down.T
+    lam = jnp.asarray(down.lam, jnp.float64)
+    sigma = jnp.asarray(down.sigma, jnp.float64)
+    if d - 1 <= T <= d + 1 and _concrete_zero(down.lam):
+        raise ValueError(f"T must be >= d+2 = {d + 2} or <= d-2 = {d - 2} when lam = 0: OLS or min-norm with "
+                         f"T = {T} has an infinite expected error")
+    eig = jnp.asarray(spec.eigenvalues, jnp.float64)
+    w0 = jnp.asarray(spec.w0, jnp.float64)
+    de = ridge.test_error(eig, w0, mom, float(T), sigma, lam)
+    if T >= d + 2:
+        # OLS is unbiased and its noise independent of the labels' source: it adds exactly sigma^2 d/(T-d-1).
+        exact = gen_err + sigma**2 * d / (T - d - 1)
+    elif T <= d - 2 and _isotropic(spec):
+        # Min-norm keeps a random T-dimensional projection P of w_n (E P = (T/d) I) and adds X^+ eps.
+        c, q = eig[0], T / d
+        w0_sq = jnp.sum(w0**2)
+        a = mom.alpha * w0_sq + jnp.sum(mom.D, axis=-1)
+        b = mom.mu * w0_sq
+        exact = c * (q * a - 2 * q * b + w0_sq) + sigma**2 * T / (d - T - 1)
+    else:
+        return de
+    return jnp.where(lam == 0, exact, de)
+
+
+def _concrete_zero(x) -> bool:
+    try:
+        return bool(np.any(np.asarray(x) == 0))
+    except Exception:  # a tracer: its value is unknown here
+        return False
+
+
+def _isotropic(spec: Spectrum) -> bool:
+    try:
+        return spec.is_isotropic
+    except Exception:
+        return False

@@ -1,0 +1,21 @@
+"""What every theory module shares: float64 evaluation and the error raised where no formula applies."""
+from __future__ import annotations
+
+import functools
+
+import jax
+
+
+class NoFormulaError(ValueError):
+    """Raised where the lab has no closed form it can stand behind: simulate instead."""
+
+
+def float64(fn):
+    """Evaluate fn with 64-bit floats, scoped to the call (the library never flips the global flag)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with jax.enable_x64(True):
+            return fn(*args, **kwargs)
+
+    return wrapper

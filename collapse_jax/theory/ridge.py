@@ -1,0 +1,96 @@
+"""Ridge regression on Gaussian data: deterministic equivalents (MATH §1.3, §1.4). Derivation: theory/ridge.md.
+
+kappa(lam, T) is the effective regularisation, the root of kappa - lam = kappa df_1(kappa) / T. It is solved
+by bisection on log kappa (robust for any spectrum, fixed cost, so it vmaps) and differentiated implicitly,
+so jax.grad and jax.hessian with respect to lam, T or the spectrum are exact for the solved root.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from collapse_jax.theory.moments import Moments
+
+_BISECTIONS = 80  # log-bracket width < 80, so 80 halvings reach float64 resolution
+
+
+def df(eigenvalues, kappa, m: int):
+    """Degrees of freedom df_m(kappa) = tr Sigma^m (Sigma + kappa)^-m."""
+    return jnp.sum((eigenvalues / (eigenvalues + kappa)) ** m, axis=-1)
+
+
+def _residual(kappa, eigenvalues, lam, T):
+    return kappa - lam - kappa * df(eigenvalues, kappa, 1) / T
+
+
+@jax.custom_jvp
+def kappa(eigenvalues, lam, T):
+    """The effective regularisation: the root kappa >= lam of kappa - lam = kappa df_1(kappa)/T.
+
+    kappa = 0 when lam = 0 and d < T (OLS); for lam = 0 and d > T it solves df_1(kappa) = T (min-norm).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> round(float(kappa(jnp.ones(100), 0.0, 50.0)), 6)  # isotropic, phi = 2: kappa = phi - 1
+        1.0
+    """
+    # g(k) = k (1 - df_1(k)/T) <= k, and g(k) >= k - tr(Sigma)/T: the root lies in [lo, lam + tr Sigma/T].
+    # Below lo = 1e-12 min(eig), df_1 > d - 1, so g(lo) < 0 whenever d > T, and g(lo) <= lo <= lam always.
+    tiny = 1e-12 * jnp.min(eigenvalues)
+    lo = jnp.where(lam > 0, jnp.minimum(lam, tiny), tiny)
+    hi = lam + jnp.sum(eigenvalues) / T
+
+    def halve(_, bracket):
+        a, b = bracket
+        mid = 0.5 * (a + b)
+        below = _residual(jnp.exp(mid), eigenvalues, lam, T) < 0
+        return jnp.where(below, mid, a), jnp.where(below, b, mid)
+
+    a, b = jax.lax.fori_loop(0, _BISECTIONS, halve, (jnp.log(lo), jnp.log(hi)))
+    root = jnp.exp(0.5 * (a + b))
+    return jnp.where(_residual(lo, eigenvalues, lam, T) >= 0, 0.0, root)  # no positive root: kappa = 0
+
+
+@kappa.defjvp
+def _kappa_jvp(primals, tangents):
+    eigenvalues, lam, T = primals
+    k = kappa(eigenvalues, lam, T)
+    # Implicit function theorem on the residual: dk = -(dR/dtheta . dtheta) / (dR/dk), dR/dk = 1 - df_2/T.
+    _, r_dot = jax.jvp(lambda e, l, t: _residual(k, e, l, t), primals, tangents)
+    return k, -r_dot / (1.0 - df(eigenvalues, k, 2) / T)
+
+
+def test_error(eigenvalues, w0, mom: Moments, T, sigma, lam):
+    """Deterministic equivalent of the downstream ridge error given the generators' moments (MATH §1.3):
+
+    E[D'SD] - 2 k E[D'S(S+k)^-1 w_n] + k^2 tr(S(S+k)^-2 M)/(1 - df_2/T) + sigma^2 df_2/(T - df_2),
+    with D = w_n - w0, S = Sigma and k = kappa(lam, T). T may be a float (vmappable).
+    """
+    k = kappa(eigenvalues, lam, T)
+    r1 = eigenvalues / (eigenvalues + k)
+    r2 = eigenvalues / (eigenvalues + k) ** 2
+    df2 = df(eigenvalues, k, 2)
+    w0_sq = w0**2
+    mu, alpha = mom.mu[..., None], mom.alpha[..., None]
+    gen_err = jnp.sum((alpha - 2 * mu + 1) * eigenvalues * w0_sq + eigenvalues * mom.D, axis=-1)
+    cross = jnp.sum((alpha - mu) * r1 * w0_sq + r1 * mom.D, axis=-1)
+    quad = jnp.sum(alpha * r2 * w0_sq + r2 * mom.D, axis=-1)
+    return gen_err - 2 * k * cross + k**2 * quad / (1 - df2 / T) + sigma**2 * df2 / (T - df2)
+
+
+def isotropic_test_error(d, T, lam, signal, sigma, n=0, T0=None, sigma0=0.0):
+    """Closed form for Sigma = I with OLS generators (MATH §1.4), phi = d/T:
+
+    kappa = [lam + phi - 1 + sqrt((lam + phi - 1)^2 + 4 lam)] / 2,
+    E = (kappa^2 signal + sigma^2 phi) / ((1+kappa)^2 - phi)
+        + n sigma0^2 d/(T0-d-1) [(1+kappa) - phi (1-kappa)] / [(1+kappa)((1+kappa)^2 - phi)].
+    """
+    phi = d / T
+    u = lam + phi - 1
+    k = 0.5 * (u + jnp.sqrt(u**2 + 4 * lam))
+    gap = (1 + k) ** 2 - phi
+    clean = (k**2 * signal + sigma**2 * phi) / gap
+    if T0 is None:
+        return clean
+    fake = n * sigma0**2 * d / (T0 - d - 1) * ((1 + k) - phi * (1 - k)) / ((1 + k) * gap)
+    return clean + fake
