@@ -1,0 +1,68 @@
+"""Results on disk: arrays in a compressed .npz with named axes, and a .json sidecar with the config,
+the axes, the versions, the x64 flag, the devices and the root seed. Both are written to a temporary name and
+renamed, so an interrupted run never leaves a half-written file."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from pathlib import Path
+
+import jax
+import numpy as np
+
+
+def environment() -> dict:
+    """Versions and runtime facts recorded beside every result."""
+    import collapse_jax
+
+    return dict(
+        collapse_jax=collapse_jax.__version__, jax=jax.__version__, jaxlib=jax.lib.__version__,
+        numpy=np.__version__, python=platform.python_version(), x64=bool(jax.config.jax_enable_x64),
+        devices=[str(d) for d in jax.devices()], written=datetime.datetime.now(datetime.UTC).isoformat(),
+    )
+
+
+def save(stem: str | Path, arrays: dict, axes: dict, meta: dict) -> tuple[Path, Path]:
+    """Write stem.npz (arrays) and stem.json ({'axes': {array: [axis names]}, **meta, 'environment': ...}).
+
+    Example:
+        >>> import numpy as np, tempfile, os
+        >>> from collapse_jax import io
+        >>> stem = os.path.join(tempfile.mkdtemp(), "demo")
+        >>> _ = io.save(stem, {"x": np.arange(3.0)}, {"x": ["n"]}, {"seed": 0})
+        >>> arrays, meta = io.load(stem)
+        >>> arrays["x"].tolist(), meta["axes"]["x"]
+        ([0.0, 1.0, 2.0], ['n'])
+    """
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for name, arr in arrays.items():
+        if name not in axes or len(axes[name]) != np.ndim(arr):
+            raise ValueError(f"axes must name every axis of array {name!r} (shape {np.shape(arr)})")
+    npz, sidecar = stem.with_suffix(".npz"), stem.with_suffix(".json")
+    tmp = stem.with_name(stem.name + ".tmp.npz")
+    np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+    os.replace(tmp, npz)
+    doc = dict(axes=axes, **meta, environment=environment())
+    tmp_json = stem.with_name(stem.name + ".tmp.json")
+    tmp_json.write_text(json.dumps(doc, indent=2, default=_jsonable))
+    os.replace(tmp_json, sidecar)
+    return npz, sidecar
+
+
+def load(stem: str | Path) -> tuple[dict, dict]:
+    """Read back (arrays, sidecar) written by `save` (no pickles)."""
+    stem = Path(stem)
+    with np.load(stem.with_suffix(".npz"), allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    return arrays, json.loads(stem.with_suffix(".json").read_text())
+
+
+def _jsonable(x):
+    if isinstance(x, (np.ndarray, jax.Array)):
+        return np.asarray(x).tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    return str(x)
