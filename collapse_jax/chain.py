@@ -66,7 +66,7 @@ def _generator_fit(gen: Generators, d: int, sampler: str):
         mask = (jnp.arange(rows) < T).astype(w.dtype) if varying else None
         if mixed:
             k_x, k_e = jax.random.split(key)
-            return samplers.min_norm_lstsq(samplers.design(k_x, sqrt_eig, rows), k_e, w, s, mask)
+            return samplers.min_norm_padded(samplers.design(k_x, sqrt_eig, rows), k_e, w, T, s, mask)
         return samplers.ridge_direct_fresh(key, w, sqrt_eig, rows, T, s, lam, mask)
 
     return init, step

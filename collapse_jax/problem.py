@@ -39,6 +39,9 @@ class Generators:
 
     def __post_init__(self):
         object.__setattr__(self, "T0", _checks.size("T0", self.T0))
+        for name in ("sigma0", "lam"):  # a sequence is one per-generation array, not a pytree of scalars
+            if isinstance(getattr(self, name), (list, tuple)):
+                object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=float))
         _checks.real_array("sigma0", self.sigma0, lo=0.0)
         if self.lam is not None:
             _checks.real_array("lam (generators)", self.lam, lo=0.0)

@@ -19,7 +19,7 @@ from jax.scipy.linalg import cho_factor, cho_solve
 
 def design(key, sqrt_eig, rows: int):
     """X = Z Sigma^1/2 with Z a (rows, d) standard normal matrix."""
-    return jax.random.normal(key, (rows, sqrt_eig.shape[0]), sqrt_eig.dtype) * sqrt_eig
+    return jax.random.normal(key, (rows, sqrt_eig.shape[0]), sqrt_eig.dtype) * sqrt_eig[None, :]
 
 
 def bartlett(key, d: int, T):
@@ -96,7 +96,15 @@ def ridge_direct_labels(X, key, w, T, s, lam, mask=None):
     return ridge_direct(X, y, lam, T, mask)
 
 
-def min_norm_lstsq(X, key, w, s, mask):
-    """Minimum-norm least squares for padded designs whose live rows may be fewer or more than d."""
-    y = (X @ w + s * jax.random.normal(key, (X.shape[0],), X.dtype)) * mask
-    return jnp.linalg.lstsq(X * mask[:, None], y)[0]
+def min_norm_padded(X, key, w, T, s, mask):
+    """Minimum-norm least squares on the first T rows of a padded design, whether T >= d or T < d.
+
+    Both normal-equation forms are solved and the one that is non-singular for this T is kept (T is data,
+    so the choice is a select, not a branch).
+    """
+    rows, d = X.shape
+    y = (X @ w + s * jax.random.normal(key, (rows,), X.dtype)) * mask
+    X = X * mask[:, None]
+    primal = cho_solve(cho_factor(X.T @ X), X.T @ y)
+    dual = X.T @ cho_solve(cho_factor(X @ X.T + jnp.diag(1.0 - mask)), y)
+    return jnp.where(T >= d, primal, dual)

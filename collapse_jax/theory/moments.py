@@ -51,7 +51,7 @@ def generator_moments(spec: Spectrum, gen: Generators, n: np.ndarray) -> Moments
         # OLS generators, fresh or fixed design alike: each adds noise with covariance sigma_k^2 Sigma^-1/(T_k-d-1).
         steps = sigma.astype(jnp.float64) ** 2 / (T - d - 1)
         c = jnp.concatenate([jnp.zeros(1), jnp.cumsum(steps)])[n]
-        return Moments(jnp.ones(n.shape), jnp.ones(n.shape), c[..., None] / eig)
+        return Moments(jnp.ones(n.shape), jnp.ones(n.shape), c[..., None] / along_last(eig, c.ndim + 1))
     near = T[(T >= d - 1) & (T <= d + 1)]
     if near.size:
         raise ValueError(f"T0 must be >= d+2 = {d + 2} (OLS) or <= d-2 = {d - 2} (min-norm) for a finite expected "
@@ -69,4 +69,9 @@ def generator_error(spec: Spectrum, mom: Moments):
     """E (w_n - w0)' Sigma (w_n - w0) = tr(Sigma M) - 2 w0' Sigma m + w0' Sigma w0."""
     eig = jnp.asarray(spec.eigenvalues, jnp.float64)
     signal = jnp.sum(eig * jnp.asarray(spec.w0, jnp.float64) ** 2)
-    return (mom.alpha - 2 * mom.mu + 1) * signal + jnp.sum(eig * mom.D, axis=-1)
+    return (mom.alpha - 2 * mom.mu + 1) * signal + jnp.sum(along_last(eig, mom.D.ndim) * mom.D, axis=-1)
+
+
+def along_last(v, ndim: int):
+    """A (d,) vector shaped (1, ..., 1, d) to meet ndim-dimensional arrays without implicit rank promotion."""
+    return jnp.reshape(v, (1,) * (ndim - 1) + (-1,))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from collapse_jax.theory.moments import Moments
+from collapse_jax.theory.moments import Moments, along_last
 
 _BISECTIONS = 80  # log-bracket width < 80, so 80 halvings reach float64 resolution
 
@@ -67,12 +67,12 @@ def test_error(eigenvalues, w0, mom: Moments, T, sigma, lam):
     with D = w_n - w0, S = Sigma and k = kappa(lam, T). T may be a float (vmappable).
     """
     k = kappa(eigenvalues, lam, T)
-    r1 = eigenvalues / (eigenvalues + k)
-    r2 = eigenvalues / (eigenvalues + k) ** 2
     df2 = df(eigenvalues, k, 2)
-    w0_sq = w0**2
+    ev, w0_sq = along_last(eigenvalues, mom.D.ndim), along_last(w0**2, mom.D.ndim)
+    r1 = ev / (ev + k)
+    r2 = ev / (ev + k) ** 2
     mu, alpha = mom.mu[..., None], mom.alpha[..., None]
-    gen_err = jnp.sum((alpha - 2 * mu + 1) * eigenvalues * w0_sq + eigenvalues * mom.D, axis=-1)
+    gen_err = jnp.sum((alpha - 2 * mu + 1) * ev * w0_sq + ev * mom.D, axis=-1)
     cross = jnp.sum((alpha - mu) * r1 * w0_sq + r1 * mom.D, axis=-1)
     quad = jnp.sum(alpha * r2 * w0_sq + r2 * mom.D, axis=-1)
     return gen_err - 2 * k * cross + k**2 * quad / (1 - df2 / T) + sigma**2 * df2 / (T - df2)

@@ -1,0 +1,27 @@
+"""Statistical helpers for Monte-Carlo-against-theory tests (numpy only)."""
+import numpy as np
+
+
+def ks_2samp_pvalue(a, b) -> float:
+    """Two-sample Kolmogorov-Smirnov test, asymptotic p-value (Stephens' small-sample correction)."""
+    a, b = np.sort(np.ravel(a)), np.sort(np.ravel(b))
+    grid = np.concatenate([a, b])
+    stat = np.max(np.abs(np.searchsorted(a, grid, "right") / a.size - np.searchsorted(b, grid, "right") / b.size))
+    ne = a.size * b.size / (a.size + b.size)
+    x = (np.sqrt(ne) + 0.12 + 0.11 / np.sqrt(ne)) * stat
+    k = np.arange(1, 101)
+    return float(np.clip(2 * np.sum((-1.0) ** (k - 1) * np.exp(-2 * k**2 * x**2)), 0.0, 1.0))
+
+
+def assert_theory(res, theory, *, de_rel: float = 0.0, zmax: float = 4.0, label: str = ""):
+    """|mean - theory| <= zmax * sem + de_rel * |theory| for both metrics at every n.
+
+    de_rel = 0 for exact formulas; for a deterministic equivalent it is the finite-size gap allowed by
+    MATH (within about 1-2% at d of a few hundred).
+    """
+    for name, m, s, t in zip(res.mean()._fields, res.mean(), res.sem(), theory):
+        t = np.asarray(t)
+        excess = np.abs(m - t) - zmax * s - de_rel * np.abs(t)
+        assert np.all(excess <= 1e-12 * (1 + np.abs(t))), (
+            f"{label} {name}: sim {np.round(m, 5)} theory {np.round(t, 5)} z {np.round((m - t) / np.where(s > 0, s, 1), 2)}"
+        )
