@@ -125,7 +125,7 @@ def simulate(
     sampler_used = resolve_sampler(sampler, d, gen, down)
     gen.per_generation(generations)  # checks generations against a per-generation config
     devices = jax.devices()
-    chunk = chunk_size or default_chunk(d, max(max(gen.T0_tuple), down.T), DEFAULT_MEMORY)
+    chunk = default_chunk(d, max(max(gen.T0_tuple), down.T)) if chunk_size is None else chunk_size
     chunk = _checks.size("chunk_size", chunk, lo=1)
     chunk = min(chunk, seeds)
     chunk = math.ceil(chunk / len(devices)) * len(devices)  # every device gets the same share

@@ -11,8 +11,9 @@ Where none applies it raises `NoFormulaError` (a ValueError) rather than return 
 Example:
     >>> import collapse_jax as cj
     >>> spec = cj.Spectrum.isotropic(100)
-    >>> float(cj.theory.test_error(spec, cj.Generators(T0=301), cj.Downstream(T=301, lam=0.0), 2))
-    1.0
+    >>> # sigma^2 d/(T-d-1) + n sigma0^2 d/(T0-d-1) = 100/200 + 2 * 100/200
+    >>> round(float(cj.theory.test_error(spec, cj.Generators(T0=301), cj.Downstream(T=301, lam=0.0), 2)), 12)
+    1.5
 """
 from __future__ import annotations
 

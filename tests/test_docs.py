@@ -1,0 +1,14 @@
+"""The examples in the docstrings run and print what they say."""
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["collapse_jax", "collapse_jax.spectra", "collapse_jax.problem", "collapse_jax.chain",
+           "collapse_jax.simulate", "collapse_jax.theory", "collapse_jax.theory.ridge", "collapse_jax.io"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
