@@ -1,7 +1,7 @@
 """One seed's chain (MATH §1.1): a lax.scan over generations that returns the metrics of every generation.
 
 Generation k fits fresh data labelled by generation k-1; after each generation n = 0..N a downstream ridge
-model is fitted on its own fresh data. So one run gives the whole error curve against n.
+model is fitted on data labelled by generation n. So one run gives the whole error curve against n.
 """
 from __future__ import annotations
 
@@ -73,10 +73,35 @@ def _generator_fit(gen: Generators, d: int, sampler: str):
 
 
 def _downstream_fit(down: Downstream, d: int, sampler: str):
-    """fit(key, w, sqrt_eig) -> the downstream ridge estimate on T fresh samples labelled by w."""
+    """(init, fit) for the downstream model: init(key, sqrt_eig) draws and factors one design per seed,
+    fit(state, key, w, sqrt_eig) labels it by w plus fresh noise and solves, in O(d^2).
+
+    One design serves every generation n: each n's error is still exact in distribution, because that
+    design is independent of w_n. Errors of one seed at different n share it (common random numbers),
+    which leaves each n's mean and standard error over seeds unchanged.
+    """
+    T, s, lam = down.T, down.sigma, down.lam
     if sampler == "suffstats":
-        return lambda key, w, sqrt_eig: samplers.ridge_step(key, w, sqrt_eig, down.T, down.sigma, down.lam)
-    return lambda key, w, sqrt_eig: samplers.ridge_direct_fresh(key, w, sqrt_eig, down.T, down.T, down.sigma, down.lam)
+        def init(key, sqrt_eig):
+            L = samplers.bartlett(key, d, T)
+            return L, samplers.bartlett_factor(L, sqrt_eig, jnp.asarray(T, L.dtype), lam)
+
+        def fit(state, key, w, sqrt_eig):
+            L, factor = state
+            z = jax.random.normal(key, (d,), w.dtype)
+            return samplers.bartlett_solve(L, factor, z, w, sqrt_eig, jnp.asarray(T, w.dtype), s, lam)
+
+        return init, fit
+
+    def init(key, sqrt_eig):
+        X = samplers.design(key, sqrt_eig, T)
+        return X, samplers.direct_factor(X, lam, T)
+
+    def fit(state, key, w, sqrt_eig):
+        X, factor = state
+        return samplers.direct_solve(X, factor, X @ w + s * jax.random.normal(key, (T,), w.dtype), T)
+
+    return init, fit
 
 
 def run_chain(key, spec: Spectrum, gen: Generators, down: Downstream, generations: int, sampler: str = "auto"):
@@ -93,7 +118,7 @@ def run_chain(key, spec: Spectrum, gen: Generators, down: Downstream, generation
     d = spec.d
     gen_sampler, down_sampler = resolve_sampler(sampler, d, gen, down)
     init, gen_step = _generator_fit(gen, d, gen_sampler)
-    down_fit = _downstream_fit(down, d, down_sampler)
+    down_init, down_fit = _downstream_fit(down, d, down_sampler)
     T_k, sigma_k, lam_k = gen.per_generation(generations)
 
     dtype = jnp.zeros(()).dtype
@@ -101,16 +126,17 @@ def run_chain(key, spec: Spectrum, gen: Generators, down: Downstream, generation
     w0 = jnp.asarray(spec.w0, dtype)
     sq_error = lambda w: jnp.sum((sqrt_eig * (w - w0)) ** 2)
 
-    k_design, k_gen, k_down = jax.random.split(key, 3)
+    k_design, k_gen, k_down_design, k_down = jax.random.split(key, 4)
     state = init(k_design, sqrt_eig)
+    down_state = down_init(k_down_design, sqrt_eig)
     down_keys = jax.random.split(k_down, generations + 1)
 
     def generation(w, xs):
         k_g, k_d, T, s, lam = xs
         w = gen_step(state, k_g, w, sqrt_eig, T, s, lam)
-        return w, Metrics(sq_error(down_fit(k_d, w, sqrt_eig)), sq_error(w))
+        return w, Metrics(sq_error(down_fit(down_state, k_d, w, sqrt_eig)), sq_error(w))
 
-    first = Metrics(sq_error(down_fit(down_keys[0], w0, sqrt_eig)), jnp.zeros((), dtype))
+    first = Metrics(sq_error(down_fit(down_state, down_keys[0], w0, sqrt_eig)), jnp.zeros((), dtype))
     xs = (jax.random.split(k_gen, generations), down_keys[1:], jnp.asarray(T_k, dtype), sigma_k.astype(dtype),
           lam_k.astype(dtype))
     _, rest = jax.lax.scan(generation, w0, xs)

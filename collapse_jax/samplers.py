@@ -43,17 +43,26 @@ def ols_step(key, w, sqrt_eig, T, s):
     return w + s * g / (jnp.sqrt(c) * sqrt_eig)
 
 
-def ridge_from_bartlett(L, z, w, sqrt_eig, T, s, lam):
+def bartlett_factor(L, sqrt_eig, T, lam):
+    """Cholesky factor of W/T + lam Sigma^-1, the whitened ridge system of a Bartlett draw (see below)."""
+    return cho_factor(L @ L.T / T + jnp.diag(lam / sqrt_eig**2), lower=True)
+
+
+def bartlett_solve(L, factor, z, w, sqrt_eig, T, s, lam):
     """Ridge fit from the sufficient statistics X'X = S L L' S, X'eps = s S L z (S = Sigma^1/2).
 
     Solved in whitened coordinates, (W/T + lam Sigma^-1) v = s L z / T - lam Sigma^-1/2 w, with the fit
     w + Sigma^-1/2 v: that system stays well conditioned when Sigma has tiny eigenvalues, because lam
     Sigma^-1 only adds to its diagonal. lam = 0 gives OLS.
     """
-    T = jnp.asarray(T, w.dtype)
-    gram = L @ L.T / T + jnp.diag(lam / sqrt_eig**2)
     rhs = s * (L @ z) / T - lam * w / sqrt_eig
-    return w + cho_solve(cho_factor(gram, lower=True), rhs) / sqrt_eig
+    return w + cho_solve(factor, rhs) / sqrt_eig
+
+
+def ridge_from_bartlett(L, z, w, sqrt_eig, T, s, lam):
+    """Factor and solve in one go (a design used once, or with a lambda that changes)."""
+    T = jnp.asarray(T, w.dtype)
+    return bartlett_solve(L, bartlett_factor(L, sqrt_eig, T, lam), z, w, sqrt_eig, T, s, lam)
 
 
 def ridge_step(key, w, sqrt_eig, T, s, lam):
@@ -64,21 +73,32 @@ def ridge_step(key, w, sqrt_eig, T, s, lam):
     return ridge_from_bartlett(L, jax.random.normal(k_z, (d,), w.dtype), w, sqrt_eig, T, s, lam)
 
 
-def ridge_direct(X, y, lam, n, mask=None):
-    """Ridge (X'X/n + lam)^-1 X'y/n on the rows of X where mask is true (rows outside are zero).
+def direct_factor(X, lam, n, mask=None):
+    """Cholesky factor of the ridge system of X: primal (X'X/n + lam) when X has at least d rows, else
+    dual (XX' + n lam); lam = 0 then gives OLS or the minimum-norm interpolator.
 
-    Primal d x d system when X has at least d rows, dual rows x rows system otherwise; lam = 0 then gives
-    the minimum-norm interpolator. Padded rows (mask false) have X = 0 and y = 0, so they add nothing to
-    the primal system, and in the dual system a unit diagonal keeps their (zero) coefficients determined.
+    Padded rows (mask false) have X = 0 and y = 0: they add nothing to the primal system, and in the dual
+    system a unit diagonal keeps their (zero) coefficients determined.
     """
     rows, d = X.shape
     n = jnp.asarray(n, X.dtype)
     if rows >= d:
-        gram = X.T @ X / n + lam * jnp.eye(d, dtype=X.dtype)
-        return cho_solve(cho_factor(gram), X.T @ y / n)
+        return cho_factor(X.T @ X / n + lam * jnp.eye(d, dtype=X.dtype))
     pad = 0.0 if mask is None else (1.0 - mask)
-    gram = X @ X.T + jnp.diag((n * lam + pad) * jnp.ones(rows, X.dtype))
-    return X.T @ cho_solve(cho_factor(gram), y)
+    return cho_factor(X @ X.T + jnp.diag((n * lam + pad) * jnp.ones(rows, X.dtype)))
+
+
+def direct_solve(X, factor, y, n):
+    """The ridge fit (X'X/n + lam)^-1 X'y/n from a factor of `direct_factor`."""
+    rows, d = X.shape
+    if rows >= d:
+        return cho_solve(factor, X.T @ y / jnp.asarray(n, X.dtype))
+    return X.T @ cho_solve(factor, y)
+
+
+def ridge_direct(X, y, lam, n, mask=None):
+    """Ridge (X'X/n + lam)^-1 X'y/n on the live rows of X (factor and solve in one go)."""
+    return direct_solve(X, direct_factor(X, lam, n, mask), y, n)
 
 
 def ridge_direct_fresh(key, w, sqrt_eig, rows: int, T, s, lam, mask=None):
