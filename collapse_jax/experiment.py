@@ -73,6 +73,8 @@ def from_config(cfg: dict, default_name: str = "experiment") -> Experiment:
     lams = _grid("scan.lam", scan.get("lam", [cfg.get("downstream", {}).get("lam", 0.0)]))
     down_cfg = {k: v for k, v in cfg.get("downstream", {}).items() if k != "lam"}
     ns = tuple(int(n) for n in scan.get("n", [0, 1, 2, 5, 10]))
+    if plot.get("x", "lam") == "lam" and np.any(lams <= 0):
+        raise ValueError("scan.lam must be > 0 with plot.x = 'lam' (a log axis); use plot.x = 'n' to include 0")
     return Experiment(
         name=cfg.get("name", default_name), description=cfg.get("description", ""),
         spec=spectrum_from_config(cfg.get("spectrum", {})), gen=Generators(**gen_cfg),
