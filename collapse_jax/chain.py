@@ -73,33 +73,39 @@ def _generator_fit(gen: Generators, d: int, sampler: str):
 
 
 def _downstream_fit(down: Downstream, d: int, sampler: str):
-    """(init, fit) for the downstream model: init(key, sqrt_eig) draws and factors one design per seed,
-    fit(state, key, w, sqrt_eig) labels it by w plus fresh noise and solves, in O(d^2).
+    """(init, fit) for the downstream model: init(key, sqrt_eig, lam) draws one design per seed (and factors
+    it when lam is the same for every n), fit(state, key, w, sqrt_eig, lam) labels it by w plus fresh noise
+    and solves, in O(d^2) with a shared factor.
 
     One design serves every generation n: each n's error is still exact in distribution, because that
     design is independent of w_n. Errors of one seed at different n share it (common random numbers),
     which leaves each n's mean and standard error over seeds unchanged.
     """
-    T, s, lam = down.T, down.sigma, down.lam
+    T, s = down.T, down.sigma
+    shared = jnp.ndim(down.lam) == 0  # a per-n lambda needs a factor per n
     if sampler == "suffstats":
-        def init(key, sqrt_eig):
-            L = samplers.bartlett(key, d, T)
-            return L, samplers.bartlett_factor(L, sqrt_eig, jnp.asarray(T, L.dtype), lam)
+        factor = lambda L, sqrt_eig, lam: samplers.bartlett_factor(L, sqrt_eig, jnp.asarray(T, L.dtype), lam)
 
-        def fit(state, key, w, sqrt_eig):
-            L, factor = state
+        def init(key, sqrt_eig, lam):
+            L = samplers.bartlett(key, d, T)
+            return L, (factor(L, sqrt_eig, lam) if shared else None)
+
+        def fit(state, key, w, sqrt_eig, lam):
+            L, f = state
             z = jax.random.normal(key, (d,), w.dtype)
-            return samplers.bartlett_solve(L, factor, z, w, sqrt_eig, jnp.asarray(T, w.dtype), s, lam)
+            f = f if shared else factor(L, sqrt_eig, lam)
+            return samplers.bartlett_solve(L, f, z, w, sqrt_eig, jnp.asarray(T, w.dtype), s, lam)
 
         return init, fit
 
-    def init(key, sqrt_eig):
+    def init(key, sqrt_eig, lam):
         X = samplers.design(key, sqrt_eig, T)
-        return X, samplers.direct_factor(X, lam, T)
+        return X, (samplers.direct_factor(X, lam, T) if shared else None)
 
-    def fit(state, key, w, sqrt_eig):
-        X, factor = state
-        return samplers.direct_solve(X, factor, X @ w + s * jax.random.normal(key, (T,), w.dtype), T)
+    def fit(state, key, w, sqrt_eig, lam):
+        X, f = state
+        f = f if shared else samplers.direct_factor(X, lam, T)
+        return samplers.direct_solve(X, f, X @ w + s * jax.random.normal(key, (T,), w.dtype), T)
 
     return init, fit
 
@@ -120,6 +126,7 @@ def run_chain(key, spec: Spectrum, gen: Generators, down: Downstream, generation
     init, gen_step = _generator_fit(gen, d, gen_sampler)
     down_init, down_fit = _downstream_fit(down, d, down_sampler)
     T_k, sigma_k, lam_k = gen.per_generation(generations)
+    down = down.resolved(generations)
 
     dtype = jnp.zeros(()).dtype
     sqrt_eig = jnp.sqrt(jnp.asarray(spec.eigenvalues, dtype))
@@ -128,16 +135,18 @@ def run_chain(key, spec: Spectrum, gen: Generators, down: Downstream, generation
 
     k_design, k_gen, k_down_design, k_down = jax.random.split(key, 4)
     state = init(k_design, sqrt_eig)
-    down_state = down_init(k_down_design, sqrt_eig)
+    lam_n = jnp.asarray(down.lam, dtype)
+    lam_n = jnp.broadcast_to(lam_n, (generations + 1,)) if lam_n.ndim == 0 else lam_n[: generations + 1]
+    down_state = down_init(k_down_design, sqrt_eig, down.lam if jnp.ndim(down.lam) == 0 else None)
     down_keys = jax.random.split(k_down, generations + 1)
 
     def generation(w, xs):
-        k_g, k_d, T, s, lam = xs
+        k_g, k_d, T, s, lam, lam_down = xs
         w = gen_step(state, k_g, w, sqrt_eig, T, s, lam)
-        return w, Metrics(sq_error(down_fit(down_state, k_d, w, sqrt_eig)), sq_error(w))
+        return w, Metrics(sq_error(down_fit(down_state, k_d, w, sqrt_eig, lam_down)), sq_error(w))
 
-    first = Metrics(sq_error(down_fit(down_state, down_keys[0], w0, sqrt_eig)), jnp.zeros((), dtype))
+    first = Metrics(sq_error(down_fit(down_state, down_keys[0], w0, sqrt_eig, lam_n[0])), jnp.zeros((), dtype))
     xs = (jax.random.split(k_gen, generations), down_keys[1:], jnp.asarray(T_k, dtype), sigma_k.astype(dtype),
-          lam_k.astype(dtype))
+          lam_k.astype(dtype), lam_n[1:])
     _, rest = jax.lax.scan(generation, w0, xs)
     return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)

@@ -88,6 +88,8 @@ class Downstream:
     """The final ridge model: T fresh samples labelled by generation n plus N(0, sigma^2).
 
     lam is normalised by T: w = (X'X/T + lam I)^-1 X'Y/T. lam = 0 is OLS (T >= d) or min-norm (T < d).
+    lam may also be one value per generation n (an array, entry n for the model trained on generation-n
+    data), or a schedule `lam(T, n)` (see `collapse_jax.regularization`), which `resolved` turns into that.
 
     Example:
         >>> import collapse_jax as cj
@@ -104,7 +106,18 @@ class Downstream:
         if isinstance(self.T, tuple):
             raise ValueError(f"T must be a single integer, got {self.T}")
         _checks.real_array("sigma", self.sigma, lo=0.0)
-        _checks.real_array("lam", self.lam, lo=0.0)
+        if not callable(self.lam):  # a schedule (T, n) -> lam, see collapse_jax.regularization
+            _checks.real_array("lam", self.lam, lo=0.0)
+
+
+    def resolved(self, generations: int) -> "Downstream":
+        """This config with lam as a number or an array of one lambda per n = 0..generations."""
+        lam = self.lam
+        if callable(lam):
+            lam = np.array([float(lam(self.T, n)) for n in range(generations + 1)])
+        if _checks.is_concrete(lam) and np.ndim(lam) == 1 and len(lam) < generations + 1:
+            raise ValueError(f"lam per generation must have at least generations + 1 = {generations + 1} entries")
+        return dataclasses.replace(self, lam=lam)
 
 
 def _is_sequence(x) -> bool:

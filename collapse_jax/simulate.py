@@ -124,6 +124,7 @@ def simulate(
     d = spec.d
     sampler_used = resolve_sampler(sampler, d, gen, down)
     gen.per_generation(generations)  # checks generations against a per-generation config
+    down = down.resolved(generations)  # a lambda schedule becomes one lambda per generation
     devices = jax.devices()
     chunk = default_chunk(d, max(max(gen.T0_tuple), down.T)) if chunk_size is None else chunk_size
     chunk = _checks.size("chunk_size", chunk, lo=1)

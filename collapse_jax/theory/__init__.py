@@ -17,27 +17,40 @@ Example:
 """
 from __future__ import annotations
 
+import dataclasses
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax.chain import Metrics
 from collapse_jax.problem import Downstream, Generators
 from collapse_jax.spectra import Spectrum
-from collapse_jax.theory import moments, overparam, ridge
+from collapse_jax.theory import moments, overparam, powerlaw, ridge
 from collapse_jax.theory._common import NoFormulaError, float64
+from collapse_jax.theory.powerlaw import (crossover_T, ell_crit, error_exponent, fast_exponent, sigma_eff2,
+                                          slow_exponent)
 from collapse_jax.theory.ridge import df, isotropic_test_error, kappa
 
 __all__ = ["test_error", "generator_error", "metrics", "kappa", "df", "isotropic_test_error", "NoFormulaError",
-           "moments", "overparam", "ridge"]
+           "ell_crit", "error_exponent", "fast_exponent", "slow_exponent", "sigma_eff2", "crossover_T",
+           "moments", "overparam", "powerlaw", "ridge"]
 
 
 @float64
 def metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Metrics:
     """Expected test and generator errors after n generations (n: int or int array; output has n's shape)."""
     n = moments.generations_array(n, gen)
+    down = down.resolved(int(n.max()))
     mom = moments.generator_moments(spec, gen, n)
     gen_err = moments.generator_error(spec, mom)
-    return Metrics(_downstream_error(spec, mom, gen_err, down), gen_err)
+    if np.ndim(down.lam) == 0:
+        return Metrics(_downstream_error(spec, mom, gen_err, down), gen_err)
+    # one lambda per generation: evaluate each n with its own lambda
+    flat = [_downstream_error(spec, jax.tree.map(lambda a: a.reshape((-1,) + a.shape[n.ndim:])[i], mom),
+                              gen_err.ravel()[i], dataclasses.replace(down, lam=down.lam[k]))
+            for i, k in enumerate(n.ravel())]
+    return Metrics(jnp.stack(flat).reshape(n.shape), gen_err)
 
 
 def test_error(spec: Spectrum, gen: Generators, down: Downstream, n):

@@ -1,0 +1,104 @@
+"""Lambda schedules and the adaptive strategy (MATH §1.6).
+
+A schedule is a plain function, as in optax: `schedule(T, n) -> lam`, the downstream lambda for T samples
+trained on generation-n data. `Downstream(lam=schedule)` is accepted wherever a number is; `resolve` turns it
+into one lambda per generation n (the simulation and the theory call it). For the generators' own ridge,
+`per_generation(schedule, N)` gives the sequence `Generators(lam=...)` takes.
+
+Example:
+    >>> import collapse_jax as cj
+    >>> spec, gen = cj.Spectrum.isotropic(100), cj.Generators(T0=400)
+    >>> down = cj.Downstream(T=250, sigma=1.0)
+    >>> lam0 = cj.regularization.optimal_lambda(spec, gen, down, 0)
+    >>> round(float(lam0), 3)  # sigma^2 phi / signal = 0.4 (MATH §1.4)
+    0.4
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from collapse_jax.problem import Downstream, Generators
+from collapse_jax.spectra import Spectrum
+from collapse_jax.theory import moments, ridge
+from collapse_jax.theory._common import float64
+
+Schedule = Callable[..., float]
+
+_GRID = 48  # coarse log-grid points before Newton
+_NEWTON = 12
+
+
+@float64
+def optimal_lambda(spec: Spectrum, gen: Generators, down: Downstream, n, T=None, bounds=(1e-9, 1e4)):
+    """The lambda minimising the predicted downstream test error after n generations.
+
+    Minimises the deterministic equivalent over log lambda: a coarse grid over `bounds` (so it finds the
+    global minimum of a U-shaped curve), then safeguarded Newton steps using exact first and second
+    derivatives (kappa is differentiated implicitly). When the error keeps decreasing down to the lower
+    bound (clean, noiseless data: lambda -> 0 is best) it returns that bound.
+
+    Args:
+        n: int or int array of generations.
+        T: downstream sample sizes overriding down.T (a float or array; broadcast against n).
+
+    Returns an array of shape broadcast(n, T).
+    """
+    n = moments.generations_array(n, gen)
+    T = np.asarray(down.T if T is None else T, dtype=float)
+    if np.any(T < 1):
+        raise ValueError(f"T must be >= 1, got {T}")
+    shape = np.broadcast_shapes(n.shape, T.shape)
+    n_flat, T_flat = np.broadcast_to(n, shape).ravel(), np.broadcast_to(T, shape).ravel()
+    mom = moments.generator_moments(spec, gen, n_flat)
+    eig = jnp.asarray(spec.eigenvalues, jnp.float64)
+    w0 = jnp.asarray(spec.w0, jnp.float64)
+    sigma = jnp.asarray(down.sigma, jnp.float64)
+    lo, hi = np.log(bounds[0]), np.log(bounds[1])
+
+    def best(mom_i, T_i):
+        f = lambda u: ridge.test_error(eig, w0, mom_i, T_i, sigma, jnp.exp(u))
+        grid = jnp.linspace(lo, hi, _GRID)
+        i = jnp.argmin(jax.vmap(f)(grid))
+        step = grid[1] - grid[0]
+        a, b = jnp.maximum(grid[i] - step, lo), jnp.minimum(grid[i] + step, hi)
+        g, h = jax.grad(f), jax.grad(jax.grad(f))
+
+        def newton(_, u):
+            du = -g(u) / h(u)
+            du = jnp.where(h(u) > 0, du, -jnp.sign(g(u)) * step / 4)  # not convex here: move downhill
+            return jnp.clip(u + du, a, b)
+
+        return jnp.exp(jax.lax.fori_loop(0, _NEWTON, newton, grid[i]))
+
+    out = jax.vmap(best)(mom, jnp.asarray(T_flat))
+    return out.reshape(shape)
+
+
+def power_law(c: float, ell: float) -> Schedule:
+    """lambda = c T^-ell, whatever the generation."""
+    return lambda T, n=0: c * np.asarray(T, float) ** -ell
+
+
+def naive(spec: Spectrum, gen: Generators, down: Downstream) -> Schedule:
+    """The lambda that is best for clean data (n = 0), applied whatever the generation."""
+    return lambda T, n=0: optimal_lambda(spec, gen, down, 0, T)
+
+
+def adaptive(spec: Spectrum, gen: Generators, down: Downstream) -> Schedule:
+    """The lambda that is best for the actual amount of fake data: optimal for (T, n)."""
+    return lambda T, n=0: optimal_lambda(spec, gen, down, n, T)
+
+
+def per_generation(schedule: Callable[[int], float], generations: int) -> tuple[float, ...]:
+    """lam_k = schedule(k) for generations k = 1..N: a per-generation sequence for `Generators(lam=...)`."""
+    return tuple(float(schedule(k)) for k in range(1, generations + 1))
+
+
+def resolve(down: Downstream, generations: int) -> Downstream:
+    """Turn a schedule in down.lam into one lambda per generation n = 0..generations."""
+    return down.resolved(generations)

@@ -1,0 +1,85 @@
+"""Scaling laws under power-law spectra (MATH §1.6). Derivation: theory/powerlaw.md.
+
+Capacity lambda_j = j^-beta (beta > 1), source lambda_j w0_j^2 ∝ j^-(1 + 2 beta r), ridge saturating at r = 1
+(r_ = min(r, 1)). With lambda = c T^-ell and d >> T:
+
+    E_test ≍ T^(-2 ell r_) + sigma_eff^2 T^-(1 - ell/beta),   sigma_eff^2 = sigma^2 + n sigma0^2 phi0/(1 - phi0).
+
+These are rates: only exponents are claimed, and tests check them by log-log slopes of the deterministic
+equivalent deep in the asymptotic range.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _check(beta, r):
+    if not np.all(np.asarray(beta) > 1):
+        raise ValueError(f"beta must be > 1 (a summable power-law spectrum), got {beta}")
+    if not np.all(np.asarray(r) > 0):
+        raise ValueError(f"r must be > 0, got {r}")
+
+
+def capped_r(r):
+    """r_ = min(r, 1): ridge cannot use source smoothness beyond r = 1."""
+    return np.minimum(r, 1.0)
+
+
+def ell_crit(beta, r):
+    """The regularisation exponent ell_crit = beta / (1 + 2 beta r_) that balances bias and variance.
+
+    Example:
+        >>> round(float(ell_crit(2.0, 0.5)), 6)
+        0.666667
+    """
+    _check(beta, r)
+    return beta / (1 + 2 * beta * capped_r(r))
+
+
+def error_exponent(beta, r, ell, noisy: bool = True):
+    """Predicted exponent a in E_test ≍ T^a for lambda ∝ T^-ell (a <= 0).
+
+    kappa tracks lambda while ell < beta and saturates near T^-beta beyond, so ell is capped at beta. The
+    bias decays as T^(-2 ell r_); with label noise or fake data (noisy) the variance decays as
+    T^-(1 - ell/beta), and the slower of the two wins.
+
+    Example:
+        >>> float(error_exponent(2.0, 0.5, 3.0, noisy=False))  # clean, noiseless, tiny lambda: fast rate
+        -2.0
+    """
+    _check(beta, r)
+    ell = np.minimum(ell, beta)
+    bias = -2 * ell * capped_r(r)
+    return np.maximum(bias, -(1 - ell / beta)) if noisy else bias
+
+
+def fast_exponent(beta, r):
+    """Exponent of the clean noiseless rate T^(-2 beta r_)."""
+    _check(beta, r)
+    return -2 * beta * capped_r(r)
+
+
+def slow_exponent(beta, r):
+    """Exponent of the tuned noisy rate T^(-2 beta r_ / (2 beta r_ + 1)) (reached at ell = ell_crit)."""
+    _check(beta, r)
+    b = 2 * beta * capped_r(r)
+    return -b / (b + 1)
+
+
+def sigma_eff2(sigma, sigma0, n, phi0):
+    """Effective label noise: fake data act as extra noise n sigma0^2 phi0 / (1 - phi0) (phi0 = d/T0 < 1)."""
+    phi0 = np.asarray(phi0, dtype=float)
+    if np.any((phi0 <= 0) | (phi0 >= 1)):
+        raise ValueError(f"phi0 = d/T0 must be in (0, 1) (under-parameterised generators), got {phi0}")
+    return np.asarray(sigma, float) ** 2 + np.asarray(n) * np.asarray(sigma0, float) ** 2 * phi0 / (1 - phi0)
+
+
+def crossover_T(sigma_eff2_, beta, r):
+    """T* ≍ sigma_eff^(-2/(2 beta r_)) where the tuned error switches from the fast to the slow rate."""
+    _check(beta, r)
+    return np.asarray(sigma_eff2_, float) ** (-1 / (2 * beta * capped_r(r)))
+
+
+def optimal_lambda_exponent(beta, r):
+    """lambda*(T) ∝ (sigma_eff^2 / T)^(beta / (1 + 2 beta r_)): the exponent of T is -ell_crit."""
+    return -ell_crit(beta, r)
