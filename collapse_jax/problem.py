@@ -113,8 +113,8 @@ class Downstream:
     def resolved(self, generations: int) -> "Downstream":
         """This config with lam as a number or an array of one lambda per n = 0..generations."""
         lam = self.lam
-        if callable(lam):
-            lam = np.array([float(lam(self.T, n)) for n in range(generations + 1)])
+        if callable(lam):  # schedules take an array of generations and broadcast against it
+            lam = np.broadcast_to(np.asarray(lam(self.T, np.arange(generations + 1)), float), (generations + 1,))
         if _checks.is_concrete(lam) and np.ndim(lam) == 1 and len(lam) < generations + 1:
             raise ValueError(f"lam per generation must have at least generations + 1 = {generations + 1} entries")
         return dataclasses.replace(self, lam=lam)

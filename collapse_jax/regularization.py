@@ -1,7 +1,7 @@
 """Lambda schedules and the adaptive strategy (MATH §1.6).
 
 A schedule is a plain function, as in optax: `schedule(T, n) -> lam`, the downstream lambda for T samples
-trained on generation-n data. `Downstream(lam=schedule)` is accepted wherever a number is; `resolve` turns it
+trained on generation-n data; n may be an array of generations (the result then broadcasts against it). `Downstream(lam=schedule)` is accepted wherever a number is; `resolve` turns it
 into one lambda per generation n (the simulation and the theory call it). For the generators' own ridge,
 `per_generation(schedule, N)` gives the sequence `Generators(lam=...)` takes.
 
@@ -58,7 +58,13 @@ def optimal_lambda(spec: Spectrum, gen: Generators, down: Downstream, n, T=None,
     eig = jnp.asarray(spec.eigenvalues, jnp.float64)
     w0 = jnp.asarray(spec.w0, jnp.float64)
     sigma = jnp.asarray(down.sigma, jnp.float64)
-    lo, hi = np.log(bounds[0]), np.log(bounds[1])
+    out = _argmin(eig, w0, mom, jnp.asarray(T_flat), sigma, np.log(bounds[0]), np.log(bounds[1]))
+    return out.reshape(shape)
+
+
+@jax.jit
+def _argmin(eig, w0, mom, T, sigma, lo, hi):
+    """Per (moments, T) pair: the lambda in [e^lo, e^hi] minimising the deterministic equivalent."""
 
     def best(mom_i, T_i):
         f = lambda u: ridge.test_error(eig, w0, mom_i, T_i, sigma, jnp.exp(u))
@@ -69,14 +75,12 @@ def optimal_lambda(spec: Spectrum, gen: Generators, down: Downstream, n, T=None,
         g, h = jax.grad(f), jax.grad(jax.grad(f))
 
         def newton(_, u):
-            du = -g(u) / h(u)
-            du = jnp.where(h(u) > 0, du, -jnp.sign(g(u)) * step / 4)  # not convex here: move downhill
+            du = jnp.where(h(u) > 0, -g(u) / h(u), -jnp.sign(g(u)) * step / 4)  # not convex here: go downhill
             return jnp.clip(u + du, a, b)
 
         return jnp.exp(jax.lax.fori_loop(0, _NEWTON, newton, grid[i]))
 
-    out = jax.vmap(best)(mom, jnp.asarray(T_flat))
-    return out.reshape(shape)
+    return jax.vmap(best)(mom, T)
 
 
 def power_law(c: float, ell: float) -> Schedule:
