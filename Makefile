@@ -23,6 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_simulate.py
+	$(PY) benchmarks/bench_theory.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

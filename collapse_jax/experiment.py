@@ -1,6 +1,13 @@
-"""An experiment: a TOML file -> problem -> simulation and theory on a (lambda x n) grid -> results -> figure.
+"""An experiment: a TOML file -> problem -> simulation and theory on a grid (`scans`) -> results -> figure.
 
-Example TOML (experiments/default.toml is the full one):
+Three kinds (`kind = ...` at the top of the file; experiments/README.md lists the files):
+
+* "lambda_scan" (default): error for every (lambda, n); figure against lambda (one colour per n) or n.
+* "T_scan": error against T for lambda rules (a number, "crit", "naive", "adaptive", {power_law = [c, ell]}),
+  log-log, with fitted slopes printed beside the exponents MATH §1.6 predicts.
+* "optimal_lambda": lambda*(T, n) from the theory, with the argmin of the simulated error as markers.
+
+Example TOML (a lambda scan):
 
     name = "demo"
     [spectrum]
@@ -24,29 +31,36 @@ import time
 import tomllib
 from pathlib import Path
 
-import jax
 import numpy as np
 
-from collapse_jax import io, plotting, theory
+from collapse_jax import io, plotting, scans, theory
 from collapse_jax.problem import Downstream, Generators
-from collapse_jax.simulate import simulate
 from collapse_jax.spectra import Spectrum
+
+KINDS = ("lambda_scan", "T_scan", "optimal_lambda")
 
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
     name: str
+    kind: str
     description: str
     spec: Spectrum
     gen: Generators
     down: Downstream
-    lams: np.ndarray  # downstream lambda grid (simulated and predicted)
+    scan: dict  # the [scan] table, grids resolved to arrays
     ns: tuple[int, ...]  # generations shown in the figure and the table
     seeds: int
     key: int
     sampler: str
-    x_axis: str  # "lam": curves over lambda, one per n; "n": curves over n, one per lambda
+    plot: dict
     config: dict  # the resolved TOML, recorded beside the results
+
+    @property
+    def beta_r(self):
+        """(beta, r) of a power-law spectrum, else (None, None)."""
+        s = self.config.get("spectrum", {})
+        return (s["beta"], s["r"]) if s.get("kind") == "power_law" else (None, None)
 
 
 def load(path: str | Path, **overrides) -> Experiment:
@@ -61,26 +75,32 @@ def load(path: str | Path, **overrides) -> Experiment:
 
 def from_config(cfg: dict, default_name: str = "experiment") -> Experiment:
     """Build an Experiment from a parsed TOML dict, with clear errors for unknown or missing entries."""
-    known = {"name", "description", "spectrum", "generators", "downstream", "scan", "simulation", "plot"}
+    known = {"name", "kind", "description", "spectrum", "generators", "downstream", "scan", "simulation", "plot"}
     unknown = set(cfg) - known
     if unknown:
         raise ValueError(f"unknown section(s) {sorted(unknown)} in experiment; allowed: {sorted(known)}")
-    scan, sim, plot = cfg.get("scan", {}), cfg.get("simulation", {}), cfg.get("plot", {})
-    gen_cfg = dict(cfg.get("generators", {}))
-    for k in ("T0", "sigma0", "lam"):
-        if isinstance(gen_cfg.get(k), list):
-            gen_cfg[k] = tuple(gen_cfg[k])
-    lams = _grid("scan.lam", scan.get("lam", [cfg.get("downstream", {}).get("lam", 0.0)]))
-    down_cfg = {k: v for k, v in cfg.get("downstream", {}).items() if k != "lam"}
+    kind = cfg.get("kind", "lambda_scan")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    scan, sim, plot = dict(cfg.get("scan", {})), cfg.get("simulation", {}), cfg.get("plot", {})
+    gen_cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.get("generators", {}).items()}
+    down_cfg = dict(cfg.get("downstream", {}))
+    if kind == "lambda_scan":
+        scan["lam"] = _grid("scan.lam", scan.get("lam", [down_cfg.get("lam", 0.0)]))
+        if plot.get("x", "lam") == "lam" and np.any(scan["lam"] <= 0):
+            raise ValueError("scan.lam must be > 0 with plot.x = 'lam' (a log axis); use plot.x = 'n' to include 0")
+        down_cfg["lam"] = float(scan["lam"][0])
+    else:
+        scan["T"] = _grid("scan.T", scan.get("T", [down_cfg.get("T", 300)])).round().astype(int)
+        down_cfg["T"] = int(scan["T"][0])
+        down_cfg.setdefault("lam", 0.0)
+        scan.setdefault("rules", ["adaptive"])
     ns = tuple(int(n) for n in scan.get("n", [0, 1, 2, 5, 10]))
-    if plot.get("x", "lam") == "lam" and np.any(lams <= 0):
-        raise ValueError("scan.lam must be > 0 with plot.x = 'lam' (a log axis); use plot.x = 'n' to include 0")
     return Experiment(
-        name=cfg.get("name", default_name), description=cfg.get("description", ""),
-        spec=spectrum_from_config(cfg.get("spectrum", {})), gen=Generators(**gen_cfg),
-        down=Downstream(**down_cfg, lam=float(lams[0])), lams=lams, ns=ns,
-        seeds=int(sim.get("seeds", 400)), key=int(sim.get("key", 0)), sampler=sim.get("sampler", "auto"),
-        x_axis=plot.get("x", "lam"), config=cfg,
+        name=cfg.get("name", default_name), kind=kind, description=cfg.get("description", ""),
+        spec=spectrum_from_config(cfg.get("spectrum", {})), gen=Generators(**gen_cfg), down=Downstream(**down_cfg),
+        scan=scan, ns=ns, seeds=int(sim.get("seeds", 400)), key=int(sim.get("key", 0)),
+        sampler=sim.get("sampler", "auto"), plot=plot, config=cfg,
     )
 
 
@@ -106,68 +126,130 @@ def _grid(name, spec) -> np.ndarray:
     return arr
 
 
-def theory_grid(exp: Experiment, lams: np.ndarray, ns) -> theory.Metrics:
-    """Theory metrics of shape (len(lams), len(ns)), vmapped over lambda (one compiled evaluation)."""
-    ns = np.asarray(ns)
-    one = lambda lam: theory.metrics(exp.spec, exp.gen, dataclasses.replace(exp.down, lam=lam), ns)
-    return jax.tree.map(np.asarray, jax.vmap(one)(jax.numpy.asarray(lams)))
-
-
 def run(exp: Experiment, out_dir: str | Path = "results", progress: bool = True) -> dict:
-    """Simulate and predict on the grid, save results and figure, print the theory-vs-simulation table."""
-    generations = max(exp.ns)
-    say = (lambda *a: print(*a, file=sys.stderr)) if progress else (lambda *a: None)
-    say(f"[{exp.name}] d={exp.spec.d}, T0={exp.gen.T0}, T={exp.down.T}, {len(exp.lams)} lambdas x "
-        f"{exp.seeds} seeds x {generations} generations")
+    """Run the scan, save results and figure, print the theory-vs-simulation table. Returns the summary."""
+    if progress:
+        print(f"[{exp.name}] {exp.kind}: d={exp.spec.d}, T0={exp.gen.T0}, {exp.seeds} seeds", file=sys.stderr)
     t0 = time.perf_counter()
-    sims = []
-    for i, lam in enumerate(exp.lams):
-        # Same key for every lambda (common random numbers): smoother curves, each point still exact.
-        res = simulate(exp.spec, exp.gen, dataclasses.replace(exp.down, lam=float(lam)), generations, exp.seeds,
-                       exp.key, sampler=exp.sampler)
-        sims.append(res)
-        say(f"  lambda {i + 1}/{len(exp.lams)} = {lam:.3g}: {time.perf_counter() - t0:.1f}s")
-    test = np.stack([r.test_error for r in sims])  # (lam, seed, n)
-    gen_err = np.stack([r.generator_error for r in sims])
-    th = theory_grid(exp, exp.lams, np.arange(generations + 1))  # (lam, n)
-    mean, sem = test.mean(1), test.std(1, ddof=1) / np.sqrt(exp.seeds)
-    z = (mean - th.test_error) / sem
-    rel = mean / th.test_error - 1
-    elapsed = time.perf_counter() - t0
-
+    runner = {"lambda_scan": _run_lambda_scan, "T_scan": _run_T_scan, "optimal_lambda": _run_optimal_lambda}
+    arrays, axes, rows, summary, fig, extra = runner[exp.kind](exp, progress)
+    summary["seconds"] = time.perf_counter() - t0
     out = Path(out_dir) / exp.name
-    arrays = dict(test_error=test, generator_error=gen_err, theory_test_error=th.test_error,
-                  theory_generator_error=th.generator_error, lam=exp.lams, n=np.arange(generations + 1))
-    axes = dict(test_error=["lam", "seed", "n"], generator_error=["lam", "seed", "n"],
-                theory_test_error=["lam", "n"], theory_generator_error=["lam", "n"], lam=["lam"], n=["n"])
-    summary = dict(max_abs_z=float(np.abs(z[:, list(exp.ns)]).max()),
-                   max_abs_rel_error=float(np.abs(rel[:, list(exp.ns)]).max()), seconds=elapsed)
-    npz, sidecar = io.save(out, arrays, axes, dict(config=exp.config, root_seed=exp.key, summary=summary,
-                                                   simulation=sims[0].config))
-    figs = plotting.save(figure(exp, mean, sem), out)
-
-    print(f"{exp.name}: theory vs simulation ({exp.seeds} seeds per point, {elapsed:.1f}s)")
-    print(f"{'n':>4} {'max |z|':>8} {'max |rel err|':>14}   over {len(exp.lams)} lambdas")
-    for n in exp.ns:
-        print(f"{n:>4} {np.abs(z[:, n]).max():>8.2f} {np.abs(rel[:, n]).max():>14.2%}")
-    print(f"largest |z| = {summary['max_abs_z']:.2f}; wrote {npz}, {sidecar}, {', '.join(map(str, figs))}")
+    npz, sidecar = io.save(out, arrays, axes, dict(config=exp.config, root_seed=exp.key, summary=summary, **extra))
+    figs = plotting.save(fig, out)
+    print(f"{exp.name}: theory vs simulation ({exp.seeds} seeds per point, {summary['seconds']:.1f}s)")
+    for row in rows:
+        print(row)
+    if "max_abs_z" in summary:
+        print(f"largest |z| = {summary['max_abs_z']:.2f}")
+    print(f"wrote {npz}, {sidecar}, {', '.join(map(str, figs))}")
     return summary
 
 
-def figure(exp: Experiment, mean: np.ndarray, sem: np.ndarray):
-    """Test error against lambda (one colour per n) or against n (one colour per lambda)."""
+def _z_and_rel(sim, th):
+    """(z, relative error) of the seed mean (axis -2 of sim) against theory."""
+    mean, sem = sim.mean(-2), sim.std(-2, ddof=1) / np.sqrt(sim.shape[-2])
+    return (mean - th) / sem, mean / th - 1, mean, sem
+
+
+def _run_lambda_scan(exp, progress):
+    lams, ns = exp.scan["lam"], list(exp.ns)
+    arrays, axes, sim_config = scans.lambda_scan(exp.spec, exp.gen, exp.down, lams, max(ns), exp.seeds, exp.key,
+                                                 exp.sampler, progress)
+    z, rel, mean, sem = _z_and_rel(arrays["test_error"], arrays["theory_test_error"])
+    rows = [f"{'n':>4} {'max |z|':>8} {'max |rel err|':>14}   over {len(lams)} lambdas"]
+    rows += [f"{n:>4} {np.abs(z[:, n]).max():>8.2f} {np.abs(rel[:, n]).max():>14.2%}" for n in ns]
+    summary = dict(max_abs_z=float(np.abs(z[:, ns]).max()), max_abs_rel_error=float(np.abs(rel[:, ns]).max()))
     title = exp.description or exp.name
-    if exp.x_axis == "lam":
-        fine = np.logspace(np.log10(exp.lams.min()), np.log10(exp.lams.max()), 200)
-        th = theory_grid(exp, fine, exp.ns).test_error.T  # (n, lam)
-        ns = list(exp.ns)
-        return plotting.theory_vs_simulation(
-            fine, th, exp.lams, mean[:, ns].T, sem[:, ns].T, [f"n = {n}" for n in ns], xlabel=r"$\lambda$",
-            ylabel="test error", title=title, legend_title="generation")
-    if exp.x_axis == "n":
-        n_all = np.arange(max(exp.ns) + 1)
-        th = theory_grid(exp, exp.lams, n_all).test_error  # (lam, n)
-        return plotting.theory_vs_simulation(
-            n_all, th, n_all, mean, sem, [rf"$\lambda$ = {lam:.3g}" for lam in exp.lams], xlabel="generation n",
-            ylabel="test error", title=title, logx=False, legend_title="downstream")
-    raise ValueError(f"plot.x must be 'lam' or 'n', got {exp.x_axis!r}")
+    if exp.plot.get("x", "lam") == "lam":
+        fine = np.geomspace(lams.min(), lams.max(), 200)
+        th = scans.theory_over_lambda(exp.spec, exp.gen, exp.down, fine, ns).test_error.T
+        fig = plotting.theory_vs_simulation(fine, th, lams, mean[:, ns].T, sem[:, ns].T, [f"n = {n}" for n in ns],
+                                            xlabel=r"$\lambda$", ylabel="test error", title=title,
+                                            legend_title="generation")
+    else:
+        n_all = np.arange(max(ns) + 1)
+        fig = plotting.theory_vs_simulation(n_all, arrays["theory_test_error"], n_all, mean, sem,
+                                            [rf"$\lambda$ = {lam:.3g}" for lam in lams], xlabel="generation n",
+                                            ylabel="test error", title=title, logx=False, legend_title="downstream")
+    return arrays, axes, rows, summary, fig, dict(simulation=sim_config)
+
+
+def _run_T_scan(exp, progress):
+    rules, ns, Ts = exp.scan["rules"], list(exp.ns), exp.scan["T"]
+    beta, r = exp.beta_r
+    arrays, axes = scans.T_scan(exp.spec, exp.gen, exp.down, Ts, rules, max(ns), exp.seeds, exp.key, exp.sampler,
+                                beta, r, progress)
+    z, rel, mean, sem = _z_and_rel(arrays["test_error"], arrays["theory_test_error"])
+    fine = np.unique(np.geomspace(Ts.min(), Ts.max(), 40).round().astype(int))
+    lines = [scans.theory_over_T(exp.spec, exp.gen, exp.down, rule, fine, ns, beta, r) for rule in rules]
+    rows = [f"{'rule':>18} {'n':>3} {'max |z|':>8} {'max |rel|':>9} {'slope sim':>10} {'slope theory':>13} "
+            f"{'predicted':>10}"]
+    slopes = []
+    for i, rule in enumerate(rules):
+        for j, n in enumerate(ns):
+            noisy = float(exp.down.sigma) > 0 or (n > 0 and np.any(np.asarray(exp.gen.sigma0) > 0))
+            pred = scans.predicted_exponent(rule, beta, r, noisy)
+            s_sim = scans.loglog_slope(Ts, mean[i, :, n])
+            s_th = scans.loglog_slope(Ts, arrays["theory_test_error"][i, :, n])
+            slopes.append(dict(rule=str(rule), n=n, sim=s_sim, theory=s_th, predicted=pred))
+            rows.append(f"{str(rule):>18} {n:>3} {np.abs(z[i, :, n]).max():>8.2f} "
+                        f"{np.abs(rel[i, :, n]).max():>9.2%} {s_sim:>10.3f} {s_th:>13.3f} "
+                        f"{'-' if pred is None else f'{pred:.3f}':>10}")
+    summary = dict(max_abs_z=float(np.abs(z[..., ns]).max()), max_abs_rel_error=float(np.abs(rel[..., ns]).max()),
+                   slopes=slopes)
+    marks = {}
+    if exp.plot.get("mark_crossover") and beta is not None:
+        phi0 = exp.spec.d / min(exp.gen.T0_tuple)
+        for n in ns:
+            s2 = theory.sigma_eff2(exp.down.sigma, np.max(exp.gen.sigma0), n, phi0)
+            if s2 > 0:
+                marks[n] = float(theory.crossover_T(s2, beta, r))
+    summary["crossover_T"] = marks
+    for n, T_star in marks.items():  # beyond the crossover the slow rate applies
+        above = Ts >= 2 * T_star
+        if above.sum() >= 2:
+            i = 0
+            s_sim = scans.loglog_slope(Ts[above], mean[i, above, n])
+            s_th = scans.loglog_slope(Ts[above], arrays["theory_test_error"][i, above, n])
+            pred = float(theory.slow_exponent(beta, r))
+            slopes.append(dict(rule=f"{rules[i]} T >= 2T*", n=n, sim=s_sim, theory=s_th, predicted=pred))
+            rows.append(f"{'T >= 2T* = ' + format(2 * T_star, '.0f'):>18} {n:>3} {'':>8} {'':>9} {s_sim:>10.3f} "
+                        f"{s_th:>13.3f} {pred:>10.3f}")
+    ref = exp.plot.get("reference_slope")
+    ref = float(theory.slow_exponent(beta, r)) if ref == "slow" and beta is not None else ref
+    fig = plotting.curves_against_T(fine, lines, Ts, mean[..., ns], sem[..., ns], ns,
+                                    [scans.rule_label(rule) for rule in rules], exp.description or exp.name, marks,
+                                    reference_slope=ref)
+    return arrays, axes, rows, summary, fig, {}
+
+
+def _run_optimal_lambda(exp, progress):
+    ns, Ts = list(exp.ns), exp.scan["T"]
+    beta, r = exp.beta_r
+    arrays, axes = scans.optimal_lambda_scan(exp.spec, exp.gen, exp.down, Ts, ns, exp.seeds, exp.key,
+                                             sampler=exp.sampler, progress=progress)
+    # like with like: the simulated argmin against the same parabola fitted to the theory on the same grid
+    z = np.log(arrays["lam_sim"] / arrays["lam_theory_grid"]) / arrays["log_lam_sim_sem"]
+    bias = arrays["lam_theory_grid"] / arrays["lam_theory"] - 1
+    pred = None if beta is None else float(-theory.ell_crit(beta, r))
+    rows = [f"{'n':>4} {'max |z| (log lambda*)':>22} {'estimator bias':>15} {'slope sim':>10} {'slope theory':>13} "
+            f"{'predicted':>10}"]
+    slopes = []
+    for j, n in enumerate(ns):
+        s_sim, s_th = scans.loglog_slope(Ts, arrays["lam_sim"][:, j]), scans.loglog_slope(Ts, arrays["lam_theory"][:, j])
+        slopes.append(dict(n=n, sim=s_sim, theory=s_th, predicted=pred))
+        rows.append(f"{n:>4} {np.abs(z[:, j]).max():>22.2f} {np.abs(bias[:, j]).max():>15.1%} {s_sim:>10.3f} "
+                    f"{s_th:>13.3f} "
+                    f"{'-' if pred is None else f'{pred:.3f}':>10}")
+    summary = dict(max_abs_z=float(np.abs(z).max()), slopes=slopes)
+    fine = np.unique(np.geomspace(Ts.min(), Ts.max(), 30).round())
+    from collapse_jax import regularization
+
+    lines = np.stack([np.asarray(regularization.optimal_lambda(exp.spec, exp.gen, exp.down, np.asarray(ns), T=t))
+                      for t in fine], axis=1)  # (n, T)
+    sim_err = arrays["lam_sim"].T * np.array([np.expm1(arrays["log_lam_sim_sem"].T), -np.expm1(-arrays["log_lam_sim_sem"].T)])
+    fig = plotting.theory_vs_simulation(fine, lines, Ts, arrays["lam_sim"].T, np.abs(sim_err[::-1]),
+                                        [f"n = {n}" for n in ns], xlabel="T", ylabel=r"optimal $\lambda$",
+                                        title=exp.description or exp.name, legend_title="generation")
+    return arrays, axes, rows, summary, fig, {}

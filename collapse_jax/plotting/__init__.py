@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -13,19 +14,60 @@ STYLE = Path(__file__).with_name("collapse.mplstyle")
 
 
 def theory_vs_simulation(x_theory, theory, x_sim, sim_mean, sim_sem, labels, *, xlabel, ylabel, title,
-                         logx=True, logy=True, legend_title=None):
-    """One colour per curve: theory line (x_theory, theory[i]) and markers (x_sim, sim_mean[i] +- sim_sem[i])."""
+                         logx=True, logy=True, legend_title=None, ax=None):
+    """One colour per curve: theory line (x_theory, theory[i]) and markers (x_sim, sim_mean[i] +- sim_sem[i]).
+
+    Draws into `ax` when given (panels), else a new figure; returns the figure.
+    """
     with plt.style.context(STYLE):
-        fig, ax = plt.subplots()
+        fig, ax = plt.subplots() if ax is None else (ax.figure, ax)
         for i, label in enumerate(labels):
             line, = ax.plot(x_theory, theory[i], label=label)
-            ax.errorbar(x_sim, sim_mean[i], yerr=sim_sem[i], fmt="o", color=line.get_color(), mfc="white")
+            yerr = sim_sem[..., i, :] if np.ndim(sim_sem) == 3 else sim_sem[i]  # (2, curves, x): asymmetric bars
+            ax.errorbar(x_sim, sim_mean[i], yerr=yerr, fmt="o", color=line.get_color(), mfc="white")
         ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
         ax.set_xscale("log" if logx else "linear")
         ax.set_yscale("log" if logy else "linear")
         ax.plot([], [], "k-", label="theory")
         ax.errorbar([], [], yerr=[], fmt="o", color="k", mfc="white", label="simulation ±1 s.e.")
         ax.legend(title=legend_title, fontsize=8)
+        _plain_minor_ticks(ax)
+    return fig
+
+
+def _plain_minor_ticks(ax):
+    """No labels on log-axis minor ticks: they overlap."""
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def curves_against_T(T_theory, theory, T_sim, sim_mean, sim_sem, ns, rule_labels, title, crossover=None,
+                     reference_slope=None):
+    """Log-log error against T: a colour per generation n, a line style per lambda rule.
+
+    theory[i]: (len(ns), len(T_theory)) for rule i; sim_mean, sim_sem: (rules, len(T_sim), len(ns)).
+    crossover: {n: T*} drawn as dotted vertical lines. reference_slope: a grey line of that slope.
+    """
+    styles = ["-", "--", ":", "-."]
+    with plt.style.context(STYLE):
+        fig, ax = plt.subplots()
+        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for i, label in enumerate(rule_labels):
+            for j, n in enumerate(ns):
+                c = colours[j % len(colours)]
+                ax.plot(T_theory, theory[i][j], styles[i % 4], color=c, label=f"n = {n}" if i == 0 else None)
+                ax.errorbar(T_sim, sim_mean[i, :, j], yerr=sim_sem[i, :, j], fmt="os^v"[i % 4], color=c,
+                            mfc="white")
+            ax.plot([], [], styles[i % 4], color="k", label=label)
+        for j, n in enumerate(ns):
+            if crossover and n in crossover and T_theory[0] <= crossover[n] <= T_theory[-1]:
+                ax.axvline(crossover[n], color=colours[j % len(colours)], ls=":", lw=1)
+        if reference_slope is not None:
+            ref = theory[0][0][0] * 1.6 * (T_theory / T_theory[0]) ** reference_slope
+            ax.plot(T_theory, ref, color="0.6", lw=1, label=f"slope {reference_slope:.2f} (predicted)")
+        ax.set(xscale="log", yscale="log", xlabel="downstream sample size T", ylabel="test error", title=title)
+        ax.legend(fontsize=8, ncol=2)
+        _plain_minor_ticks(ax)
     return fig
 
 
