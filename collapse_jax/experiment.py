@@ -154,25 +154,49 @@ def _z_and_rel(sim, th):
 
 def _run_lambda_scan(exp, progress):
     lams, ns = exp.scan["lam"], list(exp.ns)
-    arrays, axes, sim_config = scans.lambda_scan(exp.spec, exp.gen, exp.down, lams, max(ns), exp.seeds, exp.key,
-                                                 exp.sampler, progress)
-    z, rel, mean, sem = _z_and_rel(arrays["test_error"], arrays["theory_test_error"])
-    rows = [f"{'n':>4} {'max |z|':>8} {'max |rel err|':>14}   over {len(lams)} lambdas"]
-    rows += [f"{n:>4} {np.abs(z[:, n]).max():>8.2f} {np.abs(rel[:, n]).max():>14.2%}" for n in ns]
-    summary = dict(max_abs_z=float(np.abs(z[:, ns]).max()), max_abs_rel_error=float(np.abs(rel[:, ns]).max()))
+    Ts = [int(t) for t in exp.scan.get("T", [exp.down.T])]
+    downs = [dataclasses.replace(exp.down, T=T) for T in Ts]
+    runs = [scans.lambda_scan(exp.spec, exp.gen, d, lams, max(ns), exp.seeds, exp.key, exp.sampler, progress)
+            for d in downs]
+    arrays = {k: np.stack([r[0][k] for r in runs]) for k in runs[0][0] if k not in ("lam", "n")}
+    arrays |= dict(lam=lams, n=runs[0][0]["n"], T=np.asarray(Ts))
+    axes = {k: ["T"] + v for k, v in runs[0][1].items() if k not in ("lam", "n")} | dict(lam=["lam"], n=["n"], T=["T"])
+    z, rel, mean, sem = _z_and_rel(arrays["test_error"], arrays["theory_test_error"])  # (T, lam, n)
+    rows = [f"{'T':>5} {'n':>4} {'max |z|':>8} {'max |rel err|':>14}   over {len(lams)} lambdas"]
+    rows += [f"{T:>5} {n:>4} {np.abs(z[i, :, n]).max():>8.2f} {np.abs(rel[i, :, n]).max():>14.2%}"
+             for i, T in enumerate(Ts) for n in ns]
+    summary = dict(max_abs_z=float(np.abs(z[..., ns]).max()), max_abs_rel_error=float(np.abs(rel[..., ns]).max()))
+    fig = _lambda_scan_figure(exp, downs, lams, ns, mean, sem, arrays["theory_test_error"])
+    return arrays, axes, rows, summary, fig, dict(simulation=runs[0][2])
+
+
+def _lambda_scan_figure(exp, downs, lams, ns, mean, sem, theory_grid):
+    """One panel per T: error against lambda (a colour per n) or against n (a colour per lambda)."""
+    import matplotlib.pyplot as plt
+
     title = exp.description or exp.name
-    if exp.plot.get("x", "lam") == "lam":
-        fine = np.geomspace(lams.min(), lams.max(), 200)
-        th = scans.theory_over_lambda(exp.spec, exp.gen, exp.down, fine, ns).test_error.T
-        fig = plotting.theory_vs_simulation(fine, th, lams, mean[:, ns].T, sem[:, ns].T, [f"n = {n}" for n in ns],
-                                            xlabel=r"$\lambda$", ylabel="test error", title=title,
-                                            legend_title="generation")
-    else:
-        n_all = np.arange(max(ns) + 1)
-        fig = plotting.theory_vs_simulation(n_all, arrays["theory_test_error"], n_all, mean, sem,
-                                            [rf"$\lambda$ = {lam:.3g}" for lam in lams], xlabel="generation n",
-                                            ylabel="test error", title=title, logx=False, legend_title="downstream")
-    return arrays, axes, rows, summary, fig, dict(simulation=sim_config)
+    with plt.style.context(plotting.STYLE):
+        fig, axs = plt.subplots(1, len(downs), figsize=(6.4 * min(len(downs), 1.6) if len(downs) > 1 else 6.4,
+                                                        4.4), sharey=True, squeeze=False)
+    for i, (d, ax) in enumerate(zip(downs, axs[0])):
+        panel = title if len(downs) == 1 else f"T = {d.T}"
+        if exp.plot.get("x", "lam") == "lam":
+            fine = np.geomspace(lams.min(), lams.max(), 200)
+            th = scans.theory_over_lambda(exp.spec, exp.gen, d, fine, ns).test_error.T
+            plotting.theory_vs_simulation(fine, th, lams, mean[i][:, ns].T, sem[i][:, ns].T,
+                                          [f"n = {n}" for n in ns], xlabel=r"$\lambda$", ylabel="test error",
+                                          title=panel, legend_title="generation", ax=ax)
+        else:
+            n_all = np.arange(max(ns) + 1)
+            plotting.theory_vs_simulation(n_all, theory_grid[i], n_all, mean[i], sem[i],
+                                          [rf"$\lambda$ = {lam:.3g}" for lam in lams], xlabel="generation n",
+                                          ylabel="test error", title=panel, logx=False, legend_title="downstream",
+                                          ax=ax)
+        if i > 0:
+            ax.get_legend().remove()
+    if len(downs) > 1:
+        fig.suptitle(title)
+    return fig
 
 
 def _run_T_scan(exp, progress):

@@ -34,13 +34,13 @@ def test_run_writes_results_and_figure(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "largest |z|" in printed
     arrays, meta = io.load(tmp_path / "tiny")
-    assert arrays["test_error"].shape == (3, 64, 3)  # (lam, seed, n)
-    assert meta["axes"]["test_error"] == ["lam", "seed", "n"]
+    assert arrays["test_error"].shape == (1, 3, 64, 3)  # (T, lam, seed, n)
+    assert meta["axes"]["test_error"] == ["T", "lam", "seed", "n"]
     assert meta["config"]["spectrum"]["kind"] == "power_law" and meta["root_seed"] == 3
     assert meta["environment"]["x64"] is True and meta["environment"]["jax"]
     np.testing.assert_allclose(arrays["lam"], [0.01, 0.1, 1.0])
-    z = (arrays["test_error"].mean(1) - arrays["theory_test_error"]) / (arrays["test_error"].std(1, ddof=1) / 8)
-    assert np.abs(z[:, [0, 2]]).max() == pytest.approx(meta["summary"]["max_abs_z"], rel=1e-9)  # n in [0, 2]
+    z = (arrays["test_error"].mean(2) - arrays["theory_test_error"]) / (arrays["test_error"].std(2, ddof=1) / 8)
+    assert np.abs(z[..., [0, 2]]).max() == pytest.approx(meta["summary"]["max_abs_z"], rel=1e-9)  # n in [0, 2]
     for ext in ("png", "pdf"):
         assert (tmp_path / f"tiny.{ext}").stat().st_size > 1000
     assert not list(tmp_path.glob("*.tmp.*"))
@@ -48,7 +48,7 @@ def test_run_writes_results_and_figure(tmp_path, capsys):
 
 def test_default_experiment_file_loads():
     exp = experiment.load(cli._default_experiment())
-    assert exp.spec.d == 100 and exp.ns == (0, 1, 2, 5, 10) and len(exp.lams) == 11
+    assert exp.spec.d == 100 and exp.ns == (0, 1, 2, 5, 10) and len(exp.scan["lam"]) == 11
 
 
 def test_bad_experiment_files(tmp_path, capsys):
@@ -72,3 +72,60 @@ def test_sidecar_is_plain_json(tmp_path):
     io.save(tmp_path / "x", {"a": np.arange(3)}, {"a": ["n"]}, {"config": {"lam": np.float64(0.5)}})
     doc = json.loads((tmp_path / "x.json").read_text())
     assert doc["config"]["lam"] == 0.5
+
+
+POWER = """
+[spectrum]
+kind = "power_law"
+d = 30
+beta = 2.0
+r = 0.5
+[generators]
+T0 = 60
+sigma0 = 0.3
+[downstream]
+sigma = 0.2
+"""
+
+
+def test_T_scan_experiment(tmp_path, capsys):
+    path = tmp_path / "ts.toml"
+    path.write_text('name = "ts"\nkind = "T_scan"\n' + POWER +
+                    '[scan]\nT = [8, 16, 32]\nrules = ["crit", "adaptive", {power_law = [0.5, 1.0]}]\n'
+                    'n = [0, 2]\n[simulation]\nseeds = 48\n[plot]\nmark_crossover = true\nreference_slope = "slow"\n')
+    assert cli.main(["run", str(path), "--out", str(tmp_path), "--quiet"]) == 0
+    assert "slope sim" in capsys.readouterr().out
+    arrays, meta = io.load(tmp_path / "ts")
+    assert arrays["test_error"].shape == (3, 3, 48, 3)  # (rule, T, seed, n)
+    assert meta["axes"]["lam"] == ["rule", "T", "n"]
+    np.testing.assert_allclose(arrays["lam"][0, :, 0], np.array([8, 16, 32]) ** (-2 / 3))  # lambda = T^-ell_crit
+    assert np.all(arrays["lam"][1, :, 2] > arrays["lam"][1, :, 0])  # adaptive: more fake data, more lambda
+    np.testing.assert_allclose(arrays["lam"][2, :, 1], 0.5 / np.array([8, 16, 32]))
+    slopes = {(s["rule"], s["n"]): s for s in meta["summary"]["slopes"]}
+    assert slopes[("crit", 0)]["predicted"] == pytest.approx(-2 / 3)
+    assert (tmp_path / "ts.png").stat().st_size > 1000
+
+
+def test_optimal_lambda_experiment(tmp_path):
+    path = tmp_path / "ol.toml"
+    path.write_text('name = "ol"\nkind = "optimal_lambda"\n' + POWER + '[scan]\nT = [20, 40]\nn = [0, 3]\n'
+                    '[simulation]\nseeds = 64\n')
+    assert cli.main(["run", str(path), "--out", str(tmp_path), "--quiet"]) == 0
+    arrays, meta = io.load(tmp_path / "ol")
+    assert arrays["lam_sim"].shape == arrays["lam_theory"].shape == (2, 2)
+    assert np.all(arrays["lam_theory"][:, 1] > arrays["lam_theory"][:, 0])
+    assert np.isfinite(meta["summary"]["max_abs_z"])
+
+
+def test_multi_T_lambda_scan_and_bad_rules(tmp_path, capsys):
+    path = tmp_path / "ls.toml"
+    path.write_text('name = "ls"\n' + POWER + '[scan]\nT = [20, 40]\nlam = [0.01, 0.1]\nn = [0, 1]\n'
+                    '[simulation]\nseeds = 16\n')
+    assert cli.main(["run", str(path), "--out", str(tmp_path), "--quiet"]) == 0
+    assert io.load(tmp_path / "ls")[0]["test_error"].shape == (2, 2, 16, 2)
+    path.write_text('kind = "T_scan"\n' + POWER + '[scan]\nT = [20]\nrules = ["greedy"]\n')
+    assert cli.main(["run", str(path), "--out", str(tmp_path), "--quiet"]) == 2
+    assert "scan.rules" in capsys.readouterr().err
+    path.write_text('kind = "sweep"\n' + POWER)
+    assert cli.main(["run", str(path)]) == 2
+    assert "kind must be" in capsys.readouterr().err
