@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse_jax import io, plotting, scans, theory
+from collapse_jax import io, plotting, regularization, scans, theory
 from collapse_jax.problem import Downstream, Generators
 from collapse_jax.spectra import Spectrum
 
@@ -172,13 +172,9 @@ def _run_lambda_scan(exp, progress):
 
 def _lambda_scan_figure(exp, downs, lams, ns, mean, sem, theory_grid):
     """One panel per T: error against lambda (a colour per n) or against n (a colour per lambda)."""
-    import matplotlib.pyplot as plt
-
     title = exp.description or exp.name
-    with plt.style.context(plotting.STYLE):
-        fig, axs = plt.subplots(1, len(downs), figsize=(6.4 * min(len(downs), 1.6) if len(downs) > 1 else 6.4,
-                                                        4.4), sharey=True, squeeze=False)
-    for i, (d, ax) in enumerate(zip(downs, axs[0])):
+    fig, axs = plotting.panels(len(downs))
+    for i, (d, ax) in enumerate(zip(downs, axs)):
         panel = title if len(downs) == 1 else f"T = {d.T}"
         if exp.plot.get("x", "lam") == "lam":
             fine = np.geomspace(lams.min(), lams.max(), 200)
@@ -268,12 +264,13 @@ def _run_optimal_lambda(exp, progress):
                     f"{'-' if pred is None else f'{pred:.3f}':>10}")
     summary = dict(max_abs_z=float(np.abs(z).max()), slopes=slopes)
     fine = np.unique(np.geomspace(Ts.min(), Ts.max(), 30).round())
-    from collapse_jax import regularization
-
     lines = np.stack([np.asarray(regularization.optimal_lambda(exp.spec, exp.gen, exp.down, np.asarray(ns), T=t))
                       for t in fine], axis=1)  # (n, T)
-    sim_err = arrays["lam_sim"].T * np.array([np.expm1(arrays["log_lam_sim_sem"].T), -np.expm1(-arrays["log_lam_sim_sem"].T)])
-    fig = plotting.theory_vs_simulation(fine, lines, Ts, arrays["lam_sim"].T, np.abs(sim_err[::-1]),
+    # +-1 standard error of log lambda*, drawn on a log axis: asymmetric bars (lower, upper)
+    lam, s_log = arrays["lam_sim"].T, arrays["log_lam_sim_sem"].T
+    bars = np.stack([lam * (1 - np.exp(-s_log)), lam * (np.exp(s_log) - 1)])
+    fig = plotting.theory_vs_simulation(fine, lines, Ts, lam, bars,
                                         [f"n = {n}" for n in ns], xlabel="T", ylabel=r"optimal $\lambda$",
-                                        title=exp.description or exp.name, legend_title="generation")
+                                        title=exp.description or exp.name, legend_title="generation",
+                                        reference_slope=pred)
     return arrays, axes, rows, summary, fig, {}

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from collapse_jax import _checks
 from collapse_jax.problem import Downstream, Generators
 from collapse_jax.spectra import Spectrum
 from collapse_jax.theory import moments, ridge
@@ -46,19 +47,20 @@ def optimal_lambda(spec: Spectrum, gen: Generators, down: Downstream, n, T=None,
         n: int or int array of generations.
         T: downstream sample sizes overriding down.T (a float or array; broadcast against n).
 
-    Returns an array of shape broadcast(n, T).
+    Returns an array of shape broadcast(n, T). n must be concrete (it indexes the generators' tables);
+    T may also be traced, so `jax.vmap` over T works as well as passing an array.
     """
     n = moments.generations_array(n, gen)
-    T = np.asarray(down.T if T is None else T, dtype=float)
-    if np.any(T < 1):
+    T = jnp.asarray(down.T if T is None else T, jnp.float64)
+    if _checks.is_concrete(T) and np.any(np.asarray(T) < 1):
         raise ValueError(f"T must be >= 1, got {T}")
     shape = np.broadcast_shapes(n.shape, T.shape)
-    n_flat, T_flat = np.broadcast_to(n, shape).ravel(), np.broadcast_to(T, shape).ravel()
+    n_flat, T_flat = np.broadcast_to(n, shape).ravel(), jnp.broadcast_to(T, shape).ravel()
     mom = moments.generator_moments(spec, gen, n_flat)
     eig = jnp.asarray(spec.eigenvalues, jnp.float64)
     w0 = jnp.asarray(spec.w0, jnp.float64)
     sigma = jnp.asarray(down.sigma, jnp.float64)
-    out = _argmin(eig, w0, mom, jnp.asarray(T_flat), sigma, np.log(bounds[0]), np.log(bounds[1]))
+    out = _argmin(eig, w0, mom, T_flat, sigma, np.log(bounds[0]), np.log(bounds[1]))
     return out.reshape(shape)
 
 

@@ -58,6 +58,8 @@ def test_optimal_lambda_grows_with_n_and_vmaps_over_T():
     lam = cj.regularization.optimal_lambda(spec, gen, down, np.arange(0, 21, 5)[:, None], T=np.array([50.0, 400.0]))
     assert lam.shape == (5, 2)
     assert np.all(np.diff(lam, axis=0) > 0)
+    vmapped = jax.vmap(lambda T: cj.regularization.optimal_lambda(spec, gen, down, 10, T=T))(jnp.array([50.0, 400.0]))
+    np.testing.assert_allclose(vmapped, lam[2], rtol=1e-10)
     # a minimum: the derivative of the predicted error vanishes there
     f = lambda l: cj.theory.test_error(spec, gen, cj.Downstream(T=400, sigma=0.3, lam=l), 10)
     assert abs(float(jax.grad(f)(lam[2, 1]))) < 1e-6 * float(f(lam[2, 1])) / float(lam[2, 1])

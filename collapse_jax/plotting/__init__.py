@@ -14,10 +14,11 @@ STYLE = Path(__file__).with_name("collapse.mplstyle")
 
 
 def theory_vs_simulation(x_theory, theory, x_sim, sim_mean, sim_sem, labels, *, xlabel, ylabel, title,
-                         logx=True, logy=True, legend_title=None, ax=None):
+                         logx=True, logy=True, legend_title=None, ax=None, reference_slope=None):
     """One colour per curve: theory line (x_theory, theory[i]) and markers (x_sim, sim_mean[i] +- sim_sem[i]).
 
-    Draws into `ax` when given (panels), else a new figure; returns the figure.
+    Draws into `ax` when given (panels), else a new figure; returns the figure. reference_slope: a grey
+    line of that log-log slope through the start of the first curve.
     """
     with plt.style.context(STYLE):
         fig, ax = plt.subplots() if ax is None else (ax.figure, ax)
@@ -30,9 +31,20 @@ def theory_vs_simulation(x_theory, theory, x_sim, sim_mean, sim_sem, labels, *, 
         ax.set_yscale("log" if logy else "linear")
         ax.plot([], [], "k-", label="theory")
         ax.errorbar([], [], yerr=[], fmt="o", color="k", mfc="white", label="simulation ±1 s.e.")
+        if reference_slope is not None:
+            ref = theory[0][0] * 1.5 * (np.asarray(x_theory) / x_theory[0]) ** reference_slope
+            ax.plot(x_theory, ref, color="0.6", lw=1, label=f"slope {reference_slope:.2f} (predicted)")
         ax.legend(title=legend_title, fontsize=8)
         _plain_minor_ticks(ax)
     return fig
+
+
+def panels(count: int):
+    """A row of `count` panels sharing the y axis, in the lab's style: (figure, list of axes)."""
+    with plt.style.context(STYLE):
+        width = 6.4 if count == 1 else 3.8 * count
+        fig, axs = plt.subplots(1, count, figsize=(width, 4.4), sharey=True, squeeze=False)
+    return fig, list(axs[0])
 
 
 def _plain_minor_ticks(ax):
