@@ -15,8 +15,10 @@ from collapse_jax import regularization, theory
 from collapse_jax.chain import Metrics, run_chain
 from collapse_jax.problem import Downstream, Generators
 from collapse_jax.simulate import Result, simulate
+from collapse_jax.sweep import SweepResult, merge, sweep
+from collapse_jax.sweep import load as sweep_load
 from collapse_jax.spectra import Spectrum
 
 __version__ = "0.1.0"
 __all__ = ["Spectrum", "Generators", "Downstream", "simulate", "Result", "Metrics", "run_chain", "theory",
-           "regularization"]
+           "regularization", "sweep", "merge", "sweep_load", "SweepResult"]

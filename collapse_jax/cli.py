@@ -2,6 +2,8 @@
 
     collapse-jax run                       the default experiment (experiments/default.toml)
     collapse-jax run experiments/NAME.toml [--seeds N] [--out DIR] [--quiet]
+    collapse-jax sweep SWEEP.toml [--out DIR] [--shard i/N] [--chunk-size N] [--quiet]
+    collapse-jax merge DIR                 join the chunks that the shards of a sweep wrote
 """
 from __future__ import annotations
 
@@ -27,6 +29,14 @@ def main(argv=None) -> int:
     run.add_argument("--seeds", type=int, help="override [simulation] seeds")
     run.add_argument("--out", default="results", help="output folder (default: results)")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    sw = sub.add_parser("sweep", help="a grid of configs x seeds, chunked, resumable, shardable over processes")
+    sw.add_argument("config", help="sweep TOML: [spectrum], [generators], [downstream], [grid], [simulation]")
+    sw.add_argument("--out", help="output folder (default: results/sweeps/NAME)")
+    sw.add_argument("--shard", default="0/1", help="i/N: run the i-th of N slices (then `merge`)")
+    sw.add_argument("--chunk-size", type=int, help="seeds per chunk (default: bounded by memory)")
+    sw.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    mg = sub.add_parser("merge", help="join the chunks of a sweep run in slices")
+    mg.add_argument("out", help="the sweep's output folder")
     args = parser.parse_args(argv)
 
     import jax
@@ -35,12 +45,51 @@ def main(argv=None) -> int:
     from collapse_jax import experiment
 
     try:
-        exp = experiment.load(args.config or _default_experiment(), seeds=args.seeds)
-        experiment.run(exp, args.out, progress=not args.quiet)
+        if args.command == "run":
+            exp = experiment.load(args.config or _default_experiment(), seeds=args.seeds)
+            experiment.run(exp, args.out, progress=not args.quiet)
+        elif args.command == "sweep":
+            _sweep(args)
+        else:
+            from collapse_jax.sweep import merge
+
+            merge(args.out)
     except ValueError as err:
         print(f"collapse-jax: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def _sweep(args):
+    import tomllib
+
+    import numpy as np
+
+    from collapse_jax import experiment
+    from collapse_jax.problem import Downstream, Generators
+    from collapse_jax.sweep import sweep
+
+    path = Path(args.config)
+    if not path.is_file():
+        raise ValueError(f"sweep file {str(path)!r} does not exist")
+    cfg = tomllib.loads(path.read_text())
+    try:
+        i, n = (int(x) for x in args.shard.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like i/N, got {args.shard!r}") from None
+    sim = cfg.get("simulation", {})
+    grid = {k: experiment._grid(f"grid.{k}", v) for k, v in cfg.get("grid", {}).items()}
+    grid = {k: (v.round().astype(int) if k in ("gen.T0", "down.T") else v) for k, v in grid.items()}
+    gen = Generators(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.get("generators", {}).items()})
+    res = sweep(experiment.spectrum_from_config(cfg.get("spectrum", {})), gen, Downstream(**cfg.get("downstream", {})),
+                grid, int(sim.get("generations", 10)), int(sim.get("seeds", 1000)), int(sim.get("key", 0)),
+                out=args.out or Path("results/sweeps") / cfg.get("name", path.stem), sampler=sim.get("sampler", "auto"),
+                chunk_size=args.chunk_size or sim.get("chunk_size"), shard=(i, n), progress=not args.quiet)
+    if res is not None:
+        z = np.abs(res.zscore().test_error)
+        print(f"sweep done: test_error {res.test_error.shape} over axes {res.axes}; "
+              f"largest |z| against theory {np.nanmax(z) if np.isfinite(z).any() else float('nan'):.2f}; "
+              f"{len(res.invalid)} invalid point(s)")
 
 
 if __name__ == "__main__":

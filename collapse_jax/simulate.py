@@ -77,6 +77,14 @@ def _chunk(root, seed_ids, spec, gen, down, generations, sampler):
     return jax.vmap(one_seed, in_axes=(0, None, None, None))(keys, spec, gen, down)
 
 
+def seed_sharding() -> NamedSharding:
+    """The seed axis split over this process's devices. Local devices only: in a multi-process run each
+    process computes its own slice of seeds or grid points, with no collective between processes."""
+    devices = jax.local_devices()
+    mesh = jax.make_mesh((len(devices),), ("seeds",), axis_types=(AxisType.Auto,), devices=devices)
+    return NamedSharding(mesh, PartitionSpec("seeds"))
+
+
 def root_key(key):
     """A typed PRNG key from an int seed or an existing key."""
     if isinstance(key, (int, np.integer)):
@@ -125,13 +133,12 @@ def simulate(
     sampler_used = resolve_sampler(sampler, d, gen, down)
     gen.per_generation(generations)  # checks generations against a per-generation config
     down = down.resolved(generations)  # a lambda schedule becomes one lambda per generation
-    devices = jax.devices()
+    devices = jax.local_devices()
     chunk = default_chunk(d, max(max(gen.T0_tuple), down.T)) if chunk_size is None else chunk_size
     chunk = _checks.size("chunk_size", chunk, lo=1)
     chunk = min(chunk, seeds)
     chunk = math.ceil(chunk / len(devices)) * len(devices)  # every device gets the same share
-    mesh = jax.make_mesh((len(devices),), ("seeds",), axis_types=(AxisType.Auto,))
-    sharding = NamedSharding(mesh, PartitionSpec("seeds"))
+    sharding = seed_sharding()
 
     root = root_key(key)
     parts, start, t0 = [], 0, time.perf_counter()

@@ -5,7 +5,8 @@ import importlib
 import pytest
 
 MODULES = ["collapse_jax", "collapse_jax.spectra", "collapse_jax.problem", "collapse_jax.chain",
-           "collapse_jax.simulate", "collapse_jax.theory", "collapse_jax.theory.ridge", "collapse_jax.io"]
+           "collapse_jax.simulate", "collapse_jax.theory", "collapse_jax.theory.ridge", "collapse_jax.io",
+           "collapse_jax.sweep", "collapse_jax.regularization", "collapse_jax.theory.powerlaw"]
 
 
 @pytest.mark.parametrize("name", MODULES)

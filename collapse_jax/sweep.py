@@ -1,0 +1,343 @@
+"""Sweeps: a Cartesian grid over config fields times seeds, chunked, sharded, resumable, written to disk.
+
+Grid axes name config fields: "gen.T0", "gen.sigma0", "gen.lam", "gen.fixed", "down.T", "down.sigma",
+"down.lam". Static fields (sizes, fixed) are looped over on the host, one compilation each; data fields
+(noise levels, lambdas) are stacked and vmapped, so one compiled function serves all their combinations.
+
+Every grid point uses seed i's key fold_in(root, i): a point's numbers are those `cj.simulate` gives for
+that config and key, whatever the chunking, the devices, or how the work was split over processes.
+
+On disk (`out`): `manifest.json` (the resolved config; a different config is refused), one file per finished
+chunk of seeds in `chunks/` (written atomically, skipped when a run resumes), and, once every chunk is there,
+`sweep.npz` + `sweep.json` (arrays with named axes: grid axes..., seed, n; theory on the same grid).
+
+Example:
+    >>> import collapse_jax as cj, tempfile
+    >>> res = cj.sweep(cj.Spectrum.isotropic(10), cj.Generators(T0=40), cj.Downstream(T=40),
+    ...                grid={"down.lam": [0.0, 0.1, 1.0], "gen.sigma0": [0.5, 1.0]}, generations=2, seeds=16,
+    ...                key=0, out=tempfile.mkdtemp(), progress=False)
+    >>> res.test_error.shape, res.axes
+    ((3, 2, 16, 3), ('down.lam', 'gen.sigma0', 'seed', 'n'))
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from collapse_jax import _checks, io, theory
+from collapse_jax.chain import Metrics, resolve_sampler, run_chain
+from collapse_jax.problem import Downstream, Generators
+from collapse_jax.simulate import DEFAULT_MEMORY, default_chunk, root_key, seed_sharding
+from collapse_jax.spectra import Spectrum
+
+FIELDS = {"gen": ("T0", "sigma0", "lam", "fixed"), "down": ("T", "sigma", "lam")}
+STATIC = {"gen.T0", "gen.fixed", "down.T"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepResult:
+    """Arrays of shape (*grid, seeds, generations + 1); theory (*grid, generations + 1), NaN where invalid."""
+
+    test_error: np.ndarray
+    generator_error: np.ndarray
+    theory_test_error: np.ndarray
+    theory_generator_error: np.ndarray
+    axes: tuple[str, ...]
+    grid: dict
+    invalid: dict  # {"i,j,...": reason} for grid points that could not be simulated
+    no_theory: dict  # {"i,j,...": reason} for grid points without a formula
+
+    def mean(self) -> Metrics:
+        return Metrics(np.mean(self.test_error, -2), np.mean(self.generator_error, -2))
+
+    def sem(self) -> Metrics:
+        k = math.sqrt(self.test_error.shape[-2])
+        return Metrics(np.std(self.test_error, -2, ddof=1) / k, np.std(self.generator_error, -2, ddof=1) / k)
+
+    def zscore(self) -> Metrics:
+        """(mean - theory) / sem at every grid point and generation (NaN where either is missing)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return Metrics(*((m - t) / s for m, s, t in zip(self.mean(), self.sem(),
+                                                             (self.theory_test_error, self.theory_generator_error))))
+
+
+def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generations: int, seeds: int, key=0, *,
+          out: str | Path, sampler: str = "auto", chunk_size: int | None = None, max_memory: int = DEFAULT_MEMORY,
+          shard: tuple[int, int] | None = None, wait: float = 3600.0, progress: bool = True,
+          _fail_after: int | None = None):
+    """Run (or resume) a sweep; returns a SweepResult when every chunk is on disk, else None (other shards).
+
+    Args:
+        grid: {field: values}, e.g. {"down.lam": np.logspace(-3, 1, 9), "down.T": [100, 300]}.
+        chunk_size: seeds per chunk (default: what fits `max_memory` bytes for all data points at once).
+        shard: (i, N): this process runs the chunks whose index is i mod N; `merge(out)` joins them. By default
+            (None) it is (jax.process_index(), jax.process_count()): under `jax.distributed.initialize` every
+            process takes its slice, and process 0 waits up to `wait` seconds for the others' chunk files (on a
+            shared filesystem) and merges. No collective runs between processes.
+        _fail_after: raise after writing that many chunks (tests inject an interruption with it).
+    """
+    generations = _checks.size("generations", generations, lo=0)
+    seeds = _checks.size("seeds", seeds, lo=1)
+    i_shard, n_shards = shard if shard is not None else (jax.process_index(), jax.process_count())
+    if not (isinstance(n_shards, int) and n_shards >= 1 and 0 <= i_shard < n_shards):
+        raise ValueError(f"shard must be (i, N) with 0 <= i < N, got {shard}")
+    names, values = _check_grid(grid)
+    static_names = [n for n in names if n in STATIC]
+    data_names = [n for n in names if n not in STATIC]
+    n_data = int(np.prod([len(values[n]) for n in data_names], dtype=int))
+    rows = max([max(gen.T0_tuple), down.T] + [max(np.atleast_1d(values[n])) for n in static_names if n != "gen.fixed"])
+    chunk = chunk_size or default_chunk(spec.d, int(rows), max(1, max_memory // n_data))
+    chunk = _checks.size("chunk_size", chunk, lo=1)
+    chunk = min(chunk, seeds)
+    chunk = math.ceil(chunk / jax.local_device_count()) * jax.local_device_count()
+    n_chunks = math.ceil(seeds / chunk)
+
+    out = Path(out)
+    manifest = dict(spectrum=dict(eigenvalues=np.asarray(spec.eigenvalues).tolist(), w0=np.asarray(spec.w0).tolist()),
+                    generators=_describe(gen), downstream=_describe(down),
+                    axes=names, grid={n: np.asarray(values[n]).tolist() for n in names}, generations=generations,
+                    seeds=seeds,
+                    key=int(key), sampler=sampler, chunk_size=chunk, x64=bool(jax.config.jax_enable_x64))
+    _claim(out, manifest)
+
+    jobs = list(itertools.product(range(_count(values, static_names)), range(n_chunks)))
+    mine = [j for k, j in enumerate(jobs) if k % n_shards == i_shard]
+    todo = [j for j in mine if not _chunk_path(out, *j).exists()]
+    say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
+    say(f"[sweep] {out}: {len(names)} axes, {_count(values, names)} points x {seeds} seeds, {len(jobs)} chunks "
+        f"({len(mine) - len(todo)} of this shard's {len(mine)} already on disk)")
+    invalid = {}
+    t0, done_points = time.perf_counter(), 0
+    root = root_key(key)
+    for written, (s_idx, c_idx) in enumerate(todo):
+        if _fail_after is not None and written >= _fail_after:
+            raise RuntimeError(f"injected interruption after {written} chunks")
+        static_vals = _nth(values, static_names, s_idx)
+        gen_s, down_s, bad = _stacked(spec, gen, down, dict(zip(static_names, static_vals)), data_names, values)
+        start = c_idx * chunk
+        ids = np.arange(start, start + chunk, dtype=np.uint32)
+        if bad is None:
+            metrics = _chunk(root, jax.device_put(ids, seed_sharding()), spec, gen_s, down_s, generations, sampler)
+            arrays = {k: np.asarray(v)[:, : min(chunk, seeds - start)] for k, v in metrics._asdict().items()}
+        else:  # the whole static combination is invalid: record NaNs so the sweep can complete
+            shape = (n_data, min(chunk, seeds - start), generations + 1)
+            arrays = {k: np.full(shape, np.nan) for k in Metrics._fields}
+        _atomic_npz(_chunk_path(out, s_idx, c_idx), arrays)
+        done_points += n_data * arrays["test_error"].shape[1]
+        rate = done_points / (time.perf_counter() - t0)
+        left = sum(n_data * min(chunk, seeds - c * chunk) for _, c in todo[written + 1:])
+        say(f"[sweep] chunk {written + 1}/{len(todo)} (static {s_idx + 1}, seeds {start}..{start + chunk - 1}): "
+            f"{rate:.0f} point-seeds/s, ETA {left / rate:.0f}s")
+    if shard is None and n_shards > 1 and i_shard == 0:
+        _wait_for([_chunk_path(out, *j) for j in jobs], wait)
+    if all(_chunk_path(out, *j).exists() for j in jobs):
+        return merge(out, progress=progress)
+    say(f"[sweep] shard {i_shard}/{n_shards} done; run `collapse-jax merge {out}` once every shard has finished")
+    return None
+
+
+def merge(out: str | Path, progress: bool = True) -> SweepResult:
+    """Assemble the chunk files of a finished sweep (all shards) into sweep.npz/.json, with theory."""
+    out = Path(out)
+    m = json.loads((out / "manifest.json").read_text())
+    spec = Spectrum(np.asarray(m["spectrum"]["eigenvalues"]), np.asarray(m["spectrum"]["w0"]))
+    gen, down = _config(Generators, m["generators"]), _config(Downstream, m["downstream"])
+    names = m["axes"]  # the grid's axis order (the manifest's keys are sorted)
+    values = {n: m["grid"][n] for n in names}
+    static_names = [n for n in names if n in STATIC]
+    data_names = [n for n in names if n not in STATIC]
+    n_chunks = math.ceil(m["seeds"] / m["chunk_size"])
+    missing = [(s, c) for s in range(_count(values, static_names)) for c in range(n_chunks)
+               if not _chunk_path(out, s, c).exists()]
+    if missing:
+        raise ValueError(f"cannot merge {out}: {len(missing)} chunk(s) missing, e.g. static {missing[0][0]}, "
+                         f"chunk {missing[0][1]}; run the remaining shards first")
+    per_static = []
+    for s in range(_count(values, static_names)):
+        parts = [np.load(_chunk_path(out, s, c), allow_pickle=False) for c in range(n_chunks)]
+        per_static.append({k: np.concatenate([p[k] for p in parts], axis=1) for k in Metrics._fields})
+    grid_shape = tuple(len(values[n]) for n in names)
+    arrays, th, invalid, no_theory = {}, {}, {}, {}
+    for k in Metrics._fields:
+        stacked = np.stack([p[k] for p in per_static])  # (static, data, seed, n)
+        arrays[k] = _to_grid(stacked, names, static_names, data_names, values)
+    for point in np.ndindex(grid_shape):
+        cfg = dict(zip(names, (values[n][i] for n, i in zip(names, point))))
+        label = ",".join(map(str, point))
+        try:
+            g, d = _point_configs(gen, down, cfg)
+        except ValueError as err:
+            invalid[label] = str(err)
+            for k in Metrics._fields:
+                arrays[k][point] = np.nan
+            continue
+        try:
+            t = theory.metrics(spec, g, d, np.arange(m["generations"] + 1))
+            th[point] = (np.asarray(t.test_error), np.asarray(t.generator_error))
+        except ValueError as err:
+            no_theory[label] = str(err)
+    nan = np.full(grid_shape + (m["generations"] + 1,), np.nan)
+    th_test, th_gen = nan.copy(), nan.copy()
+    for point, (a, b) in th.items():
+        th_test[point], th_gen[point] = a, b
+    res = SweepResult(arrays["test_error"], arrays["generator_error"], th_test, th_gen,
+                      tuple(names) + ("seed", "n"), values, invalid, no_theory)
+    axes = {k: list(res.axes) for k in Metrics._fields} | {f"theory_{k}": names + ["n"] for k in Metrics._fields}
+    io.save(out / "sweep", dict(test_error=res.test_error, generator_error=res.generator_error,
+                                theory_test_error=th_test, theory_generator_error=th_gen), axes,
+            dict(config=m, grid=values, invalid=invalid, no_theory=no_theory, root_seed=m["key"]))
+    if progress:
+        print(f"[sweep] merged {out}: {len(invalid)} invalid point(s), {len(no_theory)} without theory",
+              file=sys.stderr)
+        for label, why in invalid.items():
+            print(f"  invalid point ({label}): {why}", file=sys.stderr)
+    return res
+
+
+def load(out: str | Path) -> SweepResult:
+    """Read a merged sweep back."""
+    arrays, meta = io.load(Path(out) / "sweep")
+    names = meta["axes"]["test_error"][:-2]
+    return SweepResult(arrays["test_error"], arrays["generator_error"], arrays["theory_test_error"],
+                       arrays["theory_generator_error"], tuple(names) + ("seed", "n"), meta["grid"],
+                       meta["invalid"], meta["no_theory"])
+
+
+@functools.partial(jax.jit, static_argnames=("generations", "sampler"))
+def _chunk(root, seed_ids, spec, gen, down, generations, sampler):
+    """(data points, seeds, n) metrics: vmap over the stacked data points of vmap over seeds."""
+    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(root, seed_ids)
+    one_seed = functools.partial(run_chain, generations=generations, sampler=sampler)
+    over_seeds = jax.vmap(one_seed, in_axes=(0, None, None, None))
+    return jax.vmap(over_seeds, in_axes=(None, None, 0, 0))(keys, spec, gen, down)
+
+
+def _check_grid(grid: dict):
+    if not grid:
+        raise ValueError("grid must name at least one field, e.g. {'down.lam': [0.01, 0.1]}")
+    names, values = list(grid), {}
+    for name in names:
+        owner, _, field = name.partition(".")
+        if field not in FIELDS.get(owner, ()):
+            allowed = [f"{o}.{f}" for o, fs in FIELDS.items() for f in fs]
+            raise ValueError(f"grid field {name!r} is not one of {allowed}")
+        vals = list(np.asarray(grid[name]).tolist()) if not isinstance(grid[name], list) else list(grid[name])
+        if not vals:
+            raise ValueError(f"grid field {name!r} has no values")
+        values[name] = vals
+    return names, values
+
+
+def _count(values, names) -> int:
+    return int(np.prod([len(values[n]) for n in names], dtype=int))
+
+
+def _nth(values, names, index):
+    """The index-th combination (C order) of the values of `names`."""
+    if not names:
+        return ()
+    idx = np.unravel_index(index, tuple(len(values[n]) for n in names))
+    return tuple(values[n][i] for n, i in zip(names, idx))
+
+
+def _point_configs(gen, down, cfg: dict):
+    """(Generators, Downstream) at one grid point; ValueError if the point is invalid."""
+    g = {k.split(".", 1)[1]: v for k, v in cfg.items() if k.startswith("gen.")}
+    d = {k.split(".", 1)[1]: v for k, v in cfg.items() if k.startswith("down.")}
+    if "T0" in g and isinstance(g["T0"], list):
+        g["T0"] = tuple(g["T0"])
+    return dataclasses.replace(gen, **g), dataclasses.replace(down, **d)
+
+
+def _stacked(spec, gen, down, static_cfg, data_names, values):
+    """Configs whose data leaves carry a leading axis over the data points (invalid points replaced by a valid
+    one, their results overwritten with NaN at merge). Returns (gen, down, reason) with reason set when the
+    static combination itself is invalid."""
+    try:
+        g0, d0 = _point_configs(gen, down, static_cfg)
+        resolve_sampler("auto", spec.d, g0, d0)
+    except ValueError as err:
+        return gen, down, str(err)
+    points = [dict(zip(data_names, combo)) for combo in itertools.product(*(values[n] for n in data_names))]
+    configs, fallback = [], None
+    for p in points:
+        try:
+            configs.append(_point_configs(g0, d0, p))
+            fallback = fallback or configs[-1]
+        except ValueError:
+            configs.append(None)
+    if fallback is None:
+        return gen, down, "every data point of this combination is invalid"
+    configs = [c or fallback for c in configs]
+    dtype = jnp.zeros(()).dtype
+    stack = lambda cls, i: jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x, dtype) for x in xs]),
+                                        *[c[i] for c in configs])
+    return stack(Generators, 0), stack(Downstream, 1), None
+
+
+def _to_grid(stacked, names, static_names, data_names, values):
+    """(static, data, seed, n) arrays -> (*grid in `names` order, seed, n)."""
+    shape = tuple(len(values[n]) for n in static_names) + tuple(len(values[n]) for n in data_names)
+    arr = stacked.reshape(shape + stacked.shape[2:])
+    order = [(static_names + data_names).index(n) for n in names]
+    return np.transpose(arr, order + [len(names), len(names) + 1])
+
+
+def _claim(out: Path, manifest: dict):
+    """Write the manifest, or check that the one on disk describes the same sweep."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "manifest.json"
+    text = json.dumps(manifest, sort_keys=True)
+    if path.exists():
+        old = json.loads(path.read_text())
+        if json.dumps(old, sort_keys=True) != text:
+            diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
+            raise ValueError(f"{out} holds a sweep with a different config (differs in {diff}); "
+                             "use another output folder or delete it")
+        return
+    tmp = out / f"manifest.{os.getpid()}.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _wait_for(paths, timeout: float):
+    deadline = time.monotonic() + timeout
+    while not all(p.exists() for p in paths):
+        if time.monotonic() > deadline:
+            missing = sum(not p.exists() for p in paths)
+            raise TimeoutError(f"{missing} chunk file(s) from other processes did not appear within {timeout:.0f}s")
+        time.sleep(0.5)
+
+
+def _chunk_path(out: Path, static_idx: int, chunk_idx: int) -> Path:
+    return out / "chunks" / f"s{static_idx:04d}_c{chunk_idx:05d}.npz"
+
+
+def _atomic_npz(path: Path, arrays: dict):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _describe(cfg) -> dict:
+    return {f.name: (np.asarray(v).tolist() if v is not None and not isinstance(v, (bool, str)) else v)
+            for f in dataclasses.fields(cfg) for v in [getattr(cfg, f.name)]}
+
+
+def _config(cls, described: dict):
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in described.items()}
+    return cls(**kwargs)
+
+

@@ -1,0 +1,144 @@
+"""cj.sweep: grids that compile once per static shape, chunked and sharded work, resume, merge, refusals."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import collapse_jax as cj
+
+SPEC = cj.Spectrum.isotropic(12)
+GEN, DOWN = cj.Generators(T0=30, sigma0=1.0), cj.Downstream(T=30, sigma=0.5)
+GRID = {"down.lam": [0.0, 0.3], "down.T": [20, 40], "gen.sigma0": [0.5, 1.0, 2.0]}
+
+
+def run(out, **kw):
+    args = dict(grid=GRID, generations=3, seeds=20, key=2, out=out, progress=False) | kw
+    return cj.sweep(SPEC, GEN, DOWN, **args)
+
+
+def test_each_point_equals_simulate(tmp_path):
+    res = run(tmp_path / "a")
+    assert res.test_error.shape == (2, 2, 3, 20, 4) and res.axes == ("down.lam", "down.T", "gen.sigma0", "seed", "n")
+    for i, lam in enumerate(GRID["down.lam"]):
+        for j, T in enumerate(GRID["down.T"]):
+            for k, s0 in enumerate(GRID["gen.sigma0"]):
+                one = cj.simulate(SPEC, cj.Generators(T0=30, sigma0=s0), cj.Downstream(T=T, sigma=0.5, lam=lam),
+                                  3, 20, key=2)
+                np.testing.assert_allclose(res.test_error[i, j, k], one.test_error, rtol=1e-12)
+                np.testing.assert_allclose(res.generator_error[i, j, k], one.generator_error, rtol=1e-12)
+    assert np.nanmax(np.abs(res.zscore().test_error)) < 6  # 20 seeds: a sanity check; exactness is tested elsewhere
+    assert np.isfinite(res.theory_test_error).all()
+
+
+def test_chunks_shards_and_resume_give_identical_arrays(tmp_path):
+    whole = run(tmp_path / "whole")
+    chunked = run(tmp_path / "chunked", chunk_size=6)
+    np.testing.assert_array_equal(chunked.test_error, whole.test_error)
+    # two independent slices, then merge
+    assert run(tmp_path / "sliced", chunk_size=6, shard=(0, 2)) is None
+    sliced = run(tmp_path / "sliced", chunk_size=6, shard=(1, 2))
+    np.testing.assert_array_equal(sliced.test_error, whole.test_error)
+    np.testing.assert_array_equal(cj.merge(tmp_path / "sliced", progress=False).test_error, whole.test_error)
+    # a run killed after 3 chunks, then resumed with the same command
+    with pytest.raises(RuntimeError, match="injected"):
+        run(tmp_path / "killed", chunk_size=6, _fail_after=3)
+    assert len(list((tmp_path / "killed" / "chunks").glob("*.npz"))) == 3
+    assert not list((tmp_path / "killed").rglob("*.tmp*"))
+    resumed = run(tmp_path / "killed", chunk_size=6)
+    np.testing.assert_array_equal(resumed.test_error, whole.test_error)
+
+
+def test_mismatched_config_is_refused(tmp_path):
+    run(tmp_path / "a", seeds=8)
+    with pytest.raises(ValueError, match="different config"):
+        run(tmp_path / "a", seeds=8, key=3)
+    with pytest.raises(ValueError, match="different config"):
+        run(tmp_path / "a", seeds=8, grid={"down.lam": [0.0, 0.5]})
+
+
+def test_invalid_points_are_reported_and_the_rest_computed(tmp_path):
+    grid = {"down.lam": [0.1, -1.0], "down.T": [20, 0]}
+    res = run(tmp_path / "bad", grid=grid, seeds=8)
+    assert set(res.invalid) == {"0,1", "1,0", "1,1"}
+    assert "lam" in res.invalid["1,0"] and "T" in res.invalid["0,1"]
+    assert np.isfinite(res.test_error[0, 0]).all() and np.isnan(res.test_error[1]).all()
+    assert np.isnan(res.test_error[0, 1]).all()
+    meta = json.loads((tmp_path / "bad" / "sweep.json").read_text())
+    assert meta["invalid"] == res.invalid
+
+
+def test_bad_sweep_arguments(tmp_path):
+    with pytest.raises(ValueError, match="grid field"):
+        run(tmp_path / "x", grid={"down.gamma": [1.0]})
+    with pytest.raises(ValueError, match="shard"):
+        run(tmp_path / "x", shard=(2, 2))
+    with pytest.raises(ValueError, match="missing"):
+        run(tmp_path / "y", shard=(0, 2), chunk_size=6)
+        cj.merge(tmp_path / "y")
+
+
+TOML = """
+name = "cli"
+[spectrum]
+kind = "isotropic"
+d = 12
+[generators]
+T0 = 30
+[downstream]
+T = 30
+[grid]
+"down.lam" = {logspace = [-2, 0, 3]}
+"gen.sigma0" = [0.5, 1.0]
+[simulation]
+generations = 3
+seeds = 24
+chunk_size = 8
+"""
+
+
+def test_two_processes_then_merge_equal_one_run(tmp_path):
+    """`collapse-jax sweep --shard i/2` in two separate processes, then `collapse-jax merge`."""
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(TOML)
+    cmd = [sys.executable, "-m", "collapse_jax.cli", "sweep", str(cfg), "--quiet"]
+    procs = [subprocess.Popen(cmd + ["--out", str(tmp_path / "two"), "--shard", f"{i}/2"]) for i in range(2)]
+    assert all(p.wait(timeout=300) == 0 for p in procs)
+    subprocess.run([sys.executable, "-m", "collapse_jax.cli", "merge", str(tmp_path / "two")], check=True,
+                   timeout=300)
+    subprocess.run(cmd + ["--out", str(tmp_path / "one")], check=True, timeout=300)
+    two, one = cj.sweep_load(tmp_path / "two"), cj.sweep_load(tmp_path / "one")
+    np.testing.assert_array_equal(two.test_error, one.test_error)
+    assert two.test_error.shape == (3, 2, 24, 4)
+
+
+DISTRIBUTED = """
+import sys
+import jax
+jax.config.update("jax_enable_x64", True)
+jax.distributed.initialize(coordinator_address="127.0.0.1:" + sys.argv[1], num_processes=2, process_id=int(sys.argv[2]))
+import numpy as np
+import collapse_jax as cj
+assert jax.process_count() == 2
+res = cj.sweep(cj.Spectrum.isotropic(12), cj.Generators(T0=30), cj.Downstream(T=30, sigma=0.5),
+               grid={"down.lam": [0.0, 0.3], "gen.sigma0": [0.5, 1.0]}, generations=3, seeds=20, key=2,
+               out=sys.argv[3], chunk_size=6, wait=240, progress=False)
+assert (res is not None) == (jax.process_index() == 0)
+jax.distributed.shutdown()
+"""
+
+
+def test_jax_distributed_two_processes_equal_one_run(tmp_path):
+    """Two processes under jax.distributed.initialize each take their slice; process 0 merges."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    out = tmp_path / "dist"
+    procs = [subprocess.Popen([sys.executable, "-c", DISTRIBUTED, port, str(i), str(out)]) for i in range(2)]
+    assert all(p.wait(timeout=300) == 0 for p in procs)
+    one = cj.sweep(SPEC, GEN, DOWN, grid={"down.lam": [0.0, 0.3], "gen.sigma0": [0.5, 1.0]}, generations=3,
+                   seeds=20, key=2, out=tmp_path / "one", progress=False)
+    np.testing.assert_array_equal(cj.sweep_load(out).test_error, one.test_error)
