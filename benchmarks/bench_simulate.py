@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -73,12 +72,13 @@ def time_jax(seeds, lam_gen, lam_down, sampler):
 def peak_memory(seeds: int) -> dict:
     """Peak resident memory of a fresh process simulating `seeds` seeds (suffstats, OLS)."""
     code = f"""
-import resource, time, jax
+import time, jax
 jax.config.update("jax_enable_x64", True)
 import collapse_jax as cj
 t = time.perf_counter()
 r = cj.simulate(cj.Spectrum.isotropic({D}), cj.Generators(T0={T}), cj.Downstream(T={T}), {GENERATIONS}, {seeds}, 0)
-print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, r.test_error.shape[0])
+peak = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")][0] / 2**20
+print(time.perf_counter() - t, peak, r.test_error.shape[0])  # VmHWM: this process's own peak (not the parent's)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     return dict(seeds=int(out[2]), seconds=float(out[0]), peak_rss_gb=float(out[1]))

@@ -28,17 +28,18 @@ jax.config.update("jax_enable_x64", True)
 import collapse_jax as cj  # noqa: E402
 
 
-def rate(fn, budget=1.0, start=8, cap=4096):
-    """Seeds per second of fn(seeds), doubling seeds until one call takes `budget` seconds (after a warm-up)."""
-    fn(start)
-    seeds = start
-    while True:
-        t = time.perf_counter()
-        fn(seeds)
-        dt = time.perf_counter() - t
-        if dt > budget or seeds >= cap:
-            return seeds / dt
-        seeds *= 2
+def rate(fn, budget=1.0):
+    """Seeds per second of fn(seeds, chunk_size), compilation excluded: a small call estimates the cost per
+    seed, then one chunk size sized to the budget is compiled (warm-up) and timed on the same shape."""
+    fn(16, 16)
+    t = time.perf_counter()
+    fn(16, 16)
+    per_seed = (time.perf_counter() - t) / 16
+    chunk = int(2 ** np.clip(np.round(np.log2(budget / per_seed)), 4, 11))
+    fn(chunk, chunk)
+    t = time.perf_counter()
+    fn(chunk, chunk)
+    return chunk / (time.perf_counter() - t)
 
 
 def numpy_rate(d, T, lam, generations, budget):
@@ -58,7 +59,7 @@ def jax_rate(d, T, lam, generations, sampler, budget):
     spec = cj.Spectrum.isotropic(d)
     gen = cj.Generators(T0=T, lam=lam if lam > 0 else None)
     down = cj.Downstream(T=T, lam=lam)
-    return rate(lambda s: cj.simulate(spec, gen, down, generations, s, 0, sampler=sampler), budget)
+    return rate(lambda s, c: cj.simulate(spec, gen, down, generations, s, 0, sampler=sampler, chunk_size=c), budget)
 
 
 def table(ds, ratios, budget):
@@ -78,7 +79,8 @@ def table(ds, ratios, budget):
 
 def growth():
     """Exponents of time in seeds, generations, d and T (sufficient statistics, OLS generators, ridge down)."""
-    def seconds(d=100, T=300, generations=20, seeds=1000):
+    def seconds(d=100, T=None, generations=20, seeds=1000):
+        T = T or 3 * d  # T = 3d keeps every size in the same (sufficient-statistics) regime
         spec = cj.Spectrum.isotropic(d)
         args = (spec, cj.Generators(T0=T), cj.Downstream(T=T, lam=0.1), generations, seeds, 0)
         cj.simulate(*args)
@@ -96,8 +98,16 @@ def growth():
     return out
 
 
-SUB = """
-import os, sys, time, resource
+PEAK = """
+def peak_gb():
+    # VmHWM: this process's own high-water mark (ru_maxrss would carry the parent's over fork + exec)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+"""
+
+SUB = PEAK + """
+import os, sys, time
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=" + sys.argv[1]
 import jax
 jax.config.update("jax_enable_x64", True)
@@ -106,7 +116,7 @@ args = (cj.Spectrum.isotropic(100), cj.Generators(T0=300), cj.Downstream(T=300, 
 cj.simulate(*args, chunk_size=int(sys.argv[2]))
 t = time.perf_counter()
 cj.simulate(*args, chunk_size=int(sys.argv[2]))
-print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+print(time.perf_counter() - t, peak_gb())
 """
 
 
@@ -118,13 +128,18 @@ def fresh(devices, chunk, seeds):
 
 def grid_sweep():
     import tempfile
-    import resource
 
+    code = PEAK + f"""
+from collapse_jax import cli
+cli.main(["sweep", "experiments/sweeps/default_grid.toml", "--quiet", "--out", {tempfile.mkdtemp()!r}])
+print("peak", peak_gb())
+"""
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "collapse_jax.cli", "sweep", "experiments/sweeps/default_grid.toml",
-                          "--quiet", "--out", tempfile.mkdtemp()], check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    lines = out.stdout.strip().splitlines()
+    peak = float(lines[-1].split()[1])
+    out.stdout = "\n".join(lines[:-1])
     print(f"sweep 200 points x 1000 seeds x 20 generations (d=100): {seconds:.0f}s wall (compile included), "
           f"peak RSS {peak:.2f} GB; {out.stdout.strip()}", flush=True)
     return dict(seconds=seconds, peak_rss_gb=peak)
@@ -133,12 +148,14 @@ def grid_sweep():
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--skip-table", action="store_true")
     args = parser.parse_args()
     print(f"jax {jax.__version__}, {len(jax.devices())} device(s), float64", flush=True)
     results = {}
     ds, ratios = ([50, 100], [1.5, 4]) if args.quick else ([50, 100, 200, 400], [1.5, 4, 16])
     print(f"{'d':>4} {'T=T0':>6} {'':>6} {'numpy/s':>10} {'direct/s':>10} {'suff/s':>10} {'suff/np':>9}")
-    results["table"] = table(ds, ratios, 0.5 if args.quick else 1.0)
+    if not args.skip_table:
+        results["table"] = table(ds, ratios, 0.5 if args.quick else 1.0)
     results["growth"] = growth()
     results["memory"] = {c: fresh(1, c, 20000)[1] for c in (250, 2000, 20000)}
     print("peak RSS (GB) against chunk size, 20,000 seeds:", results["memory"], flush=True)

@@ -67,9 +67,9 @@ class SweepResult:
 
     def zscore(self) -> Metrics:
         """(mean - theory) / sem at every grid point and generation (NaN where either is missing)."""
+        theory_ = (self.theory_test_error, self.theory_generator_error)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return Metrics(*((m - t) / s for m, s, t in zip(self.mean(), self.sem(),
-                                                             (self.theory_test_error, self.theory_generator_error))))
+            return Metrics(*((m - t) / s for m, s, t in zip(self.mean(), self.sem(), theory_)))
 
 
 def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generations: int, seeds: int, key=0, *,
@@ -89,6 +89,7 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
     """
     generations = _checks.size("generations", generations, lo=0)
     seeds = _checks.size("seeds", seeds, lo=1)
+    key = _checks.size("key (an int seed for sweeps)", key, lo=0)
     i_shard, n_shards = shard if shard is not None else (jax.process_index(), jax.process_count())
     if not (isinstance(n_shards, int) and n_shards >= 1 and 0 <= i_shard < n_shards):
         raise ValueError(f"shard must be (i, N) with 0 <= i < N, got {shard}")
@@ -104,11 +105,12 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
     n_chunks = math.ceil(seeds / chunk)
 
     out = Path(out)
-    manifest = dict(spectrum=dict(eigenvalues=np.asarray(spec.eigenvalues).tolist(), w0=np.asarray(spec.w0).tolist()),
-                    generators=_describe(gen), downstream=_describe(down),
-                    axes=names, grid={n: np.asarray(values[n]).tolist() for n in names}, generations=generations,
-                    seeds=seeds,
-                    key=int(key), sampler=sampler, chunk_size=chunk, x64=bool(jax.config.jax_enable_x64))
+    manifest = dict(
+        spectrum=dict(eigenvalues=np.asarray(spec.eigenvalues).tolist(), w0=np.asarray(spec.w0).tolist()),
+        generators=_describe(gen), downstream=_describe(down), axes=names,
+        grid={n: np.asarray(values[n]).tolist() for n in names}, generations=generations, seeds=seeds, key=key,
+        sampler=sampler, chunk_size=chunk, x64=bool(jax.config.jax_enable_x64),
+    )
     _claim(out, manifest)
 
     jobs = list(itertools.product(range(_count(values, static_names)), range(n_chunks)))
@@ -117,7 +119,6 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
     say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
     say(f"[sweep] {out}: {len(names)} axes, {_count(values, names)} points x {seeds} seeds, {len(jobs)} chunks "
         f"({len(mine) - len(todo)} of this shard's {len(mine)} already on disk)")
-    invalid = {}
     t0, done_points = time.perf_counter(), 0
     root = root_key(key)
     for written, (s_idx, c_idx) in enumerate(todo):
@@ -138,7 +139,7 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
         rate = done_points / (time.perf_counter() - t0)
         left = sum(n_data * min(chunk, seeds - c * chunk) for _, c in todo[written + 1:])
         say(f"[sweep] chunk {written + 1}/{len(todo)} (static {s_idx + 1}, seeds {start}..{start + chunk - 1}): "
-            f"{rate:.0f} point-seeds/s, ETA {left / rate:.0f}s")
+            f"{done_points}/{done_points + left} point-seeds, {rate:.0f}/s, ETA {left / rate:.0f}s")
     if shard is None and n_shards > 1 and i_shard == 0:
         _wait_for([_chunk_path(out, *j) for j in jobs], wait)
     if all(_chunk_path(out, *j).exists() for j in jobs):
@@ -281,9 +282,8 @@ def _stacked(spec, gen, down, static_cfg, data_names, values):
         return gen, down, "every data point of this combination is invalid"
     configs = [c or fallback for c in configs]
     dtype = jnp.zeros(()).dtype
-    stack = lambda cls, i: jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x, dtype) for x in xs]),
-                                        *[c[i] for c in configs])
-    return stack(Generators, 0), stack(Downstream, 1), None
+    stack = lambda i: jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x, dtype) for x in xs]), *[c[i] for c in configs])
+    return stack(0), stack(1), None
 
 
 def _to_grid(stacked, names, static_names, data_names, values):

@@ -142,3 +142,27 @@ def test_jax_distributed_two_processes_equal_one_run(tmp_path):
     one = cj.sweep(SPEC, GEN, DOWN, grid={"down.lam": [0.0, 0.3], "gen.sigma0": [0.5, 1.0]}, generations=3,
                    seeds=20, key=2, out=tmp_path / "one", progress=False)
     np.testing.assert_array_equal(cj.sweep_load(out).test_error, one.test_error)
+
+
+ON_DEVICES = """
+import os, sys
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=" + sys.argv[1]
+import jax, numpy as np
+jax.config.update("jax_enable_x64", True)
+import collapse_jax as cj
+assert jax.local_device_count() == int(sys.argv[1])
+res = cj.sweep(cj.Spectrum.power_law(12, 1.5, 0.5), cj.Generators(T0=30), cj.Downstream(T=20, sigma=0.5),
+               grid={"down.lam": [0.0, 0.3], "down.T": [10, 20]}, generations=3, seeds=18, key=4,
+               out=sys.argv[2], chunk_size=8, progress=False)
+np.save(sys.argv[2] + ".npy", res.test_error)
+"""
+
+
+def test_devices_do_not_change_sweep_results(tmp_path):
+    """The seed axis sharded over 1 or 4 simulated CPU devices (chunks padded to the device count): identical."""
+    out = []
+    for devices in (1, 4):
+        path = str(tmp_path / f"dev{devices}")
+        subprocess.run([sys.executable, "-c", ON_DEVICES, str(devices), path], check=True, timeout=300)
+        out.append(np.load(path + ".npy"))
+    np.testing.assert_array_equal(out[0], out[1])
