@@ -46,11 +46,11 @@ class Result:
 
     def mean(self) -> Metrics:
         """Mean over seeds, per generation."""
-        return Metrics(*(a.mean(axis=-2) for a in self.metrics))
+        return seed_mean(self.metrics)
 
     def sem(self) -> Metrics:
         """Standard error of that mean (ddof 1)."""
-        return Metrics(*(a.std(axis=-2, ddof=1) / math.sqrt(a.shape[-2]) for a in self.metrics))
+        return seed_sem(self.metrics)
 
     def zscore(self, theory: Metrics) -> Metrics:
         """(mean - theory) / sem per generation; 0 where the sem vanishes and so does the difference, up to
@@ -64,17 +64,38 @@ class Result:
         return Metrics(*map(z, self.mean(), self.sem(), theory))
 
 
+def seed_mean(metrics: Metrics) -> Metrics:
+    """Mean over the seed axis (the second to last)."""
+    return Metrics(*(np.mean(a, axis=-2) for a in metrics))
+
+
+def seed_sem(metrics: Metrics) -> Metrics:
+    """Standard error of the seed mean (ddof 1)."""
+    return Metrics(*(np.std(a, axis=-2, ddof=1) / math.sqrt(np.shape(a)[-2]) for a in metrics))
+
+
 def default_chunk(d: int, rows: int, memory: int = DEFAULT_MEMORY) -> int:
     """Seeds per chunk so that the working arrays (a few d x d and rows x d matrices per seed) fit in memory."""
     per_seed = 8 * (6 * d * d + 3 * rows * d + 64)
     return max(1, memory // per_seed)
 
 
-@functools.partial(jax.jit, static_argnames=("generations", "sampler"))
-def _chunk(root, seed_ids, spec, gen, down, generations, sampler):
+def seed_batch(root, seed_ids, spec, gen, down, generations, sampler):
+    """Metrics of the seeds `seed_ids` (axis 0 of every output), each with the key fold_in(root, seed)."""
     keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(root, seed_ids)
     one_seed = functools.partial(run_chain, generations=generations, sampler=sampler)
     return jax.vmap(one_seed, in_axes=(0, None, None, None))(keys, spec, gen, down)
+
+
+_chunk = jax.jit(seed_batch, static_argnames=("generations", "sampler"))
+
+
+def chunk_size_for(seeds: int, requested: int | None, default: int) -> int:
+    """Seeds per compiled call: the request (or the default), at most `seeds`, rounded up to a multiple of
+    the local device count so every device gets the same share."""
+    chunk = _checks.size("chunk_size", default if requested is None else requested, lo=1)
+    n = jax.local_device_count()
+    return math.ceil(min(chunk, seeds) / n) * n
 
 
 def seed_sharding() -> NamedSharding:
@@ -133,11 +154,7 @@ def simulate(
     sampler_used = resolve_sampler(sampler, d, gen, down)
     gen.per_generation(generations)  # checks generations against a per-generation config
     down = down.resolved(generations)  # a lambda schedule becomes one lambda per generation
-    devices = jax.local_devices()
-    chunk = default_chunk(d, max(max(gen.T0_tuple), down.T)) if chunk_size is None else chunk_size
-    chunk = _checks.size("chunk_size", chunk, lo=1)
-    chunk = min(chunk, seeds)
-    chunk = math.ceil(chunk / len(devices)) * len(devices)  # every device gets the same share
+    chunk = chunk_size_for(seeds, chunk_size, default_chunk(d, max(max(gen.T0_tuple), down.T)))
     sharding = seed_sharding()
 
     root = root_key(key)
@@ -155,15 +172,15 @@ def simulate(
                   f"ETA {(seeds - start) / rate:.0f}s", file=sys.stderr)
     metrics = Metrics(*(np.concatenate(a) for a in zip(*parts)))
     config = dict(
-        spectrum=dict(d=d), generators=_describe(gen), downstream=_describe(down), generations=generations,
+        spectrum=dict(d=d), generators=describe(gen), downstream=describe(down), generations=generations,
         seeds=seeds, seed_offset=seed_offset, key=key if isinstance(key, int) else "custom",
         sampler=sampler, sampler_used=dict(generators=sampler_used[0], downstream=sampler_used[1]),
-        chunk_size=chunk, devices=len(devices), x64=bool(jax.config.jax_enable_x64),
+        chunk_size=chunk, devices=jax.local_device_count(), x64=bool(jax.config.jax_enable_x64),
     )
     return Result(*metrics, config=config)
 
 
-def _describe(cfg) -> dict:
+def describe(cfg) -> dict:
     """A JSON-friendly view of a config dataclass."""
     out = {}
     for f in dataclasses.fields(cfg):

@@ -36,9 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax import _checks, io, theory
-from collapse_jax.chain import Metrics, resolve_sampler, run_chain
+from collapse_jax.chain import Metrics, resolve_sampler
 from collapse_jax.problem import Downstream, Generators
-from collapse_jax.simulate import DEFAULT_MEMORY, default_chunk, root_key, seed_sharding
+from collapse_jax.simulate import (DEFAULT_MEMORY, chunk_size_for, default_chunk, describe, root_key, seed_batch,
+                                  seed_mean, seed_sem, seed_sharding)
 from collapse_jax.spectra import Spectrum
 
 FIELDS = {"gen": ("T0", "sigma0", "lam", "fixed"), "down": ("T", "sigma", "lam")}
@@ -59,11 +60,10 @@ class SweepResult:
     no_theory: dict  # {"i,j,...": reason} for grid points without a formula
 
     def mean(self) -> Metrics:
-        return Metrics(np.mean(self.test_error, -2), np.mean(self.generator_error, -2))
+        return seed_mean(Metrics(self.test_error, self.generator_error))
 
     def sem(self) -> Metrics:
-        k = math.sqrt(self.test_error.shape[-2])
-        return Metrics(np.std(self.test_error, -2, ddof=1) / k, np.std(self.generator_error, -2, ddof=1) / k)
+        return seed_sem(Metrics(self.test_error, self.generator_error))
 
     def zscore(self) -> Metrics:
         """(mean - theory) / sem at every grid point and generation (NaN where either is missing)."""
@@ -98,16 +98,13 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
     data_names = [n for n in names if n not in STATIC]
     n_data = int(np.prod([len(values[n]) for n in data_names], dtype=int))
     rows = max([max(gen.T0_tuple), down.T] + [max(np.atleast_1d(values[n])) for n in static_names if n != "gen.fixed"])
-    chunk = chunk_size or default_chunk(spec.d, int(rows), max(1, max_memory // n_data))
-    chunk = _checks.size("chunk_size", chunk, lo=1)
-    chunk = min(chunk, seeds)
-    chunk = math.ceil(chunk / jax.local_device_count()) * jax.local_device_count()
+    chunk = chunk_size_for(seeds, chunk_size, default_chunk(spec.d, int(rows), max(1, max_memory // n_data)))
     n_chunks = math.ceil(seeds / chunk)
 
     out = Path(out)
     manifest = dict(
         spectrum=dict(eigenvalues=np.asarray(spec.eigenvalues).tolist(), w0=np.asarray(spec.w0).tolist()),
-        generators=_describe(gen), downstream=_describe(down), axes=names,
+        generators=describe(gen), downstream=describe(down), axes=names,
         grid={n: np.asarray(values[n]).tolist() for n in names}, generations=generations, seeds=seeds, key=key,
         sampler=sampler, chunk_size=chunk, x64=bool(jax.config.jax_enable_x64),
     )
@@ -217,11 +214,9 @@ def load(out: str | Path) -> SweepResult:
 
 @functools.partial(jax.jit, static_argnames=("generations", "sampler"))
 def _chunk(root, seed_ids, spec, gen, down, generations, sampler):
-    """(data points, seeds, n) metrics: vmap over the stacked data points of vmap over seeds."""
-    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(root, seed_ids)
-    one_seed = functools.partial(run_chain, generations=generations, sampler=sampler)
-    over_seeds = jax.vmap(one_seed, in_axes=(0, None, None, None))
-    return jax.vmap(over_seeds, in_axes=(None, None, 0, 0))(keys, spec, gen, down)
+    """(data points, seeds, n) metrics: the simulator's batch over seeds, vmapped over stacked data points."""
+    batch = functools.partial(seed_batch, generations=generations, sampler=sampler)
+    return jax.vmap(batch, in_axes=(None, None, None, 0, 0))(root, seed_ids, spec, gen, down)
 
 
 def _check_grid(grid: dict):
@@ -329,11 +324,6 @@ def _atomic_npz(path: Path, arrays: dict):
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
     np.savez_compressed(tmp, **arrays)
     os.replace(tmp, path)
-
-
-def _describe(cfg) -> dict:
-    return {f.name: (np.asarray(v).tolist() if v is not None and not isinstance(v, (bool, str)) else v)
-            for f in dataclasses.fields(cfg) for v in [getattr(cfg, f.name)]}
 
 
 def _config(cls, described: dict):
