@@ -115,6 +115,50 @@ def root_key(key):
     return jax.random.wrap_key_data(key)
 
 
+def run_chunks(call, seeds: int, chunk: int, seed_offset: int = 0, progress: bool = False):
+    """Concatenate call(seed_ids) over chunks of `chunk` seed ids, sharded over the local devices.
+
+    call maps a uint32 array of seed ids to a pytree of arrays with the seed on axis 0. The last chunk is
+    padded to keep one compiled shape, and the padding is dropped. Returns the pytree as numpy arrays.
+    """
+    sharding = seed_sharding()
+    parts, start, t0 = [], 0, time.perf_counter()
+    n_chunks = math.ceil(seeds / chunk)
+    for i in range(n_chunks):
+        ids = np.arange(seed_offset + start, seed_offset + start + chunk, dtype=np.uint32)
+        out = call(jax.device_put(ids, sharding))
+        take = min(chunk, seeds - start)
+        parts.append(jax.tree.map(lambda a: np.asarray(a)[:take], out))
+        start += take
+        if progress:
+            rate = start / (time.perf_counter() - t0)
+            print(f"chunk {i + 1}/{n_chunks}: {start}/{seeds} seeds, {rate:.0f} seeds/s, "
+                  f"ETA {(seeds - start) / rate:.0f}s", file=sys.stderr)
+    return jax.tree.map(lambda *a: np.concatenate(a), *parts)
+
+
+def map_seeds(one_seed, key, seeds: int, *, chunk_size: int | None = None, seed_offset: int = 0,
+              progress: bool = False):
+    """Run one_seed(key) -> pytree for `seeds` seeds (seed i gets fold_in(key, seed_offset + i)), vmapped and
+    jit-compiled, in chunks of chunk_size seeds (default: all). Returns the pytree stacked on axis 0, as numpy.
+
+    Example:
+        >>> import jax
+        >>> from collapse_jax.simulate import map_seeds
+        >>> map_seeds(lambda k: jax.random.normal(k, (3,)), key=0, seeds=5).shape
+        (5, 3)
+    """
+    seeds = _checks.size("seeds", seeds, lo=1)
+    root = root_key(key)
+
+    @jax.jit
+    def batch(ids):
+        return jax.vmap(one_seed)(jax.vmap(jax.random.fold_in, in_axes=(None, 0))(root, ids))
+
+    chunk = chunk_size_for(seeds, chunk_size, seeds)
+    return run_chunks(batch, seeds, chunk, _checks.size("seed_offset", seed_offset, lo=0), progress)
+
+
 def simulate(
     spec: Spectrum,
     gen: Generators,
@@ -158,19 +202,8 @@ def simulate(
     sharding = seed_sharding()
 
     root = root_key(key)
-    parts, start, t0 = [], 0, time.perf_counter()
-    n_chunks = math.ceil(seeds / chunk)
-    for i in range(n_chunks):
-        ids = np.arange(seed_offset + start, seed_offset + start + chunk, dtype=np.uint32)
-        out = _chunk(root, jax.device_put(ids, sharding), spec, gen, down, generations, sampler)
-        take = min(chunk, seeds - start)  # the last chunk is padded to keep one compiled shape
-        parts.append(jax.tree.map(lambda a: np.asarray(a)[:take], out))
-        start += take
-        if progress:
-            rate = start / (time.perf_counter() - t0)
-            print(f"chunk {i + 1}/{n_chunks}: {start}/{seeds} seeds, {rate:.0f} seeds/s, "
-                  f"ETA {(seeds - start) / rate:.0f}s", file=sys.stderr)
-    metrics = Metrics(*(np.concatenate(a) for a in zip(*parts)))
+    call = lambda ids: _chunk(root, ids, spec, gen, down, generations, sampler)  # noqa: E731
+    metrics = Metrics(*run_chunks(call, seeds, chunk, seed_offset, progress))
     config = dict(
         spectrum=dict(d=d), generators=describe(gen), downstream=describe(down), generations=generations,
         seeds=seeds, seed_offset=seed_offset, key=key if isinstance(key, int) else "custom",

@@ -1,0 +1,71 @@
+"""Resampling the empirical distribution (MATH §2.3): each generation draws M points with replacement from the
+previous M. The labels of the original points follow the neutral Wright-Fisher model, so the chain is tracked
+through the labels alone: the points' values never matter.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from collapse_jax import _checks
+from collapse_jax.simulate import map_seeds
+
+
+class BootstrapChain(NamedTuple):
+    """distinct, collision: (seeds, generations + 1); fixation_time, winner: (seeds,).
+
+    distinct: number of original values still present; collision: sum_i p_i^2 over the original values;
+    fixation_time: first generation with one value left (-1 if not reached); winner: the label of the value
+    present at the last generation with the most copies (the fixed one if fixation happened).
+    """
+
+    distinct: np.ndarray
+    collision: np.ndarray
+    fixation_time: np.ndarray
+    winner: np.ndarray
+
+
+def bootstrap_chain(key, M: int, generations: int, seeds: int, *, initial=None, chunk_size: int | None = None,
+                    progress: bool = False) -> BootstrapChain:
+    """Resample M points with replacement `generations` times, for `seeds` chains.
+
+    Args:
+        initial: labels of the M starting points (ints in 0..M-1; repeats mean repeated values). Default:
+            M distinct values.
+
+    Example:
+        >>> from collapse_jax.distributions import bootstrap_chain
+        >>> out = bootstrap_chain(0, M=100, generations=400, seeds=200)
+        >>> int(out.distinct[0, 0]), out.distinct.shape, bool((out.fixation_time > 0).mean() > 0.5)
+        (100, (200, 401), True)
+    """
+    M = _checks.size("M", M, lo=2)
+    generations = _checks.size("generations", generations, lo=0)
+    labels0 = np.arange(M) if initial is None else np.asarray(initial)
+    if labels0.shape != (M,) or not np.issubdtype(labels0.dtype, np.integer) or labels0.min() < 0 \
+            or labels0.max() >= M:
+        raise ValueError(f"initial must be {M} integer labels in 0..{M - 1}, got shape {labels0.shape}")
+
+    def summary(labels):
+        counts = jnp.zeros(M, int).at[labels].add(1)
+        return jnp.sum(counts > 0), jnp.sum((counts / M) ** 2), counts
+
+    def step(labels, key):
+        labels = labels[jax.random.randint(key, (M,), 0, M)]
+        distinct, collision, _ = summary(labels)
+        return labels, (distinct, collision)
+
+    def one_seed(key):
+        labels = jnp.asarray(labels0)
+        last, (distinct, collision) = jax.lax.scan(step, labels, jax.random.split(key, generations))
+        d0, c0, _ = summary(labels)
+        distinct = jnp.concatenate([d0[None], distinct])
+        collision = jnp.concatenate([c0[None], collision])
+        fixed = distinct == 1
+        fixation = jnp.where(fixed.any(), jnp.argmax(fixed), -1)
+        return distinct, collision, fixation, jnp.argmax(summary(last)[2])
+
+    return BootstrapChain(*map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress))

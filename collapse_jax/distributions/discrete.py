@@ -1,0 +1,77 @@
+"""Categorical distributions re-estimated from counts (MATH §2.4), with real data optionally mixed in.
+
+Generation 1 is the frequency vector of N real samples from p. Without mixing, every later generation is the
+frequency vector of N samples from the previous one (categories die out, and the chain ends on one). With
+`synthetic = s`, every later generation is fitted to the same N real samples plus s fresh samples from the
+previous fit, p^(m+1) = (1 - alpha) p^(1) + alpha q_m with alpha = s / (N + s), and stays near p^(1).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from collapse_jax import _checks
+from collapse_jax.distributions import distances
+from collapse_jax.simulate import map_seeds
+
+
+class DiscreteChain(NamedTuple):
+    """probs: (seeds, generations + 1, K), index 0 the true p and index 1 the fit to the real samples.
+    tv: total variation to the true p; support: categories with positive probability (both (seeds, gens + 1))."""
+
+    probs: np.ndarray
+    tv: np.ndarray
+    support: np.ndarray
+
+
+def check_probabilities(p) -> np.ndarray:
+    p = np.asarray(p, float)
+    if p.ndim != 1 or p.size < 2:
+        raise ValueError(f"p must be a vector of at least 2 probabilities, got shape {p.shape}")
+    if not np.all(np.isfinite(p)) or np.any(p < 0) or not np.isclose(p.sum(), 1.0, atol=1e-9):
+        raise ValueError(f"p must be non-negative and sum to 1, got sum {p.sum()!r}")
+    return p
+
+
+def discrete_chain(key, p, N: int, generations: int, seeds: int, *, synthetic: int | None = None,
+                   chunk_size: int | None = None, progress: bool = False) -> DiscreteChain:
+    """Re-estimate a categorical distribution from counts, `generations` times, for `seeds` chains.
+
+    Args:
+        p: the true probabilities (sum to 1).
+        N: real samples behind generation 1 (and reused in every later fit when synthetic is given).
+        synthetic: samples drawn from the current fit in each later generation; None: N synthetic samples and
+            no real data after generation 1.
+
+    Example:
+        >>> from collapse_jax.distributions import discrete_chain
+        >>> out = discrete_chain(0, [0.5, 0.3, 0.2], N=20, generations=200, seeds=100)
+        >>> out.probs.shape, int(out.support[:, -1].max())
+        ((100, 201, 3), 1)
+    """
+    p = check_probabilities(p)
+    N = _checks.size("N", N, lo=1)
+    generations = _checks.size("generations", generations, lo=1)
+    s = N if synthetic is None else _checks.size("synthetic", synthetic, lo=1)
+    real_weight = 0.0 if synthetic is None else N / (N + s)
+    p_true = jnp.asarray(p)
+
+    def frequencies(key, probs, n):
+        return jax.random.multinomial(key, n, probs) / n
+
+    def one_seed(key):
+        k1, k2 = jax.random.split(key)
+        p1 = frequencies(k1, p_true, float(N))
+
+        def step(q, key):
+            q = real_weight * p1 + (1 - real_weight) * frequencies(key, q, float(s))
+            return q, q
+
+        _, qs = jax.lax.scan(step, p1, jax.random.split(k2, generations - 1))
+        probs = jnp.concatenate([p_true[None], p1[None], qs])
+        return probs, distances.tv(probs, p_true[None]), jnp.sum(probs > 0, axis=-1)
+
+    return DiscreteChain(*map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress))

@@ -1,0 +1,226 @@
+"""Closed forms for the distribution chains (MATH §2; derivations in theory/distributions.md).
+
+Every function takes the generation index n (an int or an array of them) and returns an array of the same
+shape, evaluated in float64 with numpy. Index 0 is the true distribution (or the real data), as in the chains.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from jax.scipy import special as jsp
+
+from collapse_jax import _checks
+from collapse_jax.distributions.gaussian import ESTIMATORS, sample_sizes
+
+
+def _special(name, x):
+    import jax
+
+    with jax.enable_x64(True):
+        return np.asarray(getattr(jsp, name)(np.asarray(x, float)))
+
+
+def _digamma(x):
+    return _special("digamma", x)
+
+
+def _trigamma(x):
+    import jax
+
+    with jax.enable_x64(True):
+        return np.asarray(jsp.polygamma(1, np.asarray(x, float)))
+
+
+def _gammaln(x):
+    return _special("gammaln", x)
+
+
+def chi_mean(k):
+    """c_k = E sqrt(chi^2_k / k) = sqrt(2/k) Gamma((k+1)/2) / Gamma(k/2)."""
+    k = np.asarray(k, float)
+    return np.sqrt(2 / k) * np.exp(_gammaln((k + 1) / 2) - _gammaln(k / 2))
+
+
+def _steps(M, n, estimator):
+    """(n array, per-generation M and divisor c), with M covering generations 1..max(n)."""
+    _checks.choice("estimator", estimator, ESTIMATORS)
+    n = np.asarray(n)
+    if np.any(n < 0) or not np.issubdtype(n.dtype, np.integer):
+        raise ValueError(f"n must be integers >= 0, got {n!r}")
+    Ms = sample_sizes(M, max(int(n.max()), 1)).astype(float)
+    return n, Ms, Ms - (estimator == "unbiased")
+
+
+def _cumulative(step_values, n, op=np.cumprod, empty=1.0):
+    """op over the first n steps, for every n (n = 0 gives `empty`)."""
+    return np.concatenate([[empty], op(step_values)])[n]
+
+
+def gaussian_var_mean(M, n, estimator="mle", sigma0=1.0):
+    """E sigma_n^2: sigma0^2 prod_k (M_k - 1)/c_k; sigma0^2 a^n for the MLE, sigma0^2 for the unbiased fit."""
+    n, Ms, c = _steps(M, n, estimator)
+    return sigma0**2 * _cumulative((Ms - 1) / c, n)
+
+
+def gaussian_mean_var(M, n, estimator="mle", sigma0=1.0):
+    """Var mu_n = sum_k E sigma_{k-1}^2 / M_k: sigma0^2 (1 - a^n) for the MLE, n sigma0^2 / M unbiased."""
+    n, Ms, c = _steps(M, n, estimator)
+    ev = sigma0**2 * _cumulative((Ms - 1) / c, np.arange(Ms.size))  # E sigma^2 before each step
+    return _cumulative(ev / Ms, n, np.cumsum, 0.0)
+
+
+def gaussian_log_var(M, n, estimator="mle", sigma0=1.0):
+    """(mean, variance) of log sigma_n^2: a random walk with steps psi((M-1)/2) + ln 2 - ln c, psi'((M-1)/2)."""
+    n, Ms, c = _steps(M, n, estimator)
+    drift = _digamma((Ms - 1) / 2) + math.log(2) - np.log(c)
+    return (math.log(sigma0**2) + _cumulative(drift, n, np.cumsum, 0.0),
+            _cumulative(_trigamma((Ms - 1) / 2), n, np.cumsum, 0.0))
+
+
+def gaussian_sd_mean(M, n, estimator="mle", sigma0=1.0):
+    """E sigma_n = sigma0 prod_k c_{M_k - 1} sqrt((M_k - 1) / c_k)."""
+    n, Ms, c = _steps(M, n, estimator)
+    return sigma0 * _cumulative(chi_mean(Ms - 1) * np.sqrt((Ms - 1) / c), n)
+
+
+def gaussian_w2(M, n, estimator="mle", sigma0=1.0):
+    """E W2^2(N(mu0, sigma0^2), N(mu_n, sigma_n^2)) = Var mu_n + E sigma_n^2 - 2 sigma0 E sigma_n + sigma0^2.
+
+    MLE: 2 sigma0^2 (1 - (c_{M-1} sqrt(a))^n), bounded; unbiased: n sigma0^2/M + 2 sigma0^2 (1 - c_{M-1}^n).
+
+    Example:
+        >>> from collapse_jax.distributions import theory
+        >>> [round(float(v), 4) for v in theory.gaussian_w2(100, [1, 1000], "unbiased")]
+        [0.015, 10.4975]
+    """
+    args = (M, n, estimator, sigma0)
+    return gaussian_mean_var(*args) + gaussian_var_mean(*args) - 2 * sigma0 * gaussian_sd_mean(*args) + sigma0**2
+
+
+def gaussian_w2_first_order(M, n, sigma0=1.0):
+    """(3/2) sigma0^2 sum_{k <= n} 1/M_k: bounded over generations iff sum 1/M_k converges."""
+    n, Ms, _ = _steps(M, n, "mle")
+    return 1.5 * sigma0**2 * _cumulative(1 / Ms, n, np.cumsum, 0.0)
+
+
+def gaussian_cov_mean(M, n, d, estimator="mle"):
+    """E Sigma_n = factor * Sigma_0; returns the factor prod_k (M_k - 1)/c_k (a^n for the MLE), as in 1-D."""
+    return gaussian_var_mean(M, n, estimator)
+
+
+def gaussian_logdet_drift(M, n, d, estimator="mle"):
+    """E[log det Sigma_n - log det Sigma_0] = sum over steps of sum_{k=1}^{d} [psi((M-k)/2) + ln 2] - d ln c."""
+    n, Ms, c = _steps(M, n, estimator)
+    ks = np.arange(1, d + 1)
+    step = (_digamma((Ms[:, None] - ks) / 2) + math.log(2)).sum(1) - d * np.log(c)
+    return _cumulative(step, n, np.cumsum, 0.0)
+
+
+# --- KDE chains (MATH §2.2) -----------------------------------------------------------------------------------
+
+
+def kde_var(M, n, var0, bandwidth, d=1):
+    """E s_n^2, the within-sample variance (ddof 0, per coordinate) after n refits of a Gaussian KDE.
+
+    s_0^2 is that of M points from the true distribution (variance var0 per coordinate): E s_0^2 = a var0,
+    a = (M-1)/M. Fixed h: E s_{n+1}^2 = a (E s_n^2 + h^2). Rule h = f s_unbiased: E s_{n+1}^2 = rho E s_n^2 with
+    rho = a (1 + f^2 M / (M - 1)); 1-D Scott (f = M^{-1/5}) gives a (1 + M^{3/5} / (M - 1)).
+    """
+    n = np.asarray(n)
+    a = (M - 1) / M
+    if isinstance(bandwidth, str):
+        rho = a * (1 + bandwidth_factor(bandwidth, M, d) ** 2 * M / (M - 1))
+        return a * var0 * rho**n
+    h2 = float(bandwidth) ** 2
+    return a ** (n + 1) * var0 + h2 * (M - 1) * (1 - a**n)
+
+
+def kde_pooled_var(M, n, var0, bandwidth, d=1):
+    """Variance of one point of generation n pooled over runs: var0 + sum_{k<n} E h_k^2 (var0 + n h^2 if fixed)."""
+    n = np.asarray(n)
+    if not isinstance(bandwidth, str):
+        return var0 + n * float(bandwidth) ** 2
+    f2 = bandwidth_factor(bandwidth, M, d) ** 2 * M / (M - 1)
+    steps = f2 * kde_var(M, np.arange(int(n.max()) + 1), var0, bandwidth, d)
+    return var0 + _cumulative(steps, n, np.cumsum, 0.0)
+
+
+def bandwidth_factor(rule: str, M: int, d: int = 1) -> float:
+    """h = factor * (unbiased std): Scott M^{-1/(d+4)}, Silverman (M (d+2)/4)^{-1/(d+4)} (scipy's conventions)."""
+    _checks.choice("bandwidth", rule, ("scott", "silverman"))
+    base = M if rule == "scott" else M * (d + 2) / 4
+    return base ** (-1 / (d + 4))
+
+
+# --- Wright-Fisher resampling (MATH §2.3) -----------------------------------------------------------------------
+
+
+def _wright_fisher_matrix(M):
+    """P[k, j] = P(j copies next generation | k copies now) = Binomial(M, k/M) pmf at j."""
+    k, j = np.arange(M + 1)[:, None], np.arange(M + 1)[None, :]
+    p = k / M
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logpmf = (_gammaln(M + 1) - _gammaln(j + 1) - _gammaln(M - j + 1)
+                  + np.where(j > 0, j * np.log(p), 0.0) + np.where(j < M, (M - j) * np.log1p(-p), 0.0))
+    return np.where(np.isfinite(logpmf), np.exp(logpmf), 0.0)
+
+
+def distinct_mean(M, t, counts=None):
+    """E (number of distinct original values) after t resamplings, exactly.
+
+    Each value survives independently in expectation: E D_t = sum_v P(a value with k_v copies is not lost by t),
+    from the one-value Wright-Fisher chain on {0..M}. counts: initial copies of each value (default: M distinct).
+    About M (1 - (1 - 1/M)^M) after one generation and 2M/(t + 2) later.
+    """
+    t = np.asarray(t)
+    counts = np.ones(M, int) if counts is None else np.asarray(counts)
+    P = _wright_fisher_matrix(M)
+    lost = np.zeros(M + 1)
+    lost[0] = 1.0  # P(lost by step s | k copies now), built up backwards one step at a time
+    by_t = [lost]
+    for _ in range(int(t.max())):
+        lost = P @ lost
+        by_t.append(lost)
+    return (counts.size - np.stack(by_t)[:, counts].sum(1))[t]
+
+
+def collision_mean(M, t, s0=None):
+    """E S_t = E sum_i p_i^2 = 1 - (1 - 1/M)^t (1 - S_0); S_0 = 1/M for M distinct values."""
+    s0 = 1 / M if s0 is None else s0
+    return 1 - (1 - 1 / M) ** np.asarray(t) * (1 - s0)
+
+
+def fixation_time(M):
+    """(mean, sd) of the time until one value remains, from M distinct values: 2M(1 - 1/M) and about 1.08 M
+    (the coalescent approximation of the discrete Wright-Fisher chain)."""
+    return 2 * M * (1 - 1 / M), 1.08 * M
+
+
+# --- Discrete distributions with real data mixed in (MATH §2.4) ------------------------------------------------
+
+
+def discrete_deviation(p, N, n, synthetic=None):
+    """E ||p^(m) - p^(1)||^2 at generations m = n (array), with p^(1) fitted to N real samples.
+
+    Each later fit uses the N real samples again plus `synthetic` samples of the current fit (alpha =
+    s/(N + s)); synthetic=None refits to N synthetic samples only (alpha = 1). Exactly,
+    e_{m+1} = alpha^2 G / s + alpha^2 (1 - 1/s) e_m with e_1 = 0 and E G = (1 - 1/N) sum p_i (1 - p_i).
+    Generation 0 (the true p) has no deviation from p^(1) defined: it returns E ||p - p^(1)||^2 there.
+    """
+    p = np.asarray(p, float)
+    s = N if synthetic is None else synthetic
+    alpha = 1.0 if synthetic is None else s / (N + s)
+    G = (1 - 1 / N) * np.sum(p * (1 - p))
+    n = np.asarray(n)
+    e = [np.sum(p * (1 - p)) / N, 0.0]
+    for _ in range(max(int(n.max()) - 1, 0)):
+        e.append(alpha**2 * G / s + alpha**2 * (1 - 1 / s) * e[-1])
+    return np.asarray(e)[n]
+
+
+def discrete_deviation_limit(p, N, synthetic):
+    """The stationary E ||p - p^(1)||^2 with real data mixed in: G s / (N^2 + 2 N s + s) ~ sum p(1-p) s/(N(N+2s))."""
+    p = np.asarray(p, float)
+    G = (1 - 1 / N) * np.sum(p * (1 - p))
+    return G * synthetic / (N**2 + 2 * N * synthetic + synthetic)

@@ -1,0 +1,249 @@
+"""Distribution chains (MATH §2) against their closed forms: |z| <= 4 at fixed keys, exact identities tightly,
+and bad inputs for the error they raise."""
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from collapse_jax.distributions import (Mixture, bootstrap_chain, discrete_chain, distances, gaussian_chain,
+                                        kde_chain, theory)
+from stats import ks_2samp_pvalue
+
+
+def z(samples, expected):
+    """z-scores of the mean over axis 0 against `expected` (0 where a column is constant and equals it)."""
+    samples = np.asarray(samples, float)
+    diff, sem = samples.mean(0) - expected, samples.std(0, ddof=1) / np.sqrt(samples.shape[0])
+    exact = (sem == 0) & (np.abs(diff) <= 1e-12 * (1 + np.abs(expected)))
+    return np.where(exact, 0.0, diff / np.where(sem > 0, sem, 1e-300))
+
+
+def assert_z(samples, expected, label=""):
+    zs = z(samples, expected)
+    assert np.all(np.abs(zs) <= 4), f"{label}: z = {np.round(zs, 2)}"
+
+
+# --- Gaussian chain ---------------------------------------------------------------------------------------------
+
+# The moments of sigma_n^2 are means of a multiplicative random walk: for small M and large n the seed mean is
+# carried by rare paths and its standard error is itself unreliable (M = 5, n = 50 gives z = -39 with 4000
+# seeds, although E sigma_n^2 is exact). The settings below keep n psi'((M-1)/2) ~ 2n/M below 1; the log-scale
+# law is tested at M = 5, where it is an ordinary random walk.
+GAUSSIAN_SETTINGS = [(100, 50, "mle"), (100, 50, "unbiased"), (20, 10, "mle"), (20, 10, "unbiased"),
+                     (tuple(10 + 5 * k for k in range(20)), 20, "mle"),
+                     (tuple(10 + 5 * k for k in range(20)), 20, "unbiased")]
+
+
+@pytest.mark.parametrize("M,G,estimator", GAUSSIAN_SETTINGS)
+def test_gaussian_moments_and_w2(M, G, estimator):
+    out = gaussian_chain(3, M, G, 4000, estimator=estimator)
+    ns = np.unique(np.linspace(0, G, 6).astype(int))
+    assert_z(out.var[:, ns], theory.gaussian_var_mean(M, ns, estimator), "E sigma_n^2")
+    assert_z(out.mean[:, ns] ** 2, theory.gaussian_mean_var(M, ns, estimator), "Var mu_n")
+    assert_z(np.sqrt(out.var[:, ns]), theory.gaussian_sd_mean(M, ns, estimator), "E sigma_n")
+    w2 = distances.w2sq_gaussian(0.0, 1.0, out.mean[:, ns], out.var[:, ns])
+    assert_z(w2, theory.gaussian_w2(M, ns, estimator), "E W2^2")
+
+
+@pytest.mark.parametrize("estimator", ["mle", "unbiased"])
+def test_gaussian_log_variance_is_a_random_walk(estimator):
+    ns = np.array([1, 5, 20, 50])
+    out = gaussian_chain(4, 5, 50, 4000, estimator=estimator, sigma0=2.0)
+    mean, var = theory.gaussian_log_var(5, ns, estimator, sigma0=2.0)
+    assert_z(out.log_var[:, ns], mean, "E log sigma_n^2")
+    assert_z((out.log_var[:, ns] - mean) ** 2, var, "Var log sigma_n^2")
+    # the drift is negative under both estimators: sigma_n -> 0 almost surely, even where E sigma_n^2 = 1
+    assert np.all(np.diff(mean) < 0) and np.median(out.log_var[:, 50]) < np.log(4.0) - 10
+
+
+def test_gaussian_closed_forms_by_hand():
+    M, n = 100, np.array([0, 1, 7])
+    a = (M - 1) / M
+    np.testing.assert_allclose(theory.gaussian_var_mean(M, n), a**n, rtol=1e-13)
+    np.testing.assert_allclose(theory.gaussian_mean_var(M, n), 1 - a**n, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(theory.gaussian_mean_var(M, n, "unbiased"), n / M, rtol=1e-13)
+    c = theory.chi_mean(M - 1)
+    np.testing.assert_allclose(theory.gaussian_w2(M, n), 2 * (1 - (c * np.sqrt(a)) ** n), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(theory.gaussian_w2(M, n, "unbiased"), n / M + 2 * (1 - c**n), rtol=1e-12,
+                               atol=1e-15)
+    # c_k -> 1 - 1/(4k): the first-order W2 of (3/2) sum 1/M_k
+    np.testing.assert_allclose(theory.gaussian_w2(10_000, 3, "unbiased"),
+                               theory.gaussian_w2_first_order(10_000, 3), rtol=1e-3)
+
+
+def test_gaussian_covariance_chain():
+    cov0 = np.array([[2.0, 0.6, 0.0], [0.6, 1.0, -0.3], [0.0, -0.3, 0.5]])
+    ns = np.array([1, 4, 10])
+    out = gaussian_chain(5, 30, 10, 4000, d=3, sigma0=cov0, mu0=[1.0, 0.0, -1.0])
+    factor = theory.gaussian_cov_mean(30, ns, 3)
+    assert_z(out.var[:, ns].reshape(4000, 3, 9), factor[:, None] * cov0.ravel(), "E Sigma_n")
+    logdet = np.linalg.slogdet(out.var[:, ns])[1] - np.linalg.slogdet(cov0)[1]
+    assert_z(logdet, theory.gaussian_logdet_drift(30, ns, 3), "E log det Sigma_n")
+
+
+@pytest.mark.parametrize("M,d", [(5, 1), ((4, 9, 30), 1), (6, 2)])
+def test_sufficient_statistics_agree_with_drawing_every_point(M, d):
+    G = 3
+    suff = gaussian_chain(6, M, G, 3000, d=d)
+    direct = gaussian_chain(7, M, G, 3000, d=d, sampler="direct")
+    for n in (1, G):
+        for pick in ((lambda o: o.var[:, n]), (lambda o: o.mean[:, n])):
+            a, b = pick(suff), pick(direct)
+            a, b = a.reshape(3000, -1), b.reshape(3000, -1)
+            for j in range(a.shape[1]):
+                assert ks_2samp_pvalue(a[:, j], b[:, j]) > 1e-3
+
+
+# --- KDE chains -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("M,h,init", [(200, 0.3, None), (50, 1.0, Mixture.gaussian_uniform())])
+def test_kde_variance_recursion_fixed_bandwidth(M, h, init):
+    init = init or Mixture.gaussian()
+    out = kde_chain(8, M, 20, 2000, bandwidth=h, init=init, measure=(1, 5, 20))
+    var0 = init.var()[0]
+    assert_z(out.var[:, :, 0], theory.kde_var(M, out.generations, var0, h), "E s_n^2")
+    pooled = out.var[:, :, 0] + (out.mean[:, :, 0] - init.mean()[0]) ** 2
+    assert_z(pooled, theory.kde_pooled_var(M, out.generations, var0, h), "pooled variance")
+
+
+@pytest.mark.parametrize("rule,init", [("scott", Mixture.gaussian()), ("silverman", Mixture.gaussian_uniform()),
+                                       ("scott", Mixture.gaussian(d=2))])
+def test_kde_variance_grows_geometrically_with_a_rule(rule, init):
+    M, d = 100, init.d
+    out = kde_chain(9, M, 15, 2000, bandwidth=rule, init=init, measure=(1, 5, 15))
+    var0 = init.var()[0]
+    for j in range(d):
+        assert_z(out.var[:, :, j], theory.kde_var(M, out.generations, var0, rule, d), f"E s_n^2 ({rule}, d={d})")
+    pooled = out.var[:, :, 0] + (out.mean[:, :, 0] - init.mean()[0]) ** 2
+    assert_z(pooled, theory.kde_pooled_var(M, out.generations, var0, rule, d), "pooled variance")
+
+
+def test_kde_chain_keeps_samples_and_does_not_depend_on_measure():
+    full = kde_chain(10, 64, 12, 8, bandwidth=0.2, keep=(0, 12))
+    sparse = kde_chain(10, 64, 12, 8, bandwidth=0.2, keep=(0, 12), measure=(3, 12))
+    np.testing.assert_array_equal(sparse.generations, [0, 3, 12])
+    np.testing.assert_array_equal(full.var[:, [0, 3, 12]], sparse.var)
+    np.testing.assert_array_equal(full.samples, sparse.samples)
+    np.testing.assert_allclose(full.samples[:, 1].var(1), full.var[:, 12], rtol=1e-12)
+    assert full.w2sq[:, 0].max() < full.w2sq[:, 12].mean()  # the reference floor at n = 0 is below the drift
+
+
+# --- Bootstrap (Wright-Fisher) -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("M", [30, 100])
+def test_bootstrap_distinct_values_and_collisions(M):
+    out = bootstrap_chain(11, M, 40, 3000)
+    t = np.array([1, 2, 5, 10, 40])
+    assert_z(out.distinct[:, t], theory.distinct_mean(M, t), "E distinct")
+    assert_z(out.collision[:, t], theory.collision_mean(M, t), "E collision")
+    np.testing.assert_allclose(theory.distinct_mean(M, 1), M * (1 - (1 - 1 / M) ** M), rtol=1e-12)
+
+
+def test_bootstrap_repeated_start_fixation_probability_and_time():
+    M = 40
+    initial = np.concatenate([np.zeros(M // 2, int), np.arange(1, M // 2 + 1)])  # value 0 holds half the points
+    out = bootstrap_chain(12, M, 1500, 3000, initial=initial)
+    counts = np.bincount(initial, minlength=M)
+    t = np.array([1, 5, 30])
+    assert_z(out.distinct[:, t], theory.distinct_mean(M, t, counts[counts > 0]), "E distinct, repeated start")
+    assert_z(out.collision[:, t], theory.collision_mean(M, t, np.sum((counts / M) ** 2)), "E collision")
+    assert np.all(out.fixation_time > 0)
+    assert_z((out.winner == 0).astype(float), 0.5, "P(value 0 takes over)")
+
+
+def test_bootstrap_fixation_time_against_the_coalescent():
+    M = 30
+    out = bootstrap_chain(13, M, 1500, 3000)
+    assert np.all(out.fixation_time > 0)
+    mean, sd = theory.fixation_time(M)
+    assert_z(out.fixation_time, mean, "E fixation time")
+    assert abs(out.fixation_time.std() / sd - 1) < 0.1  # sd ~ 1.08 M is itself an approximation
+
+
+# --- Discrete distributions ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("p,N,synthetic", [([0.4, 0.3, 0.2, 0.1], 50, 100), ([0.4, 0.3, 0.2, 0.1], 50, None),
+                                            (np.full(10, 0.1), 200, 50)])
+def test_discrete_deviation_recursion(p, N, synthetic):
+    out = discrete_chain(14, p, N, 30, 4000, synthetic=synthetic)
+    m = np.array([0, 2, 5, 30])
+    dev = np.sum((out.probs[:, m] - out.probs[:, 1:2]) ** 2, -1)
+    assert_z(dev, theory.discrete_deviation(p, N, m, synthetic), "E ||p^(m) - p^(1)||^2")
+    np.testing.assert_allclose(out.tv, 0.5 * np.abs(out.probs - np.asarray(p)).sum(-1), atol=1e-12)
+
+
+def test_discrete_collapse_without_real_data_and_the_limit_with_it():
+    p = [0.4, 0.3, 0.2, 0.1]
+    alone = discrete_chain(15, p, 20, 300, 500)
+    mixed = discrete_chain(15, p, 20, 300, 500, synthetic=20)
+    assert np.all(alone.support[:, -1] == 1)  # one category left in every chain
+    assert np.all(mixed.support[:, -1] == mixed.support[:, 1])  # real data keep every category seen
+    np.testing.assert_allclose(theory.discrete_deviation(p, 20, 300, 20), theory.discrete_deviation_limit(p, 20, 20),
+                               rtol=1e-12)
+
+
+# --- Distances ------------------------------------------------------------------------------------------------------
+
+
+def test_gaussian_distances_exact_identities():
+    m1, m2 = np.array([0.5, -1.0]), np.array([0.0, 2.0])
+    v1, v2 = np.array([1.0, 4.0]), np.array([2.0, 0.5])
+    w2_1d = sum(float(distances.w2sq_gaussian(m1[i], v1[i], m2[i], v2[i])) for i in range(2))
+    kl_1d = sum(float(distances.kl_gaussian(m1[i], v1[i], m2[i], v2[i])) for i in range(2))
+    np.testing.assert_allclose(distances.w2sq_gaussian(m1, np.diag(v1), m2, np.diag(v2)), w2_1d, rtol=1e-12)
+    np.testing.assert_allclose(distances.kl_gaussian(m1, np.diag(v1), m2, np.diag(v2)), kl_1d, rtol=1e-12)
+    # rotation invariance of both, and zero at equality
+    R = np.array([[np.cos(0.7), -np.sin(0.7)], [np.sin(0.7), np.cos(0.7)]])
+    S1, S2 = R @ np.diag(v1) @ R.T, R @ np.diag(v2) @ R.T
+    np.testing.assert_allclose(distances.w2sq_gaussian(R @ m1, S1, R @ m2, S2), w2_1d, rtol=1e-10)
+    np.testing.assert_allclose(distances.kl_gaussian(R @ m1, S1, R @ m2, S2), kl_1d, rtol=1e-10)
+    assert abs(float(distances.kl_gaussian(m1, S1, m1, S1))) < 1e-12
+
+
+def test_sample_w2_is_the_quantile_integral():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=7), rng.normal(1.0, 2.0, size=11)
+    u = (np.arange(7 * 11) + 0.5) / (7 * 11)  # both quantile functions are constant on these cells
+    brute = np.mean((np.sort(x)[(u * 7).astype(int)] - np.sort(y)[(u * 11).astype(int)]) ** 2)
+    np.testing.assert_allclose(distances.w2sq_samples(jnp.asarray(x), jnp.asarray(y)), brute, rtol=1e-12)
+    np.testing.assert_allclose(distances.w2sq_samples(jnp.asarray(y), jnp.asarray(x)), brute, rtol=1e-12)
+
+
+def test_nearest_neighbour_kl_estimates_the_gaussian_kl():
+    rng = np.random.default_rng(1)
+    reps = np.array([float(distances.kl_samples(jnp.asarray(rng.normal(size=2000)),
+                                                jnp.asarray(rng.normal(1.0, 1.5, size=2000)))) for _ in range(200)])
+    assert_z(reps, float(distances.kl_gaussian(0.0, 1.0, 1.0, 2.25)), "kNN KL")
+
+
+def test_discrete_distances():
+    p, q = jnp.array([0.5, 0.5, 0.0]), jnp.array([0.25, 0.25, 0.5])
+    assert float(distances.tv(p, q)) == 0.5
+    np.testing.assert_allclose(distances.kl_discrete(p, q), np.log(2), rtol=1e-14)
+    assert np.isinf(distances.kl_discrete(q, p))
+
+
+# --- Bad inputs ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: gaussian_chain(0, 1, 5, 10), "M must be >= 2"),
+    (lambda: gaussian_chain(0, (5, 6), 5, 10), "one per generation"),
+    (lambda: gaussian_chain(0, 3, 5, 10, d=3), "M must be >= d \\+ 1"),
+    (lambda: gaussian_chain(0, 10, 5, 10, estimator="ddof"), "estimator"),
+    (lambda: gaussian_chain(0, 10, 5, 10, sigma0=-1.0), "sigma0"),
+    (lambda: kde_chain(0, 1, 5, 10), "M must be >= 2"),
+    (lambda: kde_chain(0, 10, 5, 10, bandwidth=-0.1), "bandwidth must be > 0"),
+    (lambda: kde_chain(0, 10, 5, 10, bandwidth="wide"), "bandwidth must be one of"),
+    (lambda: kde_chain(0, 10, 5, 10, keep=(6,)), "keep and measure"),
+    (lambda: Mixture((0.5, 0.6), ("gaussian", "uniform"), ((0.0,), (1.0,)), (1.0, 1.0)), "sum to 1"),
+    (lambda: discrete_chain(0, [0.5, 0.6], 10, 5, 10), "sum to 1"),
+    (lambda: discrete_chain(0, [1.2, -0.2], 10, 5, 10), "non-negative"),
+    (lambda: bootstrap_chain(0, 5, 5, 10, initial=[0, 1, 2, 3, 9]), "labels in 0..4"),
+    (lambda: theory.gaussian_w2(10, -1), "n must be integers >= 0"),
+])
+def test_bad_inputs_raise(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
