@@ -6,7 +6,11 @@ import pytest
 
 MODULES = ["collapse_jax", "collapse_jax.spectra", "collapse_jax.problem", "collapse_jax.chain",
            "collapse_jax.simulate", "collapse_jax.theory", "collapse_jax.theory.ridge", "collapse_jax.io",
-           "collapse_jax.sweep", "collapse_jax.regularization", "collapse_jax.theory.powerlaw"]
+           "collapse_jax.sweep", "collapse_jax.regularization", "collapse_jax.theory.powerlaw",
+           "collapse_jax._random", "collapse_jax.distributions", "collapse_jax.distributions.gaussian",
+           "collapse_jax.distributions.kde", "collapse_jax.distributions.bootstrap",
+           "collapse_jax.distributions.discrete", "collapse_jax.distributions.distances",
+           "collapse_jax.distributions.theory"]
 
 
 @pytest.mark.parametrize("name", MODULES)

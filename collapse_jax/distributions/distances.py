@@ -55,7 +55,7 @@ def w2sq_samples(x, y):
         >>> import jax.numpy as jnp
         >>> from collapse_jax.distributions import distances
         >>> float(distances.w2sq_samples(jnp.array([0.0, 1.0]), jnp.array([1.0, 2.0, 3.0])))
-        1.6666666666666667
+        2.5
     """
     return w2sq_sorted(jnp.sort(x), jnp.sort(y))
 

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax import _checks
+from collapse_jax._random import chi_square, log_gamma
 from collapse_jax.simulate import map_seeds
 
 ESTIMATORS = ("mle", "unbiased")
@@ -87,34 +88,39 @@ def gaussian_chain(key, M, generations: int, seeds: int, *, d: int = 1, estimato
 
 
 def _chain_1d(mu0, sigma0, steps, M_max, sampler):
-    def step(carry, xs):
+    M, c = steps
+    G = M.shape[0]
+
+    def suffstats(key):
+        # The draws do not depend on the state, so the chain is a cumulative sum: no scan needed. chi^2_{M-1} =
+        # 2 Gamma((M-1)/2) is drawn on the log scale so that sigma_n^2 never underflows, even for M = 2.
+        k1, k2 = jax.random.split(key)
+        log_steps = jnp.log(2.0) + log_gamma(k2, (M - 1) / 2) - jnp.log(c)
+        log_var = jnp.log(jnp.asarray(sigma0, float) ** 2) + jnp.concatenate([jnp.zeros(1), jnp.cumsum(log_steps)])
+        shifts = jnp.exp(0.5 * log_var[:-1]) * jax.random.normal(k1, (G,)) / jnp.sqrt(M)
+        return mu0 + jnp.concatenate([jnp.zeros(1), jnp.cumsum(shifts)]), log_var
+
+    def step(carry, xs):  # the literal chain: draw M points from the current fit, refit
         mu, log_var = carry
         key, (M, c) = xs
-        k1, k2 = jax.random.split(key)
-        if sampler == "suffstats":
-            mu_new = mu + jnp.exp(0.5 * log_var) * jax.random.normal(k1) / jnp.sqrt(M)
-            # chi^2_{M-1} = 2 Gamma((M-1)/2), drawn on the log scale so that it never underflows
-            log_var_new = log_var + jnp.log(2.0) + jax.random.loggamma(k2, (M - 1) / 2) - jnp.log(c)
-        else:
-            x = mu + jnp.exp(0.5 * log_var) * jax.random.normal(k1, (M_max,))
-            w = (jnp.arange(M_max) < M).astype(x.dtype)
-            mu_new = jnp.sum(w * x) / M
-            log_var_new = jnp.log(jnp.sum(w * (x - mu_new) ** 2) / c)
+        x = mu + jnp.exp(0.5 * log_var) * jax.random.normal(key, (M_max,))
+        w = (jnp.arange(M_max) < M).astype(x.dtype)
+        mu_new = jnp.sum(w * x) / M
+        log_var_new = jnp.log(jnp.sum(w * (x - mu_new) ** 2) / c)
         return (mu_new, log_var_new), (mu_new, log_var_new)
 
-    def one_seed(key):
-        keys = jax.random.split(key, steps[0].shape[0])
+    def direct(key):
         init = (jnp.asarray(mu0, float), jnp.log(jnp.asarray(sigma0, float) ** 2))
-        _, (mus, log_vars) = jax.lax.scan(step, init, (keys, steps))
+        _, (mus, log_vars) = jax.lax.scan(step, init, (jax.random.split(key, G), steps))
         return jnp.concatenate([init[0][None], mus]), jnp.concatenate([init[1][None], log_vars])
 
-    return one_seed
+    return suffstats if sampler == "suffstats" else direct
 
 
 def _bartlett(key, dof, d):
     """Lower-triangular B with B B^T ~ Wishart(I_d, dof): sqrt(chi^2_{dof - i}) on the diagonal, N(0, 1) below."""
     k1, k2 = jax.random.split(key)
-    diag = jnp.sqrt(2.0 * jax.random.gamma(k1, (dof - jnp.arange(d)) / 2))
+    diag = jnp.sqrt(chi_square(k1, dof - jnp.arange(d)))
     return jnp.tril(jax.random.normal(k2, (d, d)), -1) + jnp.diag(diag)
 
 

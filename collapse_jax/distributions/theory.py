@@ -92,7 +92,7 @@ def gaussian_w2(M, n, estimator="mle", sigma0=1.0):
     Example:
         >>> from collapse_jax.distributions import theory
         >>> [round(float(v), 4) for v in theory.gaussian_w2(100, [1, 1000], "unbiased")]
-        [0.015, 10.4975]
+        [0.015, 11.8399]
     """
     args = (M, n, estimator, sigma0)
     return gaussian_mean_var(*args) + gaussian_var_mean(*args) - 2 * sigma0 * gaussian_sd_mean(*args) + sigma0**2
