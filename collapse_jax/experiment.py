@@ -1,11 +1,14 @@
 """An experiment: a TOML file -> problem -> simulation and theory on a grid (`scans`) -> results -> figure.
 
-Three kinds (`kind = ...` at the top of the file; experiments/README.md lists the files):
+Regression kinds (`kind = ...` at the top of the file; experiments/README.md lists the files):
 
 * "lambda_scan" (default): error for every (lambda, n); figure against lambda (one colour per n) or n.
 * "T_scan": error against T for lambda rules (a number, "crit", "naive", "adaptive", {power_law = [c, ell]}),
   log-log, with fitted slopes printed beside the exponents MATH §1.6 predicts.
 * "optimal_lambda": lambda*(T, n) from the theory, with the argmin of the simulated error as markers.
+
+Distribution-chain kinds ("gaussian_chain", "gaussian_w2", "kde_chain", "bootstrap", "discrete") are described
+in `collapse_jax.distributions.experiments`.
 
 Example TOML (a lambda scan):
 
@@ -37,7 +40,9 @@ from collapse_jax import io, plotting, regularization, scans, theory
 from collapse_jax.problem import Downstream, Generators
 from collapse_jax.spectra import Spectrum
 
-KINDS = ("lambda_scan", "T_scan", "optimal_lambda")
+from collapse_jax.distributions import experiments as distribution_experiments
+
+KINDS = ("lambda_scan", "T_scan", "optimal_lambda") + distribution_experiments.KINDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +80,8 @@ def load(path: str | Path, **overrides) -> Experiment:
 
 def from_config(cfg: dict, default_name: str = "experiment") -> Experiment:
     """Build an Experiment from a parsed TOML dict, with clear errors for unknown or missing entries."""
+    if cfg.get("kind") in distribution_experiments.KINDS:
+        return distribution_experiments.from_config(cfg, default_name)
     known = {"name", "kind", "description", "spectrum", "generators", "downstream", "scan", "simulation", "plot"}
     unknown = set(cfg) - known
     if unknown:
@@ -128,11 +135,17 @@ def _grid(name, spec) -> np.ndarray:
 
 def run(exp: Experiment, out_dir: str | Path = "results", progress: bool = True) -> dict:
     """Run the scan, save results and figure, print the theory-vs-simulation table. Returns the summary."""
-    if progress:
-        print(f"[{exp.name}] {exp.kind}: d={exp.spec.d}, T0={exp.gen.T0}, {exp.seeds} seeds", file=sys.stderr)
     t0 = time.perf_counter()
-    runner = {"lambda_scan": _run_lambda_scan, "T_scan": _run_T_scan, "optimal_lambda": _run_optimal_lambda}
-    arrays, axes, rows, summary, fig, extra = runner[exp.kind](exp, progress)
+    if exp.kind in distribution_experiments.KINDS:
+        if progress:
+            print(f"[{exp.name}] {exp.kind}: {exp.chain}, {exp.seeds} seeds", file=sys.stderr)
+        arrays, axes, rows, summary, fig = distribution_experiments.runner(exp.kind)(exp, progress)
+        extra = {}
+    else:
+        if progress:
+            print(f"[{exp.name}] {exp.kind}: d={exp.spec.d}, T0={exp.gen.T0}, {exp.seeds} seeds", file=sys.stderr)
+        runner = {"lambda_scan": _run_lambda_scan, "T_scan": _run_T_scan, "optimal_lambda": _run_optimal_lambda}
+        arrays, axes, rows, summary, fig, extra = runner[exp.kind](exp, progress)
     summary["seconds"] = time.perf_counter() - t0
     out = Path(out_dir) / exp.name
     npz, sidecar = io.save(out, arrays, axes, dict(config=exp.config, root_seed=exp.key, summary=summary, **extra))

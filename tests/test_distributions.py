@@ -260,3 +260,24 @@ def test_discrete_distances():
 def test_bad_inputs_raise(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# --- Experiments ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["shumailov_gaussian", "gaussian_w2", "kde_borji", "bootstrap", "discrete_mixing"])
+def test_distribution_experiments_run_and_save(name, tmp_path):
+    import tomllib
+    from pathlib import Path
+
+    from collapse_jax import experiment, io
+
+    cfg = tomllib.loads((Path(__file__).parents[1] / "experiments" / f"{name}.toml").read_text())
+    cfg["chain"]["generations"] = 60  # the full runs are in experiments/README.md; here: that they work
+    cfg["chain"].pop("keep", None)
+    cfg["simulation"]["seeds"] = 300
+    summary = experiment.run(experiment.from_config(cfg, name), tmp_path, progress=False)
+    assert summary["max_abs_z"] <= 4
+    arrays, meta = io.load(tmp_path / name)
+    assert meta["config"]["kind"] == cfg["kind"] and (tmp_path / f"{name}.png").stat().st_size > 10_000
+    assert all(np.all(np.isfinite(a)) for a in arrays.values())

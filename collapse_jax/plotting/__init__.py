@@ -39,11 +39,11 @@ def theory_vs_simulation(x_theory, theory, x_sim, sim_mean, sim_sem, labels, *, 
     return fig
 
 
-def panels(count: int):
-    """A row of `count` panels sharing the y axis, in the lab's style: (figure, list of axes)."""
+def panels(count: int, sharey: bool = True):
+    """A row of `count` panels (sharing the y axis unless told not to) in the lab's style: (figure, axes)."""
     with plt.style.context(STYLE):
         width = 6.4 if count == 1 else 3.8 * count
-        fig, axs = plt.subplots(1, count, figsize=(width, 4.4), sharey=True, squeeze=False)
+        fig, axs = plt.subplots(1, count, figsize=(width, 4.4), sharey=sharey, squeeze=False)
     return fig, list(axs[0])
 
 
