@@ -79,9 +79,9 @@ def _downstream_error(spec: Spectrum, mom: moments.Moments, gen_err, down: Downs
     elif T <= d - 2 and _isotropic(spec):
         # Min-norm keeps a random T-dimensional projection P of w_n (E P = (T/d) I) and adds X^+ eps.
         c, q = eig[0], T / d
+        a = jnp.sum(mom.M_diag, axis=-1)
+        b = jnp.sum(mom.w0_m, axis=-1)
         w0_sq = jnp.sum(w0**2)
-        a = mom.alpha * w0_sq + jnp.sum(mom.D, axis=-1)
-        b = mom.mu * w0_sq
         exact = c * (q * a - 2 * q * b + w0_sq) + sigma**2 * T / (d - T - 1)
     else:
         return de

@@ -1,14 +1,16 @@
 """First two moments of the generators' output w_n (MATH §1.3 composition rule).
 
-The downstream model sees the generators only through m = E w_n and M = E w_n w_n'. Every generator scheme
-the lab has a formula for keeps them in the form
+The downstream model sees the generators only through m = E w_n and M = E w_n w_n', and its deterministic
+equivalent only through traces of M and m against diagonal matrices in the eigenbasis of Sigma. So
+`Moments(w0_m, M_diag)` keeps w0_j m_j and M_jj, two (..., d) arrays, whatever the generators did:
 
-    m = mu * w0,    M = alpha * w0 w0' + diag(D)      (in the eigenbasis of Sigma)
-
-so `Moments(mu, alpha, D)` is O(d) whatever d is. OLS generators (any Sigma): mu = alpha = 1 and
-D = c_n / lambda_j with c_n = sum_k sigma_k^2 / (T_k - d - 1) (MATH §1.2). Over-parameterised generators
-(isotropic Sigma, MATH §1.5): only a_n = E||w_n||^2 and b_n = w0'm matter, stored as mu = b_n/||w0||^2,
-alpha = 0, D = a_n/d.
+* OLS generators (any Sigma, exact): m = w0, M = w0 w0' + c_n Sigma^-1, c_n = sum_k sigma_k^2/(T_k - d - 1).
+* Over-parameterised generators (isotropic Sigma, exact, MATH §1.5): only a_n = E||w_n||^2 and b_n = w0'm
+  matter, spread evenly over the coordinates.
+* Ridge generators (any Sigma, deterministic equivalent, theory/ridge.md): m = (prod_k S_k) w0 with
+  S_k = Sigma (Sigma + kappa_k)^-1, and M_jj = (m_j)^2 + v_j, where v is the diagonal of the accumulated
+  fit noise, v_k = S_k^2 v_{k-1} + c_k Sigma (Sigma + kappa_k)^-2,
+  c_k = (kappa_k^2 tr(M_{k-1} Sigma (Sigma + kappa_k)^-2) + sigma_k^2) / (T_k - df_2(kappa_k)).
 """
 from __future__ import annotations
 
@@ -25,9 +27,8 @@ from collapse_jax.theory._common import NoFormulaError
 
 
 class Moments(NamedTuple):
-    mu: jax.Array  # (...,)   m = mu w0
-    alpha: jax.Array  # (...,)   M = alpha w0 w0' + diag(D)
-    D: jax.Array  # (..., d)
+    w0_m: jax.Array  # (..., d): w0_j (E w_n)_j
+    M_diag: jax.Array  # (..., d): (E w_n w_n')_jj
 
 
 def generations_array(n, gen: Generators) -> np.ndarray:
@@ -42,16 +43,20 @@ def generations_array(n, gen: Generators) -> np.ndarray:
 
 def generator_moments(spec: Spectrum, gen: Generators, n: np.ndarray) -> Moments:
     """Moments of w_n for each entry of n (a concrete int array), in float64."""
-    if gen.lam is not None:
-        raise NoFormulaError("lam (generators): ridge generators have no closed form in the lab; simulate instead")
     d = spec.d
-    T, sigma, _ = gen.per_generation(int(n.max()))
+    T, sigma, lam = gen.per_generation(int(n.max()))
     eig = jnp.asarray(spec.eigenvalues, jnp.float64)
+    w0_sq = along_last(jnp.asarray(spec.w0, jnp.float64) ** 2, n.ndim + 1)
+    if gen.lam is not None:
+        if gen.fixed:
+            raise NoFormulaError("lam (generators) with fixed=True: ridge generators on one fixed design have no "
+                                 "formula in the lab; simulate instead")
+        return ridge_generator_moments(eig, jnp.asarray(spec.w0, jnp.float64), T, sigma, lam, n)
     if np.all(T >= d + 2):
         # OLS generators, fresh or fixed design alike: each adds noise with covariance sigma_k^2 Sigma^-1/(T_k-d-1).
         steps = sigma.astype(jnp.float64) ** 2 / (T - d - 1)
         c = jnp.concatenate([jnp.zeros(1), jnp.cumsum(steps)])[n]
-        return Moments(jnp.ones(n.shape), jnp.ones(n.shape), c[..., None] / along_last(eig, c.ndim + 1))
+        return Moments(w0_sq + 0 * c[..., None], w0_sq + c[..., None] / along_last(eig, c.ndim + 1))
     near = T[(T >= d - 1) & (T <= d + 1)]
     if near.size:
         raise ValueError(f"T0 must be >= d+2 = {d + 2} (OLS) or <= d-2 = {d - 2} (min-norm) for a finite expected "
@@ -61,15 +66,31 @@ def generator_moments(spec: Spectrum, gen: Generators, n: np.ndarray) -> Moments
                              f"isotropic spectra (MATH §1.5); use T0 >= d+2 = {d + 2} here, or simulate")
     a, b = overparam.norm_moments(float(np.asarray(spec.eigenvalues)[0]), d, float((np.asarray(spec.w0) ** 2).sum()),
                                   T, sigma, gen.fixed)
-    w0_sq = jnp.sum(jnp.asarray(spec.w0, jnp.float64) ** 2)
-    return Moments(b[n] / w0_sq, jnp.zeros(n.shape), jnp.broadcast_to(a[n][..., None] / d, n.shape + (d,)))
+    ones = jnp.ones(n.shape + (d,))
+    return Moments(b[n][..., None] / d * ones, a[n][..., None] / d * ones)
+
+
+def ridge_generator_moments(eig, w0, T, sigma, lam, n) -> Moments:
+    """Deterministic equivalent of the moments after ridge generators with per-generation (T_k, sigma_k, lam_k)."""
+    from collapse_jax.theory.ridge import df, kappa
+
+    shrink, noise = jnp.ones_like(eig), jnp.zeros_like(eig)
+    w0_m, M_diag = [w0**2], [w0**2]
+    for T_k, s_k, l_k in zip(T, sigma, lam):
+        k = kappa(eig, jnp.asarray(l_k, jnp.float64), float(T_k))
+        s, g = eig / (eig + k), eig / (eig + k) ** 2
+        c = (k**2 * jnp.sum(g * M_diag[-1]) + jnp.asarray(s_k, jnp.float64) ** 2) / (T_k - df(eig, k, 2))
+        shrink, noise = s * shrink, s**2 * noise + c * g
+        w0_m.append(shrink * w0**2)
+        M_diag.append((shrink * w0) ** 2 + noise)
+    return Moments(jnp.stack(w0_m)[n], jnp.stack(M_diag)[n])
 
 
 def generator_error(spec: Spectrum, mom: Moments):
     """E (w_n - w0)' Sigma (w_n - w0) = tr(Sigma M) - 2 w0' Sigma m + w0' Sigma w0."""
-    eig = jnp.asarray(spec.eigenvalues, jnp.float64)
-    signal = jnp.sum(eig * jnp.asarray(spec.w0, jnp.float64) ** 2)
-    return (mom.alpha - 2 * mom.mu + 1) * signal + jnp.sum(along_last(eig, mom.D.ndim) * mom.D, axis=-1)
+    eig = along_last(jnp.asarray(spec.eigenvalues, jnp.float64), mom.M_diag.ndim)
+    w0_sq = along_last(jnp.asarray(spec.w0, jnp.float64) ** 2, mom.M_diag.ndim)
+    return jnp.sum(eig * (mom.M_diag - 2 * mom.w0_m + w0_sq), axis=-1)
 
 
 def along_last(v, ndim: int):

@@ -68,13 +68,12 @@ def test_error(eigenvalues, w0, mom: Moments, T, sigma, lam):
     """
     k = kappa(eigenvalues, lam, T)
     df2 = df(eigenvalues, k, 2)
-    ev, w0_sq = along_last(eigenvalues, mom.D.ndim), along_last(w0**2, mom.D.ndim)
+    ev, w0_sq = along_last(eigenvalues, mom.M_diag.ndim), along_last(w0**2, mom.M_diag.ndim)
     r1 = ev / (ev + k)
     r2 = ev / (ev + k) ** 2
-    mu, alpha = mom.mu[..., None], mom.alpha[..., None]
-    gen_err = jnp.sum((alpha - 2 * mu + 1) * ev * w0_sq + ev * mom.D, axis=-1)
-    cross = jnp.sum((alpha - mu) * r1 * w0_sq + r1 * mom.D, axis=-1)
-    quad = jnp.sum(alpha * r2 * w0_sq + r2 * mom.D, axis=-1)
+    gen_err = jnp.sum(ev * (mom.M_diag - 2 * mom.w0_m + w0_sq), axis=-1)
+    cross = jnp.sum(r1 * (mom.M_diag - mom.w0_m), axis=-1)
+    quad = jnp.sum(r2 * mom.M_diag, axis=-1)
     return gen_err - 2 * k * cross + k**2 * quad / (1 - df2 / T) + sigma**2 * df2 / (T - df2)
 
 
