@@ -137,10 +137,12 @@ def run_chunks(call, seeds: int, chunk: int, seed_offset: int = 0, progress: boo
     return jax.tree.map(lambda *a: np.concatenate(a), *parts)
 
 
-def map_seeds(one_seed, key, seeds: int, *, chunk_size: int | None = None, seed_offset: int = 0,
+def map_seeds(one_seed, key, seeds: int, *, data=(), chunk_size: int | None = None, seed_offset: int = 0,
               progress: bool = False):
-    """Run one_seed(key) -> pytree for `seeds` seeds (seed i gets fold_in(key, seed_offset + i)), vmapped and
-    jit-compiled, in chunks of chunk_size seeds (default: all). Returns the pytree stacked on axis 0, as numpy.
+    """Run one_seed(key, *data) -> pytree for `seeds` seeds (seed i gets fold_in(key, seed_offset + i)), vmapped
+    and jit-compiled, in chunks of chunk_size seeds (default: all). `data` (arrays shared by every seed, such as
+    a kernel matrix) are passed as arguments rather than captured, so that they are not compiled in as
+    constants. Returns the pytree stacked on axis 0, as numpy.
 
     Example:
         >>> import jax
@@ -152,11 +154,14 @@ def map_seeds(one_seed, key, seeds: int, *, chunk_size: int | None = None, seed_
     root = root_key(key)
 
     @jax.jit
-    def batch(ids):
-        return jax.vmap(one_seed)(jax.vmap(jax.random.fold_in, in_axes=(None, 0))(root, ids))
+    def batch(ids, data):
+        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(root, ids)
+        return jax.vmap(one_seed, in_axes=(0,) + (None,) * len(data))(keys, *data)
 
     chunk = chunk_size_for(seeds, chunk_size, seeds)
-    return run_chunks(batch, seeds, chunk, _checks.size("seed_offset", seed_offset, lo=0), progress)
+    data = tuple(jnp.asarray(a) for a in data)
+    return run_chunks(lambda ids: batch(ids, data), seeds, chunk, _checks.size("seed_offset", seed_offset, lo=0),
+                      progress)
 
 
 def simulate(

@@ -10,7 +10,9 @@ MODULES = ["collapse_jax", "collapse_jax.spectra", "collapse_jax.problem", "coll
            "collapse_jax._random", "collapse_jax.distributions", "collapse_jax.distributions.gaussian",
            "collapse_jax.distributions.kde", "collapse_jax.distributions.bootstrap",
            "collapse_jax.distributions.discrete", "collapse_jax.distributions.distances",
-           "collapse_jax.distributions.theory"]
+           "collapse_jax.distributions.theory", "collapse_jax.kernels",
+           "collapse_jax.kernels.functions", "collapse_jax.kernels.data", "collapse_jax.kernels.chain",
+           "collapse_jax.kernels.theory"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,0 +1,142 @@
+"""Kernel ridge regression chains (MATH §1.8), vectorised over seeds by gathering sub-matrices of one
+precomputed kernel matrix.
+
+Generation 1 is a KRR fitted on T0 pool points with the real targets plus sigma0 noise; generation k is fitted
+on T0 fresh pool points labelled by generation k-1's predictions plus sigma0 noise. The downstream KRR is
+fitted on T pool points labelled by generation n (n = 0: the real targets) plus sigma noise, and scored on the
+held-out points against the real targets. Points are drawn from the pool with replacement, i.e. i.i.d. from
+its empirical distribution, which is the distribution the empirical-spectrum theory describes.
+
+Lambda follows the linear convention: alpha = (K_SS + T lam I)^-1 y, i.e. ridge on (K/T + lam I). Each seed
+draws one downstream sample and eigendecomposes its kernel once, so a whole grid of lambdas (or one lambda per
+generation) costs one matrix product each; label noise is fresh for every n, as in the linear chain.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from collapse_jax import _checks
+from collapse_jax.simulate import map_seeds
+
+
+class KRRChain(NamedTuple):
+    """test_error, accuracy: (seeds, len(lam), generations + 1); generator_error: (seeds, generations + 1);
+    lam: (len(lam), generations + 1), the downstream lambda of each row and generation."""
+
+    test_error: np.ndarray
+    accuracy: np.ndarray | None
+    generator_error: np.ndarray
+    lam: np.ndarray
+
+
+def resolve_lambdas(lam, T: int, generations: int) -> np.ndarray:
+    """lam: a number, a schedule lam(T, n), or a sequence of them -> an array (rows, generations + 1), all > 0."""
+    items = list(lam) if isinstance(lam, (list, tuple, np.ndarray)) else [lam]
+    ns = np.arange(generations + 1)
+    rows = [np.array([float(f(T, n)) for n in ns]) if callable(f) else np.full(ns.size, float(f)) for f in items]
+    out = np.stack(rows)
+    if not np.all(np.isfinite(out)) or np.any(out <= 0):
+        raise ValueError(f"lam must be > 0 for kernel chains (draws are with replacement, so a kernel sub-matrix can "
+                         f"be singular), got {out.min()!r}")
+    return out
+
+
+def krr_chain(K, Y, pool, test, *, T0: int, T: int, generations: int, seeds: int, key=0, sigma0=0.0,
+              sigma=0.0, lam=1e-3, lam_gen=1e-3, labels=None, chunk_size: int | None = None,
+              progress: bool = False) -> KRRChain:
+    """Simulate `seeds` KRR chains on a precomputed kernel matrix.
+
+    Args:
+        K: (N, N) kernel matrix of all points (pool and test). Y: (N, C) real targets.
+        pool, test: index arrays into K (see `kernels.split`); the test points are never trained on.
+        T0, T: points per generator and for the downstream model.
+        sigma0, sigma: label noise added by the generators and for the downstream model (sigma0 a number or one
+            per generation).
+        lam: downstream lambda(s): a number, a schedule lam(T, n), or a sequence of them (a grid).
+        lam_gen: the generators' lambda, a number or one per generation (> 0).
+        labels: (N,) integer classes, to report the accuracy of argmax predictions beside the squared error.
+
+    Example:
+        >>> import numpy as np
+        >>> from collapse_jax.kernels import kernel_matrix, krr_chain, split, synthetic_power_law
+        >>> data = synthetic_power_law(400, 20, beta=1.5, r=0.5)
+        >>> K = kernel_matrix("linear", data.X)
+        >>> pool, test = split(data, test=100)
+        >>> out = krr_chain(K, data.Y, pool, test, T0=60, T=60, generations=3, seeds=50, lam=[0.01, 0.1])
+        >>> out.test_error.shape, out.lam.shape
+        ((50, 2, 4), (2, 4))
+    """
+    K, Y = np.asarray(K, float), np.asarray(Y, float)
+    if K.ndim != 2 or K.shape[0] != K.shape[1]:
+        raise ValueError(f"K must be a square kernel matrix, got shape {K.shape}")
+    if Y.ndim != 2 or len(Y) != len(K):
+        raise ValueError(f"Y must be (N, C) with N = {len(K)} rows like K, got shape {Y.shape}")
+    pool, test = np.asarray(pool, int), np.asarray(test, int)
+    for name, idx in (("pool", pool), ("test", test)):
+        if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= len(K):
+            raise ValueError(f"{name} must be a non-empty array of indices in 0..{len(K) - 1}")
+    T0, T = _checks.size("T0", T0, lo=1), _checks.size("T", T, lo=1)
+    G = _checks.size("generations", generations, lo=1)
+    lams = resolve_lambdas(lam, T, G)
+    gen_noise = _per_generation("sigma0", sigma0, G, lo=0.0)
+    gen_lam = _per_generation("lam_gen", lam_gen, G, lo=0.0, lo_open=True)
+    _checks.real_array("sigma", sigma, lo=0.0, ndim=(0,))
+    classes = None if labels is None else np.asarray(labels, int)[test]
+
+    def one_seed(key, K_PP, K_QP, Y_P, Y_Q, lam_grid, noise, lam_g):
+        k_down, k_first, k_chain = jax.random.split(key, 3)
+        kD, k_eps = jax.random.split(k_down)
+        D = jax.random.randint(kD, (T,), 0, K_PP.shape[0])
+        e, U = jnp.linalg.eigh(K_PP[D[:, None], D[None, :]])
+        KQU = K_QP[:, D] @ U
+
+        def downstream(y_D, lam_n, key):
+            z = U.T @ (y_D + sigma * jax.random.normal(key, y_D.shape))
+            pred = jnp.einsum("qt,ltc->lqc", KQU, z[None] / (e[None, :, None] + T * lam_n[:, None, None]))
+            err = jnp.mean(jnp.sum((pred - Y_Q[None]) ** 2, -1), -1)
+            acc = jnp.zeros_like(err) if classes is None else jnp.mean(jnp.argmax(pred, -1) == classes[None], -1)
+            return err, acc
+
+        def fit(key, S, y, noise_k, lam_k):
+            y = y + noise_k * jax.random.normal(key, y.shape)
+            chol = jnp.linalg.cholesky(K_PP[S[:, None], S[None, :]] + T0 * lam_k * jnp.eye(T0))
+            return jax.scipy.linalg.cho_solve((chol, True), y)
+
+        def generation(carry, xs):
+            S_prev, alpha_prev = carry
+            key, lam_n, noise_k, lam_k = xs
+            kS, k_fit, k_d = jax.random.split(key, 3)
+            S = jax.random.randint(kS, (T0,), 0, K_PP.shape[0])
+            alpha = fit(k_fit, S, K_PP[S[:, None], S_prev[None, :]] @ alpha_prev, noise_k, lam_k)
+            return (S, alpha), measure(S, alpha, lam_n, k_d)
+
+        def measure(S, alpha, lam_n, key):
+            gen_err = jnp.mean(jnp.sum((K_QP[:, S] @ alpha - Y_Q) ** 2, -1))
+            return downstream(K_PP[D[:, None], S[None, :]] @ alpha, lam_n, key) + (gen_err,)
+
+        clean = downstream(Y_P[D], lam_grid[:, 0], jax.random.fold_in(k_eps, 0)) + (jnp.zeros(()),)
+        kS, k_fit, k_d = jax.random.split(k_first, 3)
+        S1 = jax.random.randint(kS, (T0,), 0, K_PP.shape[0])
+        alpha1 = fit(k_fit, S1, Y_P[S1], noise[0], lam_g[0])
+        first = measure(S1, alpha1, lam_grid[:, 1], k_d)
+        _, rest = jax.lax.scan(generation, (S1, alpha1), (jax.random.split(k_chain, G - 1), lam_grid[:, 2:].T,
+                                                          noise[1:], lam_g[1:]))
+        return jax.tree.map(lambda a, b, c: jnp.concatenate([a[None], b[None], c]), clean, first, rest)
+
+    data = (K[np.ix_(pool, pool)], K[np.ix_(test, pool)], Y[pool], Y[test], lams, gen_noise, gen_lam)
+    with jax.enable_x64(True):
+        err, acc, gen_err = map_seeds(one_seed, key, seeds, data=data, chunk_size=chunk_size, progress=progress)
+    return KRRChain(np.moveaxis(err, 1, 2), None if labels is None else np.moveaxis(acc, 1, 2), gen_err, lams)
+
+
+def _per_generation(name, value, generations, **bounds) -> np.ndarray:
+    arr = np.asarray(_checks.real_array(name, value, ndim=(0, 1), **bounds), float)
+    if arr.ndim == 0:
+        return np.full(generations, float(arr))
+    if arr.shape != (generations,):
+        raise ValueError(f"{name} must be a number or one value per generation ({generations}), got {arr.size}")
+    return arr
