@@ -8,7 +8,8 @@ Regression kinds (`kind = ...` at the top of the file; experiments/README.md lis
 * "optimal_lambda": lambda*(T, n) from the theory, with the argmin of the simulated error as markers.
 
 Distribution-chain kinds ("gaussian_chain", "gaussian_w2", "kde_chain", "bootstrap", "discrete") are described
-in `collapse_jax.distributions.experiments`.
+in `collapse_jax.distributions.experiments`, kernel-chain kinds ("krr_chain", "krr_spectrum") in
+`collapse_jax.kernels.experiments`.
 
 Example TOML (a lambda scan):
 
@@ -41,8 +42,11 @@ from collapse_jax.problem import Downstream, Generators
 from collapse_jax.spectra import Spectrum
 
 from collapse_jax.distributions import experiments as distribution_experiments
+from collapse_jax.kernels import experiments as kernel_experiments
 
-KINDS = ("lambda_scan", "T_scan", "optimal_lambda") + distribution_experiments.KINDS
+# other families of experiments: each module has KINDS, from_config(cfg, name) and runner(kind)
+FAMILIES = (distribution_experiments, kernel_experiments)
+KINDS = ("lambda_scan", "T_scan", "optimal_lambda") + sum((f.KINDS for f in FAMILIES), ())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,8 +84,9 @@ def load(path: str | Path, **overrides) -> Experiment:
 
 def from_config(cfg: dict, default_name: str = "experiment") -> Experiment:
     """Build an Experiment from a parsed TOML dict, with clear errors for unknown or missing entries."""
-    if cfg.get("kind") in distribution_experiments.KINDS:
-        return distribution_experiments.from_config(cfg, default_name)
+    for family in FAMILIES:
+        if cfg.get("kind") in family.KINDS:
+            return family.from_config(cfg, default_name)
     known = {"name", "kind", "description", "spectrum", "generators", "downstream", "scan", "simulation", "plot"}
     unknown = set(cfg) - known
     if unknown:
@@ -136,10 +141,11 @@ def _grid(name, spec) -> np.ndarray:
 def run(exp: Experiment, out_dir: str | Path = "results", progress: bool = True) -> dict:
     """Run the scan, save results and figure, print the theory-vs-simulation table. Returns the summary."""
     t0 = time.perf_counter()
-    if exp.kind in distribution_experiments.KINDS:
+    family = next((f for f in FAMILIES if exp.kind in f.KINDS), None)
+    if family is not None:
         if progress:
             print(f"[{exp.name}] {exp.kind}: {exp.chain}, {exp.seeds} seeds", file=sys.stderr)
-        arrays, axes, rows, summary, fig = distribution_experiments.runner(exp.kind)(exp, progress)
+        arrays, axes, rows, summary, fig = family.runner(exp.kind)(exp, progress)
         extra = {}
     else:
         if progress:

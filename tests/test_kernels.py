@@ -175,3 +175,25 @@ def test_mnist_bad_files_name_the_path_and_format(tmp_path):
 def test_bad_input_raises(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("name, chain", [("digits_krr", {"generations": 3, "lam": [1e-2, "naive", "adaptive"]}),
+                                         ("digits_spectrum", {"T": [50, 100, 200], "n": [0, 2]})])
+def test_kernel_experiments_run_and_report_their_gaps(name, chain, tmp_path):
+    """The digits runs report the gap between theory and simulation; the number is printed, not asserted."""
+    import tomllib
+    from pathlib import Path
+
+    from collapse_jax import experiment, io
+
+    cfg = tomllib.loads((Path(__file__).parents[1] / "experiments" / f"{name}.toml").read_text())
+    cfg["chain"].update(chain)
+    cfg["simulation"]["seeds"] = 20
+    summary = experiment.run(experiment.from_config(cfg, name), tmp_path, progress=False)
+    arrays, meta = io.load(tmp_path / name)
+    assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+    if name == "digits_krr":
+        assert len(summary["gaps"]) == 3 and all(np.all(np.isfinite(g["pool"])) for g in summary["gaps"])
+        assert arrays["test_error_held_out"].shape == (20, 3, 4)
+    else:
+        assert 1.0 < summary["beta"] < 3.0 and len(summary["slopes"]) == 2

@@ -34,11 +34,17 @@ class KRRChain(NamedTuple):
 
 
 def resolve_lambdas(lam, T: int, generations: int) -> np.ndarray:
-    """lam: a number, a schedule lam(T, n), or a sequence of them -> an array (rows, generations + 1), all > 0."""
-    items = list(lam) if isinstance(lam, (list, tuple, np.ndarray)) else [lam]
+    """lam: a number, a schedule lam(T, n), a sequence of them, or an array (rows, generations + 1) already
+    resolved -> an array (rows, generations + 1), all > 0."""
     ns = np.arange(generations + 1)
-    rows = [np.array([float(f(T, n)) for n in ns]) if callable(f) else np.full(ns.size, float(f)) for f in items]
-    out = np.stack(rows)
+    if isinstance(lam, np.ndarray) and lam.ndim == 2:
+        if lam.shape[1] != ns.size:
+            raise ValueError(f"a lam table must have generations + 1 = {ns.size} columns, got shape {lam.shape}")
+        out = lam.astype(float)
+    else:
+        items = list(lam) if isinstance(lam, (list, tuple, np.ndarray)) else [lam]
+        out = np.stack([np.array([float(f(T, n)) for n in ns]) if callable(f) else np.full(ns.size, float(f))
+                        for f in items])
     if not np.all(np.isfinite(out)) or np.any(out <= 0):
         raise ValueError(f"lam must be > 0 for kernel chains (draws are with replacement, so a kernel sub-matrix can "
                          f"be singular), got {out.min()!r}")

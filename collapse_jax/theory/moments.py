@@ -72,18 +72,28 @@ def generator_moments(spec: Spectrum, gen: Generators, n: np.ndarray) -> Moments
 
 def ridge_generator_moments(eig, w0, T, sigma, lam, n) -> Moments:
     """Deterministic equivalent of the moments after ridge generators with per-generation (T_k, sigma_k, lam_k)."""
+    w0_m, M_diag = _ridge_recursion(eig, w0, jnp.asarray(T, jnp.float64), jnp.asarray(sigma, jnp.float64),
+                                    jnp.asarray(lam, jnp.float64))
+    return Moments(w0_m[n], M_diag[n])
+
+
+@jax.jit
+def _ridge_recursion(eig, w0, T, sigma, lam):
     from collapse_jax.theory.ridge import df, kappa
 
-    shrink, noise = jnp.ones_like(eig), jnp.zeros_like(eig)
-    w0_m, M_diag = [w0**2], [w0**2]
-    for T_k, s_k, l_k in zip(T, sigma, lam):
-        k = kappa(eig, jnp.asarray(l_k, jnp.float64), float(T_k))
+    def step(carry, xs):
+        shrink, noise, M_prev = carry
+        T_k, s_k, l_k = xs
+        k = kappa(eig, l_k, T_k)
         s, g = eig / (eig + k), eig / (eig + k) ** 2
-        c = (k**2 * jnp.sum(g * M_diag[-1]) + jnp.asarray(s_k, jnp.float64) ** 2) / (T_k - df(eig, k, 2))
+        c = (k**2 * jnp.sum(g * M_prev) + s_k**2) / (T_k - df(eig, k, 2))
         shrink, noise = s * shrink, s**2 * noise + c * g
-        w0_m.append(shrink * w0**2)
-        M_diag.append((shrink * w0) ** 2 + noise)
-    return Moments(jnp.stack(w0_m)[n], jnp.stack(M_diag)[n])
+        M = (shrink * w0) ** 2 + noise
+        return (shrink, noise, M), (shrink * w0**2, M)
+
+    init = (jnp.ones_like(eig), jnp.zeros_like(eig), w0**2)
+    _, (w0_m, M_diag) = jax.lax.scan(step, init, (T, sigma, lam))
+    return jnp.concatenate([w0[None] ** 2, w0_m]), jnp.concatenate([w0[None] ** 2, M_diag])
 
 
 def generator_error(spec: Spectrum, mom: Moments):
