@@ -281,3 +281,10 @@ def test_distribution_experiments_run_and_save(name, tmp_path):
     arrays, meta = io.load(tmp_path / name)
     assert meta["config"]["kind"] == cfg["kind"] and (tmp_path / f"{name}.png").stat().st_size > 10_000
     assert all(np.all(np.isfinite(a)) for a in arrays.values())
+
+
+def test_integer_key_sort_is_exact():
+    x = jnp.asarray(np.concatenate([np.random.default_rng(2).normal(size=999) * 1e3, [0.0, -0.0, 1e-310, -1e-310,
+                                                                                       np.inf, -np.inf]]))
+    np.testing.assert_array_equal(np.asarray(distances.sort(x)), np.sort(np.asarray(x)))
+    np.testing.assert_array_equal(np.asarray(distances.sort(x.astype(jnp.float32))), np.sort(np.asarray(x, np.float32)))

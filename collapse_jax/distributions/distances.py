@@ -4,7 +4,20 @@ All are pure jax.numpy functions of one pair (vmap them over seeds and generatio
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+
+
+def sort(x):
+    """jnp.sort of a 1-D float array, 3-4 times faster on CPU: XLA sorts integers much faster than floats (whose
+    comparator orders NaNs), and flipping the magnitude bits of negative floats maps float order to integer
+    order one-to-one, so sorting those integers and mapping back is exact."""
+    bits = jnp.int64 if x.dtype == jnp.float64 else jnp.int32
+    flip = jnp.iinfo(bits).max
+    i = jax.lax.bitcast_convert_type(x, bits)
+    keys = jnp.where(i < 0, i ^ flip, i)
+    keys = jax.lax.sort(keys, is_stable=False)
+    return jax.lax.bitcast_convert_type(jnp.where(keys < 0, keys ^ flip, keys), x.dtype)
 
 
 def w2sq_gaussian(mean1, var1, mean2, var2):
@@ -57,7 +70,7 @@ def w2sq_samples(x, y):
         >>> float(distances.w2sq_samples(jnp.array([0.0, 1.0]), jnp.array([1.0, 2.0, 3.0])))
         2.5
     """
-    return w2sq_sorted(jnp.sort(x), jnp.sort(y))
+    return w2sq_sorted(sort(x), sort(y))
 
 
 def w2sq_sorted(x, y):
@@ -81,7 +94,7 @@ def kl_samples(x, y):
     (it needs distinct points: ties give infinities) and biased at small n; compare it across generations at
     a fixed n, and read its n = 0 value (P = Q) as the estimator's floor.
     """
-    return kl_sorted(jnp.sort(x), jnp.sort(y))
+    return kl_sorted(sort(x), sort(y))
 
 
 def kl_sorted(x, y):

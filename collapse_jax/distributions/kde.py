@@ -161,12 +161,12 @@ def kde_chain(key, M: int, generations: int, seeds: int, *, bandwidth="scott", i
     def one_seed(key):
         k0, kref, kchain = jax.random.split(key, 3)
         x0 = init.sample(k0, M)
-        ref = jnp.sort(init.sample(kref, M)[:, 0])
+        ref = distances.sort(init.sample(kref, M)[:, 0])
 
         def measured(x):
             out = dict(mean=x.mean(0), var=x.var(0))
             if d == 1:
-                xs = jnp.sort(x[:, 0])
+                xs = distances.sort(x[:, 0])
                 out |= dict(w2sq=distances.w2sq_sorted(xs, ref), kl=distances.kl_sorted(ref, xs))
             return out
 
