@@ -25,6 +25,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_simulate.py
 	$(PY) benchmarks/bench_theory.py
 	$(PY) benchmarks/bench_sweep.py
+	$(PY) benchmarks/bench_distributions.py
+	$(PY) benchmarks/bench_kernels.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

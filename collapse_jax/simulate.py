@@ -152,16 +152,24 @@ def map_seeds(one_seed, key, seeds: int, *, data=(), chunk_size: int | None = No
     """
     seeds = _checks.size("seeds", seeds, lo=1)
     root = root_key(key)
+    batch = _seed_batch(one_seed)
+    chunk = chunk_size_for(seeds, chunk_size, seeds)
+    data = tuple(jnp.asarray(a) for a in data)
+    return run_chunks(lambda ids: batch(root, ids, data), seeds, chunk,
+                      _checks.size("seed_offset", seed_offset, lo=0), progress)
+
+
+@functools.lru_cache(maxsize=64)
+def _seed_batch(one_seed):
+    """The jit-compiled batch of one_seed over seed ids, kept per function: chains build their one_seed
+    through cached builders, so calling a chain again with the same config does not compile again."""
 
     @jax.jit
-    def batch(ids, data):
+    def batch(root, ids, data):
         keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(root, ids)
         return jax.vmap(one_seed, in_axes=(0,) + (None,) * len(data))(keys, *data)
 
-    chunk = chunk_size_for(seeds, chunk_size, seeds)
-    data = tuple(jnp.asarray(a) for a in data)
-    return run_chunks(lambda ids: batch(ids, data), seeds, chunk, _checks.size("seed_offset", seed_offset, lo=0),
-                      progress)
+    return batch
 
 
 def simulate(

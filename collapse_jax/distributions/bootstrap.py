@@ -4,6 +4,7 @@ through the labels alone: the points' values never matter.
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -49,6 +50,12 @@ def bootstrap_chain(key, M: int, generations: int, seeds: int, *, initial=None, 
             or labels0.max() >= M:
         raise ValueError(f"initial must be {M} integer labels in 0..{M - 1}, got shape {labels0.shape}")
 
+    one_seed = _bootstrap_seed(M, generations, tuple(labels0.tolist()))
+    return BootstrapChain(*map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress))
+
+
+@functools.lru_cache(maxsize=32)
+def _bootstrap_seed(M, generations, labels0):
     def summary(labels):
         counts = jnp.zeros(M, int).at[labels].add(1)
         return jnp.sum(counts > 0), jnp.sum((counts / M) ** 2), counts
@@ -68,4 +75,4 @@ def bootstrap_chain(key, M: int, generations: int, seeds: int, *, initial=None, 
         fixation = jnp.where(fixed.any(), jnp.argmax(fixed), -1)
         return distinct, collision, fixation, jnp.argmax(summary(last)[2])
 
-    return BootstrapChain(*map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress))
+    return one_seed

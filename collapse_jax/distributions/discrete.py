@@ -7,6 +7,7 @@ previous fit, p^(m+1) = (1 - alpha) p^(1) + alpha q_m with alpha = s / (N + s), 
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -57,12 +58,18 @@ def discrete_chain(key, p, N: int, generations: int, seeds: int, *, synthetic: i
     generations = _checks.size("generations", generations, lo=1)
     s = N if synthetic is None else _checks.size("synthetic", synthetic, lo=1)
     real_weight = 0.0 if synthetic is None else N / (N + s)
-    p_true = jnp.asarray(p)
+    one_seed = _discrete_seed(tuple(p.tolist()), N, s, real_weight, generations)
+    return DiscreteChain(*map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress))
+
+
+@functools.lru_cache(maxsize=32)
+def _discrete_seed(p, N, s, real_weight, generations):
 
     def frequencies(key, probs, n):
         return jax.random.multinomial(key, n, probs) / n
 
     def one_seed(key):
+        p_true = jnp.asarray(np.asarray(p))
         k1, k2 = jax.random.split(key)
         p1 = frequencies(k1, p_true, float(N))
 
@@ -74,4 +81,4 @@ def discrete_chain(key, p, N: int, generations: int, seeds: int, *, synthetic: i
         probs = jnp.concatenate([p_true[None], p1[None], qs])
         return probs, distances.tv(probs, p_true[None]), jnp.sum(probs > 0, axis=-1)
 
-    return DiscreteChain(*map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress))
+    return one_seed

@@ -7,6 +7,7 @@ with M - 1 degrees of freedom in d dimensions). One generation therefore costs o
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -74,7 +75,7 @@ def gaussian_chain(key, M, generations: int, seeds: int, *, d: int = 1, estimato
     _checks.real_array("sigma0", sigma0, lo=0 if np.ndim(sigma0) == 0 else None, lo_open=True,
                        ndim=(0,) if d == 1 else (0, 2))
     divisor = Ms - (estimator == "unbiased")
-    steps = (jnp.asarray(Ms, float), jnp.asarray(divisor, float))
+    steps = (tuple(float(m) for m in Ms), tuple(float(c) for c in divisor))  # hashable: builders are cached
     if d == 1:
         one_seed = _chain_1d(float(mu0), float(sigma0), steps, int(Ms.max()), sampler)
         mean, log_var = map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress)
@@ -83,12 +84,14 @@ def gaussian_chain(key, M, generations: int, seeds: int, *, d: int = 1, estimato
     cov0 = np.asarray(sigma0, float) ** 2 * np.eye(d) if np.ndim(sigma0) == 0 else np.asarray(sigma0, float)
     if cov0.shape != (d, d) or not np.allclose(cov0, cov0.T) or np.linalg.eigvalsh(cov0).min() <= 0:
         raise ValueError(f"sigma0 must be a scalar or a symmetric positive-definite {d}x{d} covariance")
-    one_seed = _chain_nd(mean0, cov0, steps, int(Ms.max()), sampler)
+    one_seed = _chain_nd(tuple(mean0.tolist()), tuple(map(tuple, cov0.tolist())), steps, int(Ms.max()), sampler)
     return GaussianChain(*map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress))
 
 
+@functools.lru_cache(maxsize=32)
 def _chain_1d(mu0, sigma0, steps, M_max, sampler):
-    M, c = steps
+    M, c = (np.asarray(v) for v in steps)
+    steps = (M, c)
     G = M.shape[0]
 
     def suffstats(key):
@@ -124,7 +127,9 @@ def _bartlett(key, dof, d):
     return jnp.tril(jax.random.normal(k2, (d, d)), -1) + jnp.diag(diag)
 
 
+@functools.lru_cache(maxsize=32)
 def _chain_nd(mean0, cov0, steps, M_max, sampler):
+    mean0, cov0, steps = np.asarray(mean0), np.asarray(cov0), tuple(np.asarray(v) for v in steps)
     d = mean0.shape[0]
 
     def step(carry, xs):
