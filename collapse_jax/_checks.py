@@ -51,6 +51,13 @@ def size(name: str, x, *, lo: int = 1):
     return items if isinstance(x, (list, tuple, np.ndarray)) else items[0]
 
 
+def sections(cfg: dict, known: set, what: str = "experiment"):
+    """Refuse unknown top-level sections of a TOML config, naming them and the allowed ones."""
+    unknown = set(cfg) - set(known)
+    if unknown:
+        raise ValueError(f"unknown section(s) {sorted(unknown)} in {what}; allowed: {sorted(known)}")
+
+
 def choice(name: str, x, allowed: tuple):
     if x not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {x!r}")

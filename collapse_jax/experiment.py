@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse_jax import io, plotting, regularization, scans, theory
+from collapse_jax import _checks, io, plotting, regularization, scans, theory
 from collapse_jax.problem import Downstream, Generators
 from collapse_jax.spectra import Spectrum
 
@@ -87,10 +87,8 @@ def from_config(cfg: dict, default_name: str = "experiment") -> Experiment:
     for family in FAMILIES:
         if cfg.get("kind") in family.KINDS:
             return family.from_config(cfg, default_name)
-    known = {"name", "kind", "description", "spectrum", "generators", "downstream", "scan", "simulation", "plot"}
-    unknown = set(cfg) - known
-    if unknown:
-        raise ValueError(f"unknown section(s) {sorted(unknown)} in experiment; allowed: {sorted(known)}")
+    _checks.sections(cfg, {"name", "kind", "description", "spectrum", "generators", "downstream", "scan",
+                           "simulation", "plot"})
     kind = cfg.get("kind", "lambda_scan")
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")

@@ -83,14 +83,17 @@ def test_gaussian_closed_forms_by_hand():
                                theory.gaussian_w2_first_order(10_000, 3), rtol=1e-3)
 
 
-def test_gaussian_covariance_chain():
-    cov0 = np.array([[2.0, 0.6, 0.0], [0.6, 1.0, -0.3], [0.0, -0.3, 0.5]])
-    ns = np.array([1, 4, 10])
-    out = gaussian_chain(5, 30, 10, 4000, d=3, sigma0=cov0, mu0=[1.0, 0.0, -1.0])
-    factor = theory.gaussian_cov_mean(30, ns, 3)
-    assert_z(out.var[:, ns].reshape(4000, 3, 9), factor[:, None] * cov0.ravel(), "E Sigma_n")
+@pytest.mark.parametrize("M,estimator,cov0", [
+    (30, "mle", np.array([[2.0, 0.6, 0.0], [0.6, 1.0, -0.3], [0.0, -0.3, 0.5]])),
+    (12, "unbiased", np.array([[1.0, -0.4], [-0.4, 0.5]])),
+])
+def test_gaussian_covariance_chain(M, estimator, cov0):
+    d, ns = len(cov0), np.array([1, 4, 10])
+    out = gaussian_chain(5, M, 10, 4000, d=d, sigma0=cov0, mu0=np.linspace(-1, 1, d), estimator=estimator)
+    factor = theory.gaussian_cov_mean(M, ns, d, estimator)
+    assert_z(out.var[:, ns].reshape(4000, 3, d * d), factor[:, None] * cov0.ravel(), "E Sigma_n")
     logdet = np.linalg.slogdet(out.var[:, ns])[1] - np.linalg.slogdet(cov0)[1]
-    assert_z(logdet, theory.gaussian_logdet_drift(30, ns, 3), "E log det Sigma_n")
+    assert_z(logdet, theory.gaussian_logdet_drift(M, ns, d, estimator), "E log det Sigma_n")
 
 
 @pytest.mark.parametrize("M,d", [(5, 1), ((4, 9, 30), 1), (6, 2)])
@@ -165,8 +168,8 @@ def test_bootstrap_repeated_start_fixation_probability_and_time():
     assert_z((out.winner == 0).astype(float), 0.5, "P(value 0 takes over)")
 
 
-def test_bootstrap_fixation_time_against_the_coalescent():
-    M = 30
+@pytest.mark.parametrize("M", [20, 30])
+def test_bootstrap_fixation_time_against_the_coalescent(M):
     out = bootstrap_chain(13, M, 1500, 3000)
     assert np.all(out.fixation_time > 0)
     mean, sd = theory.fixation_time(M)
@@ -275,6 +278,8 @@ def test_distribution_experiments_run_and_save(name, tmp_path):
     cfg = tomllib.loads((Path(__file__).parents[1] / "experiments" / f"{name}.toml").read_text())
     cfg["chain"]["generations"] = 60  # the full runs are in experiments/README.md; here: that they work
     cfg["chain"].pop("keep", None)
+    if "bandwidths" in cfg["chain"]:
+        cfg["chain"]["bandwidths"] = cfg["chain"]["bandwidths"][-2:]
     cfg["simulation"]["seeds"] = 300
     summary = experiment.run(experiment.from_config(cfg, name), tmp_path, progress=False)
     assert summary["max_abs_z"] <= 4

@@ -16,7 +16,7 @@ import dataclasses
 
 import numpy as np
 
-from collapse_jax import plotting
+from collapse_jax import _checks, plotting
 from collapse_jax.distributions import distances, theory
 from collapse_jax.distributions.bootstrap import bootstrap_chain
 from collapse_jax.distributions.discrete import discrete_chain
@@ -38,11 +38,7 @@ class DistributionExperiment:
 
 
 def from_config(cfg: dict, default_name: str) -> DistributionExperiment:
-    known = {"name", "kind", "description", "chain", "simulation"}
-    unknown = set(cfg) - known
-    if unknown:
-        raise ValueError(f"unknown section(s) {sorted(unknown)} in a {cfg['kind']} experiment; allowed: "
-                         f"{sorted(known)}")
+    _checks.sections(cfg, {"name", "kind", "description", "chain", "simulation"}, f"a {cfg['kind']} experiment")
     sim = cfg.get("simulation", {})
     return DistributionExperiment(cfg.get("name", default_name), cfg["kind"], cfg.get("description", ""),
                                   dict(cfg.get("chain", {})), int(sim.get("seeds", 1000)), int(sim.get("key", 0)),

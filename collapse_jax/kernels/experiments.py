@@ -20,7 +20,7 @@ import sys
 
 import numpy as np
 
-from collapse_jax import plotting, regularization
+from collapse_jax import _checks, plotting, regularization
 from collapse_jax import theory as linear_theory
 from collapse_jax.kernels import data as datasets
 from collapse_jax.kernels import theory
@@ -44,11 +44,8 @@ class KernelExperiment:
 
 
 def from_config(cfg: dict, default_name: str) -> KernelExperiment:
-    known = {"name", "kind", "description", "data", "kernel", "chain", "simulation"}
-    unknown = set(cfg) - known
-    if unknown:
-        raise ValueError(f"unknown section(s) {sorted(unknown)} in a {cfg['kind']} experiment; allowed: "
-                         f"{sorted(known)}")
+    _checks.sections(cfg, {"name", "kind", "description", "data", "kernel", "chain", "simulation"},
+                     f"a {cfg['kind']} experiment")
     sim = cfg.get("simulation", {})
     return KernelExperiment(cfg.get("name", default_name), cfg["kind"], cfg.get("description", ""),
                             dict(cfg.get("data", {"kind": "digits"})), dict(cfg.get("kernel", {"name": "rbf"})),
