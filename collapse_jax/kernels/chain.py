@@ -13,6 +13,7 @@ generation) costs one matrix product each; label noise is fresh for every n, as 
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -91,9 +92,28 @@ def krr_chain(K, Y, pool, test, *, T0: int, T: int, generations: int, seeds: int
     gen_noise = _per_generation("sigma0", sigma0, G, lo=0.0)
     gen_lam = _per_generation("lam_gen", lam_gen, G, lo=0.0, lo_open=True)
     _checks.real_array("sigma", sigma, lo=0.0, ndim=(0,))
-    classes = None if labels is None else np.asarray(labels, int)[test]
+    classes = np.zeros(len(test), int) if labels is None else np.asarray(labels, int)[test]
+    one_seed = _krr_seed(T0, T, G, float(sigma), labels is not None)
+    data = (K[np.ix_(pool, pool)], K[np.ix_(test, pool)], Y[pool], Y[test], classes, lams, gen_noise, gen_lam)
+    with jax.enable_x64(True):
+        err, acc, gen_err = map_seeds(one_seed, key, seeds, data=data, chunk_size=chunk_size, progress=progress)
+    return KRRChain(np.moveaxis(err, 1, 2), None if labels is None else np.moveaxis(acc, 1, 2), gen_err, lams)
 
-    def one_seed(key, K_PP, K_QP, Y_P, Y_Q, lam_grid, noise, lam_g):
+
+def _per_generation(name, value, generations, **bounds) -> np.ndarray:
+    arr = np.asarray(_checks.real_array(name, value, ndim=(0, 1), **bounds), float)
+    if arr.ndim == 0:
+        return np.full(generations, float(arr))
+    if arr.shape != (generations,):
+        raise ValueError(f"{name} must be a number or one value per generation ({generations}), got {arr.size}")
+    return arr
+
+
+@functools.lru_cache(maxsize=16)
+def _krr_seed(T0, T, G, sigma, with_labels):
+    """One seed's KRR chain for given sizes (cached: the same sizes compile once; the matrices are arguments)."""
+
+    def one_seed(key, K_PP, K_QP, Y_P, Y_Q, classes, lam_grid, noise, lam_g):
         k_down, k_first, k_chain = jax.random.split(key, 3)
         kD, k_eps = jax.random.split(k_down)
         D = jax.random.randint(kD, (T,), 0, K_PP.shape[0])
@@ -104,7 +124,7 @@ def krr_chain(K, Y, pool, test, *, T0: int, T: int, generations: int, seeds: int
             z = U.T @ (y_D + sigma * jax.random.normal(key, y_D.shape))
             pred = jnp.einsum("qt,ltc->lqc", KQU, z[None] / (e[None, :, None] + T * lam_n[:, None, None]))
             err = jnp.mean(jnp.sum((pred - Y_Q[None]) ** 2, -1), -1)
-            acc = jnp.zeros_like(err) if classes is None else jnp.mean(jnp.argmax(pred, -1) == classes[None], -1)
+            acc = jnp.zeros_like(err) if not with_labels else jnp.mean(jnp.argmax(pred, -1) == classes[None], -1)
             return err, acc
 
         def fit(key, S, y, noise_k, lam_k):
@@ -133,16 +153,4 @@ def krr_chain(K, Y, pool, test, *, T0: int, T: int, generations: int, seeds: int
                                                           noise[1:], lam_g[1:]))
         return jax.tree.map(lambda a, b, c: jnp.concatenate([a[None], b[None], c]), clean, first, rest)
 
-    data = (K[np.ix_(pool, pool)], K[np.ix_(test, pool)], Y[pool], Y[test], lams, gen_noise, gen_lam)
-    with jax.enable_x64(True):
-        err, acc, gen_err = map_seeds(one_seed, key, seeds, data=data, chunk_size=chunk_size, progress=progress)
-    return KRRChain(np.moveaxis(err, 1, 2), None if labels is None else np.moveaxis(acc, 1, 2), gen_err, lams)
-
-
-def _per_generation(name, value, generations, **bounds) -> np.ndarray:
-    arr = np.asarray(_checks.real_array(name, value, ndim=(0, 1), **bounds), float)
-    if arr.ndim == 0:
-        return np.full(generations, float(arr))
-    if arr.shape != (generations,):
-        raise ValueError(f"{name} must be a number or one value per generation ({generations}), got {arr.size}")
-    return arr
+    return one_seed
