@@ -137,7 +137,10 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
         left = sum(n_data * min(chunk, seeds - c * chunk) for _, c in todo[written + 1:])
         say(f"[sweep] chunk {written + 1}/{len(todo)} (static {s_idx + 1}, seeds {start}..{start + chunk - 1}): "
             f"{done_points}/{done_points + left} point-seeds, {rate:.0f}/s, ETA {left / rate:.0f}s")
-    if shard is None and n_shards > 1 and i_shard == 0:
+    if shard is None and n_shards > 1:  # jax.distributed: process 0 alone merges (two mergers would race)
+        if i_shard != 0:
+            say(f"[sweep] process {i_shard}/{n_shards} done; process 0 merges")
+            return None
         _wait_for([_chunk_path(out, *j) for j in jobs], wait)
     if all(_chunk_path(out, *j).exists() for j in jobs):
         return merge(out, progress=progress)
