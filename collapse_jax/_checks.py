@@ -18,11 +18,20 @@ def is_concrete(x) -> bool:
     return isinstance(x, (numbers.Number, np.ndarray, jax.Array, list, tuple))
 
 
-def real_array(name: str, x, *, lo: float | None = None, lo_open: bool = False, ndim: tuple = (0, 1, 2, 3)):
-    """Check a number or 1-D array of reals: finite, and >= lo (> lo with lo_open). Returns it unchanged."""
+def real_array(name: str, x, *, lo: float | None = None, lo_open: bool = False, hi: float | None = None,
+               ndim: tuple = (0, 1, 2, 3)):
+    """Check a number or 1-D array of reals: finite, >= lo (> lo with lo_open), <= hi. Returns it unchanged."""
+    if isinstance(x, (str, bytes, dict, complex, set)):
+        raise ValueError(f"{name} must be a real number or array of them, got {x!r}")
     if not is_concrete(x):
         return x
-    a = np.asarray(x, dtype=float) if not isinstance(x, jax.Array) else np.asarray(x).astype(float)
+    if isinstance(x, (bool, np.bool_)) or (isinstance(x, (list, tuple)) and
+                                                 any(isinstance(v, (bool, str)) for v in x)):
+        raise ValueError(f"{name} must be a real number or array of them, got {x!r}")
+    try:
+        a = np.asarray(x, dtype=float) if not isinstance(x, jax.Array) else np.asarray(x).astype(float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real number or array of them, got {x!r}") from None
     if a.ndim not in ndim:
         raise ValueError(f"{name} must have {' or '.join(map(str, ndim))} dimension(s), got shape {a.shape}")
     if a.size == 0:
@@ -34,6 +43,8 @@ def real_array(name: str, x, *, lo: float | None = None, lo_open: bool = False, 
         if np.any(bad):
             rel = ">" if lo_open else ">="
             raise ValueError(f"{name} must be {rel} {lo}, got {a[bad].ravel()[0]!r}")
+    if hi is not None and np.any(a > hi):
+        raise ValueError(f"{name} must be <= {hi}, got {a[a > hi].ravel()[0]!r}")
     return x
 
 

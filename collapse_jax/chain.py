@@ -10,7 +10,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from collapse_jax import samplers
+from collapse_jax import samplers, strategies
 from collapse_jax._checks import choice
 from collapse_jax.problem import Downstream, Generators
 from collapse_jax.spectra import Spectrum
@@ -26,56 +26,82 @@ class Metrics(NamedTuple):
 
 
 def resolve_sampler(sampler: str, d: int, gen: Generators, down: Downstream) -> tuple[str, str]:
-    """The sampler used for (generators, downstream). 'auto' takes sufficient statistics wherever T >= d."""
+    """The sampler used for (generators, downstream). 'auto' takes sufficient statistics wherever they are exact:
+    T >= d, and every row labelled by one model (no real rows mixed in, no subsample of kept rows)."""
     choice("sampler", sampler, SAMPLERS)
-    exact = (min(gen.T0_tuple) >= d, down.T >= d)
+    exact = (min(gen.T0_tuple) >= d and gen.real_fraction is None and gen.strategy != "accumulate_subsample",
+             down.T >= d and down.synthetic_fraction is None)
     if sampler == "suffstats" and not all(exact):
         raise ValueError(
-            f"sampler='suffstats' needs T0 >= d and T >= d (d={d}, T0={gen.T0}, T={down.T}); use 'auto' or 'direct'"
+            f"sampler='suffstats' needs T0 >= d and T >= d (d={d}, T0={gen.T0}, T={down.T}), no real_fraction, no "
+            "synthetic_fraction and no accumulate_subsample (they need the rows); use 'auto' or 'direct'"
         )
     return tuple("suffstats" if ok and sampler != "direct" else "direct" for ok in exact)
 
 
-def _generator_fit(gen: Generators, d: int, sampler: str):
-    """(init, step) for the generators: init(key) draws what stays fixed, step(state, key, w, T, s, lam) -> w."""
+def working_rows(gen: Generators, down: Downstream, generations: int) -> int:
+    """Rows of data one seed holds at once: the largest design, or the pool of accumulate_subsample."""
+    rows = max(max(gen.T0_tuple), down.T)
+    if gen.strategy == "accumulate_subsample":
+        T = gen.per_generation(generations)[0]
+        rows = max(rows, int(T.sum()) + max(gen.T0_tuple))
+    return rows
+
+
+def _generator_fit(gen: Generators, d: int, sampler: str, generations: int):
+    """(init, step) for the generators: init(key, sqrt_eig) draws what a seed keeps (a fixed design, a pool);
+    step(state, key, w, w0, sqrt_eig, T, s, lam, n_real) -> (w, state) fits generation k."""
     T0 = gen.T0_tuple
     ridge = gen.lam is not None
+    mixes_real = gen.real_fraction is not None
+    if gen.strategy == "accumulate":
+        return strategies.accumulate(d, T0, gen.fixed, sampler, mixes_real)
+    if gen.strategy == "accumulate_subsample":
+        return strategies.accumulate_subsample(d, T0, generations, ridge, mixes_real)
+
+    def keep(fit):  # a replace step keeps its state (a fixed design, or nothing) unchanged
+        return lambda state, key, w, w0, sqrt_eig, T, s, lam, n_real: (
+            fit(state, key, w, w0, sqrt_eig, T, s, lam, n_real), state)
+
+    real = (lambda w0, n_real: (w0, n_real)) if mixes_real else (lambda w0, n_real: None)
     if gen.fixed:
         if sampler == "suffstats":
             init = lambda key, sqrt_eig: samplers.bartlett(key, d, T0[0])
 
-            def step(L, key, w, sqrt_eig, T, s, lam):
+            def fit(L, key, w, w0, sqrt_eig, T, s, lam, n_real):
                 z = jax.random.normal(key, (d,), w.dtype)
                 return samplers.ridge_from_bartlett(L, z, w, sqrt_eig, T, s, lam)
 
-            return init, step
+            return init, keep(fit)
         init = lambda key, sqrt_eig: samplers.design(key, sqrt_eig, T0[0])
-        return init, lambda X, key, w, sqrt_eig, T, s, lam: samplers.ridge_direct_labels(X, key, w, T, s, lam)
+        return init, keep(lambda X, key, w, w0, sqrt_eig, T, s, lam, n_real:
+                          samplers.ridge_direct_labels(X, key, w, T, s, lam, real=real(w0, n_real)))
 
     init = lambda key, sqrt_eig: None
     if sampler == "suffstats":
         if ridge:
-            return init, lambda _, key, w, sqrt_eig, T, s, lam: samplers.ridge_step(key, w, sqrt_eig, T, s, lam)
-        return init, lambda _, key, w, sqrt_eig, T, s, lam: samplers.ols_step(key, w, sqrt_eig, T, s)
+            return init, keep(lambda _, key, w, w0, sqrt_eig, T, s, lam, n_real:
+                              samplers.ridge_step(key, w, sqrt_eig, T, s, lam))
+        return init, keep(lambda _, key, w, w0, sqrt_eig, T, s, lam, n_real: samplers.ols_step(key, w, sqrt_eig, T, s))
 
     rows = max(T0)
     varying = len(set(T0)) > 1
     mixed = not ridge and min(T0) < d <= rows  # some OLS, some min-norm: neither normal equations fits all
 
-    def step(_, key, w, sqrt_eig, T, s, lam):
+    def fit(_, key, w, w0, sqrt_eig, T, s, lam, n_real):
         mask = (jnp.arange(rows) < T).astype(w.dtype) if varying else None
-        if mixed:
-            k_x, k_e = jax.random.split(key)
-            return samplers.min_norm_padded(samplers.design(k_x, sqrt_eig, rows), k_e, w, T, s, mask)
-        return samplers.ridge_direct_fresh(key, w, sqrt_eig, rows, T, s, lam, mask)
+        k_x, k_e = jax.random.split(key)
+        X = samplers.design(k_x, sqrt_eig, rows)
+        return samplers.fit_rows(X, samplers.labels(X, k_e, w, s, real(w0, n_real)), T, lam, mask, mixed)
 
-    return init, step
+    return init, keep(fit)
 
 
-def _downstream_fit(down: Downstream, d: int, sampler: str):
+def _downstream_fit(down: Downstream, d: int, sampler: str, w0):
     """(init, fit) for the downstream model: init(key, sqrt_eig, lam) draws one design per seed (and factors
     it when lam is the same for every n), fit(state, key, w, sqrt_eig, lam) labels it by w plus fresh noise
-    and solves, in O(d^2) with a shared factor.
+    and solves, in O(d^2) with a shared factor. With a synthetic_fraction p, T - round(p T) rows are labelled
+    by w0 instead.
 
     One design serves every generation n: each n's error is still exact in distribution, because that
     design is independent of w_n. Errors of one seed at different n share it (common random numbers),
@@ -98,6 +124,8 @@ def _downstream_fit(down: Downstream, d: int, sampler: str):
 
         return init, fit
 
+    real = None if down.synthetic_fraction is None else (w0, T - down.synthetic_rows())
+
     def init(key, sqrt_eig, lam):
         X = samplers.design(key, sqrt_eig, T)
         return X, (samplers.direct_factor(X, lam, T) if shared else None)
@@ -105,7 +133,7 @@ def _downstream_fit(down: Downstream, d: int, sampler: str):
     def fit(state, key, w, sqrt_eig, lam):
         X, f = state
         f = f if shared else samplers.direct_factor(X, lam, T)
-        return samplers.direct_solve(X, f, X @ w + s * jax.random.normal(key, (T,), w.dtype), T)
+        return samplers.direct_solve(X, f, samplers.labels(X, key, w, s, real), T)
 
     return init, fit
 
@@ -123,14 +151,14 @@ def run_chain(key, spec: Spectrum, gen: Generators, down: Downstream, generation
     """
     d = spec.d
     gen_sampler, down_sampler = resolve_sampler(sampler, d, gen, down)
-    init, gen_step = _generator_fit(gen, d, gen_sampler)
-    down_init, down_fit = _downstream_fit(down, d, down_sampler)
-    T_k, sigma_k, lam_k = gen.per_generation(generations)
-    down = down.resolved(generations)
-
     dtype = jnp.zeros(()).dtype
     sqrt_eig = jnp.sqrt(jnp.asarray(spec.eigenvalues, dtype))
     w0 = jnp.asarray(spec.w0, dtype)
+    init, gen_step = _generator_fit(gen, d, gen_sampler, generations)
+    down_init, down_fit = _downstream_fit(down, d, down_sampler, w0)
+    T_k, sigma_k, lam_k = gen.per_generation(generations)
+    n_real = gen.real_rows(generations)
+    down = down.resolved(generations)
     sq_error = lambda w: jnp.sum((sqrt_eig * (w - w0)) ** 2)
 
     k_design, k_gen, k_down_design, k_down = jax.random.split(key, 4)
@@ -140,13 +168,14 @@ def run_chain(key, spec: Spectrum, gen: Generators, down: Downstream, generation
     down_state = down_init(k_down_design, sqrt_eig, down.lam if jnp.ndim(down.lam) == 0 else None)
     down_keys = jax.random.split(k_down, generations + 1)
 
-    def generation(w, xs):
-        k_g, k_d, T, s, lam, lam_down = xs
-        w = gen_step(state, k_g, w, sqrt_eig, T, s, lam)
-        return w, Metrics(sq_error(down_fit(down_state, k_d, w, sqrt_eig, lam_down)), sq_error(w))
+    def generation(carry, xs):
+        w, state = carry
+        k_g, k_d, T, s, lam, n_r, lam_down = xs
+        w, state = gen_step(state, k_g, w, w0, sqrt_eig, T, s, lam, n_r)
+        return (w, state), Metrics(sq_error(down_fit(down_state, k_d, w, sqrt_eig, lam_down)), sq_error(w))
 
     first = Metrics(sq_error(down_fit(down_state, down_keys[0], w0, sqrt_eig, lam_n[0])), jnp.zeros((), dtype))
     xs = (jax.random.split(k_gen, generations), down_keys[1:], jnp.asarray(T_k, dtype), sigma_k.astype(dtype),
-          lam_k.astype(dtype), lam_n[1:])
-    _, rest = jax.lax.scan(generation, w0, xs)
+          lam_k.astype(dtype), n_real.astype(dtype), lam_n[1:])
+    _, rest = jax.lax.scan(generation, (w0, state), xs)
     return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)

@@ -14,6 +14,8 @@ from collapse_jax import _checks
 
 static = dataclasses.field(metadata=dict(static=True))
 
+STRATEGIES = ("replace", "accumulate", "accumulate_subsample")
+
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
@@ -21,38 +23,68 @@ class Generators:
     """The fake-data chain: generation k fits T0 fresh samples labelled by generation k-1 plus N(0, sigma0^2).
 
     Each fit is OLS when T0 >= d and the minimum-norm interpolator when T0 < d, or ridge with the generators'
-    own ``lam`` (normalised like the downstream model's). ``T0``, ``sigma0`` and ``lam`` may be
+    own ``lam`` (normalised like the downstream model's). ``T0``, ``sigma0``, ``lam`` and ``real_fraction`` may be
     per-generation sequences (entry k-1 is generation k). With ``fixed=True`` every generation reuses one design X (drawn
     once per seed) and only the label noise is fresh.
+
+    Data strategies (MATH §1.7, theory/strategies.md):
+
+    * ``strategy="replace"`` (default): generation k fits only its own T_k fresh rows.
+    * ``strategy="accumulate"``: generation k fits every row of generations 1..k, each labelled once, when it
+      was drawn, by the model of that time. With ``fixed=True``: one design relabelled each generation, fitted on
+      all label sets so far (Gerstgrasser et al. 2024).
+    * ``strategy="accumulate_subsample"``: the pool grows as in accumulate; generation k fits T_k rows drawn
+      uniformly without replacement from it.
+    * ``real_fraction`` pi (data, any strategy; None means none): of generation k's fresh rows, round(pi T_k) are
+      labelled by w0 instead of w_{k-1}. ``real_fraction=0.0`` is the same chain as None in law, drawn by the
+      direct sampler.
 
     Example:
         >>> import collapse_jax as cj
         >>> gen = cj.Generators(T0=(200, 400, 800), sigma0=1.0)
         >>> gen.length
         3
+        >>> cj.Generators(T0=300, strategy="accumulate", real_fraction=0.2).strategy
+        'accumulate'
     """
 
     T0: int | tuple[int, ...] = dataclasses.field(default=300, metadata=dict(static=True))
     sigma0: float | jax.Array = 1.0
     lam: float | jax.Array | None = None
     fixed: bool = dataclasses.field(default=False, metadata=dict(static=True))
+    strategy: str = dataclasses.field(default="replace", metadata=dict(static=True))
+    real_fraction: float | jax.Array | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "T0", _checks.size("T0", self.T0))
-        for name in ("sigma0", "lam"):  # a sequence is one per-generation array, not a pytree of scalars
+        for name in ("sigma0", "lam", "real_fraction"):  # a sequence is one per-generation array, not a pytree
             if isinstance(getattr(self, name), (list, tuple)):
                 object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=float))
         _checks.real_array("sigma0", self.sigma0, lo=0.0)
         if self.lam is not None:
             _checks.real_array("lam (generators)", self.lam, lo=0.0)
+        if self.real_fraction is not None:
+            _checks.real_array("real_fraction", self.real_fraction, lo=0.0, hi=1.0)
+        if not isinstance(self.fixed, (bool, np.bool_)):
+            raise ValueError(f"fixed must be True or False, got {self.fixed!r}")
+        _checks.choice("strategy", self.strategy, STRATEGIES)
+        if self.fixed and self.strategy == "accumulate_subsample":
+            raise ValueError("strategy='accumulate_subsample' needs fresh rows each generation (fixed=False): a "
+                             "subsample of one relabelled design is not a growing pool")
         if self.fixed and len(set(self.T0_tuple)) > 1:
             raise ValueError(f"T0 must be constant with fixed=True (one design for all generations), got {self.T0}")
         lengths = {len(v) for v in self._sequences() if _is_sequence(v)}
         if len(lengths) > 1:
-            raise ValueError(f"T0, sigma0 and lam sequences must have the same length, got lengths {sorted(lengths)}")
+            raise ValueError("T0, sigma0, lam and real_fraction sequences must have the same length, got lengths "
+                             f"{sorted(lengths)}")
 
     def _sequences(self):
-        return (self.T0, self.sigma0, self.lam)
+        return (self.T0, self.sigma0, self.lam, self.real_fraction)
+
+    @property
+    def pooled(self) -> bool:
+        """True when generation k's fit draws on the rows of earlier generations (accumulate strategies)."""
+        return self.strategy != "replace"
 
     @property
     def T0_tuple(self) -> tuple[int, ...]:
@@ -81,6 +113,17 @@ class Generators:
         T = np.broadcast_to(np.asarray(self.T0, dtype=float), (n,))[:generations]
         return T, take(self.sigma0), take(0.0 if self.lam is None else self.lam)
 
+    def real_rows(self, generations: int):
+        """round(pi_k T_k) for k = 1..generations: how many of generation k's fresh rows w0 labels (0 if None).
+
+        A float array (traced when real_fraction is), so that pi stays data for vmap and sweeps.
+        """
+        T, _, _ = self.per_generation(generations)
+        pi = 0.0 if self.real_fraction is None else self.real_fraction
+        n = self.length or generations
+        pi = jax.numpy.broadcast_to(jax.numpy.asarray(pi), (n,))[:generations]
+        return jax.numpy.round(pi * T)
+
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +131,8 @@ class Downstream:
     """The final ridge model: T fresh samples labelled by generation n plus N(0, sigma^2).
 
     lam is normalised by T: w = (X'X/T + lam I)^-1 X'Y/T. lam = 0 is OLS (T >= d) or min-norm (T < d).
+    ``synthetic_fraction`` p (data; None means 1, every row): round(p T) rows are labelled by the generation-n
+    model and the rest by w0 (Dohmatob et al. 2025, strong model collapse). At n = 0 every row is real.
     lam may also be one value per generation n (an array, entry n for the model trained on generation-n
     data), or a schedule `lam(T, n)` (see `collapse_jax.regularization`), which `resolved` turns into that.
 
@@ -100,14 +145,25 @@ class Downstream:
     T: int = dataclasses.field(default=300, metadata=dict(static=True))
     sigma: float | jax.Array = 1.0
     lam: float | jax.Array = 0.0
+    synthetic_fraction: float | jax.Array | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "T", _checks.size("T", self.T))
         if isinstance(self.T, tuple):
             raise ValueError(f"T must be a single integer, got {self.T}")
+        if isinstance(self.lam, (list, tuple)):
+            object.__setattr__(self, "lam", np.asarray(self.lam, dtype=float))
         _checks.real_array("sigma", self.sigma, lo=0.0)
         if not callable(self.lam):  # a schedule (T, n) -> lam, see collapse_jax.regularization
             _checks.real_array("lam", self.lam, lo=0.0)
+        if self.synthetic_fraction is not None:
+            _checks.real_array("synthetic_fraction", self.synthetic_fraction, lo=0.0, hi=1.0)
+
+    def synthetic_rows(self):
+        """round(p T): how many downstream rows the generation-n model labels (T when synthetic_fraction is None)."""
+        if self.synthetic_fraction is None:
+            return float(self.T)
+        return jax.numpy.round(jax.numpy.asarray(self.synthetic_fraction) * self.T)
 
 
     def resolved(self, generations: int) -> "Downstream":

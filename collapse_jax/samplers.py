@@ -101,30 +101,52 @@ def ridge_direct(X, y, lam, n, mask=None):
     return direct_solve(X, direct_factor(X, lam, n, mask), y, n)
 
 
-def ridge_direct_fresh(key, w, sqrt_eig, rows: int, T, s, lam, mask=None):
-    """Draw X (rows x d, the first T rows live when masked), label it by w plus noise, and fit ridge."""
-    k_x, k_e = jax.random.split(key)
-    X = design(k_x, sqrt_eig, rows)
-    return ridge_direct_labels(X, k_e, w, T, s, lam, mask)
+def labels(X, key, w, s, real=None):
+    """Labels X w + N(0, s^2) of a design; with real = (w0, n_real) the first n_real rows are labelled by w0.
+
+    Which rows are real does not matter: the rows are exchangeable.
+    """
+    signal = X @ w
+    if real is not None:
+        w0, n_real = real
+        signal = jnp.where(jnp.arange(X.shape[0]) < n_real, X @ w0, signal)
+    return signal + s * jax.random.normal(key, (X.shape[0],), X.dtype)
 
 
-def ridge_direct_labels(X, key, w, T, s, lam, mask=None):
-    """Label a given design by w plus fresh noise and fit ridge (used for fixed designs too)."""
-    y = X @ w + s * jax.random.normal(key, (X.shape[0],), X.dtype)
+def fit_rows(X, y, T, lam, mask=None, min_norm_either=False):
+    """Ridge (or OLS / min-norm at lam = 0) on the live rows of X (mask true; all rows without a mask).
+
+    min_norm_either: the live row count T is data and may fall on either side of d, so solve both normal
+    equations and keep the non-singular one (see `min_norm_padded`).
+    """
     if mask is not None:
         X, y = X * mask[:, None], y * mask
+    if min_norm_either:
+        return min_norm_padded(X, y, T, mask)
     return ridge_direct(X, y, lam, T, mask)
 
 
-def min_norm_padded(X, key, w, T, s, mask):
-    """Minimum-norm least squares on the first T rows of a padded design, whether T >= d or T < d.
+def ridge_direct_fresh(key, w, sqrt_eig, rows: int, T, s, lam, mask=None, real=None):
+    """Draw X (rows x d, the first T rows live when masked), label it by w plus noise, and fit ridge."""
+    k_x, k_e = jax.random.split(key)
+    X = design(k_x, sqrt_eig, rows)
+    return ridge_direct_labels(X, k_e, w, T, s, lam, mask, real)
+
+
+def ridge_direct_labels(X, key, w, T, s, lam, mask=None, real=None):
+    """Label a given design by w plus fresh noise and fit ridge (used for fixed designs too)."""
+    return fit_rows(X, labels(X, key, w, s, real), T, lam, mask)
+
+
+def min_norm_padded(X, y, T, mask):
+    """Minimum-norm least squares on the first T rows of a padded design (rows past T zero), whether T >= d or
+    T < d.
 
     Both normal-equation forms are solved and the one that is non-singular for this T is kept (T is data,
     so the choice is a select, not a branch).
     """
     rows, d = X.shape
-    y = (X @ w + s * jax.random.normal(key, (rows,), X.dtype)) * mask
-    X = X * mask[:, None]
+    pad = 1.0 - (jnp.ones(rows, X.dtype) if mask is None else mask)
     primal = cho_solve(cho_factor(X.T @ X), X.T @ y)
-    dual = X.T @ cho_solve(cho_factor(X @ X.T + jnp.diag(1.0 - mask)), y)
+    dual = X.T @ cho_solve(cho_factor(X @ X.T + jnp.diag(pad)), y)
     return jnp.where(T >= d, primal, dual)

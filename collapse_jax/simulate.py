@@ -17,7 +17,7 @@ import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 from collapse_jax import _checks
-from collapse_jax.chain import Metrics, resolve_sampler, run_chain
+from collapse_jax.chain import Metrics, resolve_sampler, run_chain, working_rows
 from collapse_jax.problem import Downstream, Generators
 from collapse_jax.spectra import Spectrum
 
@@ -211,7 +211,7 @@ def simulate(
     sampler_used = resolve_sampler(sampler, d, gen, down)
     gen.per_generation(generations)  # checks generations against a per-generation config
     down = down.resolved(generations)  # a lambda schedule becomes one lambda per generation
-    chunk = chunk_size_for(seeds, chunk_size, default_chunk(d, max(max(gen.T0_tuple), down.T)))
+    chunk = chunk_size_for(seeds, chunk_size, default_chunk(d, working_rows(gen, down, generations)))
     sharding = seed_sharding()
 
     root = root_key(key)

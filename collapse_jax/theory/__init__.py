@@ -4,7 +4,10 @@
 
 * exact (MATH §1.2): downstream OLS (lam = 0, T >= d+2) after OLS generators, or after min-norm generators
   on an isotropic spectrum (§1.5); and downstream min-norm (lam = 0, T <= d-2) on an isotropic spectrum;
-* deterministic equivalent (§1.3) for a ridge downstream (lam > 0) or an anisotropic min-norm downstream.
+* deterministic equivalent (§1.3) for a ridge downstream (lam > 0) or an anisotropic min-norm downstream;
+* data strategies (§1.7, `theory.strategies`): accumulate (fresh or fixed design) and real rows mixed into
+  OLS generators exactly; a downstream real/synthetic mixture exactly for OLS, by a deterministic equivalent
+  for ridge.
 
 Where none applies it raises `NoFormulaError` (a ValueError) rather than return a number it cannot back.
 
@@ -26,7 +29,7 @@ import numpy as np
 from collapse_jax.chain import Metrics
 from collapse_jax.problem import Downstream, Generators
 from collapse_jax.spectra import Spectrum
-from collapse_jax.theory import moments, overparam, powerlaw, ridge
+from collapse_jax.theory import moments, overparam, powerlaw, ridge, strategies
 from collapse_jax.theory._common import NoFormulaError, float64
 from collapse_jax.theory.powerlaw import (crossover_T, ell_crit, error_exponent, fast_exponent, sigma_eff2,
                                           slow_exponent)
@@ -34,7 +37,7 @@ from collapse_jax.theory.ridge import df, isotropic_test_error, kappa
 
 __all__ = ["test_error", "generator_error", "metrics", "kappa", "df", "isotropic_test_error", "NoFormulaError",
            "ell_crit", "error_exponent", "fast_exponent", "slow_exponent", "sigma_eff2", "crossover_T",
-           "moments", "overparam", "powerlaw", "ridge"]
+           "moments", "overparam", "powerlaw", "ridge", "strategies"]
 
 
 @float64
@@ -72,6 +75,13 @@ def _downstream_error(spec: Spectrum, mom: moments.Moments, gen_err, down: Downs
                          f"T = {T} has an infinite expected error")
     eig = jnp.asarray(spec.eigenvalues, jnp.float64)
     w0 = jnp.asarray(spec.w0, jnp.float64)
+    if down.synthetic_fraction is not None:  # a real/synthetic mixture (theory/strategies.md)
+        s = down.synthetic_rows()
+        de = ridge.mixture_test_error(eig, w0, mom, float(T), sigma, lam, s)
+        if T < d + 2:
+            return de
+        exact = strategies.carry_over(s, T, d) * gen_err + sigma**2 * d / (T - d - 1)
+        return jnp.where(lam == 0, exact, de)
     de = ridge.test_error(eig, w0, mom, float(T), sigma, lam)
     if T >= d + 2:
         # OLS is unbiased and its noise independent of the labels' source: it adds exactly sigma^2 d/(T-d-1).

@@ -7,6 +7,7 @@ equivalent only through traces of M and m against diagonal matrices in the eigen
 * OLS generators (any Sigma, exact): m = w0, M = w0 w0' + c_n Sigma^-1, c_n = sum_k sigma_k^2/(T_k - d - 1).
 * Over-parameterised generators (isotropic Sigma, exact, MATH §1.5): only a_n = E||w_n||^2 and b_n = w0'm
   matter, spread evenly over the coordinates.
+* Data strategies (accumulate, real rows mixed in; OLS generators, exact): see `theory.strategies`.
 * Ridge generators (any Sigma, deterministic equivalent, theory/ridge.md): m = (prod_k S_k) w0 with
   S_k = Sigma (Sigma + kappa_k)^-1, and M_jj = (m_j)^2 + v_j, where v is the diagonal of the accumulated
   fit noise, v_k = S_k^2 v_{k-1} + c_k Sigma (Sigma + kappa_k)^-2,
@@ -22,7 +23,7 @@ import numpy as np
 
 from collapse_jax.problem import Generators
 from collapse_jax.spectra import Spectrum
-from collapse_jax.theory import overparam
+from collapse_jax.theory import overparam, strategies
 from collapse_jax.theory._common import NoFormulaError
 
 
@@ -47,6 +48,9 @@ def generator_moments(spec: Spectrum, gen: Generators, n: np.ndarray) -> Moments
     T, sigma, lam = gen.per_generation(int(n.max()))
     eig = jnp.asarray(spec.eigenvalues, jnp.float64)
     w0_sq = along_last(jnp.asarray(spec.w0, jnp.float64) ** 2, n.ndim + 1)
+    if gen.strategy != "replace" or gen.real_fraction is not None:
+        c = strategies.ols_moments_scale(gen, d, T, sigma, gen.real_rows(int(n.max())))[n]
+        return Moments(w0_sq + 0 * c[..., None], w0_sq + c[..., None] / along_last(eig, c.ndim + 1))
     if gen.lam is not None:
         if gen.fixed:
             raise NoFormulaError("lam (generators) with fixed=True: ridge generators on one fixed design have no "

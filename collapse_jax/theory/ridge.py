@@ -77,6 +77,30 @@ def test_error(eigenvalues, w0, mom: Moments, T, sigma, lam):
     return gen_err - 2 * k * cross + k**2 * quad / (1 - df2 / T) + sigma**2 * df2 / (T - df2)
 
 
+def mixture_test_error(eigenvalues, w0, mom: Moments, T, sigma, lam, synthetic):
+    """Deterministic equivalent for a downstream ridge whose T rows hold `synthetic` rows labelled by w_n and the
+    rest by w0 (theory/strategies.md). With e = w_n - w0 and the exchangeability of rows,
+
+    E = clean bias + sigma^2 tau + (s/T) tau E||e||^2 + s(s-1)/(T(T-1)) (Q - tau E||e||^2) + 2 (s/T) cross,
+    tau = df_2/(T - df_2), Q = E e'(I - lam R)' Sigma (I - lam R) e, the one-row (diagonal) part of Q being
+    tau E||e||^2. At s = T it is `test_error`.
+    """
+    k = kappa(eigenvalues, lam, T)
+    df2 = df(eigenvalues, k, 2)
+    shrink = 1 - df2 / T
+    tau = df2 / (T - df2)
+    ev, w0_sq = along_last(eigenvalues, mom.M_diag.ndim), along_last(w0**2, mom.M_diag.ndim)
+    r1, r2 = ev / (ev + k), ev / (ev + k) ** 2
+    e2 = mom.M_diag - 2 * mom.w0_m + w0_sq  # E e_j^2
+    e1 = mom.w0_m - w0_sq  # w0_j E e_j
+    gen_err = jnp.sum(ev * e2, axis=-1)
+    quad = jnp.sum(e2 * (ev - 2 * k * r1 + k**2 * r2 / shrink), axis=-1)
+    cross = -jnp.sum(e1 * (k * r1 - k**2 * r2 / shrink), axis=-1)
+    clean = k**2 * jnp.sum(r2 * w0_sq, axis=-1) / shrink + sigma**2 * tau
+    one, pair = synthetic / T, synthetic * (synthetic - 1) / (T * (T - 1))
+    return clean + one * tau * gen_err + pair * (quad - tau * gen_err) + 2 * one * cross
+
+
 def isotropic_test_error(d, T, lam, signal, sigma, n=0, T0=None, sigma0=0.0):
     """Closed form for Sigma = I with OLS generators (MATH §1.4), phi = d/T:
 

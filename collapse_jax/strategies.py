@@ -1,0 +1,95 @@
+"""Generators under the pooled data strategies (MATH §1.7, theory/strategies.md): one seed's generation step.
+
+* accumulate: generation k fits every row drawn so far. The fit sees those rows only through their Gram matrix
+  and X'y, so the state is O(d^2) whatever n is: in whitened coordinates (u = Sigma^1/2 w, rows z = Sigma^-1/2 x)
+  W = sum Z_k'Z_k and beta = sum Z_k'y_k. A new block adds its own statistics: a Bartlett factor L (W_k = L L',
+  Z_k'y_k = W_k u + s L z, exact for T_k >= d) or the drawn rows (any T_k, and needed for real rows).
+  With a fixed design the same block is relabelled each generation, so W grows as k W_1.
+* accumulate_subsample: the rows themselves are kept (the subset is a function of the rows), in a pool of
+  capacity sum_k T_k; generation k fits T_k rows drawn uniformly without replacement from the first N_k.
+
+Each builder returns (init, step): init(key, sqrt_eig) -> state; step(state, key, w, w0, sqrt_eig, T, s, lam,
+n_real) -> (w, state), with T, s, lam, n_real the generation's size, noise, ridge lambda and real-row count.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import cho_factor, cho_solve
+
+from collapse_jax import samplers
+
+
+def accumulate(d: int, T0: tuple[int, ...], fixed: bool, sampler: str, mixes_real: bool):
+    """Fit on all rows so far from carried statistics (W, beta, N); `sampler` draws each new block."""
+    rows = max(T0)
+    varying = len(set(T0)) > 1
+    maybe_singular = T0[0] < d  # pooled sizes N_k >= T_1: only then can a min-norm stage occur
+
+    def block(fixed_part, key, u, u0, T, s, n_real):
+        k_x, k_e = jax.random.split(key)
+        if sampler == "suffstats":
+            L = fixed_part if fixed else samplers.bartlett(k_x, d, T)
+            Wk = L @ L.T
+            return Wk, Wk @ u + s * (L @ jax.random.normal(k_e, (d,), u.dtype))
+        Z = fixed_part if fixed else jax.random.normal(k_x, (rows, d), u.dtype)
+        y = samplers.labels(Z, k_e, u, s, (u0, n_real) if mixes_real else None)
+        if varying:
+            mask = (jnp.arange(rows) < T).astype(u.dtype)
+            Z, y = Z * mask[:, None], y * mask
+        return Z.T @ Z, Z.T @ y
+
+    def init(key, sqrt_eig):
+        dtype = sqrt_eig.dtype
+        if not fixed:
+            part = None
+        elif sampler == "suffstats":
+            part = samplers.bartlett(key, d, T0[0])
+        else:
+            part = jax.random.normal(key, (rows, d), dtype)
+        return part, jnp.zeros((d, d), dtype), jnp.zeros(d, dtype), jnp.zeros((), dtype)
+
+    def step(state, key, w, w0, sqrt_eig, T, s, lam, n_real):
+        part, W, beta, N = state
+        Wk, bk = block(part, key, sqrt_eig * w, sqrt_eig * w0, T, s, n_real)
+        W, beta, N = W + Wk, beta + bk, N + T
+        # ridge in whitened coordinates: (W/N + lam Sigma^-1) u = beta/N, w = Sigma^-1/2 u (lam = 0: OLS)
+        u = cho_solve(cho_factor(W / N + jnp.diag(lam / sqrt_eig**2), lower=True), beta / N)
+        w_new = u / sqrt_eig
+        if maybe_singular:  # fewer pooled rows than d and no ridge: the minimum-norm fit in the original basis
+            G = sqrt_eig[:, None] * W * sqrt_eig[None, :]
+            w_new = jnp.where((N >= d) | (lam > 0), w_new, jnp.linalg.pinv(G, hermitian=True) @ (sqrt_eig * beta))
+        return w_new, (part, W, beta, N)
+
+    return init, step
+
+
+def accumulate_subsample(d: int, T0: tuple[int, ...], generations: int, ridge: bool, mixes_real: bool):
+    """Keep every row in a pool; each generation fits T_k rows drawn without replacement from it."""
+    rows = max(T0)
+    varying = len(set(T0)) > 1
+    T_seq = (T0 * generations)[:generations] if len(T0) == 1 else T0[:generations]
+    capacity = sum(T_seq) + rows  # + rows: the last block is written whole even when only T_k of it is live
+    min_norm_either = not ridge and min(T0) < d <= rows
+
+    def init(key, sqrt_eig):
+        dtype = sqrt_eig.dtype
+        return jnp.zeros((capacity, d), dtype), jnp.zeros(capacity, dtype), jnp.zeros((), jnp.int32)
+
+    def step(state, key, w, w0, sqrt_eig, T, s, lam, n_real):
+        X_pool, y_pool, N = state
+        k_x, k_e, k_pick = jax.random.split(key, 3)
+        X = samplers.design(k_x, sqrt_eig, rows)
+        y = samplers.labels(X, k_e, w, s, (w0, n_real) if mixes_real else None)
+        X_pool = jax.lax.dynamic_update_slice(X_pool, X, (N, jnp.zeros((), jnp.int32)))
+        y_pool = jax.lax.dynamic_update_slice(y_pool, y, (N,))
+        N = N + T.astype(jnp.int32)
+        # uniform scores, pushed past 1 outside the filled pool: the `rows` smallest are a uniform subset
+        score = jax.random.uniform(k_pick, (capacity,), sqrt_eig.dtype)
+        score = jnp.where(jnp.arange(capacity) < N, score, 2.0)
+        pick = jax.lax.top_k(-score, rows)[1]
+        mask = (jnp.arange(rows) < T).astype(X.dtype) if varying else None
+        w_new = samplers.fit_rows(X_pool[pick], y_pool[pick], T, lam, mask, min_norm_either)
+        return w_new, (X_pool, y_pool, N)
+
+    return init, step
