@@ -6,6 +6,8 @@ Regression kinds (`kind = ...` at the top of the file; experiments/README.md lis
 * "T_scan": error against T for lambda rules (a number, "crit", "naive", "adaptive", {power_law = [c, ell]}),
   log-log, with fitted slopes printed beside the exponents MATH §1.6 predicts.
 * "optimal_lambda": lambda*(T, n) from the theory, with the argmin of the simulated error as markers.
+* "compare": variants of one chain side by side (data strategies, mixtures), against n or T
+  (`collapse_jax.compare`).
 
 Distribution-chain kinds ("gaussian_chain", "gaussian_w2", "kde_chain", "bootstrap", "discrete") are described
 in `collapse_jax.distributions.experiments`, kernel-chain kinds ("krr_chain", "krr_spectrum") in
@@ -41,11 +43,12 @@ from collapse_jax import _checks, io, plotting, regularization, scans, theory
 from collapse_jax.problem import Downstream, Generators
 from collapse_jax.spectra import Spectrum
 
+from collapse_jax import compare
 from collapse_jax.distributions import experiments as distribution_experiments
 from collapse_jax.kernels import experiments as kernel_experiments
 
 # other families of experiments: each module has KINDS, from_config(cfg, name) and runner(kind)
-FAMILIES = (distribution_experiments, kernel_experiments)
+FAMILIES = (compare, distribution_experiments, kernel_experiments)
 KINDS = ("lambda_scan", "T_scan", "optimal_lambda") + sum((f.KINDS for f in FAMILIES), ())
 
 
@@ -114,16 +117,7 @@ def from_config(cfg: dict, default_name: str = "experiment") -> Experiment:
     )
 
 
-def spectrum_from_config(cfg: dict) -> Spectrum:
-    cfg = dict(cfg)
-    kind = cfg.pop("kind", "isotropic")
-    if kind == "isotropic":
-        return Spectrum.isotropic(**cfg)
-    if kind == "power_law":
-        return Spectrum.power_law(**cfg)
-    if kind == "custom":
-        return Spectrum(np.asarray(cfg["eigenvalues"], float), np.asarray(cfg["w0"], float))
-    raise ValueError(f"spectrum.kind must be 'isotropic', 'power_law' or 'custom', got {kind!r}")
+spectrum_from_config = Spectrum.from_config  # the name experiment files and sweeps used first
 
 
 def _grid(name, spec) -> np.ndarray:

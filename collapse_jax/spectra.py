@@ -77,3 +77,25 @@ class Spectrum:
         energy = j ** -(1.0 + 2.0 * beta * r)  # lambda_j w0_j^2 before normalisation
         energy *= signal / energy.sum()
         return cls(eigenvalues, np.sqrt(energy / eigenvalues))
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "Spectrum":
+        """From a TOML [spectrum] table: kind = "isotropic" (d, signal), "power_law" (d, beta, r, signal) or
+        "custom" (eigenvalues, w0)."""
+        cfg = dict(cfg)
+        kind = cfg.pop("kind", "isotropic")
+        keys = {"isotropic": {"d", "signal"}, "power_law": {"d", "beta", "r", "signal"}, "custom": {"eigenvalues", "w0"}}
+        if kind not in keys:
+            raise ValueError(f"spectrum.kind must be 'isotropic', 'power_law' or 'custom', got {kind!r}")
+        _checks.sections(cfg, keys[kind], f"[spectrum] (kind = {kind!r})")
+        if kind == "custom":
+            missing = keys[kind] - set(cfg)
+            if missing:
+                raise ValueError(f"[spectrum] kind = 'custom' needs {sorted(missing)}")
+            return cls(np.asarray(cfg["eigenvalues"], float), np.asarray(cfg["w0"], float))
+        if "d" not in cfg:
+            raise ValueError(f"[spectrum] kind = {kind!r} needs d")
+        try:
+            return getattr(cls, kind)(**cfg)
+        except TypeError as err:
+            raise ValueError(f"[spectrum]: {err}") from None

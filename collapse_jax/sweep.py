@@ -1,7 +1,8 @@
 """Sweeps: a Cartesian grid over config fields times seeds, chunked, sharded, resumable, written to disk.
 
-Grid axes name config fields: "gen.T0", "gen.sigma0", "gen.lam", "gen.fixed", "down.T", "down.sigma",
-"down.lam". Static fields (sizes, fixed) are looped over on the host, one compilation each; data fields
+Grid axes name config fields: "gen.T0", "gen.sigma0", "gen.lam", "gen.fixed", "gen.strategy",
+"gen.real_fraction", "down.T", "down.sigma", "down.lam", "down.synthetic_fraction". Static fields (sizes, fixed,
+strategy) are looped over on the host, one compilation each; data fields
 (noise levels, lambdas) are stacked and vmapped, so one compiled function serves all their combinations.
 
 Every grid point uses seed i's key fold_in(root, i): a point's numbers are those `cj.simulate` gives for
@@ -42,8 +43,9 @@ from collapse_jax.simulate import (DEFAULT_MEMORY, chunk_size_for, default_chunk
                                   seed_mean, seed_sem, seed_sharding)
 from collapse_jax.spectra import Spectrum
 
-FIELDS = {"gen": ("T0", "sigma0", "lam", "fixed"), "down": ("T", "sigma", "lam")}
-STATIC = {"gen.T0", "gen.fixed", "down.T"}
+FIELDS = {"gen": ("T0", "sigma0", "lam", "fixed", "strategy", "real_fraction"),
+          "down": ("T", "sigma", "lam", "synthetic_fraction")}
+STATIC = {"gen.T0", "gen.fixed", "gen.strategy", "down.T"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +99,10 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
     static_names = [n for n in names if n in STATIC]
     data_names = [n for n in names if n not in STATIC]
     n_data = int(np.prod([len(values[n]) for n in data_names], dtype=int))
-    rows = max([max(gen.T0_tuple), down.T] + [max(np.atleast_1d(values[n])) for n in static_names if n != "gen.fixed"])
+    rows = max([max(gen.T0_tuple), down.T] + [max(np.atleast_1d(values[n])) for n in static_names
+                                              if n in ("gen.T0", "down.T")])
+    if "accumulate_subsample" in [gen.strategy] + values.get("gen.strategy", []):
+        rows *= generations + 1  # a pool of every generation's rows
     chunk = chunk_size_for(seeds, chunk_size, default_chunk(spec.d, int(rows), max(1, max_memory // n_data)))
     n_chunks = math.ceil(seeds / chunk)
 

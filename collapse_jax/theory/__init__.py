@@ -35,7 +35,7 @@ from collapse_jax.theory.powerlaw import (crossover_T, ell_crit, error_exponent,
                                           slow_exponent)
 from collapse_jax.theory.ridge import df, isotropic_test_error, kappa
 
-__all__ = ["test_error", "generator_error", "metrics", "kappa", "df", "isotropic_test_error", "NoFormulaError",
+__all__ = ["test_error", "formula_kind", "generator_error", "metrics", "kappa", "df", "isotropic_test_error", "NoFormulaError",
            "ell_crit", "error_exponent", "fast_exponent", "slow_exponent", "sigma_eff2", "crossover_T",
            "moments", "overparam", "powerlaw", "ridge", "strategies"]
 
@@ -54,6 +54,22 @@ def metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Metrics:
                               gen_err.ravel()[i], dataclasses.replace(down, lam=down.lam[k]))
             for i, k in enumerate(n.ravel())]
     return Metrics(jnp.stack(flat).reshape(n.shape), gen_err)
+
+
+def formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
+    """Which kind of prediction `metrics` makes for this config: "exact", "DE" (deterministic equivalent, within
+    its finite-size gap) or "none" (it raises NoFormulaError). Decides how a comparison is judged."""
+    try:
+        metrics(spec, gen, down, np.arange(min(gen.length or 1, 1) + 1))
+    except NoFormulaError:
+        return "none"
+    lam = down.resolved(1).lam
+    if gen.lam is not None or not np.all(np.asarray(lam) == 0):
+        return "DE"
+    d = spec.d
+    if down.T >= d + 2 or (down.T <= d - 2 and down.synthetic_fraction is None and _isotropic(spec)):
+        return "exact"
+    return "DE"
 
 
 def test_error(spec: Spectrum, gen: Generators, down: Downstream, n):

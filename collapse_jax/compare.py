@@ -1,0 +1,168 @@
+"""Experiments that compare variants of one regression chain (data strategies, real/synthetic mixtures) side by
+side: error against the generation n, or against the downstream size T at one n, with theory where it exists.
+
+TOML (kind = "compare"):
+
+    [spectrum] / [generators] / [downstream]   the base chain
+    [scan]        x = "n" and generations = 50, or x = "T", T = [...] and n = 5
+    [[panels]]    optional: title, and spectrum / generators / downstream tables that override the base
+    [[variants]]  label, and generators / downstream tables that override the panel's
+    [simulation]  seeds, key, sampler
+
+Arrays: simulation (panel, variant, x, seed) and theory (panel, variant, x), NaN where the lab has no formula.
+The table says for each curve which kind of formula it was checked against (exact, DE, none).
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import textwrap
+
+import numpy as np
+
+from collapse_jax import _checks, plotting, theory
+from collapse_jax.problem import Downstream, Generators
+from collapse_jax.simulate import simulate
+from collapse_jax.spectra import Spectrum
+
+KINDS = ("compare",)
+SECTIONS = {"name", "kind", "description", "spectrum", "generators", "downstream", "scan", "panels", "variants",
+            "simulation", "plot"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    name: str
+    kind: str
+    description: str
+    panels: tuple  # ((title, Spectrum, ((label, Generators, Downstream), ...)), ...)
+    x: str
+    xs: np.ndarray  # generations 0..N, or downstream sizes T
+    n: int  # the generation measured when x = "T"
+    seeds: int
+    key: int
+    sampler: str
+    plot: dict
+    config: dict
+
+    @property
+    def chain(self) -> str:
+        return f"{len(self.panels[0][2])} variants x {len(self.panels)} panels against {self.x}"
+
+
+def from_config(cfg: dict, default_name: str) -> Comparison:
+    _checks.sections(cfg, SECTIONS)
+    scan, sim = dict(cfg.get("scan", {})), dict(cfg.get("simulation", {}))
+    _checks.sections(scan, {"x", "generations", "T", "n"}, "[scan]")
+    _checks.sections(sim, {"seeds", "key", "sampler"}, "[simulation]")
+    x = _checks.choice("scan.x", scan.get("x", "n"), ("n", "T"))
+    if x == "n":
+        xs, n = np.arange(_checks.size("scan.generations", scan.get("generations", 20), lo=0) + 1), 0
+    else:
+        xs = np.asarray(_checks.size("scan.T", list(scan.get("T", [])) or [0], lo=1))
+        n = _checks.size("scan.n", scan.get("n", 1), lo=0)
+    panels = []
+    for i, p in enumerate(cfg.get("panels", [{}])):
+        _checks.sections(p, {"title", "spectrum", "generators", "downstream"}, f"[[panels]] entry {i}")
+        spec = Spectrum.from_config(p.get("spectrum", cfg.get("spectrum", {})))
+        variants = []
+        for j, v in enumerate(cfg.get("variants", [{"label": "base"}])):
+            _checks.sections(v, {"label", "generators", "downstream"}, f"[[variants]] entry {j}")
+            g = cfg.get("generators", {}) | p.get("generators", {}) | v.get("generators", {})
+            d = cfg.get("downstream", {}) | p.get("downstream", {}) | v.get("downstream", {})
+            try:
+                variants.append((str(v.get("label", f"variant {j}")),
+                                 Generators(**{k: tuple(x) if isinstance(x, list) else x for k, x in g.items()}),
+                                 Downstream(**d)))
+            except TypeError as err:
+                raise ValueError(f"[[variants]] entry {j} in panel {i}: {err}") from None
+        panels.append((str(p.get("title", "")), spec, tuple(variants)))
+    return Comparison(name=cfg.get("name", default_name), kind="compare", description=cfg.get("description", ""),
+                      panels=tuple(panels), x=x, xs=xs, n=n,
+                      seeds=_checks.size("simulation.seeds", sim.get("seeds", 400)),
+                      key=_checks.size("simulation.key", sim.get("key", 0), lo=0),
+                      sampler=sim.get("sampler", "auto"), plot=dict(cfg.get("plot", {})), config=cfg)
+
+
+def runner(kind):
+    return run
+
+
+def _variant_at(gen, down, x, value):
+    return (gen, down) if x == "n" else (gen, dataclasses.replace(down, T=int(value)))
+
+
+def run(exp: Comparison, progress: bool = True):
+    """Simulate every (panel, variant, x) and put the theory beside it."""
+    say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
+    P, V, X = len(exp.panels), len(exp.panels[0][2]), len(exp.xs)
+    sim = np.full((P, V, X, exp.seeds), np.nan)
+    th = np.full((P, V, X), np.nan)
+    kinds = {}
+    generations = int(exp.xs[-1]) if exp.x == "n" else exp.n
+    for p, (_, spec, variants) in enumerate(exp.panels):
+        for v, (label, gen, down) in enumerate(variants):
+            for j, value in enumerate(exp.xs if exp.x == "T" else exp.xs[:1]):
+                g, d = _variant_at(gen, down, exp.x, value)
+                res = simulate(spec, g, d, generations, exp.seeds, exp.key, sampler=exp.sampler)
+                kinds[p, v] = theory.formula_kind(spec, g, d)
+                if exp.x == "n":
+                    sim[p, v] = res.test_error.T
+                    if kinds[p, v] != "none":
+                        th[p, v] = np.asarray(theory.test_error(spec, g, d, exp.xs))
+                else:
+                    sim[p, v, j] = res.test_error[:, exp.n]
+                    if kinds[p, v] != "none":
+                        th[p, v, j] = float(theory.test_error(spec, g, d, exp.n))
+            say(f"  panel {p + 1}/{P}, {label}: done")
+    mean, sem = sim.mean(-1), sim.std(-1, ddof=1) / np.sqrt(exp.seeds)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z, rel = (mean - th) / sem, mean / th - 1
+    rows = [f"{'panel':>24} {'variant':>26} {'formula':>8} {'max |z|':>8} {'max |rel|':>9} {'last sim':>10} "
+            f"{'last theory':>11}"]
+    checked = []
+    for (p, v), kind in kinds.items():
+        zz, rr = np.abs(z[p, v][1:] if exp.x == "n" else z[p, v]), np.abs(rel[p, v])
+        zmax = float(np.nanmax(zz)) if kind != "none" else float("nan")
+        rmax = float(np.nanmax(rr)) if kind != "none" else float("nan")
+        checked.append(dict(panel=exp.panels[p][0], variant=exp.panels[p][2][v][0], formula=kind, max_abs_z=zmax,
+                            max_abs_rel_error=rmax))
+        rows.append(f"{exp.panels[p][0][:24]:>24} {exp.panels[p][2][v][0][:26]:>26} {kind:>8} {zmax:>8.2f} {rmax:>9.2%} "
+                    f"{mean[p, v, -1]:>10.4g} {th[p, v, -1]:>11.4g}")
+    exact = [c["max_abs_z"] for c in checked if c["formula"] == "exact"]
+    summary = dict(curves=checked, max_abs_z_exact=max(exact) if exact else None,
+                   max_abs_rel_error_DE=max([c["max_abs_rel_error"] for c in checked if c["formula"] == "DE"],
+                                            default=None))
+    axes = dict(test_error=["panel", "variant", exp.x, "seed"], theory_test_error=["panel", "variant", exp.x],
+                **{exp.x: [exp.x]})
+    arrays = {"test_error": sim, "theory_test_error": th, exp.x: exp.xs}
+    x_line, th_line = exp.xs, th
+    if exp.x == "T":  # theory is cheap: draw it on a fine grid of T
+        x_line = np.unique(np.geomspace(exp.xs.min(), exp.xs.max(), 60).round().astype(int))
+        th_line = np.full((P, V, len(x_line)), np.nan)
+        for (p, v), kind in kinds.items():
+            if kind != "none":
+                _, gen, down = exp.panels[p][2][v]
+                th_line[p, v] = [float(theory.test_error(exp.panels[p][1], gen, dataclasses.replace(down, T=int(t)),
+                                                         exp.n)) for t in x_line]
+    return arrays, axes, rows, summary, _figure(exp, mean, sem, x_line, th_line, kinds)
+
+
+def _figure(exp, mean, sem, x_line, th, kinds):
+    fig, axs = plotting.panels(len(exp.panels), sharey=exp.plot.get("sharey", True))
+    every = max(1, len(exp.xs) // 12) if exp.x == "n" else 1  # markers: about a dozen per curve
+    show = slice(None, None, every)
+    for p, ax in enumerate(axs):
+        labels = [lab + ("" if kinds[p, v] != "none" else " (no formula)") for v, (lab, _, _) in
+                  enumerate(exp.panels[p][2])]
+        plotting.theory_vs_simulation(
+            x_line, th[p], exp.xs[show], mean[p][:, show], sem[p][:, show], labels,
+            xlabel="generation n" if exp.x == "n" else "downstream sample size T",
+            ylabel="test error" if exp.x == "T" else "test error of the downstream model",
+            title=textwrap.fill(exp.panels[p][0] or exp.description, 48), logx=exp.x == "T", logy=exp.plot.get("logy", exp.x == "T"),
+            legend_title=exp.plot.get("legend_title"), ax=ax)
+        if p > 0:
+            ax.get_legend().remove()
+    if len(exp.panels) > 1 and exp.description:
+        fig.suptitle(textwrap.fill(exp.description, 90))
+    return fig
