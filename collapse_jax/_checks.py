@@ -73,3 +73,12 @@ def choice(name: str, x, allowed: tuple):
     if x not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {x!r}")
     return x
+
+
+STRATEGIES = ("replace", "accumulate", "accumulate_subsample")  # data strategies, the same words in every family
+
+
+def fraction(name: str, x):
+    """A share in [0, 1] (a number or a per-generation sequence): returned as a float or float array."""
+    real_array(name, x, lo=0.0, hi=1.0, ndim=(0, 1))
+    return float(x) if np.ndim(x) == 0 else np.asarray(x, float)

@@ -14,7 +14,7 @@ from collapse_jax import _checks
 
 static = dataclasses.field(metadata=dict(static=True))
 
-STRATEGIES = ("replace", "accumulate", "accumulate_subsample")
+STRATEGIES = _checks.STRATEGIES
 
 
 @jax.tree_util.register_dataclass

@@ -187,3 +187,124 @@ def test_defaults_are_todays_chain():
 def test_bad_strategy_inputs(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+# --- distribution chains ----------------------------------------------------------------------------------------
+
+from collapse_jax.distributions import discrete_chain, gaussian_chain, kde_chain  # noqa: E402
+from collapse_jax.distributions import theory as dist_theory  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "strategy, real_fraction, estimator, M, d",
+    [
+        ("accumulate", None, "mle", 20, 1),
+        ("accumulate", 0.2, "unbiased", 7, 2),
+        ("replace", 0.2, "mle", 20, 1),
+        ("replace", (0.0, 0.5, 1.0, 0.3, 0.1), "unbiased", 12, 3),
+        ("accumulate", (0.0, 0.5, 1.0, 0.3, 0.1), "mle", 12, 1),
+    ],
+)
+def test_gaussian_strategy_moments_exact(strategy, real_fraction, estimator, M, d):
+    """E (mu_n - mu0)^2 and E sigma_n^2 under each strategy: exact recursions, |z| <= 4 at every n (seen: <= 3.2)."""
+    G = 5 if isinstance(real_fraction, tuple) else 30
+    out = gaussian_chain(1, M=M, generations=G, seeds=4000, d=d, strategy=strategy, real_fraction=real_fraction,
+                         estimator=estimator, sigma0=1.5)
+    dev, var = dist_theory.gaussian_strategy_moments(M, np.arange(G + 1), estimator, strategy, real_fraction, 1.5)
+    mean, s2 = (out.mean, out.var) if d == 1 else (out.mean[..., 0], out.var[..., 0, 0])
+    for sim, th in ((mean**2, dev), (s2, var)):
+        z = (sim.mean(0)[1:] - th[1:]) / (sim.std(0)[1:] / np.sqrt(sim.shape[0]))
+        assert np.all(np.abs(z) <= 4), np.round(z, 2)
+
+
+def test_gaussian_accumulate_mean_is_bounded():
+    """Kazdan et al.: accumulating keeps E (mu_n - mu0)^2 below pi^2/6 times one step's error, for every n."""
+    dev, _ = dist_theory.gaussian_strategy_moments(20, np.arange(2001), "mle", "accumulate")
+    assert np.all(np.diff(dev) > 0) and dev[-1] < np.pi**2 / 6 * dev[1]
+    replace, _ = dist_theory.gaussian_strategy_moments(20, np.arange(2001), "unbiased", "replace")
+    np.testing.assert_allclose(replace, dist_theory.gaussian_mean_var(20, np.arange(2001), "unbiased"), rtol=1e-12)
+
+
+def test_gaussian_replace_with_zero_real_is_the_plain_chain_in_law():
+    """real_fraction = 0 draws the points; the sufficient-statistics chain draws one chi-square: same law (KS)."""
+    a = gaussian_chain(0, M=10, generations=8, seeds=3000, real_fraction=0.0)
+    b = gaussian_chain(1, M=10, generations=8, seeds=3000)
+    assert ks_2samp_pvalue(a.log_var[:, 8], b.log_var[:, 8]) > 1e-3
+    assert ks_2samp_pvalue(a.mean[:, 8], b.mean[:, 8]) > 1e-3
+
+
+@pytest.mark.parametrize("strategy, real_fraction", [("replace", 0.2), ("accumulate", None),
+                                                     ("accumulate_subsample", 0.2)])
+def test_kde_pooled_variance_under_strategies(strategy, real_fraction):
+    """Fixed bandwidth: the pooled variance of a point, P_g = pi' var0 + (1 - pi')(mean of earlier P + h^2)
+    (replace: the last P), exact; accumulate and accumulate-subsample share it. |z| <= 4 (seen <= 2)."""
+    G, M = 15, 100
+    out = kde_chain(0, M=M, generations=G, seeds=1000, bandwidth=0.3, strategy=strategy, real_fraction=real_fraction)
+    pooled = out.mean[..., 0].var(0, ddof=1) + out.var[..., 0].mean(0)
+    th = dist_theory.kde_pooled_var_strategy(M, np.arange(G + 1), 1.0, 0.3, strategy, real_fraction)
+    # delta-method standard error of var(mean) + mean(var) over seeds
+    m, v = out.mean[..., 0], out.var[..., 0]
+    comb = (m - m.mean(0)) ** 2 + v
+    z = (pooled[1:] - th[1:]) / (comb.std(0)[1:] / np.sqrt(1000))
+    assert np.all(np.abs(z) <= 4), np.round(z, 2)
+    assert out.w2sq.shape == (1000, G + 1) and np.all(np.isfinite(out.kl))
+
+
+def test_discrete_accumulate_and_real_fraction_words():
+    """Accumulating counts: e_m = e_{m-1} + s (G - e_{m-1}) / n_m^2 exactly (|z| <= 4); real_fraction is the
+    same chain as synthetic = N (1 - pi)/pi."""
+    p = [0.5, 0.3, 0.15, 0.05]
+    out = discrete_chain(0, p, N=20, generations=30, seeds=4000, synthetic=5, strategy="accumulate")
+    dev = ((out.probs - out.probs[:, 1:2]) ** 2).sum(-1)
+    th = dist_theory.discrete_deviation(p, 20, np.arange(31), 5, "accumulate")
+    z = (dev.mean(0)[2:] - th[2:]) / (dev.std(0)[2:] / np.sqrt(4000))
+    assert np.all(np.abs(z) <= 4), np.round(z, 2)
+    a = discrete_chain(3, p, N=20, generations=5, seeds=50, real_fraction=0.8)
+    b = discrete_chain(3, p, N=20, generations=5, seeds=50, synthetic=5)
+    np.testing.assert_array_equal(a.probs, b.probs)
+
+
+# --- kernel ridge chains ----------------------------------------------------------------------------------------
+
+from test_kernels import _linear_problem  # noqa: E402
+
+from collapse_jax.kernels import kernel_matrix, krr_chain, synthetic_power_law  # noqa: E402
+from collapse_jax.kernels import theory as kernel_theory  # noqa: E402
+
+
+@pytest.mark.parametrize("options", [dict(strategy="accumulate"), dict(strategy="accumulate_subsample"),
+                                     dict(real_fraction=0.3), dict(synthetic_fraction=0.5)],
+                         ids=["accumulate", "accumulate_subsample", "real_fraction", "synthetic_fraction"])
+def test_linear_kernel_chain_matches_the_linear_chain_under_strategies(options):
+    """The KRR chain's strategies against the linear chain's, both simulated (independent code): the difference
+    of their means has |z| <= 4 at every n, for the downstream and the generators."""
+    data, spec = _linear_problem()
+    K = kernel_matrix("linear", data.X)
+    pool = np.arange(len(data.X))
+    T0, T, G = 40, 30, 4
+    krr = krr_chain(K, data.Y, pool, pool, T0=T0, T=T, generations=G, seeds=1000, key=1, sigma0=0.5, sigma=0.5,
+                    lam=0.05, lam_gen=0.05, **options)
+    down = {k: v for k, v in options.items() if k == "synthetic_fraction"}
+    gen = {k: v for k, v in options.items() if k != "synthetic_fraction"}
+    lin = cj.simulate(spec, cj.Generators(T0=T0, sigma0=0.5, lam=0.05, **gen),
+                      cj.Downstream(T=T, sigma=0.5, lam=0.05, **down), generations=G, seeds=1000, key=2)
+    for a, b in ((krr.test_error[:, 0], lin.test_error), (krr.generator_error[:, 1:], lin.generator_error[:, 1:])):
+        z = (a.mean(0) - b.mean(0)) / np.sqrt(a.var(0, ddof=1) / len(a) + b.var(0, ddof=1) / len(b))
+        assert np.all(np.abs(z) <= 4), np.round(z, 2)
+
+
+def test_krr_mixture_follows_the_empirical_spectrum_theory():
+    """A downstream KRR on a real/synthetic mixture, scored on the pool's distribution: the mixture DE on the
+    empirical spectrum within 4 sem + 2% at every n."""
+    data = synthetic_power_law(2000, 100, beta=1.5, r=0.5, key=1)
+    K = kernel_matrix("linear", data.X)
+    pool = np.arange(2000)
+    out = krr_chain(K, data.Y, pool, pool, T0=200, T=200, generations=4, seeds=400, sigma0=0.3, sigma=0.3,
+                    lam=0.01, lam_gen=0.01, synthetic_fraction=0.3, chunk_size=100)
+    emp = kernel_theory.empirical_spectrum(K, data.Y)
+    th = kernel_theory.test_error(emp, np.arange(5), T0=200, T=200, sigma0=0.3, sigma=0.3, lam=0.01, lam_gen=0.01,
+                                  synthetic_fraction=0.3)
+    mean, sem = out.test_error[:, 0].mean(0), out.test_error[:, 0].std(0, ddof=1) / 20
+    assert np.all(np.abs(mean - th) <= 4 * sem + 0.02 * th), np.round((mean - th) / sem, 2)
+    with pytest.raises(cj.theory.NoFormulaError):
+        kernel_theory.test_error(emp, 2, T0=200, T=200, strategy="accumulate")

@@ -38,7 +38,8 @@ def check_probabilities(p) -> np.ndarray:
 
 
 def discrete_chain(key, p, N: int, generations: int, seeds: int, *, synthetic: int | None = None,
-                   chunk_size: int | None = None, progress: bool = False) -> DiscreteChain:
+                   real_fraction: float | None = None, strategy: str = "replace", chunk_size: int | None = None,
+                   progress: bool = False) -> DiscreteChain:
     """Re-estimate a categorical distribution from counts, `generations` times, for `seeds` chains.
 
     Args:
@@ -46,6 +47,10 @@ def discrete_chain(key, p, N: int, generations: int, seeds: int, *, synthetic: i
         N: real samples behind generation 1 (and reused in every later fit when synthetic is given).
         synthetic: samples drawn from the current fit in each later generation; None: N synthetic samples and
             no real data after generation 1.
+        real_fraction: the same choice in the lab's words: the share pi of each later fit that is the N real
+            samples, i.e. synthetic = round(N (1 - pi) / pi) (0 < pi < 1). Give one of the two.
+        strategy: "replace" (each later fit: the real samples, if mixed in, plus the newest synthetic draw) or
+            "accumulate" (every sample so far: the N real ones and all synthetic draws).
 
     Example:
         >>> from collapse_jax.distributions import discrete_chain
@@ -56,8 +61,18 @@ def discrete_chain(key, p, N: int, generations: int, seeds: int, *, synthetic: i
     p = check_probabilities(p)
     N = _checks.size("N", N, lo=1)
     generations = _checks.size("generations", generations, lo=1)
+    if real_fraction is not None:
+        if synthetic is not None:
+            raise ValueError("give synthetic or real_fraction, not both")
+        pi = _checks.fraction("real_fraction", real_fraction)
+        if not 0 < pi < 1 or np.ndim(pi):
+            raise ValueError(f"real_fraction must be one number in (0, 1), got {real_fraction!r}")
+        synthetic = max(1, round(N * (1 - pi) / pi))
+    _checks.choice("strategy", strategy, ("replace", "accumulate"))
     s = N if synthetic is None else _checks.size("synthetic", synthetic, lo=1)
     real_weight = 0.0 if synthetic is None else N / (N + s)
+    if strategy == "accumulate":
+        real_weight = -1.0  # marks the pooled chain below
     one_seed = _discrete_seed(tuple(p.tolist()), N, s, real_weight, generations)
     return DiscreteChain(*map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress))
 
@@ -77,7 +92,16 @@ def _discrete_seed(p, N, s, real_weight, generations):
             q = real_weight * p1 + (1 - real_weight) * frequencies(key, q, float(s))
             return q, q
 
-        _, qs = jax.lax.scan(step, p1, jax.random.split(k2, generations - 1))
+        def pooled(carry, key):  # accumulate: counts of every sample so far, the N real ones first
+            counts, n = carry
+            counts, n = counts + s * frequencies(key, counts / n, float(s)), n + s
+            return (counts, n), counts / n
+
+        keys = jax.random.split(k2, generations - 1)
+        if real_weight < 0:
+            _, qs = jax.lax.scan(pooled, (N * p1, jnp.asarray(float(N))), keys)
+        else:
+            _, qs = jax.lax.scan(step, p1, keys)
         probs = jnp.concatenate([p_true[None], p1[None], qs])
         return probs, distances.tv(probs, p_true[None]), jnp.sum(probs > 0, axis=-1)
 

@@ -47,8 +47,8 @@ def sample_sizes(M, generations: int) -> np.ndarray:
 
 
 def gaussian_chain(key, M, generations: int, seeds: int, *, d: int = 1, estimator: str = "mle", mu0=0.0,
-                   sigma0=1.0, sampler: str = "suffstats", chunk_size: int | None = None,
-                   progress: bool = False) -> GaussianChain:
+                   sigma0=1.0, sampler: str = "suffstats", strategy: str = "replace", real_fraction=None,
+                   chunk_size: int | None = None, progress: bool = False) -> GaussianChain:
     """Fit a Gaussian to M samples of the previous fit, `generations` times, for `seeds` independent chains.
 
     Args:
@@ -58,6 +58,11 @@ def gaussian_chain(key, M, generations: int, seeds: int, *, d: int = 1, estimato
         mu0, sigma0: the true distribution; in d dimensions mu0 is a scalar or a d-vector and sigma0 a scalar
             (sigma0^2 I) or a d x d covariance matrix.
         sampler: "suffstats" (exact, one chi-square per generation) or "direct" (draws all M points).
+        strategy: "replace" (fit the newest M points), "accumulate" (fit every point drawn so far; carried as the
+            pool's mean and scatter, O(d^2) per seed) or "accumulate_subsample" (fit M points drawn without
+            replacement from the pool, kept point by point). Kazdan et al. 2024's Gaussian setting.
+        real_fraction: of each generation's M fresh points, round(pi M) come from the true distribution
+            (a number or one per generation). Strategies and real points draw the points themselves.
 
     Example:
         >>> from collapse_jax.distributions import gaussian_chain
@@ -74,6 +79,20 @@ def gaussian_chain(key, M, generations: int, seeds: int, *, d: int = 1, estimato
     _checks.real_array("mu0", mu0, ndim=(0,) if d == 1 else (0, 1))
     _checks.real_array("sigma0", sigma0, lo=0 if np.ndim(sigma0) == 0 else None, lo_open=True,
                        ndim=(0,) if d == 1 else (0, 2))
+    _checks.choice("strategy", strategy, _checks.STRATEGIES)
+    pooled = strategy != "replace" or real_fraction is not None
+    if pooled:
+        pi = np.broadcast_to(0.0 if real_fraction is None else _checks.fraction("real_fraction", real_fraction),
+                             Ms.shape)
+        mean0 = np.broadcast_to(np.asarray(mu0, float), (d,))
+        cov0 = np.asarray(sigma0, float) ** 2 * np.eye(d) if np.ndim(sigma0) == 0 else np.asarray(sigma0, float)
+        _check_cov(cov0, d)
+        one_seed = _chain_strategy(tuple(mean0.tolist()), tuple(map(tuple, cov0.tolist())), tuple(Ms.tolist()),
+                                   tuple(np.round(pi * Ms).astype(int).tolist()), estimator == "unbiased", strategy)
+        mean, cov = map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress)
+        if d == 1:
+            return GaussianChain(mean[..., 0], cov[..., 0, 0], np.log(cov[..., 0, 0]))
+        return GaussianChain(mean, cov)
     divisor = Ms - (estimator == "unbiased")
     steps = (tuple(float(m) for m in Ms), tuple(float(c) for c in divisor))  # hashable: builders are cached
     if d == 1:
@@ -82,10 +101,74 @@ def gaussian_chain(key, M, generations: int, seeds: int, *, d: int = 1, estimato
         return GaussianChain(mean, np.exp(log_var), log_var)
     mean0 = np.broadcast_to(np.asarray(mu0, float), (d,))
     cov0 = np.asarray(sigma0, float) ** 2 * np.eye(d) if np.ndim(sigma0) == 0 else np.asarray(sigma0, float)
-    if cov0.shape != (d, d) or not np.allclose(cov0, cov0.T) or np.linalg.eigvalsh(cov0).min() <= 0:
-        raise ValueError(f"sigma0 must be a scalar or a symmetric positive-definite {d}x{d} covariance")
+    _check_cov(cov0, d)
     one_seed = _chain_nd(tuple(mean0.tolist()), tuple(map(tuple, cov0.tolist())), steps, int(Ms.max()), sampler)
     return GaussianChain(*map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress))
+
+
+def _check_cov(cov0, d):
+    if cov0.shape != (d, d) or not np.allclose(cov0, cov0.T) or np.linalg.eigvalsh(cov0).min() <= 0:
+        raise ValueError(f"sigma0 must be a scalar or a symmetric positive-definite {d}x{d} covariance")
+
+
+@functools.lru_cache(maxsize=32)
+def _chain_strategy(mean0, cov0, Ms, n_real, unbiased, strategy):
+    """One seed's chain under a data strategy, drawing each generation's points: the first n_real[k] of
+    generation k's M_k points come from the true N(mean0, cov0), the rest from the current fit."""
+    mean0, L0 = jnp.asarray(mean0), jnp.linalg.cholesky(jnp.asarray(cov0))
+    d, M_max, G = mean0.shape[0], max(Ms), len(Ms)
+    capacity = sum(Ms) + M_max
+    xs = (np.asarray(Ms, float), np.asarray(n_real, float))
+
+    def stats(x, w, count):
+        """Mean and scatter of the rows with weight 1."""
+        m = jnp.sum(w[:, None] * x, axis=0) / count
+        r = w[:, None] * (x - m[None])
+        return m, r.T @ r
+
+    def fit(scatter, count):
+        return scatter / (count - unbiased)
+
+    def step(carry, inputs):
+        (mean, cov), pool = carry
+        key, (M, r) = inputs
+        k_x, k_pick = jax.random.split(key)
+        z = jax.random.normal(k_x, (M_max, d))
+        i = jnp.arange(M_max)
+        x = jnp.where((i < r)[:, None], mean0[None] + z @ L0.T, mean[None] + z @ jnp.linalg.cholesky(cov).T)
+        w = (i < M).astype(x.dtype)
+        if strategy == "replace":
+            m, S = stats(x, w, M)
+            new = (m, fit(S, M))
+        elif strategy == "accumulate":  # merge the block's mean and scatter into the pool's
+            N, pool_mean, pool_scatter = pool
+            m, S = stats(x, w, M)
+            total = N + M
+            delta = m - pool_mean
+            pool_mean = pool_mean + (M / total) * delta
+            pool_scatter = pool_scatter + S + (N * M / total) * jnp.outer(delta, delta)
+            pool = (total, pool_mean, pool_scatter)
+            new = (pool_mean, fit(pool_scatter, total))
+        else:  # accumulate_subsample: keep the points, fit M of them drawn without replacement
+            N, points = pool
+            points = jax.lax.dynamic_update_slice(points, x, (N.astype(jnp.int32), jnp.zeros((), jnp.int32)))
+            N = N + M
+            score = jnp.where(jnp.arange(capacity) < N, jax.random.uniform(k_pick, (capacity,)), 2.0)
+            picked = points[jax.lax.top_k(-score, M_max)[1]]
+            m, S = stats(picked, w, M)
+            pool = (N, points)
+            new = (m, fit(S, M))
+        return (new, pool), new
+
+    def one_seed(key):
+        zero = jnp.zeros(())
+        pool = {"replace": None, "accumulate": (zero, jnp.zeros(d), jnp.zeros((d, d))),
+                "accumulate_subsample": (zero, jnp.zeros((capacity, d)))}[strategy]
+        init = (mean0, jnp.asarray(cov0))
+        _, (means, covs) = jax.lax.scan(step, (init, pool), (jax.random.split(key, G), xs))
+        return jnp.concatenate([mean0[None], means]), jnp.concatenate([init[1][None], covs])
+
+    return one_seed
 
 
 @functools.lru_cache(maxsize=32)

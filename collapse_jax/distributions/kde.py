@@ -114,7 +114,8 @@ class KDEChain(NamedTuple):
 
 
 def kde_chain(key, M: int, generations: int, seeds: int, *, bandwidth="scott", init: Mixture | None = None,
-              keep=(0,), measure=None, chunk_size: int | None = None, progress: bool = False) -> KDEChain:
+              keep=(0,), measure=None, strategy: str = "replace", real_fraction=None, chunk_size: int | None = None,
+              progress: bool = False) -> KDEChain:
     """Refit and resample a Gaussian KDE `generations` times, for `seeds` independent chains.
 
     Args:
@@ -127,6 +128,10 @@ def kde_chain(key, M: int, generations: int, seeds: int, *, bandwidth="scott", i
         measure: generations at which statistics and distances are computed (default: every one). Sorting
             for W2 and KL costs more than a resampling step, so long chains measure on a log-spaced grid.
             Generation g always uses the key fold_in(chain key, g): the chain does not depend on `measure`.
+        strategy: which points the KDE of generation g is fitted to: "replace" (the newest M), "accumulate" (every
+            point so far, the starting data included; a bandwidth rule then uses the pool's size and spread) or
+            "accumulate_subsample" (M of them drawn without replacement). Statistics describe the newest M points.
+        real_fraction: of each generation's M new points, round(pi M) are drawn from `init` (the true data).
 
     Example:
         >>> from collapse_jax.distributions import kde_chain
@@ -148,7 +153,14 @@ def kde_chain(key, M: int, generations: int, seeds: int, *, bandwidth="scott", i
     if any(k > G for k in keep) or measure.max() > G:
         raise ValueError(f"keep and measure must list generations in 0..{G}, got {keep} and {measure.max()}")
     gens = tuple(np.unique(np.concatenate([[0], measure, keep])).astype(int).tolist())
-    one_seed = _kde_seed(M, G, bandwidth if factor is None else None, factor, init, keep, gens)
+    _checks.choice("strategy", strategy, _checks.STRATEGIES)
+    if strategy != "replace" or real_fraction is not None:
+        n_real = 0 if real_fraction is None else int(round(_checks.fraction("real_fraction", real_fraction) * M))
+        if np.ndim(real_fraction) > 0:
+            raise ValueError("real_fraction must be one number for kde_chain")
+        one_seed = _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real)
+    else:
+        one_seed = _kde_seed(M, G, bandwidth if factor is None else None, factor, init, keep, gens)
     stats, samples = map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress)
     return KDEChain(np.asarray(gens), stats["mean"], stats["var"], stats.get("w2sq"), stats.get("kl"), samples, keep)
 
@@ -206,3 +218,77 @@ def _kde_seed(M, G, bandwidth, factor, init, keep, gens):
         return stats, buf
 
     return one_seed
+
+
+def _measure(x, ref):
+    """Mean, variance and (1-D) W2^2 and KL against the reference sample."""
+    out = dict(mean=x.mean(0), var=x.var(0))
+    if x.shape[1] == 1:
+        xs = distances.sort(x[:, 0])
+        out |= dict(w2sq=distances.w2sq_sorted(xs, ref), kl=distances.kl_sorted(ref, xs))
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real):
+    """One seed's KDE chain under a data strategy: the KDE is fitted to the first `count` points of a pool
+    (capacity M (G + 1)), generation g's M new points are drawn from it, n_real of them from `init` instead."""
+    d, cap = init.d, M * (G + 1)
+    gens = np.asarray(gens)
+    rows = jnp.arange(cap)
+
+    def kernel_scale(fit, count):
+        """Per-point kernel factor: h, or the rule's factor at `count` points times the (masked) sample spread."""
+        if not isinstance(bandwidth, str):
+            return lambda z: bandwidth * z
+        base = count if bandwidth == "scott" else count * (d + 2) / 4
+        f = base ** (-1.0 / (d + 4))
+        w = (rows[: fit.shape[0]] < count).astype(fit.dtype)[:, None]
+        mean = jnp.sum(w * fit, 0) / count
+        r = w * (fit - mean[None])
+        cov = r.T @ r / (count - 1)
+        return lambda z: f * z @ jnp.linalg.cholesky(cov).T
+
+    def one_seed(key):
+        k0, kref, kchain = jax.random.split(key, 3)
+        x0 = init.sample(k0, M)
+        ref = distances.sort(init.sample(kref, M)[:, 0])
+        pool = jnp.zeros((cap, d)).at[:M].set(x0)
+
+        def step(g, carry):
+            x, pool, buf, stats = carry
+            k_pick, k_noise, k_real, k_sub = jax.random.split(jax.random.fold_in(kchain, g), 4)
+            count = g * M  # points in the pool before this generation's
+            if strategy == "replace":
+                fit, n_fit = x, M
+            elif strategy == "accumulate":
+                fit, n_fit = pool, count
+            else:
+                score = jnp.where(rows < count, jax.random.uniform(k_sub, (cap,)), 2.0)
+                fit, n_fit = pool[jax.lax.top_k(-score, M)[1]], M
+            picked = fit[jax.random.randint(k_pick, (M,), 0, n_fit)]
+            new = picked + kernel_scale(fit, n_fit)(jax.random.normal(k_noise, (M, d)))
+            x = jnp.where((jnp.arange(M) < n_real)[:, None], init.sample(k_real, M), new)
+            pool = jax.lax.dynamic_update_slice(pool, x, (count, 0))
+            stats = jax.tree.map(lambda a, v: a.at[g].set(v), stats,
+                                 jax.lax.cond(jnp.asarray(np.isin(np.arange(G + 1), gens))[g],
+                                              lambda x: _measure(x, ref), lambda x: jax.tree.map(lambda a: a[0], stats),
+                                              x))
+            buf = jnp.where((jnp.asarray(_slots(G, keep))[g] == jnp.arange(len(keep)))[:, None, None], x[None], buf)
+            return x, pool, buf, stats
+
+        first = _measure(x0, ref)
+        stats0 = jax.tree.map(lambda v: jnp.zeros((G + 1,) + v.shape, v.dtype).at[0].set(v), first)
+        buf0 = jnp.where((jnp.asarray(_slots(G, keep))[0] == jnp.arange(len(keep)))[:, None, None], x0[None],
+                         jnp.zeros((len(keep), M, d)))
+        _, _, buf, stats = jax.lax.fori_loop(1, G + 1, step, (x0, pool, buf0, stats0))
+        return jax.tree.map(lambda a: a[gens], stats), buf
+
+    return one_seed
+
+
+def _slots(G, keep):
+    """Where each generation's samples go in the kept buffer (-1: nowhere)."""
+    slot = np.full(G + 1, -1)
+    slot[list(keep)] = np.arange(len(keep))
+    return slot

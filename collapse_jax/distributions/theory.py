@@ -104,6 +104,53 @@ def gaussian_w2_first_order(M, n, sigma0=1.0):
     return 1.5 * sigma0**2 * _cumulative(1 / Ms, n, np.cumsum, 0.0)
 
 
+def gaussian_strategy_moments(M, n, estimator="mle", strategy="replace", real_fraction=None, sigma0=1.0):
+    """(E (mu_n - mu0)^2, E sigma_n^2) of the Gaussian chain under a data strategy, exactly (theory/distributions.md).
+
+    Generation k draws M_k points, r_k = round(pi_k M_k) of them from the truth, and fits the newest block
+    (replace) or the pool of every block so far (accumulate). Both moments follow one linear recursion,
+    because every draw's noise is independent of the past: with delta = mu - mu0, s2 = E sigma^2, a pool of
+    N points before the block (N = 0 for replace) and s = M - r synthetic points,
+
+        E delta_k^2 = ((N + s)/N_k)^2 E delta^2 + (r sigma0^2 + s s2) / N_k^2,
+        E Q_k = [accumulate] E Q_{k-1} + E Q_block + (N M / N_k) E (mu_{k-1} - block mean)^2,
+
+    and s2_k = E Q_k / (N_k or N_k - 1). In d dimensions the same numbers multiply Sigma_0: E (mu_n - mu0)(.)' =
+    delta^2 Sigma_0 and E Sigma_n = s2 Sigma_0 (per unit sigma0^2). accumulate_subsample has no formula.
+
+    Example:
+        >>> mse, var = gaussian_strategy_moments(20, [0, 1], "mle", "accumulate")
+        >>> float(mse[1]), float(var[1])  # one generation: 1/M and (M-1)/M
+        (0.05, 0.95)
+    """
+    if strategy == "accumulate_subsample":
+        from collapse_jax.theory._common import NoFormulaError
+
+        raise NoFormulaError("accumulate_subsample Gaussian chains have no formula in the lab (points picked "
+                             "again bring back their old noise); simulate instead")
+    _checks.choice("strategy", strategy, _checks.STRATEGIES)
+    n, Ms, _ = _steps(M, n, estimator)
+    pi = np.broadcast_to(0.0 if real_fraction is None else _checks.fraction("real_fraction", real_fraction),
+                         Ms.shape)
+    unbiased = estimator == "unbiased"
+    dev, q, s2, N = 0.0, 0.0, 1.0, 0.0  # per unit sigma0^2; q = E Q of the pool
+    devs, s2s = [0.0], [1.0]
+    for M_k, p_k in zip(Ms, pi):
+        r = float(np.round(p_k * M_k))
+        s = M_k - r
+        prev = N if strategy == "accumulate" else 0.0
+        total = prev + M_k
+        q_block = max(r - 1, 0) + s2 * max(s - 1, 0) + (r * s / M_k) * dev + (s + r * s2) / M_k * (r >= 1 and s >= 1)
+        gap = (r / M_k) ** 2 * dev + (r + s * s2) / M_k**2  # E (mu_{k-1} - block mean)^2
+        q = (q if strategy == "accumulate" else 0.0) + q_block + (prev * M_k / total) * gap
+        dev = ((prev + s) / total) ** 2 * dev + (r + s * s2) / total**2
+        N = total
+        s2 = q / (total - unbiased)
+        devs.append(dev)
+        s2s.append(s2)
+    return sigma0**2 * np.asarray(devs)[n], sigma0**2 * np.asarray(s2s)[n]
+
+
 def gaussian_cov_mean(M, n, d, estimator="mle"):
     """E Sigma_n = factor * Sigma_0; returns the factor prod_k (M_k - 1)/c_k (a^n for the MLE), as in 1-D."""
     return gaussian_var_mean(M, n, estimator)
@@ -144,6 +191,28 @@ def kde_pooled_var(M, n, var0, bandwidth, d=1):
     f2 = bandwidth_factor(bandwidth, M, d) ** 2 * M / (M - 1)
     steps = f2 * kde_var(M, np.arange(int(n.max()) + 1), var0, bandwidth, d)
     return var0 + _cumulative(steps, n, np.cumsum, 0.0)
+
+
+def kde_pooled_var_strategy(M, n, var0, bandwidth, strategy="replace", real_fraction=None):
+    """Variance of one point of generation n pooled over runs, fixed bandwidth h, under a data strategy.
+
+    A new point is real with probability pi' = round(pi M)/M (variance var0), else a point picked uniformly from
+    what the KDE was fitted to, plus N(0, h^2). A uniform subsample of the pool picks a uniform pool point too, so
+    accumulate and accumulate_subsample share P_g = pi' var0 + (1 - pi') (mean_{i<g} P_i + h^2); replace uses
+    P_{g-1} alone. Exact (the recursion is linear). Bandwidth rules have no such formula (h depends on the sample).
+    """
+    _checks.choice("strategy", strategy, _checks.STRATEGIES)
+    if isinstance(bandwidth, str):
+        from collapse_jax.theory._common import NoFormulaError
+
+        raise NoFormulaError("the pooled-variance recursion under a data strategy needs a fixed bandwidth")
+    n = np.asarray(n)
+    share = 0.0 if real_fraction is None else round(_checks.fraction("real_fraction", real_fraction) * M) / M
+    h2, P = float(bandwidth) ** 2, [float(var0)]
+    for _ in range(int(n.max())):
+        prev = P[-1] if strategy == "replace" else float(np.mean(P))
+        P.append(share * var0 + (1 - share) * (prev + h2))
+    return np.asarray(P)[n]
 
 
 def bandwidth_factor(rule: str, M: int, d: int = 1) -> float:
@@ -200,13 +269,15 @@ def fixation_time(M):
 # --- Discrete distributions with real data mixed in (MATH §2.4) ------------------------------------------------
 
 
-def discrete_deviation(p, N, n, synthetic=None):
+def discrete_deviation(p, N, n, synthetic=None, strategy="replace"):
     """E ||p^(m) - p^(1)||^2 at generations m = n (array), with p^(1) fitted to N real samples.
 
     Each later fit uses the N real samples again plus `synthetic` samples of the current fit (alpha =
     s/(N + s)); synthetic=None refits to N synthetic samples only (alpha = 1). Exactly,
     e_{m+1} = alpha^2 G / s + alpha^2 (1 - 1/s) e_m with e_1 = 0 and E G = (1 - 1/N) sum p_i (1 - p_i).
     Generation 0 (the true p) has no deviation from p^(1) defined: it returns E ||p - p^(1)||^2 there.
+    strategy="accumulate" (every sample kept, n_m = N + (m - 1) s of them): a martingale whose steps have
+    E ||step||^2 = (s / n_m^2)(G - e_{m-1}), so e_m = e_{m-1} + s (G - e_{m-1}) / n_m^2, exactly.
     """
     p = np.asarray(p, float)
     s = N if synthetic is None else synthetic
@@ -214,8 +285,11 @@ def discrete_deviation(p, N, n, synthetic=None):
     G = (1 - 1 / N) * np.sum(p * (1 - p))
     n = np.asarray(n)
     e = [np.sum(p * (1 - p)) / N, 0.0]
-    for _ in range(max(int(n.max()) - 1, 0)):
-        e.append(alpha**2 * G / s + alpha**2 * (1 - 1 / s) * e[-1])
+    for m in range(2, int(n.max()) + 1):
+        if strategy == "accumulate":
+            e.append(e[-1] + s * (G - e[-1]) / (N + (m - 1) * s) ** 2)
+        else:
+            e.append(alpha**2 * G / s + alpha**2 * (1 - 1 / s) * e[-1])
     return np.asarray(e)[n]
 
 

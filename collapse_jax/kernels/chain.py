@@ -53,8 +53,8 @@ def resolve_lambdas(lam, T: int, generations: int) -> np.ndarray:
 
 
 def krr_chain(K, Y, pool, test, *, T0: int, T: int, generations: int, seeds: int, key=0, sigma0=0.0,
-              sigma=0.0, lam=1e-3, lam_gen=1e-3, labels=None, chunk_size: int | None = None,
-              progress: bool = False) -> KRRChain:
+              sigma=0.0, lam=1e-3, lam_gen=1e-3, labels=None, strategy: str = "replace", real_fraction=None,
+              synthetic_fraction=None, chunk_size: int | None = None, progress: bool = False) -> KRRChain:
     """Simulate `seeds` KRR chains on a precomputed kernel matrix.
 
     Args:
@@ -66,6 +66,12 @@ def krr_chain(K, Y, pool, test, *, T0: int, T: int, generations: int, seeds: int
         lam: downstream lambda(s): a number, a schedule lam(T, n), or a sequence of them (a grid).
         lam_gen: the generators' lambda, a number or one per generation (> 0).
         labels: (N,) integer classes, to report the accuracy of argmax predictions beside the squared error.
+        strategy: "replace" (each generator fits its own T0 points), "accumulate" (every point so far, each
+            labelled when drawn; a KRR on up to generations x T0 points) or "accumulate_subsample" (T0 points
+            drawn without replacement from that pool).
+        real_fraction: of each generator's T0 points, round(pi T0) carry the real targets (plus sigma0 noise).
+        synthetic_fraction: of the downstream's T points, round(p T) are labelled by generation n, the rest by
+            the real targets (None: all of them).
 
     Example:
         >>> import numpy as np
@@ -93,7 +99,17 @@ def krr_chain(K, Y, pool, test, *, T0: int, T: int, generations: int, seeds: int
     gen_lam = _per_generation("lam_gen", lam_gen, G, lo=0.0, lo_open=True)
     _checks.real_array("sigma", sigma, lo=0.0, ndim=(0,))
     classes = np.zeros(len(test), int) if labels is None else np.asarray(labels, int)[test]
-    one_seed = _krr_seed(T0, T, G, float(sigma), labels is not None)
+    _checks.choice("strategy", strategy, _checks.STRATEGIES)
+    n_syn = None if synthetic_fraction is None else int(round(_checks.fraction("synthetic_fraction",
+                                                                                 synthetic_fraction) * T))
+    if n_syn is not None and np.ndim(synthetic_fraction):
+        raise ValueError("synthetic_fraction must be one number")
+    if strategy == "replace" and real_fraction is None:
+        one_seed = _krr_seed(T0, T, G, float(sigma), labels is not None, n_syn)
+    else:
+        pi = np.broadcast_to(0.0 if real_fraction is None else _checks.fraction("real_fraction", real_fraction), (G,))
+        n_real = (T0,) + tuple(int(v) for v in np.round(pi[1:] * T0))  # generation 1 fits the real targets
+        one_seed = _krr_seed_strategy(T0, T, G, float(sigma), labels is not None, n_syn, strategy, n_real)
     data = (K[np.ix_(pool, pool)], K[np.ix_(test, pool)], Y[pool], Y[test], classes, lams, gen_noise, gen_lam)
     with jax.enable_x64(True):
         err, acc, gen_err = map_seeds(one_seed, key, seeds, data=data, chunk_size=chunk_size, progress=progress)
@@ -109,23 +125,87 @@ def _per_generation(name, value, generations, **bounds) -> np.ndarray:
     return arr
 
 
+def _downstream(T, sigma, with_labels, n_syn, key, K_PP, K_QP, Y_P, Y_Q, classes):
+    """One downstream sample D of T pool points per seed, eigendecomposed once: returns (D, fit), where
+    fit(y_D, lam_n, key) scores the KRR on labels y_D (the first n_syn rows kept, the rest real when n_syn is
+    set) for every lambda of the grid row lam_n: (squared error, accuracy) on the held-out points."""
+    kD, k_eps = jax.random.split(key)
+    D = jax.random.randint(kD, (T,), 0, K_PP.shape[0])
+    e, U = jnp.linalg.eigh(K_PP[D[:, None], D[None, :]])
+    KQU = K_QP[:, D] @ U
+
+    def fit(y_D, lam_n, key):
+        if n_syn is not None:
+            y_D = jnp.where((jnp.arange(T) < n_syn)[:, None], y_D, Y_P[D])
+        z = U.T @ (y_D + sigma * jax.random.normal(key, y_D.shape))
+        pred = jnp.einsum("qt,ltc->lqc", KQU, z[None] / (e[None, :, None] + T * lam_n[:, None, None]))
+        err = jnp.mean(jnp.sum((pred - Y_Q[None]) ** 2, -1), -1)
+        acc = jnp.zeros_like(err) if not with_labels else jnp.mean(jnp.argmax(pred, -1) == classes[None], -1)
+        return err, acc
+
+    return D, k_eps, fit
+
+
 @functools.lru_cache(maxsize=16)
-def _krr_seed(T0, T, G, sigma, with_labels):
+def _krr_seed_strategy(T0, T, G, sigma, with_labels, n_syn, strategy, n_real):
+    """One seed's KRR chain under a data strategy. A model is (S, alpha): pool indices and coefficients. The
+    pool of labelled points (capacity G T0) holds every point drawn so far with the labels it got then."""
+    cap = G * T0
+
+    def one_seed(key, K_PP, K_QP, Y_P, Y_Q, classes, lam_grid, noise, lam_g):
+        k_down, k_chain = jax.random.split(key)
+        D, k_eps, downstream = _downstream(T, sigma, with_labels, n_syn, k_down, K_PP, K_QP, Y_P, Y_Q, classes)
+
+        def solve(S, y, lam_k, live):
+            """KRR on the live rows (live: 0/1 weights): dead rows get a unit diagonal and zero labels."""
+            A = live[:, None] * K_PP[S[:, None], S[None, :]] * live[None, :]
+            A = A + jnp.diag(jnp.sum(live) * lam_k * live + (1 - live))
+            return jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(A), True), y * live[:, None])
+
+        def generation(carry, xs):
+            (S_model, alpha), (S_pool, y_pool, count) = carry
+            key, lam_n, noise_k, lam_k, r = xs
+            kS, k_fit, k_d, k_pick = jax.random.split(key, 4)
+            S = jax.random.randint(kS, (T0,), 0, K_PP.shape[0], dtype=jnp.int32)
+            y = jnp.where((jnp.arange(T0) < r)[:, None], Y_P[S], K_PP[S[:, None], S_model[None, :]] @ alpha)
+            y = y + noise_k * jax.random.normal(k_fit, y.shape)
+            S_pool = jax.lax.dynamic_update_slice(S_pool, S, (count,))
+            y_pool = jax.lax.dynamic_update_slice(y_pool, y, (count, jnp.zeros((), jnp.int32)))
+            count = count + T0
+            if strategy == "replace":
+                model = (S, solve(S, y, lam_k, jnp.ones(T0)))
+            elif strategy == "accumulate":
+                model = (S_pool, solve(S_pool, y_pool, lam_k, (jnp.arange(cap) < count).astype(y.dtype)))
+            else:
+                score = jnp.where(jnp.arange(cap) < count, jax.random.uniform(k_pick, (cap,)), 2.0)
+                pick = jax.lax.top_k(-score, T0)[1]
+                model = (S_pool[pick], solve(S_pool[pick], y_pool[pick], lam_k, jnp.ones(T0)))
+            S_m, a_m = model
+            gen_err = jnp.mean(jnp.sum((K_QP[:, S_m] @ a_m - Y_Q) ** 2, -1))
+            # the model's coefficients are padded to the pool's size so that the carry keeps one shape
+            S_keep = jnp.zeros(cap, S_m.dtype).at[: S_m.shape[0]].set(S_m)
+            a_keep = jnp.zeros((cap, a_m.shape[1])).at[: a_m.shape[0]].set(a_m)
+            out = downstream(K_PP[D[:, None], S_m[None, :]] @ a_m, lam_n, k_d) + (gen_err,)
+            return ((S_keep, a_keep), (S_pool, y_pool, count)), out
+
+        C = Y_P.shape[1]
+        clean = downstream(Y_P[D], lam_grid[:, 0], jax.random.fold_in(k_eps, 0)) + (jnp.zeros(()),)
+        init = ((jnp.zeros(cap, jnp.int32), jnp.zeros((cap, C))),
+                (jnp.zeros(cap, jnp.int32), jnp.zeros((cap, C)), jnp.zeros((), jnp.int32)))
+        xs = (jax.random.split(k_chain, G), lam_grid[:, 1:].T, noise, lam_g, jnp.asarray(n_real))
+        _, rest = jax.lax.scan(generation, init, xs)
+        return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), clean, rest)
+
+    return one_seed
+
+
+@functools.lru_cache(maxsize=16)
+def _krr_seed(T0, T, G, sigma, with_labels, n_syn=None):
     """One seed's KRR chain for given sizes (cached: the same sizes compile once; the matrices are arguments)."""
 
     def one_seed(key, K_PP, K_QP, Y_P, Y_Q, classes, lam_grid, noise, lam_g):
         k_down, k_first, k_chain = jax.random.split(key, 3)
-        kD, k_eps = jax.random.split(k_down)
-        D = jax.random.randint(kD, (T,), 0, K_PP.shape[0])
-        e, U = jnp.linalg.eigh(K_PP[D[:, None], D[None, :]])
-        KQU = K_QP[:, D] @ U
-
-        def downstream(y_D, lam_n, key):
-            z = U.T @ (y_D + sigma * jax.random.normal(key, y_D.shape))
-            pred = jnp.einsum("qt,ltc->lqc", KQU, z[None] / (e[None, :, None] + T * lam_n[:, None, None]))
-            err = jnp.mean(jnp.sum((pred - Y_Q[None]) ** 2, -1), -1)
-            acc = jnp.zeros_like(err) if not with_labels else jnp.mean(jnp.argmax(pred, -1) == classes[None], -1)
-            return err, acc
+        D, k_eps, downstream = _downstream(T, sigma, with_labels, n_syn, k_down, K_PP, K_QP, Y_P, Y_Q, classes)
 
         def fit(key, S, y, noise_k, lam_k):
             y = y + noise_k * jax.random.normal(key, y.shape)

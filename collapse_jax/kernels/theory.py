@@ -51,20 +51,27 @@ def empirical_spectrum(K_pool, Y_pool, rel_tol: float = 1e-10) -> EmpiricalSpect
     return EmpiricalSpectrum(mu[keep], theta[keep], float(total - np.sum(theta[keep] ** 2)), Y_pool.shape[1])
 
 
-def problem(emp: EmpiricalSpectrum, T0, T, sigma0=0.0, sigma=0.0, lam=1e-3, lam_gen=1e-3):
-    """(Spectrum, Generators, Downstream) of the linear chain with the same prediction (noise scaled by sqrt(C))."""
+def problem(emp: EmpiricalSpectrum, T0, T, sigma0=0.0, sigma=0.0, lam=1e-3, lam_gen=1e-3, strategy="replace",
+            real_fraction=None, synthetic_fraction=None):
+    """(Spectrum, Generators, Downstream) of the linear chain with the same prediction (noise scaled by sqrt(C)).
+    The data strategies carry over word for word; the linear theory then decides what it can predict (KRR
+    generators are ridge fits: a downstream mixture has a deterministic equivalent, the pooled strategies and
+    real rows in the generators raise NoFormulaError)."""
     scale = np.sqrt(emp.outputs)
     gen = Generators(T0=T0, sigma0=scale * np.asarray(sigma0, float) if np.ndim(sigma0) else scale * float(sigma0),
-                     lam=lam_gen if np.ndim(lam_gen) == 0 else tuple(lam_gen))
-    return emp.spectrum(), gen, Downstream(T=T, sigma=scale * float(sigma), lam=lam)
+                     lam=lam_gen if np.ndim(lam_gen) == 0 else tuple(lam_gen), strategy=strategy,
+                     real_fraction=real_fraction)
+    return emp.spectrum(), gen, Downstream(T=T, sigma=scale * float(sigma), lam=lam,
+                                           synthetic_fraction=synthetic_fraction)
 
 
-def test_error(emp: EmpiricalSpectrum, n, *, T0, T, sigma0=0.0, sigma=0.0, lam=1e-3, lam_gen=1e-3):
+def test_error(emp: EmpiricalSpectrum, n, *, T0, T, sigma0=0.0, sigma=0.0, lam=1e-3, lam_gen=1e-3, **strategy):
     """Predicted downstream test error (squared error summed over outputs, averaged over points) after n
-    generations, for one lambda (a number, per-n array or schedule); n may be an array."""
+    generations, for one lambda (a number, per-n array or schedule); n may be an array. `strategy`: the
+    keywords strategy, real_fraction and synthetic_fraction of `problem`."""
     from collapse_jax import theory
 
-    spec, gen, down = problem(emp, T0, T, sigma0, sigma, lam, lam_gen)
+    spec, gen, down = problem(emp, T0, T, sigma0, sigma, lam, lam_gen, **strategy)
     return np.asarray(theory.test_error(spec, gen, down, np.asarray(n))) + emp.residual
 
 
