@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from jax.scipy.linalg import cho_factor, cho_solve
 
 from collapse_jax import samplers
+from collapse_jax._random import subset
 
 
 def accumulate(d: int, T0: tuple[int, ...], fixed: bool, sampler: str, mixes_real: bool):
@@ -84,10 +85,7 @@ def accumulate_subsample(d: int, T0: tuple[int, ...], generations: int, ridge: b
         X_pool = jax.lax.dynamic_update_slice(X_pool, X, (N, jnp.zeros((), jnp.int32)))
         y_pool = jax.lax.dynamic_update_slice(y_pool, y, (N,))
         N = N + T.astype(jnp.int32)
-        # uniform scores, pushed past 1 outside the filled pool: the `rows` smallest are a uniform subset
-        score = jax.random.uniform(k_pick, (capacity,), sqrt_eig.dtype)
-        score = jnp.where(jnp.arange(capacity) < N, score, 2.0)
-        pick = jax.lax.top_k(-score, rows)[1]
+        pick = subset(k_pick, N, capacity, rows)
         mask = (jnp.arange(rows) < T).astype(X.dtype) if varying else None
         w_new = samplers.fit_rows(X_pool[pick], y_pool[pick], T, lam, mask, min_norm_either)
         return w_new, (X_pool, y_pool, N)

@@ -308,3 +308,57 @@ def test_krr_mixture_follows_the_empirical_spectrum_theory():
     assert np.all(np.abs(mean - th) <= 4 * sem + 0.02 * th), np.round((mean - th) / sem, 2)
     with pytest.raises(cj.theory.NoFormulaError):
         kernel_theory.test_error(emp, 2, T0=200, T=200, strategy="accumulate")
+
+
+def test_subset_is_uniform_without_replacement():
+    """The pool subsample: distinct indices below `filled`, each index picked with probability m/filled (|z| <= 4),
+    and pairs as often as a uniform subset gives them."""
+    import jax
+
+    from collapse_jax._random import subset
+
+    picks = np.asarray(jax.vmap(lambda k: subset(k, 37, 64, 5))(jax.random.split(jax.random.key(0), 20000)))
+    assert np.all(picks < 37) and all(len(set(row)) == 5 for row in picks[:500])
+    counts = np.bincount(picks.ravel(), minlength=37)
+    p = 5 / 37
+    z = (counts / 20000 - p) / np.sqrt(p * (1 - p) / 20000)
+    assert np.all(np.abs(z) <= 4), np.round(z, 2)
+    both = np.mean(np.any(picks == 0, 1) & np.any(picks == 36, 1))
+    p2 = 5 * 4 / (37 * 36)
+    assert abs(both - p2) <= 4 * np.sqrt(p2 * (1 - p2) / 20000)
+
+
+# --- experiments --------------------------------------------------------------------------------------------------
+
+def _shrunk(name, **changes):
+    """An experiment file of the repository, cut down so that the test shows it runs, saves and agrees."""
+    import tomllib
+    from pathlib import Path
+
+    cfg = tomllib.loads((Path(__file__).parents[1] / "experiments" / f"{name}.toml").read_text())
+    for section, values in changes.items():
+        cfg[section] = values if not isinstance(cfg.get(section), dict) else cfg[section] | values
+    return cfg
+
+
+@pytest.mark.parametrize("name, changes", [
+    ("strategies", dict(scan={"generations": 12}, panels=[{"title": "small", "spectrum": {"kind": "isotropic", "d": 10}}],
+                        generators={"T0": 15}, downstream={"T": 20}, simulation={"seeds": 300})),
+    ("strong_collapse", dict(scan={"T": [30, 300, 3000]}, simulation={"seeds": 300})),
+    ("gaussian_strategies", dict(chain={"d": [1, 3], "M": [12, 50], "generations": 20}, simulation={"seeds": 300})),
+])
+def test_strategy_experiments_run_save_and_agree(name, changes, tmp_path):
+    """Each strategies experiment, shrunk: it writes arrays, sidecar and figure, says which formula each curve was
+    checked against, and agrees (exact curves |z| <= 4)."""
+    from collapse_jax import experiment, io
+
+    summary = experiment.run(experiment.from_config(_shrunk(name, **changes), name), tmp_path, progress=False)
+    arrays, meta = io.load(tmp_path / name)
+    assert (tmp_path / f"{name}.png").stat().st_size > 10_000 and meta["config"]["kind"] == meta["config"]["kind"]
+    if name == "gaussian_strategies":
+        assert summary["max_abs_z"] <= 4 and summary["formula"] == "exact"
+    else:
+        kinds = {c["variant"]: c["formula"] for c in summary["curves"]}
+        assert "none" in kinds.values() or name == "strong_collapse"
+        assert summary["max_abs_z_exact"] <= 4
+        assert np.isnan(arrays["theory_test_error"]).any() == ("none" in kinds.values())

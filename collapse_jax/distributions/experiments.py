@@ -9,6 +9,9 @@ Kinds (`kind = ...` at the top of the file), each with a [chain] table and a [si
   generation for several bandwidths (chain.bandwidths), on a Gaussian and on a Gaussian-plus-uniform start.
 * "bootstrap": distinct original values and collision probability against generation for several M.
 * "discrete": ||p^(m) - p^(1)||^2 and total variation with and without real data mixed in (chain.synthetic).
+* "gaussian_strategies": Kazdan et al.'s Gaussian: E||mu_G - mu_0||^2 and E tr Sigma_G / tr Sigma_0 against the
+  samples per generation M, one panel per dimension (chain.d), a colour per data strategy (chain.strategies,
+  chain.real_fraction).
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from collapse_jax.distributions.discrete import discrete_chain
 from collapse_jax.distributions.gaussian import gaussian_chain
 from collapse_jax.distributions.kde import Mixture, kde_chain
 
-KINDS = ("gaussian_chain", "gaussian_w2", "kde_chain", "bootstrap", "discrete")
+KINDS = ("gaussian_chain", "gaussian_w2", "kde_chain", "bootstrap", "discrete", "gaussian_strategies")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +50,7 @@ def from_config(cfg: dict, default_name: str) -> DistributionExperiment:
 
 def runner(kind: str):
     return {"gaussian_chain": _gaussian_chain, "gaussian_w2": _gaussian_w2, "kde_chain": _kde_chain,
-            "bootstrap": _bootstrap, "discrete": _discrete}[kind]
+            "bootstrap": _bootstrap, "discrete": _discrete, "gaussian_strategies": _gaussian_strategies}[kind]
 
 
 def _log_grid(G, points=40):
@@ -259,3 +262,56 @@ def _discrete(exp, progress):
     fig.suptitle(exp.description or "Discrete distributions, with and without real data")
     axes = {k: (["m"] if k == "m" else ["seed", "m"]) for k in arrays}
     return arrays, axes, rows, dict(max_abs_z=max(zs)), fig
+
+
+def _gaussian_strategies(exp, progress):
+    c = exp.chain
+    _checks.sections(c, {"d", "M", "generations", "estimator", "strategies", "real_fraction", "chunk_size"}, "[chain]")
+    dims, Ms = [int(d) for d in c.get("d", [1, 10])], np.asarray([int(m) for m in c.get("M", [10, 100, 1000])])
+    G, est = int(c.get("generations", 100)), c.get("estimator", "mle")
+    variants = [(s, None) for s in c.get("strategies", list(_checks.STRATEGIES))]
+    variants += [("replace", float(pi)) for pi in c.get("real_fraction", [])]
+    label = lambda s, pi: s.replace("_", "-") if pi is None else f"{s}, {pi:.0%} real"  # noqa: E731
+    sim = np.full((len(dims), len(variants), len(Ms), 2, exp.seeds), np.nan)  # metric 0: mean error, 1: var ratio
+    th = np.full((len(dims), len(variants), len(Ms), 2), np.nan)
+    rows = [f"{'d':>3} {'strategy':>22} {'formula':>8} {'max |z| mean':>13} {'max |z| var':>12} "
+            f"{'E||mu-mu0||^2 at M_min':>23}"]
+    zs = []
+    for i, d in enumerate(dims):
+        for j, (strategy, pi) in enumerate(variants):
+            for k, M in enumerate(Ms):
+                out = gaussian_chain(exp.key + 100 * i + k, int(max(M, d + 2)), G, exp.seeds, d=d, estimator=est,
+                                     strategy=strategy, real_fraction=pi, chunk_size=c.get("chunk_size"),
+                                     progress=progress)
+                mu, var = (out.mean[:, -1, None], out.var[:, -1, None]) if d == 1 else \
+                    (out.mean[:, -1], np.trace(out.var[:, -1], axis1=-2, axis2=-1)[:, None] / d)
+                sim[i, j, k] = np.sum(mu**2, -1), var[:, 0]
+                if strategy != "accumulate_subsample":
+                    dev, s2 = theory.gaussian_strategy_moments(int(max(M, d + 2)), G, est, strategy, pi)
+                    th[i, j, k] = dev * d, s2
+            has = strategy != "accumulate_subsample"
+            z = [_zmax(sim[i, j, :, m].T, th[i, j, :, m]) if has else float("nan") for m in (0, 1)]
+            zs += z if has else []
+            rows.append(f"{d:>3} {label(strategy, pi):>22} {'exact' if has else 'none':>8} {z[0]:>13.2f} "
+                        f"{z[1]:>12.2f} {sim[i, j, 0, 0].mean():>23.4g}")
+    mean, sem = sim.mean(-1), sim.std(-1, ddof=1) / np.sqrt(exp.seeds)
+    import matplotlib.pyplot as plt
+
+    with plt.style.context(plotting.STYLE):
+        fig, axs = plt.subplots(2, len(dims), figsize=(4.6 * len(dims), 7.6), squeeze=False)
+    names = (r"$E\|\mu_G - \mu_0\|^2$", r"$E\,\mathrm{tr}\,\Sigma_G / \mathrm{tr}\,\Sigma_0$")
+    for i, d in enumerate(dims):
+        for m in (0, 1):
+            plotting.theory_vs_simulation(
+                Ms, th[i, :, :, m], Ms, mean[i, :, :, m], sem[i, :, :, m],
+                [label(s, pi) + ("" if s != "accumulate_subsample" else " (no formula)") for s, pi in variants],
+                xlabel="samples per generation M", ylabel=names[m], title=f"d = {d}: {names[m]} at n = {G}",
+                logy=m == 0, legend_title="strategy", ax=axs[m, i])
+            if (i, m) != (0, 0):
+                axs[m, i].get_legend().remove()
+    fig.suptitle(exp.description or f"Gaussian chains under data strategies ({est}, n = {G})")
+    fig.tight_layout()
+    arrays = dict(error=sim, theory=th, d=np.asarray(dims), M=Ms)
+    axes = dict(error=["d", "strategy", "M", "metric", "seed"], theory=["d", "strategy", "M", "metric"], d=["d"],
+                M=["M"])
+    return arrays, axes, rows, dict(max_abs_z=max(zs), formula="exact"), fig

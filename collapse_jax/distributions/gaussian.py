@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax import _checks
-from collapse_jax._random import chi_square, log_gamma
+from collapse_jax._random import chi_square, log_gamma, subset
 from collapse_jax.simulate import map_seeds
 
 ESTIMATORS = ("mle", "unbiased")
@@ -153,8 +153,7 @@ def _chain_strategy(mean0, cov0, Ms, n_real, unbiased, strategy):
             N, points = pool
             points = jax.lax.dynamic_update_slice(points, x, (N.astype(jnp.int32), jnp.zeros((), jnp.int32)))
             N = N + M
-            score = jnp.where(jnp.arange(capacity) < N, jax.random.uniform(k_pick, (capacity,)), 2.0)
-            picked = points[jax.lax.top_k(-score, M_max)[1]]
+            picked = points[subset(k_pick, N, capacity, M_max)]
             m, S = stats(picked, w, M)
             pool = (N, points)
             new = (m, fit(S, M))

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax import _checks
+from collapse_jax._random import subset
 from collapse_jax.distributions import distances
 from collapse_jax.distributions.theory import bandwidth_factor
 from collapse_jax.simulate import map_seeds
@@ -264,8 +265,7 @@ def _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real):
             elif strategy == "accumulate":
                 fit, n_fit = pool, count
             else:
-                score = jnp.where(rows < count, jax.random.uniform(k_sub, (cap,)), 2.0)
-                fit, n_fit = pool[jax.lax.top_k(-score, M)[1]], M
+                fit, n_fit = pool[subset(k_sub, count, cap, M)], M
             picked = fit[jax.random.randint(k_pick, (M,), 0, n_fit)]
             new = picked + kernel_scale(fit, n_fit)(jax.random.normal(k_noise, (M, d)))
             x = jnp.where((jnp.arange(M) < n_real)[:, None], init.sample(k_real, M), new)

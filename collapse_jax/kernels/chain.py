@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax import _checks
+from collapse_jax._random import subset
 from collapse_jax.simulate import map_seeds
 
 
@@ -177,8 +178,7 @@ def _krr_seed_strategy(T0, T, G, sigma, with_labels, n_syn, strategy, n_real):
             elif strategy == "accumulate":
                 model = (S_pool, solve(S_pool, y_pool, lam_k, (jnp.arange(cap) < count).astype(y.dtype)))
             else:
-                score = jnp.where(jnp.arange(cap) < count, jax.random.uniform(k_pick, (cap,)), 2.0)
-                pick = jax.lax.top_k(-score, T0)[1]
+                pick = subset(k_pick, count, cap, T0)
                 model = (S_pool[pick], solve(S_pool[pick], y_pool[pick], lam_k, jnp.ones(T0)))
             S_m, a_m = model
             gen_err = jnp.mean(jnp.sum((K_QP[:, S_m] @ a_m - Y_Q) ** 2, -1))

@@ -9,6 +9,9 @@ count), [kernel] (name and its parameters), [chain] and [simulation] (seeds, key
   "adaptive" (the theory's best lambda for each n). Each is simulated twice: scored on the held-out points (the
   real-data number) and on the pool itself (the distribution the empirical-spectrum theory describes), and
   the relative gaps of both to the theory are printed.
+* "krr_strategies": the chain under data strategies (chain.variants: tables with a label and strategy,
+  real_fraction or synthetic_fraction): error on held-out points and on the pool against generation, with the
+  empirical-spectrum theory where the linear theory has a formula, and accuracy.
 * "krr_spectrum": the empirical spectrum and the target's tail energy with their power-law fits (beta, r),
   and the error against T with lambda = T^-ell_crit(beta, r): theory on the empirical spectrum, simulation,
   and the slopes MATH §1.6 predicts from the fitted exponents.
@@ -27,7 +30,7 @@ from collapse_jax.kernels import theory
 from collapse_jax.kernels.chain import krr_chain, resolve_lambdas
 from collapse_jax.kernels.functions import kernel_matrix
 
-KINDS = ("krr_chain", "krr_spectrum")
+KINDS = ("krr_chain", "krr_spectrum", "krr_strategies")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +56,7 @@ def from_config(cfg: dict, default_name: str) -> KernelExperiment:
 
 
 def runner(kind: str):
-    return {"krr_chain": _krr_chain, "krr_spectrum": _krr_spectrum}[kind]
+    return {"krr_chain": _krr_chain, "krr_spectrum": _krr_spectrum, "krr_strategies": _krr_strategies}[kind]
 
 
 def load_data(cfg: dict) -> datasets.Dataset:
@@ -216,4 +219,60 @@ def _krr_spectrum(exp, progress):
     axes = dict(eigenvalues=["k"], coefficients=["k", "output"], T=["T"], n=["n"], test_error=["seed", "T", "n"],
                 theory_test_error=["T", "n"])
     summary = dict(beta=beta, r=fit.r, k_range=list(fit.k_range), ell_crit=ell, slopes=slopes)
+    return arrays, axes, rows, summary, fig
+
+
+def _krr_strategies(exp, progress):
+    c = {"T0": 300, "T": 300, **exp.chain}
+    _checks.sections(c, {"T0", "T", "sigma0", "sigma", "lam", "lam_gen", "generations", "variants"}, "[chain]")
+    G = int(c.get("generations", 10))
+    data, K, pool, test, emp = _setup(exp, progress)
+    kw = dict(T0=int(c["T0"]), T=int(c["T"]), sigma0=c.get("sigma0", 0.0), sigma=c.get("sigma", 0.0),
+              lam_gen=c.get("lam_gen", 1e-3), lam=float(c.get("lam", 1e-2)))
+    variants = c.get("variants", [{"label": "replace"}])
+    n = np.arange(G + 1)
+    sims = {w: np.zeros((len(variants), exp.seeds, G + 1)) for w in ("held_out", "pool")}
+    acc = np.zeros((len(variants), exp.seeds, G + 1))
+    th = np.full((len(variants), G + 1), np.nan)
+    rows = [f"{'variant':>28} {'formula':>8} {'pool: max |rel gap|':>20} {'held-out error n=G':>19} "
+            f"{'accuracy n=G':>13}"]
+    summary = dict(variants=[])
+    for v, var in enumerate(variants):
+        _checks.sections(var, {"label", "strategy", "real_fraction", "synthetic_fraction"}, f"variant {v}")
+        opts = {k: var[k] for k in ("strategy", "real_fraction", "synthetic_fraction") if k in var}
+        for where, idx in (("held_out", test), ("pool", pool)):
+            out = krr_chain(K, data.Y, pool, idx, generations=G, seeds=exp.seeds, key=exp.key, labels=data.labels,
+                            progress=progress, **kw, **opts)
+            sims[where][v] = out.test_error[:, 0]
+            if where == "held_out":
+                acc[v] = out.accuracy[:, 0]
+        try:
+            th[v] = theory.test_error(emp, n, **kw, **opts)
+            kind = "DE"  # KRR generators are ridge fits: deterministic equivalents throughout
+        except linear_theory.NoFormulaError:
+            kind = "none"
+        gap = np.abs(sims["pool"][v].mean(0) / th[v] - 1).max() if kind != "none" else float("nan")
+        label = var.get("label", f"variant {v}")
+        rows.append(f"{label:>28} {kind:>8} {gap:>20.1%} {sims['held_out'][v][:, -1].mean():>19.4g} "
+                    f"{acc[v][:, -1].mean():>13.3f}")
+        summary["variants"].append(dict(label=label, formula=kind, max_abs_rel_gap_pool=float(gap)))
+    labels = [var.get("label", f"variant {v}") + ("" if np.isfinite(th[v]).all() else " (no formula)")
+              for v, var in enumerate(variants)]
+    fig, axs = plotting.panels(3, sharey=False)
+    for ax, where, title in ((axs[0], "held_out", "held-out points"), (axs[1], "pool", "the pool's distribution")):
+        err = sims[where]
+        plotting.theory_vs_simulation(n, th, n, err.mean(1), err.std(1, ddof=1) / np.sqrt(exp.seeds), labels,
+                                      xlabel="generation n", ylabel="test error (squared, summed over outputs)",
+                                      title=f"error on {title}", logx=False, logy=False, legend_title="strategy", ax=ax)
+        if where == "pool":
+            ax.get_legend().remove()
+    for v, label in enumerate(labels):
+        axs[2].errorbar(n, acc[v].mean(0), yerr=acc[v].std(0, ddof=1) / np.sqrt(exp.seeds), fmt="o-", ms=3,
+                        mfc="white", label=label)
+    axs[2].set(xlabel="generation n", ylabel="accuracy (held-out)", title="classification accuracy")
+    fig.suptitle(exp.description or f"KRR chains on {data.name} under data strategies")
+    arrays = dict(n=n, test_error_held_out=sims["held_out"], test_error_pool=sims["pool"], accuracy=acc,
+                  theory_test_error=th)
+    axes = dict(n=["n"], test_error_held_out=["variant", "seed", "n"], test_error_pool=["variant", "seed", "n"],
+                accuracy=["variant", "seed", "n"], theory_test_error=["variant", "n"])
     return arrays, axes, rows, summary, fig
