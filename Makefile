@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_distributions.py
 	$(PY) benchmarks/bench_kernels.py
+	$(PY) benchmarks/bench_strategies.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

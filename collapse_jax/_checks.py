@@ -5,6 +5,8 @@ met inside jit or vmap), because a config is rebuilt with abstract leaves whenev
 """
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import numbers
 
 import jax
@@ -63,10 +65,28 @@ def size(name: str, x, *, lo: int = 1):
 
 
 def sections(cfg: dict, known: set, what: str = "experiment"):
-    """Refuse unknown top-level sections of a TOML config, naming them and the allowed ones."""
-    unknown = set(cfg) - set(known)
+    """Refuse unknown keys of a TOML table (or sections of a file), naming them, the nearest allowed name and the
+    allowed ones."""
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{what} must be a table, got {cfg!r}")
+    unknown = sorted(set(cfg) - set(known))
     if unknown:
-        raise ValueError(f"unknown section(s) {sorted(unknown)} in {what}; allowed: {sorted(known)}")
+        near = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ValueError(f"unknown key(s) {unknown} in {what}{hint}; allowed: {sorted(known)}")
+
+
+def build(cls, table: dict, what: str):
+    """cls(**table) for a config dataclass, refusing unknown keys by name instead of a TypeError traceback."""
+    sections(table, {f.name for f in dataclasses.fields(cls)}, what)
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in table.items()})
+
+
+def name(value, what: str = "name") -> str:
+    """A results name: a plain file name (no separators, not empty, not '.' or '..'), so output stays in --out."""
+    if not isinstance(value, str) or not value or value in (".", "..") or any(c in value for c in "/\\\0"):
+        raise ValueError(f"{what} must be a plain file name (no '/', '\\', not empty, not '.' or '..'), got {value!r}")
+    return value
 
 
 def choice(name: str, x, allowed: tuple):

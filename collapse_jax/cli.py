@@ -77,13 +77,23 @@ def _sweep(args):
         i, n = (int(x) for x in args.shard.split("/"))
     except ValueError:
         raise ValueError(f"--shard must look like i/N, got {args.shard!r}") from None
+    from collapse_jax import _checks
+
+    _checks.sections(cfg, {"name", "description", "spectrum", "generators", "downstream", "grid", "simulation"},
+                     f"sweep file {str(path)!r}")
     sim = cfg.get("simulation", {})
-    grid = {k: experiment._grid(f"grid.{k}", v) for k, v in cfg.get("grid", {}).items()}
+    _checks.sections(sim, {"generations", "seeds", "key", "sampler", "chunk_size"}, "[simulation]")
+    grid = {k: (list(v) if isinstance(v, list) and all(isinstance(x, (str, bool)) for x in v)
+                else experiment._grid(f"grid.{k}", v)) for k, v in cfg.get("grid", {}).items()}
     grid = {k: (v.round().astype(int) if k in ("gen.T0", "down.T") else v) for k, v in grid.items()}
-    gen = Generators(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.get("generators", {}).items()})
-    res = sweep(experiment.spectrum_from_config(cfg.get("spectrum", {})), gen, Downstream(**cfg.get("downstream", {})),
-                grid, int(sim.get("generations", 10)), int(sim.get("seeds", 1000)), int(sim.get("key", 0)),
-                out=args.out or Path("results/sweeps") / cfg.get("name", path.stem), sampler=sim.get("sampler", "auto"),
+    gen = _checks.build(Generators, cfg.get("generators", {}), "[generators]")
+    down = _checks.build(Downstream, cfg.get("downstream", {}), "[downstream]")
+    res = sweep(experiment.spectrum_from_config(cfg.get("spectrum", {})), gen, down, grid,
+                _checks.size("simulation.generations", sim.get("generations", 10), lo=0),
+                _checks.size("simulation.seeds", sim.get("seeds", 1000)),
+                _checks.size("simulation.key", sim.get("key", 0), lo=0),
+                out=args.out or Path("results/sweeps") / _checks.name(cfg.get("name", path.stem)),
+                sampler=sim.get("sampler", "auto"),
                 chunk_size=args.chunk_size or sim.get("chunk_size"), shard=(i, n), progress=not args.quiet)
     if res is not None:
         z = np.abs(res.zscore().test_error)

@@ -70,14 +70,11 @@ def from_config(cfg: dict, default_name: str) -> Comparison:
             _checks.sections(v, {"label", "generators", "downstream"}, f"[[variants]] entry {j}")
             g = cfg.get("generators", {}) | p.get("generators", {}) | v.get("generators", {})
             d = cfg.get("downstream", {}) | p.get("downstream", {}) | v.get("downstream", {})
-            try:
-                variants.append((str(v.get("label", f"variant {j}")),
-                                 Generators(**{k: tuple(x) if isinstance(x, list) else x for k, x in g.items()}),
-                                 Downstream(**d)))
-            except TypeError as err:
-                raise ValueError(f"[[variants]] entry {j} in panel {i}: {err}") from None
+            where = f"[[variants]] entry {j} (panel {i})"
+            variants.append((str(v.get("label", f"variant {j}")), _checks.build(Generators, g, f"{where} generators"),
+                             _checks.build(Downstream, d, f"{where} downstream")))
         panels.append((str(p.get("title", "")), spec, tuple(variants)))
-    return Comparison(name=cfg.get("name", default_name), kind="compare", description=cfg.get("description", ""),
+    return Comparison(name=_checks.name(cfg.get("name", default_name)), kind="compare", description=cfg.get("description", ""),
                       panels=tuple(panels), x=x, xs=xs, n=n,
                       seeds=_checks.size("simulation.seeds", sim.get("seeds", 400)),
                       key=_checks.size("simulation.key", sim.get("key", 0), lo=0),

@@ -96,6 +96,9 @@ def from_config(cfg: dict, default_name: str = "experiment") -> Experiment:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     scan, sim, plot = dict(cfg.get("scan", {})), cfg.get("simulation", {}), cfg.get("plot", {})
+    _checks.sections(scan, {"lam", "T", "n", "rules"}, "[scan]")
+    _checks.sections(sim, {"seeds", "key", "sampler"}, "[simulation]")
+    _checks.sections(plot, {"x", "mark_crossover", "reference_slope"}, "[plot]")
     gen_cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.get("generators", {}).items()}
     down_cfg = dict(cfg.get("downstream", {}))
     if kind == "lambda_scan":
@@ -110,9 +113,11 @@ def from_config(cfg: dict, default_name: str = "experiment") -> Experiment:
         scan.setdefault("rules", ["adaptive"])
     ns = tuple(int(n) for n in scan.get("n", [0, 1, 2, 5, 10]))
     return Experiment(
-        name=cfg.get("name", default_name), kind=kind, description=cfg.get("description", ""),
-        spec=spectrum_from_config(cfg.get("spectrum", {})), gen=Generators(**gen_cfg), down=Downstream(**down_cfg),
-        scan=scan, ns=ns, seeds=int(sim.get("seeds", 400)), key=int(sim.get("key", 0)),
+        name=_checks.name(cfg.get("name", default_name)), kind=kind, description=cfg.get("description", ""),
+        spec=spectrum_from_config(cfg.get("spectrum", {})), gen=_checks.build(Generators, gen_cfg, "[generators]"),
+        down=_checks.build(Downstream, down_cfg, "[downstream]"), scan=scan, ns=ns,
+        seeds=_checks.size("simulation.seeds", sim.get("seeds", 400)),
+        key=_checks.size("simulation.key", sim.get("key", 0), lo=0),
         sampler=sim.get("sampler", "auto"), plot=plot, config=cfg,
     )
 
@@ -145,7 +150,7 @@ def run(exp: Experiment, out_dir: str | Path = "results", progress: bool = True)
         runner = {"lambda_scan": _run_lambda_scan, "T_scan": _run_T_scan, "optimal_lambda": _run_optimal_lambda}
         arrays, axes, rows, summary, fig, extra = runner[exp.kind](exp, progress)
     summary["seconds"] = time.perf_counter() - t0
-    out = Path(out_dir) / exp.name
+    out = Path(out_dir) / _checks.name(exp.name)
     npz, sidecar = io.save(out, arrays, axes, dict(config=exp.config, root_seed=exp.key, summary=summary, **extra))
     figs = plotting.save(fig, out)
     print(f"{exp.name}: theory vs simulation ({exp.seeds} seeds per point, {summary['seconds']:.1f}s)")

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable
 
 import jax
@@ -51,25 +52,33 @@ def optimal_lambda(spec: Spectrum, gen: Generators, down: Downstream, n, T=None,
     T may also be traced, so `jax.vmap` over T works as well as passing an array.
     """
     n = moments.generations_array(n, gen)
+    _checks.real_array("bounds", bounds, lo=0.0, lo_open=True, ndim=(1,))
+    if len(bounds) != 2 or not bounds[0] < bounds[1]:
+        raise ValueError(f"bounds must be (lo, hi) with 0 < lo < hi, got {bounds!r}")
     T = jnp.asarray(down.T if T is None else T, jnp.float64)
-    if _checks.is_concrete(T) and np.any(np.asarray(T) < 1):
-        raise ValueError(f"T must be >= 1, got {T}")
+    if _checks.is_concrete(T):
+        _checks.real_array("T", T, lo=1.0)
     shape = np.broadcast_shapes(n.shape, T.shape)
     n_flat, T_flat = np.broadcast_to(n, shape).ravel(), jnp.broadcast_to(T, shape).ravel()
     mom = moments.generator_moments(spec, gen, n_flat)
     eig = jnp.asarray(spec.eigenvalues, jnp.float64)
     w0 = jnp.asarray(spec.w0, jnp.float64)
     sigma = jnp.asarray(down.sigma, jnp.float64)
-    out = _argmin(eig, w0, mom, T_flat, sigma, np.log(bounds[0]), np.log(bounds[1]))
+    p = down.synthetic_fraction  # a real/synthetic mixture: its own deterministic equivalent
+    out = _argmin(eig, w0, mom, T_flat, sigma, np.log(bounds[0]), np.log(bounds[1]), p is None,
+                  jnp.asarray(1.0 if p is None else p, jnp.float64))
     return out.reshape(shape)
 
 
-@jax.jit
-def _argmin(eig, w0, mom, T, sigma, lo, hi):
+@functools.partial(jax.jit, static_argnames=("plain",))
+def _argmin(eig, w0, mom, T, sigma, lo, hi, plain, p):
     """Per (moments, T) pair: the lambda in [e^lo, e^hi] minimising the deterministic equivalent."""
 
     def best(mom_i, T_i):
-        f = lambda u: ridge.test_error(eig, w0, mom_i, T_i, sigma, jnp.exp(u))
+        if plain:
+            f = lambda u: ridge.test_error(eig, w0, mom_i, T_i, sigma, jnp.exp(u))
+        else:
+            f = lambda u: ridge.mixture_test_error(eig, w0, mom_i, T_i, sigma, jnp.exp(u), jnp.round(p * T_i))
         grid = jnp.linspace(lo, hi, _GRID)
         i = jnp.argmin(jax.vmap(f)(grid))
         step = grid[1] - grid[0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import sys
 import time
 
@@ -121,6 +122,9 @@ def run_chunks(call, seeds: int, chunk: int, seed_offset: int = 0, progress: boo
     call maps a uint32 array of seed ids to a pytree of arrays with the seed on axis 0. The last chunk is
     padded to keep one compiled shape, and the padding is dropped. Returns the pytree as numpy arrays.
     """
+    if seed_offset + seeds > 2**32:
+        raise ValueError(f"seed_offset + seeds must be <= 2**32 (seed ids are uint32), got {seed_offset + seeds}: "
+                         "larger ids would wrap around and reuse seeds")
     sharding = seed_sharding()
     parts, start, t0 = [], 0, time.perf_counter()
     n_chunks = math.ceil(seeds / chunk)
@@ -207,6 +211,7 @@ def simulate(
     generations = _checks.size("generations", generations, lo=0)
     seeds = _checks.size("seeds", seeds, lo=1)
     seed_offset = _checks.size("seed_offset", seed_offset, lo=0)
+    fits_in_memory(2 * seeds * (generations + 1) * 8, "the result arrays (seeds x (generations + 1) x 2 metrics)")
     d = spec.d
     sampler_used = resolve_sampler(sampler, d, gen, down)
     gen.per_generation(generations)  # checks generations against a per-generation config
@@ -224,6 +229,17 @@ def simulate(
         chunk_size=chunk, devices=jax.local_device_count(), x64=bool(jax.config.jax_enable_x64),
     )
     return Result(*metrics, config=config)
+
+
+def fits_in_memory(nbytes: int, what: str):
+    """Refuse up front what could not be held in this machine's memory, saying how much it would need."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if nbytes > total:
+        raise ValueError(f"{what} would need {nbytes / 2**30:.1f} GiB, more than this machine's "
+                         f"{total / 2**30:.1f} GiB; use fewer seeds, or run slices with seed_offset")
 
 
 def describe(cfg) -> dict:

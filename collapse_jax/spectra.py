@@ -31,6 +31,10 @@ class Spectrum:
     w0: jax.Array
 
     def __post_init__(self):
+        for name in ("eigenvalues", "w0"):  # lists and tuples are one array each, not pytrees of scalars
+            if isinstance(getattr(self, name), (list, tuple)):
+                _checks.real_array(name, getattr(self, name), ndim=(1,))
+                object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=float))
         if _checks.is_concrete(self.eigenvalues):
             _checks.real_array("eigenvalues", self.eigenvalues, lo=0.0, lo_open=True, ndim=(1,))
         if _checks.is_concrete(self.w0):

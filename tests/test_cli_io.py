@@ -60,7 +60,7 @@ def test_bad_experiment_files(tmp_path, capsys):
     assert "spectrum.kind" in capsys.readouterr().err
     bad.write_text(TINY + "\n[extra]\nx = 1\n")
     assert cli.main(["run", str(bad)]) == 2
-    assert "unknown section" in capsys.readouterr().err
+    assert "unknown key(s)" in capsys.readouterr().err
 
 
 def test_save_refuses_unnamed_axes(tmp_path):

@@ -84,3 +84,57 @@ def test_theory_says_where_it_has_no_formula():
     with pytest.raises(cj.theory.NoFormulaError, match="fixed"):
         cj.theory.test_error(ISO, cj.Generators(T0=30, lam=0.1, fixed=True), cj.Downstream(T=30), 1)
     assert issubclass(cj.theory.NoFormulaError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: cj.Generators(fixed="no"), "fixed"),
+        (lambda: cj.Generators(sigma0="1.0"), "sigma0"),
+        (lambda: cj.Generators(sigma0={"a": 1}), "sigma0"),
+        (lambda: cj.Downstream(lam=1 + 2j), "lam"),
+        (lambda: cj.Downstream(sigma=True), "sigma"),
+        (lambda: cj.simulate(ISO, cj.Generators(T0=30), cj.Downstream(T=30), 2, 8, seed_offset=2**32 - 4), "seed"),
+        (lambda: cj.simulate(ISO, cj.Generators(T0=30), cj.Downstream(T=30), 2, 10**12), "GiB"),
+        (lambda: cj.regularization.optimal_lambda(ISO, cj.Generators(T0=30), cj.Downstream(T=30), 1,
+                                                  bounds=(10, 1e-3)), "bounds"),
+        (lambda: cj.regularization.optimal_lambda(ISO, cj.Generators(T0=30), cj.Downstream(T=30), 1,
+                                                  bounds=(0, 1)), "bounds"),
+        (lambda: cj.regularization.optimal_lambda(ISO, cj.Generators(T0=30), cj.Downstream(T=30), 1,
+                                                  T=float("nan")), "T"),
+    ],
+)
+def test_types_seeds_and_bounds_are_checked(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()
+
+
+def test_lists_are_arrays():
+    """A list or tuple is one array, in the constructors, simulation and theory alike."""
+    spec = cj.Spectrum([1.0, 2.0], [1.0, 1.0])
+    assert float(spec.signal) == 3.0
+    res = cj.simulate(spec, cj.Generators(T0=8), cj.Downstream(T=20, lam=[0.1, 0.2, 0.3]), 2, 4)
+    assert np.all(np.isfinite(res.test_error))
+
+
+@pytest.mark.parametrize("name", ["../escaped", "/tmp/abs", "", ".", "a/b"])
+def test_results_names_stay_in_the_output_folder(name, tmp_path):
+    from collapse_jax import experiment
+
+    cfg = {"name": name, "spectrum": {"d": 5}, "generators": {"T0": 20}, "downstream": {"T": 20, "lam": 0.1},
+           "simulation": {"seeds": 4}}
+    with pytest.raises(ValueError, match="name"):
+        experiment.from_config(cfg)
+
+
+@pytest.mark.parametrize("table, key, hint", [("simulation", "sedes", "seeds"), ("generators", "sigam0", "sigma0"),
+                                              ("downstream", "lamb", "lam"), ("scan", "gens", None)])
+def test_unknown_toml_keys_are_refused_with_the_nearest_name(table, key, hint):
+    from collapse_jax import experiment
+
+    cfg = {"spectrum": {"d": 5}, "generators": {"T0": 20}, "downstream": {"T": 20, "lam": 0.1},
+           "simulation": {"seeds": 4}}
+    cfg.setdefault(table, {})[key] = 1
+    with pytest.raises(ValueError, match=key) as err:
+        experiment.from_config(cfg)
+    assert hint is None or f"did you mean {hint!r}" in str(err.value)

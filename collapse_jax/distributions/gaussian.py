@@ -27,11 +27,13 @@ class GaussianChain(NamedTuple):
     mean: (seeds, generations + 1) in 1-D, (seeds, generations + 1, d) in d dimensions.
     var: the variance (1-D) or covariance matrix (seeds, generations + 1, d, d).
     log_var: log of the 1-D variance, carried exactly (the variance itself can underflow for small M).
+    log_det: in d dimensions, log det of the covariance, likewise.
     """
 
     mean: np.ndarray
     var: np.ndarray
     log_var: np.ndarray | None = None
+    log_det: np.ndarray | None = None  # d dimensions: log det of the covariance, carried exactly (var may underflow)
 
 
 def sample_sizes(M, generations: int) -> np.ndarray:
@@ -103,7 +105,8 @@ def gaussian_chain(key, M, generations: int, seeds: int, *, d: int = 1, estimato
     cov0 = np.asarray(sigma0, float) ** 2 * np.eye(d) if np.ndim(sigma0) == 0 else np.asarray(sigma0, float)
     _check_cov(cov0, d)
     one_seed = _chain_nd(tuple(mean0.tolist()), tuple(map(tuple, cov0.tolist())), steps, int(Ms.max()), sampler)
-    return GaussianChain(*map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress))
+    mean, cov, log_det = map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress)
+    return GaussianChain(mean, cov, None, log_det)
 
 
 def _check_cov(cov0, d):
@@ -211,30 +214,46 @@ def _bartlett(key, dof, d):
 
 @functools.lru_cache(maxsize=32)
 def _chain_nd(mean0, cov0, steps, M_max, sampler):
+    """d dimensions, carried as a Cholesky factor e^t F (F lower triangular, largest diagonal entry 1) so that the
+    chain stays finite however far it collapses: the covariance's scale underflows and its condition number
+    passes 1e16 within a few hundred generations at M = 10, and a Cholesky of it would return NaN. A refit's
+    factor needs no factorisation: Bartlett's L B is already triangular (suffstats), and the R of a QR of the
+    centred points is one (direct)."""
     mean0, cov0, steps = np.asarray(mean0), np.asarray(cov0), tuple(np.asarray(v) for v in steps)
     d = mean0.shape[0]
 
+    def normalised(F, log_scale):
+        F = F * jnp.sign(jnp.diag(F))[None, :]  # a positive diagonal: the Cholesky factor itself
+        top = jnp.max(jnp.abs(jnp.diag(F)))
+        return F / top, log_scale + jnp.log(top)
+
     def step(carry, xs):
-        mean, cov = carry
+        mean, F, log_scale = carry
         key, (M, c) = xs
         k1, k2 = jax.random.split(key)
-        L = jnp.linalg.cholesky(cov)
         if sampler == "suffstats":
-            mean_new = mean + L @ jax.random.normal(k1, (d,)) / jnp.sqrt(M)
-            LB = L @ _bartlett(k2, M - 1, d)
-            cov_new = LB @ LB.T / c
+            mean_new = mean + jnp.exp(log_scale) * (F @ jax.random.normal(k1, (d,))) / jnp.sqrt(M)
+            F_new = F @ _bartlett(k2, M - 1, d)
         else:
-            x = mean[None] + jax.random.normal(k1, (M_max, d)) @ L.T
-            w = (jnp.arange(M_max) < M).astype(x.dtype)[:, None]
-            mean_new = jnp.sum(w * x, axis=0) / M
-            r = w * (x - mean_new[None])
-            cov_new = r.T @ r / c
-        return (mean_new, cov_new), (mean_new, cov_new)
+            # the M points are mean + e^t z F'; they are centred as e^t (z - z_bar) F', without the mean, so that
+            # points far below the mean's float resolution still have a spread
+            z = jax.random.normal(k1, (M_max, d))
+            w = (jnp.arange(M_max) < M).astype(z.dtype)[:, None]
+            z_bar = jnp.sum(w * z, axis=0) / M
+            mean_new = mean + jnp.exp(log_scale) * (F @ z_bar)
+            # the scatter is F R'R F' with R from a QR of the centred z: its factor is F R', triangular already, which
+            # keeps full relative accuracy however ill-conditioned F has become
+            F_new = F @ jnp.linalg.qr(w * (z - z_bar[None]), mode="r").T
+        F_new, log_scale = normalised(F_new, log_scale - 0.5 * jnp.log(c))
+        return (mean_new, F_new, log_scale), (mean_new, F_new, log_scale)
 
     def one_seed(key):
         keys = jax.random.split(key, steps[0].shape[0])
-        init = (jnp.asarray(mean0), jnp.asarray(cov0))
-        _, (means, covs) = jax.lax.scan(step, init, (keys, steps))
-        return jnp.concatenate([init[0][None], means]), jnp.concatenate([init[1][None], covs])
+        F0, s0 = normalised(jnp.linalg.cholesky(jnp.asarray(cov0)), jnp.zeros(()))
+        _, (means, Fs, scales) = jax.lax.scan(step, (jnp.asarray(mean0), F0, s0), (keys, steps))
+        Fs, scales = jnp.concatenate([F0[None], Fs]), jnp.concatenate([s0[None], scales])
+        covs = jnp.exp(2 * scales)[:, None, None] * (Fs @ jnp.swapaxes(Fs, -1, -2))
+        log_det = 2 * d * scales + 2 * jnp.sum(jnp.log(jnp.diagonal(Fs, axis1=-2, axis2=-1)), -1)
+        return jnp.concatenate([jnp.asarray(mean0)[None], means]), covs, log_det
 
     return one_seed
