@@ -138,3 +138,40 @@ def test_unknown_toml_keys_are_refused_with_the_nearest_name(table, key, hint):
     with pytest.raises(ValueError, match=key) as err:
         experiment.from_config(cfg)
     assert hint is None or f"did you mean {hint!r}" in str(err.value)
+
+
+@pytest.mark.parametrize("params, name", [({"lengthscale": 0.0}, "lengthscale"), ({"lengthscale": -1.0}, "lengthscale"),
+                                          ({"lengthscal": 1.0}, "lengthscale")])
+def test_kernel_parameters_are_checked(params, name):
+    from collapse_jax.kernels import kernel_matrix
+
+    with pytest.raises(ValueError, match=name):
+        kernel_matrix("rbf", np.ones((3, 2)), **params)
+    with pytest.raises(ValueError, match="degree"):
+        kernel_matrix("polynomial", np.ones((3, 2)), degree=2.5)
+
+
+def test_arccos_on_a_zero_row_is_finite():
+    from collapse_jax.kernels import kernel_matrix
+
+    X = np.array([[0.0, 0.0], [1.0, 2.0]])
+    for order in (0, 1, 2):
+        K = kernel_matrix("arccos", X, order=order)
+        assert np.all(np.isfinite(K)) and np.linalg.eigvalsh(K).min() >= -1e-12
+
+
+def test_labels_and_mnist_pixels(tmp_path):
+    from collapse_jax.kernels import load_mnist
+    from collapse_jax.kernels.data import one_hot
+
+    for bad in ([0, -1, 2], [0, 10]):
+        with pytest.raises(ValueError, match="labels"):
+            one_hot(bad, 10)
+    X = np.random.default_rng(0).random((5, 784))  # floats already in [0, 1]: kept, not divided by 255 again
+    np.savez(tmp_path / "m.npz", x_train=X, y_train=np.arange(5))
+    np.testing.assert_allclose(load_mnist(tmp_path / "m.npz").X, X)
+    import gzip
+    raw = gzip.compress(b"\x00\x00\x08\x03" + b"\x00\x00\x00\x02" * 3 + bytes(16))
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match="readable"):
+        load_mnist(tmp_path / "train-images-idx3-ubyte.gz")

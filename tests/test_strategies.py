@@ -362,3 +362,20 @@ def test_strategy_experiments_run_save_and_agree(name, changes, tmp_path):
         assert "none" in kinds.values() or name == "strong_collapse"
         assert summary["max_abs_z_exact"] <= 4
         assert np.isnan(arrays["theory_test_error"]).any() == ("none" in kinds.values())
+
+
+def test_sweep_over_strategy_axes_equals_single_runs(tmp_path):
+    """gen.strategy (static), gen.real_fraction and down.synthetic_fraction (data, vmapped) as sweep axes: each
+    point is what cj.simulate gives for that config and key; theory where the lab has it, NaN elsewhere."""
+    spec = cj.Spectrum.isotropic(8)
+    grid = {"gen.strategy": ["replace", "accumulate", "accumulate_subsample"], "gen.real_fraction": [0.0, 0.5],
+            "down.synthetic_fraction": [0.3, 1.0]}
+    res = cj.sweep(spec, cj.Generators(T0=20), cj.Downstream(T=24), grid=grid, generations=3, seeds=32, key=0,
+                   out=tmp_path, progress=False)
+    assert res.test_error.shape == (3, 2, 2, 32, 4)
+    for (i, strategy), (j, pi), (k, p) in [((1, "accumulate"), (1, 0.5), (0, 0.3)), ((2, "accumulate_subsample"),
+                                                                                     (0, 0.0), (1, 1.0))]:
+        one = cj.simulate(spec, cj.Generators(T0=20, strategy=strategy, real_fraction=pi),
+                          cj.Downstream(T=24, synthetic_fraction=p), 3, 32, key=0)
+        np.testing.assert_allclose(res.test_error[i, j, k], one.test_error, rtol=1e-10)
+    assert np.isnan(res.theory_test_error[2]).all() and np.isfinite(res.theory_test_error[1, 0]).all()

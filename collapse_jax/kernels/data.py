@@ -22,8 +22,14 @@ class Dataset(NamedTuple):
 
 
 def one_hot(labels, classes: int | None = None) -> np.ndarray:
-    labels = np.asarray(labels, int)
-    return np.eye(classes or labels.max() + 1)[labels]
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or labels.size == 0:
+        raise ValueError(f"labels must be a non-empty 1-D array of integers, got dtype {labels.dtype}, "
+                         f"shape {labels.shape}")
+    classes = int(labels.max()) + 1 if classes is None else classes
+    if labels.min() < 0 or labels.max() >= classes:
+        raise ValueError(f"labels must lie in 0..{classes - 1}, got {int(labels.min())}..{int(labels.max())}")
+    return np.eye(classes)[labels]
 
 
 def load_digits() -> Dataset:
@@ -59,7 +65,11 @@ def load_mnist(path, limit: int | None = None) -> Dataset:
         y = _idx(labels_path, 1)
         if len(y) != len(X):
             raise ValueError(f"{str(labels_path)!r} has {len(y)} labels for {len(X)} images in {str(path)!r}")
-    X = X.reshape(len(X), -1).astype(np.float64) / 255.0
+    X = X.reshape(len(X), -1).astype(np.float64)
+    if not np.all(np.isfinite(X)) or X.min() < 0:
+        raise ValueError(f"{str(path)!r}: pixels must be finite and >= 0 (bytes 0..255, or floats already in [0, 1])")
+    if X.max() > 1.0:  # bytes 0..255; floats already in [0, 1] are kept as they are
+        X = X / 255.0
     if limit is not None:
         limit = _checks.size("limit", limit, lo=1)
         X, y = X[:limit], y[:limit]
@@ -98,7 +108,7 @@ def _idx(path: Path, ndim: int) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except OSError as err:
+    except (OSError, EOFError) as err:  # EOFError: a truncated .gz
         raise ValueError(f"{str(path)!r} is not a readable IDX file ({err})") from None
     if len(raw) < 4 + 4 * ndim or raw[:2] != b"\x00\x00" or raw[2] != 0x08 or raw[3] != ndim:
         raise ValueError(f"{str(path)!r} is not an IDX file of unsigned bytes with {ndim} dimension(s) (magic "

@@ -58,7 +58,8 @@ def arccos(X, Y, order=1):
     activation max(0, u)^order (order 0: step, 1: ReLU, 2: squared ReLU), k = |x|^n |y|^n J_n(theta) / pi."""
     nx, ny = jnp.sqrt(jnp.sum(X**2, 1)), jnp.sqrt(jnp.sum(Y**2, 1))
     # theta = 2 atan2(|u - v|, |u + v|) for unit u, v: arccos of a cosine near 1 would lose half the digits
-    U, V = X / nx[:, None], Y / ny[:, None]
+    # a zero row has no direction: any unit vector serves, as |x|^n = 0 (order >= 1); order 0 then gives 1/2
+    U, V = X / jnp.where(nx > 0, nx, 1.0)[:, None], Y / jnp.where(ny > 0, ny, 1.0)[:, None]
     theta = _row_by_row(lambda u, V: 2 * jnp.arctan2(jnp.sqrt(jnp.sum((u[None] - V) ** 2, 1)),
                                                      jnp.sqrt(jnp.sum((u[None] + V) ** 2, 1))), U, V)
     s, c = jnp.sin(theta), jnp.cos(theta)
@@ -73,7 +74,9 @@ def kernel_matrix(kernel, X, Y=None, *, block_size: int = 1024, **params) -> np.
     """k(X, Y) in float64, computed in blocks of block_size x block_size so that memory stays bounded by the
     output plus one block. kernel is a function or a name in KERNELS; params are its keyword arguments.
     Y = None gives the symmetric K(X, X), whose lower blocks are copied from the upper ones."""
-    kernel = KERNELS[_checks.choice("kernel", kernel, tuple(KERNELS))] if isinstance(kernel, str) else kernel
+    if isinstance(kernel, str):
+        _check_params(_checks.choice("kernel", kernel, tuple(KERNELS)), params)
+        kernel = KERNELS[kernel]
     block_size = _checks.size("block_size", block_size, lo=1)
     symmetric = Y is None
     X = _inputs("X", X)
@@ -92,6 +95,22 @@ def kernel_matrix(kernel, X, Y=None, *, block_size: int = 1024, **params) -> np.
                 if symmetric and j > i:
                     out[j:j + block_size, i:i + block_size] = B.T
     return out
+
+
+def _check_params(name: str, params: dict):
+    """Parameters that keep each named kernel finite and positive semi-definite, refused by name otherwise."""
+    allowed = {"linear": set(), "rbf": {"lengthscale"}, "laplace": {"lengthscale"},
+               "polynomial": {"degree", "offset", "scale"}, "arccos": {"order"}}[name]
+    _checks.sections(params, allowed, f"the {name} kernel's parameters")
+    if "lengthscale" in params:
+        _checks.real_array("lengthscale", params["lengthscale"], lo=0.0, lo_open=True, ndim=(0,))
+    if "degree" in params:
+        _checks.size("degree", params["degree"], lo=1)
+    for key in ("offset", "scale"):
+        if key in params:
+            _checks.real_array(key, params[key], lo=0.0, ndim=(0,))
+    if "order" in params:
+        _checks.choice("order", params["order"], (0, 1, 2))
 
 
 def _inputs(name, X) -> np.ndarray:
