@@ -11,7 +11,7 @@ Example:
     >>> bool(abs(res.zscore(theory).test_error).max() < 4)
     True
 """
-from collapse_jax import distributions, regularization, theory
+from collapse_jax import distributions, optimize, regularization, theory
 from collapse_jax.chain import Metrics, run_chain
 from collapse_jax.problem import Downstream, Generators
 from collapse_jax.simulate import Result, simulate
@@ -21,4 +21,4 @@ from collapse_jax.spectra import Spectrum
 
 __version__ = "0.1.0"
 __all__ = ["distributions", "Spectrum", "Generators", "Downstream", "simulate", "Result", "Metrics", "run_chain", "theory",
-           "regularization", "sweep", "merge", "sweep_load", "SweepResult"]
+           "regularization", "optimize", "sweep", "merge", "sweep_load", "SweepResult"]
