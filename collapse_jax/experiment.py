@@ -43,12 +43,12 @@ from collapse_jax import _checks, io, plotting, regularization, scans, theory
 from collapse_jax.problem import Downstream, Generators
 from collapse_jax.spectra import Spectrum
 
-from collapse_jax import compare
+from collapse_jax import compare, optimize_experiments
 from collapse_jax.distributions import experiments as distribution_experiments
 from collapse_jax.kernels import experiments as kernel_experiments
 
 # other families of experiments: each module has KINDS, from_config(cfg, name) and runner(kind)
-FAMILIES = (compare, distribution_experiments, kernel_experiments)
+FAMILIES = (compare, optimize_experiments, distribution_experiments, kernel_experiments)
 KINDS = ("lambda_scan", "T_scan", "optimal_lambda") + sum((f.KINDS for f in FAMILIES), ())
 
 

@@ -204,9 +204,16 @@ def real_fractions(spec: Spectrum, gen: Generators, down: Downstream, n: int, bu
                    method: str = "lbfgs", steps: int = 60) -> Optimum:
     """Per-generation real fractions pi_1..pi_n with mean `budget` (the same number of real rows as a constant
     pi = budget) minimising the predicted error at generation n: pi = n budget softmax(theta), with a quadratic
-    penalty on any pi_k above 1 (evaluated there at 1). OLS generators (T0 >= d + 2), continuous relaxation of round(pi T)."""
-    n = _checks.size("n", n, lo=1)
+    penalty on any pi_k above 1 (evaluated there at 1). OLS generators (T0 >= d + 2), continuous relaxation of
+    round(pi T)."""
     _checks.real_array("budget", budget, lo=0.0, lo_open=True, hi=1.0, ndim=(0,))
+    to_params, fun, x0 = real_fractions_problem(spec, gen, down, n)
+    return _optimum(to_params, fun, x0, (jnp.asarray(float(budget)),), method=method, steps=steps)
+
+
+def real_fractions_problem(spec, gen, down, n):
+    """(to_params, objective, x0) of `real_fractions`; the objective takes (theta, budget)."""
+    n = _checks.size("n", n, lo=1)
     _ols_replace(spec, gen, n)
     error = _real_error(spec, gen, down, n)
 
@@ -217,7 +224,7 @@ def real_fractions(spec: Spectrum, gen: Generators, down: Downstream, n: int, bu
         pi = to_params(x, b)["real_fraction"]
         return error(jnp.clip(pi, 0.0, 1.0)) + 1e3 * jnp.sum(jax.nn.relu(pi - 1) ** 2)
 
-    return _optimum(to_params, fun, jnp.zeros(n), (jnp.asarray(float(budget)),), method=method, steps=steps)
+    return to_params, fun, jnp.zeros(n)
 
 
 def real_fraction_error(spec: Spectrum, gen: Generators, down: Downstream, n: int):
@@ -243,8 +250,13 @@ def least_real_fraction(spec: Spectrum, gen: Generators, down: Downstream, n: in
     if best > target:
         raise ValueError(f"eps = {eps} is out of reach: with every generation refitted to real data the error at "
                          f"n = {n} is {best:.4g}, above (1 + eps) x clean = {target:.4g}")
-    value = (lambda b: real_fractions(spec, gen, down, n, b).value) if spread else \
-        (lambda b: float(error(jnp.full(n, b))))
+    if spread:
+        to_params, fun, x0 = real_fractions_problem(spec, gen, down, n)  # one objective: compiled once
+        value = float64(lambda b: _optimum(to_params, fun, x0, (jnp.asarray(b),), steps=60).value)
+    else:
+        value = lambda b: float(error(jnp.full(n, b)))  # noqa: E731
+    if value(0.0) <= target:
+        return 0.0
     lo, hi = 0.0, 1.0
     while hi - lo > tol:
         mid = 0.5 * (lo + hi)
