@@ -177,7 +177,7 @@ def _budget(exp, progress):
         for j, n in enumerate(ns):
             for b, spread in enumerate((False, True)):
                 least[a, b, j] = optimize.least_real_fraction(exp.spec, exp.gen, exp.down, n, e, spread=spread)
-                pi = least[a, b, j] if not spread else \
+                pi = least[a, b, j] if not spread or least[a, b, j] == 0 else \
                     optimize.real_fractions(exp.spec, exp.gen, exp.down, n, least[a, b, j]).params["real_fraction"]
                 pi = np.clip(np.broadcast_to(pi, (n,)), 0.0, 1.0)
                 gen = dataclasses.replace(exp.gen, T0=(exp.gen.T0,) * n if isinstance(exp.gen.T0, int) else exp.gen.T0,
