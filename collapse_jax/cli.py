@@ -57,6 +57,10 @@ def main(argv=None) -> int:
     except ValueError as err:
         print(f"collapse-jax: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        resume = " every finished chunk is on disk: the same command resumes" if args.command == "sweep" else ""
+        print(f"collapse-jax: interrupted;{resume or ' nothing was written for this run'}", file=sys.stderr)
+        return 130
     return 0
 
 

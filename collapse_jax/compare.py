@@ -74,11 +74,13 @@ def from_config(cfg: dict, default_name: str) -> Comparison:
             variants.append((str(v.get("label", f"variant {j}")), _checks.build(Generators, g, f"{where} generators"),
                              _checks.build(Downstream, d, f"{where} downstream")))
         panels.append((str(p.get("title", "")), spec, tuple(variants)))
-    return Comparison(name=_checks.name(cfg.get("name", default_name)), kind="compare", description=cfg.get("description", ""),
-                      panels=tuple(panels), x=x, xs=xs, n=n,
+    plot = dict(cfg.get("plot", {}))
+    _checks.sections(plot, {"logy", "legend_title", "sharey"}, "[plot]")
+    return Comparison(name=_checks.name(cfg.get("name", default_name)), kind="compare",
+                      description=cfg.get("description", ""), panels=tuple(panels), x=x, xs=xs, n=n,
                       seeds=_checks.size("simulation.seeds", sim.get("seeds", 400)),
                       key=_checks.size("simulation.key", sim.get("key", 0), lo=0),
-                      sampler=sim.get("sampler", "auto"), plot=dict(cfg.get("plot", {})), config=cfg)
+                      sampler=sim.get("sampler", "auto"), plot=plot, config=cfg)
 
 
 def runner(kind):

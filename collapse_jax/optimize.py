@@ -55,13 +55,15 @@ def minimize(fun: Callable, x0, args=(), *, method: str = "lbfgs", steps: int = 
     return _run(fun, method, steps, float(learning_rate))(x0, tuple(args))
 
 
-_RUNS: dict = {}
+_RUNS: dict = {}  # compiled runs per objective; the newest few are kept
 
 
 def _run(fun, method, steps, learning_rate):
     key = (fun, method, steps, learning_rate)
     if key in _RUNS:
         return _RUNS[key]
+    if len(_RUNS) >= 32:
+        _RUNS.pop(next(iter(_RUNS)))
     opt = optax.lbfgs() if method == "lbfgs" else optax.adam(learning_rate)
 
     @jax.jit
@@ -179,22 +181,32 @@ def schedule_problem(spec, gen, down, n, T_range, points=12, start=(1.0, 0.5)):
     return to_params, fun, x0, ()
 
 
+def _downstream_of_ols(spec, down, n):
+    """c -> the downstream error after OLS generators with M = w0 w0' + c Sigma^-1: exact for a downstream OLS
+    (T >= d + 2), the deterministic equivalent for ridge."""
+    eig, w0 = _arrays(spec)
+    d = spec.d
+    lam = 0.0 if np.all(np.asarray(down.lam) == 0) else _downstream_lam(down, n)
+
+    def error(c):
+        if lam == 0 and down.T >= d + 2:
+            return c * d + down.sigma**2 * d / (down.T - d - 1)
+        return ridge.test_error(eig, w0, moments.Moments(w0[None] ** 2, (w0**2 + c / eig)[None]), float(down.T),
+                                down.sigma, lam)[0]
+
+    return error
+
+
 def _real_error(spec, gen, down, n):
     """Predicted error at generation n as a function of per-generation real fractions pi (continuous: the number
     of real rows pi T is not rounded, so the error is differentiable; OLS generators, theory/strategies.md)."""
     T, sigma, _ = gen.per_generation(n)
-    eig, w0 = _arrays(spec)
-    d = spec.d
-    w0_sq = w0**2
-    lam = _downstream_lam(down, n) if not np.all(np.asarray(down.lam) == 0) else 0.0
+    downstream = _downstream_of_ols(spec, down, n)
 
     def error(pi):
-        gamma = strategies.carry_over(T * (1 - pi), T, d)
-        c = jax.lax.scan(lambda c, xs: (xs[0] * c + xs[1],) * 2, jnp.zeros(()), (gamma, sigma**2 / (T - d - 1)))[0]
-        mom = moments.Moments(w0_sq[None], (w0_sq + c / eig)[None])
-        if lam == 0 and down.T >= d + 2:
-            return c * d + down.sigma**2 * d / (down.T - d - 1)
-        return ridge.test_error(eig, w0, mom, float(down.T), down.sigma, lam)[0]
+        gamma = strategies.carry_over(T * (1 - pi), T, spec.d)
+        step = lambda c, xs: (xs[0] * c + xs[1],) * 2  # noqa: E731  c_k = gamma_k c_{k-1} + v_k
+        return downstream(jax.lax.scan(step, jnp.zeros(()), (gamma, sigma**2 / (T - spec.d - 1)))[0])
 
     return error
 
@@ -286,19 +298,13 @@ def sample_sizes_problem(spec, gen, down, n, budget):
     d = spec.d
     _checks.real_array("budget", budget, lo=n * (d + 2), lo_open=True, ndim=(0,))
     sigma = gen.per_generation(n)[1]
-    eig, w0 = _arrays(spec)
-    lam = 0.0 if np.all(np.asarray(down.lam) == 0) else _downstream_lam(down, n)
+    downstream = _downstream_of_ols(spec, down, n)
     spare = float(budget) - n * (d + 2)
 
     def to_params(x):
         return {"T0": (d + 2) + spare * jax.nn.softmax(x)}
 
     def fun(x):
-        T = to_params(x)["T0"]
-        c = jnp.sum(sigma**2 / (T - d - 1))
-        if lam == 0 and down.T >= d + 2:
-            return c * d + down.sigma**2 * d / (down.T - d - 1)
-        mom = moments.Moments(w0[None] ** 2, (w0**2 + c / eig)[None])
-        return ridge.test_error(eig, w0, mom, float(down.T), down.sigma, lam)[0]
+        return downstream(jnp.sum(sigma**2 / (to_params(x)["T0"] - d - 1)))
 
     return to_params, fun, jnp.zeros(n), ()

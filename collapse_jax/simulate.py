@@ -217,7 +217,6 @@ def simulate(
     gen.per_generation(generations)  # checks generations against a per-generation config
     down = down.resolved(generations)  # a lambda schedule becomes one lambda per generation
     chunk = chunk_size_for(seeds, chunk_size, default_chunk(d, working_rows(gen, down, generations)))
-    sharding = seed_sharding()
 
     root = root_key(key)
     call = lambda ids: _chunk(root, ids, spec, gen, down, generations, sampler)  # noqa: E731

@@ -22,23 +22,31 @@ from collapse_jax._random import subset
 
 
 def accumulate(d: int, T0: tuple[int, ...], fixed: bool, sampler: str, mixes_real: bool):
-    """Fit on all rows so far from carried statistics (W, beta, N); `sampler` draws each new block."""
+    """Fit on all rows so far from carried statistics (W, beta, N); `sampler` draws each new block.
+
+    While fewer than d rows are pooled (T_1 < d), or always with one fixed design of T0 < d rows, the
+    minimum-norm fit needs the rows themselves (a pseudo-inverse of the Gram matrix would need an eigen- or
+    singular-value decomposition, which hangs or aborts XLA's CPU runtime when sharded over host devices): the
+    first d + max(T0) rows are kept and the dual normal equations solved by Cholesky.
+    """
     rows = max(T0)
     varying = len(set(T0)) > 1
-    maybe_singular = T0[0] < d  # pooled sizes N_k >= T_1: only then can a min-norm stage occur
+    few_rows = T0[0] < d  # pooled sizes N_k >= T_1: only then can a min-norm stage occur
+    kept = rows if fixed else d + rows  # rows kept for the min-norm stage
 
     def block(fixed_part, key, u, u0, T, s, n_real):
+        """The new block's Z'Z, Z'y and (for the min-norm stage) its rows Z and labels y."""
         k_x, k_e = jax.random.split(key)
         if sampler == "suffstats":
             L = fixed_part if fixed else samplers.bartlett(k_x, d, T)
             Wk = L @ L.T
-            return Wk, Wk @ u + s * (L @ jax.random.normal(k_e, (d,), u.dtype))
+            return Wk, Wk @ u + s * (L @ jax.random.normal(k_e, (d,), u.dtype)), None, None
         Z = fixed_part if fixed else jax.random.normal(k_x, (rows, d), u.dtype)
         y = samplers.labels(Z, k_e, u, s, (u0, n_real) if mixes_real else None)
         if varying:
             mask = (jnp.arange(rows) < T).astype(u.dtype)
             Z, y = Z * mask[:, None], y * mask
-        return Z.T @ Z, Z.T @ y
+        return Z.T @ Z, Z.T @ y, Z, y
 
     def init(key, sqrt_eig):
         dtype = sqrt_eig.dtype
@@ -48,19 +56,35 @@ def accumulate(d: int, T0: tuple[int, ...], fixed: bool, sampler: str, mixes_rea
             part = samplers.bartlett(key, d, T0[0])
         else:
             part = jax.random.normal(key, (rows, d), dtype)
-        return part, jnp.zeros((d, d), dtype), jnp.zeros(d, dtype), jnp.zeros((), dtype)
+        buf = (jnp.zeros((kept, d), dtype), jnp.zeros(kept, dtype)) if few_rows else None
+        return part, jnp.zeros((d, d), dtype), jnp.zeros(d, dtype), jnp.zeros((), dtype), buf
+
+    def min_norm(buf, N, k, sqrt_eig):
+        """The minimum-norm fit on the kept rows (original coordinates X = Z Sigma^1/2), by the dual equations.
+        A fixed design relabelled k times: the pooled fit is the fit to the mean labels."""
+        Z, y = buf
+        live = (jnp.arange(kept) < (rows if fixed else N)).astype(Z.dtype)
+        X, y = Z * sqrt_eig[None, :] * live[:, None], y * live / (k if fixed else 1.0)
+        return X.T @ cho_solve(cho_factor(X @ X.T + jnp.diag(1.0 - live)), y)
 
     def step(state, key, w, w0, sqrt_eig, T, s, lam, n_real):
-        part, W, beta, N = state
-        Wk, bk = block(part, key, sqrt_eig * w, sqrt_eig * w0, T, s, n_real)
+        part, W, beta, N, buf = state
+        Wk, bk, Z, y = block(part, key, sqrt_eig * w, sqrt_eig * w0, T, s, n_real)
+        if few_rows:
+            if fixed:  # the same rows each time: keep the sum of their label sets
+                buf = (Z, buf[1] + y)
+            else:
+                start = jnp.minimum(N, kept - rows).astype(jnp.int32)  # past d rows the buffer is no longer read
+                buf = (jax.lax.dynamic_update_slice(buf[0], Z, (start, jnp.zeros((), jnp.int32))),
+                       jax.lax.dynamic_update_slice(buf[1], y, (start,)))
         W, beta, N = W + Wk, beta + bk, N + T
         # ridge in whitened coordinates: (W/N + lam Sigma^-1) u = beta/N, w = Sigma^-1/2 u (lam = 0: OLS)
         u = cho_solve(cho_factor(W / N + jnp.diag(lam / sqrt_eig**2), lower=True), beta / N)
         w_new = u / sqrt_eig
-        if maybe_singular:  # fewer pooled rows than d and no ridge: the minimum-norm fit in the original basis
-            G = sqrt_eig[:, None] * W * sqrt_eig[None, :]
-            w_new = jnp.where((N >= d) | (lam > 0), w_new, jnp.linalg.pinv(G, hermitian=True) @ (sqrt_eig * beta))
-        return w_new, (part, W, beta, N)
+        if few_rows:
+            primal_ok = (lam > 0) | ((N >= d) & (not fixed))
+            w_new = jnp.where(primal_ok, w_new, min_norm(buf, N, N / T, sqrt_eig))  # N / T: generations (fixed)
+        return w_new, (part, W, beta, N, buf)
 
     return init, step
 

@@ -117,7 +117,9 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
 
     jobs = list(itertools.product(range(_count(values, static_names)), range(n_chunks)))
     mine = [j for k, j in enumerate(jobs) if k % n_shards == i_shard]
-    todo = [j for j in mine if not _chunk_path(out, *j).exists()]
+    _clean_stale_temporaries(out)
+    shape_of = lambda c: (n_data, min(chunk, seeds - c * chunk), generations + 1)  # noqa: E731
+    todo = [j for j in mine if _read_chunk(_chunk_path(out, *j), shape_of(j[1]), say) is None]
     say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
     say(f"[sweep] {out}: {len(names)} axes, {_count(values, names)} points x {seeds} seeds, {len(jobs)} chunks "
         f"({len(mine) - len(todo)} of this shard's {len(mine)} already on disk)")
@@ -171,7 +173,16 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
                          f"chunk {missing[0][1]}; run the remaining shards first")
     per_static = []
     for s in range(_count(values, static_names)):
-        parts = [np.load(_chunk_path(out, s, c), allow_pickle=False) for c in range(n_chunks)]
+        parts = []
+        for c in range(n_chunks):
+            path = _chunk_path(out, s, c)
+            n_data = int(np.prod([len(values[name]) for name in data_names], dtype=int))
+            part = _read_chunk(path, (n_data, min(m["chunk_size"], m["seeds"] - c * m["chunk_size"]),
+                                      m["generations"] + 1))
+            if part is None:
+                raise ValueError(f"cannot merge {out}: chunk file {path} is damaged or does not match the sweep's "
+                                 "config; delete it and rerun the sweep, which recomputes it")
+            parts.append(part)
         per_static.append({k: np.concatenate([p[k] for p in parts], axis=1) for k in Metrics._fields})
     grid_shape = tuple(len(values[n]) for n in names)
     arrays, th, invalid, no_theory = {}, {}, {}, {}
@@ -325,6 +336,36 @@ def _wait_for(paths, timeout: float):
 
 def _chunk_path(out: Path, static_idx: int, chunk_idx: int) -> Path:
     return out / "chunks" / f"s{static_idx:04d}_c{chunk_idx:05d}.npz"
+
+
+def _read_chunk(path: Path, shape: tuple, say=None) -> dict | None:
+    """The arrays of a chunk file if it is whole and has this sweep's keys, shapes and float dtype, else None
+    (missing; or damaged or foreign, then removed with a word on stderr, so the sweep recomputes it)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in Metrics._fields}
+        if all(a.shape == shape and a.dtype.kind == "f" for a in arrays.values()):
+            return arrays
+        why = f"shapes {[a.shape for a in arrays.values()]} instead of {shape}"
+    except Exception as err:  # truncated, empty, not a zip, missing keys: all mean "recompute"
+        why = f"{type(err).__name__}: {err}"
+    if say is not None:
+        say(f"[sweep] {path} is damaged or foreign ({why}); recomputing it")
+        path.unlink(missing_ok=True)
+    return None
+
+
+def _clean_stale_temporaries(out: Path):
+    """Remove chunk temporaries left by processes that no longer run (their pid is in the name)."""
+    for tmp in (out / "chunks").glob("*.tmp.npz"):
+        try:
+            os.kill(int(tmp.name.split(".")[-3]), 0)
+        except (ValueError, IndexError, ProcessLookupError):
+            tmp.unlink(missing_ok=True)
+        except PermissionError:  # alive, another user's
+            pass
 
 
 def _atomic_npz(path: Path, arrays: dict):

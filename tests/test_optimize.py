@@ -147,3 +147,14 @@ def test_optimisation_experiments_run_and_agree(name, changes, tmp_path):
         assert np.all(np.asarray(summary["least_spread"]) <= least + 1e-3)
     else:
         assert all(f["max_abs_z"] <= 4 or f["max_abs_rel_error"] <= 0.02 for f in summary["fits"])
+
+
+def test_optimisation_vmaps_over_settings():
+    """One compiled L-BFGS run vmapped over budgets equals the runs one by one."""
+    gen, down = cj.Generators(T0=40, sigma0=1.0), cj.Downstream(T=100, sigma=1.0)
+    to_params, fun, x0 = optimize.real_fractions_problem(ISO, gen, down, 3)
+    budgets = jnp.array([0.1, 0.3, 0.6])
+    with jax.enable_x64(True):
+        values = jax.vmap(lambda b: optimize.minimize(fun, x0, (b,), steps=60)[1])(budgets)
+    singles = [optimize.real_fractions(ISO, gen, down, 3, float(b)).value for b in budgets]
+    np.testing.assert_allclose(values, singles, rtol=1e-8)

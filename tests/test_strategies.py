@@ -379,3 +379,43 @@ def test_sweep_over_strategy_axes_equals_single_runs(tmp_path):
                           cj.Downstream(T=24, synthetic_fraction=p), 3, 32, key=0)
         np.testing.assert_allclose(res.test_error[i, j, k], one.test_error, rtol=1e-10)
     assert np.isnan(res.theory_test_error[2]).all() and np.isfinite(res.theory_test_error[1, 0]).all()
+
+
+def test_cli_sweep_over_strategy_axes(tmp_path):
+    """`collapse-jax sweep` reads string axes (gen.strategy) beside numeric ones and merges with theory."""
+    from pathlib import Path
+
+    from collapse_jax import cli, sweep
+
+    text = (Path(__file__).parents[1] / "experiments" / "sweeps" / "strategies_grid.toml").read_text()
+    text = text.replace("seeds = 400", "seeds = 8").replace("generations = 20", "generations = 2")
+    (tmp_path / "grid.toml").write_text(text)
+    assert cli.main(["sweep", str(tmp_path / "grid.toml"), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    res = sweep.load(tmp_path / "out")
+    assert res.test_error.shape == (3, 5, 4, 8, 3) and res.axes[0] == "gen.strategy"
+    assert np.isfinite(res.theory_test_error[0]).all() and np.isnan(res.theory_test_error[2]).all()
+
+
+def test_accumulate_min_norm_matches_the_pseudo_inverse():
+    """T0 < d: the dual fit on the kept rows is the minimum-norm solution of the pooled rows (numpy pinv), for
+    fresh designs while fewer than d rows are pooled, and for a fixed design (its mean labels) throughout."""
+    import jax
+
+    from collapse_jax import strategies as strat
+
+    sqrt_eig = np.sqrt(np.linspace(1.0, 0.2, 6))
+    w0 = np.linspace(1.0, -1.0, 6)
+    for fixed in (False, True):
+        init, step = strat.accumulate(6, (2,), fixed, "direct", False)
+        state = init(jax.random.key(0), sqrt_eig)
+        w, X_all, y_all = w0, [], []
+        for k in range(2 if not fixed else 4):
+            key = jax.random.key(10 + k)
+            w_new, state = step(state, key, w, w0, sqrt_eig, 2.0, 0.5, 0.0, 0.0)
+            Z = np.asarray(state[0]) if fixed else np.asarray(jax.random.normal(jax.random.split(key)[0], (2, 6)))
+            y = np.asarray(jax.random.normal(jax.random.split(key)[1], (2,))) * 0.5 + Z @ (sqrt_eig * w)
+            X_all.append(Z * sqrt_eig)
+            y_all.append(y)
+            expected = np.linalg.pinv(np.concatenate(X_all)) @ np.concatenate(y_all)
+            np.testing.assert_allclose(np.asarray(w_new), expected, rtol=1e-8, atol=1e-10)
+            w = w_new

@@ -166,3 +166,23 @@ def test_devices_do_not_change_sweep_results(tmp_path):
         subprocess.run([sys.executable, "-c", ON_DEVICES, str(devices), path], check=True, timeout=300)
         out.append(np.load(path + ".npy"))
     np.testing.assert_array_equal(out[0], out[1])
+
+
+def test_damaged_chunks_are_recomputed_or_refused_by_path(tmp_path):
+    """A truncated or foreign chunk file is recomputed on resume (arrays identical to an untouched run); merge
+    alone refuses it naming the file; a stale temporary of a dead process is removed."""
+    args = dict(grid={"down.lam": [0.1, 1.0]}, generations=2, seeds=12, key=0, chunk_size=4, progress=False)
+    spec, gen, down = cj.Spectrum.isotropic(6), cj.Generators(T0=20), cj.Downstream(T=20)
+    ref = cj.sweep(spec, gen, down, out=tmp_path / "ref", **args)
+    out = tmp_path / "run"
+    cj.sweep(spec, gen, down, out=out, **args)
+    chunks = sorted((out / "chunks").glob("*.npz"))
+    chunks[0].write_bytes(chunks[0].read_bytes()[:50])  # truncated
+    chunks[1].write_bytes(b"")  # empty
+    with pytest.raises(ValueError, match=chunks[0].name):
+        cj.merge(out, progress=False)
+    stale = out / "chunks" / "s0000_c00009.999999999.tmp.npz"
+    stale.write_bytes(b"x")
+    again = cj.sweep(spec, gen, down, out=out, **args)
+    np.testing.assert_array_equal(again.test_error, ref.test_error)
+    assert not stale.exists()
