@@ -117,10 +117,10 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
 
     jobs = list(itertools.product(range(_count(values, static_names)), range(n_chunks)))
     mine = [j for k, j in enumerate(jobs) if k % n_shards == i_shard]
+    say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
     _clean_stale_temporaries(out)
     shape_of = lambda c: (n_data, min(chunk, seeds - c * chunk), generations + 1)  # noqa: E731
     todo = [j for j in mine if _read_chunk(_chunk_path(out, *j), shape_of(j[1]), say) is None]
-    say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
     say(f"[sweep] {out}: {len(names)} axes, {_count(values, names)} points x {seeds} seeds, {len(jobs)} chunks "
         f"({len(mine) - len(todo)} of this shard's {len(mine)} already on disk)")
     t0, done_points = time.perf_counter(), 0
