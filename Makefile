@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(VENV)/bin/collapse-jax run
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) tests/run_files.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_simulate.py

@@ -11,3 +11,13 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_compilation_caches():
+    """Drop compiled programs after each test module: the suite compiles hundreds, and none is shared."""
+    yield
+    jax.clear_caches()
