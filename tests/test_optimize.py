@@ -106,7 +106,7 @@ def test_bad_optimisation_input(make, name):
 
 def test_joint_schedule_beats_downstream_tuning_in_simulation():
     """Where the theory predicts a gain above 5%, the jointly tuned chain beats the downstream-only one in
-    simulation by more than 4 standard errors, and both match their deterministic equivalents (4 sem + 2%)."""
+    simulation by more than 4 standard errors (paired over seeds), and both match their deterministic equivalents (4 sem + 2%)."""
     spec = cj.Spectrum.power_law(100, beta=1.5, r=0.5)
     gen, down = cj.Generators(T0=150, sigma0=0.5, lam=0.01), cj.Downstream(T=150, sigma=0.5, lam=0.01)
     n = 4  # theory: 10% gain (seen in simulation: see the closing numbers of joint_regularisation)
@@ -117,17 +117,17 @@ def test_joint_schedule_beats_downstream_tuning_in_simulation():
     for opt in (joint, alone):
         g = cj.Generators(T0=150, sigma0=0.5, lam=tuple(np.broadcast_to(opt.params["gen.lam"], (n,)).tolist()))
         d = cj.Downstream(T=150, sigma=0.5, lam=float(opt.params["down.lam"]))
-        err = cj.simulate(spec, g, d, n, 3000, key=1).test_error[:, n]
+        err = cj.simulate(spec, g, d, n, 1000, key=1).test_error[:, n]
         sims.append(err)
         th = float(cj.theory.test_error(spec, g, d, n))
         assert abs(err.mean() - th) <= 4 * err.std() / np.sqrt(err.size) + 0.02 * th
         assert th == pytest.approx(opt.value, rel=1e-8)
-    diff = sims[1].mean() - sims[0].mean()
-    assert diff > 4 * np.sqrt(sims[0].var() / 3000 + sims[1].var() / 3000)
+    diff = sims[1] - sims[0]  # the same key: the two chains share their random numbers, so compare seed by seed
+    assert diff.mean() > 4 * diff.std(ddof=1) / np.sqrt(diff.size)
 
 
 @pytest.mark.parametrize("name, changes", [
-    ("real_data_budget", dict(scan={"n": [5, 10], "eps": [0.1]}, simulation={"seeds": 300})),
+    ("real_data_budget", dict(scan={"n": [5], "eps": [0.1]}, simulation={"seeds": 300})),
     ("schedule_fit", dict(spectrum={"d": 200}, generators={"T0": 400}, simulation={"seeds": 60},
                           scan={"n": [1], "T_range": [20, 100], "T_sim": [25, 100]})),
 ])

@@ -15,7 +15,7 @@ ISO = cj.Spectrum.isotropic(20)
 POW = cj.Spectrum.power_law(20, beta=1.5, r=0.5)
 
 
-def check(spec, gen, down, generations, seeds=3000, *, de_rel=0.0, key=0, label=""):
+def check(spec, gen, down, generations, seeds=2000, *, de_rel=0.0, key=0, label=""):
     res = cj.simulate(spec, gen, down, generations, seeds, key)
     theory = cj.theory.metrics(spec, gen, down, np.arange(generations + 1))
     assert_theory(res, theory, de_rel=de_rel, label=label)
@@ -135,12 +135,9 @@ def test_accumulate_samplers_agree_in_law():
     assert ks_2samp_pvalue(a.generator_error[:, 5], b.generator_error[:, 5]) > 1e-3
 
 
-def test_accumulate_min_norm_stages_and_ridge_generators_run():
-    """T0 < d under accumulate: min-norm fits (pseudo-inverse) until the pool passes d rows; finite throughout.
-    Ridge generators under every strategy simulate (no formula: NoFormulaError)."""
-    res = cj.simulate(ISO, cj.Generators(T0=8, sigma0=0.5, strategy="accumulate"), cj.Downstream(T=40), 6, 200)
-    assert np.all(np.isfinite(res.generator_error))
-    # n = 1: a min-norm fit on 8 < d rows keeps a projection of w0: E = (1 - q)||w0||^2 + sigma0^2 q/(1 - q - 1/d)
+def test_ridge_generators_run_under_every_strategy():
+    """Ridge generators with real rows under the pooled strategies simulate, finite (no formula: NoFormulaError).
+    The min-norm stage of accumulate is checked against numpy's pseudo-inverse below."""
     for strategy in ("accumulate", "accumulate_subsample"):
         gen = cj.Generators(T0=30, lam=0.1, strategy=strategy, real_fraction=0.2)
         res = cj.simulate(POW, gen, cj.Downstream(T=40, lam=0.1), 4, 64)
@@ -345,7 +342,7 @@ def _shrunk(name, **changes):
     ("strategies", dict(scan={"generations": 12}, panels=[{"title": "small", "spectrum": {"kind": "isotropic", "d": 10}}],
                         generators={"T0": 15}, downstream={"T": 20}, simulation={"seeds": 300})),
     ("strong_collapse", dict(scan={"T": [30, 300, 3000]}, simulation={"seeds": 300})),
-    ("gaussian_strategies", dict(chain={"d": [1, 3], "M": [12, 50], "generations": 20}, simulation={"seeds": 300})),
+    ("gaussian_strategies", dict(chain={"d": [1, 3], "M": [20], "generations": 20}, simulation={"seeds": 300})),
 ])
 def test_strategy_experiments_run_save_and_agree(name, changes, tmp_path):
     """Each strategies experiment, shrunk: it writes arrays, sidecar and figure, says which formula each curve was
@@ -385,13 +382,13 @@ def test_cli_sweep_over_strategy_axes(tmp_path):
     """`collapse-jax sweep` reads string axes (gen.strategy) beside numeric ones and merges with theory."""
     from pathlib import Path
 
-    from collapse_jax import cli, sweep
+    from collapse_jax import cli
 
     text = (Path(__file__).parents[1] / "experiments" / "sweeps" / "strategies_grid.toml").read_text()
     text = text.replace("seeds = 400", "seeds = 8").replace("generations = 20", "generations = 2")
     (tmp_path / "grid.toml").write_text(text)
     assert cli.main(["sweep", str(tmp_path / "grid.toml"), "--out", str(tmp_path / "out"), "--quiet"]) == 0
-    res = sweep.load(tmp_path / "out")
+    res = cj.sweep_load(tmp_path / "out")
     assert res.test_error.shape == (3, 5, 4, 8, 3) and res.axes[0] == "gen.strategy"
     assert np.isfinite(res.theory_test_error[0]).all() and np.isnan(res.theory_test_error[2]).all()
 
