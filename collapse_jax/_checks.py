@@ -44,9 +44,9 @@ def real_array(name: str, x, *, lo: float | None = None, lo_open: bool = False, 
         bad = a <= lo if lo_open else a < lo
         if np.any(bad):
             rel = ">" if lo_open else ">="
-            raise ValueError(f"{name} must be {rel} {lo}, got {a[bad].ravel()[0]!r}")
+            raise ValueError(f"{name} must be {rel} {lo}, got {a[bad].ravel()[0].item()!r}")
     if hi is not None and np.any(a > hi):
-        raise ValueError(f"{name} must be <= {hi}, got {a[a > hi].ravel()[0]!r}")
+        raise ValueError(f"{name} must be <= {hi}, got {a[a > hi].ravel()[0].item()!r}")
     return x
 
 
@@ -102,3 +102,30 @@ def fraction(name: str, x):
     """A share in [0, 1] (a number or a per-generation sequence): returned as a float or float array."""
     real_array(name, x, lo=0.0, hi=1.0, ndim=(0, 1))
     return float(x) if np.ndim(x) == 0 else np.asarray(x, float)
+
+
+_KINDS = {  # what a schema entry accepts; "ints"/"reals"/"strs" are lists
+    "int": lambda name, v: size(name, v, lo=0) if not isinstance(v, (list, tuple)) else _not(name, v, "an integer"),
+    "ints": lambda name, v: size(name, v, lo=0) if isinstance(v, list) else _not(name, v, "a list of integers"),
+    "real": lambda name, v: real_array(name, v, ndim=(0,)),
+    "reals": lambda name, v: real_array(name, v, ndim=(1,)) if isinstance(v, list) else _not(name, v, "a list of numbers"),
+    "str": lambda name, v: v if isinstance(v, str) else _not(name, v, "a string"),
+    "strs": lambda name, v: v if isinstance(v, list) and all(isinstance(s, str) for s in v)
+    else _not(name, v, "a list of strings"),
+    "list": lambda name, v: v if isinstance(v, list) else _not(name, v, "a list"),
+    "any": lambda name, v: v,
+}
+
+
+def _not(name, v, what):
+    raise ValueError(f"{name} must be {what}, got {v!r}")
+
+
+def table(cfg, schema: dict, what: str) -> dict:
+    """Check a TOML table against a schema {key: kind} (kinds in _KINDS): unknown keys refused with the nearest
+    valid name, each value's type checked and named as what.key (integers integral, no booleans for numbers).
+    Returns the table as a dict."""
+    sections(cfg, set(schema), what)
+    for key, value in cfg.items():
+        _KINDS[schema[key]](f"{what.strip('[]')}.{key}", value)
+    return dict(cfg)

@@ -42,22 +42,39 @@ def save(stem: str | Path, arrays: dict, axes: dict, meta: dict) -> tuple[Path, 
         if name not in axes or len(axes[name]) != np.ndim(arr):
             raise ValueError(f"axes must name every axis of array {name!r} (shape {np.shape(arr)})")
     npz, sidecar = stem.with_suffix(".npz"), stem.with_suffix(".json")
-    tmp = stem.with_name(stem.name + ".tmp.npz")
+    tmp = stem.with_name(f"{stem.name}.{os.getpid()}.tmp.npz")  # per process: two writers never share one
     np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
     os.replace(tmp, npz)
     doc = dict(axes=axes, **meta, environment=environment())
-    tmp_json = stem.with_name(stem.name + ".tmp.json")
+    tmp_json = stem.with_name(f"{stem.name}.{os.getpid()}.tmp.json")
     tmp_json.write_text(json.dumps(doc, indent=2, default=_jsonable))
     os.replace(tmp_json, sidecar)
     return npz, sidecar
 
 
 def load(stem: str | Path) -> tuple[dict, dict]:
-    """Read back (arrays, sidecar) written by `save` (no pickles)."""
+    """Read back (arrays, sidecar) written by `save` (no pickles), checking that the sidecar names every axis of
+    every array; a missing, damaged or mismatched file is refused by path."""
     stem = Path(stem)
-    with np.load(stem.with_suffix(".npz"), allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
-    return arrays, json.loads(stem.with_suffix(".json").read_text())
+    npz, sidecar = stem.with_suffix(".npz"), stem.with_suffix(".json")
+    for path in (npz, sidecar):
+        if not path.is_file():
+            raise ValueError(f"results file {str(path)!r} does not exist")
+    try:
+        with np.load(npz, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as err:  # truncated, not a zip, a pickle
+        raise ValueError(f"{npz} is not a readable results file ({type(err).__name__}: {err})") from None
+    try:
+        meta = json.loads(sidecar.read_text())
+        axes = meta["axes"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{sidecar} is not a results sidecar ({type(err).__name__}: {err})") from None
+    for name, arr in arrays.items():
+        if not isinstance(axes.get(name), list) or len(axes[name]) != arr.ndim:
+            raise ValueError(f"{sidecar} does not name the {arr.ndim} axes of array {name!r} (shape {arr.shape}) "
+                             f"in {npz}: got {axes.get(name)!r}")
+    return arrays, meta
 
 
 def _jsonable(x):

@@ -44,8 +44,13 @@ def ols_step(key, w, sqrt_eig, T, s):
 
 
 def bartlett_factor(L, sqrt_eig, T, lam):
-    """Cholesky factor of W/T + lam Sigma^-1, the whitened ridge system of a Bartlett draw (see below)."""
-    return cho_factor(L @ L.T / T + jnp.diag(lam / sqrt_eig**2), lower=True)
+    """Cholesky factor of W/T + lam Sigma^-1, the whitened ridge system of a Bartlett draw (see below).
+
+    At lam = 0 that factor is L / sqrt(T) itself: taking it avoids refactoring L L', whose condition number
+    (the square of L's) breaks a float32 Cholesky near T = d, where chi2(T - d + 1) diagonals get tiny.
+    """
+    c, lower = cho_factor(L @ L.T / T + jnp.diag(lam / sqrt_eig**2), lower=True)
+    return jnp.where(lam == 0, L / jnp.sqrt(T), c), lower
 
 
 def bartlett_solve(L, factor, z, w, sqrt_eig, T, s, lam):

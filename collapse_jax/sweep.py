@@ -8,8 +8,9 @@ strategy) are looped over on the host, one compilation each; data fields
 Every grid point uses seed i's key fold_in(root, i): a point's numbers are those `cj.simulate` gives for
 that config and key, whatever the chunking, the devices, or how the work was split over processes.
 
-On disk (`out`): `manifest.json` (the resolved config; a different config is refused), one file per finished
-chunk of seeds in `chunks/` (written atomically, skipped when a run resumes), and, once every chunk is there,
+On disk (`out`): `manifest.json` (the resolved config, a different config refused, and the hash of every chunk's
+numbers), one file per finished chunk of seeds in `chunks/` (written atomically under a per-process name;
+verified and skipped when a run resumes, recomputed when damaged), and, once every chunk is there,
 `sweep.npz` + `sweep.json` (arrays with named axes: grid axes..., seed, n; theory on the same grid).
 
 Example:
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import itertools
 import json
 import math
@@ -35,6 +37,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from filelock import FileLock, Timeout
 
 from collapse_jax import _checks, io, theory
 from collapse_jax.chain import Metrics, resolve_sampler
@@ -106,6 +109,8 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
     chunk = chunk_size_for(seeds, chunk_size, default_chunk(spec.d, int(rows), max(1, max_memory // n_data)))
     n_chunks = math.ceil(seeds / chunk)
 
+    _checks.choice("sampler", sampler, ("auto", "direct", "suffstats"))  # before anything is written
+
     out = Path(out)
     manifest = dict(
         spectrum=dict(eigenvalues=np.asarray(spec.eigenvalues).tolist(), w0=np.asarray(spec.w0).tolist()),
@@ -120,37 +125,48 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
     say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
     _clean_stale_temporaries(out)
     shape_of = lambda c: (n_data, min(chunk, seeds - c * chunk), generations + 1)  # noqa: E731
-    todo = [j for j in mine if _read_chunk(_chunk_path(out, *j), shape_of(j[1]), say) is None]
+    done = lambda j: _read_chunk(out, *j, shape_of(j[1]), say) is not None  # noqa: E731
+    todo = [j for j in mine if not done(j)]
     say(f"[sweep] {out}: {len(names)} axes, {_count(values, names)} points x {seeds} seeds, {len(jobs)} chunks "
         f"({len(mine) - len(todo)} of this shard's {len(mine)} already on disk)")
-    t0, done_points = time.perf_counter(), 0
+    t0, done_points, written = time.perf_counter(), 0, 0
     root = root_key(key)
-    for written, (s_idx, c_idx) in enumerate(todo):
-        if _fail_after is not None and written >= _fail_after:
-            raise RuntimeError(f"injected interruption after {written} chunks")
-        static_vals = _nth(values, static_names, s_idx)
-        gen_s, down_s, bad = _stacked(spec, gen, down, dict(zip(static_names, static_vals)), data_names, values)
-        start = c_idx * chunk
-        ids = np.arange(start, start + chunk, dtype=np.uint32)
-        if bad is None:
-            metrics = _chunk(root, jax.device_put(ids, seed_sharding()), spec, gen_s, down_s, generations, sampler)
-            arrays = {k: np.asarray(v)[:, : min(chunk, seeds - start)] for k, v in metrics._asdict().items()}
-        else:  # the whole static combination is invalid: record NaNs so the sweep can complete
-            shape = (n_data, min(chunk, seeds - start), generations + 1)
-            arrays = {k: np.full(shape, np.nan) for k in Metrics._fields}
-        _atomic_npz(_chunk_path(out, s_idx, c_idx), arrays)
-        done_points += n_data * arrays["test_error"].shape[1]
-        rate = done_points / (time.perf_counter() - t0)
-        left = sum(n_data * min(chunk, seeds - c * chunk) for _, c in todo[written + 1:])
-        say(f"[sweep] chunk {written + 1}/{len(todo)} (static {s_idx + 1}, seeds {start}..{start + chunk - 1}): "
-            f"{done_points}/{done_points + left} point-seeds, {rate:.0f}/s, ETA {left / rate:.0f}s")
+    # Each chunk is computed under its own OS file lock, so processes sharing a folder split the work: a first
+    # pass skips chunks another process holds, a second waits for them (and takes over those of a process that
+    # died, whose lock the OS has released).
+    for blocking in (False, True):
+        for s_idx, c_idx in list(todo):
+            lock = FileLock(_chunk_path(out, s_idx, c_idx).with_suffix(".lock"))
+            try:
+                lock.acquire(timeout=-1 if blocking else 0)
+            except Timeout:
+                continue
+            try:
+                if done((s_idx, c_idx)):  # another process wrote it meanwhile
+                    todo.remove((s_idx, c_idx))
+                    continue
+                if _fail_after is not None and written >= _fail_after:
+                    raise RuntimeError(f"injected interruption after {written} chunks")
+                arrays = _compute_chunk(root, spec, gen, down, values, static_names, data_names, s_idx,
+                                        c_idx * chunk, chunk, shape_of(c_idx), generations, sampler)
+                _write_chunk(out, s_idx, c_idx, arrays)
+            finally:
+                lock.release()
+            todo.remove((s_idx, c_idx))
+            written += 1
+            done_points += n_data * shape_of(c_idx)[1]
+            rate = done_points / (time.perf_counter() - t0)
+            left = sum(n_data * shape_of(c)[1] for _, c in todo)
+            say(f"[sweep] chunk {written} (static {s_idx + 1}, seeds {c_idx * chunk}..): {done_points} point-seeds "
+                f"done here, {left} left, {rate:.0f}/s, ETA {left / rate:.0f}s")
     if shard is None and n_shards > 1:  # jax.distributed: process 0 alone merges (two mergers would race)
         if i_shard != 0:
             say(f"[sweep] process {i_shard}/{n_shards} done; process 0 merges")
             return None
         _wait_for([_chunk_path(out, *j) for j in jobs], wait)
     if all(_chunk_path(out, *j).exists() for j in jobs):
-        return merge(out, progress=progress)
+        with FileLock(out / "merge.lock"):  # processes that finish together merge one after the other
+            return merge(out, progress=progress)
     say(f"[sweep] shard {i_shard}/{n_shards} done; run `collapse-jax merge {out}` once every shard has finished")
     return None
 
@@ -175,13 +191,12 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
     for s in range(_count(values, static_names)):
         parts = []
         for c in range(n_chunks):
-            path = _chunk_path(out, s, c)
             n_data = int(np.prod([len(values[name]) for name in data_names], dtype=int))
-            part = _read_chunk(path, (n_data, min(m["chunk_size"], m["seeds"] - c * m["chunk_size"]),
-                                      m["generations"] + 1))
+            part = _read_chunk(out, s, c, (n_data, min(m["chunk_size"], m["seeds"] - c * m["chunk_size"]),
+                                           m["generations"] + 1))
             if part is None:
-                raise ValueError(f"cannot merge {out}: chunk file {path} is damaged or does not match the sweep's "
-                                 "config; delete it and rerun the sweep, which recomputes it")
+                raise ValueError(f"cannot merge {out}: chunk file {_chunk_path(out, s, c)} is damaged or does not "
+                                 "match the sweep's config; rerun the sweep, which recomputes it")
             parts.append(part)
         per_static.append({k: np.concatenate([p[k] for p in parts], axis=1) for k in Metrics._fields})
     grid_shape = tuple(len(values[n]) for n in names)
@@ -226,6 +241,15 @@ def load(out: str | Path) -> SweepResult:
     """Read a merged sweep back."""
     arrays, meta = io.load(Path(out) / "sweep")
     names = meta["axes"]["test_error"][:-2]
+    where = Path(out) / "sweep.json"
+    grid = meta.get("grid")
+    if not isinstance(grid, dict) or set(grid) != set(names):
+        raise ValueError(f"{where}: its grid {grid!r} does not hold the axes {names}")
+    expected = tuple(len(grid[n]) for n in names)
+    for k in ("test_error", "generator_error", "theory_test_error", "theory_generator_error"):
+        if k not in arrays or arrays[k].shape[:len(names)] != expected:
+            raise ValueError(f"{where}: array {k!r} should have the grid's shape {expected} in front, got "
+                             f"{arrays[k].shape if k in arrays else 'no such array'}")
     return SweepResult(arrays["test_error"], arrays["generator_error"], arrays["theory_test_error"],
                        arrays["theory_generator_error"], tuple(names) + ("seed", "n"), meta["grid"],
                        meta["invalid"], meta["no_theory"])
@@ -236,6 +260,19 @@ def _chunk(root, seed_ids, spec, gen, down, generations, sampler):
     """(data points, seeds, n) metrics: the simulator's batch over seeds, vmapped over stacked data points."""
     batch = functools.partial(seed_batch, generations=generations, sampler=sampler)
     return jax.vmap(batch, in_axes=(None, None, None, 0, 0))(root, seed_ids, spec, gen, down)
+
+
+def _compute_chunk(root, spec, gen, down, values, static_names, data_names, s_idx, start, chunk, shape,
+                   generations, sampler) -> dict:
+    """The metrics of one chunk, shaped `shape`: every data point of static combination s_idx, seeds from start
+    (computed `chunk` at a time, one compiled shape for every chunk, then cut to shape[1])."""
+    static_vals = _nth(values, static_names, s_idx)
+    gen_s, down_s, bad = _stacked(spec, gen, down, dict(zip(static_names, static_vals)), data_names, values)
+    if bad is not None:  # the whole static combination is invalid: NaNs, so that the sweep can complete
+        return {k: np.full(shape, np.nan) for k in Metrics._fields}
+    ids = np.arange(start, start + chunk, dtype=np.uint32)
+    metrics = _chunk(root, jax.device_put(ids, seed_sharding()), spec, gen_s, down_s, generations, sampler)
+    return {k: np.asarray(v)[:, : shape[1]] for k, v in metrics._asdict().items()}
 
 
 def _check_grid(grid: dict):
@@ -309,20 +346,44 @@ def _to_grid(stacked, names, static_names, data_names, values):
 
 
 def _claim(out: Path, manifest: dict):
-    """Write the manifest, or check that the one on disk describes the same sweep."""
+    """Write the manifest, or check that the one on disk describes the same sweep (its chunk hashes aside)."""
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "manifest.json"
-    text = json.dumps(manifest, sort_keys=True)
-    if path.exists():
-        old = json.loads(path.read_text())
-        if json.dumps(old, sort_keys=True) != text:
+    with FileLock(out / "manifest.lock"):
+        old = _manifest(out)
+        if old is None:
+            _write_manifest(out, dict(manifest, chunk_sha256={}))
+            return
+        old.pop("chunk_sha256", None)
+        if json.dumps(old, sort_keys=True) != json.dumps(manifest, sort_keys=True):
             diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
             raise ValueError(f"{out} holds a sweep with a different config (differs in {diff}); "
                              "use another output folder or delete it")
-        return
+
+
+def _manifest(out: Path) -> dict | None:
+    path = out / "manifest.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a sweep manifest ({err}); delete the folder or use another") from None
+
+
+def _write_manifest(out: Path, manifest: dict):
     tmp = out / f"manifest.{os.getpid()}.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    tmp.write_text(json.dumps(manifest, sort_keys=True))
+    os.replace(tmp, out / "manifest.json")
+
+
+def _digest(arrays: dict) -> str:
+    """A hash of a chunk's numbers (not of its file, whose zip timestamps differ between identical writes)."""
+    h = hashlib.sha256()
+    for k in Metrics._fields:
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _wait_for(paths, timeout: float):
@@ -338,23 +399,42 @@ def _chunk_path(out: Path, static_idx: int, chunk_idx: int) -> Path:
     return out / "chunks" / f"s{static_idx:04d}_c{chunk_idx:05d}.npz"
 
 
-def _read_chunk(path: Path, shape: tuple, say=None) -> dict | None:
-    """The arrays of a chunk file if it is whole and has this sweep's keys, shapes and float dtype, else None
-    (missing; or damaged or foreign, then removed with a word on stderr, so the sweep recomputes it)."""
+def _read_chunk(out: Path, s_idx: int, c_idx: int, shape: tuple, say=None) -> dict | None:
+    """The arrays of a chunk file if it is whole, has this sweep's keys, shapes and float dtype, and its numbers
+    hash to what the manifest recorded when it was written; else None (missing; or damaged, edited or foreign:
+    then removed with a word on stderr, so that the sweep recomputes it)."""
+    path = _chunk_path(out, s_idx, c_idx)
     if not path.exists():
         return None
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in Metrics._fields}
-        if all(a.shape == shape and a.dtype.kind == "f" for a in arrays.values()):
+        recorded = (_manifest(out) or {}).get("chunk_sha256", {}).get(path.name)
+        if not all(a.shape == shape and a.dtype.kind == "f" for a in arrays.values()):
+            why = f"shapes {[a.shape for a in arrays.values()]} instead of {shape}"
+        elif recorded != _digest(arrays):
+            why = "its numbers do not match the hash recorded in manifest.json" if recorded else "no recorded hash"
+        else:
             return arrays
-        why = f"shapes {[a.shape for a in arrays.values()]} instead of {shape}"
     except Exception as err:  # truncated, empty, not a zip, missing keys: all mean "recompute"
         why = f"{type(err).__name__}: {err}"
     if say is not None:
         say(f"[sweep] {path} is damaged or foreign ({why}); recomputing it")
         path.unlink(missing_ok=True)
     return None
+
+
+def _write_chunk(out: Path, s_idx: int, c_idx: int, arrays: dict):
+    """Record the chunk's hash in the manifest, then write the file atomically under a per-process name."""
+    path = _chunk_path(out, s_idx, c_idx)
+    with FileLock(out / "manifest.lock"):
+        manifest = _manifest(out)
+        manifest.setdefault("chunk_sha256", {})[path.name] = _digest(arrays)
+        _write_manifest(out, manifest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
 
 
 def _clean_stale_temporaries(out: Path):
@@ -366,13 +446,6 @@ def _clean_stale_temporaries(out: Path):
             tmp.unlink(missing_ok=True)
         except PermissionError:  # alive, another user's
             pass
-
-
-def _atomic_npz(path: Path, arrays: dict):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
 
 
 def _config(cls, described: dict):

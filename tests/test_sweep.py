@@ -113,6 +113,23 @@ def test_two_processes_then_merge_equal_one_run(tmp_path):
     assert two.test_error.shape == (3, 2, 24, 4)
 
 
+def test_two_processes_on_one_folder_share_the_chunks(tmp_path):
+    """Two unsharded `collapse-jax sweep` processes started together on one folder: no crash, every chunk
+    computed by exactly one of them (chunk locks), arrays identical to a run in one process."""
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(TOML)
+    cmd = [sys.executable, "-m", "collapse_jax.cli", "sweep", str(cfg)]
+    procs = [subprocess.Popen(cmd + ["--out", str(tmp_path / "both")], stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    logs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs
+    computed = [sum(line.startswith("[sweep] chunk ") for line in log.splitlines()) for log in logs]
+    assert sum(computed) == 3, (computed, logs)  # 3 chunks of 8 seeds, each computed once
+    subprocess.run(cmd + ["--quiet", "--out", str(tmp_path / "one")], check=True, timeout=300)
+    both, one = cj.sweep_load(tmp_path / "both"), cj.sweep_load(tmp_path / "one")
+    np.testing.assert_array_equal(both.test_error, one.test_error)
+
+
 DISTRIBUTED = """
 import sys
 import jax
@@ -177,6 +194,7 @@ def test_damaged_chunks_are_recomputed_or_refused_by_path(tmp_path):
     out = tmp_path / "run"
     cj.sweep(spec, gen, down, out=out, **args)
     chunks = sorted((out / "chunks").glob("*.npz"))
+    chunks[2].write_bytes(chunks[1].read_bytes())  # a copy of another chunk: same keys and shapes, its hash differs
     chunks[0].write_bytes(chunks[0].read_bytes()[:50])  # truncated
     chunks[1].write_bytes(b"")  # empty
     with pytest.raises(ValueError, match=chunks[0].name):

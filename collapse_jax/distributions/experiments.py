@@ -26,7 +26,18 @@ from collapse_jax.distributions.discrete import discrete_chain
 from collapse_jax.distributions.gaussian import gaussian_chain
 from collapse_jax.distributions.kde import Mixture, kde_chain
 
-KINDS = ("gaussian_chain", "gaussian_w2", "kde_chain", "bootstrap", "discrete", "gaussian_strategies")
+# the [chain] table of each kind: every key a runner reads, with its type (collapse_jax._checks.table)
+CHAIN_KEYS = {
+    "gaussian_chain": {"M": "ints", "generations": "int", "estimator": "str"},
+    "gaussian_w2": {"M": "ints", "generations": "int"},
+    "kde_chain": {"M": "int", "generations": "int", "bandwidths": "list", "keep": "ints"},
+    "bootstrap": {"M": "ints", "generations": "int"},
+    "discrete": {"p": "reals", "N": "int", "generations": "int", "synthetic": "ints"},
+    "gaussian_strategies": {"d": "ints", "M": "ints", "generations": "int", "estimator": "str", "strategies": "strs",
+                            "real_fraction": "reals", "chunk_size": "int"},
+}
+KINDS = tuple(CHAIN_KEYS)
+SIMULATION_KEYS = {"seeds": "int", "key": "int"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,10 +53,11 @@ class DistributionExperiment:
 
 def from_config(cfg: dict, default_name: str) -> DistributionExperiment:
     _checks.sections(cfg, {"name", "kind", "description", "chain", "simulation"}, f"a {cfg['kind']} experiment")
-    sim = cfg.get("simulation", {})
-    return DistributionExperiment(cfg.get("name", default_name), cfg["kind"], cfg.get("description", ""),
-                                  dict(cfg.get("chain", {})), int(sim.get("seeds", 1000)), int(sim.get("key", 0)),
-                                  cfg)
+    sim = _checks.table(cfg.get("simulation", {}), SIMULATION_KEYS, "[simulation]")
+    chain = _checks.table(cfg.get("chain", {}), CHAIN_KEYS[cfg["kind"]], "[chain]")
+    return DistributionExperiment(_checks.name(cfg.get("name", default_name)), cfg["kind"], cfg.get("description", ""),
+                                  chain, _checks.size("simulation.seeds", sim.get("seeds", 1000)),
+                                  sim.get("key", 0), cfg)
 
 
 def runner(kind: str):
@@ -266,7 +278,6 @@ def _discrete(exp, progress):
 
 def _gaussian_strategies(exp, progress):
     c = exp.chain
-    _checks.sections(c, {"d", "M", "generations", "estimator", "strategies", "real_fraction", "chunk_size"}, "[chain]")
     dims, Ms = [int(d) for d in c.get("d", [1, 10])], np.asarray([int(m) for m in c.get("M", [10, 100, 1000])])
     G, est = int(c.get("generations", 100)), c.get("estimator", "mle")
     variants = [(s, None) for s in c.get("strategies", list(_checks.STRATEGIES))]

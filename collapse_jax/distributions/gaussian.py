@@ -214,46 +214,51 @@ def _bartlett(key, dof, d):
 
 @functools.lru_cache(maxsize=32)
 def _chain_nd(mean0, cov0, steps, M_max, sampler):
-    """d dimensions, carried as a Cholesky factor e^t F (F lower triangular, largest diagonal entry 1) so that the
-    chain stays finite however far it collapses: the covariance's scale underflows and its condition number
-    passes 1e16 within a few hundred generations at M = 10, and a Cholesky of it would return NaN. A refit's
-    factor needs no factorisation: Bartlett's L B is already triangular (suffstats), and the R of a QR of the
-    centred points is one (direct)."""
+    """d dimensions, carried as the Cholesky factor U diag(e^l) with U unit lower triangular and l the log of
+    its diagonal, so that the chain stays finite however far it collapses: the covariance's scale underflows
+    and its condition number passes 1e16 within a few hundred generations at M = 10, and the diagonal entries
+    drift apart by a factor e^-0.12 per generation (float32 underflow after ~800). A refit's factor needs no
+    factorisation: Bartlett's F B is already triangular (suffstats), and F R' with R from a QR of the centred
+    points is one (direct); only the logs of the diagonals are added."""
     mean0, cov0, steps = np.asarray(mean0), np.asarray(cov0), tuple(np.asarray(v) for v in steps)
     d = mean0.shape[0]
+    below = np.tril(np.ones((d, d), bool), -1)
 
-    def normalised(F, log_scale):
-        F = F * jnp.sign(jnp.diag(F))[None, :]  # a positive diagonal: the Cholesky factor itself
-        top = jnp.max(jnp.abs(jnp.diag(F)))
-        return F / top, log_scale + jnp.log(top)
+    def refit(U, l, B):
+        """U diag(e^l) B = U V diag(b e^l), b = diag(B), V unit lower with V_ij = B_ij e^(l_i - l_j) / b_j: the
+        exponent is evaluated below the diagonal only, where it shrinks as the chain collapses."""
+        b = jnp.diagonal(B)
+        V = jnp.where(below, B * jnp.exp(jnp.where(below, l[:, None] - l[None, :], 0.0)), 0.0) / b[None, :]
+        return U @ (V + jnp.eye(d)), l + jnp.log(b)
 
     def step(carry, xs):
-        mean, F, log_scale = carry
+        mean, U, l = carry
         key, (M, c) = xs
         k1, k2 = jax.random.split(key)
         if sampler == "suffstats":
-            mean_new = mean + jnp.exp(log_scale) * (F @ jax.random.normal(k1, (d,))) / jnp.sqrt(M)
-            F_new = F @ _bartlett(k2, M - 1, d)
+            mean_new = mean + U @ (jnp.exp(l) * jax.random.normal(k1, (d,))) / jnp.sqrt(M)
+            B = _bartlett(k2, M - 1, d)
         else:
-            # the M points are mean + e^t z F'; they are centred as e^t (z - z_bar) F', without the mean, so that
-            # points far below the mean's float resolution still have a spread
+            # the M points are mean + z (U e^l)'; they are centred as (z - z_bar) (U e^l)', without the mean, so
+            # that points far below the mean's float resolution still have a spread
             z = jax.random.normal(k1, (M_max, d))
             w = (jnp.arange(M_max) < M).astype(z.dtype)[:, None]
             z_bar = jnp.sum(w * z, axis=0) / M
-            mean_new = mean + jnp.exp(log_scale) * (F @ z_bar)
-            # the scatter is F R'R F' with R from a QR of the centred z: its factor is F R', triangular already, which
-            # keeps full relative accuracy however ill-conditioned F has become
-            F_new = F @ jnp.linalg.qr(w * (z - z_bar[None]), mode="r").T
-        F_new, log_scale = normalised(F_new, log_scale - 0.5 * jnp.log(c))
-        return (mean_new, F_new, log_scale), (mean_new, F_new, log_scale)
+            mean_new = mean + U @ (jnp.exp(l) * z_bar)
+            # the scatter is F R'R F' with R from a QR of the centred z: its factor is F R', triangular already
+            R = jnp.linalg.qr(w * (z - z_bar[None]), mode="r")
+            B = (R * jnp.sign(jnp.diagonal(R))[:, None]).T  # rows of R signed: a positive diagonal, same R'R
+        U_new, l_new = refit(U, l, B)
+        new = (mean_new, U_new, l_new - 0.5 * jnp.log(c))
+        return new, new
 
     def one_seed(key):
         keys = jax.random.split(key, steps[0].shape[0])
-        F0, s0 = normalised(jnp.linalg.cholesky(jnp.asarray(cov0)), jnp.zeros(()))
-        _, (means, Fs, scales) = jax.lax.scan(step, (jnp.asarray(mean0), F0, s0), (keys, steps))
-        Fs, scales = jnp.concatenate([F0[None], Fs]), jnp.concatenate([s0[None], scales])
-        covs = jnp.exp(2 * scales)[:, None, None] * (Fs @ jnp.swapaxes(Fs, -1, -2))
-        log_det = 2 * d * scales + 2 * jnp.sum(jnp.log(jnp.diagonal(Fs, axis1=-2, axis2=-1)), -1)
-        return jnp.concatenate([jnp.asarray(mean0)[None], means]), covs, log_det
+        F0 = jnp.linalg.cholesky(jnp.asarray(cov0))
+        U0, l0 = F0 / jnp.diagonal(F0)[None, :], jnp.log(jnp.diagonal(F0))
+        _, (means, Us, ls) = jax.lax.scan(step, (jnp.asarray(mean0), U0, l0), (keys, steps))
+        Us, ls = jnp.concatenate([U0[None], Us]), jnp.concatenate([l0[None], ls])
+        Fs = Us * jnp.exp(ls)[:, None, :]
+        return jnp.concatenate([jnp.asarray(mean0)[None], means]), Fs @ jnp.swapaxes(Fs, -1, -2), jnp.sum(2 * ls, -1)
 
     return one_seed

@@ -147,7 +147,8 @@ def kde_chain(key, M: int, generations: int, seeds: int, *, bandwidth="scott", i
     if isinstance(bandwidth, str):
         factor = bandwidth_factor(bandwidth, M, d)
     else:
-        _checks.real_array("bandwidth", bandwidth, lo=0, lo_open=True, ndim=(0,))
+        # the ceiling keeps squared distances over thousands of generations finite in float32
+        _checks.real_array("bandwidth", bandwidth, lo=0, lo_open=True, hi=1e15, ndim=(0,))
         factor = None
     keep = tuple(_checks.size("keep", tuple(keep), lo=0)) if len(keep) else ()
     measure = np.arange(G + 1) if measure is None else np.asarray(_checks.size("measure", tuple(measure), lo=0))

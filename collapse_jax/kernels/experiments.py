@@ -28,9 +28,18 @@ from collapse_jax import theory as linear_theory
 from collapse_jax.kernels import data as datasets
 from collapse_jax.kernels import theory
 from collapse_jax.kernels.chain import krr_chain, resolve_lambdas
-from collapse_jax.kernels.functions import kernel_matrix
+from collapse_jax.kernels.functions import KERNELS, _check_params, kernel_matrix
 
-KINDS = ("krr_chain", "krr_spectrum", "krr_strategies")
+# every key each kind's runner reads, with its type (collapse_jax._checks.table)
+_PROBLEM = {"T0": "int", "sigma0": "real", "sigma": "real", "lam_gen": "real", "generations": "int"}
+CHAIN_KEYS = {
+    "krr_chain": {**_PROBLEM, "T": "int", "lam": "any"},
+    "krr_spectrum": {**_PROBLEM, "T": "ints", "n": "ints", "fit_range": "ints"},
+    "krr_strategies": {**_PROBLEM, "T": "int", "lam": "real", "variants": "list"},
+}
+KINDS = tuple(CHAIN_KEYS)
+DATA_KEYS = {"kind": "str", "test": "int", "path": "str", "limit": "int", "N": "int", "p": "int", "beta": "real",
+             "r": "real", "key": "int", "signal": "real"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,10 +58,15 @@ class KernelExperiment:
 def from_config(cfg: dict, default_name: str) -> KernelExperiment:
     _checks.sections(cfg, {"name", "kind", "description", "data", "kernel", "chain", "simulation"},
                      f"a {cfg['kind']} experiment")
-    sim = cfg.get("simulation", {})
-    return KernelExperiment(cfg.get("name", default_name), cfg["kind"], cfg.get("description", ""),
-                            dict(cfg.get("data", {"kind": "digits"})), dict(cfg.get("kernel", {"name": "rbf"})),
-                            dict(cfg.get("chain", {})), int(sim.get("seeds", 200)), int(sim.get("key", 0)), cfg)
+    sim = _checks.table(cfg.get("simulation", {}), {"seeds": "int", "key": "int"}, "[simulation]")
+    chain = _checks.table(cfg.get("chain", {}), CHAIN_KEYS[cfg["kind"]], "[chain]")
+    data = _checks.table(cfg.get("data", {"kind": "digits"}), DATA_KEYS, "[data]")
+    kernel = dict(cfg.get("kernel", {"name": "rbf"}))
+    params = {k: v for k, v in kernel.items() if k != "name"}
+    _check_params(_checks.choice("kernel.name", kernel.get("name", "rbf"), tuple(KERNELS)), params)
+    return KernelExperiment(_checks.name(cfg.get("name", default_name)), cfg["kind"], cfg.get("description", ""),
+                            data, kernel, chain, _checks.size("simulation.seeds", sim.get("seeds", 200)),
+                            sim.get("key", 0), cfg)
 
 
 def runner(kind: str):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from collapse_jax import _checks
 from collapse_jax.theory.moments import Moments, along_last
 
 _BISECTIONS = 80  # log-bracket width < 80, so 80 halvings reach float64 resolution
@@ -23,7 +25,6 @@ def _residual(kappa, eigenvalues, lam, T):
     return kappa - lam - kappa * df(eigenvalues, kappa, 1) / T
 
 
-@jax.custom_jvp
 def kappa(eigenvalues, lam, T):
     """The effective regularisation: the root kappa >= lam of kappa - lam = kappa df_1(kappa)/T.
 
@@ -34,6 +35,14 @@ def kappa(eigenvalues, lam, T):
         >>> round(float(kappa(jnp.ones(100), 0.0, 50.0)), 6)  # isotropic, phi = 2: kappa = phi - 1
         1.0
     """
+    _checks.real_array("eigenvalues", eigenvalues, lo=0.0, lo_open=True)
+    _checks.real_array("lam", lam, lo=0.0)
+    _checks.real_array("T", T, lo=0.0, lo_open=True)
+    return _kappa(eigenvalues, lam, T)
+
+
+@jax.custom_jvp
+def _kappa(eigenvalues, lam, T):
     # g(k) = k (1 - df_1(k)/T) <= k, and g(k) >= k - tr(Sigma)/T: the root lies in [lo, lam + tr Sigma/T].
     # Below lo = 1e-12 min(eig), df_1 > d - 1, so g(lo) < 0 whenever d > T, and g(lo) <= lo <= lam always.
     tiny = 1e-12 * jnp.min(eigenvalues)
@@ -51,10 +60,10 @@ def kappa(eigenvalues, lam, T):
     return jnp.where(_residual(lo, eigenvalues, lam, T) >= 0, 0.0, root)  # no positive root: kappa = 0
 
 
-@kappa.defjvp
+@_kappa.defjvp
 def _kappa_jvp(primals, tangents):
     eigenvalues, lam, T = primals
-    k = kappa(eigenvalues, lam, T)
+    k = _kappa(eigenvalues, lam, T)
     # Implicit function theorem on the residual: dk = -(dR/dtheta . dtheta) / (dR/dk), dR/dk = 1 - df_2/T.
     _, r_dot = jax.jvp(lambda e, l, t: _residual(k, e, l, t), primals, tangents)
     return k, -r_dot / (1.0 - df(eigenvalues, k, 2) / T)
@@ -107,7 +116,23 @@ def isotropic_test_error(d, T, lam, signal, sigma, n=0, T0=None, sigma0=0.0):
     kappa = [lam + phi - 1 + sqrt((lam + phi - 1)^2 + 4 lam)] / 2,
     E = (kappa^2 signal + sigma^2 phi) / ((1+kappa)^2 - phi)
         + n sigma0^2 d/(T0-d-1) [(1+kappa) - phi (1-kappa)] / [(1+kappa)((1+kappa)^2 - phi)].
+
+    Example:
+        >>> round(float(isotropic_test_error(d=100, T=200, lam=0.0, signal=1.0, sigma=1.0)), 6)  # phi/(1-phi)
+        1.0
     """
+    for arg, value, lo, lo_open in (("d", d, 0.0, True), ("T", T, 0.0, True), ("lam", lam, 0.0, False),
+                                    ("signal", signal, 0.0, False), ("sigma", sigma, 0.0, False),
+                                    ("n", n, 0.0, False), ("sigma0", sigma0, 0.0, False)):
+        _checks.real_array(arg, value, lo=lo, lo_open=lo_open)
+    if _checks.is_concrete(lam) and _checks.is_concrete(T) and np.any((np.asarray(lam) == 0)
+                                                                       & (np.asarray(d) == np.asarray(T))):
+        raise ValueError(f"lam = 0 at T = d = {d}: the interpolating fit's error is infinite; use lam > 0 or T != d")
+    if T0 is not None:
+        _checks.real_array("T0", T0)
+        if _checks.is_concrete(T0) and np.any(np.asarray(T0) < np.asarray(d) + 2):
+            raise ValueError(f"T0 must be >= d + 2 = {np.max(np.asarray(d)) + 2} (OLS generators with a finite "
+                             f"error), got {T0}")
     phi = d / T
     u = lam + phi - 1
     k = 0.5 * (u + jnp.sqrt(u**2 + 4 * lam))
