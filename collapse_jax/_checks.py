@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import inspect
 import numbers
 
 import jax
@@ -23,7 +25,7 @@ def is_concrete(x) -> bool:
 def real_array(name: str, x, *, lo: float | None = None, lo_open: bool = False, hi: float | None = None,
                ndim: tuple = (0, 1, 2, 3)):
     """Check a number or 1-D array of reals: finite, >= lo (> lo with lo_open), <= hi. Returns it unchanged."""
-    if isinstance(x, (str, bytes, dict, complex, set)):
+    if x is None or isinstance(x, (str, bytes, dict, complex, set)):
         raise ValueError(f"{name} must be a real number or array of them, got {x!r}")
     if not is_concrete(x):
         return x
@@ -129,3 +131,92 @@ def table(cfg, schema: dict, what: str) -> dict:
     for key, value in cfg.items():
         _KINDS[schema[key]](f"{what.strip('[]')}.{key}", value)
     return dict(cfg)
+
+
+# -- one validation layer for public functions: @checked(arg=rule, ...) ------------------------------------------
+# A rule is called as rule(name, value) before the function runs and raises a ValueError naming the argument.
+# Rules skip tracers (see real_array), so a checked function still runs under jit, vmap and grad.
+
+MAX_GENERATIONS = 10**6  # beyond this a chain or a recursion would run for hours or fill memory: refused up front
+MAX_SIZE = 10**7  # dimensions and sample sizes: a d x d or M-row array past this does not fit in memory
+SCALE_MAX = 1e15  # noise levels, scales, bandwidths: squares summed over many generations stay finite in float32
+
+
+def Int(lo: int = 0, hi: int | None = None, many: bool = False):
+    """An integer (bool refused) in [lo, hi]; with many, also a non-empty 1-D sequence or array of them."""
+    def rule(name, x):
+        if isinstance(x, jax.core.Tracer):
+            return
+        if not is_concrete(x):
+            raise ValueError(f"{name} must be an integer{' (or a sequence of them)' if many else ''}, got {x!r}")
+        try:
+            arr = np.asarray(x, dtype=object) if isinstance(x, (list, tuple)) else np.asarray(x)
+        except ValueError:  # ragged
+            arr = np.asarray([None, None])[None]
+        if arr.ndim > (1 if many else 0):
+            raise ValueError(f"{name} must be {'an integer or a 1-D sequence of them' if many else 'one integer'}, "
+                             f"got {x!r}")
+        items = arr.ravel().tolist()
+        if not items:
+            raise ValueError(f"{name} must not be empty")
+        for v in items:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral, np.integer)):
+                raise ValueError(f"{name} must be an integer{' (or integers)' if many else ''}, got {v!r}")
+            if v < lo or (hi is not None and v > hi):
+                raise ValueError(f"{name} must be in [{lo}, {hi if hi is not None else 'inf'}], got {int(v)}")
+    return rule
+
+
+def Real(lo: float | None = None, lo_open: bool = False, hi: float | None = None, ndim=(0, 1)):
+    """Finite real numbers (a scalar or an array with ndim in `ndim`) in the given range."""
+    return lambda name, x: real_array(name, x, lo=lo, lo_open=lo_open, hi=hi, ndim=ndim)
+
+
+def Instance(*classes):
+    """An instance of one of `classes` (the lab's configs: Spectrum, Generators, Downstream, ...)."""
+    def rule(name, x):
+        if not isinstance(x, classes):
+            raise ValueError(f"{name} must be a {' or '.join(c.__name__ for c in classes)}, got {x!r}"[:300])
+    return rule
+
+
+def OneOf(*allowed):
+    return lambda name, x: choice(name, x, allowed)
+
+
+def Optional(rule):
+    """None, or what `rule` accepts."""
+    return lambda name, x: None if x is None else rule(name, x)
+
+
+def Key():
+    """A PRNG seed: an int in [0, 2**31) (int32-safe with x64 off), or a JAX key (typed, or raw uint32 (2,))."""
+    def rule(name, x):
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return
+        if isinstance(x, (np.ndarray, jax.Array)) and x.shape == (2,) and x.dtype == np.uint32:
+            return
+        Int(0, 2**31 - 1)(name, x)
+    return rule
+
+
+def checked(**rules):
+    """Decorator: validate the named arguments with their rules before the call; an unknown keyword argument or a
+    missing one is a ValueError too (not a TypeError traceback)."""
+    def wrap(fn):
+        sig = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            try:
+                bound = sig.bind(*args, **kwargs)
+            except TypeError as err:
+                raise ValueError(f"{fn.__name__}: {err}") from None
+            for arg, rule in rules.items():
+                if arg in bound.arguments:
+                    rule(arg, bound.arguments[arg])
+            return fn(*args, **kwargs)
+
+        inner.__signature__ = sig
+        return inner
+    return wrap

@@ -21,6 +21,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from collapse_jax._checks import Instance, Int, Key, OneOf, Optional, Real, checked
 
 from collapse_jax import _checks
 from collapse_jax.problem import Downstream, Generators
@@ -35,6 +36,7 @@ _NEWTON = 12
 
 
 @float64
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(0, _checks.MAX_GENERATIONS, many=True), T=Optional(Real(lo=0.0, lo_open=True)), bounds=Real(lo=0.0, lo_open=True, ndim=(1,)))
 def optimal_lambda(spec: Spectrum, gen: Generators, down: Downstream, n, T=None, bounds=(1e-9, 1e4)):
     """The lambda minimising the predicted downstream test error after n generations.
 
@@ -93,16 +95,19 @@ def _argmin(eig, w0, mom, T, sigma, lo, hi, plain, p):
     return jax.vmap(best)(mom, T)
 
 
+@checked(c=Real(lo=0.0, lo_open=True, ndim=(0,)), ell=Real(lo=0.0, ndim=(0,)))
 def power_law(c: float, ell: float) -> Schedule:
     """lambda = c T^-ell, whatever the generation."""
     return lambda T, n=0: c * np.asarray(T, float) ** -ell
 
 
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream))
 def naive(spec: Spectrum, gen: Generators, down: Downstream) -> Schedule:
     """The lambda that is best for clean data (n = 0), applied whatever the generation."""
     return lambda T, n=0: optimal_lambda(spec, gen, down, 0, T)
 
 
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream))
 def adaptive(spec: Spectrum, gen: Generators, down: Downstream) -> Schedule:
     """The lambda that is best for the actual amount of fake data: optimal for (T, n)."""
     return lambda T, n=0: optimal_lambda(spec, gen, down, n, T)

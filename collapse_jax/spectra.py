@@ -62,8 +62,8 @@ class Spectrum:
     @classmethod
     def isotropic(cls, d: int, signal: float = 1.0) -> "Spectrum":
         """Sigma = I_d and a teacher with equal coordinates, scaled so that ||w0||^2 = signal."""
-        d = _checks.size("d", d)
-        _checks.real_array("signal", signal, lo=0.0, ndim=(0,))
+        _checks.Int(1, _checks.MAX_SIZE)("d", d)
+        _checks.real_array("signal", signal, lo=0.0, hi=_checks.SCALE_MAX, ndim=(0,))
         return cls(np.ones(d), np.full(d, np.sqrt(signal / d)))
 
     @classmethod
@@ -72,13 +72,16 @@ class Spectrum:
 
         The teacher's coordinates are positive and normalised so that ||w0||^2_Sigma = signal.
         """
-        d = _checks.size("d", d)
+        _checks.Int(1, _checks.MAX_SIZE)("d", d)
         _checks.real_array("beta", beta, lo=0.0, lo_open=True, ndim=(0,))
         _checks.real_array("r", r, lo=0.0, lo_open=True, ndim=(0,))
-        _checks.real_array("signal", signal, lo=0.0, ndim=(0,))
+        _checks.real_array("signal", signal, lo=0.0, hi=_checks.SCALE_MAX, ndim=(0,))
         j = np.arange(1, d + 1, dtype=float)
         eigenvalues = j**-beta
         energy = j ** -(1.0 + 2.0 * beta * r)  # lambda_j w0_j^2 before normalisation
+        if not (eigenvalues[-1] > 0 and energy[0] / energy.sum() > 0 and np.all(np.isfinite(energy))):
+            raise ValueError(f"beta = {beta} and r = {r} at d = {d}: j^-beta or j^-(1 + 2 beta r) underflows "
+                             "float64; take smaller exponents or a smaller d")
         energy *= signal / energy.sum()
         return cls(eigenvalues, np.sqrt(energy / eigenvalues))
 

@@ -7,6 +7,26 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from collapse_jax._checks import SCALE_MAX, Real, checked, is_concrete
+
+_MEAN = Real(lo=-SCALE_MAX, hi=SCALE_MAX, ndim=(0, 1, 2, 3))  # squared differences stay finite
+_VAR = _MEAN  # scalar variances (broadcast over seeds and generations) or covariance matrices
+
+
+def _variances(var1, var2):
+    """As arrays; in 1-D (var1 a scalar) both must be > 0, else both square covariance matrices."""
+    var1, var2 = jnp.asarray(var1), jnp.asarray(var2)
+    if jnp.ndim(var1) > 0:
+        for name, v in (("var1", var1), ("var2", var2)):
+            if v.ndim != 2 or v.shape[0] != v.shape[1] or v.shape != var1.shape:
+                raise ValueError(f"{name} must be a scalar variance (var1; var2 may then be an array of them) or, "
+                                 f"in d dimensions, a d x d covariance like var1, got shape {v.shape}")
+    else:
+        for name, v in (("var1", var1), ("var2", var2)):
+            if is_concrete(v) and not bool(jnp.all(v > 0)):
+                raise ValueError(f"{name} must be > 0 (variances), got {v!r}")
+    return var1, var2
+
 
 def sort(x):
     """jnp.sort of a 1-D float array, 3-4 times faster on CPU: XLA sorts integers much faster than floats (whose
@@ -20,6 +40,7 @@ def sort(x):
     return jax.lax.bitcast_convert_type(jnp.where(keys < 0, keys ^ flip, keys), x.dtype)
 
 
+@checked(mean1=_MEAN, var1=_VAR, mean2=_MEAN, var2=_VAR)
 def w2sq_gaussian(mean1, var1, mean2, var2):
     """W2^2 between N(mean1, var1) and N(mean2, var2): scalars (1-D variances) or vectors and covariances,
     |m1 - m2|^2 + tr S1 + tr S2 - 2 tr (S2^1/2 S1 S2^1/2)^1/2 (the Bures term).
@@ -29,6 +50,8 @@ def w2sq_gaussian(mean1, var1, mean2, var2):
         >>> float(distances.w2sq_gaussian(0.0, 1.0, 1.0, 4.0))
         2.0
     """
+    mean1, mean2 = jnp.asarray(mean1), jnp.asarray(mean2)
+    var1, var2 = _variances(var1, var2)
     if jnp.ndim(var1) == 0:
         return (mean1 - mean2) ** 2 + (jnp.sqrt(var1) - jnp.sqrt(var2)) ** 2
     r2 = _psd_sqrt(var2)
@@ -41,6 +64,7 @@ def _psd_sqrt(S):
     return (V * jnp.sqrt(jnp.clip(w, 0))[None, :]) @ V.T
 
 
+@checked(mean1=_MEAN, var1=_VAR, mean2=_MEAN, var2=_VAR)
 def kl_gaussian(mean1, var1, mean2, var2):
     """KL(N(mean1, var1) || N(mean2, var2)), 1-D or with covariance matrices.
 
@@ -49,6 +73,8 @@ def kl_gaussian(mean1, var1, mean2, var2):
         >>> round(float(distances.kl_gaussian(0.0, 1.0, 0.0, 2.0)), 4)
         0.0966
     """
+    mean1, mean2 = jnp.asarray(mean1), jnp.asarray(mean2)
+    var1, var2 = _variances(var1, var2)
     if jnp.ndim(var1) == 0:
         return 0.5 * (jnp.log(var2 / var1) + (var1 + (mean1 - mean2) ** 2) / var2 - 1)
     d = var1.shape[-1]
@@ -107,11 +133,15 @@ def kl_sorted(x, y):
     return jnp.mean(jnp.log(nu / rho)) + jnp.log(m / (n - 1))
 
 
+@checked(p=Real(lo=0.0, hi=1.0), q=Real(lo=0.0, hi=1.0))
 def tv(p, q):
     """Total variation between two probability vectors: half the L1 distance."""
+    p, q = jnp.asarray(p), jnp.asarray(q)
     return 0.5 * jnp.sum(jnp.abs(p - q), axis=-1)
 
 
+@checked(p=Real(lo=0.0, hi=1.0), q=Real(lo=0.0, hi=1.0))
 def kl_discrete(p, q):
     """KL(p || q) for probability vectors (infinite where q loses a category that p has)."""
+    p, q = jnp.asarray(p), jnp.asarray(q)
     return jnp.sum(jnp.where(p > 0, p * (jnp.log(p) - jnp.log(q)), 0.0), axis=-1)

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from collapse_jax import _checks
+from collapse_jax._checks import Instance, Int, Key, OneOf, Optional, Real, checked
 
 
 class Dataset(NamedTuple):
@@ -21,6 +22,7 @@ class Dataset(NamedTuple):
     name: str
 
 
+@checked(classes=Optional(Int(1, 10**6)))
 def one_hot(labels, classes: int | None = None) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or labels.size == 0:
@@ -120,6 +122,7 @@ def _idx(path: Path, ndim: int) -> np.ndarray:
     return data.reshape(shape)
 
 
+@checked(N=Int(1, _checks.MAX_SIZE), p=Int(1, 10**5), key=Key(), signal=Real(lo=0.0, hi=_checks.SCALE_MAX, ndim=(0,)))
 def synthetic_power_law(N: int, p: int, beta: float, r: float, key: int = 0, signal: float = 1.0) -> Dataset:
     """Gaussian inputs x ~ N(0, diag(j^-beta)) in R^p with targets y = x.w0, where lambda_j w0_j^2 ∝ j^-(1+2 beta r)
     (the power-law source of MATH §1.1). With the linear kernel the kernel spectrum is the power law j^-beta.
@@ -136,6 +139,7 @@ def synthetic_power_law(N: int, p: int, beta: float, r: float, key: int = 0, sig
     return Dataset(X, (X @ np.asarray(spec.w0))[:, None], None, f"power_law(beta={beta}, r={r})")
 
 
+@checked(test=Int(1), key=Key())
 def split(data: Dataset, test: int, key: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(pool indices, test indices): `test` held-out points chosen at random, the rest form the pool."""
     N = len(data.X)

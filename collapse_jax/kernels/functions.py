@@ -85,7 +85,7 @@ def kernel_matrix(kernel, X, Y=None, *, block_size: int = 1024, **params) -> np.
         raise ValueError(f"X and Y must have the same number of features, got {X.shape[1]} and {Y.shape[1]}")
     out = np.empty((X.shape[0], Y.shape[0]))
     with jax.enable_x64(True):
-        block = jax.jit(functools.partial(kernel, **params))
+        block = jax.jit(functools.partial(kernel, **{k: float(v) for k, v in params.items()}))
         for i in range(0, X.shape[0], block_size):
             for j in range(i if symmetric else 0, Y.shape[0], block_size):
                 B = np.asarray(block(jnp.asarray(X[i:i + block_size]), jnp.asarray(Y[j:j + block_size])))
@@ -103,7 +103,7 @@ def _check_params(name: str, params: dict):
                "polynomial": {"degree", "offset", "scale"}, "arccos": {"order"}}[name]
     _checks.sections(params, allowed, f"the {name} kernel's parameters")
     if "lengthscale" in params:
-        _checks.real_array("lengthscale", params["lengthscale"], lo=0.0, lo_open=True, ndim=(0,))
+        _checks.real_array("lengthscale", params["lengthscale"], lo=0.0, lo_open=True, hi=_checks.SCALE_MAX, ndim=(0,))
     if "degree" in params:
         _checks.size("degree", params["degree"], lo=1)
     for key in ("offset", "scale"):
@@ -114,6 +114,7 @@ def _check_params(name: str, params: dict):
 
 
 def _inputs(name, X) -> np.ndarray:
+    _checks.real_array(name, X, ndim=(2,))
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] == 0:
         raise ValueError(f"{name} must be a 2-D array (points, features), got shape {X.shape}")

@@ -25,6 +25,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+from collapse_jax import _checks
+from collapse_jax._checks import Instance, Int, Key, OneOf, Optional, Real, checked
 
 from collapse_jax.chain import Metrics
 from collapse_jax.problem import Downstream, Generators
@@ -41,6 +43,7 @@ __all__ = ["test_error", "formula_kind", "generator_error", "metrics", "kappa", 
 
 
 @float64
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(0, _checks.MAX_GENERATIONS, many=True))
 def metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Metrics:
     """Expected test and generator errors after n generations (n: int or int array; output has n's shape)."""
     n = moments.generations_array(n, gen)
@@ -56,6 +59,7 @@ def metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Metrics:
     return Metrics(jnp.stack(flat).reshape(n.shape), gen_err)
 
 
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream))
 def formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
     """Which kind of prediction `metrics` makes for this config: "exact", "DE" (deterministic equivalent, within
     its finite-size gap) or "none" (it raises NoFormulaError). Decides how a comparison is judged."""
@@ -72,11 +76,13 @@ def formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
     return "DE"
 
 
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(0, _checks.MAX_GENERATIONS, many=True))
 def test_error(spec: Spectrum, gen: Generators, down: Downstream, n):
     """Expected test error of the downstream model trained on generation-n data (MATH §1.2-1.5)."""
     return metrics(spec, gen, down, n).test_error
 
 
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), n=Int(0, _checks.MAX_GENERATIONS, many=True))
 def generator_error(spec: Spectrum, gen: Generators, n):
     """Expected ||w_n - w0||^2_Sigma of the generators themselves."""
     return metrics(spec, gen, Downstream(T=spec.d + 2), n).generator_error

@@ -70,7 +70,7 @@ def slow_exponent(beta, r):
 def sigma_eff2(sigma, sigma0, n, phi0):
     """Effective label noise: fake data act as extra noise n sigma0^2 phi0 / (1 - phi0) (phi0 = d/T0 < 1)."""
     for arg, value in (("sigma", sigma), ("sigma0", sigma0), ("n", n), ("phi0", phi0)):
-        _checks.real_array(arg, value, lo=0.0)
+        _checks.real_array(arg, value, lo=0.0, hi=_checks.SCALE_MAX, ndim=(0, 1))
     phi0 = np.asarray(phi0, dtype=float)
     if np.any((phi0 <= 0) | (phi0 >= 1)):
         raise ValueError(f"phi0 = d/T0 must be in (0, 1) (under-parameterised generators), got {phi0}")

@@ -35,10 +35,10 @@ def kappa(eigenvalues, lam, T):
         >>> round(float(kappa(jnp.ones(100), 0.0, 50.0)), 6)  # isotropic, phi = 2: kappa = phi - 1
         1.0
     """
-    _checks.real_array("eigenvalues", eigenvalues, lo=0.0, lo_open=True)
-    _checks.real_array("lam", lam, lo=0.0)
-    _checks.real_array("T", T, lo=0.0, lo_open=True)
-    return _kappa(eigenvalues, lam, T)
+    _checks.real_array("eigenvalues", eigenvalues, lo=0.0, lo_open=True, ndim=(1, 2, 3))
+    _checks.real_array("lam", lam, lo=0.0, ndim=(0,))  # one root per call: vmap for many
+    _checks.real_array("T", T, lo=0.0, lo_open=True, ndim=(0,))
+    return _kappa(jnp.asarray(eigenvalues), jnp.asarray(lam), jnp.asarray(T))
 
 
 @jax.custom_jvp
@@ -124,12 +124,13 @@ def isotropic_test_error(d, T, lam, signal, sigma, n=0, T0=None, sigma0=0.0):
     for arg, value, lo, lo_open in (("d", d, 0.0, True), ("T", T, 0.0, True), ("lam", lam, 0.0, False),
                                     ("signal", signal, 0.0, False), ("sigma", sigma, 0.0, False),
                                     ("n", n, 0.0, False), ("sigma0", sigma0, 0.0, False)):
-        _checks.real_array(arg, value, lo=lo, lo_open=lo_open)
+        _checks.real_array(arg, value, lo=lo, lo_open=lo_open, hi=_checks.SCALE_MAX, ndim=(0, 1))
+    d, T, lam, signal, sigma, n, sigma0 = (jnp.asarray(v, float) for v in (d, T, lam, signal, sigma, n, sigma0))
     if _checks.is_concrete(lam) and _checks.is_concrete(T) and np.any((np.asarray(lam) == 0)
                                                                        & (np.asarray(d) == np.asarray(T))):
         raise ValueError(f"lam = 0 at T = d = {d}: the interpolating fit's error is infinite; use lam > 0 or T != d")
     if T0 is not None:
-        _checks.real_array("T0", T0)
+        _checks.real_array("T0", T0, ndim=(0, 1))
         if _checks.is_concrete(T0) and np.any(np.asarray(T0) < np.asarray(d) + 2):
             raise ValueError(f"T0 must be >= d + 2 = {np.max(np.asarray(d)) + 2} (OLS generators with a finite "
                              f"error), got {T0}")
