@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "collapse_jax needs Python 3.11+"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,data]'
+	$(PY) -m pip install --quiet -e '.[test,data,analysis]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_distributions.py
 	$(PY) benchmarks/bench_kernels.py
 	$(PY) benchmarks/bench_strategies.py
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/bench_peers.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -147,23 +147,26 @@ def Int(lo: int = 0, hi: int | None = None, many: bool = False):
     def rule(name, x):
         if isinstance(x, jax.core.Tracer):
             return
+        if many and isinstance(x, range):
+            x = list(x)
         if not is_concrete(x):
             raise ValueError(f"{name} must be an integer{' (or a sequence of them)' if many else ''}, got {x!r}")
         try:
             arr = np.asarray(x, dtype=object) if isinstance(x, (list, tuple)) else np.asarray(x)
         except ValueError:  # ragged
             arr = np.asarray([None, None])[None]
-        if arr.ndim > (1 if many else 0):
-            raise ValueError(f"{name} must be {'an integer or a 1-D sequence of them' if many else 'one integer'}, "
-                             f"got {x!r}")
+        if (arr.ndim > 0 and not many) or arr.dtype == object and arr.ndim > 1:  # arrays of any shape may
+            raise ValueError(f"{name} must be {'integers' if many else 'one integer'}, got {x!r}")  # broadcast
         items = arr.ravel().tolist()
         if not items:
             raise ValueError(f"{name} must not be empty")
         for v in items:
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral, np.integer)):
                 raise ValueError(f"{name} must be an integer{' (or integers)' if many else ''}, got {v!r}")
-            if v < lo or (hi is not None and v > hi):
-                raise ValueError(f"{name} must be in [{lo}, {hi if hi is not None else 'inf'}], got {int(v)}")
+            if v < lo:
+                raise ValueError(f"{name} must be >= {lo}, got {int(v)}")
+            if hi is not None and v > hi:
+                raise ValueError(f"{name} must be <= {hi}, got {int(v)}")
     return rule
 
 

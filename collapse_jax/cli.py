@@ -1,9 +1,10 @@
 """The `collapse-jax` command.
 
     collapse-jax run                       the default experiment (experiments/default.toml)
-    collapse-jax run experiments/NAME.toml [--seeds N] [--out DIR] [--quiet]
-    collapse-jax sweep SWEEP.toml [--out DIR] [--shard i/N] [--chunk-size N] [--quiet]
+    collapse-jax run experiments/NAME.toml [section.key=value ...] [--seeds N] [--out DIR] [--quiet]
+    collapse-jax sweep SWEEP.toml [section.key=value ...] [--out DIR] [--shard i/N] [--chunk-size N] [--quiet]
     collapse-jax merge DIR                 join the chunks that the shards of a sweep wrote
+    collapse-jax validate [--quick | --full] [--family F] [--out DIR]   every closed form against simulation
 """
 from __future__ import annotations
 
@@ -26,15 +27,26 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run an experiment: simulation beside theory, results file and figure")
     run.add_argument("config", nargs="?", help=f"experiment TOML (default: {DEFAULT})")
+    run.add_argument("settings", nargs="*", help="section.key=value settings applied to the file, e.g. "
+                     "downstream.T=500 generators.sigma0=0.5 (values parsed as TOML)")
     run.add_argument("--seeds", type=int, help="override [simulation] seeds")
     run.add_argument("--out", default="results", help="output folder (default: results)")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     sw = sub.add_parser("sweep", help="a grid of configs x seeds, chunked, resumable, shardable over processes")
     sw.add_argument("config", help="sweep TOML: [spectrum], [generators], [downstream], [grid], [simulation]")
+    sw.add_argument("settings", nargs="*", help='section.key=value settings, e.g. simulation.seeds=200 '
+                    'grid."down.lam"=[0.1,1.0]')
     sw.add_argument("--out", help="output folder (default: results/sweeps/NAME)")
     sw.add_argument("--shard", default="0/1", help="i/N: run the i-th of N slices (then `merge`)")
     sw.add_argument("--chunk-size", type=int, help="seeds per chunk (default: bounded by memory)")
     sw.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    va = sub.add_parser("validate", help="every closed form of the lab against simulation: table and report")
+    mode = va.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="few seeds, about a minute on 2 cores (the default)")
+    mode.add_argument("--full", action="store_true", help="10x the seeds")
+    va.add_argument("--family", help="comma-separated: regression, distributions, kernels (default: all)")
+    va.add_argument("--out", default="results/validate", help="report folder (default: results/validate)")
+    va.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     mg = sub.add_parser("merge", help="join the chunks of a sweep run in slices")
     mg.add_argument("out", help="the sweep's output folder")
     args = parser.parse_args(argv)
@@ -46,10 +58,16 @@ def main(argv=None) -> int:
 
     try:
         if args.command == "run":
-            exp = experiment.load(args.config or _default_experiment(), seeds=args.seeds)
+            if args.config and "=" in args.config:  # `run key=value` on the default experiment
+                args.settings, args.config = [args.config] + args.settings, None
+            exp = experiment.load(args.config or _default_experiment(), args.settings, seeds=args.seeds)
             experiment.run(exp, args.out, progress=not args.quiet)
         elif args.command == "sweep":
             _sweep(args)
+        elif args.command == "validate":
+            from collapse_jax import validate
+
+            return validate.main(args)
         else:
             from collapse_jax.sweep import merge
 
@@ -65,8 +83,6 @@ def main(argv=None) -> int:
 
 
 def _sweep(args):
-    import tomllib
-
     import numpy as np
 
     from collapse_jax import experiment
@@ -74,9 +90,7 @@ def _sweep(args):
     from collapse_jax.sweep import sweep
 
     path = Path(args.config)
-    if not path.is_file():
-        raise ValueError(f"sweep file {str(path)!r} does not exist")
-    cfg = tomllib.loads(path.read_text())
+    cfg = experiment.read_toml(path, args.settings, "sweep file")
     try:
         i, n = (int(x) for x in args.shard.split("/"))
     except ValueError:
@@ -100,10 +114,10 @@ def _sweep(args):
                 sampler=sim.get("sampler", "auto"),
                 chunk_size=args.chunk_size or sim.get("chunk_size"), shard=(i, n), progress=not args.quiet)
     if res is not None:
-        z = np.abs(res.zscore().test_error)
-        print(f"sweep done: test_error {res.test_error.shape} over axes {res.axes}; "
-              f"largest |z| against theory {np.nanmax(z) if np.isfinite(z).any() else float('nan'):.2f}; "
-              f"{len(res.invalid)} invalid point(s)")
+        print(f"sweep done: test_error {res.test_error.shape} over axes {res.axes}; {len(res.invalid)} invalid "
+              f"point(s), {len(res.no_theory)} without a formula")
+        for line in res.agreement():
+            print("  " + line)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def from_config(cfg: dict, default_name: str) -> Comparison:
                              _checks.build(Downstream, d, f"{where} downstream")))
         panels.append((str(p.get("title", "")), spec, tuple(variants)))
     plot = dict(cfg.get("plot", {}))
-    _checks.sections(plot, {"logy", "legend_title", "sharey"}, "[plot]")
+    _checks.sections(plot, {"logy", "legend_title", "sharey"} | set(plotting.PLOT_KEYS), "[plot]")
     return Comparison(name=_checks.name(cfg.get("name", default_name)), kind="compare",
                       description=cfg.get("description", ""), panels=tuple(panels), x=x, xs=xs, n=n,
                       seeds=_checks.size("simulation.seeds", sim.get("seeds", 400)),

@@ -75,14 +75,57 @@ class Experiment:
         return (s["beta"], s["r"]) if s.get("kind") == "power_law" else (None, None)
 
 
-def load(path: str | Path, **overrides) -> Experiment:
-    """Read an experiment file; overrides (e.g. seeds=100) replace [simulation] entries."""
+def load(path: str | Path, settings=(), **overrides) -> Experiment:
+    """Read an experiment file. settings: "section.key=value" strings (values parsed as TOML) applied to the
+    file before it is validated; overrides (e.g. seeds=100) replace [simulation] entries."""
+    cfg = read_toml(path, settings, "experiment file")
+    cfg.setdefault("simulation", {}).update({k: v for k, v in overrides.items() if v is not None})
+    return from_config(cfg, default_name=Path(path).stem)
+
+
+def read_toml(path: str | Path, settings=(), what: str = "file") -> dict:
+    """Parse a TOML file and apply command-line settings such as `downstream.T=500` or `grid."down.lam"=[0.1]`.
+
+    A value is parsed as TOML (numbers, booleans, lists, quoted strings); a bare word is taken as a string.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "e.toml"
+        >>> _ = p.write_text("[downstream]" + chr(10) + "T = 300")
+        >>> read_toml(p, ["downstream.T=500", "simulation.sampler=direct"])
+        {'downstream': {'T': 500}, 'simulation': {'sampler': 'direct'}}
+    """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"experiment file {str(path)!r} does not exist")
-    cfg = tomllib.loads(path.read_text())
-    cfg.setdefault("simulation", {}).update({k: v for k, v in overrides.items() if v is not None})
-    return from_config(cfg, default_name=path.stem)
+        raise ValueError(f"{what} {str(path)!r} does not exist")
+    try:
+        cfg = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{what} {str(path)!r} is not valid TOML: {err}") from None
+    for item in settings:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"a setting must look like section.key=value, got {item!r}")
+        try:  # a dotted TOML key parses quoted parts too: grid."down.lam"
+            parsed = tomllib.loads(f"{key.strip()} = {text.strip()}")
+        except tomllib.TOMLDecodeError:
+            if not text.strip().replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"setting {item!r}: {text.strip()!r} is not a TOML value (quote strings)") from None
+            parsed = tomllib.loads(f"{key.strip()} = {text.strip()!r}".replace("'", '"'))
+        _merge(cfg, parsed, item)
+    return cfg
+
+
+def _merge(cfg: dict, parsed: dict, item: str):
+    for k, v in parsed.items():
+        if k in cfg and isinstance(cfg[k], dict) and not isinstance(v, dict):
+            raise ValueError(f"setting {item!r}: {k!r} is a table in the file; set its keys (e.g. {k}.key=value)")
+        if isinstance(v, dict):
+            if k in cfg and not isinstance(cfg[k], dict):
+                raise ValueError(f"setting {item!r}: {k!r} is a value in the file, not a table")
+            _merge(cfg.setdefault(k, {}), v, item)
+        else:
+            cfg[k] = v
 
 
 def from_config(cfg: dict, default_name: str = "experiment") -> Experiment:
@@ -98,7 +141,7 @@ def from_config(cfg: dict, default_name: str = "experiment") -> Experiment:
     scan, sim, plot = dict(cfg.get("scan", {})), cfg.get("simulation", {}), cfg.get("plot", {})
     _checks.sections(scan, {"lam", "T", "n", "rules"}, "[scan]")
     _checks.sections(sim, {"seeds", "key", "sampler"}, "[simulation]")
-    _checks.sections(plot, {"x", "mark_crossover", "reference_slope"}, "[plot]")
+    _checks.sections(plot, {"x", "mark_crossover", "reference_slope"} | set(plotting.PLOT_KEYS), "[plot]")
     gen_cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.get("generators", {}).items()}
     down_cfg = dict(cfg.get("downstream", {}))
     if kind == "lambda_scan":
@@ -137,6 +180,11 @@ def _grid(name, spec) -> np.ndarray:
 
 def run(exp: Experiment, out_dir: str | Path = "results", progress: bool = True) -> dict:
     """Run the scan, save results and figure, print the theory-vs-simulation table. Returns the summary."""
+    with plotting.use(**plotting.options(exp.config.get("plot", {}))):
+        return _run(exp, out_dir, progress)
+
+
+def _run(exp: Experiment, out_dir, progress: bool) -> dict:
     t0 = time.perf_counter()
     family = next((f for f in FAMILIES if exp.kind in f.KINDS), None)
     if family is not None:
@@ -156,10 +204,23 @@ def run(exp: Experiment, out_dir: str | Path = "results", progress: bool = True)
     print(f"{exp.name}: theory vs simulation ({exp.seeds} seeds per point, {summary['seconds']:.1f}s)")
     for row in rows:
         print(row)
-    if "max_abs_z" in summary:
-        print(f"largest |z| = {summary['max_abs_z']:.2f}")
+    if "max_abs_z" in summary and summary.get("formula") in ("exact", "DE"):
+        d = exp.spec.d if hasattr(exp, "spec") else np.inf
+        ok, sentence = theory.agreement(summary["formula"], summary["max_abs_z"], summary.get("max_abs_rel_error"), d)
+        summary["agrees"] = ok
+        print(sentence)
+    elif "max_abs_z" in summary:
+        print(f"largest |z| = {summary['max_abs_z']:.2f} (each row above says which formula it checks)")
     print(f"wrote {npz}, {sidecar}, {', '.join(map(str, figs))}")
     return summary
+
+
+def _kind(exp, downs) -> str:
+    """"exact" when every point of the scan has an exact formula, else "DE" (some point is a deterministic
+    equivalent; the looser of the two criteria then applies to the whole scan)."""
+    kinds = {theory.formula_kind(exp.spec, exp.gen, dataclasses.replace(d, lam=float(lam)))
+             for d in downs for lam in exp.scan["lam"]}
+    return "exact" if kinds == {"exact"} else "DE"
 
 
 def _z_and_rel(sim, th):
@@ -181,7 +242,8 @@ def _run_lambda_scan(exp, progress):
     rows = [f"{'T':>5} {'n':>4} {'max |z|':>8} {'max |rel err|':>14}   over {len(lams)} lambdas"]
     rows += [f"{T:>5} {n:>4} {np.abs(z[i, :, n]).max():>8.2f} {np.abs(rel[i, :, n]).max():>14.2%}"
              for i, T in enumerate(Ts) for n in ns]
-    summary = dict(max_abs_z=float(np.abs(z[..., ns]).max()), max_abs_rel_error=float(np.abs(rel[..., ns]).max()))
+    summary = dict(max_abs_z=float(np.abs(z[..., ns]).max()), max_abs_rel_error=float(np.abs(rel[..., ns]).max()),
+                   formula=_kind(exp, downs))
     fig = _lambda_scan_figure(exp, downs, lams, ns, mean, sem, arrays["theory_test_error"])
     return arrays, axes, rows, summary, fig, dict(simulation=runs[0][2])
 
@@ -233,6 +295,7 @@ def _run_T_scan(exp, progress):
                         f"{np.abs(rel[i, :, n]).max():>9.2%} {s_sim:>10.3f} {s_th:>13.3f} "
                         f"{'-' if pred is None else f'{pred:.3f}':>10}")
     summary = dict(max_abs_z=float(np.abs(z[..., ns]).max()), max_abs_rel_error=float(np.abs(rel[..., ns]).max()),
+                   formula="DE",
                    slopes=slopes)
     marks = {}
     if exp.plot.get("mark_crossover") and beta is not None:

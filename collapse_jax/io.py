@@ -24,8 +24,11 @@ def environment() -> dict:
     )
 
 
-def save(stem: str | Path, arrays: dict, axes: dict, meta: dict) -> tuple[Path, Path]:
+def save(stem: str | Path, arrays: dict, axes: dict, meta: dict, coords: dict | None = None) -> tuple[Path, Path]:
     """Write stem.npz (arrays) and stem.json ({'axes': {array: [axis names]}, **meta, 'environment': ...}).
+
+    coords: {axis: values} for axes with coordinates; stored in the npz as "coord:AXIS" arrays, and every
+    array's length along a coordinated axis must match its coordinate (checked here, before anything is written).
 
     Example:
         >>> import numpy as np, tempfile, os
@@ -38,9 +41,16 @@ def save(stem: str | Path, arrays: dict, axes: dict, meta: dict) -> tuple[Path, 
     """
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
+    coords = {k: np.asarray(v) for k, v in (coords or {}).items()}
     for name, arr in arrays.items():
         if name not in axes or len(axes[name]) != np.ndim(arr):
             raise ValueError(f"axes must name every axis of array {name!r} (shape {np.shape(arr)})")
+        for axis, size in zip(axes[name], np.shape(arr)):
+            if axis in coords and len(coords[axis]) != size:
+                raise ValueError(f"array {name!r} has {size} entries along axis {axis!r}, its coordinate has "
+                                 f"{len(coords[axis])}")
+    arrays = dict(arrays) | {f"coord:{k}": v for k, v in coords.items()}
+    axes = dict(axes) | {f"coord:{k}": [k] for k in coords}
     npz, sidecar = stem.with_suffix(".npz"), stem.with_suffix(".json")
     tmp = stem.with_name(f"{stem.name}.{os.getpid()}.tmp.npz")  # per process: two writers never share one
     np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
@@ -75,6 +85,23 @@ def load(stem: str | Path) -> tuple[dict, dict]:
             raise ValueError(f"{sidecar} does not name the {arr.ndim} axes of array {name!r} (shape {arr.shape}) "
                              f"in {npz}: got {axes.get(name)!r}")
     return arrays, meta
+
+
+def to_xarray(variables: dict, coords: dict):
+    """An xarray.Dataset from {name: (dims, array)} and {dim: coordinate values} (the optional extra
+    `pip install 'collapse_jax[analysis]'`)."""
+    try:
+        import xarray as xr
+    except ImportError:
+        raise ValueError("to_xarray/to_dataframe need xarray and pandas: pip install 'collapse_jax[analysis]'") from None
+    return xr.Dataset({k: (list(dims), np.asarray(a)) for k, (dims, a) in variables.items()},
+                      coords={k: np.asarray(v) for k, v in coords.items()})
+
+
+def to_dataframe(variables: dict, coords: dict):
+    """Tidy long format (one row per coordinate combination, one column per variable, theory broadcast over
+    seeds), ready for pandas or seaborn."""
+    return to_xarray(variables, coords).to_dataframe().reset_index()
 
 
 def _jsonable(x):

@@ -45,7 +45,8 @@ class OptimizeExperiment:
 
 def from_config(cfg: dict, default_name: str) -> OptimizeExperiment:
     _checks.sections(cfg, {"name", "kind", "description", "spectrum", "generators", "downstream", "scan",
-                           "simulation"}, f"a {cfg['kind']} experiment")
+                           "simulation", "plot"}, f"a {cfg['kind']} experiment")
+    _checks.table(cfg.get("plot", {}), plotting.PLOT_KEYS, "[plot]")
     scan, sim = dict(cfg.get("scan", {})), dict(cfg.get("simulation", {}))
     _checks.sections(scan, SCAN[cfg["kind"]], "[scan]")
     _checks.sections(sim, {"seeds", "key"}, "[simulation]")

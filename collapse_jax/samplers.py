@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.linalg import cho_factor, cho_solve
+
+from collapse_jax._random import chi_square
 
 
 def design(key, sqrt_eig, rows: int):
@@ -30,8 +33,16 @@ def bartlett(key, d: int, T):
     k_diag, k_low = jax.random.split(key)
     dtype = jnp.zeros(()).dtype
     dof = jnp.asarray(T, dtype) - jnp.arange(d, dtype=dtype)
-    diag = jnp.sqrt(jax.random.chisquare(k_diag, dof, dtype=dtype))
-    return jnp.tril(jax.random.normal(k_low, (d, d), dtype), -1) + jnp.diag(diag)
+    diag = jnp.sqrt(chi_square(k_diag, dof))  # the lab's gamma sampler: 4x faster than jax.random's under vmap
+    return strictly_lower(jax.random.normal(k_low, (d * (d - 1) // 2,), dtype), d) + jnp.diag(diag)
+
+
+def strictly_lower(values, d: int):
+    """A d x d matrix with `values` (d(d-1)/2 of them) below the diagonal and zeros elsewhere: half the normal
+    draws of a full matrix masked by tril, which dominated the cost of a Bartlett factor (profiled at d = 100)."""
+    slot = np.zeros((d, d), np.int32)
+    slot[np.tril_indices(d, -1)] = np.arange(1, d * (d - 1) // 2 + 1)
+    return jnp.concatenate([jnp.zeros(1, values.dtype), values])[slot]  # a gather with constant indices
 
 
 def ols_step(key, w, sqrt_eig, T, s):
@@ -39,7 +50,7 @@ def ols_step(key, w, sqrt_eig, T, s):
     k_g, k_c = jax.random.split(key)
     d = w.shape[0]
     g = jax.random.normal(k_g, (d,), w.dtype)
-    c = jax.random.chisquare(k_c, jnp.asarray(T, w.dtype) - d + 1, dtype=w.dtype)
+    c = chi_square(k_c, jnp.asarray(T, w.dtype) - d + 1)
     return w + s * g / (jnp.sqrt(c) * sqrt_eig)
 
 

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
-from collapse_jax import _checks
+from collapse_jax import _checks, io
 from collapse_jax._checks import Instance, Int, Key, OneOf, Optional, Real, checked
 from collapse_jax.chain import Metrics, resolve_sampler, run_chain, working_rows
 from collapse_jax.problem import Downstream, Generators
@@ -49,6 +49,20 @@ class Result:
     def mean(self) -> Metrics:
         """Mean over seeds, per generation."""
         return seed_mean(self.metrics)
+
+    def _variables(self):
+        seeds, n = self.test_error.shape
+        first = self.config.get("seed_offset", 0)
+        return ({k: (("seed", "n"), v) for k, v in self.metrics._asdict().items()},
+                dict(seed=np.arange(first, first + seeds), n=np.arange(n)))
+
+    def to_xarray(self):
+        """The metrics as an xarray.Dataset with dimensions (seed, n) (needs the `analysis` extra)."""
+        return io.to_xarray(*self._variables())
+
+    def to_dataframe(self):
+        """One row per (seed, n) with columns test_error, generator_error (needs the `analysis` extra)."""
+        return io.to_dataframe(*self._variables())
 
     def sem(self) -> Metrics:
         """Standard error of that mean (ddof 1)."""

@@ -63,12 +63,46 @@ class SweepResult:
     grid: dict
     invalid: dict  # {"i,j,...": reason} for grid points that could not be simulated
     no_theory: dict  # {"i,j,...": reason} for grid points without a formula
+    formula: np.ndarray  # (*grid,) "exact", "DE" or "none": the kind of prediction at each point
+    d: int  # the spectrum's dimension (sets the deterministic equivalents' finite-size bound)
 
     def mean(self) -> Metrics:
         return seed_mean(Metrics(self.test_error, self.generator_error))
 
     def sem(self) -> Metrics:
         return seed_sem(Metrics(self.test_error, self.generator_error))
+
+    def _variables(self):
+        names = list(self.axes[:-2])
+        seeds, n = self.test_error.shape[-2:]
+        variables = {k: (self.axes, getattr(self, k)) for k in ("test_error", "generator_error")}
+        variables |= {k: (names + ["n"], getattr(self, k)) for k in ("theory_test_error", "theory_generator_error")}
+        variables["formula"] = (names, self.formula)
+        coords = {a: np.asarray(self.grid[a]) for a in names} | dict(seed=np.arange(seeds), n=np.arange(n))
+        return variables, coords
+
+    def to_xarray(self):
+        """An xarray.Dataset: simulated metrics over (*grid, seed, n), theory over (*grid, n), the formula kind over
+        the grid, with the grid values as coordinates (needs the `analysis` extra)."""
+        return io.to_xarray(*self._variables())
+
+    def to_dataframe(self):
+        """Tidy long format: one row per (grid point, seed, n), theory and formula kind beside the simulation."""
+        return io.to_dataframe(*self._variables())
+
+    def agreement(self) -> list[str]:
+        """One sentence per kind of formula on the grid (exact, DE): the largest |z| and relative gap of the test
+        error over those points and generations, judged as `theory.agreement` does."""
+        z, mean = np.abs(self.zscore().test_error), self.mean().test_error
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.abs(mean / self.theory_test_error - 1)
+        out = []
+        for kind in ("exact", "DE"):
+            mask = self.formula == kind
+            if mask.any() and np.isfinite(z[mask]).any():
+                out.append(theory.agreement(kind, float(np.nanmax(z[mask])), float(np.nanmax(rel[mask])),
+                                            self.d)[1])
+        return out
 
     def zscore(self) -> Metrics:
         """(mean - theory) / sem at every grid point and generation (NaN where either is missing)."""
@@ -201,6 +235,7 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
         per_static.append({k: np.concatenate([p[k] for p in parts], axis=1) for k in Metrics._fields})
     grid_shape = tuple(len(values[n]) for n in names)
     arrays, th, invalid, no_theory = {}, {}, {}, {}
+    formula = np.full(tuple(len(values[n]) for n in names), "none", dtype="<U5")
     for k in Metrics._fields:
         stacked = np.stack([p[k] for p in per_static])  # (static, data, seed, n)
         arrays[k] = _to_grid(stacked, names, static_names, data_names, values)
@@ -214,6 +249,7 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
             for k in Metrics._fields:
                 arrays[k][point] = np.nan
             continue
+        formula[point] = theory.formula_kind(spec, g, d)
         try:
             t = theory.metrics(spec, g, d, np.arange(m["generations"] + 1))
             th[point] = (np.asarray(t.test_error), np.asarray(t.generator_error))
@@ -224,11 +260,14 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
     for point, (a, b) in th.items():
         th_test[point], th_gen[point] = a, b
     res = SweepResult(arrays["test_error"], arrays["generator_error"], th_test, th_gen,
-                      tuple(names) + ("seed", "n"), values, invalid, no_theory)
+                      tuple(names) + ("seed", "n"), values, invalid, no_theory, formula, spec.d)
     axes = {k: list(res.axes) for k in Metrics._fields} | {f"theory_{k}": names + ["n"] for k in Metrics._fields}
+    coords = {n: np.asarray(values[n]) for n in names} | {"seed": np.arange(m["seeds"]),
+                                                           "n": np.arange(m["generations"] + 1)}
     io.save(out / "sweep", dict(test_error=res.test_error, generator_error=res.generator_error,
-                                theory_test_error=th_test, theory_generator_error=th_gen), axes,
-            dict(config=m, grid=values, invalid=invalid, no_theory=no_theory, root_seed=m["key"]))
+                                theory_test_error=th_test, theory_generator_error=th_gen, formula=formula),
+            axes | dict(formula=names), dict(config=m, grid=values, invalid=invalid, no_theory=no_theory,
+                                             root_seed=m["key"], d=spec.d), coords=coords)
     if progress:
         print(f"[sweep] merged {out}: {len(invalid)} invalid point(s), {len(no_theory)} without theory",
               file=sys.stderr)
@@ -252,7 +291,7 @@ def load(out: str | Path) -> SweepResult:
                              f"{arrays[k].shape if k in arrays else 'no such array'}")
     return SweepResult(arrays["test_error"], arrays["generator_error"], arrays["theory_test_error"],
                        arrays["theory_generator_error"], tuple(names) + ("seed", "n"), meta["grid"],
-                       meta["invalid"], meta["no_theory"])
+                       meta["invalid"], meta["no_theory"], arrays["formula"], meta["d"])
 
 
 @functools.partial(jax.jit, static_argnames=("generations", "sampler"))

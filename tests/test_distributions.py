@@ -258,7 +258,7 @@ def test_discrete_distances():
     (lambda: discrete_chain(0, [0.5, 0.6], 10, 5, 10), "sum to 1"),
     (lambda: discrete_chain(0, [1.2, -0.2], 10, 5, 10), "non-negative"),
     (lambda: bootstrap_chain(0, 5, 5, 10, initial=[0, 1, 2, 3, 9]), "labels in 0..4"),
-    (lambda: theory.gaussian_w2(10, -1), "n must be integers >= 0"),
+    (lambda: theory.gaussian_w2(10, -1), "n must be >= 0"),
 ])
 def test_bad_inputs_raise(call, match):
     with pytest.raises(ValueError, match=match):

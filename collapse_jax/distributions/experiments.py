@@ -52,7 +52,8 @@ class DistributionExperiment:
 
 
 def from_config(cfg: dict, default_name: str) -> DistributionExperiment:
-    _checks.sections(cfg, {"name", "kind", "description", "chain", "simulation"}, f"a {cfg['kind']} experiment")
+    _checks.sections(cfg, {"name", "kind", "description", "chain", "simulation", "plot"}, f"a {cfg['kind']} experiment")
+    _checks.table(cfg.get("plot", {}), plotting.PLOT_KEYS, "[plot]")
     sim = _checks.table(cfg.get("simulation", {}), SIMULATION_KEYS, "[simulation]")
     chain = _checks.table(cfg.get("chain", {}), CHAIN_KEYS[cfg["kind"]], "[chain]")
     return DistributionExperiment(_checks.name(cfg.get("name", default_name)), cfg["kind"], cfg.get("description", ""),
@@ -172,7 +173,7 @@ def _kde_chain(exp, progress):
     measure = _log_grid(G, 25)
     import matplotlib.pyplot as plt
 
-    with plt.style.context(plotting.STYLE):
+    with plotting.style():
         fig, axs = plt.subplots(2, 4, figsize=(16, 7.5))
     rows = [f"{'start':>18} {'bandwidth':>10} {'max |z| E s_n^2':>16} {'W2^2 at n=G':>12} {'KL at n=G':>10}"]
     arrays, zs = dict(n=measure), []
@@ -313,7 +314,7 @@ def _gaussian_strategies(exp, progress):
     mean, sem = sim.mean(-1), sim.std(-1, ddof=1) / np.sqrt(exp.seeds)
     import matplotlib.pyplot as plt
 
-    with plt.style.context(plotting.STYLE):
+    with plotting.style():
         fig, axs = plt.subplots(2, len(dims), figsize=(4.6 * len(dims), 7.6), squeeze=False)
     names = (r"$E\|\mu_G - \mu_0\|^2$", r"$E\,\mathrm{tr}\,\Sigma_G / \mathrm{tr}\,\Sigma_0$")
     for i, d in enumerate(dims):

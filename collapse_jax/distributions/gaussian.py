@@ -17,6 +17,7 @@ import numpy as np
 from collapse_jax import _checks
 from collapse_jax._checks import Instance, Int, Key, OneOf, Optional, Real, checked
 from collapse_jax._random import chi_square, log_gamma, subset
+from collapse_jax.samplers import strictly_lower
 from collapse_jax.simulate import map_seeds
 
 ESTIMATORS = ("mle", "unbiased")
@@ -211,7 +212,7 @@ def _bartlett(key, dof, d):
     """Lower-triangular B with B B^T ~ Wishart(I_d, dof): sqrt(chi^2_{dof - i}) on the diagonal, N(0, 1) below."""
     k1, k2 = jax.random.split(key)
     diag = jnp.sqrt(chi_square(k1, dof - jnp.arange(d)))
-    return jnp.tril(jax.random.normal(k2, (d, d)), -1) + jnp.diag(diag)
+    return strictly_lower(jax.random.normal(k2, (d * (d - 1) // 2,)), d) + jnp.diag(diag)
 
 
 @functools.lru_cache(maxsize=32)

@@ -57,7 +57,7 @@ def resolve_lambdas(lam, T: int, generations: int) -> np.ndarray:
     return out
 
 
-@checked(key=Key(), T0=Int(1, _checks.MAX_SIZE), T=Int(1, _checks.MAX_SIZE), generations=Int(0, _checks.MAX_GENERATIONS), seeds=Int(1), sigma0=Real(lo=0.0, hi=_checks.SCALE_MAX, ndim=(0,)), sigma=Real(lo=0.0, hi=_checks.SCALE_MAX, ndim=(0,)), lam_gen=Real(lo=0.0, hi=_checks.SCALE_MAX, ndim=(0,)), chunk_size=Optional(Int(1)), progress=OneOf(True, False))
+@checked(key=Key(), T0=Int(1, _checks.MAX_SIZE), T=Int(1, _checks.MAX_SIZE), generations=Int(0, _checks.MAX_GENERATIONS), seeds=Int(1), sigma=Real(lo=0.0, hi=_checks.SCALE_MAX, ndim=(0,)), chunk_size=Optional(Int(1)), progress=OneOf(True, False))
 def krr_chain(K, Y, pool, test, *, T0: int, T: int, generations: int, seeds: int, key=0, sigma0=0.0,
               sigma=0.0, lam=1e-3, lam_gen=1e-3, labels=None, strategy: str = "replace", real_fraction=None,
               synthetic_fraction=None, chunk_size: int | None = None, progress: bool = False) -> KRRChain:
@@ -101,8 +101,8 @@ def krr_chain(K, Y, pool, test, *, T0: int, T: int, generations: int, seeds: int
     T0, T = _checks.size("T0", T0, lo=1), _checks.size("T", T, lo=1)
     G = _checks.size("generations", generations, lo=1)
     lams = resolve_lambdas(lam, T, G)
-    gen_noise = _per_generation("sigma0", sigma0, G, lo=0.0)
-    gen_lam = _per_generation("lam_gen", lam_gen, G, lo=0.0, lo_open=True)
+    gen_noise = _per_generation("sigma0", sigma0, G, lo=0.0, hi=_checks.SCALE_MAX)
+    gen_lam = _per_generation("lam_gen", lam_gen, G, lo=0.0, lo_open=True, hi=_checks.SCALE_MAX)
     _checks.real_array("sigma", sigma, lo=0.0, ndim=(0,))
     classes = np.zeros(len(test), int) if labels is None else np.asarray(labels, int)[test]
     _checks.choice("strategy", strategy, _checks.STRATEGIES)

@@ -56,7 +56,8 @@ class KernelExperiment:
 
 
 def from_config(cfg: dict, default_name: str) -> KernelExperiment:
-    _checks.sections(cfg, {"name", "kind", "description", "data", "kernel", "chain", "simulation"},
+    _checks.table(cfg.get("plot", {}), plotting.PLOT_KEYS, "[plot]")
+    _checks.sections(cfg, {"name", "kind", "description", "data", "kernel", "chain", "simulation", "plot"},
                      f"a {cfg['kind']} experiment")
     sim = _checks.table(cfg.get("simulation", {}), {"seeds": "int", "key": "int"}, "[simulation]")
     chain = _checks.table(cfg.get("chain", {}), CHAIN_KEYS[cfg["kind"]], "[chain]")
@@ -209,7 +210,7 @@ def _krr_spectrum(exp, progress):
         rows.append(f"{n:>3} {s_sim:>10.3f} {s_th:>13.3f} {pred:>17.3f} {gap:>14.1%}")
     import matplotlib.pyplot as plt
 
-    with plt.style.context(plotting.STYLE):
+    with plotting.style():
         fig, axs = plt.subplots(1, 3, figsize=(15, 4.6))
     k = np.arange(1, len(emp.eigenvalues) + 1)
     kf = np.arange(fit.k_range[0], fit.k_range[1] + 1)

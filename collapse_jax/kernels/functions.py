@@ -114,8 +114,10 @@ def _check_params(name: str, params: dict):
 
 
 def _inputs(name, X) -> np.ndarray:
-    _checks.real_array(name, X, ndim=(2,))
-    X = np.asarray(X, dtype=np.float64)
+    try:
+        X = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a 2-D array of real numbers") from None
     if X.ndim != 2 or X.shape[0] == 0:
         raise ValueError(f"{name} must be a 2-D array (points, features), got shape {X.shape}")
     if not np.all(np.isfinite(X)):

@@ -1,6 +1,12 @@
-"""Figures: theory as lines, simulation as markers with +-1 standard-error bars; PNG and PDF."""
+"""Figures: theory as lines, simulation as markers with +-1 standard-error bars; PNG and PDF.
+
+Every experiment's [plot] table may set `style` ("default" or "paper", a packaged single-column style) and
+`size` ([width, height] in inches, applied when the figure is saved); `use` applies them to all figures drawn
+inside it.
+"""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import matplotlib
@@ -10,7 +16,40 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from collapse_jax import _checks  # noqa: E402
+
 STYLE = Path(__file__).with_name("collapse.mplstyle")
+STYLES = {"default": STYLE, "paper": Path(__file__).with_name("paper.mplstyle")}
+PLOT_KEYS = {"style": "str", "size": "reals"}  # the [plot] keys every family accepts
+_current = {"style": STYLE, "size": None}
+
+
+def options(table: dict) -> dict:
+    """The style and size of a [plot] table, checked: {"style": name, "size": (w, h) or None}."""
+    style = _checks.choice("plot.style", table.get("style", "default"), tuple(STYLES))
+    size = table.get("size")
+    if size is not None:
+        _checks.real_array("plot.size", size, lo=0.5, hi=50.0, ndim=(1,))
+        if len(size) != 2:
+            raise ValueError(f"plot.size must be [width, height] in inches, got {size!r}")
+        size = tuple(float(v) for v in size)
+    return dict(style=style, size=size)
+
+
+@contextlib.contextmanager
+def use(style: str = "default", size=None):
+    """Draw (and save) the figures made inside with this style and size."""
+    old = dict(_current)
+    _current.update(style=STYLES[style], size=size)
+    try:
+        yield
+    finally:
+        _current.update(old)
+
+
+def style():
+    """A context applying the current style (for figures drawn with plt directly)."""
+    return plt.style.context(_current["style"])
 
 
 def theory_vs_simulation(x_theory, theory, x_sim, sim_mean, sim_sem, labels, *, xlabel, ylabel, title,
@@ -20,7 +59,7 @@ def theory_vs_simulation(x_theory, theory, x_sim, sim_mean, sim_sem, labels, *, 
     Draws into `ax` when given (panels), else a new figure; returns the figure. reference_slope: a grey
     line of that log-log slope through the start of the first curve.
     """
-    with plt.style.context(STYLE):
+    with style():
         fig, ax = plt.subplots() if ax is None else (ax.figure, ax)
         for i, label in enumerate(labels):
             line, = ax.plot(x_theory, theory[i], label=label)
@@ -41,16 +80,23 @@ def theory_vs_simulation(x_theory, theory, x_sim, sim_mean, sim_sem, labels, *, 
 
 def panels(count: int, sharey: bool = True):
     """A row of `count` panels (sharing the y axis unless told not to) in the lab's style: (figure, axes)."""
-    with plt.style.context(STYLE):
-        width = 6.4 if count == 1 else 3.8 * count
-        fig, axs = plt.subplots(1, count, figsize=(width, 4.4), sharey=sharey, squeeze=False)
+    with style():
+        w, h = plt.rcParams["figure.figsize"]
+        fig, axs = plt.subplots(1, count, figsize=(w if count == 1 else 0.6 * w * count, h), sharey=sharey,
+                                squeeze=False)
     return fig, list(axs[0])
 
 
 def _plain_minor_ticks(ax):
-    """No labels on log-axis minor ticks: they overlap."""
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    """Readable log axes: minor ticks labelled only where a log axis spans less than a decade (else one labelled
+    tick or none would be left), unlabelled elsewhere so that they do not overlap."""
+    for axis, scale, lim in ((ax.xaxis, ax.get_xscale(), ax.get_xlim()), (ax.yaxis, ax.get_yscale(), ax.get_ylim())):
+        if scale != "log":
+            continue
+        lo, hi = sorted(lim)
+        short = lo > 0 and np.log10(hi / lo) < 1.2
+        axis.set_minor_formatter(matplotlib.ticker.LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(2, 2))
+                                 if short else matplotlib.ticker.NullFormatter())
 
 
 def curves_against_T(T_theory, theory, T_sim, sim_mean, sim_sem, ns, rule_labels, title, crossover=None,
@@ -61,7 +107,7 @@ def curves_against_T(T_theory, theory, T_sim, sim_mean, sim_sem, ns, rule_labels
     crossover: {n: T*} drawn as dotted vertical lines. reference_slope: a grey line of that slope.
     """
     styles = ["-", "--", ":", "-."]
-    with plt.style.context(STYLE):
+    with style():
         fig, ax = plt.subplots()
         colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         for i, label in enumerate(rule_labels):
@@ -84,9 +130,13 @@ def curves_against_T(T_theory, theory, T_sim, sim_mean, sim_sem, ns, rule_labels
 
 
 def save(fig, stem: str | Path) -> list[Path]:
-    """Write stem.png and stem.pdf."""
+    """Write stem.png and stem.pdf, at the size `use` set (if any), every panel's log axes readable."""
     stem = Path(stem)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    if _current["size"] is not None:
+        fig.set_size_inches(*_current["size"])
+    for ax in fig.axes:
+        _plain_minor_ticks(ax)
     for p in paths:
         fig.savefig(p)
     plt.close(fig)
