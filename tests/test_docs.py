@@ -12,7 +12,7 @@ MODULES = ["collapse_jax", "collapse_jax.spectra", "collapse_jax.problem", "coll
            "collapse_jax.distributions.discrete", "collapse_jax.distributions.distances",
            "collapse_jax.distributions.theory", "collapse_jax.kernels",
            "collapse_jax.kernels.functions", "collapse_jax.kernels.data", "collapse_jax.kernels.chain",
-           "collapse_jax.kernels.theory"]
+           "collapse_jax.kernels.theory", "collapse_jax.experiment", "collapse_jax.validate"]
 
 
 @pytest.mark.parametrize("name", MODULES)
