@@ -223,3 +223,24 @@ def checked(**rules):
         inner.__signature__ = sig
         return inner
     return wrap
+
+
+def strict_init(cls):
+    """Class decorator for config dataclasses: an unknown keyword argument is a ValueError naming it and the
+    nearest valid name (Python's TypeError would be a traceback that names neither)."""
+    init = cls.__init__
+    names = [p for p in inspect.signature(init).parameters if p != "self"]
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown:
+            near = difflib.get_close_matches(unknown[0], names, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ValueError(f"{cls.__name__}: unknown argument(s) {unknown}{hint}; allowed: {names}")
+        if len(args) > len(names):
+            raise ValueError(f"{cls.__name__} takes at most {len(names)} arguments ({names}), got {len(args)}")
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+    return cls

@@ -85,18 +85,24 @@ def main(argv=None) -> int:
 def _sweep(args):
     import numpy as np
 
-    from collapse_jax import experiment
+    from collapse_jax import _checks, experiment
     from collapse_jax.problem import Downstream, Generators
     from collapse_jax.sweep import sweep
 
     path = Path(args.config)
     cfg = experiment.read_toml(path, args.settings, "sweep file")
+    if "kind" in cfg:  # an experiment of any family with a [grid] of its own keys
+        if args.shard != "0/1" or args.chunk_size:
+            raise ValueError("--shard and --chunk-size apply to regression sweep files (no `kind`); an experiment "
+                             "sweep runs its grid points one after the other")
+        out = args.out or Path("results/sweeps") / _checks.name(cfg.get("name", path.stem))
+        arrays, meta = experiment.sweep_file(cfg, out, progress=not args.quiet)
+        print(f"sweep done: {len(arrays)} arrays over {list(meta['grid'])} written to {out}/sweep.npz")
+        return
     try:
         i, n = (int(x) for x in args.shard.split("/"))
     except ValueError:
         raise ValueError(f"--shard must look like i/N, got {args.shard!r}") from None
-    from collapse_jax import _checks
-
     _checks.sections(cfg, {"name", "description", "spectrum", "generators", "downstream", "grid", "simulation"},
                      f"sweep file {str(path)!r}")
     sim = cfg.get("simulation", {})

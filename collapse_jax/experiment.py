@@ -31,7 +31,9 @@ Example TOML (a lambda scan):
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
+import itertools
 import sys
 import time
 import tomllib
@@ -184,19 +186,74 @@ def run(exp: Experiment, out_dir: str | Path = "results", progress: bool = True)
         return _run(exp, out_dir, progress)
 
 
-def _run(exp: Experiment, out_dir, progress: bool) -> dict:
-    t0 = time.perf_counter()
+def compute(exp, progress: bool = False):
+    """Simulation and theory of one experiment, any family: (arrays, axes, rows, summary, figure, extra)."""
     family = next((f for f in FAMILIES if exp.kind in f.KINDS), None)
     if family is not None:
         if progress:
-            print(f"[{exp.name}] {exp.kind}: {exp.chain}, {exp.seeds} seeds", file=sys.stderr)
-        arrays, axes, rows, summary, fig = family.runner(exp.kind)(exp, progress)
-        extra = {}
-    else:
+            print(f"[{exp.name}] {exp.kind}: {getattr(exp, 'chain', '')}, {exp.seeds} seeds", file=sys.stderr)
+        return family.runner(exp.kind)(exp, progress) + ({},)
+    if progress:
+        print(f"[{exp.name}] {exp.kind}: d={exp.spec.d}, T0={exp.gen.T0}, {exp.seeds} seeds", file=sys.stderr)
+    runner = {"lambda_scan": _run_lambda_scan, "T_scan": _run_T_scan, "optimal_lambda": _run_optimal_lambda}
+    return runner[exp.kind](exp, progress)
+
+
+def sweep_file(cfg: dict, out: str | Path, progress: bool = True) -> tuple[dict, dict]:
+    """Sweep an experiment of any family over a [grid] of its own keys ("chain.M", "kernel.lengthscale",
+    "spectrum.beta", ...): every combination runs the experiment with those values set (one compilation per
+    value of a size), and each of its arrays gains the grid axes in front. Writes out/sweep.npz (with coordinate
+    arrays) and out/sweep.json (the resolved config, the grid, each point's summary). Returns (arrays, meta).
+
+    Example TOML:
+        kind = "kde_chain"
+        [chain]
+        generations = 20
+        [grid]
+        "chain.M" = [50, 100]
+    """
+    cfg = dict(cfg)
+    grid = cfg.pop("grid", None)
+    if not isinstance(grid, dict) or not grid:
+        raise ValueError("a sweep file needs a [grid] table of experiment keys, e.g. \"chain.M\" = [50, 100]")
+    names = list(grid)
+    for name in names:
+        if not isinstance(grid[name], list) or not grid[name]:
+            raise ValueError(f"grid.{name} must be a non-empty list of values, got {grid[name]!r}")
+    points, per_point, summaries = list(itertools.product(*(grid[n] for n in names))), [], []
+    for i, values in enumerate(points):
+        point_cfg = copy.deepcopy(cfg)
+        for name, value in zip(names, values):
+            section, _, key = name.partition(".")
+            if not key or not isinstance(point_cfg.get(section, {}), dict):
+                raise ValueError(f"grid key {name!r} must name a key of a table, like \"chain.M\"")
+            point_cfg.setdefault(section, {})[key] = value
+        exp = from_config(point_cfg, default_name="sweep")
         if progress:
-            print(f"[{exp.name}] {exp.kind}: d={exp.spec.d}, T0={exp.gen.T0}, {exp.seeds} seeds", file=sys.stderr)
-        runner = {"lambda_scan": _run_lambda_scan, "T_scan": _run_T_scan, "optimal_lambda": _run_optimal_lambda}
-        arrays, axes, rows, summary, fig, extra = runner[exp.kind](exp, progress)
+            print(f"[sweep] point {i + 1}/{len(points)}: {dict(zip(names, values))}", file=sys.stderr)
+        arrays, axes, _, summary, fig, _ = compute(exp, progress=False)
+        plotting.close(fig)
+        per_point.append((arrays, axes))
+        summaries.append(summary)
+    arrays0, axes0 = per_point[0]
+    shape = tuple(len(grid[n]) for n in names)
+    stacked, axes = {}, {}
+    for k in arrays0:
+        parts = [np.asarray(a[k]) for a, _ in per_point]
+        if any(p.shape != parts[0].shape for p in parts):  # e.g. a grid over a size that shapes this array
+            raise ValueError(f"array {k!r} changes shape across the grid ({sorted({p.shape for p in parts})}); "
+                             "sweep that key in separate runs")
+        stacked[k] = np.stack(parts).reshape(shape + parts[0].shape)
+        axes[k] = names + list(axes0[k])
+    out = Path(out)
+    io.save(out / "sweep", stacked, axes, dict(config=cfg, grid=grid, summaries=summaries),
+            coords={n: np.asarray(grid[n]) for n in names})
+    return stacked, dict(axes=axes, grid=grid, summaries=summaries)
+
+
+def _run(exp: Experiment, out_dir, progress: bool) -> dict:
+    t0 = time.perf_counter()
+    arrays, axes, rows, summary, fig, extra = compute(exp, progress)
     summary["seconds"] = time.perf_counter() - t0
     out = Path(out_dir) / _checks.name(exp.name)
     npz, sidecar = io.save(out, arrays, axes, dict(config=exp.config, root_seed=exp.key, summary=summary, **extra))
@@ -205,7 +262,7 @@ def _run(exp: Experiment, out_dir, progress: bool) -> dict:
     for row in rows:
         print(row)
     if "max_abs_z" in summary and summary.get("formula") in ("exact", "DE"):
-        d = exp.spec.d if hasattr(exp, "spec") else np.inf
+        d = exp.spec.d if hasattr(exp, "spec") else np.inf  # distribution chains: exact formulas only
         ok, sentence = theory.agreement(summary["formula"], summary["max_abs_z"], summary.get("max_abs_rel_error"), d)
         summary["agrees"] = ok
         print(sentence)

@@ -17,6 +17,7 @@ static = dataclasses.field(metadata=dict(static=True))
 STRATEGIES = _checks.STRATEGIES
 
 
+@_checks.strict_init
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Generators:
@@ -125,6 +126,7 @@ class Generators:
         return jax.numpy.round(pi * T)
 
 
+@_checks.strict_init
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Downstream:

@@ -13,6 +13,7 @@ import numpy as np
 from collapse_jax import _checks
 
 
+@_checks.strict_init
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Spectrum:

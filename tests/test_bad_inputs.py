@@ -92,3 +92,43 @@ def test_bad_inputs_raise_a_named_error_or_return_finite_numbers(label, fn, vali
             if result not in ("clear", "finite"):
                 defects.append(f"{arg}={bad!r}: {result[:200]}")
     assert not defects, f"{label}: " + "; ".join(defects)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: cj.Generators(sigam0=1.0), "did you mean 'sigma0'"),
+    (lambda: cj.Downstream(TT=3), "did you mean 'T'"),
+    (lambda: cj.Spectrum(eigs=[1.0]), "eigs"),
+    (lambda: regularization.optimal_lambda(SPEC, GEN, DOWN, 1, bounds=(10, 1e-3)), "bounds"),
+    (lambda: theory.isotropic_test_error(d=10, T=20, lam=0.0, signal=1.0, sigma=1.0, n=1, T0=5, sigma0=1.0), "T0"),
+    (lambda: theory.isotropic_test_error(d=10, T=10, lam=0.0, signal=1.0, sigma=1.0), "infinite"),
+    (lambda: theory.sigma_eff2(1.0, 1.0, 1, 1.0), "phi0"),
+    (lambda: theory.kappa(np.ones(5), 0.1, 0), "T"),
+    (lambda: theory.crossover_T(-1.0, 2.0, 0.5), "sigma_eff2_"),
+    (lambda: theory.error_exponent(2.0, 0.5, float("nan")), "ell"),
+    (lambda: kde_chain(0, M=10, generations=3, seeds=2, bandwidth=1e200), "bandwidth"),
+    (lambda: cj.simulate(SPEC, GEN, DOWN, generations=10**9, seeds=2), "generations"),
+    (lambda: cj.Generators(T0=20, sigma0=np.float64(-1.0)), r"sigma0 must be >= 0.0, got -1.0$"),
+])
+def test_named_errors_for_the_issue_cases(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_float32_ols_downstream_at_T_equal_d_is_finite():
+    """lam = 0 at T = d: the factor is the Bartlett factor itself, no Cholesky of L L' (which failed in float32)."""
+    with jax.enable_x64(False):
+        res = cj.simulate(cj.Spectrum.isotropic(10), cj.Generators(T0=20), cj.Downstream(T=10), 2, 2000, key=0)
+    assert res.test_error.dtype == np.float32 and np.all(np.isfinite(res.test_error))
+
+
+def test_d_dimensional_gaussian_chain_stays_finite_in_float32():
+    from collapse_jax.distributions import theory as dt
+
+    with jax.enable_x64(False):
+        out = gaussian_chain(0, M=10, generations=5000, seeds=64, d=2, estimator="unbiased")
+    assert out.log_det.dtype == np.float32
+    assert all(np.all(np.isfinite(a)) for a in (out.mean, out.var, out.log_det))
+    ns = np.array([100, 1000, 5000])
+    ld, th = out.log_det[:, ns], dt.gaussian_logdet_drift(10, ns, 2, "unbiased")
+    z = (ld.mean(0) - th) / (ld.std(0, ddof=1) / np.sqrt(64))
+    assert np.abs(z).max() <= 4, z

@@ -176,7 +176,7 @@ def _kde_chain(exp, progress):
     with plotting.style():
         fig, axs = plt.subplots(2, 4, figsize=(16, 7.5))
     rows = [f"{'start':>18} {'bandwidth':>10} {'max |z| E s_n^2':>16} {'W2^2 at n=G':>12} {'KL at n=G':>10}"]
-    arrays, zs = dict(n=measure), []
+    zs, stats = [], dict(var=[], w2sq=[], kl=[])
     for r, (start_name, init) in enumerate(starts.items()):
         for i, bw in enumerate(bws):
             out = kde_chain(exp.key + 10 * r + i, M, G, exp.seeds, bandwidth=bw, init=init, keep=keep,
@@ -186,8 +186,8 @@ def _kde_chain(exp, progress):
             zs.append(_zmax(out.var[:, :, 0], th))
             rows.append(f"{start_name:>18} {str(bw):>10} {zs[-1]:>16.2f} {out.w2sq[:, -1].mean():>12.4g} "
                         f"{out.kl[:, -1].mean():>10.4g}")
-            tag = f"{'mix' if r else 'gauss'}_h{bw}"
-            arrays |= {f"var_{tag}": out.var[:, :, 0], f"w2sq_{tag}": out.w2sq, f"kl_{tag}": out.kl}
+            for k, v in (("var", out.var[:, :, 0]), ("w2sq", out.w2sq), ("kl", out.kl)):
+                stats[k].append(v)
             colour = f"C{i}"
             for ax, y, name in ((axs[r, 1], out.var[:, :, 0], "variance"), (axs[r, 2], out.w2sq, r"$W_2^2$"),
                                 (axs[r, 3], out.kl, "KL (nearest neighbour)")):
@@ -195,7 +195,7 @@ def _kde_chain(exp, progress):
                 ax.errorbar(n[1:], m[1:], yerr=s[1:], fmt="o", color=colour, mfc="white", ms=4,
                             label=f"h = {bw}")
                 ax.set(xscale="log", yscale="log" if name != "KL (nearest neighbour)" else "linear",
-                       xlabel="generation n", ylabel=name, title=f"{start_name}: {name}")
+                       xlabel="generation n", ylabel=name, title=f"{start_name}: {name.split(' (')[0]}")
             axs[r, 1].plot(n[1:], th[1:], color=colour)
             if i == 0:  # one chain's sample at the kept generations, for the first bandwidth (Borji's picture)
                 x = out.samples[0, :, :, 0]
@@ -205,11 +205,17 @@ def _kde_chain(exp, progress):
                 axs[r, 0].set(xlabel="x", ylabel="density", title=f"{start_name}: one chain, h = {bw}")
                 axs[r, 0].legend(fontsize=7)
         axs[r, 1].plot([], [], "k-", label="theory")
-        axs[r, 1].legend(fontsize=7)
+        for ax in axs[r, 1:]:  # every panel with markers says what they are
+            ax.legend(fontsize=7)
     fig.suptitle(exp.description or "KDE chains")
     fig.tight_layout()
-    axes = {k: (["n"] if k == "n" else ["seed", "n"]) for k in arrays}
-    return arrays, axes, rows, dict(max_abs_z=max(zs)), fig
+    # one array per statistic over (start, bandwidth, seed, n); n holds every generation measured or kept
+    arrays = {k: np.stack(v).reshape((len(starts), len(bws)) + v[0].shape) for k, v in stats.items()}
+    axes = {k: ["start", "bandwidth", "seed", "n"] for k in arrays}
+    arrays |= dict(n=n, start=np.array(list(starts)), bandwidth=np.array([str(b) for b in bws]))
+    axes |= dict(n=["n"], start=["start"], bandwidth=["bandwidth"])
+    # E s_n^2 is exact for a fixed h and for a rule h = f s alike (the recursion is linear in s^2)
+    return arrays, axes, rows, dict(max_abs_z=max(zs), formula="exact"), fig
 
 
 def _bootstrap(exp, progress):

@@ -129,6 +129,10 @@ def curves_against_T(T_theory, theory, T_sim, sim_mean, sim_sem, ns, rule_labels
     return fig
 
 
+def close(fig):
+    plt.close(fig)
+
+
 def save(fig, stem: str | Path) -> list[Path]:
     """Write stem.png and stem.pdf, at the size `use` set (if any), every panel's log axes readable."""
     stem = Path(stem)
