@@ -285,7 +285,11 @@ def test_distribution_experiments_run_and_save(name, tmp_path):
     assert summary["max_abs_z"] <= 4
     arrays, meta = io.load(tmp_path / name)
     assert meta["config"]["kind"] == cfg["kind"] and (tmp_path / f"{name}.png").stat().st_size > 10_000
-    assert all(np.all(np.isfinite(a)) for a in arrays.values())
+    assert all(np.all(np.isfinite(a)) for a in arrays.values() if a.dtype.kind == "f")
+    for k, axes in meta["axes"].items():  # every array's generations axis matches the saved n (kde_borji's did not)
+        for axis, size in zip(axes, arrays[k].shape):
+            if axis in arrays and axis != k:
+                assert size == arrays[axis].size, (k, axis)
 
 
 def test_integer_key_sort_is_exact():

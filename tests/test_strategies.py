@@ -343,7 +343,7 @@ def _shrunk(name, **changes):
 @pytest.mark.parametrize("name, changes", [
     ("strategies", dict(scan={"generations": 12}, panels=[{"title": "small", "spectrum": {"kind": "isotropic", "d": 10}}],
                         generators={"T0": 15}, downstream={"T": 20}, simulation={"seeds": 300})),
-    ("strong_collapse", dict(scan={"T": [30, 300, 3000]}, simulation={"seeds": 300})),
+    ("strong_collapse", dict(scan={"T": [30, 300]}, simulation={"seeds": 300})),
     ("gaussian_strategies", dict(chain={"d": [1, 3], "M": [20], "generations": 20}, simulation={"seeds": 300})),
 ])
 def test_strategy_experiments_run_save_and_agree(name, changes, tmp_path):
@@ -353,7 +353,8 @@ def test_strategy_experiments_run_save_and_agree(name, changes, tmp_path):
 
     summary = experiment.run(experiment.from_config(_shrunk(name, **changes), name), tmp_path, progress=False)
     arrays, meta = io.load(tmp_path / name)
-    assert (tmp_path / f"{name}.png").stat().st_size > 10_000 and meta["config"]["kind"] == meta["config"]["kind"]
+    assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+    assert meta["config"]["kind"] == ("gaussian_strategies" if name == "gaussian_strategies" else "compare")
     if name == "gaussian_strategies":
         assert summary["max_abs_z"] <= 4 and summary["formula"] == "exact"
     else:
