@@ -204,3 +204,14 @@ def test_damaged_chunks_are_recomputed_or_refused_by_path(tmp_path):
     again = cj.sweep(spec, gen, down, out=out, **args)
     np.testing.assert_array_equal(again.test_error, ref.test_error)
     assert not stale.exists()
+
+
+def test_a_refused_sampler_writes_nothing_and_the_corrected_run_proceeds(tmp_path):
+    """The config is checked before the manifest is written: a typo in the sampler leaves no manifest behind, so
+    the corrected command is not refused as a different sweep."""
+    args = dict(grid={"down.lam": [0.1]}, generations=1, seeds=4, key=0, out=tmp_path / "s", progress=False)
+    spec, gen, down = cj.Spectrum.isotropic(4), cj.Generators(T0=12), cj.Downstream(T=12)
+    with pytest.raises(ValueError, match="sampler"):
+        cj.sweep(spec, gen, down, sampler="fst", **args)
+    assert not (tmp_path / "s" / "manifest.json").exists()
+    assert cj.sweep(spec, gen, down, sampler="direct", **args).test_error.shape == (1, 4, 2)

@@ -140,7 +140,7 @@ def _gaussian_w2(exp, progress):
     ax = ax[0]
     # z where the seed mean is reliable (see _reliable), and over all n
     rows, zs, arrays, curves = [f"{'M':>5} {'estimator':>10} {'max |z| (sd<1)':>15} {'max |z| all n':>14} "
-                                f"{'sd log sigma_G^2':>17} {'E W2^2 at n = G':>16} {'theory':>8}"], [], dict(n=ns), []
+                                f"{'sd log sigma_G^2':>17} {'E W2^2 at n = G':>16} {'theory':>8}"], [], [], []
     for i, M in enumerate(Ms):
         for est in ("mle", "unbiased"):
             out = gaussian_chain(exp.key + i, M, G, exp.seeds, estimator=est, progress=progress)
@@ -150,14 +150,18 @@ def _gaussian_w2(exp, progress):
             zs.append(_zmax(w2[:, ok], th[ok]))
             rows.append(f"{M:>5} {est:>10} {zs[-1]:>15.2f} {_zmax(w2, th):>14.2f} {spread:>17.2f} "
                         f"{w2[:, -1].mean():>16.4g} {th[-1]:>8.4g}")
-            arrays[f"w2sq_{est}_M{M}"] = w2
+            arrays.append((w2, th))
             curves.append((f"M = {M}, {est}", th, *_mean_sem(w2)))
     labels, th, m, s = zip(*curves)
     plotting.theory_vs_simulation(ns[1:], np.stack(th)[:, 1:], ns[1:], np.stack(m)[:, 1:], np.stack(s)[:, 1:],
                                   labels, xlabel="generation n", ylabel=r"E $W_2^2$",
                                   title=exp.description or "MLE against unbiased: E W2^2", ax=ax)
-    axes = {k: (["n"] if k == "n" else ["seed", "n"]) for k in arrays}
-    return arrays, axes, rows, dict(max_abs_z=max(zs)), fig
+    shape = (len(Ms), 2)  # (M, estimator), the configuration as axes with coordinates, not in key names
+    w2, w2_th = (np.stack(v).reshape(shape + v[0].shape) for v in zip(*arrays))
+    arrays = dict(w2sq=w2, theory_w2sq=w2_th, n=ns, M=np.asarray(Ms), estimator=np.array(["mle", "unbiased"]))
+    axes = dict(w2sq=["M", "estimator", "seed", "n"], theory_w2sq=["M", "estimator", "n"], n=["n"], M=["M"],
+                estimator=["estimator"])
+    return arrays, axes, rows, dict(max_abs_z=max(zs), formula="exact"), fig
 
 
 def _bandwidth(b):
