@@ -21,7 +21,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from collapse_jax._checks import Instance, Int, Key, OneOf, Optional, Real, checked
+from collapse_jax._checks import Instance, Int, Optional, Real, checked
 
 from collapse_jax import _checks
 from collapse_jax.problem import Downstream, Generators
@@ -36,7 +36,9 @@ _NEWTON = 12
 
 
 @float64
-@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(0, _checks.MAX_GENERATIONS, many=True), T=Optional(Real(lo=0.0, lo_open=True)), bounds=Real(lo=0.0, lo_open=True, ndim=(1,)))
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream),
+         n=Int(0, _checks.MAX_GENERATIONS, many=True), T=Optional(Real(lo=0.0, lo_open=True)),
+         bounds=Real(lo=0.0, lo_open=True, ndim=(1,)))
 def optimal_lambda(spec: Spectrum, gen: Generators, down: Downstream, n, T=None, bounds=(1e-9, 1e4)):
     """The lambda minimising the predicted downstream test error after n generations.
 

@@ -18,7 +18,7 @@ import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 from collapse_jax import _checks, io
-from collapse_jax._checks import Instance, Int, Key, OneOf, Optional, Real, checked
+from collapse_jax._checks import Instance, Int, Key, OneOf, Optional, checked
 from collapse_jax.chain import Metrics, resolve_sampler, run_chain, working_rows
 from collapse_jax.problem import Downstream, Generators
 from collapse_jax.spectra import Spectrum
@@ -191,7 +191,10 @@ def _seed_batch(one_seed):
     return batch
 
 
-@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), generations=Int(0, _checks.MAX_GENERATIONS), seeds=Int(1), key=Key(), sampler=OneOf("auto", "direct", "suffstats"), chunk_size=Optional(Int(1)), seed_offset=Int(0), progress=OneOf(True, False))
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream),
+         generations=Int(0, _checks.MAX_GENERATIONS), seeds=Int(1), key=Key(),
+         sampler=OneOf("auto", "direct", "suffstats"), chunk_size=Optional(Int(1)), seed_offset=Int(0),
+         progress=OneOf(True, False))
 def simulate(
     spec: Spectrum,
     gen: Generators,

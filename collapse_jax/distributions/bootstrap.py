@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax import _checks
-from collapse_jax._checks import Instance, Int, Key, OneOf, Optional, Real, checked
+from collapse_jax._checks import Int, Key, OneOf, Optional, checked
 from collapse_jax.simulate import map_seeds
 
 
@@ -30,7 +30,8 @@ class BootstrapChain(NamedTuple):
     winner: np.ndarray
 
 
-@checked(key=Key(), generations=Int(1, _checks.MAX_GENERATIONS), seeds=Int(1), chunk_size=Optional(Int(1)), progress=OneOf(True, False), M=Int(2, _checks.MAX_SIZE))
+@checked(key=Key(), generations=Int(1, _checks.MAX_GENERATIONS), seeds=Int(1), chunk_size=Optional(Int(1)),
+         progress=OneOf(True, False), M=Int(2, _checks.MAX_SIZE))
 def bootstrap_chain(key, M: int, generations: int, seeds: int, *, initial=None, chunk_size: int | None = None,
                     progress: bool = False) -> BootstrapChain:
     """Resample M points with replacement `generations` times, for `seeds` chains.

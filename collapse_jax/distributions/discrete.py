@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax import _checks
-from collapse_jax._checks import Instance, Int, Key, OneOf, Optional, Real, checked
+from collapse_jax._checks import Int, Key, OneOf, Optional, checked
 from collapse_jax.distributions import distances
 from collapse_jax.simulate import map_seeds
 
@@ -38,7 +38,8 @@ def check_probabilities(p) -> np.ndarray:
     return p
 
 
-@checked(key=Key(), generations=Int(1, _checks.MAX_GENERATIONS), seeds=Int(1), chunk_size=Optional(Int(1)), progress=OneOf(True, False), N=Int(1, _checks.MAX_SIZE), synthetic=Optional(Int(0, _checks.MAX_SIZE)))
+@checked(key=Key(), generations=Int(1, _checks.MAX_GENERATIONS), seeds=Int(1), chunk_size=Optional(Int(1)),
+         progress=OneOf(True, False), N=Int(1, _checks.MAX_SIZE), synthetic=Optional(Int(0, _checks.MAX_SIZE)))
 def discrete_chain(key, p, N: int, generations: int, seeds: int, *, synthetic: int | None = None,
                    real_fraction: float | None = None, strategy: str = "replace", chunk_size: int | None = None,
                    progress: bool = False) -> DiscreteChain:

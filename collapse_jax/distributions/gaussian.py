@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax import _checks
-from collapse_jax._checks import Instance, Int, Key, OneOf, Optional, Real, checked
+from collapse_jax._checks import Int, Key, OneOf, Optional, Real, checked
 from collapse_jax._random import chi_square, log_gamma, subset
 from collapse_jax.samplers import strictly_lower
 from collapse_jax.simulate import map_seeds
@@ -50,7 +50,10 @@ def sample_sizes(M, generations: int) -> np.ndarray:
     return Ms
 
 
-@checked(key=Key(), generations=Int(1, _checks.MAX_GENERATIONS), seeds=Int(1), chunk_size=Optional(Int(1)), progress=OneOf(True, False), M=Int(2, _checks.MAX_SIZE, many=True), d=Int(1, 10**4), mu0=Real(lo=-_checks.SCALE_MAX, hi=_checks.SCALE_MAX, ndim=(0, 1)), sigma0=Real(hi=_checks.SCALE_MAX, ndim=(0, 2)))
+@checked(key=Key(), generations=Int(1, _checks.MAX_GENERATIONS), seeds=Int(1), chunk_size=Optional(Int(1)),
+         progress=OneOf(True, False), M=Int(2, _checks.MAX_SIZE, many=True), d=Int(1, 10**4),
+         mu0=Real(lo=-_checks.SCALE_MAX, hi=_checks.SCALE_MAX, ndim=(0, 1)),
+         sigma0=Real(hi=_checks.SCALE_MAX, ndim=(0, 2)))
 def gaussian_chain(key, M, generations: int, seeds: int, *, d: int = 1, estimator: str = "mle", mu0=0.0,
                    sigma0=1.0, sampler: str = "suffstats", strategy: str = "replace", real_fraction=None,
                    chunk_size: int | None = None, progress: bool = False) -> GaussianChain:

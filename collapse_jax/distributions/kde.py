@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax import _checks
-from collapse_jax._checks import Instance, Int, Key, OneOf, Optional, Real, checked
+from collapse_jax._checks import Int, Key, OneOf, Optional, checked
 from collapse_jax._random import subset
 from collapse_jax.distributions import distances
 from collapse_jax.distributions.theory import bandwidth_factor
@@ -115,7 +115,8 @@ class KDEChain(NamedTuple):
     keep: tuple
 
 
-@checked(key=Key(), generations=Int(1, _checks.MAX_GENERATIONS), seeds=Int(1), chunk_size=Optional(Int(1)), progress=OneOf(True, False), M=Int(2, _checks.MAX_SIZE))
+@checked(key=Key(), generations=Int(1, _checks.MAX_GENERATIONS), seeds=Int(1), chunk_size=Optional(Int(1)),
+         progress=OneOf(True, False), M=Int(2, _checks.MAX_SIZE))
 def kde_chain(key, M: int, generations: int, seeds: int, *, bandwidth="scott", init: Mixture | None = None,
               keep=(0,), measure=None, strategy: str = "replace", real_fraction=None, chunk_size: int | None = None,
               progress: bool = False) -> KDEChain:

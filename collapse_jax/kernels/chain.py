@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax import _checks
-from collapse_jax._checks import Instance, Int, Key, OneOf, Optional, Real, checked
+from collapse_jax._checks import Int, Key, OneOf, Optional, Real, checked
 from collapse_jax._random import subset
 from collapse_jax.simulate import map_seeds
 
@@ -57,7 +57,10 @@ def resolve_lambdas(lam, T: int, generations: int) -> np.ndarray:
     return out
 
 
-@checked(key=Key(), T0=Int(1, _checks.MAX_SIZE), T=Int(1, _checks.MAX_SIZE), generations=Int(0, _checks.MAX_GENERATIONS), seeds=Int(1), sigma=Real(lo=0.0, hi=_checks.SCALE_MAX, ndim=(0,)), chunk_size=Optional(Int(1)), progress=OneOf(True, False))
+@checked(key=Key(), T0=Int(1, _checks.MAX_SIZE), T=Int(1, _checks.MAX_SIZE),
+         generations=Int(0, _checks.MAX_GENERATIONS), seeds=Int(1),
+         sigma=Real(lo=0.0, hi=_checks.SCALE_MAX, ndim=(0,)), chunk_size=Optional(Int(1)),
+         progress=OneOf(True, False))
 def krr_chain(K, Y, pool, test, *, T0: int, T: int, generations: int, seeds: int, key=0, sigma0=0.0,
               sigma=0.0, lam=1e-3, lam_gen=1e-3, labels=None, strategy: str = "replace", real_fraction=None,
               synthetic_fraction=None, chunk_size: int | None = None, progress: bool = False) -> KRRChain:

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from collapse_jax import _checks
-from collapse_jax._checks import Instance, Int, Key, OneOf, Optional, Real, checked
+from collapse_jax._checks import Int, Key, Optional, Real, checked
 
 
 class Dataset(NamedTuple):
@@ -122,7 +122,8 @@ def _idx(path: Path, ndim: int) -> np.ndarray:
     return data.reshape(shape)
 
 
-@checked(N=Int(1, _checks.MAX_SIZE), p=Int(1, 10**5), key=Key(), signal=Real(lo=0.0, hi=_checks.SCALE_MAX, ndim=(0,)))
+@checked(N=Int(1, _checks.MAX_SIZE), p=Int(1, 10**5), key=Key(),
+         signal=Real(lo=0.0, hi=_checks.SCALE_MAX, ndim=(0,)))
 def synthetic_power_law(N: int, p: int, beta: float, r: float, key: int = 0, signal: float = 1.0) -> Dataset:
     """Gaussian inputs x ~ N(0, diag(j^-beta)) in R^p with targets y = x.w0, where lambda_j w0_j^2 ∝ j^-(1+2 beta r)
     (the power-law source of MATH §1.1). With the linear kernel the kernel spectrum is the power law j^-beta.

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from collapse_jax import _checks
-from collapse_jax._checks import Instance, Int, Key, OneOf, Optional, Real, checked
+from collapse_jax._checks import Instance, Int, checked
 
 from collapse_jax.chain import Metrics
 from collapse_jax.problem import Downstream, Generators
@@ -43,7 +43,8 @@ __all__ = ["test_error", "formula_kind", "agreement", "de_gap", "Z_MAX", "genera
 
 
 @float64
-@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(0, _checks.MAX_GENERATIONS, many=True))
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream),
+         n=Int(0, _checks.MAX_GENERATIONS, many=True))
 def metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Metrics:
     """Expected test and generator errors after n generations (n: int or int array; output has n's shape)."""
     n = moments.generations_array(n, gen)
@@ -101,7 +102,8 @@ def agreement(kind: str, max_abs_z: float, max_abs_rel: float | None, d: int) ->
     return True, f"{kind}: no closed form checked"
 
 
-@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(0, _checks.MAX_GENERATIONS, many=True))
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream),
+         n=Int(0, _checks.MAX_GENERATIONS, many=True))
 def test_error(spec: Spectrum, gen: Generators, down: Downstream, n):
     """Expected test error of the downstream model trained on generation-n data (MATH §1.2-1.5)."""
     return metrics(spec, gen, down, n).test_error
