@@ -46,7 +46,9 @@ def test_shapes_keys_and_clean_generation():
     other = cj.simulate(SPEC, gen, down, generations=5, seeds=9, key=2)
     assert not np.allclose(res.test_error, other.test_error)
     zero = cj.simulate(SPEC, gen, down, generations=0, seeds=9, key=1)
-    np.testing.assert_array_equal(zero.test_error[:, 0], res.test_error[:, 0])  # n = 0 does not see later keys
+    # n = 0 does not see later keys: the same draws; equal to rounding, because the downstream solves of all
+    # generations are one batched solve whose width (1 or 6 right-hand sides) changes the summation order
+    np.testing.assert_allclose(zero.test_error[:, 0], res.test_error[:, 0], rtol=1e-13)
 
 
 def test_sampler_choice_is_recorded():
