@@ -90,9 +90,10 @@ def seed_sem(metrics: Metrics) -> Metrics:
     return Metrics(*(np.std(a, axis=-2, ddof=1) / math.sqrt(np.shape(a)[-2]) for a in metrics))
 
 
-def default_chunk(d: int, rows: int, memory: int = DEFAULT_MEMORY) -> int:
-    """Seeds per chunk so that the working arrays (a few d x d and rows x d matrices per seed) fit in memory."""
-    per_seed = 8 * (6 * d * d + 3 * rows * d + 64)
+def default_chunk(d: int, rows: int, memory: int = DEFAULT_MEMORY, generations: int = 0) -> int:
+    """Seeds per chunk so that the working arrays (a few d x d and rows x d matrices per seed, and the
+    generations' weights and downstream right-hand sides, solved as one batch after the scan) fit in memory."""
+    per_seed = 8 * (6 * d * d + 3 * rows * d + 4 * (generations + 1) * d + 64)
     return max(1, memory // per_seed)
 
 
@@ -235,7 +236,8 @@ def simulate(
     sampler_used = resolve_sampler(sampler, d, gen, down)
     gen.per_generation(generations)  # checks generations against a per-generation config
     down = down.resolved(generations)  # a lambda schedule becomes one lambda per generation
-    chunk = chunk_size_for(seeds, chunk_size, default_chunk(d, working_rows(gen, down, generations)))
+    chunk = chunk_size_for(seeds, chunk_size, default_chunk(d, working_rows(gen, down, generations),
+                                                                  generations=generations))
 
     root = root_key(key)
     call = lambda ids: _chunk(root, ids, spec, gen, down, generations, sampler)  # noqa: E731

@@ -140,7 +140,8 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
                                               if n in ("gen.T0", "down.T")])
     if "accumulate_subsample" in [gen.strategy] + values.get("gen.strategy", []):
         rows *= generations + 1  # a pool of every generation's rows
-    chunk = chunk_size_for(seeds, chunk_size, default_chunk(spec.d, int(rows), max(1, max_memory // n_data)))
+    chunk = chunk_size_for(seeds, chunk_size, default_chunk(spec.d, int(rows), max(1, max_memory // n_data),
+                                                                 generations))
     n_chunks = math.ceil(seeds / chunk)
 
     _checks.choice("sampler", sampler, ("auto", "direct", "suffstats"))  # before anything is written

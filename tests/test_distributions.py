@@ -280,7 +280,7 @@ def test_distribution_experiments_run_and_save(name, tmp_path):
     cfg["chain"].pop("keep", None)
     if "bandwidths" in cfg["chain"]:
         cfg["chain"]["bandwidths"] = cfg["chain"]["bandwidths"][-2:]
-    cfg["simulation"]["seeds"] = 300
+    cfg["simulation"]["seeds"] = 200
     summary = experiment.run(experiment.from_config(cfg, name), tmp_path, progress=False)
     assert summary["max_abs_z"] <= 4
     arrays, meta = io.load(tmp_path / name)

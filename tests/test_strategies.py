@@ -341,9 +341,9 @@ def _shrunk(name, **changes):
 
 
 @pytest.mark.parametrize("name, changes", [
-    ("strategies", dict(scan={"generations": 12}, panels=[{"title": "small", "spectrum": {"kind": "isotropic", "d": 10}}],
-                        generators={"T0": 15}, downstream={"T": 20}, simulation={"seeds": 300})),
-    ("strong_collapse", dict(scan={"T": [30, 300]}, simulation={"seeds": 300})),
+    ("strategies", dict(scan={"generations": 8}, panels=[{"title": "small", "spectrum": {"kind": "isotropic", "d": 10}}],
+                        generators={"T0": 15}, downstream={"T": 20}, simulation={"seeds": 200})),
+    ("strong_collapse", dict(scan={"T": [30, 300]}, simulation={"seeds": 200})),
     ("gaussian_strategies", dict(chain={"d": [1, 3], "M": [20], "generations": 20}, simulation={"seeds": 300})),
 ])
 def test_strategy_experiments_run_save_and_agree(name, changes, tmp_path):
