@@ -1,38 +1,84 @@
-"""Run each test file in its own pytest process, then print one closing line for the whole suite.
+"""Run each test file in its own pytest process, a few at a time, then print one closing line for the suite.
 
-Why: in one long process the suite compiles several hundred XLA programs, and on the 2-core CI machines the
-compiler then crashed (a segmentation fault, once an abort) inside `backend_compile` of a program that compiles
-fine in a fresh process. A process per file keeps every compilation in a fresh runtime. The closing line is the
-plain "N passed, N failed" form that CI reads.
+Why a process per file: in one long process the suite compiles several hundred XLA programs, and on the 2-core
+CI machines the compiler then crashed (a segmentation fault, once an abort) inside `backend_compile` of a program
+that compiles fine in a fresh process. A process per file keeps every compilation in a fresh runtime.
 
-    python tests/run_files.py [pytest options...]
+Why several at once: most of the suite's time is XLA compilation, which runs on one core, so two files side by
+side on two cores take about half the time of one after the other. Longest files start first (their times from
+the previous run, else their sizes) so that the last one to finish is a short one.
+
+Why a shared compilation cache: the files and the command-line processes the tests start compile many of the
+same programs (the default experiment, the catalogue of `validate`, ...). JAX's persistent cache, in a folder
+made fresh for this run and removed after it, compiles each once per run. The cache's file lock (a size limit
+turns it on) keeps concurrent processes from reading a half-written entry.
+
+The closing line is the plain "N passed, N failed" form that CI reads.
+
+    python tests/run_files.py [pytest options...]          # TEST_JOBS=1 runs the files one after the other
 """
+import json
+import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+
+HERE = Path(__file__).parent
+TIMES = HERE.parent / ".pytest_cache" / "file_times.json"
+KEYS = ("passed", "failed", "errors", "skipped")
+
+
+def run_file(path, extra, env):
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "--durations=5", str(path), *extra],
+                          capture_output=True, text=True, env=env)
+    lines = done.stdout.strip().splitlines()
+    return done, (lines[-1] if lines else ""), time.perf_counter() - start
+
+
+def slowest(stdout: str) -> list[str]:
+    """The lines of pytest's --durations table: where a file spends its time, in the log of every run."""
+    lines = stdout.splitlines()
+    start = next((i for i, line in enumerate(lines) if "slowest" in line and "durations" in line), None)
+    return [] if start is None else [line.strip() for line in lines[start + 1:] if "s call" in line
+                                     or "s setup" in line or "s teardown" in line][:5]
+
+
+def count(summary, key):
+    m = re.search(rf"(\d+) {'error' if key == 'errors' else key}", summary)
+    return int(m.group(1)) if m else 0
 
 
 def main(extra):
-    here = Path(__file__).parent
-    totals = dict(passed=0, failed=0, errors=0, skipped=0)
-    bad, t0 = [], time.perf_counter()
-    for path in sorted(here.glob("test_*.py")):
-        start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q", str(path), *extra], capture_output=True, text=True)
-        lines = done.stdout.strip().splitlines()
-        summary = lines[-1] if lines else ""
-        for key in totals:
-            m = re.search(rf"(\d+) {key.rstrip('s') if key == 'errors' else key}", summary)
-            totals[key] += int(m.group(1)) if m else 0
-        print(f"{path.name}: {summary.strip('= ')} ({time.perf_counter() - start:.0f}s)", flush=True)
-        if done.returncode not in (0, 5):
-            bad.append(path.name)
-            print(done.stdout[-20000:], done.stderr[-5000:], sep="\n", flush=True)
-    print(f"suite: {time.perf_counter() - t0:.0f}s; failing files: {bad or 'none'}")
-    print(f"{totals['passed']} passed, {totals['failed'] + totals['errors'] + (len(bad) if not totals['failed'] + totals['errors'] else 0)} failed"
-          + (f", {totals['skipped']} skipped" if totals["skipped"] else ""))
+    files = sorted(HERE.glob("test_*.py"))
+    known = json.loads(TIMES.read_text()) if TIMES.exists() else {}
+    files.sort(key=lambda p: known.get(p.name, p.stat().st_size / 100), reverse=True)
+    jobs = int(os.environ.get("TEST_JOBS", min(2, os.cpu_count() or 1)))
+    totals, bad, times, t0 = dict.fromkeys(KEYS, 0), [], {}, time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="collapse-jax-xla-") as cache:
+        env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache, JAX_COMPILATION_CACHE_MAX_SIZE=str(4 << 30),
+                   JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+        with ThreadPoolExecutor(jobs) as pool:
+            running = {pool.submit(run_file, path, extra, env): path for path in files}
+            for future in as_completed(running):
+                path, (done, summary, seconds) = running[future], future.result()
+                times[path.name] = round(seconds)
+                for key in KEYS:
+                    totals[key] += count(summary, key)
+                print(f"{path.name}: {summary.strip('= ')} ({seconds:.0f}s)", *slowest(done.stdout), sep="\n    ",
+                      flush=True)
+                if done.returncode not in (0, 5):
+                    bad.append(path.name)
+                    print(done.stdout[-20000:], done.stderr[-5000:], sep="\n", flush=True)
+    TIMES.parent.mkdir(exist_ok=True)
+    TIMES.write_text(json.dumps(times, indent=1))
+    failed = totals["failed"] + totals["errors"] or len(bad)
+    print(f"suite: {time.perf_counter() - t0:.0f}s with {jobs} files at a time; failing files: {bad or 'none'}")
+    print(f"{totals['passed']} passed, {failed} failed" + (f", {totals['skipped']} skipped" if totals["skipped"] else ""))
     return 1 if bad else 0
 
 
