@@ -17,7 +17,7 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 import collapse_jax as cj  # noqa: E402
-from collapse_jax.theory import moments, ridge  # noqa: E402
+from collapse_jax.regression.theory import moments, ridge  # noqa: E402
 
 
 def numpy_kappa(ev, lam, T, iters=80):

@@ -1,7 +1,11 @@
 """collapse_jax: a JAX lab for model collapse.
 
-Regression chains trained generation after generation on their own outputs (Dohmatob, Feng, Kempe 2024),
-simulated exactly with vmap and lax.scan, next to their closed-form predictions.
+Three families of chains trained generation after generation on their own outputs, side by side over one
+engine: regression chains (Dohmatob, Feng, Kempe 2024; `collapse_jax.regression`), kernel ridge chains on real
+data (`collapse_jax.kernels`) and distribution chains (Shumailov et al. 2024, Borji 2024;
+`collapse_jax.distributions`); each simulated exactly with vmap and lax.scan next to its closed forms. The
+engine (`collapse_jax.engine`) holds seeds, validation, I/O and plotting; `experiment`, `validate` and `cli`
+run, sweep, validate and plot every family the same way.
 
 Example:
     >>> import collapse_jax as cj
@@ -11,14 +15,11 @@ Example:
     >>> bool(abs(res.zscore(theory).test_error).max() < 4)
     True
 """
-from collapse_jax import distributions, optimize, regularization, theory
-from collapse_jax.chain import Metrics, run_chain
-from collapse_jax.problem import Downstream, Generators
-from collapse_jax.simulate import Result, simulate
-from collapse_jax.sweep import SweepResult, merge, sweep
-from collapse_jax.sweep import load as sweep_load
-from collapse_jax.spectra import Spectrum
+from collapse_jax import distributions, kernels, regression
+from collapse_jax.regression import (Downstream, Generators, Metrics, Result, Spectrum, SweepResult, merge, optimize,
+                                     regularization, run_chain, simulate, sweep, sweep_load, theory)
 
 __version__ = "0.1.0"
-__all__ = ["distributions", "Spectrum", "Generators", "Downstream", "simulate", "Result", "Metrics", "run_chain", "theory",
-           "regularization", "optimize", "sweep", "merge", "sweep_load", "SweepResult"]
+__all__ = ["regression", "kernels", "distributions", "Spectrum", "Generators", "Downstream", "simulate", "Result",
+           "Metrics", "run_chain", "theory", "regularization", "optimize", "sweep", "merge", "sweep_load",
+           "SweepResult"]

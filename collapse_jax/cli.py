@@ -69,7 +69,7 @@ def main(argv=None) -> int:
 
             return validate.main(args)
         else:
-            from collapse_jax.sweep import merge
+            from collapse_jax.regression.sweep import merge
 
             merge(args.out)
     except ValueError as err:
@@ -83,11 +83,10 @@ def main(argv=None) -> int:
 
 
 def _sweep(args):
-    import numpy as np
-
-    from collapse_jax import _checks, experiment
-    from collapse_jax.problem import Downstream, Generators
-    from collapse_jax.sweep import sweep
+    from collapse_jax import experiment
+    from collapse_jax.engine import checks
+    from collapse_jax.regression.experiments import grid_values, problem
+    from collapse_jax.regression.sweep import sweep
 
     path = Path(args.config)
     cfg = experiment.read_toml(path, args.settings, "sweep file")
@@ -95,7 +94,7 @@ def _sweep(args):
         if args.shard != "0/1" or args.chunk_size:
             raise ValueError("--shard and --chunk-size apply to regression sweep files (no `kind`); an experiment "
                              "sweep runs its grid points one after the other")
-        out = args.out or Path("results/sweeps") / _checks.name(cfg.get("name", path.stem))
+        out = args.out or Path("results/sweeps") / checks.name(cfg.get("name", path.stem))
         arrays, meta = experiment.sweep_file(cfg, out, progress=not args.quiet)
         print(f"sweep done: {len(arrays)} arrays over {list(meta['grid'])} written to {out}/sweep.npz")
         return
@@ -103,20 +102,18 @@ def _sweep(args):
         i, n = (int(x) for x in args.shard.split("/"))
     except ValueError:
         raise ValueError(f"--shard must look like i/N, got {args.shard!r}") from None
-    _checks.sections(cfg, {"name", "description", "spectrum", "generators", "downstream", "grid", "simulation"},
+    checks.sections(cfg, {"name", "description", "spectrum", "generators", "downstream", "grid", "simulation"},
                      f"sweep file {str(path)!r}")
     sim = cfg.get("simulation", {})
-    _checks.sections(sim, {"generations", "seeds", "key", "sampler", "chunk_size"}, "[simulation]")
+    checks.sections(sim, {"generations", "seeds", "key", "sampler", "chunk_size"}, "[simulation]")
     grid = {k: (list(v) if isinstance(v, list) and all(isinstance(x, (str, bool)) for x in v)
-                else experiment._grid(f"grid.{k}", v)) for k, v in cfg.get("grid", {}).items()}
-    grid = {k: (v.round().astype(int) if k in ("gen.T0", "down.T") else v) for k, v in grid.items()}
-    gen = _checks.build(Generators, cfg.get("generators", {}), "[generators]")
-    down = _checks.build(Downstream, cfg.get("downstream", {}), "[downstream]")
-    res = sweep(experiment.spectrum_from_config(cfg.get("spectrum", {})), gen, down, grid,
-                _checks.size("simulation.generations", sim.get("generations", 10), lo=0),
-                _checks.size("simulation.seeds", sim.get("seeds", 1000)),
-                _checks.size("simulation.key", sim.get("key", 0), lo=0),
-                out=args.out or Path("results/sweeps") / _checks.name(cfg.get("name", path.stem)),
+                else grid_values(f"grid.{k}", v)) for k, v in cfg.get("grid", {}).items()}
+    grid = {k: (v.round().astype(int) if k in ("gen.T0", "down.T", "spec.d") else v) for k, v in grid.items()}
+    res = sweep(*problem(cfg), grid,
+                checks.size("simulation.generations", sim.get("generations", 10), lo=0),
+                checks.size("simulation.seeds", sim.get("seeds", 1000)),
+                checks.size("simulation.key", sim.get("key", 0), lo=0),
+                out=args.out or Path("results/sweeps") / checks.name(cfg.get("name", path.stem)),
                 sampler=sim.get("sampler", "auto"),
                 chunk_size=args.chunk_size or sim.get("chunk_size"), shard=(i, n), progress=not args.quiet)
     if res is not None:

@@ -23,7 +23,8 @@ from typing import Callable
 
 import numpy as np
 
-from collapse_jax import _checks, plotting, theory
+from collapse_jax.engine import checks, plotting
+from collapse_jax.regression import theory
 
 FAMILIES = ("regression", "distributions", "kernels")
 
@@ -62,7 +63,7 @@ def _catalogue():
     from collapse_jax.distributions import theory as dt
 
     iso, pl = cj.Spectrum.isotropic(20), cj.Spectrum.power_law(50, 2.0, 0.5)
-    checks = [
+    catalogue = [
         _regression("OLS chain (MATH §1.2)", iso, cj.Generators(T0=60), cj.Downstream(T=60)),
         _regression("ridge downstream, deterministic equivalent (§1.3)", pl, cj.Generators(T0=150),
                     cj.Downstream(T=100, lam=0.05)),
@@ -108,7 +109,7 @@ def _catalogue():
         return n, dev, dt.discrete_deviation(p, N, n)
 
     D = "distributions"
-    checks += [
+    catalogue += [
         Check(D, "Gaussian fit-and-resample, E sigma_n^2 (§2.1)", "1-D, M=20, mle", "exact", np.inf, (2000, 20000),
               gaussian_var),
         Check(D, "Gaussian, E log det Sigma_n drift (§2.1)", "d=2, M=10, unbiased, 1000 gens", "exact", np.inf,
@@ -133,23 +134,23 @@ def _catalogue():
         out = krr_chain(K, data.Y, pool, pool, generations=3, seeds=seeds, key=key, **kw)
         return n, out.test_error[:, 0], np.asarray(kt.test_error(kt.empirical_spectrum(K, data.Y), n, **kw))
 
-    checks.append(Check("kernels", "KRR chain on the empirical spectrum (§1.3 via §3)",
+    catalogue.append(Check("kernels", "KRR chain on the empirical spectrum (§1.3 via §3)",
                         "linear kernel, power-law data p=50, T0=T=150", "DE", 50, (200, 1000), krr))
-    return checks
+    return catalogue
 
 
 def select(families: str | None = None) -> list[Check]:
     """The catalogue, or the checks of the named families (comma-separated)."""
     wanted = FAMILIES if not families else tuple(f.strip() for f in families.split(","))
     for f in wanted:
-        _checks.choice("family", f, FAMILIES)
+        checks.choice("family", f, FAMILIES)
     return [c for c in _catalogue() if c.family in wanted]
 
 
-def run(checks: list[Check], full: bool = False, key: int = 0, progress: bool = True) -> list[dict]:
+def run(selected: list[Check], full: bool = False, key: int = 0, progress: bool = True) -> list[dict]:
     """Simulate every check; rows with largest |z|, largest relative gap and the verdict."""
     rows = []
-    for i, c in enumerate(checks):
+    for i, c in enumerate(selected):
         seeds = c.seeds[1] if full else c.seeds[0]
         t0 = time.perf_counter()
         x, sim, th = c.simulate(seeds, key + i)
@@ -201,9 +202,9 @@ def report(rows: list[dict], out: str | Path, mode: str) -> Path:
 
 
 def main(args) -> int:
-    checks = select(args.family)
+    selected = select(args.family)
     mode = "full" if args.full else "quick"
-    rows = run(checks, full=args.full, progress=not args.quiet)
+    rows = run(selected, full=args.full, progress=not args.quiet)
     for line in table(rows):
         print(line)
     path = report(rows, args.out, mode)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import collapse_jax as cj
-from collapse_jax import cli, io
+from collapse_jax import cli
+from collapse_jax.engine import io
 
 from test_cli_io import TINY
 

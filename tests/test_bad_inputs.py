@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import collapse_jax as cj
-from collapse_jax import regularization, theory
+from collapse_jax.regression import regularization, theory
 from collapse_jax.distributions import distances
 from collapse_jax.distributions import theory as dtheory
 from collapse_jax.distributions import bootstrap_chain, discrete_chain, gaussian_chain, kde_chain

@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from collapse_jax import cli, experiment, io
+from collapse_jax import cli, experiment
+from collapse_jax.engine import io
 
 TINY = """
 name = "tiny"

@@ -26,7 +26,7 @@ def assert_z(samples, expected, label=""):
 def test_fast_gamma_draws_agree_with_jax(a):
     import jax
 
-    from collapse_jax._random import log_gamma
+    from collapse_jax.engine.rng import log_gamma
 
     ours = np.exp(np.asarray(log_gamma(jax.random.key(0), jnp.full(20_000, a))))
     ref = np.asarray(jax.random.gamma(jax.random.key(1), a, (20_000,)))
@@ -273,7 +273,8 @@ def test_distribution_experiments_run_and_save(name, tmp_path):
     import tomllib
     from pathlib import Path
 
-    from collapse_jax import experiment, io
+    from collapse_jax import experiment
+    from collapse_jax.engine import io
 
     cfg = tomllib.loads((Path(__file__).parents[1] / "experiments" / f"{name}.toml").read_text())
     cfg["chain"]["generations"] = 60  # the full runs are in experiments/README.md; here: that they work

@@ -4,15 +4,18 @@ import importlib
 
 import pytest
 
-MODULES = ["collapse_jax", "collapse_jax.spectra", "collapse_jax.problem", "collapse_jax.chain",
-           "collapse_jax.simulate", "collapse_jax.theory", "collapse_jax.theory.ridge", "collapse_jax.io",
-           "collapse_jax.sweep", "collapse_jax.regularization", "collapse_jax.theory.powerlaw",
-           "collapse_jax._random", "collapse_jax.distributions", "collapse_jax.distributions.gaussian",
-           "collapse_jax.distributions.kde", "collapse_jax.distributions.bootstrap",
-           "collapse_jax.distributions.discrete", "collapse_jax.distributions.distances",
-           "collapse_jax.distributions.theory", "collapse_jax.kernels",
-           "collapse_jax.kernels.functions", "collapse_jax.kernels.data", "collapse_jax.kernels.chain",
-           "collapse_jax.kernels.theory", "collapse_jax.experiment", "collapse_jax.validate"]
+MODULES = ["collapse_jax", "collapse_jax.experiment", "collapse_jax.validate",
+           "collapse_jax.engine.seeds", "collapse_jax.engine.header", "collapse_jax.engine.io",
+           "collapse_jax.engine.rng",
+           "collapse_jax.regression", "collapse_jax.regression.spectra", "collapse_jax.regression.problem",
+           "collapse_jax.regression.chain", "collapse_jax.regression.simulate", "collapse_jax.regression.sweep",
+           "collapse_jax.regression.theory", "collapse_jax.regression.theory.ridge",
+           "collapse_jax.regression.theory.powerlaw", "collapse_jax.regression.regularization",
+           "collapse_jax.distributions", "collapse_jax.distributions.gaussian", "collapse_jax.distributions.kde",
+           "collapse_jax.distributions.bootstrap", "collapse_jax.distributions.discrete",
+           "collapse_jax.distributions.distances", "collapse_jax.distributions.theory",
+           "collapse_jax.kernels", "collapse_jax.kernels.functions", "collapse_jax.kernels.data",
+           "collapse_jax.kernels.chain", "collapse_jax.kernels.theory"]
 
 
 @pytest.mark.parametrize("name", MODULES)

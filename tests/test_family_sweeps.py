@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from collapse_jax import cli, experiment, io
+from collapse_jax import cli, experiment
+from collapse_jax.engine import io
 
 KDE = """
 name = "kde_grid"

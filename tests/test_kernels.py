@@ -184,7 +184,8 @@ def test_kernel_experiments_run_and_report_their_gaps(name, chain, tmp_path):
     import tomllib
     from pathlib import Path
 
-    from collapse_jax import experiment, io
+    from collapse_jax import experiment
+    from collapse_jax.engine import io
 
     cfg = tomllib.loads((Path(__file__).parents[1] / "experiments" / f"{name}.toml").read_text())
     cfg["chain"].update(chain)

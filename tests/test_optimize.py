@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import collapse_jax as cj
-from collapse_jax import optimize
+from collapse_jax.regression import optimize
 
 jax.config.update("jax_enable_x64", True)
 POW = cj.Spectrum.power_law(60, beta=1.5, r=0.5)
@@ -136,7 +136,8 @@ def test_optimisation_experiments_run_and_agree(name, changes, tmp_path):
     theory there (|z| <= 4; the schedule's DE at d = 200 is within its gap)."""
     from test_strategies import _shrunk
 
-    from collapse_jax import experiment, io
+    from collapse_jax import experiment
+    from collapse_jax.engine import io
 
     summary = experiment.run(experiment.from_config(_shrunk(name, **changes), name), tmp_path, progress=False)
     arrays, meta = io.load(tmp_path / name)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import collapse_jax as cj
-from collapse_jax.theory import moments, ridge
+from collapse_jax.regression.theory import moments, ridge
 
 
 def test_exponents_by_hand():

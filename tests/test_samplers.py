@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from collapse_jax import samplers
+from collapse_jax.regression import samplers
 from stats import ks_2samp_pvalue
 
 DRAWS = 4000

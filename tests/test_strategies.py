@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import collapse_jax as cj
-from collapse_jax.theory import strategies
+from collapse_jax.regression.theory import strategies
 from stats import assert_theory, ks_2samp_pvalue
 
 DE_GAP = 0.02
@@ -314,7 +314,7 @@ def test_subset_is_uniform_without_replacement():
     and pairs as often as a uniform subset gives them."""
     import jax
 
-    from collapse_jax._random import subset
+    from collapse_jax.engine.rng import subset
 
     picks = np.asarray(jax.vmap(lambda k: subset(k, 37, 64, 5))(jax.random.split(jax.random.key(0), 20000)))
     assert np.all(picks < 37) and all(len(set(row)) == 5 for row in picks[:500])
@@ -349,7 +349,8 @@ def _shrunk(name, **changes):
 def test_strategy_experiments_run_save_and_agree(name, changes, tmp_path):
     """Each strategies experiment, shrunk: it writes arrays, sidecar and figure, says which formula each curve was
     checked against, and agrees (exact curves |z| <= 4)."""
-    from collapse_jax import experiment, io
+    from collapse_jax import experiment
+    from collapse_jax.engine import io
 
     summary = experiment.run(experiment.from_config(_shrunk(name, **changes), name), tmp_path, progress=False)
     arrays, meta = io.load(tmp_path / name)
@@ -401,7 +402,7 @@ def test_accumulate_min_norm_matches_the_pseudo_inverse():
     fresh designs while fewer than d rows are pooled, and for a fixed design (its mean labels) throughout."""
     import jax
 
-    from collapse_jax import strategies as strat
+    from collapse_jax.regression import strategies as strat
 
     sqrt_eig = np.sqrt(np.linspace(1.0, 0.2, 6))
     w0 = np.linspace(1.0, -1.0, 6)

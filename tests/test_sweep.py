@@ -32,6 +32,27 @@ def test_each_point_equals_simulate(tmp_path):
     assert np.isfinite(res.theory_test_error).all()
 
 
+def test_spectrum_fields_sweep_like_single_runs(tmp_path):
+    """A power-law spectrum's beta (data: vmapped) and d (static) are grid axes; every point equals cj.simulate
+    on the spectrum built with those values, and the theory at each point uses that spectrum."""
+    base = cj.Spectrum.power_law(10, beta=1.5, r=0.5)
+    grid = {"spec.beta": [1.0, 2.0], "spec.d": [8, 10]}
+    res = cj.sweep(base, GEN, DOWN, grid=grid, generations=2, seeds=12, key=4, out=tmp_path / "s", progress=False)
+    assert res.axes == ("spec.beta", "spec.d", "seed", "n") and res.d == 8
+    for i, beta in enumerate(grid["spec.beta"]):
+        for j, d in enumerate(grid["spec.d"]):
+            spec = cj.Spectrum.power_law(d, beta=beta, r=0.5)
+            one = cj.simulate(spec, GEN, DOWN, 2, 12, key=4)
+            np.testing.assert_allclose(res.test_error[i, j], one.test_error, rtol=1e-12)
+            th = cj.theory.metrics(spec, GEN, DOWN, range(3)).test_error
+            np.testing.assert_allclose(res.theory_test_error[i, j], th, rtol=1e-12)
+    with pytest.raises(ValueError, match="grid field 'spec.beta': spectrum kind 'isotropic' has no 'beta'"):
+        cj.sweep(SPEC, GEN, DOWN, grid={"spec.beta": [1.0]}, generations=1, seeds=4, out=tmp_path / "x")
+    with pytest.raises(ValueError, match="not made by Spectrum.isotropic or Spectrum.power_law"):
+        cj.sweep(cj.Spectrum([1.0, 2.0], [1.0, 1.0]), GEN, DOWN, grid={"spec.d": [2]}, generations=1, seeds=4,
+                 out=tmp_path / "y")
+
+
 def test_chunks_shards_and_resume_give_identical_arrays(tmp_path):
     whole = run(tmp_path / "whole")
     chunked = run(tmp_path / "chunked", chunk_size=6)

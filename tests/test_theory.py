@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import collapse_jax as cj
-from collapse_jax.theory import overparam, ridge
+from collapse_jax.regression.theory import overparam, ridge
 
 
 @pytest.mark.parametrize("phi", [0.3, 1.0, 2.5])

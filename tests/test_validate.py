@@ -2,10 +2,10 @@
 by its own criterion (exact: |z| <= 4; DE: |z| <= 4 or a relative gap within 2/d), and the report is written."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from collapse_jax import cli, theory, validate
+from collapse_jax import cli, validate
+from collapse_jax.regression import theory
 
 
 def test_every_formula_in_the_catalogue_agrees_quick(tmp_path, capsys):

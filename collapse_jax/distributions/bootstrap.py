@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import _checks
-from collapse_jax._checks import Int, Key, OneOf, Optional, checked
-from collapse_jax.simulate import map_seeds
+from collapse_jax.engine import checks
+from collapse_jax.engine.checks import Int, Key, OneOf, Optional, checked
+from collapse_jax.engine.seeds import map_seeds
 
 
 class BootstrapChain(NamedTuple):
@@ -30,8 +30,8 @@ class BootstrapChain(NamedTuple):
     winner: np.ndarray
 
 
-@checked(key=Key(), generations=Int(1, _checks.MAX_GENERATIONS), seeds=Int(1), chunk_size=Optional(Int(1)),
-         progress=OneOf(True, False), M=Int(2, _checks.MAX_SIZE))
+@checked(key=Key(), generations=Int(1, checks.MAX_GENERATIONS), seeds=Int(1), chunk_size=Optional(Int(1)),
+         progress=OneOf(True, False), M=Int(2, checks.MAX_SIZE))
 def bootstrap_chain(key, M: int, generations: int, seeds: int, *, initial=None, chunk_size: int | None = None,
                     progress: bool = False) -> BootstrapChain:
     """Resample M points with replacement `generations` times, for `seeds` chains.
@@ -46,8 +46,8 @@ def bootstrap_chain(key, M: int, generations: int, seeds: int, *, initial=None, 
         >>> int(out.distinct[0, 0]), out.distinct.shape, bool((out.fixation_time > 0).mean() > 0.5)
         (100, (200, 401), True)
     """
-    M = _checks.size("M", M, lo=2)
-    generations = _checks.size("generations", generations, lo=0)
+    M = checks.size("M", M, lo=2)
+    generations = checks.size("generations", generations, lo=0)
     labels0 = np.arange(M) if initial is None else np.asarray(initial)
     if labels0.shape != (M,) or not np.issubdtype(labels0.dtype, np.integer) or labels0.min() < 0 \
             or labels0.max() >= M:

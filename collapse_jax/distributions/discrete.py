@@ -14,10 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import _checks
-from collapse_jax._checks import Int, Key, OneOf, Optional, checked
+from collapse_jax.engine import checks
+from collapse_jax.engine.checks import Int, Key, OneOf, Optional, checked
 from collapse_jax.distributions import distances
-from collapse_jax.simulate import map_seeds
+from collapse_jax.engine.seeds import map_seeds
 
 
 class DiscreteChain(NamedTuple):
@@ -38,8 +38,8 @@ def check_probabilities(p) -> np.ndarray:
     return p
 
 
-@checked(key=Key(), generations=Int(1, _checks.MAX_GENERATIONS), seeds=Int(1), chunk_size=Optional(Int(1)),
-         progress=OneOf(True, False), N=Int(1, _checks.MAX_SIZE), synthetic=Optional(Int(0, _checks.MAX_SIZE)))
+@checked(key=Key(), generations=Int(1, checks.MAX_GENERATIONS), seeds=Int(1), chunk_size=Optional(Int(1)),
+         progress=OneOf(True, False), N=Int(1, checks.MAX_SIZE), synthetic=Optional(Int(0, checks.MAX_SIZE)))
 def discrete_chain(key, p, N: int, generations: int, seeds: int, *, synthetic: int | None = None,
                    real_fraction: float | None = None, strategy: str = "replace", chunk_size: int | None = None,
                    progress: bool = False) -> DiscreteChain:
@@ -62,17 +62,17 @@ def discrete_chain(key, p, N: int, generations: int, seeds: int, *, synthetic: i
         ((100, 201, 3), 1)
     """
     p = check_probabilities(p)
-    N = _checks.size("N", N, lo=1)
-    generations = _checks.size("generations", generations, lo=1)
+    N = checks.size("N", N, lo=1)
+    generations = checks.size("generations", generations, lo=1)
     if real_fraction is not None:
         if synthetic is not None:
             raise ValueError("give synthetic or real_fraction, not both")
-        pi = _checks.fraction("real_fraction", real_fraction)
+        pi = checks.fraction("real_fraction", real_fraction)
         if not 0 < pi < 1 or np.ndim(pi):
             raise ValueError(f"real_fraction must be one number in (0, 1), got {real_fraction!r}")
         synthetic = max(1, round(N * (1 - pi) / pi))
-    _checks.choice("strategy", strategy, ("replace", "accumulate"))
-    s = N if synthetic is None else _checks.size("synthetic", synthetic, lo=1)
+    checks.choice("strategy", strategy, ("replace", "accumulate"))
+    s = N if synthetic is None else checks.size("synthetic", synthetic, lo=1)
     real_weight = 0.0 if synthetic is None else N / (N + s)
     if strategy == "accumulate":
         real_weight = -1.0  # marks the pooled chain below

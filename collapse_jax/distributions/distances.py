@@ -7,7 +7,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from collapse_jax._checks import SCALE_MAX, Real, checked, is_concrete
+from collapse_jax.engine.checks import SCALE_MAX, Real, checked, is_concrete
 
 _MEAN = Real(lo=-SCALE_MAX, hi=SCALE_MAX, ndim=(0, 1, 2, 3))  # squared differences stay finite
 _VAR = _MEAN  # scalar variances (broadcast over seeds and generations) or covariance matrices

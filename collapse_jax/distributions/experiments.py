@@ -19,14 +19,15 @@ import dataclasses
 
 import numpy as np
 
-from collapse_jax import _checks, plotting
+from collapse_jax.engine import checks, plotting
+from collapse_jax.engine.header import Header, read_header
 from collapse_jax.distributions import distances, theory
 from collapse_jax.distributions.bootstrap import bootstrap_chain
 from collapse_jax.distributions.discrete import discrete_chain
 from collapse_jax.distributions.gaussian import gaussian_chain
 from collapse_jax.distributions.kde import Mixture, kde_chain
 
-# the [chain] table of each kind: every key a runner reads, with its type (collapse_jax._checks.table)
+# the [chain] table of each kind: every key a runner reads, with its type (collapse_jax.engine.checks.table)
 CHAIN_KEYS = {
     "gaussian_chain": {"M": "ints", "generations": "int", "estimator": "str"},
     "gaussian_w2": {"M": "ints", "generations": "int"},
@@ -37,28 +38,16 @@ CHAIN_KEYS = {
                             "real_fraction": "reals", "chunk_size": "int"},
 }
 KINDS = tuple(CHAIN_KEYS)
-SIMULATION_KEYS = {"seeds": "int", "key": "int"}
 
 
 @dataclasses.dataclass(frozen=True)
-class DistributionExperiment:
-    name: str
-    kind: str
-    description: str
+class DistributionExperiment(Header):
     chain: dict
-    seeds: int
-    key: int
-    config: dict
 
 
 def from_config(cfg: dict, default_name: str) -> DistributionExperiment:
-    _checks.sections(cfg, {"name", "kind", "description", "chain", "simulation", "plot"}, f"a {cfg['kind']} experiment")
-    _checks.table(cfg.get("plot", {}), plotting.PLOT_KEYS, "[plot]")
-    sim = _checks.table(cfg.get("simulation", {}), SIMULATION_KEYS, "[simulation]")
-    chain = _checks.table(cfg.get("chain", {}), CHAIN_KEYS[cfg["kind"]], "[chain]")
-    return DistributionExperiment(_checks.name(cfg.get("name", default_name)), cfg["kind"], cfg.get("description", ""),
-                                  chain, _checks.size("simulation.seeds", sim.get("seeds", 1000)),
-                                  sim.get("key", 0), cfg)
+    head = read_header(cfg, default_name, {"chain"}, seeds=1000)
+    return DistributionExperiment(**head, chain=checks.table(cfg.get("chain", {}), CHAIN_KEYS[cfg["kind"]], "[chain]"))
 
 
 def runner(kind: str):
@@ -291,7 +280,7 @@ def _gaussian_strategies(exp, progress):
     c = exp.chain
     dims, Ms = [int(d) for d in c.get("d", [1, 10])], np.asarray([int(m) for m in c.get("M", [10, 100, 1000])])
     G, est = int(c.get("generations", 100)), c.get("estimator", "mle")
-    variants = [(s, None) for s in c.get("strategies", list(_checks.STRATEGIES))]
+    variants = [(s, None) for s in c.get("strategies", list(checks.STRATEGIES))]
     variants += [("replace", float(pi)) for pi in c.get("real_fraction", [])]
     label = lambda s, pi: s.replace("_", "-") if pi is None else f"{s}, {pi:.0%} real"  # noqa: E731
     sim = np.full((len(dims), len(variants), len(Ms), 2, exp.seeds), np.nan)  # metric 0: mean error, 1: var ratio

@@ -14,11 +14,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import _checks
-from collapse_jax._checks import Int, Key, OneOf, Optional, Real, checked
-from collapse_jax._random import chi_square, log_gamma, subset
-from collapse_jax.samplers import strictly_lower
-from collapse_jax.simulate import map_seeds
+from collapse_jax.engine import checks
+from collapse_jax.engine.checks import Int, Key, OneOf, Optional, Real, checked
+from collapse_jax.engine.rng import chi_square, log_gamma, subset
+from collapse_jax.regression.samplers import strictly_lower
+from collapse_jax.engine.seeds import map_seeds
 
 ESTIMATORS = ("mle", "unbiased")
 
@@ -40,8 +40,8 @@ class GaussianChain(NamedTuple):
 
 def sample_sizes(M, generations: int) -> np.ndarray:
     """M as one sample size per generation (int array of length `generations`), checked: every M_k >= 2."""
-    generations = _checks.size("generations", generations, lo=1)
-    Ms = np.asarray(_checks.size("M", M, lo=2))
+    generations = checks.size("generations", generations, lo=1)
+    Ms = np.asarray(checks.size("M", M, lo=2))
     if Ms.ndim == 0:
         return np.full(generations, int(Ms))
     if Ms.shape != (generations,):
@@ -50,10 +50,10 @@ def sample_sizes(M, generations: int) -> np.ndarray:
     return Ms
 
 
-@checked(key=Key(), generations=Int(1, _checks.MAX_GENERATIONS), seeds=Int(1), chunk_size=Optional(Int(1)),
-         progress=OneOf(True, False), M=Int(2, _checks.MAX_SIZE, many=True), d=Int(1, 10**4),
-         mu0=Real(lo=-_checks.SCALE_MAX, hi=_checks.SCALE_MAX, ndim=(0, 1)),
-         sigma0=Real(hi=_checks.SCALE_MAX, ndim=(0, 2)))
+@checked(key=Key(), generations=Int(1, checks.MAX_GENERATIONS), seeds=Int(1), chunk_size=Optional(Int(1)),
+         progress=OneOf(True, False), M=Int(2, checks.MAX_SIZE, many=True), d=Int(1, 10**4),
+         mu0=Real(lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX, ndim=(0, 1)),
+         sigma0=Real(hi=checks.SCALE_MAX, ndim=(0, 2)))
 def gaussian_chain(key, M, generations: int, seeds: int, *, d: int = 1, estimator: str = "mle", mu0=0.0,
                    sigma0=1.0, sampler: str = "suffstats", strategy: str = "replace", real_fraction=None,
                    chunk_size: int | None = None, progress: bool = False) -> GaussianChain:
@@ -79,18 +79,18 @@ def gaussian_chain(key, M, generations: int, seeds: int, *, d: int = 1, estimato
         ((1000, 51), (1000, 51), 1.0)
     """
     Ms = sample_sizes(M, generations)
-    d = _checks.size("d", d, lo=1)
-    _checks.choice("estimator", estimator, ESTIMATORS)
-    _checks.choice("sampler", sampler, ("suffstats", "direct"))
+    d = checks.size("d", d, lo=1)
+    checks.choice("estimator", estimator, ESTIMATORS)
+    checks.choice("sampler", sampler, ("suffstats", "direct"))
     if d > 1 and Ms.min() < d + 1:
         raise ValueError(f"M must be >= d + 1 = {d + 1} for a non-singular covariance, got {Ms.min()}")
-    _checks.real_array("mu0", mu0, ndim=(0,) if d == 1 else (0, 1))
-    _checks.real_array("sigma0", sigma0, lo=0 if np.ndim(sigma0) == 0 else None, lo_open=True,
+    checks.real_array("mu0", mu0, ndim=(0,) if d == 1 else (0, 1))
+    checks.real_array("sigma0", sigma0, lo=0 if np.ndim(sigma0) == 0 else None, lo_open=True,
                        ndim=(0,) if d == 1 else (0, 2))
-    _checks.choice("strategy", strategy, _checks.STRATEGIES)
+    checks.choice("strategy", strategy, checks.STRATEGIES)
     pooled = strategy != "replace" or real_fraction is not None
     if pooled:
-        pi = np.broadcast_to(0.0 if real_fraction is None else _checks.fraction("real_fraction", real_fraction),
+        pi = np.broadcast_to(0.0 if real_fraction is None else checks.fraction("real_fraction", real_fraction),
                              Ms.shape)
         mean0 = np.broadcast_to(np.asarray(mu0, float), (d,))
         cov0 = np.asarray(sigma0, float) ** 2 * np.eye(d) if np.ndim(sigma0) == 0 else np.asarray(sigma0, float)

@@ -16,12 +16,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import _checks
-from collapse_jax._checks import Int, Key, OneOf, Optional, checked
-from collapse_jax._random import subset
+from collapse_jax.engine import checks
+from collapse_jax.engine.checks import Int, Key, OneOf, Optional, checked
+from collapse_jax.engine.rng import subset
 from collapse_jax.distributions import distances
 from collapse_jax.distributions.theory import bandwidth_factor
-from collapse_jax.simulate import map_seeds
+from collapse_jax.engine.seeds import map_seeds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +50,8 @@ class Mixture:
         if np.any(w < 0) or not np.isclose(w.sum(), 1.0, atol=1e-9):
             raise ValueError(f"mixture weights must be >= 0 and sum to 1, got {self.weights} (sum {w.sum()})")
         for k in self.kinds:
-            _checks.choice("mixture kind", k, ("gaussian", "uniform"))
-        _checks.real_array("mixture scale", np.asarray(self.scale, float), lo=0, lo_open=True)
+            checks.choice("mixture kind", k, ("gaussian", "uniform"))
+        checks.real_array("mixture scale", np.asarray(self.scale, float), lo=0, lo_open=True)
         if len({np.size(v) for v in self.loc}) != 1:
             raise ValueError("every component's loc must have the same dimension d")
 
@@ -115,8 +115,8 @@ class KDEChain(NamedTuple):
     keep: tuple
 
 
-@checked(key=Key(), generations=Int(1, _checks.MAX_GENERATIONS), seeds=Int(1), chunk_size=Optional(Int(1)),
-         progress=OneOf(True, False), M=Int(2, _checks.MAX_SIZE))
+@checked(key=Key(), generations=Int(1, checks.MAX_GENERATIONS), seeds=Int(1), chunk_size=Optional(Int(1)),
+         progress=OneOf(True, False), M=Int(2, checks.MAX_SIZE))
 def kde_chain(key, M: int, generations: int, seeds: int, *, bandwidth="scott", init: Mixture | None = None,
               keep=(0,), measure=None, strategy: str = "replace", real_fraction=None, chunk_size: int | None = None,
               progress: bool = False) -> KDEChain:
@@ -143,24 +143,24 @@ def kde_chain(key, M: int, generations: int, seeds: int, *, bandwidth="scott", i
         >>> out.var.shape, out.w2sq.shape, out.samples.shape
         ((50, 21, 1), (50, 21), (50, 2, 200, 1))
     """
-    M = _checks.size("M", M, lo=2)
-    G = _checks.size("generations", generations, lo=0)
+    M = checks.size("M", M, lo=2)
+    G = checks.size("generations", generations, lo=0)
     init = Mixture.gaussian() if init is None else init
     d = init.d
     if isinstance(bandwidth, str):
         factor = bandwidth_factor(bandwidth, M, d)
     else:
         # the ceiling keeps squared distances over thousands of generations finite in float32
-        _checks.real_array("bandwidth", bandwidth, lo=0, lo_open=True, hi=1e15, ndim=(0,))
+        checks.real_array("bandwidth", bandwidth, lo=0, lo_open=True, hi=1e15, ndim=(0,))
         factor = None
-    keep = tuple(_checks.size("keep", tuple(keep), lo=0)) if len(keep) else ()
-    measure = np.arange(G + 1) if measure is None else np.asarray(_checks.size("measure", tuple(measure), lo=0))
+    keep = tuple(checks.size("keep", tuple(keep), lo=0)) if len(keep) else ()
+    measure = np.arange(G + 1) if measure is None else np.asarray(checks.size("measure", tuple(measure), lo=0))
     if any(k > G for k in keep) or measure.max() > G:
         raise ValueError(f"keep and measure must list generations in 0..{G}, got {keep} and {measure.max()}")
     gens = tuple(np.unique(np.concatenate([[0], measure, keep])).astype(int).tolist())
-    _checks.choice("strategy", strategy, _checks.STRATEGIES)
+    checks.choice("strategy", strategy, checks.STRATEGIES)
     if strategy != "replace" or real_fraction is not None:
-        n_real = 0 if real_fraction is None else int(round(_checks.fraction("real_fraction", real_fraction) * M))
+        n_real = 0 if real_fraction is None else int(round(checks.fraction("real_fraction", real_fraction) * M))
         if np.ndim(real_fraction) > 0:
             raise ValueError("real_fraction must be one number for kde_chain")
         one_seed = _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real)

@@ -10,8 +10,8 @@ import math
 import numpy as np
 from jax.scipy import special as jsp
 
-from collapse_jax import _checks
-from collapse_jax._checks import Int, OneOf, Optional, Real, checked
+from collapse_jax.engine import checks
+from collapse_jax.engine.checks import Int, OneOf, Optional, Real, checked
 from collapse_jax.distributions.gaussian import ESTIMATORS, sample_sizes
 
 
@@ -45,7 +45,7 @@ def chi_mean(k):
 
 def _steps(M, n, estimator):
     """(n array, per-generation M and divisor c), with M covering generations 1..max(n)."""
-    _checks.choice("estimator", estimator, ESTIMATORS)
+    checks.choice("estimator", estimator, ESTIMATORS)
     n = np.asarray(n)
     if np.any(n < 0) or not np.issubdtype(n.dtype, np.integer):
         raise ValueError(f"n must be integers >= 0, got {n!r}")
@@ -58,16 +58,16 @@ def _cumulative(step_values, n, op=np.cumprod, empty=1.0):
     return np.concatenate([[empty], op(step_values)])[n]
 
 
-@checked(M=Int(2, _checks.MAX_SIZE, many=True), n=Int(0, _checks.MAX_GENERATIONS, many=True),
-         estimator=OneOf("mle", "unbiased"), sigma0=Real(lo=0.0, lo_open=True, hi=_checks.SCALE_MAX, ndim=(0,)))
+@checked(M=Int(2, checks.MAX_SIZE, many=True), n=Int(0, checks.MAX_GENERATIONS, many=True),
+         estimator=OneOf("mle", "unbiased"), sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)))
 def gaussian_var_mean(M, n, estimator="mle", sigma0=1.0):
     """E sigma_n^2: sigma0^2 prod_k (M_k - 1)/c_k; sigma0^2 a^n for the MLE, sigma0^2 for the unbiased fit."""
     n, Ms, c = _steps(M, n, estimator)
     return sigma0**2 * _cumulative((Ms - 1) / c, n)
 
 
-@checked(M=Int(2, _checks.MAX_SIZE, many=True), n=Int(0, _checks.MAX_GENERATIONS, many=True),
-         estimator=OneOf("mle", "unbiased"), sigma0=Real(lo=0.0, lo_open=True, hi=_checks.SCALE_MAX, ndim=(0,)))
+@checked(M=Int(2, checks.MAX_SIZE, many=True), n=Int(0, checks.MAX_GENERATIONS, many=True),
+         estimator=OneOf("mle", "unbiased"), sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)))
 def gaussian_mean_var(M, n, estimator="mle", sigma0=1.0):
     """Var mu_n = sum_k E sigma_{k-1}^2 / M_k: sigma0^2 (1 - a^n) for the MLE, n sigma0^2 / M unbiased."""
     n, Ms, c = _steps(M, n, estimator)
@@ -75,8 +75,8 @@ def gaussian_mean_var(M, n, estimator="mle", sigma0=1.0):
     return _cumulative(ev / Ms, n, np.cumsum, 0.0)
 
 
-@checked(M=Int(2, _checks.MAX_SIZE, many=True), n=Int(0, _checks.MAX_GENERATIONS, many=True),
-         estimator=OneOf("mle", "unbiased"), sigma0=Real(lo=0.0, lo_open=True, hi=_checks.SCALE_MAX, ndim=(0,)))
+@checked(M=Int(2, checks.MAX_SIZE, many=True), n=Int(0, checks.MAX_GENERATIONS, many=True),
+         estimator=OneOf("mle", "unbiased"), sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)))
 def gaussian_log_var(M, n, estimator="mle", sigma0=1.0):
     """(mean, variance) of log sigma_n^2: a random walk with steps psi((M-1)/2) + ln 2 - ln c, psi'((M-1)/2)."""
     n, Ms, c = _steps(M, n, estimator)
@@ -85,16 +85,16 @@ def gaussian_log_var(M, n, estimator="mle", sigma0=1.0):
             _cumulative(_trigamma((Ms - 1) / 2), n, np.cumsum, 0.0))
 
 
-@checked(M=Int(2, _checks.MAX_SIZE, many=True), n=Int(0, _checks.MAX_GENERATIONS, many=True),
-         estimator=OneOf("mle", "unbiased"), sigma0=Real(lo=0.0, lo_open=True, hi=_checks.SCALE_MAX, ndim=(0,)))
+@checked(M=Int(2, checks.MAX_SIZE, many=True), n=Int(0, checks.MAX_GENERATIONS, many=True),
+         estimator=OneOf("mle", "unbiased"), sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)))
 def gaussian_sd_mean(M, n, estimator="mle", sigma0=1.0):
     """E sigma_n = sigma0 prod_k c_{M_k - 1} sqrt((M_k - 1) / c_k)."""
     n, Ms, c = _steps(M, n, estimator)
     return sigma0 * _cumulative(chi_mean(Ms - 1) * np.sqrt((Ms - 1) / c), n)
 
 
-@checked(M=Int(2, _checks.MAX_SIZE, many=True), n=Int(0, _checks.MAX_GENERATIONS, many=True),
-         estimator=OneOf("mle", "unbiased"), sigma0=Real(lo=0.0, lo_open=True, hi=_checks.SCALE_MAX, ndim=(0,)))
+@checked(M=Int(2, checks.MAX_SIZE, many=True), n=Int(0, checks.MAX_GENERATIONS, many=True),
+         estimator=OneOf("mle", "unbiased"), sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)))
 def gaussian_w2(M, n, estimator="mle", sigma0=1.0):
     """E W2^2(N(mu0, sigma0^2), N(mu_n, sigma_n^2)) = Var mu_n + E sigma_n^2 - 2 sigma0 E sigma_n + sigma0^2.
 
@@ -109,16 +109,16 @@ def gaussian_w2(M, n, estimator="mle", sigma0=1.0):
     return gaussian_mean_var(*args) + gaussian_var_mean(*args) - 2 * sigma0 * gaussian_sd_mean(*args) + sigma0**2
 
 
-@checked(M=Int(2, _checks.MAX_SIZE, many=True), n=Int(0, _checks.MAX_GENERATIONS, many=True),
-         sigma0=Real(lo=0.0, lo_open=True, hi=_checks.SCALE_MAX, ndim=(0,)))
+@checked(M=Int(2, checks.MAX_SIZE, many=True), n=Int(0, checks.MAX_GENERATIONS, many=True),
+         sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)))
 def gaussian_w2_first_order(M, n, sigma0=1.0):
     """(3/2) sigma0^2 sum_{k <= n} 1/M_k: bounded over generations iff sum 1/M_k converges."""
     n, Ms, _ = _steps(M, n, "mle")
     return 1.5 * sigma0**2 * _cumulative(1 / Ms, n, np.cumsum, 0.0)
 
 
-@checked(M=Int(2, _checks.MAX_SIZE, many=True), n=Int(0, _checks.MAX_GENERATIONS, many=True),
-         estimator=OneOf("mle", "unbiased"), sigma0=Real(lo=0.0, lo_open=True, hi=_checks.SCALE_MAX, ndim=(0,)))
+@checked(M=Int(2, checks.MAX_SIZE, many=True), n=Int(0, checks.MAX_GENERATIONS, many=True),
+         estimator=OneOf("mle", "unbiased"), sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)))
 def gaussian_strategy_moments(M, n, estimator="mle", strategy="replace", real_fraction=None, sigma0=1.0):
     """(E (mu_n - mu0)^2, E sigma_n^2) of the Gaussian chain under a data strategy, exactly (theory/distributions.md).
 
@@ -139,13 +139,13 @@ def gaussian_strategy_moments(M, n, estimator="mle", strategy="replace", real_fr
         (0.05, 0.95)
     """
     if strategy == "accumulate_subsample":
-        from collapse_jax.theory._common import NoFormulaError
+        from collapse_jax.regression.theory._common import NoFormulaError
 
         raise NoFormulaError("accumulate_subsample Gaussian chains have no formula in the lab (points picked "
                              "again bring back their old noise); simulate instead")
-    _checks.choice("strategy", strategy, _checks.STRATEGIES)
+    checks.choice("strategy", strategy, checks.STRATEGIES)
     n, Ms, _ = _steps(M, n, estimator)
-    pi = np.broadcast_to(0.0 if real_fraction is None else _checks.fraction("real_fraction", real_fraction),
+    pi = np.broadcast_to(0.0 if real_fraction is None else checks.fraction("real_fraction", real_fraction),
                          Ms.shape)
     unbiased = estimator == "unbiased"
     dev, q, s2, N = 0.0, 0.0, 1.0, 0.0  # per unit sigma0^2; q = E Q of the pool
@@ -166,14 +166,14 @@ def gaussian_strategy_moments(M, n, estimator="mle", strategy="replace", real_fr
     return sigma0**2 * np.asarray(devs)[n], sigma0**2 * np.asarray(s2s)[n]
 
 
-@checked(M=Int(2, _checks.MAX_SIZE, many=True), n=Int(0, _checks.MAX_GENERATIONS, many=True), d=Int(1, 10**4),
+@checked(M=Int(2, checks.MAX_SIZE, many=True), n=Int(0, checks.MAX_GENERATIONS, many=True), d=Int(1, 10**4),
          estimator=OneOf("mle", "unbiased"))
 def gaussian_cov_mean(M, n, d, estimator="mle"):
     """E Sigma_n = factor * Sigma_0; returns the factor prod_k (M_k - 1)/c_k (a^n for the MLE), as in 1-D."""
     return gaussian_var_mean(M, n, estimator)
 
 
-@checked(M=Int(2, _checks.MAX_SIZE, many=True), n=Int(0, _checks.MAX_GENERATIONS, many=True), d=Int(1, 10**4),
+@checked(M=Int(2, checks.MAX_SIZE, many=True), n=Int(0, checks.MAX_GENERATIONS, many=True), d=Int(1, 10**4),
          estimator=OneOf("mle", "unbiased"))
 def gaussian_logdet_drift(M, n, d, estimator="mle"):
     """E[log det Sigma_n - log det Sigma_0] = sum over steps of sum_{k=1}^{d} [psi((M-k)/2) + ln 2] - d ln c."""
@@ -189,13 +189,13 @@ def gaussian_logdet_drift(M, n, d, estimator="mle"):
 def _bandwidth(name, h):
     """A fixed bandwidth h > 0, or the name of a rule."""
     if isinstance(h, str):
-        _checks.choice(name, h, ("scott", "silverman"))
+        checks.choice(name, h, ("scott", "silverman"))
     else:
-        _checks.real_array(name, h, lo=0.0, lo_open=True, hi=_checks.SCALE_MAX, ndim=(0,))
+        checks.real_array(name, h, lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,))
 
 
-@checked(M=Int(2, _checks.MAX_SIZE), n=Int(0, _checks.MAX_GENERATIONS, many=True),
-         var0=Real(lo=0.0, hi=_checks.SCALE_MAX), bandwidth=_bandwidth, d=Int(1, 10**4))
+@checked(M=Int(2, checks.MAX_SIZE), n=Int(0, checks.MAX_GENERATIONS, many=True),
+         var0=Real(lo=0.0, hi=checks.SCALE_MAX), bandwidth=_bandwidth, d=Int(1, 10**4))
 def kde_var(M, n, var0, bandwidth, d=1):
     """E s_n^2, the within-sample variance (ddof 0, per coordinate) after n refits of a Gaussian KDE.
 
@@ -212,8 +212,8 @@ def kde_var(M, n, var0, bandwidth, d=1):
     return a ** (n + 1) * var0 + h2 * (M - 1) * (1 - a**n)
 
 
-@checked(M=Int(2, _checks.MAX_SIZE), n=Int(0, _checks.MAX_GENERATIONS, many=True),
-         var0=Real(lo=0.0, hi=_checks.SCALE_MAX), bandwidth=_bandwidth, d=Int(1, 10**4))
+@checked(M=Int(2, checks.MAX_SIZE), n=Int(0, checks.MAX_GENERATIONS, many=True),
+         var0=Real(lo=0.0, hi=checks.SCALE_MAX), bandwidth=_bandwidth, d=Int(1, 10**4))
 def kde_pooled_var(M, n, var0, bandwidth, d=1):
     """Variance of one point of generation n pooled over runs: var0 + sum_{k<n} E h_k^2 (var0 + n h^2 if fixed)."""
     n = np.asarray(n)
@@ -224,8 +224,8 @@ def kde_pooled_var(M, n, var0, bandwidth, d=1):
     return var0 + _cumulative(steps, n, np.cumsum, 0.0)
 
 
-@checked(M=Int(2, _checks.MAX_SIZE), n=Int(0, _checks.MAX_GENERATIONS, many=True),
-         var0=Real(lo=0.0, hi=_checks.SCALE_MAX), bandwidth=_bandwidth)
+@checked(M=Int(2, checks.MAX_SIZE), n=Int(0, checks.MAX_GENERATIONS, many=True),
+         var0=Real(lo=0.0, hi=checks.SCALE_MAX), bandwidth=_bandwidth)
 def kde_pooled_var_strategy(M, n, var0, bandwidth, strategy="replace", real_fraction=None):
     """Variance of one point of generation n pooled over runs, fixed bandwidth h, under a data strategy.
 
@@ -234,13 +234,13 @@ def kde_pooled_var_strategy(M, n, var0, bandwidth, strategy="replace", real_frac
     accumulate and accumulate_subsample share P_g = pi' var0 + (1 - pi') (mean_{i<g} P_i + h^2); replace uses
     P_{g-1} alone. Exact (the recursion is linear). Bandwidth rules have no such formula (h depends on the sample).
     """
-    _checks.choice("strategy", strategy, _checks.STRATEGIES)
+    checks.choice("strategy", strategy, checks.STRATEGIES)
     if isinstance(bandwidth, str):
-        from collapse_jax.theory._common import NoFormulaError
+        from collapse_jax.regression.theory._common import NoFormulaError
 
         raise NoFormulaError("the pooled-variance recursion under a data strategy needs a fixed bandwidth")
     n = np.asarray(n)
-    share = 0.0 if real_fraction is None else round(_checks.fraction("real_fraction", real_fraction) * M) / M
+    share = 0.0 if real_fraction is None else round(checks.fraction("real_fraction", real_fraction) * M) / M
     h2, P = float(bandwidth) ** 2, [float(var0)]
     for _ in range(int(n.max())):
         prev = P[-1] if strategy == "replace" else float(np.mean(P))
@@ -250,7 +250,7 @@ def kde_pooled_var_strategy(M, n, var0, bandwidth, strategy="replace", real_frac
 
 def bandwidth_factor(rule: str, M: int, d: int = 1) -> float:
     """h = factor * (unbiased std): Scott M^{-1/(d+4)}, Silverman (M (d+2)/4)^{-1/(d+4)} (scipy's conventions)."""
-    _checks.choice("bandwidth", rule, ("scott", "silverman"))
+    checks.choice("bandwidth", rule, ("scott", "silverman"))
     base = M if rule == "scott" else M * (d + 2) / 4
     return base ** (-1 / (d + 4))
 
@@ -268,7 +268,7 @@ def _wright_fisher_matrix(M):
     return np.where(np.isfinite(logpmf), np.exp(logpmf), 0.0)
 
 
-@checked(M=Int(2, _checks.MAX_SIZE), t=Int(0, _checks.MAX_GENERATIONS, many=True))
+@checked(M=Int(2, checks.MAX_SIZE), t=Int(0, checks.MAX_GENERATIONS, many=True))
 def distinct_mean(M, t, counts=None):
     """E (number of distinct original values) after t resamplings, exactly.
 
@@ -288,7 +288,7 @@ def distinct_mean(M, t, counts=None):
     return (counts.size - np.stack(by_t)[:, counts].sum(1))[t]
 
 
-@checked(M=Int(2, _checks.MAX_SIZE), t=Int(0, _checks.MAX_GENERATIONS, many=True))
+@checked(M=Int(2, checks.MAX_SIZE), t=Int(0, checks.MAX_GENERATIONS, many=True))
 def collision_mean(M, t, s0=None):
     """E S_t = E sum_i p_i^2 = 1 - (1 - 1/M)^t (1 - S_0); S_0 = 1/M for M distinct values."""
     s0 = 1 / M if s0 is None else s0
@@ -305,8 +305,8 @@ def fixation_time(M):
 # --- Discrete distributions with real data mixed in (MATH §2.4) ------------------------------------------------
 
 
-@checked(p=Real(lo=0.0, hi=1.0, ndim=(1,)), N=Int(1, _checks.MAX_SIZE),
-         n=Int(0, _checks.MAX_GENERATIONS, many=True), synthetic=Optional(Int(0, _checks.MAX_SIZE)))
+@checked(p=Real(lo=0.0, hi=1.0, ndim=(1,)), N=Int(1, checks.MAX_SIZE),
+         n=Int(0, checks.MAX_GENERATIONS, many=True), synthetic=Optional(Int(0, checks.MAX_SIZE)))
 def discrete_deviation(p, N, n, synthetic=None, strategy="replace"):
     """E ||p^(m) - p^(1)||^2 at generations m = n (array), with p^(1) fitted to N real samples.
 
@@ -331,8 +331,8 @@ def discrete_deviation(p, N, n, synthetic=None, strategy="replace"):
     return np.asarray(e)[n]
 
 
-@checked(p=Real(lo=0.0, hi=1.0, ndim=(1,)), N=Int(1, _checks.MAX_SIZE),
-         synthetic=Optional(Int(0, _checks.MAX_SIZE)))
+@checked(p=Real(lo=0.0, hi=1.0, ndim=(1,)), N=Int(1, checks.MAX_SIZE),
+         synthetic=Optional(Int(0, checks.MAX_SIZE)))
 def discrete_deviation_limit(p, N, synthetic):
     """The stationary E ||p - p^(1)||^2 with real data mixed in: G s / (N^2 + 2 N s + s) ~ sum p(1-p) s/(N(N+2s))."""
     p = np.asarray(p, float)

@@ -20,10 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import _checks
-from collapse_jax._checks import Int, Key, OneOf, Optional, Real, checked
-from collapse_jax._random import subset
-from collapse_jax.simulate import map_seeds
+from collapse_jax.engine import checks
+from collapse_jax.engine.checks import Int, Key, OneOf, Optional, Real, checked
+from collapse_jax.engine.rng import subset
+from collapse_jax.engine.seeds import map_seeds
 
 
 class KRRChain(NamedTuple):
@@ -48,7 +48,7 @@ def resolve_lambdas(lam, T: int, generations: int) -> np.ndarray:
         items = list(lam) if isinstance(lam, (list, tuple, np.ndarray)) else [lam]
         for f in items:
             if not callable(f):
-                _checks.real_array("lam", f, ndim=(0,))
+                checks.real_array("lam", f, ndim=(0,))
         out = np.stack([np.array([float(f(T, n)) for n in ns]) if callable(f) else np.full(ns.size, float(f))
                         for f in items])
     if not np.all(np.isfinite(out)) or np.any(out <= 0):
@@ -57,9 +57,9 @@ def resolve_lambdas(lam, T: int, generations: int) -> np.ndarray:
     return out
 
 
-@checked(key=Key(), T0=Int(1, _checks.MAX_SIZE), T=Int(1, _checks.MAX_SIZE),
-         generations=Int(0, _checks.MAX_GENERATIONS), seeds=Int(1),
-         sigma=Real(lo=0.0, hi=_checks.SCALE_MAX, ndim=(0,)), chunk_size=Optional(Int(1)),
+@checked(key=Key(), T0=Int(1, checks.MAX_SIZE), T=Int(1, checks.MAX_SIZE),
+         generations=Int(0, checks.MAX_GENERATIONS), seeds=Int(1),
+         sigma=Real(lo=0.0, hi=checks.SCALE_MAX, ndim=(0,)), chunk_size=Optional(Int(1)),
          progress=OneOf(True, False))
 def krr_chain(K, Y, pool, test, *, T0: int, T: int, generations: int, seeds: int, key=0, sigma0=0.0,
               sigma=0.0, lam=1e-3, lam_gen=1e-3, labels=None, strategy: str = "replace", real_fraction=None,
@@ -101,22 +101,22 @@ def krr_chain(K, Y, pool, test, *, T0: int, T: int, generations: int, seeds: int
     for name, idx in (("pool", pool), ("test", test)):
         if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= len(K):
             raise ValueError(f"{name} must be a non-empty array of indices in 0..{len(K) - 1}")
-    T0, T = _checks.size("T0", T0, lo=1), _checks.size("T", T, lo=1)
-    G = _checks.size("generations", generations, lo=1)
+    T0, T = checks.size("T0", T0, lo=1), checks.size("T", T, lo=1)
+    G = checks.size("generations", generations, lo=1)
     lams = resolve_lambdas(lam, T, G)
-    gen_noise = _per_generation("sigma0", sigma0, G, lo=0.0, hi=_checks.SCALE_MAX)
-    gen_lam = _per_generation("lam_gen", lam_gen, G, lo=0.0, lo_open=True, hi=_checks.SCALE_MAX)
-    _checks.real_array("sigma", sigma, lo=0.0, ndim=(0,))
+    gen_noise = _per_generation("sigma0", sigma0, G, lo=0.0, hi=checks.SCALE_MAX)
+    gen_lam = _per_generation("lam_gen", lam_gen, G, lo=0.0, lo_open=True, hi=checks.SCALE_MAX)
+    checks.real_array("sigma", sigma, lo=0.0, ndim=(0,))
     classes = np.zeros(len(test), int) if labels is None else np.asarray(labels, int)[test]
-    _checks.choice("strategy", strategy, _checks.STRATEGIES)
-    n_syn = None if synthetic_fraction is None else int(round(_checks.fraction("synthetic_fraction",
+    checks.choice("strategy", strategy, checks.STRATEGIES)
+    n_syn = None if synthetic_fraction is None else int(round(checks.fraction("synthetic_fraction",
                                                                                  synthetic_fraction) * T))
     if n_syn is not None and np.ndim(synthetic_fraction):
         raise ValueError("synthetic_fraction must be one number")
     if strategy == "replace" and real_fraction is None:
         one_seed = _krr_seed(T0, T, G, float(sigma), labels is not None, n_syn)
     else:
-        pi = np.broadcast_to(0.0 if real_fraction is None else _checks.fraction("real_fraction", real_fraction), (G,))
+        pi = np.broadcast_to(0.0 if real_fraction is None else checks.fraction("real_fraction", real_fraction), (G,))
         n_real = (T0,) + tuple(int(v) for v in np.round(pi[1:] * T0))  # generation 1 fits the real targets
         one_seed = _krr_seed_strategy(T0, T, G, float(sigma), labels is not None, n_syn, strategy, n_real)
     data = (K[np.ix_(pool, pool)], K[np.ix_(test, pool)], Y[pool], Y[test], classes, lams, gen_noise, gen_lam)
@@ -126,7 +126,7 @@ def krr_chain(K, Y, pool, test, *, T0: int, T: int, generations: int, seeds: int
 
 
 def _per_generation(name, value, generations, **bounds) -> np.ndarray:
-    arr = np.asarray(_checks.real_array(name, value, ndim=(0, 1), **bounds), float)
+    arr = np.asarray(checks.real_array(name, value, ndim=(0, 1), **bounds), float)
     if arr.ndim == 0:
         return np.full(generations, float(arr))
     if arr.shape != (generations,):

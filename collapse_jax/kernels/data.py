@@ -11,8 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from collapse_jax import _checks
-from collapse_jax._checks import Int, Key, Optional, Real, checked
+from collapse_jax.engine import checks
+from collapse_jax.engine.checks import Int, Key, Optional, Real, checked
 
 
 class Dataset(NamedTuple):
@@ -73,7 +73,7 @@ def load_mnist(path, limit: int | None = None) -> Dataset:
     if X.max() > 1.0:  # bytes 0..255; floats already in [0, 1] are kept as they are
         X = X / 255.0
     if limit is not None:
-        limit = _checks.size("limit", limit, lo=1)
+        limit = checks.size("limit", limit, lo=1)
         X, y = X[:limit], y[:limit]
     return Dataset(X, one_hot(y, 10), y.astype(int), "mnist")
 
@@ -122,8 +122,8 @@ def _idx(path: Path, ndim: int) -> np.ndarray:
     return data.reshape(shape)
 
 
-@checked(N=Int(1, _checks.MAX_SIZE), p=Int(1, 10**5), key=Key(),
-         signal=Real(lo=0.0, hi=_checks.SCALE_MAX, ndim=(0,)))
+@checked(N=Int(1, checks.MAX_SIZE), p=Int(1, 10**5), key=Key(),
+         signal=Real(lo=0.0, hi=checks.SCALE_MAX, ndim=(0,)))
 def synthetic_power_law(N: int, p: int, beta: float, r: float, key: int = 0, signal: float = 1.0) -> Dataset:
     """Gaussian inputs x ~ N(0, diag(j^-beta)) in R^p with targets y = x.w0, where lambda_j w0_j^2 ∝ j^-(1+2 beta r)
     (the power-law source of MATH §1.1). With the linear kernel the kernel spectrum is the power law j^-beta.
@@ -133,10 +133,10 @@ def synthetic_power_law(N: int, p: int, beta: float, r: float, key: int = 0, sig
         >>> data.X.shape, data.Y.shape, data.labels is None
         ((500, 50), (500, 1), True)
     """
-    from collapse_jax.spectra import Spectrum
+    from collapse_jax.regression.spectra import Spectrum
 
-    spec = Spectrum.power_law(_checks.size("p", p, lo=1), beta, r, signal=signal)
-    X = np.random.default_rng(key).standard_normal((_checks.size("N", N, lo=2), p)) * np.sqrt(spec.eigenvalues)
+    spec = Spectrum.power_law(checks.size("p", p, lo=1), beta, r, signal=signal)
+    X = np.random.default_rng(key).standard_normal((checks.size("N", N, lo=2), p)) * np.sqrt(spec.eigenvalues)
     return Dataset(X, (X @ np.asarray(spec.w0))[:, None], None, f"power_law(beta={beta}, r={r})")
 
 
@@ -144,7 +144,7 @@ def synthetic_power_law(N: int, p: int, beta: float, r: float, key: int = 0, sig
 def split(data: Dataset, test: int, key: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(pool indices, test indices): `test` held-out points chosen at random, the rest form the pool."""
     N = len(data.X)
-    test = _checks.size("test", test, lo=1)
+    test = checks.size("test", test, lo=1)
     if test >= N - 1:
         raise ValueError(f"test must leave at least 2 points in the pool, got test = {test} of N = {N}")
     perm = np.random.default_rng(key).permutation(N)

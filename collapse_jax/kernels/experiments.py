@@ -23,14 +23,16 @@ import sys
 
 import numpy as np
 
-from collapse_jax import _checks, plotting, regularization
-from collapse_jax import theory as linear_theory
+from collapse_jax.engine import checks, plotting
+from collapse_jax.engine.header import Header, read_header
+from collapse_jax.regression import regularization
+from collapse_jax.regression import theory as linear_theory
 from collapse_jax.kernels import data as datasets
 from collapse_jax.kernels import theory
 from collapse_jax.kernels.chain import krr_chain, resolve_lambdas
 from collapse_jax.kernels.functions import KERNELS, _check_params, kernel_matrix
 
-# every key each kind's runner reads, with its type (collapse_jax._checks.table)
+# every key each kind's runner reads, with its type (collapse_jax.engine.checks.table)
 _PROBLEM = {"T0": "int", "sigma0": "real", "sigma": "real", "lam_gen": "real", "generations": "int"}
 CHAIN_KEYS = {
     "krr_chain": {**_PROBLEM, "T": "int", "lam": "any"},
@@ -43,31 +45,20 @@ DATA_KEYS = {"kind": "str", "test": "int", "path": "str", "limit": "int", "N": "
 
 
 @dataclasses.dataclass(frozen=True)
-class KernelExperiment:
-    name: str
-    kind: str
-    description: str
+class KernelExperiment(Header):
     data: dict
     kernel: dict
     chain: dict
-    seeds: int
-    key: int
-    config: dict
 
 
 def from_config(cfg: dict, default_name: str) -> KernelExperiment:
-    _checks.table(cfg.get("plot", {}), plotting.PLOT_KEYS, "[plot]")
-    _checks.sections(cfg, {"name", "kind", "description", "data", "kernel", "chain", "simulation", "plot"},
-                     f"a {cfg['kind']} experiment")
-    sim = _checks.table(cfg.get("simulation", {}), {"seeds": "int", "key": "int"}, "[simulation]")
-    chain = _checks.table(cfg.get("chain", {}), CHAIN_KEYS[cfg["kind"]], "[chain]")
-    data = _checks.table(cfg.get("data", {"kind": "digits"}), DATA_KEYS, "[data]")
+    head = read_header(cfg, default_name, {"data", "kernel", "chain"}, seeds=200)
+    chain = checks.table(cfg.get("chain", {}), CHAIN_KEYS[cfg["kind"]], "[chain]")
+    data = checks.table(cfg.get("data", {"kind": "digits"}), DATA_KEYS, "[data]")
     kernel = dict(cfg.get("kernel", {"name": "rbf"}))
     params = {k: v for k, v in kernel.items() if k != "name"}
-    _check_params(_checks.choice("kernel.name", kernel.get("name", "rbf"), tuple(KERNELS)), params)
-    return KernelExperiment(_checks.name(cfg.get("name", default_name)), cfg["kind"], cfg.get("description", ""),
-                            data, kernel, chain, _checks.size("simulation.seeds", sim.get("seeds", 200)),
-                            sim.get("key", 0), cfg)
+    _check_params(checks.choice("kernel.name", kernel.get("name", "rbf"), tuple(KERNELS)), params)
+    return KernelExperiment(**head, data=data, kernel=kernel, chain=chain)
 
 
 def runner(kind: str):
@@ -239,7 +230,7 @@ def _krr_spectrum(exp, progress):
 
 def _krr_strategies(exp, progress):
     c = {"T0": 300, "T": 300, **exp.chain}
-    _checks.sections(c, {"T0", "T", "sigma0", "sigma", "lam", "lam_gen", "generations", "variants"}, "[chain]")
+    checks.sections(c, {"T0", "T", "sigma0", "sigma", "lam", "lam_gen", "generations", "variants"}, "[chain]")
     G = int(c.get("generations", 10))
     data, K, pool, test, emp = _setup(exp, progress)
     kw = dict(T0=int(c["T0"]), T=int(c["T"]), sigma0=c.get("sigma0", 0.0), sigma=c.get("sigma", 0.0),
@@ -253,7 +244,7 @@ def _krr_strategies(exp, progress):
             f"{'accuracy n=G':>13}"]
     summary = dict(variants=[])
     for v, var in enumerate(variants):
-        _checks.sections(var, {"label", "strategy", "real_fraction", "synthetic_fraction"}, f"variant {v}")
+        checks.sections(var, {"label", "strategy", "real_fraction", "synthetic_fraction"}, f"variant {v}")
         opts = {k: var[k] for k in ("strategy", "real_fraction", "synthetic_fraction") if k in var}
         for where, idx in (("held_out", test), ("pool", pool)):
             out = krr_chain(K, data.Y, pool, idx, generations=G, seeds=exp.seeds, key=exp.key, labels=data.labels,

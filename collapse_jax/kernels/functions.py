@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import _checks
+from collapse_jax.engine import checks
 
 
 def _sq_dists(X, Y):
@@ -75,9 +75,9 @@ def kernel_matrix(kernel, X, Y=None, *, block_size: int = 1024, **params) -> np.
     output plus one block. kernel is a function or a name in KERNELS; params are its keyword arguments.
     Y = None gives the symmetric K(X, X), whose lower blocks are copied from the upper ones."""
     if isinstance(kernel, str):
-        _check_params(_checks.choice("kernel", kernel, tuple(KERNELS)), params)
+        _check_params(checks.choice("kernel", kernel, tuple(KERNELS)), params)
         kernel = KERNELS[kernel]
-    block_size = _checks.size("block_size", block_size, lo=1)
+    block_size = checks.size("block_size", block_size, lo=1)
     symmetric = Y is None
     X = _inputs("X", X)
     Y = X if symmetric else _inputs("Y", Y)
@@ -101,16 +101,16 @@ def _check_params(name: str, params: dict):
     """Parameters that keep each named kernel finite and positive semi-definite, refused by name otherwise."""
     allowed = {"linear": set(), "rbf": {"lengthscale"}, "laplace": {"lengthscale"},
                "polynomial": {"degree", "offset", "scale"}, "arccos": {"order"}}[name]
-    _checks.sections(params, allowed, f"the {name} kernel's parameters")
+    checks.sections(params, allowed, f"the {name} kernel's parameters")
     if "lengthscale" in params:
-        _checks.real_array("lengthscale", params["lengthscale"], lo=0.0, lo_open=True, hi=_checks.SCALE_MAX, ndim=(0,))
+        checks.real_array("lengthscale", params["lengthscale"], lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,))
     if "degree" in params:
-        _checks.size("degree", params["degree"], lo=1)
+        checks.size("degree", params["degree"], lo=1)
     for key in ("offset", "scale"):
         if key in params:
-            _checks.real_array(key, params[key], lo=0.0, ndim=(0,))
+            checks.real_array(key, params[key], lo=0.0, ndim=(0,))
     if "order" in params:
-        _checks.choice("order", params["order"], (0, 1, 2))
+        checks.choice("order", params["order"], (0, 1, 2))
 
 
 def _inputs(name, X) -> np.ndarray:

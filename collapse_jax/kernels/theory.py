@@ -20,8 +20,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from collapse_jax.problem import Downstream, Generators
-from collapse_jax.spectra import Spectrum
+from collapse_jax.regression.problem import Downstream, Generators
+from collapse_jax.regression.spectra import Spectrum
 
 
 class EmpiricalSpectrum(NamedTuple):
@@ -69,7 +69,7 @@ def test_error(emp: EmpiricalSpectrum, n, *, T0, T, sigma0=0.0, sigma=0.0, lam=1
     """Predicted downstream test error (squared error summed over outputs, averaged over points) after n
     generations, for one lambda (a number, per-n array or schedule); n may be an array. `strategy`: the
     keywords strategy, real_fraction and synthetic_fraction of `problem`."""
-    from collapse_jax import theory
+    from collapse_jax.regression import theory
 
     spec, gen, down = problem(emp, T0, T, sigma0, sigma, lam, lam_gen, **strategy)
     return np.asarray(theory.test_error(spec, gen, down, np.asarray(n))) + emp.residual
@@ -77,7 +77,7 @@ def test_error(emp: EmpiricalSpectrum, n, *, T0, T, sigma0=0.0, sigma=0.0, lam=1
 
 def generator_error(emp: EmpiricalSpectrum, n, *, T0, sigma0=0.0, lam_gen=1e-3):
     """Predicted error of the generation-n generator itself against the real targets."""
-    from collapse_jax import theory
+    from collapse_jax.regression import theory
 
     spec, gen, _ = problem(emp, T0, T0, sigma0, 0.0, 1.0, lam_gen)
     return np.asarray(theory.generator_error(spec, gen, np.asarray(n))) + emp.residual

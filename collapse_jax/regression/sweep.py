@@ -1,9 +1,11 @@
 """Sweeps: a Cartesian grid over config fields times seeds, chunked, sharded, resumable, written to disk.
 
-Grid axes name config fields: "gen.T0", "gen.sigma0", "gen.lam", "gen.fixed", "gen.strategy",
-"gen.real_fraction", "down.T", "down.sigma", "down.lam", "down.synthetic_fraction". Static fields (sizes, fixed,
-strategy) are looped over on the host, one compilation each; data fields
-(noise levels, lambdas) are stacked and vmapped, so one compiled function serves all their combinations.
+Grid axes name config fields: "spec.d", "spec.beta", "spec.r", "spec.signal" (the parameters of a spectrum
+made by `Spectrum.isotropic` or `Spectrum.power_law`, rebuilt at every point), "gen.T0", "gen.sigma0",
+"gen.lam", "gen.fixed", "gen.strategy", "gen.real_fraction", "down.T", "down.sigma", "down.lam",
+"down.synthetic_fraction". Static fields (sizes, d, fixed, strategy) are looped over on the host, one
+compilation each; data fields (spectrum exponents, noise levels, lambdas) are stacked and vmapped, so one
+compiled function serves all their combinations.
 
 Every grid point uses seed i's key fold_in(root, i): a point's numbers are those `cj.simulate` gives for
 that config and key, whatever the chunking, the devices, or how the work was split over processes.
@@ -25,11 +27,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import itertools
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -39,16 +39,18 @@ import jax.numpy as jnp
 import numpy as np
 from filelock import FileLock, Timeout
 
-from collapse_jax import _checks, io, theory
-from collapse_jax.chain import Metrics, resolve_sampler
-from collapse_jax.problem import Downstream, Generators
-from collapse_jax.simulate import (DEFAULT_MEMORY, chunk_size_for, default_chunk, describe, root_key, seed_batch,
-                                  seed_mean, seed_sem, seed_sharding)
-from collapse_jax.spectra import Spectrum
+from collapse_jax.engine import checks, io, store
+from collapse_jax.engine.seeds import chunk_size_for, describe, root_key, seed_mean, seed_sem, seed_sharding
+from collapse_jax.regression import theory
+from collapse_jax.regression.chain import Metrics, resolve_sampler
+from collapse_jax.regression.problem import Downstream, Generators
+from collapse_jax.regression.simulate import DEFAULT_MEMORY, default_chunk, seed_batch
+from collapse_jax.regression.spectra import Spectrum
 
-FIELDS = {"gen": ("T0", "sigma0", "lam", "fixed", "strategy", "real_fraction"),
+FIELDS = {"spec": ("d", "beta", "r", "signal"),
+          "gen": ("T0", "sigma0", "lam", "fixed", "strategy", "real_fraction"),
           "down": ("T", "sigma", "lam", "synthetic_fraction")}
-STATIC = {"gen.T0", "gen.fixed", "gen.strategy", "down.T"}
+STATIC = {"spec.d", "gen.T0", "gen.fixed", "gen.strategy", "down.T"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +66,7 @@ class SweepResult:
     invalid: dict  # {"i,j,...": reason} for grid points that could not be simulated
     no_theory: dict  # {"i,j,...": reason} for grid points without a formula
     formula: np.ndarray  # (*grid,) "exact", "DE" or "none": the kind of prediction at each point
-    d: int  # the spectrum's dimension (sets the deterministic equivalents' finite-size bound)
+    d: int  # the spectrum's dimension, the smallest on the grid (sets the DEs' finite-size bound)
 
     def mean(self) -> Metrics:
         return seed_mean(Metrics(self.test_error, self.generator_error))
@@ -126,13 +128,13 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
             shared filesystem) and merges. No collective runs between processes.
         _fail_after: raise after writing that many chunks (tests inject an interruption with it).
     """
-    generations = _checks.size("generations", generations, lo=0)
-    seeds = _checks.size("seeds", seeds, lo=1)
-    key = _checks.size("key (an int seed for sweeps)", key, lo=0)
+    generations = checks.size("generations", generations, lo=0)
+    seeds = checks.size("seeds", seeds, lo=1)
+    key = checks.size("key (an int seed for sweeps)", key, lo=0)
     i_shard, n_shards = shard if shard is not None else (jax.process_index(), jax.process_count())
     if not (isinstance(n_shards, int) and n_shards >= 1 and 0 <= i_shard < n_shards):
         raise ValueError(f"shard must be (i, N) with 0 <= i < N, got {shard}")
-    names, values = _check_grid(grid)
+    names, values = _check_grid(grid, spec)
     static_names = [n for n in names if n in STATIC]
     data_names = [n for n in names if n not in STATIC]
     n_data = int(np.prod([len(values[n]) for n in data_names], dtype=int))
@@ -140,27 +142,29 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
                                               if n in ("gen.T0", "down.T")])
     if "accumulate_subsample" in [gen.strategy] + values.get("gen.strategy", []):
         rows *= generations + 1  # a pool of every generation's rows
-    chunk = chunk_size_for(seeds, chunk_size, default_chunk(spec.d, int(rows), max(1, max_memory // n_data),
+    d_max = max([spec.d] + values.get("spec.d", []))
+    chunk = chunk_size_for(seeds, chunk_size, default_chunk(d_max, int(rows), max(1, max_memory // n_data),
                                                                  generations))
     n_chunks = math.ceil(seeds / chunk)
 
-    _checks.choice("sampler", sampler, ("auto", "direct", "suffstats"))  # before anything is written
+    checks.choice("sampler", sampler, ("auto", "direct", "suffstats"))  # before anything is written
 
     out = Path(out)
     manifest = dict(
-        spectrum=dict(eigenvalues=np.asarray(spec.eigenvalues).tolist(), w0=np.asarray(spec.w0).tolist()),
+        spectrum=dict(eigenvalues=np.asarray(spec.eigenvalues).tolist(), w0=np.asarray(spec.w0).tolist(),
+                      recipe=spec.recipe),
         generators=describe(gen), downstream=describe(down), axes=names,
         grid={n: np.asarray(values[n]).tolist() for n in names}, generations=generations, seeds=seeds, key=key,
         sampler=sampler, chunk_size=chunk, x64=bool(jax.config.jax_enable_x64),
     )
-    _claim(out, manifest)
+    store.claim(out, manifest)
 
     jobs = list(itertools.product(range(_count(values, static_names)), range(n_chunks)))
     mine = [j for k, j in enumerate(jobs) if k % n_shards == i_shard]
     say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
-    _clean_stale_temporaries(out)
+    store.clean_stale_temporaries(out)
     shape_of = lambda c: (n_data, min(chunk, seeds - c * chunk), generations + 1)  # noqa: E731
-    done = lambda j: _read_chunk(out, *j, shape_of(j[1]), say) is not None  # noqa: E731
+    done = lambda j: store.read_chunk(out, *j, shape_of(j[1]), Metrics._fields, say) is not None  # noqa: E731
     todo = [j for j in mine if not done(j)]
     say(f"[sweep] {out}: {len(names)} axes, {_count(values, names)} points x {seeds} seeds, {len(jobs)} chunks "
         f"({len(mine) - len(todo)} of this shard's {len(mine)} already on disk)")
@@ -171,7 +175,7 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
     # died, whose lock the OS has released).
     for blocking in (False, True):
         for s_idx, c_idx in list(todo):
-            lock = FileLock(_chunk_path(out, s_idx, c_idx).with_suffix(".lock"))
+            lock = FileLock(store.chunk_path(out, s_idx, c_idx).with_suffix(".lock"))
             try:
                 lock.acquire(timeout=-1 if blocking else 0)
             except Timeout:
@@ -184,7 +188,7 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
                     raise RuntimeError(f"injected interruption after {written} chunks")
                 arrays = _compute_chunk(root, spec, gen, down, values, static_names, data_names, s_idx,
                                         c_idx * chunk, chunk, shape_of(c_idx), generations, sampler)
-                _write_chunk(out, s_idx, c_idx, arrays)
+                store.write_chunk(out, s_idx, c_idx, arrays)
             finally:
                 lock.release()
             todo.remove((s_idx, c_idx))
@@ -198,8 +202,8 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
         if i_shard != 0:
             say(f"[sweep] process {i_shard}/{n_shards} done; process 0 merges")
             return None
-        _wait_for([_chunk_path(out, *j) for j in jobs], wait)
-    if all(_chunk_path(out, *j).exists() for j in jobs):
+        store.wait_for([store.chunk_path(out, *j) for j in jobs], wait)
+    if all(store.chunk_path(out, *j).exists() for j in jobs):
         with FileLock(out / "merge.lock"):  # processes that finish together merge one after the other
             return merge(out, progress=progress)
     say(f"[sweep] shard {i_shard}/{n_shards} done; run `collapse-jax merge {out}` once every shard has finished")
@@ -210,7 +214,9 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
     """Assemble the chunk files of a finished sweep (all shards) into sweep.npz/.json, with theory."""
     out = Path(out)
     m = json.loads((out / "manifest.json").read_text())
-    spec = Spectrum(np.asarray(m["spectrum"]["eigenvalues"]), np.asarray(m["spectrum"]["w0"]))
+    recipe = m["spectrum"].get("recipe")
+    spec = (Spectrum.from_config(recipe) if recipe else
+            Spectrum(np.asarray(m["spectrum"]["eigenvalues"]), np.asarray(m["spectrum"]["w0"])))
     gen, down = _config(Generators, m["generators"]), _config(Downstream, m["downstream"])
     names = m["axes"]  # the grid's axis order (the manifest's keys are sorted)
     values = {n: m["grid"][n] for n in names}
@@ -218,7 +224,7 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
     data_names = [n for n in names if n not in STATIC]
     n_chunks = math.ceil(m["seeds"] / m["chunk_size"])
     missing = [(s, c) for s in range(_count(values, static_names)) for c in range(n_chunks)
-               if not _chunk_path(out, s, c).exists()]
+               if not store.chunk_path(out, s, c).exists()]
     if missing:
         raise ValueError(f"cannot merge {out}: {len(missing)} chunk(s) missing, e.g. static {missing[0][0]}, "
                          f"chunk {missing[0][1]}; run the remaining shards first")
@@ -227,15 +233,15 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
         parts = []
         for c in range(n_chunks):
             n_data = int(np.prod([len(values[name]) for name in data_names], dtype=int))
-            part = _read_chunk(out, s, c, (n_data, min(m["chunk_size"], m["seeds"] - c * m["chunk_size"]),
-                                           m["generations"] + 1))
+            part = store.read_chunk(out, s, c, (n_data, min(m["chunk_size"], m["seeds"] - c * m["chunk_size"]),
+                                                m["generations"] + 1), Metrics._fields)
             if part is None:
-                raise ValueError(f"cannot merge {out}: chunk file {_chunk_path(out, s, c)} is damaged or does not "
+                raise ValueError(f"cannot merge {out}: chunk file {store.chunk_path(out, s, c)} is damaged or does not "
                                  "match the sweep's config; rerun the sweep, which recomputes it")
             parts.append(part)
         per_static.append({k: np.concatenate([p[k] for p in parts], axis=1) for k in Metrics._fields})
     grid_shape = tuple(len(values[n]) for n in names)
-    arrays, th, invalid, no_theory = {}, {}, {}, {}
+    arrays, th, invalid, no_theory, dims = {}, {}, {}, {}, [spec.d]
     formula = np.full(tuple(len(values[n]) for n in names), "none", dtype="<U5")
     for k in Metrics._fields:
         stacked = np.stack([p[k] for p in per_static])  # (static, data, seed, n)
@@ -244,15 +250,16 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
         cfg = dict(zip(names, (values[n][i] for n, i in zip(names, point))))
         label = ",".join(map(str, point))
         try:
-            g, d = _point_configs(gen, down, cfg)
+            sp, g, d = _point_configs(spec, gen, down, cfg)
         except ValueError as err:
             invalid[label] = str(err)
             for k in Metrics._fields:
                 arrays[k][point] = np.nan
             continue
-        formula[point] = theory.formula_kind(spec, g, d)
+        dims.append(sp.d)
+        formula[point] = theory.formula_kind(sp, g, d)
         try:
-            t = theory.metrics(spec, g, d, np.arange(m["generations"] + 1))
+            t = theory.metrics(sp, g, d, np.arange(m["generations"] + 1))
             th[point] = (np.asarray(t.test_error), np.asarray(t.generator_error))
         except ValueError as err:
             no_theory[label] = str(err)
@@ -261,14 +268,14 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
     for point, (a, b) in th.items():
         th_test[point], th_gen[point] = a, b
     res = SweepResult(arrays["test_error"], arrays["generator_error"], th_test, th_gen,
-                      tuple(names) + ("seed", "n"), values, invalid, no_theory, formula, spec.d)
+                      tuple(names) + ("seed", "n"), values, invalid, no_theory, formula, min(dims))
     axes = {k: list(res.axes) for k in Metrics._fields} | {f"theory_{k}": names + ["n"] for k in Metrics._fields}
     coords = {n: np.asarray(values[n]) for n in names} | {"seed": np.arange(m["seeds"]),
                                                            "n": np.arange(m["generations"] + 1)}
     io.save(out / "sweep", dict(test_error=res.test_error, generator_error=res.generator_error,
                                 theory_test_error=th_test, theory_generator_error=th_gen, formula=formula),
             axes | dict(formula=names), dict(config=m, grid=values, invalid=invalid, no_theory=no_theory,
-                                             root_seed=m["key"], d=spec.d), coords=coords)
+                                             root_seed=m["key"], d=res.d), coords=coords)
     if progress:
         print(f"[sweep] merged {out}: {len(invalid)} invalid point(s), {len(no_theory)} without theory",
               file=sys.stderr)
@@ -299,7 +306,7 @@ def load(out: str | Path) -> SweepResult:
 def _chunk(root, seed_ids, spec, gen, down, generations, sampler):
     """(data points, seeds, n) metrics: the simulator's batch over seeds, vmapped over stacked data points."""
     batch = functools.partial(seed_batch, generations=generations, sampler=sampler)
-    return jax.vmap(batch, in_axes=(None, None, None, 0, 0))(root, seed_ids, spec, gen, down)
+    return jax.vmap(batch, in_axes=(None, None, 0, 0, 0))(root, seed_ids, spec, gen, down)
 
 
 def _compute_chunk(root, spec, gen, down, values, static_names, data_names, s_idx, start, chunk, shape,
@@ -307,15 +314,16 @@ def _compute_chunk(root, spec, gen, down, values, static_names, data_names, s_id
     """The metrics of one chunk, shaped `shape`: every data point of static combination s_idx, seeds from start
     (computed `chunk` at a time, one compiled shape for every chunk, then cut to shape[1])."""
     static_vals = _nth(values, static_names, s_idx)
-    gen_s, down_s, bad = _stacked(spec, gen, down, dict(zip(static_names, static_vals)), data_names, values)
+    spec_s, gen_s, down_s, bad = _stacked(spec, gen, down, dict(zip(static_names, static_vals)), data_names,
+                                          values)
     if bad is not None:  # the whole static combination is invalid: NaNs, so that the sweep can complete
         return {k: np.full(shape, np.nan) for k in Metrics._fields}
     ids = np.arange(start, start + chunk, dtype=np.uint32)
-    metrics = _chunk(root, jax.device_put(ids, seed_sharding()), spec, gen_s, down_s, generations, sampler)
+    metrics = _chunk(root, jax.device_put(ids, seed_sharding()), spec_s, gen_s, down_s, generations, sampler)
     return {k: np.asarray(v)[:, : shape[1]] for k, v in metrics._asdict().items()}
 
 
-def _check_grid(grid: dict):
+def _check_grid(grid: dict, spec: Spectrum):
     if not grid:
         raise ValueError("grid must name at least one field, e.g. {'down.lam': [0.01, 0.1]}")
     names, values = list(grid), {}
@@ -327,6 +335,10 @@ def _check_grid(grid: dict):
         vals = list(np.asarray(grid[name]).tolist()) if not isinstance(grid[name], list) else list(grid[name])
         if not vals:
             raise ValueError(f"grid field {name!r} has no values")
+        if owner == "spec" and field not in (spec.recipe or {}):
+            made = (f"spectrum kind {spec.recipe['kind']!r} has no {field!r}" if spec.recipe else
+                    "the spectrum was not made by Spectrum.isotropic or Spectrum.power_law")
+            raise ValueError(f"grid field {name!r}: {made}, so it cannot be rebuilt with other values")
         values[name] = vals
     return names, values
 
@@ -343,38 +355,38 @@ def _nth(values, names, index):
     return tuple(values[n][i] for n, i in zip(names, idx))
 
 
-def _point_configs(gen, down, cfg: dict):
-    """(Generators, Downstream) at one grid point; ValueError if the point is invalid."""
-    g = {k.split(".", 1)[1]: v for k, v in cfg.items() if k.startswith("gen.")}
-    d = {k.split(".", 1)[1]: v for k, v in cfg.items() if k.startswith("down.")}
+def _point_configs(spec, gen, down, cfg: dict):
+    """(Spectrum, Generators, Downstream) at one grid point; ValueError if the point is invalid."""
+    sp, g, d = ({k.split(".", 1)[1]: v for k, v in cfg.items() if k.startswith(owner + ".")} for owner in FIELDS)
     if "T0" in g and isinstance(g["T0"], list):
         g["T0"] = tuple(g["T0"])
-    return dataclasses.replace(gen, **g), dataclasses.replace(down, **d)
+    spec = Spectrum.from_config(spec.recipe | sp) if sp else spec
+    return spec, dataclasses.replace(gen, **g), dataclasses.replace(down, **d)
 
 
 def _stacked(spec, gen, down, static_cfg, data_names, values):
     """Configs whose data leaves carry a leading axis over the data points (invalid points replaced by a valid
-    one, their results overwritten with NaN at merge). Returns (gen, down, reason) with reason set when the
-    static combination itself is invalid."""
+    one, their results overwritten with NaN at merge). Returns (spec, gen, down, reason) with reason set when
+    the static combination itself is invalid."""
     try:
-        g0, d0 = _point_configs(gen, down, static_cfg)
-        resolve_sampler("auto", spec.d, g0, d0)
+        s0, g0, d0 = _point_configs(spec, gen, down, static_cfg)
+        resolve_sampler("auto", s0.d, g0, d0)
     except ValueError as err:
-        return gen, down, str(err)
+        return spec, gen, down, str(err)
     points = [dict(zip(data_names, combo)) for combo in itertools.product(*(values[n] for n in data_names))]
     configs, fallback = [], None
     for p in points:
         try:
-            configs.append(_point_configs(g0, d0, p))
+            configs.append(_point_configs(s0, g0, d0, p))
             fallback = fallback or configs[-1]
         except ValueError:
             configs.append(None)
     if fallback is None:
-        return gen, down, "every data point of this combination is invalid"
+        return spec, gen, down, "every data point of this combination is invalid"
     configs = [c or fallback for c in configs]
     dtype = jnp.zeros(()).dtype
     stack = lambda i: jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x, dtype) for x in xs]), *[c[i] for c in configs])
-    return stack(0), stack(1), None
+    return Spectrum.stack([c[0] for c in configs], dtype), stack(1), stack(2), None
 
 
 def _to_grid(stacked, names, static_names, data_names, values):
@@ -383,109 +395,6 @@ def _to_grid(stacked, names, static_names, data_names, values):
     arr = stacked.reshape(shape + stacked.shape[2:])
     order = [(static_names + data_names).index(n) for n in names]
     return np.transpose(arr, order + [len(names), len(names) + 1])
-
-
-def _claim(out: Path, manifest: dict):
-    """Write the manifest, or check that the one on disk describes the same sweep (its chunk hashes aside)."""
-    out.mkdir(parents=True, exist_ok=True)
-    with FileLock(out / "manifest.lock"):
-        old = _manifest(out)
-        if old is None:
-            _write_manifest(out, dict(manifest, chunk_sha256={}))
-            return
-        old.pop("chunk_sha256", None)
-        if json.dumps(old, sort_keys=True) != json.dumps(manifest, sort_keys=True):
-            diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
-            raise ValueError(f"{out} holds a sweep with a different config (differs in {diff}); "
-                             "use another output folder or delete it")
-
-
-def _manifest(out: Path) -> dict | None:
-    path = out / "manifest.json"
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not a sweep manifest ({err}); delete the folder or use another") from None
-
-
-def _write_manifest(out: Path, manifest: dict):
-    tmp = out / f"manifest.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(manifest, sort_keys=True))
-    os.replace(tmp, out / "manifest.json")
-
-
-def _digest(arrays: dict) -> str:
-    """A hash of a chunk's numbers (not of its file, whose zip timestamps differ between identical writes)."""
-    h = hashlib.sha256()
-    for k in Metrics._fields:
-        a = np.ascontiguousarray(arrays[k])
-        h.update(f"{k}{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
-def _wait_for(paths, timeout: float):
-    deadline = time.monotonic() + timeout
-    while not all(p.exists() for p in paths):
-        if time.monotonic() > deadline:
-            missing = sum(not p.exists() for p in paths)
-            raise TimeoutError(f"{missing} chunk file(s) from other processes did not appear within {timeout:.0f}s")
-        time.sleep(0.5)
-
-
-def _chunk_path(out: Path, static_idx: int, chunk_idx: int) -> Path:
-    return out / "chunks" / f"s{static_idx:04d}_c{chunk_idx:05d}.npz"
-
-
-def _read_chunk(out: Path, s_idx: int, c_idx: int, shape: tuple, say=None) -> dict | None:
-    """The arrays of a chunk file if it is whole, has this sweep's keys, shapes and float dtype, and its numbers
-    hash to what the manifest recorded when it was written; else None (missing; or damaged, edited or foreign:
-    then removed with a word on stderr, so that the sweep recomputes it)."""
-    path = _chunk_path(out, s_idx, c_idx)
-    if not path.exists():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in Metrics._fields}
-        recorded = (_manifest(out) or {}).get("chunk_sha256", {}).get(path.name)
-        if not all(a.shape == shape and a.dtype.kind == "f" for a in arrays.values()):
-            why = f"shapes {[a.shape for a in arrays.values()]} instead of {shape}"
-        elif recorded != _digest(arrays):
-            why = "its numbers do not match the hash recorded in manifest.json" if recorded else "no recorded hash"
-        else:
-            return arrays
-    except Exception as err:  # truncated, empty, not a zip, missing keys: all mean "recompute"
-        why = f"{type(err).__name__}: {err}"
-    if say is not None:
-        say(f"[sweep] {path} is damaged or foreign ({why}); recomputing it")
-        path.unlink(missing_ok=True)
-    return None
-
-
-def _write_chunk(out: Path, s_idx: int, c_idx: int, arrays: dict):
-    """Record the chunk's hash in the manifest, then write the file atomically under a per-process name."""
-    path = _chunk_path(out, s_idx, c_idx)
-    with FileLock(out / "manifest.lock"):
-        manifest = _manifest(out)
-        manifest.setdefault("chunk_sha256", {})[path.name] = _digest(arrays)
-        _write_manifest(out, manifest)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-
-
-def _clean_stale_temporaries(out: Path):
-    """Remove chunk temporaries left by processes that no longer run (their pid is in the name)."""
-    for tmp in (out / "chunks").glob("*.tmp.npz"):
-        try:
-            os.kill(int(tmp.name.split(".")[-3]), 0)
-        except (ValueError, IndexError, ProcessLookupError):
-            tmp.unlink(missing_ok=True)
-        except PermissionError:  # alive, another user's
-            pass
 
 
 def _config(cls, described: dict):

@@ -21,10 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax.problem import Generators
-from collapse_jax.spectra import Spectrum
-from collapse_jax.theory import overparam, strategies
-from collapse_jax.theory._common import NoFormulaError
+from collapse_jax.regression.problem import Generators
+from collapse_jax.regression.spectra import Spectrum
+from collapse_jax.regression.theory import overparam, strategies
+from collapse_jax.regression.theory._common import NoFormulaError
 
 
 class Moments(NamedTuple):
@@ -83,7 +83,7 @@ def ridge_generator_moments(eig, w0, T, sigma, lam, n) -> Moments:
 
 @jax.jit
 def _ridge_recursion(eig, w0, T, sigma, lam):
-    from collapse_jax.theory.ridge import df, kappa
+    from collapse_jax.regression.theory.ridge import df, kappa
 
     def step(carry, xs):
         shrink, noise, M_prev = carry

@@ -8,12 +8,13 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import _checks
+from collapse_jax.engine import checks
 
 
-@_checks.strict_init
+@checks.strict_init
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Spectrum:
@@ -30,17 +31,21 @@ class Spectrum:
 
     eigenvalues: jax.Array
     w0: jax.Array
+    # How the named constructors built it ({"kind": "power_law", "d": 100, "beta": 1.5, ...}), so that a sweep can
+    # rebuild it with other parameters. A plain attribute, not a pytree field: arrays stacked over spectra of
+    # different betas still share one tree structure.
+    recipe = None
 
     def __post_init__(self):
         for name in ("eigenvalues", "w0"):  # lists and tuples are one array each, not pytrees of scalars
             if isinstance(getattr(self, name), (list, tuple)):
-                _checks.real_array(name, getattr(self, name), ndim=(1,))
+                checks.real_array(name, getattr(self, name), ndim=(1,))
                 object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=float))
-        if _checks.is_concrete(self.eigenvalues):
-            _checks.real_array("eigenvalues", self.eigenvalues, lo=0.0, lo_open=True, ndim=(1,))
-        if _checks.is_concrete(self.w0):
-            _checks.real_array("w0", self.w0, ndim=(1,))
-            if _checks.is_concrete(self.eigenvalues) and np.shape(self.w0) != np.shape(self.eigenvalues):
+        if checks.is_concrete(self.eigenvalues):
+            checks.real_array("eigenvalues", self.eigenvalues, lo=0.0, lo_open=True, ndim=(1,))
+        if checks.is_concrete(self.w0):
+            checks.real_array("w0", self.w0, ndim=(1,))
+            if checks.is_concrete(self.eigenvalues) and np.shape(self.w0) != np.shape(self.eigenvalues):
                 raise ValueError(
                     f"w0 must have the shape of eigenvalues {np.shape(self.eigenvalues)}, got {np.shape(self.w0)}"
                 )
@@ -63,9 +68,9 @@ class Spectrum:
     @classmethod
     def isotropic(cls, d: int, signal: float = 1.0) -> "Spectrum":
         """Sigma = I_d and a teacher with equal coordinates, scaled so that ||w0||^2 = signal."""
-        _checks.Int(1, _checks.MAX_SIZE)("d", d)
-        _checks.real_array("signal", signal, lo=0.0, hi=_checks.SCALE_MAX, ndim=(0,))
-        return cls(np.ones(d), np.full(d, np.sqrt(signal / d)))
+        checks.Int(1, checks.MAX_SIZE)("d", d)
+        checks.real_array("signal", signal, lo=0.0, hi=checks.SCALE_MAX, ndim=(0,))
+        return cls(np.ones(d), np.full(d, np.sqrt(signal / d)))._made_by(kind="isotropic", d=d, signal=signal)
 
     @classmethod
     def power_law(cls, d: int, beta: float, r: float, signal: float = 1.0) -> "Spectrum":
@@ -73,10 +78,10 @@ class Spectrum:
 
         The teacher's coordinates are positive and normalised so that ||w0||^2_Sigma = signal.
         """
-        _checks.Int(1, _checks.MAX_SIZE)("d", d)
-        _checks.real_array("beta", beta, lo=0.0, lo_open=True, ndim=(0,))
-        _checks.real_array("r", r, lo=0.0, lo_open=True, ndim=(0,))
-        _checks.real_array("signal", signal, lo=0.0, hi=_checks.SCALE_MAX, ndim=(0,))
+        checks.Int(1, checks.MAX_SIZE)("d", d)
+        checks.real_array("beta", beta, lo=0.0, lo_open=True, ndim=(0,))
+        checks.real_array("r", r, lo=0.0, lo_open=True, ndim=(0,))
+        checks.real_array("signal", signal, lo=0.0, hi=checks.SCALE_MAX, ndim=(0,))
         j = np.arange(1, d + 1, dtype=float)
         eigenvalues = j**-beta
         energy = j ** -(1.0 + 2.0 * beta * r)  # lambda_j w0_j^2 before normalisation
@@ -84,7 +89,21 @@ class Spectrum:
             raise ValueError(f"beta = {beta} and r = {r} at d = {d}: j^-beta or j^-(1 + 2 beta r) underflows "
                              "float64; take smaller exponents or a smaller d")
         energy *= signal / energy.sum()
-        return cls(eigenvalues, np.sqrt(energy / eigenvalues))
+        return cls(eigenvalues, np.sqrt(energy / eigenvalues))._made_by(kind="power_law", d=d, beta=beta, r=r,
+                                                                        signal=signal)
+
+    @classmethod
+    def stack(cls, spectra, dtype) -> "Spectrum":
+        """Spectra of one dimension as one Spectrum whose arrays have a leading axis over them, to vmap over
+        (built without __post_init__, whose checks are for one spectrum)."""
+        out = object.__new__(cls)
+        for name in ("eigenvalues", "w0"):
+            object.__setattr__(out, name, jnp.stack([jnp.asarray(getattr(s, name), dtype) for s in spectra]))
+        return out
+
+    def _made_by(self, **recipe) -> "Spectrum":
+        object.__setattr__(self, "recipe", {k: (v.item() if hasattr(v, "item") else v) for k, v in recipe.items()})
+        return self
 
     @classmethod
     def from_config(cls, cfg: dict) -> "Spectrum":
@@ -95,7 +114,7 @@ class Spectrum:
         keys = {"isotropic": {"d", "signal"}, "power_law": {"d", "beta", "r", "signal"}, "custom": {"eigenvalues", "w0"}}
         if kind not in keys:
             raise ValueError(f"spectrum.kind must be 'isotropic', 'power_law' or 'custom', got {kind!r}")
-        _checks.sections(cfg, keys[kind], f"[spectrum] (kind = {kind!r})")
+        checks.sections(cfg, keys[kind], f"[spectrum] (kind = {kind!r})")
         if kind == "custom":
             missing = keys[kind] - set(cfg)
             if missing:

@@ -17,7 +17,7 @@ def log_gamma(key, a):
 
     Example:
         >>> import jax, jax.numpy as jnp
-        >>> from collapse_jax._random import log_gamma
+        >>> from collapse_jax.engine.rng import log_gamma
         >>> x = jnp.exp(log_gamma(jax.random.key(0), jnp.full(100_000, 3.0)))
         >>> round(float(x.mean()), 1)
         3.0
@@ -65,7 +65,7 @@ def subset(key, filled, capacity: int, m: int):
 
     Example:
         >>> import jax
-        >>> from collapse_jax._random import subset
+        >>> from collapse_jax.engine.rng import subset
         >>> sorted(subset(jax.random.key(0), 5, 10, 5).tolist())
         [0, 1, 2, 3, 4]
     """

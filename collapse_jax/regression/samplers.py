@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_factor, cho_solve
 
-from collapse_jax._random import chi_square
+from collapse_jax.engine.rng import chi_square
 
 
 def design(key, sqrt_eig, rows: int):

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from collapse_jax import _checks
+from collapse_jax.engine import checks
 
 
 def _check(beta, r):
-    _checks.real_array("beta", beta, lo=1.0, lo_open=True)  # a summable power-law spectrum
-    _checks.real_array("r", r, lo=0.0, lo_open=True)
+    checks.real_array("beta", beta, lo=1.0, lo_open=True)  # a summable power-law spectrum
+    checks.real_array("r", r, lo=0.0, lo_open=True)
 
 
 def capped_r(r):
@@ -48,7 +48,7 @@ def error_exponent(beta, r, ell, noisy: bool = True):
         -2.0
     """
     _check(beta, r)
-    _checks.real_array("ell", ell, lo=0.0)
+    checks.real_array("ell", ell, lo=0.0)
     ell = np.minimum(ell, beta)
     bias = -2 * ell * capped_r(r)
     return np.maximum(bias, -(1 - ell / beta)) if noisy else bias
@@ -70,7 +70,7 @@ def slow_exponent(beta, r):
 def sigma_eff2(sigma, sigma0, n, phi0):
     """Effective label noise: fake data act as extra noise n sigma0^2 phi0 / (1 - phi0) (phi0 = d/T0 < 1)."""
     for arg, value in (("sigma", sigma), ("sigma0", sigma0), ("n", n), ("phi0", phi0)):
-        _checks.real_array(arg, value, lo=0.0, hi=_checks.SCALE_MAX, ndim=(0, 1))
+        checks.real_array(arg, value, lo=0.0, hi=checks.SCALE_MAX, ndim=(0, 1))
     phi0 = np.asarray(phi0, dtype=float)
     if np.any((phi0 <= 0) | (phi0 >= 1)):
         raise ValueError(f"phi0 = d/T0 must be in (0, 1) (under-parameterised generators), got {phi0}")
@@ -80,7 +80,7 @@ def sigma_eff2(sigma, sigma0, n, phi0):
 def crossover_T(sigma_eff2_, beta, r):
     """T* ≍ sigma_eff^(-2/(2 beta r_)) where the tuned error switches from the fast to the slow rate."""
     _check(beta, r)
-    _checks.real_array("sigma_eff2_", sigma_eff2_, lo=0.0, lo_open=True)
+    checks.real_array("sigma_eff2_", sigma_eff2_, lo=0.0, lo_open=True)
     return np.asarray(sigma_eff2_, float) ** (-1 / (2 * beta * capped_r(r)))
 
 

@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import _checks
-from collapse_jax.theory._common import NoFormulaError
+from collapse_jax.engine import checks
+from collapse_jax.regression.theory._common import NoFormulaError
 
 
 def carry_over(s, T, d: int):
@@ -59,7 +59,7 @@ def ols_moments_scale(gen, d: int, T: np.ndarray, sigma, n_real) -> jnp.ndarray:
         raise NoFormulaError(f"strategy={gen.strategy!r} and real_fraction have exact formulas for T0 >= d+2 = "
                              f"{d + 2} only (OLS generators), got T0 = {int(T.min())}; simulate instead")
     sigma2 = jnp.asarray(sigma, jnp.float64) ** 2
-    mixes = gen.real_fraction is not None and not (_checks.is_concrete(gen.real_fraction)
+    mixes = gen.real_fraction is not None and not (checks.is_concrete(gen.real_fraction)
                                                    and np.all(np.asarray(gen.real_fraction) == 0))
     if gen.strategy == "replace":
         if gen.fixed and mixes:

@@ -10,10 +10,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from collapse_jax import samplers, strategies
-from collapse_jax._checks import choice
-from collapse_jax.problem import Downstream, Generators
-from collapse_jax.spectra import Spectrum
+from collapse_jax.regression import samplers, strategies
+from collapse_jax.engine.checks import choice
+from collapse_jax.regression.problem import Downstream, Generators
+from collapse_jax.regression.spectra import Spectrum
 
 SAMPLERS = ("auto", "direct", "suffstats")
 
@@ -143,7 +143,7 @@ def run_chain(key, spec: Spectrum, gen: Generators, down: Downstream, generation
 
     Example:
         >>> import jax, collapse_jax as cj
-        >>> from collapse_jax.chain import run_chain
+        >>> from collapse_jax.regression.chain import run_chain
         >>> m = run_chain(jax.random.key(0), cj.Spectrum.isotropic(20), cj.Generators(T0=60),
         ...               cj.Downstream(T=60), generations=3)
         >>> m.test_error.shape

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import cho_factor, cho_solve
 
-from collapse_jax import samplers
-from collapse_jax._random import subset
+from collapse_jax.regression import samplers
+from collapse_jax.engine.rng import subset
 
 
 def accumulate(d: int, T0: tuple[int, ...], fixed: bool, sampler: str, mixes_real: bool):

@@ -1,4 +1,4 @@
-"""Experiments that optimise a schedule through the theory (`collapse_jax.optimize`) and check it in simulation.
+"""Experiments that optimise a schedule through the theory (`collapse_jax.regression.optimize`) and check it in simulation.
 
 Kinds, each with [spectrum], [generators], [downstream], [scan] and [simulation] (seeds, key):
 
@@ -15,10 +15,13 @@ import dataclasses
 
 import numpy as np
 
-from collapse_jax import _checks, optimize, plotting, regularization, theory
-from collapse_jax.problem import Downstream, Generators
-from collapse_jax.simulate import simulate
-from collapse_jax.spectra import Spectrum
+from collapse_jax.engine import checks, plotting
+from collapse_jax.engine.header import Header, read_header
+from collapse_jax.regression import optimize, regularization, theory
+from collapse_jax.regression.experiments import PROBLEM, problem
+from collapse_jax.regression.problem import Downstream, Generators
+from collapse_jax.regression.simulate import simulate
+from collapse_jax.regression.spectra import Spectrum
 
 KINDS = ("joint_regularisation", "schedule_fit", "real_data_budget")
 SCAN = {"joint_regularisation": {"n"}, "schedule_fit": {"n", "T_range", "T_sim", "points"},
@@ -26,17 +29,11 @@ SCAN = {"joint_regularisation": {"n"}, "schedule_fit": {"n", "T_range", "T_sim",
 
 
 @dataclasses.dataclass(frozen=True)
-class OptimizeExperiment:
-    name: str
-    kind: str
-    description: str
+class OptimizeExperiment(Header):
     spec: Spectrum
     gen: Generators
     down: Downstream
     scan: dict
-    seeds: int
-    key: int
-    config: dict
 
     @property
     def chain(self) -> str:
@@ -44,19 +41,11 @@ class OptimizeExperiment:
 
 
 def from_config(cfg: dict, default_name: str) -> OptimizeExperiment:
-    _checks.sections(cfg, {"name", "kind", "description", "spectrum", "generators", "downstream", "scan",
-                           "simulation", "plot"}, f"a {cfg['kind']} experiment")
-    _checks.table(cfg.get("plot", {}), plotting.PLOT_KEYS, "[plot]")
-    scan, sim = dict(cfg.get("scan", {})), dict(cfg.get("simulation", {}))
-    _checks.sections(scan, SCAN[cfg["kind"]], "[scan]")
-    _checks.sections(sim, {"seeds", "key"}, "[simulation]")
-    return OptimizeExperiment(
-        _checks.name(cfg.get("name", default_name)), cfg["kind"], cfg.get("description", ""),
-        Spectrum.from_config(cfg.get("spectrum", {})), _checks.build(Generators, cfg.get("generators", {}),
-                                                                     "[generators]"),
-        _checks.build(Downstream, cfg.get("downstream", {}), "[downstream]"), scan,
-        _checks.size("simulation.seeds", sim.get("seeds", 400)), _checks.size("simulation.key", sim.get("key", 0), lo=0),
-        cfg)
+    head = read_header(cfg, default_name, PROBLEM | {"scan"}, seeds=400)
+    scan = dict(cfg.get("scan", {}))
+    checks.sections(scan, SCAN[cfg["kind"]], "[scan]")
+    spec, gen, down = problem(cfg)
+    return OptimizeExperiment(**head, spec=spec, gen=gen, down=down, scan=scan)
 
 
 def runner(kind):
@@ -68,7 +57,7 @@ def _mean_sem(x, axis=0):
 
 
 def _joint(exp, progress):
-    ns = [_checks.size("scan.n", int(v), lo=1) for v in exp.scan.get("n", [1, 2, 4, 8])]
+    ns = [checks.size("scan.n", int(v), lo=1) for v in exp.scan.get("n", [1, 2, 4, 8])]
     naive_lam = float(regularization.optimal_lambda(exp.spec, exp.gen, exp.down, 0))
     names = ("naive λ", "downstream λ tuned", "joint (generators + downstream)")
     th, sim, lams = np.zeros((3, len(ns))), np.zeros((3, len(ns), exp.seeds)), {}
@@ -115,7 +104,7 @@ def _joint(exp, progress):
 def _schedule(exp, progress):
     ns = [int(v) for v in exp.scan.get("n", [0, 1, 5])]
     T_range = tuple(float(v) for v in exp.scan.get("T_range", [50, 1000]))
-    T_sim = np.asarray([_checks.size("scan.T_sim", int(v)) for v in exp.scan.get("T_sim", [50, 200, 800])])
+    T_sim = np.asarray([checks.size("scan.T_sim", int(v)) for v in exp.scan.get("T_sim", [50, 200, 800])])
     beta, r = exp.config["spectrum"].get("beta"), exp.config["spectrum"].get("r")
     if beta is None:
         raise ValueError("schedule_fit needs a power-law [spectrum] (beta, r), to compare ell with ell_crit")
@@ -164,7 +153,7 @@ def _schedule(exp, progress):
 
 
 def _budget(exp, progress):
-    ns = [_checks.size("scan.n", int(v), lo=1) for v in exp.scan.get("n", [1, 2, 5, 10])]
+    ns = [checks.size("scan.n", int(v), lo=1) for v in exp.scan.get("n", [1, 2, 5, 10])]
     eps = [float(v) for v in exp.scan.get("eps", [0.1, 0.3])]
     clean = float(theory.test_error(exp.spec, exp.gen, exp.down, 0))
     least = np.zeros((len(eps), 2, len(ns)))  # (eps, constant/spread, n)

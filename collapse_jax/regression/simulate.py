@@ -1,4 +1,4 @@
-"""Many seeds of a chain: vmap over seeds, host-side chunks for bounded memory, sharding over devices.
+"""Many seeds of a regression chain: `simulate` and its `Result`, on the engine's seeds (`engine.seeds`).
 
 Seed i always uses the key fold_in(root, i), so a seed's numbers do not depend on the chunk size, the number
 of devices or which slice of seeds a process runs.
@@ -7,21 +7,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
-import os
-import sys
-import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
-from collapse_jax import _checks, io
-from collapse_jax._checks import Instance, Int, Key, OneOf, Optional, checked
-from collapse_jax.chain import Metrics, resolve_sampler, run_chain, working_rows
-from collapse_jax.problem import Downstream, Generators
-from collapse_jax.spectra import Spectrum
+from collapse_jax.engine import checks, io
+from collapse_jax.engine.seeds import (chunk_size_for, describe, fits_in_memory, root_key, run_chunks, seed_mean,
+                                       seed_sem)
+from collapse_jax.engine.checks import Instance, Int, Key, OneOf, Optional, checked
+from collapse_jax.regression.chain import Metrics, resolve_sampler, run_chain, working_rows
+from collapse_jax.regression.problem import Downstream, Generators
+from collapse_jax.regression.spectra import Spectrum
 
 DEFAULT_MEMORY = 256 * 2**20  # bytes of working memory a chunk may use
 
@@ -80,16 +76,6 @@ class Result:
         return Metrics(*map(z, self.mean(), self.sem(), theory))
 
 
-def seed_mean(metrics: Metrics) -> Metrics:
-    """Mean over the seed axis (the second to last)."""
-    return Metrics(*(np.mean(a, axis=-2) for a in metrics))
-
-
-def seed_sem(metrics: Metrics) -> Metrics:
-    """Standard error of the seed mean (ddof 1)."""
-    return Metrics(*(np.std(a, axis=-2, ddof=1) / math.sqrt(np.shape(a)[-2]) for a in metrics))
-
-
 def default_chunk(d: int, rows: int, memory: int = DEFAULT_MEMORY, generations: int = 0) -> int:
     """Seeds per chunk so that the working arrays (a few d x d and rows x d matrices per seed, and the
     generations' weights and downstream right-hand sides, solved as one batch after the scan) fit in memory."""
@@ -107,93 +93,8 @@ def seed_batch(root, seed_ids, spec, gen, down, generations, sampler):
 _chunk = jax.jit(seed_batch, static_argnames=("generations", "sampler"))
 
 
-def chunk_size_for(seeds: int, requested: int | None, default: int) -> int:
-    """Seeds per compiled call: the request (or the default), at most `seeds`, rounded up to a multiple of
-    the local device count so every device gets the same share."""
-    chunk = _checks.size("chunk_size", default if requested is None else requested, lo=1)
-    n = jax.local_device_count()
-    return math.ceil(min(chunk, seeds) / n) * n
-
-
-def seed_sharding() -> NamedSharding:
-    """The seed axis split over this process's devices. Local devices only: in a multi-process run each
-    process computes its own slice of seeds or grid points, with no collective between processes."""
-    devices = jax.local_devices()
-    mesh = jax.make_mesh((len(devices),), ("seeds",), axis_types=(AxisType.Auto,), devices=devices)
-    return NamedSharding(mesh, PartitionSpec("seeds"))
-
-
-def root_key(key):
-    """A typed PRNG key from an int seed or an existing key."""
-    if isinstance(key, (int, np.integer)):
-        return jax.random.key(int(key))
-    if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
-        return key
-    return jax.random.wrap_key_data(key)
-
-
-def run_chunks(call, seeds: int, chunk: int, seed_offset: int = 0, progress: bool = False):
-    """Concatenate call(seed_ids) over chunks of `chunk` seed ids, sharded over the local devices.
-
-    call maps a uint32 array of seed ids to a pytree of arrays with the seed on axis 0. The last chunk is
-    padded to keep one compiled shape, and the padding is dropped. Returns the pytree as numpy arrays.
-    """
-    if seed_offset + seeds > 2**32:
-        raise ValueError(f"seed_offset + seeds must be <= 2**32 (seed ids are uint32), got {seed_offset + seeds}: "
-                         "larger ids would wrap around and reuse seeds")
-    sharding = seed_sharding()
-    parts, start, t0 = [], 0, time.perf_counter()
-    n_chunks = math.ceil(seeds / chunk)
-    for i in range(n_chunks):
-        ids = np.arange(seed_offset + start, seed_offset + start + chunk, dtype=np.uint32)
-        out = call(jax.device_put(ids, sharding))
-        take = min(chunk, seeds - start)
-        parts.append(jax.tree.map(lambda a: np.asarray(a)[:take], out))
-        start += take
-        if progress:
-            rate = start / (time.perf_counter() - t0)
-            print(f"chunk {i + 1}/{n_chunks}: {start}/{seeds} seeds, {rate:.0f} seeds/s, "
-                  f"ETA {(seeds - start) / rate:.0f}s", file=sys.stderr)
-    return jax.tree.map(lambda *a: np.concatenate(a), *parts)
-
-
-def map_seeds(one_seed, key, seeds: int, *, data=(), chunk_size: int | None = None, seed_offset: int = 0,
-              progress: bool = False):
-    """Run one_seed(key, *data) -> pytree for `seeds` seeds (seed i gets fold_in(key, seed_offset + i)), vmapped
-    and jit-compiled, in chunks of chunk_size seeds (default: all). `data` (arrays shared by every seed, such as
-    a kernel matrix) are passed as arguments rather than captured, so that they are not compiled in as
-    constants. Returns the pytree stacked on axis 0, as numpy.
-
-    Example:
-        >>> import jax
-        >>> from collapse_jax.simulate import map_seeds
-        >>> map_seeds(lambda k: jax.random.normal(k, (3,)), key=0, seeds=5).shape
-        (5, 3)
-    """
-    seeds = _checks.size("seeds", seeds, lo=1)
-    root = root_key(key)
-    batch = _seed_batch(one_seed)
-    chunk = chunk_size_for(seeds, chunk_size, seeds)
-    data = tuple(jnp.asarray(a) for a in data)
-    return run_chunks(lambda ids: batch(root, ids, data), seeds, chunk,
-                      _checks.size("seed_offset", seed_offset, lo=0), progress)
-
-
-@functools.lru_cache(maxsize=64)
-def _seed_batch(one_seed):
-    """The jit-compiled batch of one_seed over seed ids, kept per function: chains build their one_seed
-    through cached builders, so calling a chain again with the same config does not compile again."""
-
-    @jax.jit
-    def batch(root, ids, data):
-        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(root, ids)
-        return jax.vmap(one_seed, in_axes=(0,) + (None,) * len(data))(keys, *data)
-
-    return batch
-
-
 @checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream),
-         generations=Int(0, _checks.MAX_GENERATIONS), seeds=Int(1), key=Key(),
+         generations=Int(0, checks.MAX_GENERATIONS), seeds=Int(1), key=Key(),
          sampler=OneOf("auto", "direct", "suffstats"), chunk_size=Optional(Int(1)), seed_offset=Int(0),
          progress=OneOf(True, False))
 def simulate(
@@ -228,9 +129,9 @@ def simulate(
         >>> res.mean().generator_error.shape
         (6,)
     """
-    generations = _checks.size("generations", generations, lo=0)
-    seeds = _checks.size("seeds", seeds, lo=1)
-    seed_offset = _checks.size("seed_offset", seed_offset, lo=0)
+    generations = checks.size("generations", generations, lo=0)
+    seeds = checks.size("seeds", seeds, lo=1)
+    seed_offset = checks.size("seed_offset", seed_offset, lo=0)
     fits_in_memory(2 * seeds * (generations + 1) * 8, "the result arrays (seeds x (generations + 1) x 2 metrics)")
     d = spec.d
     sampler_used = resolve_sampler(sampler, d, gen, down)
@@ -250,22 +151,3 @@ def simulate(
     )
     return Result(*metrics, config=config)
 
-
-def fits_in_memory(nbytes: int, what: str):
-    """Refuse up front what could not be held in this machine's memory, saying how much it would need."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return
-    if nbytes > total:
-        raise ValueError(f"{what} would need {nbytes / 2**30:.1f} GiB, more than this machine's "
-                         f"{total / 2**30:.1f} GiB; use fewer seeds, or run slices with seed_offset")
-
-
-def describe(cfg) -> dict:
-    """A JSON-friendly view of a config dataclass."""
-    out = {}
-    for f in dataclasses.fields(cfg):
-        v = getattr(cfg, f.name)
-        out[f.name] = np.asarray(v).tolist() if v is not None and not isinstance(v, (bool, str)) else v
-    return out

@@ -12,10 +12,10 @@ import time
 import jax
 import numpy as np
 
-from collapse_jax import regularization, theory
-from collapse_jax.problem import Downstream, Generators
-from collapse_jax.simulate import simulate
-from collapse_jax.spectra import Spectrum
+from collapse_jax.regression import regularization, theory
+from collapse_jax.regression.problem import Downstream, Generators
+from collapse_jax.regression.simulate import simulate
+from collapse_jax.regression.spectra import Spectrum
 
 
 def _say(progress):

@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax import _checks
-from collapse_jax.theory.moments import Moments, along_last
+from collapse_jax.engine import checks
+from collapse_jax.regression.theory.moments import Moments, along_last
 
 _BISECTIONS = 80  # log-bracket width < 80, so 80 halvings reach float64 resolution
 
@@ -35,9 +35,9 @@ def kappa(eigenvalues, lam, T):
         >>> round(float(kappa(jnp.ones(100), 0.0, 50.0)), 6)  # isotropic, phi = 2: kappa = phi - 1
         1.0
     """
-    _checks.real_array("eigenvalues", eigenvalues, lo=0.0, lo_open=True, ndim=(1, 2, 3))
-    _checks.real_array("lam", lam, lo=0.0, ndim=(0,))  # one root per call: vmap for many
-    _checks.real_array("T", T, lo=0.0, lo_open=True, ndim=(0,))
+    checks.real_array("eigenvalues", eigenvalues, lo=0.0, lo_open=True, ndim=(1, 2, 3))
+    checks.real_array("lam", lam, lo=0.0, ndim=(0,))  # one root per call: vmap for many
+    checks.real_array("T", T, lo=0.0, lo_open=True, ndim=(0,))
     return _kappa(jnp.asarray(eigenvalues), jnp.asarray(lam), jnp.asarray(T))
 
 
@@ -124,14 +124,14 @@ def isotropic_test_error(d, T, lam, signal, sigma, n=0, T0=None, sigma0=0.0):
     for arg, value, lo, lo_open in (("d", d, 0.0, True), ("T", T, 0.0, True), ("lam", lam, 0.0, False),
                                     ("signal", signal, 0.0, False), ("sigma", sigma, 0.0, False),
                                     ("n", n, 0.0, False), ("sigma0", sigma0, 0.0, False)):
-        _checks.real_array(arg, value, lo=lo, lo_open=lo_open, hi=_checks.SCALE_MAX, ndim=(0, 1))
+        checks.real_array(arg, value, lo=lo, lo_open=lo_open, hi=checks.SCALE_MAX, ndim=(0, 1))
     d, T, lam, signal, sigma, n, sigma0 = (jnp.asarray(v, float) for v in (d, T, lam, signal, sigma, n, sigma0))
-    if _checks.is_concrete(lam) and _checks.is_concrete(T) and np.any((np.asarray(lam) == 0)
+    if checks.is_concrete(lam) and checks.is_concrete(T) and np.any((np.asarray(lam) == 0)
                                                                        & (np.asarray(d) == np.asarray(T))):
         raise ValueError(f"lam = 0 at T = d = {d}: the interpolating fit's error is infinite; use lam > 0 or T != d")
     if T0 is not None:
-        _checks.real_array("T0", T0, ndim=(0, 1))
-        if _checks.is_concrete(T0) and np.any(np.asarray(T0) < np.asarray(d) + 2):
+        checks.real_array("T0", T0, ndim=(0, 1))
+        if checks.is_concrete(T0) and np.any(np.asarray(T0) < np.asarray(d) + 2):
             raise ValueError(f"T0 must be >= d + 2 = {np.max(np.asarray(d)) + 2} (OLS generators with a finite "
                              f"error), got {T0}")
     phi = d / T

@@ -20,30 +20,23 @@ import textwrap
 
 import numpy as np
 
-from collapse_jax import _checks, plotting, theory
-from collapse_jax.problem import Downstream, Generators
-from collapse_jax.simulate import simulate
-from collapse_jax.spectra import Spectrum
+from collapse_jax.engine import checks, plotting
+from collapse_jax.engine.header import Header, read_header
+from collapse_jax.regression import theory
+from collapse_jax.regression.experiments import PROBLEM
+from collapse_jax.regression.problem import Downstream, Generators
+from collapse_jax.regression.simulate import simulate
+from collapse_jax.regression.spectra import Spectrum
 
 KINDS = ("compare",)
-SECTIONS = {"name", "kind", "description", "spectrum", "generators", "downstream", "scan", "panels", "variants",
-            "simulation", "plot"}
-
 
 @dataclasses.dataclass(frozen=True)
-class Comparison:
-    name: str
-    kind: str
-    description: str
+class Comparison(Header):
     panels: tuple  # ((title, Spectrum, ((label, Generators, Downstream), ...)), ...)
     x: str
     xs: np.ndarray  # generations 0..N, or downstream sizes T
     n: int  # the generation measured when x = "T"
-    seeds: int
-    key: int
     sampler: str
-    plot: dict
-    config: dict
 
     @property
     def chain(self) -> str:
@@ -51,36 +44,31 @@ class Comparison:
 
 
 def from_config(cfg: dict, default_name: str) -> Comparison:
-    _checks.sections(cfg, SECTIONS)
-    scan, sim = dict(cfg.get("scan", {})), dict(cfg.get("simulation", {}))
-    _checks.sections(scan, {"x", "generations", "T", "n"}, "[scan]")
-    _checks.sections(sim, {"seeds", "key", "sampler"}, "[simulation]")
-    x = _checks.choice("scan.x", scan.get("x", "n"), ("n", "T"))
+    head = read_header(cfg, default_name, PROBLEM | {"scan", "panels", "variants"}, seeds=400,
+                       simulation={"sampler": "str"}, plot={"logy", "legend_title", "sharey"})
+    scan = dict(cfg.get("scan", {}))
+    checks.sections(scan, {"x", "generations", "T", "n"}, "[scan]")
+    x = checks.choice("scan.x", scan.get("x", "n"), ("n", "T"))
     if x == "n":
-        xs, n = np.arange(_checks.size("scan.generations", scan.get("generations", 20), lo=0) + 1), 0
+        xs, n = np.arange(checks.size("scan.generations", scan.get("generations", 20), lo=0) + 1), 0
     else:
-        xs = np.asarray(_checks.size("scan.T", list(scan.get("T", [])) or [0], lo=1))
-        n = _checks.size("scan.n", scan.get("n", 1), lo=0)
+        xs = np.asarray(checks.size("scan.T", list(scan.get("T", [])) or [0], lo=1))
+        n = checks.size("scan.n", scan.get("n", 1), lo=0)
     panels = []
     for i, p in enumerate(cfg.get("panels", [{}])):
-        _checks.sections(p, {"title", "spectrum", "generators", "downstream"}, f"[[panels]] entry {i}")
+        checks.sections(p, {"title", "spectrum", "generators", "downstream"}, f"[[panels]] entry {i}")
         spec = Spectrum.from_config(p.get("spectrum", cfg.get("spectrum", {})))
         variants = []
         for j, v in enumerate(cfg.get("variants", [{"label": "base"}])):
-            _checks.sections(v, {"label", "generators", "downstream"}, f"[[variants]] entry {j}")
+            checks.sections(v, {"label", "generators", "downstream"}, f"[[variants]] entry {j}")
             g = cfg.get("generators", {}) | p.get("generators", {}) | v.get("generators", {})
             d = cfg.get("downstream", {}) | p.get("downstream", {}) | v.get("downstream", {})
             where = f"[[variants]] entry {j} (panel {i})"
-            variants.append((str(v.get("label", f"variant {j}")), _checks.build(Generators, g, f"{where} generators"),
-                             _checks.build(Downstream, d, f"{where} downstream")))
+            variants.append((str(v.get("label", f"variant {j}")), checks.build(Generators, g, f"{where} generators"),
+                             checks.build(Downstream, d, f"{where} downstream")))
         panels.append((str(p.get("title", "")), spec, tuple(variants)))
-    plot = dict(cfg.get("plot", {}))
-    _checks.sections(plot, {"logy", "legend_title", "sharey"} | set(plotting.PLOT_KEYS), "[plot]")
-    return Comparison(name=_checks.name(cfg.get("name", default_name)), kind="compare",
-                      description=cfg.get("description", ""), panels=tuple(panels), x=x, xs=xs, n=n,
-                      seeds=_checks.size("simulation.seeds", sim.get("seeds", 400)),
-                      key=_checks.size("simulation.key", sim.get("key", 0), lo=0),
-                      sampler=sim.get("sampler", "auto"), plot=plot, config=cfg)
+    return Comparison(**head, panels=tuple(panels), x=x, xs=xs, n=n,
+                      sampler=cfg.get("simulation", {}).get("sampler", "auto"))
 
 
 def runner(kind):

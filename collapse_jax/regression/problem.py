@@ -10,14 +10,14 @@ import dataclasses
 import jax
 import numpy as np
 
-from collapse_jax import _checks
+from collapse_jax.engine import checks
 
 static = dataclasses.field(metadata=dict(static=True))
 
-STRATEGIES = _checks.STRATEGIES
+STRATEGIES = checks.STRATEGIES
 
 
-@_checks.strict_init
+@checks.strict_init
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Generators:
@@ -57,18 +57,18 @@ class Generators:
     real_fraction: float | jax.Array | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "T0", _checks.size("T0", self.T0))
+        object.__setattr__(self, "T0", checks.size("T0", self.T0))
         for name in ("sigma0", "lam", "real_fraction"):  # a sequence is one per-generation array, not a pytree
             if isinstance(getattr(self, name), (list, tuple)):
                 object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=float))
-        _checks.real_array("sigma0", self.sigma0, lo=0.0)
+        checks.real_array("sigma0", self.sigma0, lo=0.0)
         if self.lam is not None:
-            _checks.real_array("lam (generators)", self.lam, lo=0.0)
+            checks.real_array("lam (generators)", self.lam, lo=0.0)
         if self.real_fraction is not None:
-            _checks.real_array("real_fraction", self.real_fraction, lo=0.0, hi=1.0)
+            checks.real_array("real_fraction", self.real_fraction, lo=0.0, hi=1.0)
         if not isinstance(self.fixed, (bool, np.bool_)):
             raise ValueError(f"fixed must be True or False, got {self.fixed!r}")
-        _checks.choice("strategy", self.strategy, STRATEGIES)
+        checks.choice("strategy", self.strategy, STRATEGIES)
         if self.fixed and self.strategy == "accumulate_subsample":
             raise ValueError("strategy='accumulate_subsample' needs fresh rows each generation (fixed=False): a "
                              "subsample of one relabelled design is not a growing pool")
@@ -126,7 +126,7 @@ class Generators:
         return jax.numpy.round(pi * T)
 
 
-@_checks.strict_init
+@checks.strict_init
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Downstream:
@@ -136,7 +136,7 @@ class Downstream:
     ``synthetic_fraction`` p (data; None means 1, every row): round(p T) rows are labelled by the generation-n
     model and the rest by w0 (Dohmatob et al. 2025, strong model collapse). At n = 0 every row is real.
     lam may also be one value per generation n (an array, entry n for the model trained on generation-n
-    data), or a schedule `lam(T, n)` (see `collapse_jax.regularization`), which `resolved` turns into that.
+    data), or a schedule `lam(T, n)` (see `collapse_jax.regression.regularization`), which `resolved` turns into that.
 
     Example:
         >>> import collapse_jax as cj
@@ -150,16 +150,16 @@ class Downstream:
     synthetic_fraction: float | jax.Array | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "T", _checks.size("T", self.T))
+        object.__setattr__(self, "T", checks.size("T", self.T))
         if isinstance(self.T, tuple):
             raise ValueError(f"T must be a single integer, got {self.T}")
         if isinstance(self.lam, (list, tuple)):
             object.__setattr__(self, "lam", np.asarray(self.lam, dtype=float))
-        _checks.real_array("sigma", self.sigma, lo=0.0)
-        if not callable(self.lam):  # a schedule (T, n) -> lam, see collapse_jax.regularization
-            _checks.real_array("lam", self.lam, lo=0.0)
+        checks.real_array("sigma", self.sigma, lo=0.0)
+        if not callable(self.lam):  # a schedule (T, n) -> lam, see collapse_jax.regression.regularization
+            checks.real_array("lam", self.lam, lo=0.0)
         if self.synthetic_fraction is not None:
-            _checks.real_array("synthetic_fraction", self.synthetic_fraction, lo=0.0, hi=1.0)
+            checks.real_array("synthetic_fraction", self.synthetic_fraction, lo=0.0, hi=1.0)
 
     def synthetic_rows(self):
         """round(p T): how many downstream rows the generation-n model labels (T when synthetic_fraction is None)."""
@@ -173,10 +173,10 @@ class Downstream:
         lam = self.lam
         if callable(lam):  # schedules take an array of generations and broadcast against it
             lam = np.broadcast_to(np.asarray(lam(self.T, np.arange(generations + 1)), float), (generations + 1,))
-        if _checks.is_concrete(lam) and np.ndim(lam) == 1 and len(lam) < generations + 1:
+        if checks.is_concrete(lam) and np.ndim(lam) == 1 and len(lam) < generations + 1:
             raise ValueError(f"lam per generation must have at least generations + 1 = {generations + 1} entries")
         return dataclasses.replace(self, lam=lam)
 
 
 def _is_sequence(x) -> bool:
-    return isinstance(x, (tuple, list)) or (_checks.is_concrete(x) and np.ndim(x) == 1)
+    return isinstance(x, (tuple, list)) or (checks.is_concrete(x) and np.ndim(x) == 1)

@@ -32,7 +32,7 @@ def save(stem: str | Path, arrays: dict, axes: dict, meta: dict, coords: dict | 
 
     Example:
         >>> import numpy as np, tempfile, os
-        >>> from collapse_jax import io
+        >>> from collapse_jax.engine import io
         >>> stem = os.path.join(tempfile.mkdtemp(), "demo")
         >>> _ = io.save(stem, {"x": np.arange(3.0)}, {"x": ["n"]}, {"seed": 0})
         >>> arrays, meta = io.load(stem)

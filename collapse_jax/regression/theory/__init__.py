@@ -25,17 +25,17 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
-from collapse_jax import _checks
-from collapse_jax._checks import Instance, Int, checked
+from collapse_jax.engine import checks
+from collapse_jax.engine.checks import Instance, Int, checked
 
-from collapse_jax.chain import Metrics
-from collapse_jax.problem import Downstream, Generators
-from collapse_jax.spectra import Spectrum
-from collapse_jax.theory import moments, overparam, powerlaw, ridge, strategies
-from collapse_jax.theory._common import NoFormulaError, float64
-from collapse_jax.theory.powerlaw import (crossover_T, ell_crit, error_exponent, fast_exponent, sigma_eff2,
+from collapse_jax.regression.chain import Metrics
+from collapse_jax.regression.problem import Downstream, Generators
+from collapse_jax.regression.spectra import Spectrum
+from collapse_jax.regression.theory import moments, overparam, powerlaw, ridge, strategies
+from collapse_jax.regression.theory._common import NoFormulaError, float64
+from collapse_jax.regression.theory.powerlaw import (crossover_T, ell_crit, error_exponent, fast_exponent, sigma_eff2,
                                           slow_exponent)
-from collapse_jax.theory.ridge import df, isotropic_test_error, kappa
+from collapse_jax.regression.theory.ridge import df, isotropic_test_error, kappa
 
 __all__ = ["test_error", "formula_kind", "agreement", "de_gap", "Z_MAX", "generator_error", "metrics", "kappa", "df", "isotropic_test_error", "NoFormulaError",
            "ell_crit", "error_exponent", "fast_exponent", "slow_exponent", "sigma_eff2", "crossover_T",
@@ -44,7 +44,7 @@ __all__ = ["test_error", "formula_kind", "agreement", "de_gap", "Z_MAX", "genera
 
 @float64
 @checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream),
-         n=Int(0, _checks.MAX_GENERATIONS, many=True))
+         n=Int(0, checks.MAX_GENERATIONS, many=True))
 def metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Metrics:
     """Expected test and generator errors after n generations (n: int or int array; output has n's shape)."""
     n = moments.generations_array(n, gen)
@@ -103,13 +103,13 @@ def agreement(kind: str, max_abs_z: float, max_abs_rel: float | None, d: int) ->
 
 
 @checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream),
-         n=Int(0, _checks.MAX_GENERATIONS, many=True))
+         n=Int(0, checks.MAX_GENERATIONS, many=True))
 def test_error(spec: Spectrum, gen: Generators, down: Downstream, n):
     """Expected test error of the downstream model trained on generation-n data (MATH §1.2-1.5)."""
     return metrics(spec, gen, down, n).test_error
 
 
-@checked(spec=Instance(Spectrum), gen=Instance(Generators), n=Int(0, _checks.MAX_GENERATIONS, many=True))
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), n=Int(0, checks.MAX_GENERATIONS, many=True))
 def generator_error(spec: Spectrum, gen: Generators, n):
     """Expected ||w_n - w0||^2_Sigma of the generators themselves."""
     return metrics(spec, gen, Downstream(T=spec.d + 2), n).generator_error

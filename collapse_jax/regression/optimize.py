@@ -25,11 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from collapse_jax import _checks
-from collapse_jax.problem import Downstream, Generators
-from collapse_jax.spectra import Spectrum
-from collapse_jax.theory import moments, ridge, strategies
-from collapse_jax.theory._common import float64
+from collapse_jax.engine import checks
+from collapse_jax.regression.problem import Downstream, Generators
+from collapse_jax.regression.spectra import Spectrum
+from collapse_jax.regression.theory import moments, ridge, strategies
+from collapse_jax.regression.theory._common import float64
 
 METHODS = ("lbfgs", "adam")
 
@@ -50,8 +50,8 @@ def minimize(fun: Callable, x0, args=(), *, method: str = "lbfgs", steps: int = 
     """Minimise fun(x, *args) over x (a pytree of arrays; fun jit-able) from x0; returns (x, value, history,
     grad norm). L-BFGS with optax's zoom line search, or Adam; `steps` iterations inside one lax.scan. `args`
     are traced, so a loop over them (a bisection on a budget, say) compiles once."""
-    _checks.choice("method", method, METHODS)
-    steps = _checks.size("steps", steps, lo=1)
+    checks.choice("method", method, METHODS)
+    steps = checks.size("steps", steps, lo=1)
     return _run(fun, method, steps, float(learning_rate))(x0, tuple(args))
 
 
@@ -101,7 +101,7 @@ def _optimum(to_params, fun, x0, args=(), **options) -> Optimum:
 
 
 def _log(x, name):
-    _checks.real_array(name, x, lo=0.0, lo_open=True)
+    checks.real_array(name, x, lo=0.0, lo_open=True)
     return jnp.log(jnp.asarray(x, jnp.float64))
 
 
@@ -129,7 +129,7 @@ def joint_lambdas(spec: Spectrum, gen: Generators, down: Downstream, n: int, *, 
 
 def joint_lambdas_problem(spec, gen, down, n, tune_generators=True):
     """(to_params, objective, x0, args) of `joint_lambdas`: the objective maps unconstrained knobs to the error."""
-    n = _checks.size("n", n, lo=1)
+    n = checks.size("n", n, lo=1)
     if gen.lam is None:
         raise ValueError("gen.lam: joint_lambdas needs ridge generators; give Generators(lam=...) a start > 0")
     if gen.strategy != "replace" or gen.real_fraction is not None or gen.fixed:
@@ -161,10 +161,10 @@ def schedule(spec: Spectrum, gen: Generators, down: Downstream, n, T_range, *, p
 def schedule_problem(spec, gen, down, n, T_range, points=12, start=(1.0, 0.5)):
     """(to_params, objective, x0, args) of `schedule`."""
     ns = moments.generations_array(np.atleast_1d(n), gen)
-    _checks.real_array("T_range", T_range, lo=1.0, ndim=(1,))
+    checks.real_array("T_range", T_range, lo=1.0, ndim=(1,))
     if len(T_range) != 2 or not T_range[0] < T_range[1]:
         raise ValueError(f"T_range must be (T_min, T_max) with 1 <= T_min < T_max, got {T_range!r}")
-    Ts = jnp.asarray(np.geomspace(float(T_range[0]), float(T_range[1]), _checks.size("points", points, lo=2)))
+    Ts = jnp.asarray(np.geomspace(float(T_range[0]), float(T_range[1]), checks.size("points", points, lo=2)))
     mom = moments.generator_moments(spec, gen, ns)
     eig, w0 = _arrays(spec)
     c0, ell0 = start
@@ -218,14 +218,14 @@ def real_fractions(spec: Spectrum, gen: Generators, down: Downstream, n: int, bu
     pi = budget) minimising the predicted error at generation n: pi = n budget softmax(theta), with a quadratic
     penalty on any pi_k above 1 (evaluated there at 1). OLS generators (T0 >= d + 2), continuous relaxation of
     round(pi T)."""
-    _checks.real_array("budget", budget, lo=0.0, lo_open=True, hi=1.0, ndim=(0,))
+    checks.real_array("budget", budget, lo=0.0, lo_open=True, hi=1.0, ndim=(0,))
     to_params, fun, x0 = real_fractions_problem(spec, gen, down, n)
     return _optimum(to_params, fun, x0, (jnp.asarray(float(budget)),), method=method, steps=steps)
 
 
 def real_fractions_problem(spec, gen, down, n):
     """(to_params, objective, x0) of `real_fractions`; the objective takes (theta, budget)."""
-    n = _checks.size("n", n, lo=1)
+    n = checks.size("n", n, lo=1)
     _ols_replace(spec, gen, n)
     error = _real_error(spec, gen, down, n)
 
@@ -241,7 +241,7 @@ def real_fractions_problem(spec, gen, down, n):
 
 def real_fraction_error(spec: Spectrum, gen: Generators, down: Downstream, n: int):
     """The predicted error at generation n as a differentiable function of the per-generation real fractions."""
-    _ols_replace(spec, gen, _checks.size("n", n, lo=1))
+    _ols_replace(spec, gen, checks.size("n", n, lo=1))
     return float64(_real_error(spec, gen, down, n))
 
 
@@ -251,10 +251,10 @@ def least_real_fraction(spec: Spectrum, gen: Generators, down: Downstream, n: in
     error (generation 0): constant pi (spread=False), or the best spread over generations for that budget (True).
     Bisection on the budget (the error falls as it grows); ValueError naming eps when even pi = 1 (every
     generation refitted to real data, whose noise still enters) misses the target."""
-    from collapse_jax import theory
+    from collapse_jax.regression import theory
 
-    _checks.real_array("eps", eps, lo=0.0, lo_open=True, ndim=(0,))
-    n = _checks.size("n", n, lo=1)
+    checks.real_array("eps", eps, lo=0.0, lo_open=True, ndim=(0,))
+    n = checks.size("n", n, lo=1)
     _ols_replace(spec, gen, n)
     error = float64(_real_error(spec, gen, down, n))
     target = (1 + eps) * float(theory.test_error(spec, gen, down, 0))
@@ -294,9 +294,9 @@ def sample_sizes(spec: Spectrum, gen: Generators, down: Downstream, n: int, budg
 
 def sample_sizes_problem(spec, gen, down, n, budget):
     """(to_params, objective, x0, args) of `sample_sizes`."""
-    n = _checks.size("n", n, lo=1)
+    n = checks.size("n", n, lo=1)
     d = spec.d
-    _checks.real_array("budget", budget, lo=n * (d + 2), lo_open=True, ndim=(0,))
+    checks.real_array("budget", budget, lo=n * (d + 2), lo_open=True, ndim=(0,))
     sigma = gen.per_generation(n)[1]
     downstream = _downstream_of_ols(spec, down, n)
     spare = float(budget) - n * (d + 2)

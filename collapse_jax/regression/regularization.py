@@ -21,13 +21,13 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from collapse_jax._checks import Instance, Int, Optional, Real, checked
+from collapse_jax.engine.checks import Instance, Int, Optional, Real, checked
 
-from collapse_jax import _checks
-from collapse_jax.problem import Downstream, Generators
-from collapse_jax.spectra import Spectrum
-from collapse_jax.theory import moments, ridge
-from collapse_jax.theory._common import float64
+from collapse_jax.engine import checks
+from collapse_jax.regression.problem import Downstream, Generators
+from collapse_jax.regression.spectra import Spectrum
+from collapse_jax.regression.theory import moments, ridge
+from collapse_jax.regression.theory._common import float64
 
 Schedule = Callable[..., float]
 
@@ -37,7 +37,7 @@ _NEWTON = 12
 
 @float64
 @checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream),
-         n=Int(0, _checks.MAX_GENERATIONS, many=True), T=Optional(Real(lo=0.0, lo_open=True)),
+         n=Int(0, checks.MAX_GENERATIONS, many=True), T=Optional(Real(lo=0.0, lo_open=True)),
          bounds=Real(lo=0.0, lo_open=True, ndim=(1,)))
 def optimal_lambda(spec: Spectrum, gen: Generators, down: Downstream, n, T=None, bounds=(1e-9, 1e4)):
     """The lambda minimising the predicted downstream test error after n generations.
@@ -55,12 +55,12 @@ def optimal_lambda(spec: Spectrum, gen: Generators, down: Downstream, n, T=None,
     T may also be traced, so `jax.vmap` over T works as well as passing an array.
     """
     n = moments.generations_array(n, gen)
-    _checks.real_array("bounds", bounds, lo=0.0, lo_open=True, ndim=(1,))
+    checks.real_array("bounds", bounds, lo=0.0, lo_open=True, ndim=(1,))
     if len(bounds) != 2 or not bounds[0] < bounds[1]:
         raise ValueError(f"bounds must be (lo, hi) with 0 < lo < hi, got {bounds!r}")
     T = jnp.asarray(down.T if T is None else T, jnp.float64)
-    if _checks.is_concrete(T):
-        _checks.real_array("T", T, lo=1.0)
+    if checks.is_concrete(T):
+        checks.real_array("T", T, lo=1.0)
     shape = np.broadcast_shapes(n.shape, T.shape)
     n_flat, T_flat = np.broadcast_to(n, shape).ravel(), jnp.broadcast_to(T, shape).ravel()
     mom = moments.generator_moments(spec, gen, n_flat)

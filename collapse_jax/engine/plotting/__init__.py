@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from collapse_jax import _checks  # noqa: E402
+from collapse_jax.engine import checks  # noqa: E402
 
 STYLE = Path(__file__).with_name("collapse.mplstyle")
 STYLES = {"default": STYLE, "paper": Path(__file__).with_name("paper.mplstyle")}
@@ -26,10 +26,10 @@ _current = {"style": STYLE, "size": None}
 
 def options(table: dict) -> dict:
     """The style and size of a [plot] table, checked: {"style": name, "size": (w, h) or None}."""
-    style = _checks.choice("plot.style", table.get("style", "default"), tuple(STYLES))
+    style = checks.choice("plot.style", table.get("style", "default"), tuple(STYLES))
     size = table.get("size")
     if size is not None:
-        _checks.real_array("plot.size", size, lo=0.5, hi=50.0, ndim=(1,))
+        checks.real_array("plot.size", size, lo=0.5, hi=50.0, ndim=(1,))
         if len(size) != 2:
             raise ValueError(f"plot.size must be [width, height] in inches, got {size!r}")
         size = tuple(float(v) for v in size)
@@ -88,15 +88,25 @@ def panels(count: int, sharey: bool = True):
 
 
 def _plain_minor_ticks(ax):
-    """Readable log axes: minor ticks labelled only where a log axis spans less than a decade (else one labelled
-    tick or none would be left), unlabelled elsewhere so that they do not overlap."""
+    """Readable log axes: where fewer than two powers of ten fall inside a log axis (one labelled tick or none
+    would be left), minor ticks are labelled too, as plain numbers (every one when no power of ten is inside,
+    else those at 2 and 5 x 10^k); elsewhere they stay unlabelled so that they do not overlap."""
     for axis, scale, lim in ((ax.xaxis, ax.get_xscale(), ax.get_xlim()), (ax.yaxis, ax.get_yscale(), ax.get_ylim())):
         if scale != "log":
             continue
         lo, hi = sorted(lim)
-        short = lo > 0 and np.log10(hi / lo) < 1.2
-        axis.set_minor_formatter(matplotlib.ticker.LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(2, 2))
-                                 if short else matplotlib.ticker.NullFormatter())
+        inside = np.floor(np.log10(hi)) - np.ceil(np.log10(lo)) + 1 if lo > 0 else 2
+        keep = range(1, 10) if inside < 1 else (2, 5)
+        axis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _, keep=keep: _leading(v, keep))
+                                 if inside < 2 else matplotlib.ticker.NullFormatter())
+
+
+def _leading(v: float, keep) -> str:
+    """v as a plain number ("0.3", "20") when its leading digit is in keep, else no label."""
+    if v <= 0:
+        return ""
+    digit = round(v / 10 ** np.floor(np.log10(v)))
+    return f"{v:g}" if digit in keep else ""
 
 
 def curves_against_T(T_theory, theory, T_sim, sim_mean, sim_sem, ns, rule_labels, title, crossover=None,

@@ -1,0 +1,12 @@
+"""The engine every family stands on: what a chain family needs besides its own model and theory.
+
+* `seeds`: one key per seed (fold_in(root, i)), vmapped batches, host-side chunks, sharding over devices;
+* `checks`: the validation rules of every public door (`@checked`, TOML tables);
+* `rng`: exact samplers JAX lacks or makes slow under vmap (chi-square, subsets);
+* `io`: results as .npz with a JSON sidecar of axes, coordinates and configuration;
+* `plotting`: one style (theory as lines, simulation as markers with error bars) and figure output.
+
+A family (`collapse_jax.regression`, `collapse_jax.kernels`, `collapse_jax.distributions`) adds a config, a
+one-seed chain returning named metrics, the theory returning the same names, and its experiment kinds; the
+package's top level (`experiment`, `validate`, `cli`) runs, sweeps, validates and plots every family the same way.
+"""

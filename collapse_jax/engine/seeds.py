@@ -1,0 +1,136 @@
+"""Seeds for every family: one key per seed, vmapped batches, host-side chunks, sharding over devices.
+
+Seed i always uses the key fold_in(root, i), so a seed's numbers do not depend on the chunk size, the number
+of devices or which slice of seeds a process runs. The regression simulator, the distribution chains and the
+kernel chains all draw their seeds here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import AxisType, NamedSharding, PartitionSpec
+
+from collapse_jax.engine import checks
+
+
+def seed_mean(metrics):
+    """Mean over the seed axis (the second to last) of every array of a named tuple of metrics."""
+    return type(metrics)(*(np.mean(a, axis=-2) for a in metrics))
+
+
+def seed_sem(metrics):
+    """Standard error of the seed mean (ddof 1)."""
+    return type(metrics)(*(np.std(a, axis=-2, ddof=1) / math.sqrt(np.shape(a)[-2]) for a in metrics))
+
+
+def chunk_size_for(seeds: int, requested: int | None, default: int) -> int:
+    """Seeds per compiled call: the request (or the default), at most `seeds`, rounded up to a multiple of
+    the local device count so every device gets the same share."""
+    chunk = checks.size("chunk_size", default if requested is None else requested, lo=1)
+    n = jax.local_device_count()
+    return math.ceil(min(chunk, seeds) / n) * n
+
+
+def seed_sharding() -> NamedSharding:
+    """The seed axis split over this process's devices. Local devices only: in a multi-process run each
+    process computes its own slice of seeds or grid points, with no collective between processes."""
+    devices = jax.local_devices()
+    mesh = jax.make_mesh((len(devices),), ("seeds",), axis_types=(AxisType.Auto,), devices=devices)
+    return NamedSharding(mesh, PartitionSpec("seeds"))
+
+
+def root_key(key):
+    """A typed PRNG key from an int seed or an existing key."""
+    if isinstance(key, (int, np.integer)):
+        return jax.random.key(int(key))
+    if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
+        return key
+    return jax.random.wrap_key_data(key)
+
+
+def run_chunks(call, seeds: int, chunk: int, seed_offset: int = 0, progress: bool = False):
+    """Concatenate call(seed_ids) over chunks of `chunk` seed ids, sharded over the local devices.
+
+    call maps a uint32 array of seed ids to a pytree of arrays with the seed on axis 0. The last chunk is
+    padded to keep one compiled shape, and the padding is dropped. Returns the pytree as numpy arrays.
+    """
+    if seed_offset + seeds > 2**32:
+        raise ValueError(f"seed_offset + seeds must be <= 2**32 (seed ids are uint32), got {seed_offset + seeds}: "
+                         "larger ids would wrap around and reuse seeds")
+    sharding = seed_sharding()
+    parts, start, t0 = [], 0, time.perf_counter()
+    n_chunks = math.ceil(seeds / chunk)
+    for i in range(n_chunks):
+        ids = np.arange(seed_offset + start, seed_offset + start + chunk, dtype=np.uint32)
+        out = call(jax.device_put(ids, sharding))
+        take = min(chunk, seeds - start)
+        parts.append(jax.tree.map(lambda a: np.asarray(a)[:take], out))
+        start += take
+        if progress:
+            rate = start / (time.perf_counter() - t0)
+            print(f"chunk {i + 1}/{n_chunks}: {start}/{seeds} seeds, {rate:.0f} seeds/s, "
+                  f"ETA {(seeds - start) / rate:.0f}s", file=sys.stderr)
+    return jax.tree.map(lambda *a: np.concatenate(a), *parts)
+
+
+def map_seeds(one_seed, key, seeds: int, *, data=(), chunk_size: int | None = None, seed_offset: int = 0,
+              progress: bool = False):
+    """Run one_seed(key, *data) -> pytree for `seeds` seeds (seed i gets fold_in(key, seed_offset + i)), vmapped
+    and jit-compiled, in chunks of chunk_size seeds (default: all). `data` (arrays shared by every seed, such as
+    a kernel matrix) are passed as arguments rather than captured, so that they are not compiled in as
+    constants. Returns the pytree stacked on axis 0, as numpy.
+
+    Example:
+        >>> import jax
+        >>> from collapse_jax.engine.seeds import map_seeds
+        >>> map_seeds(lambda k: jax.random.normal(k, (3,)), key=0, seeds=5).shape
+        (5, 3)
+    """
+    seeds = checks.size("seeds", seeds, lo=1)
+    root = root_key(key)
+    batch = _seed_batch(one_seed)
+    chunk = chunk_size_for(seeds, chunk_size, seeds)
+    data = tuple(jnp.asarray(a) for a in data)
+    return run_chunks(lambda ids: batch(root, ids, data), seeds, chunk,
+                      checks.size("seed_offset", seed_offset, lo=0), progress)
+
+
+@functools.lru_cache(maxsize=64)
+def _seed_batch(one_seed):
+    """The jit-compiled batch of one_seed over seed ids, kept per function: chains build their one_seed
+    through cached builders, so calling a chain again with the same config does not compile again."""
+
+    @jax.jit
+    def batch(root, ids, data):
+        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(root, ids)
+        return jax.vmap(one_seed, in_axes=(0,) + (None,) * len(data))(keys, *data)
+
+    return batch
+
+
+def fits_in_memory(nbytes: int, what: str):
+    """Refuse up front what could not be held in this machine's memory, saying how much it would need."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if nbytes > total:
+        raise ValueError(f"{what} would need {nbytes / 2**30:.1f} GiB, more than this machine's "
+                         f"{total / 2**30:.1f} GiB; use fewer seeds, or run slices with seed_offset")
+
+
+def describe(cfg) -> dict:
+    """A JSON-friendly view of a config dataclass."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        out[f.name] = np.asarray(v).tolist() if v is not None and not isinstance(v, (bool, str)) else v
+    return out
