@@ -3,6 +3,7 @@
 The program below (jit(vmap(scan)) with two linear solves per step) never returns on those releases. It
 runs in a subprocess with a timeout, so a hang fails this test in seconds instead of stalling the suite.
 """
+import os
 import subprocess
 import sys
 import textwrap
@@ -26,7 +27,9 @@ PROGRAM = textwrap.dedent("""
 
 
 def test_jit_vmap_scan_does_not_hang():
-    done = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True, timeout=120)
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)  # XLA's default compile, as a user's program gets (conftest sets quick compiles)
+    done = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     assert "ok (4, 3)" in done.stdout
 
