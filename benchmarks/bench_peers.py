@@ -105,8 +105,8 @@ def gaussian_numpy(rng, seeds, M=M_GAUSS, G=G_GAUSS):
 
     log_steps = np.log(rng.chisquare(M - 1, (seeds, G)) / M)
     log_var = np.concatenate([np.zeros((seeds, 1)), np.cumsum(log_steps, 1)], 1)
-    shifts = np.exp(0.5 * log_var[:, :-1]) * rng.standard_normal((seeds, G)) / np.sqrt(M)
-    return np.exp(log_var)  # the variance trajectory (the mean follows from shifts; returned for checks)
+    shifts = np.exp(0.5 * log_var[:, :-1]) * rng.standard_normal((seeds, G)) / np.sqrt(M)  # noqa: F841
+    return np.exp(log_var)  # the variance trajectory; the means (from shifts) are computed as the lab does
 
 
 def gaussian_textbook(rng, seeds, M=M_GAUSS, G=G_GAUSS):
@@ -159,6 +159,44 @@ def kde_jax(seeds, key):
 
     # measured at the last generation only, like the peers (distances at every generation would cost more)
     return kde_chain(key, M=M_KDE, generations=G_KDE, seeds=seeds, bandwidth=H, measure=(G_KDE,)).var[:, -1, 0]
+
+
+# -- bootstrap: resample M labels with replacement, count the distinct ones and the collision probability ---
+M_BOOT, G_BOOT = 200, 200
+
+
+def bootstrap_numpy(rng, seeds, M=M_BOOT, G=G_BOOT):
+    """Like the lab: every generation's number of distinct values and collision probability are recorded."""
+    import numpy as np
+
+    labels, rows = np.tile(np.arange(M), (seeds, 1)), M * np.arange(seeds)[:, None]
+    distinct, collision = np.empty((seeds, G)), np.empty((seeds, G))
+    for g in range(G):
+        labels = np.take_along_axis(labels, rng.integers(0, M, (seeds, M)), 1)
+        counts = np.bincount((labels + rows).ravel(), minlength=seeds * M).reshape(seeds, M)
+        distinct[:, g], collision[:, g] = np.count_nonzero(counts, 1), np.sum((counts / M) ** 2, 1)
+    return collision[:, -1]
+
+
+def bootstrap_textbook(rng, seeds, M=M_BOOT, G=G_BOOT):
+    import numpy as np
+
+    out = []
+    for _ in range(seeds):
+        labels, distinct, collision = np.arange(M), [], []
+        for _ in range(G):
+            labels = labels[rng.integers(0, M, M)]
+            counts = np.bincount(labels, minlength=M)
+            distinct.append(np.count_nonzero(counts))
+            collision.append(np.sum((counts / M) ** 2))
+        out.append(collision[-1])
+    return np.asarray(out)
+
+
+def bootstrap_jax(seeds, key):
+    from collapse_jax.distributions import bootstrap_chain
+
+    return bootstrap_chain(key, M=M_BOOT, generations=G_BOOT, seeds=seeds).collision[:, -1]
 
 
 # -- KRR chain: T0 points drawn from a pool, KRR on the previous model's labels, G generations ---------------
@@ -214,7 +252,7 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=2000)
     ap.add_argument("--textbook-seeds", type=int, default=20)
     ap.add_argument("--blas-threads", type=int, default=1)
-    ap.add_argument("--only", default="regression,gaussian,kde,krr")
+    ap.add_argument("--only", default="regression,gaussian,kde,bootstrap,krr")
     args = ap.parse_args(argv)
     _blas(args.blas_threads)
     import jax
@@ -234,6 +272,8 @@ def main(argv=None):
                      lambda s: gaussian_textbook(rng, s), gaussian_jax, lambda a: np.log(a[:, -1])),
         "kde": (f"KDE M={M_KDE}, h={H}, {G_KDE} gens", lambda s: kde_numpy(rng, s), lambda s: kde_textbook(rng, s),
                 kde_jax, lambda a: a),
+        "bootstrap": (f"bootstrap M={M_BOOT}, {G_BOOT} gens", lambda s: bootstrap_numpy(rng, s),
+                      lambda s: bootstrap_textbook(rng, s), bootstrap_jax, lambda a: a),
         "krr": (f"KRR pool {N_POOL}, T0={T0_KRR}, {G_KRR} gens", lambda s: krr_numpy(rng, s, problem),
                 None, lambda s, k: krr_jax(s, k, problem), lambda a: a),
     }
