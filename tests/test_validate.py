@@ -23,6 +23,8 @@ def test_agreement_criteria():
     # a DE passes on a large |z| when its gap is within 2/d, and fails when both are out
     assert theory.agreement("DE", 9.0, 0.019, 100)[0] and not theory.agreement("DE", 9.0, 0.021, 100)[0]
     assert theory.de_gap(50) == pytest.approx(0.04)
+    ok, sentence = theory.agreement("DE", 9.0, None, 100)  # no gap measured: judged by |z| alone, and said so
+    assert not ok and "largest gap not measured" in sentence and "nan" not in sentence
 
 
 def test_bad_family_is_refused():

@@ -259,9 +259,11 @@ def _krr_strategies(exp, progress):
             kind = "none"
         gap = np.abs(sims["pool"][v].mean(0) / th[v] - 1).max() if kind != "none" else float("nan")
         label = var.get("label", f"variant {v}")
-        rows.append(f"{label:>28} {kind:>8} {gap:>20.1%} {sims['held_out'][v][:, -1].mean():>19.4g} "
+        shown = f"{gap:.1%}" if kind != "none" else "- (no formula)"
+        rows.append(f"{label:>28} {kind:>8} {shown:>20} {sims['held_out'][v][:, -1].mean():>19.4g} "
                     f"{acc[v][:, -1].mean():>13.3f}")
-        summary["variants"].append(dict(label=label, formula=kind, max_abs_rel_gap_pool=float(gap)))
+        summary["variants"].append(dict(label=label, formula=kind,
+                                        max_abs_rel_gap_pool=float(gap) if kind != "none" else None))
     labels = [var.get("label", f"variant {v}") + ("" if np.isfinite(th[v]).all() else " (no formula)")
               for v, var in enumerate(variants)]
     fig, axs = plotting.panels(3, sharey=False)

@@ -147,6 +147,7 @@ def _schedule(exp, progress):
                                       legend_title="λ schedule", ax=ax)
     fig.suptitle(exp.description or "Best power-law λ schedule against ℓcrit")
     summary["max_abs_z"] = max(f["max_abs_z"] for f in summary["fits"])
+    summary["max_abs_rel_error"] = max(f["max_abs_rel_error"] for f in summary["fits"])
     arrays = dict(n=np.asarray(ns), T=T_sim, test_error=sims)
     axes = dict(n=["n"], T=["T"], test_error=["n", "rule", "T", "seed"])
     return arrays, axes, rows, summary, fig

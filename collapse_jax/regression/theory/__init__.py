@@ -96,9 +96,9 @@ def agreement(kind: str, max_abs_z: float, max_abs_rel: float | None, d: int) ->
     if kind == "DE":
         gap = de_gap(d)
         ok = max_abs_z <= Z_MAX or (max_abs_rel is not None and max_abs_rel <= gap)
+        largest = "not measured" if max_abs_rel is None else f"{max_abs_rel:.2%}"
         return ok, (f"deterministic equivalent, judged by |z| <= {Z_MAX:g} or relative gap <= 2/d = {gap:.1%}: "
-                    f"largest |z| {max_abs_z:.2f}, largest gap {max_abs_rel if max_abs_rel is not None else float('nan'):.2%} "
-                    f"-> {'agrees' if ok else 'DISAGREES'}")
+                    f"largest |z| {max_abs_z:.2f}, largest gap {largest} -> {'agrees' if ok else 'DISAGREES'}")
     return True, f"{kind}: no closed form checked"
 
 
