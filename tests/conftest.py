@@ -5,7 +5,7 @@ everywhere; tests that need another device count run in a subprocess.
 
 Most test files spend their time compiling (hundreds of small XLA programs, each run once), and most of a
 compile is LLVM's optimisation passes, so they compile with them off (--xla_backend_optimization_level=0: a
-third less CPU time). The programs compute the same numbers up to rounding (FMA contraction differs): measured
+third less CPU time). The programs compute the same numbers up to rounding (not bit for bit): measured
 on simulate (two samplers), kde, d-dimensional Gaussian and KRR chains, at most 4e-14 relative. Files that
 spend their time running large kernels instead (kernel matrices, KRR) are slower unoptimised: tests/run_files.py
 sets COLLAPSE_JAX_TEST_OPTIMIZE=1 for them and they keep XLA's default. `make run`, the experiments and the
