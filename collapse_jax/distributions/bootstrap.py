@@ -13,6 +13,7 @@ import numpy as np
 
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Int, Key, OneOf, Optional, checked
+from collapse_jax.engine.rng import uniform_index
 from collapse_jax.engine.seeds import map_seeds
 
 
@@ -65,7 +66,7 @@ def _bootstrap_seed(M, generations, labels0):
         return jnp.sum(counts > 0), jnp.sum(c * c) / M**2, counts
 
     def step(labels, key):
-        labels = labels[jax.random.randint(key, (M,), 0, M)]
+        labels = labels[uniform_index(key, (M,), M)]
         distinct, collision, _ = summary(labels)
         return labels, (distinct, collision)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Int, Key, OneOf, Optional, checked
-from collapse_jax.engine.rng import subset
+from collapse_jax.engine.rng import subset, uniform_index
 from collapse_jax.distributions import distances
 from collapse_jax.distributions.theory import bandwidth_factor
 from collapse_jax.engine.seeds import map_seeds
@@ -182,7 +182,7 @@ def _kde_seed(M, G, bandwidth, factor, init, keep, gens):
 
     def resample(key, x):
         k1, k2 = jax.random.split(key)
-        picked = x[jax.random.randint(k1, (M,), 0, M)]
+        picked = x[uniform_index(k1, (M,), M)]
         z = jax.random.normal(k2, (M, d))
         if factor is None:
             return picked + bandwidth * z
@@ -270,7 +270,7 @@ def _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real):
                 fit, n_fit = pool, count
             else:
                 fit, n_fit = pool[subset(k_sub, count, cap, M)], M
-            picked = fit[jax.random.randint(k_pick, (M,), 0, n_fit)]
+            picked = fit[uniform_index(k_pick, (M,), n_fit)]
             new = picked + kernel_scale(fit, n_fit)(jax.random.normal(k_noise, (M, d)))
             x = jnp.where((jnp.arange(M) < n_real)[:, None], init.sample(k_real, M), new)
             pool = jax.lax.dynamic_update_slice(pool, x, (count, 0))

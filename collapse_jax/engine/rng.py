@@ -2,18 +2,36 @@
 
 `jax.random.gamma` rejects per element inside its own loop; on a 2-core CPU that costs about 20 times a
 normal draw. Here Marsaglia and Tsang's rejection step runs on the whole batch at once, and only the rare
-rejected lanes (under 1% for shape >= 2) are redrawn: about 3 times faster, and still exact.
+rejected lanes are redrawn, a small pool of them at a time: one full proposal plus a little, and still exact.
+`uniform_index` replaces `jax.random.randint`, whose three integer remainders per draw cost more than the
+random bits themselves.
 """
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+
+def _known_at_least_one(a) -> bool:
+    """True when `a` is a concrete array (not traced) whose entries are all >= 1: a branch can then be skipped."""
+    try:
+        return bool(np.all(np.asarray(a) >= 1))
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return False
+
+
+_BLOCK = 32  # at most this many lanes per block of the gamma sampler's redraws
 
 
 def log_gamma(key, a):
     """log of Gamma(a, 1) draws, one per element of `a` (a > 0), exact (Marsaglia-Tsang 2000).
 
     Shapes below 1 use Gamma(a) = Gamma(a + 1) U^(1/a); on the log scale small shapes never underflow.
+    Every lane gets one proposal; the rejected ones (about 0.06% at a = 50, 5% at a = 1) are then redrawn one per
+    block of gcd(n, 32) lanes per round, so a rejection costs a fraction of a full redraw, not all of it.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -23,28 +41,82 @@ def log_gamma(key, a):
         3.0
     """
     a = jnp.asarray(a, float)
-    boost = a < 1
-    a1 = jnp.where(boost, a + 1, a)
-    d = a1 - 1 / 3
+    shape, n = a.shape, a.size
+    block = math.gcd(n, _BLOCK)  # blocks tile the lanes exactly: padding and slicing cost more than they save
+    flat = a.reshape(n // block, block)
+    boost = flat < 1
+    d = jnp.where(boost, flat + 1, flat) - 1 / 3
     c = 1 / jnp.sqrt(9 * d)
 
-    def propose(key):
+    def propose(key, d, c):
         k1, k2 = jax.random.split(key)
-        x = jax.random.normal(k1, a.shape)
+        x = jax.random.normal(k1, d.shape)
         t = 1 + c * x
-        log_v = 3 * jnp.log(jnp.where(t > 0, t, 1.0))
-        log_u = jnp.log(jax.random.uniform(k2, a.shape))
-        return log_v, (t > 0) & (log_u < 0.5 * x**2 + d - d * jnp.exp(log_v) + d * log_v)
+        positive = t > 0
+        t = jnp.where(positive, t, 1.0)
+        log_v = 3 * jnp.log(t)
+        log_u = jnp.log(jax.random.uniform(k2, d.shape))
+        return log_v, positive & (log_u < 0.5 * x**2 + d - d * t * t * t + d * log_v)
 
-    def redraw_rejected(state):
+    def redraw_one_per_block(state):
+        """Each block's first rejected lane gets a new proposal: the arrays are only read, never redrawn whole."""
         i, log_v, ok = state
-        new, new_ok = propose(jax.random.fold_in(k_loop, i))
-        return i + 1, jnp.where(ok, log_v, new), ok | new_ok
+        first = jnp.argmax(~ok, axis=1)
+        lane = jnp.arange(block)[None] == first[:, None]
+        pick = lambda v: jnp.take_along_axis(v, first[:, None], 1)[:, 0]
+        new, new_ok = propose(jax.random.fold_in(k_loop, i), pick(d), pick(c))
+        take = lane & ~ok & new_ok[:, None]
+        return i + 1, jnp.where(take, new[:, None], log_v), ok | take
 
     k_boost, k_first, k_loop = jax.random.split(key, 3)
-    _, log_v, _ = jax.lax.while_loop(lambda s: ~jnp.all(s[2]), redraw_rejected, (0, *propose(k_first)))
-    out = jnp.log(d) + log_v
-    return jnp.where(boost, out + jnp.log(jax.random.uniform(k_boost, a.shape)) / a, out)
+    _, log_v, _ = jax.lax.while_loop(lambda s: ~jnp.all(s[2]), redraw_one_per_block,
+                                     (0, *propose(k_first, d, c)))
+    out = (jnp.log(d) + log_v).reshape(shape)
+    if _known_at_least_one(a):  # no shape below 1: skip the boost's uniforms and logarithms
+        return out
+    return jnp.where(boost.reshape(shape), out + jnp.log(jax.random.uniform(k_boost, shape)) / a, out)
+
+
+def uniform_index(key, shape, n):
+    """Integers drawn uniformly from 0..n-1 (n >= 1, an int or a traced scalar), exactly, as int32.
+
+    Lemire's method: the high 32 bits of x * n for 32 random bits x, where the few x that would favour some
+    values (their low bits below 2^32 mod n: probability < n / 2^32) are redrawn. One random word and a few
+    integer products per draw, where `jax.random.randint` spends three integer remainders.
+
+    Example:
+        >>> import jax
+        >>> from collapse_jax.engine.rng import uniform_index
+        >>> i = uniform_index(jax.random.key(0), (100_000,), 7)
+        >>> int(i.min()), int(i.max()), round(float(i.mean()), 1)
+        (0, 6, 3.0)
+    """
+    n = jnp.asarray(n, jnp.uint32)
+    threshold = (jnp.uint32(0) - n) % n  # 2^32 mod n, in uint32 arithmetic
+
+    def draw(key):
+        x = jax.random.bits(key, shape, jnp.uint32)
+        high, low = _mul_32x32(x, n)
+        return high.astype(jnp.int32), low >= threshold
+
+    def redraw_rejected(state):
+        i, index, ok = state
+        new, new_ok = draw(jax.random.fold_in(k_loop, i))
+        return i + 1, jnp.where(ok, index, new), ok | new_ok
+
+    k_first, k_loop = jax.random.split(key)
+    _, index, _ = jax.lax.while_loop(lambda s: ~jnp.all(s[2]), redraw_rejected, (0, *draw(k_first)))
+    return index
+
+
+def _mul_32x32(x, n):
+    """High and low 32-bit words of the 64-bit product x * n of uint32 arrays, in 16-bit halves (no uint64, so
+    it also runs with float64 switched off)."""
+    mask = jnp.uint32(0xFFFF)
+    x1, x0, n1, n0 = x >> 16, x & mask, n >> 16, n & mask
+    cross = x1 * n0 + ((x0 * n0) >> 16)
+    cross2 = x0 * n1 + (cross & mask)
+    return x1 * n1 + (cross >> 16) + (cross2 >> 16), x * n
 
 
 def chi_square(key, df):

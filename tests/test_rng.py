@@ -1,0 +1,85 @@
+"""The engine's random numbers: JAX's own bits from a fused threefry, exact uniform indices, gamma draws."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax._src import prng
+from jax._src.interpreters import mlir
+
+from collapse_jax.engine.rng import _mul_32x32, log_gamma, uniform_index
+from collapse_jax.engine.threefry import use_fused_threefry
+from stats import ks_2samp_pvalue
+
+
+def _draws(key):
+    k1, k2, k3 = jax.random.split(key, 3)
+    return (jax.random.bits(k1, (1001,), jnp.uint32), jax.random.normal(k2, (37, 5)),
+            jax.random.randint(k3, (333,), 0, 17), jax.vmap(lambda k: jax.random.uniform(k, (7,)))(
+                jax.random.split(k3, 11)))
+
+
+def test_fused_threefry_draws_the_same_bits_as_the_rolled_loop():
+    """Same numbers bit for bit; and the two lowerings really differ (the rolled one is a while loop), so the
+    comparison cannot pass by comparing a program with itself."""
+    key = jax.random.key(3)
+    fused_text = jax.jit(lambda k: _draws(k)).lower(key).as_text()
+    fused = jax.jit(lambda k: _draws(k))(key)
+    mlir.register_lowering(prng.threefry2x32_p, prng._threefry2x32_cpu_lowering_rule, platform="cpu")
+    try:
+        rolled_text = jax.jit(lambda k: _draws(k)).lower(key).as_text()
+        rolled = jax.jit(lambda k: _draws(k))(key)
+    finally:
+        assert use_fused_threefry()
+    assert "stablehlo.while" in rolled_text and "stablehlo.while" not in fused_text
+    for a, b in zip(fused, rolled):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_mul_32x32_is_the_64_bit_product():
+    x = np.random.default_rng(0).integers(0, 2**32, 50_000, dtype=np.uint64)
+    for n in [1, 7, 200, 65_537, 2**31 - 1, 2**32 - 1]:
+        high, low = _mul_32x32(jnp.asarray(x, jnp.uint32), jnp.uint32(n))
+        product = x * np.uint64(n)
+        np.testing.assert_array_equal(np.asarray(high, np.uint64), product >> np.uint64(32), err_msg=str(n))
+        np.testing.assert_array_equal(np.asarray(low, np.uint64), product & np.uint64(2**32 - 1), err_msg=str(n))
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 200])
+def test_uniform_index_is_uniform(n):
+    """Counts of 0..n-1 against n equal cells (chi-square statistic within 4 sd of its mean n - 1)."""
+    draws = np.asarray(uniform_index(jax.random.key(n), (200_000,), n))
+    assert draws.dtype == np.int32 and draws.min() >= 0 and draws.max() <= n - 1
+    counts = np.bincount(draws, minlength=n)
+    expected = draws.size / n
+    stat = ((counts - expected) ** 2 / expected).sum()
+    assert abs(stat - (n - 1)) <= 4 * np.sqrt(2 * max(n - 1, 1)), stat
+
+
+def test_uniform_index_redraws_what_would_bias_it():
+    """n = 3 * 2^29: a bare multiply-shift gives floor(3x/8), so value classes 0, 1, 2 mod 3 get 3, 3, 2 of every
+    8 words (P(v = 2 mod 3) = 1/4). The redraws (25% of words here) make it 1/3 exactly; also with a traced n."""
+    n = 3 * 2**29
+    traced = jax.jit(lambda k, n: uniform_index(k, (300_000,), n))
+    for v in (uniform_index(jax.random.key(1), (300_000,), n), traced(jax.random.key(2), n)):
+        v = np.asarray(v)
+        p = np.mean(v % 3 == 2)
+        assert abs(p - 1 / 3) <= 4 * np.sqrt(2 / 9 / v.size), p
+        assert v.min() >= 0 and v.max() < n
+
+
+@pytest.mark.parametrize("shape,a", [((3, 333), 2.0), ((999,), 0.4), ((20_000,), 1.0)])
+def test_gamma_draws_in_any_shape(shape, a):
+    """Block sizes gcd(n, 32) = 1 (999 lanes), 1 and 32; shape 0.4 takes the boost; a = 1 rejects 5% of proposals."""
+    ours = np.exp(np.asarray(log_gamma(jax.random.key(0), jnp.full(shape, a)))).reshape(-1)
+    ref = np.asarray(jax.random.gamma(jax.random.key(1), a, (ours.size,)))
+    assert ks_2samp_pvalue(ours, ref) > 1e-3
+    assert abs(ours.mean() - a) <= 4 * np.sqrt(a / ours.size)
+
+
+def test_gamma_with_mixed_traced_shapes():
+    """Shapes below and above 1 in one traced array: each lane keeps its own law."""
+    a = jnp.tile(jnp.asarray([0.3, 5.0]), 10_000)
+    x = np.exp(np.asarray(jax.jit(log_gamma)(jax.random.key(2), a)))
+    for i, shape in enumerate([0.3, 5.0]):
+        lane = x[i::2]
+        assert abs(lane.mean() - shape) <= 4 * np.sqrt(shape / lane.size), (shape, lane.mean())
