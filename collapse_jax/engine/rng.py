@@ -55,8 +55,8 @@ def log_gamma(key, a):
         positive = t > 0
         t = jnp.where(positive, t, 1.0)
         log_v = 3 * jnp.log(t)
-        log_u = jnp.log(jax.random.uniform(k2, d.shape))
-        return log_v, positive & (log_u < 0.5 * x**2 + d - d * t * t * t + d * log_v)
+        u = jax.random.uniform(k2, d.shape)  # compared with an exp rather than logged: exp is half log's cost here
+        return log_v, positive & (u < jnp.exp(0.5 * x**2 + d - d * t * t * t + d * log_v))
 
     def redraw_one_per_block(state):
         """Each block's first rejected lane gets a new proposal: the arrays are only read, never redrawn whole."""
