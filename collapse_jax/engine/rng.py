@@ -8,8 +8,6 @@ random bits themselves.
 """
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,15 +21,12 @@ def _known_at_least_one(a) -> bool:
         return False
 
 
-_BLOCK = 32  # at most this many lanes per block of the gamma sampler's redraws
-
-
 def log_gamma(key, a):
     """log of Gamma(a, 1) draws, one per element of `a` (a > 0), exact (Marsaglia-Tsang 2000).
 
     Shapes below 1 use Gamma(a) = Gamma(a + 1) U^(1/a); on the log scale small shapes never underflow.
-    Every lane gets one proposal; the rejected ones (about 0.06% at a = 50, 5% at a = 1) are then redrawn one per
-    block of gcd(n, 32) lanes per round, so a rejection costs a fraction of a full redraw, not all of it.
+    Every lane gets one proposal; the rejected ones (about 0.06% at a = 50, 5% at a = 1) are then gathered into a
+    pool of n/64 + 16 lanes and redrawn there, so a rejection costs a few pool-sized draws, not a full redraw.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -42,8 +37,7 @@ def log_gamma(key, a):
     """
     a = jnp.asarray(a, float)
     shape, n = a.shape, a.size
-    block = math.gcd(n, _BLOCK)  # blocks tile the lanes exactly: padding and slicing cost more than they save
-    flat = a.reshape(n // block, block)
+    flat = a.reshape(-1)
     boost = flat < 1
     d = jnp.where(boost, flat + 1, flat) - 1 / 3
     c = 1 / jnp.sqrt(9 * d)
@@ -58,19 +52,26 @@ def log_gamma(key, a):
         u = jax.random.uniform(k2, d.shape)  # compared with an exp rather than logged: exp is half log's cost here
         return log_v, positive & (u < jnp.exp(0.5 * x**2 + d - d * t * t * t + d * log_v))
 
-    def redraw_one_per_block(state):
-        """Each block's first rejected lane gets a new proposal: the arrays are only read, never redrawn whole."""
+    pool = min(n, 16 + n // 64)
+
+    def settle_pool(state):
+        """Gather up to `pool` rejected lanes (a float32 top-k: fast on CPU), redraw them there until each is
+        accepted, and scatter them back: the full arrays are touched once per pass, not once per redraw."""
         i, log_v, ok = state
-        first = jnp.argmax(~ok, axis=1)
-        lane = jnp.arange(block)[None] == first[:, None]
-        pick = lambda v: jnp.take_along_axis(v, first[:, None], 1)[:, 0]
-        new, new_ok = propose(jax.random.fold_in(k_loop, i), pick(d), pick(c))
-        take = lane & ~ok & new_ok[:, None]
-        return i + 1, jnp.where(take, new[:, None], log_v), ok | take
+        lanes = jax.lax.top_k(jnp.where(ok, 0.0, 1.0).astype(jnp.float32), pool)[1]
+        waiting = ~ok[lanes]
+        d_pool, c_pool, k_pass = d[lanes], c[lanes], jax.random.fold_in(k_loop, i)
+
+        def again(inner):
+            j, v, done = inner
+            new, new_ok = propose(jax.random.fold_in(k_pass, j), d_pool, c_pool)
+            return j + 1, jnp.where(done, v, new), done | new_ok
+
+        _, v, _ = jax.lax.while_loop(lambda s: ~jnp.all(s[2]), again, (0, log_v[lanes], ~waiting))
+        return i + 1, log_v.at[lanes].set(v), ok.at[lanes].set(True)
 
     k_boost, k_first, k_loop = jax.random.split(key, 3)
-    _, log_v, _ = jax.lax.while_loop(lambda s: ~jnp.all(s[2]), redraw_one_per_block,
-                                     (0, *propose(k_first, d, c)))
+    _, log_v, _ = jax.lax.while_loop(lambda s: ~jnp.all(s[2]), settle_pool, (0, *propose(k_first, d, c)))
     out = (jnp.log(d) + log_v).reshape(shape)
     if _known_at_least_one(a):  # no shape below 1: skip the boost's uniforms and logarithms
         return out
