@@ -105,8 +105,9 @@ def gaussian_numpy(rng, seeds, M=M_GAUSS, G=G_GAUSS):
 
     log_steps = np.log(rng.chisquare(M - 1, (seeds, G)) / M)
     log_var = np.concatenate([np.zeros((seeds, 1)), np.cumsum(log_steps, 1)], 1)
-    shifts = np.exp(0.5 * log_var[:, :-1]) * rng.standard_normal((seeds, G)) / np.sqrt(M)  # noqa: F841
-    return np.exp(log_var)  # the variance trajectory; the means (from shifts) are computed as the lab does
+    shifts = np.exp(0.5 * log_var[:, :-1]) * rng.standard_normal((seeds, G)) / np.sqrt(M)
+    means = np.cumsum(shifts, 1)  # noqa: F841 - the mean trajectory, computed as the lab does
+    return np.exp(log_var)  # the variance trajectory
 
 
 def gaussian_textbook(rng, seeds, M=M_GAUSS, G=G_GAUSS):

@@ -255,6 +255,7 @@ def test_discrete_distances():
     (lambda: kde_chain(0, 10, 5, 10, bandwidth=-0.1), "bandwidth must be > 0"),
     (lambda: kde_chain(0, 10, 5, 10, bandwidth="wide"), "bandwidth must be one of"),
     (lambda: kde_chain(0, 10, 5, 10, keep=(6,)), "keep and measure"),
+    (lambda: kde_chain(0, 10**6, 3000, 1, strategy="accumulate"), r"M \* \(generations \+ 1\) must be < 2\*\*31"),
     (lambda: Mixture((0.5, 0.6), ("gaussian", "uniform"), ((0.0,), (1.0,)), (1.0, 1.0)), "sum to 1"),
     (lambda: discrete_chain(0, [0.5, 0.6], 10, 5, 10), "sum to 1"),
     (lambda: discrete_chain(0, [1.2, -0.2], 10, 5, 10), "non-negative"),

@@ -163,6 +163,9 @@ def kde_chain(key, M: int, generations: int, seeds: int, *, bandwidth="scott", i
         n_real = 0 if real_fraction is None else int(round(checks.fraction("real_fraction", real_fraction) * M))
         if np.ndim(real_fraction) > 0:
             raise ValueError("real_fraction must be one number for kde_chain")
+        if M * (G + 1) > 2**31 - 1:  # pool rows are int32 indices
+            raise ValueError(f"M * (generations + 1) must be < 2**31 for strategy {strategy!r} (a pool of every "
+                             f"point drawn), got {M * (G + 1)}")
         one_seed = _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real)
     else:
         one_seed = _kde_seed(M, G, bandwidth if factor is None else None, factor, init, keep, gens)

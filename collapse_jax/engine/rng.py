@@ -79,7 +79,7 @@ def log_gamma(key, a):
 
 
 def uniform_index(key, shape, n):
-    """Integers drawn uniformly from 0..n-1 (n >= 1, an int or a traced scalar), exactly, as int32.
+    """Integers drawn uniformly from 0..n-1 (1 <= n <= 2^31, an int or a traced scalar), exactly, as int32.
 
     Lemire's method: the high 32 bits of x * n for 32 random bits x, where the few x that would favour some
     values (their low bits below 2^32 mod n: probability < n / 2^32) are redrawn. One random word and a few
