@@ -78,6 +78,8 @@ def run_chunks(call, seeds: int, chunk: int, seed_offset: int = 0, progress: boo
             rate = start / (time.perf_counter() - t0)
             print(f"chunk {i + 1}/{n_chunks}: {start}/{seeds} seeds, {rate:.0f} seeds/s, "
                   f"ETA {(seeds - start) / rate:.0f}s", file=sys.stderr)
+    if len(parts) == 1:  # one chunk: a plain (writable) copy; concatenating the views of one part ran every
+        return jax.tree.map(np.array, parts[0])  # other call of a 10,000-seed Gaussian chain 1.5x slower
     return jax.tree.map(lambda *a: np.concatenate(a), *parts)
 
 
