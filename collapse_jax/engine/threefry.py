@@ -5,7 +5,7 @@ whole array of counters, to keep compile times short. XLA cannot fuse across the
 and writes both full uint32 arrays: measured on the project's 2-core CPU, 11 ns of wall time per 32 random bits,
 more than half the cost of a float64 normal (18 ns). The unrolled lowering, which JAX itself uses on every other
 platform, computes the same function in one fused elementwise loop: 2 ns per 32 bits, normals 11.5 ns.
-The hash, the counters and so every draw are unchanged, bit for bit (`tests/test_samplers.py` checks it).
+The hash, the counters and so every draw are unchanged, bit for bit (`tests/test_rng.py` checks it).
 
 `use_fused_threefry()` is called when `collapse_jax` is imported. It reaches into `jax._src`, so it is guarded:
 with a JAX that no longer has those names it changes nothing and says so once.
