@@ -15,6 +15,7 @@ Each row also checks that numpy and JAX agree on a mean (z of the difference).
 
     python benchmarks/bench_distributions.py [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -118,12 +119,25 @@ def main():
     first, _ = timed(gaussian_chain, 0, M, G, S)
     t_jax, out = best_jax(gaussian_chain, M, G, S)
     t_np, ref = timed(numpy_gaussian_suffstats, S, M, G, rng)
-    row(f"Gaussian 1-D, M={M}, {G} gens, {S} seeds vs numpy sufficient statistics", S, t_jax, S, t_np,
-        agree(ref[:, 1], out.log_var[:, -1]), first)
+    row(
+        f"Gaussian 1-D, M={M}, {G} gens, {S} seeds vs numpy sufficient statistics",
+        S,
+        t_jax,
+        S,
+        t_np,
+        agree(ref[:, 1], out.log_var[:, -1]),
+        first,
+    )
     S_pts = 200 // q
     t_pts, pts = timed(numpy_gaussian_points, S_pts, M, G, rng)
-    row(f"same, vs numpy drawing all M points ({S_pts} seeds)", S, t_jax, S_pts, t_pts,
-        agree(pts[:, 1], out.log_var[:, -1]))
+    row(
+        f"same, vs numpy drawing all M points ({S_pts} seeds)",
+        S,
+        t_jax,
+        S_pts,
+        t_pts,
+        agree(pts[:, 1], out.log_var[:, -1]),
+    )
 
     S, M, G, h = 1000 // q, 1000, 200, 0.1
     measure = np.unique(np.geomspace(1, G, 25).astype(int))
@@ -132,15 +146,21 @@ def main():
         t_jax, out = best_jax(kde_chain, M, G, S, bandwidth=h, measure=meas)
         S_np = S if meas is measure else S // 4
         t_np, w2 = timed(numpy_kde, S_np, M, G, h, meas, rng)
-        row(f"KDE 1-D, M={M}, {G} gens, W2 + KL at {name} generation(s), {S} seeds", S, t_jax, S_np, t_np,
-            agree(w2[:, -1], out.w2sq[:, -1]), first)
+        row(
+            f"KDE 1-D, M={M}, {G} gens, W2 + KL at {name} generation(s), {S} seeds",
+            S,
+            t_jax,
+            S_np,
+            t_np,
+            agree(w2[:, -1], out.w2sq[:, -1]),
+            first,
+        )
 
     S, M, G = 2000 // q, 100, 500
     first, _ = timed(bootstrap_chain, 0, M, G, S)
     t_jax, out = best_jax(bootstrap_chain, M, G, S)
     t_np, distinct = timed(numpy_bootstrap, S, M, G, rng)
-    row(f"bootstrap, M={M}, {G} gens, {S} seeds", S, t_jax, S, t_np, agree(distinct[:, 50], out.distinct[:, 50]),
-        first)
+    row(f"bootstrap, M={M}, {G} gens, {S} seeds", S, t_jax, S, t_np, agree(distinct[:, 50], out.distinct[:, 50]), first)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ The kernel matrix is computed once for all (0.4 s) and is not part of the timing
 
     python benchmarks/bench_kernels.py
 """
+
 from __future__ import annotations
 
 import time
@@ -58,8 +59,19 @@ def sklearn_chain(rng, K_PP, K_QP, Y_P, Y_Q):
     errors = np.empty((G + 1, LAMS.size))
 
     def downstream(y):
-        return [np.mean(np.sum((KernelRidge(alpha=T * lam, kernel="precomputed").fit(K_PP[np.ix_(D, D)], y)
-                                .predict(K_QP[:, D]) - Y_Q) ** 2, -1)) for lam in LAMS]
+        return [
+            np.mean(
+                np.sum(
+                    (
+                        KernelRidge(alpha=T * lam, kernel="precomputed").fit(K_PP[np.ix_(D, D)], y).predict(K_QP[:, D])
+                        - Y_Q
+                    )
+                    ** 2,
+                    -1,
+                )
+            )
+            for lam in LAMS
+        ]
 
     errors[0] = downstream(Y_P[D])
     model, S_prev = None, None
@@ -92,13 +104,17 @@ def main():
         errs = np.stack([fn(rng, *parts) for _ in range(seeds)])
         rows.append((name, seeds, time.perf_counter() - t, errs[:, -1, :]))
     print(f"digits, T0 = T = {T0}, {G} generations, {LAMS.size} lambdas; first JAX call (compile + run) {first:.1f}s")
-    print("| implementation | seeds timed | seconds | seeds/s | time for 200 seeds | JAX speed-up | error n=20, λ=1e-2 |")
+    print(
+        "| implementation | seeds timed | seconds | seeds/s | time for 200 seeds | JAX speed-up | error n=20, λ=1e-2 |"
+    )
     print("|---|---|---|---|---|---|---|")
     rate_jax = SEEDS / t_jax
     for name, seeds, secs, final in rows:
         rate = seeds / secs
-        print(f"| {name} | {seeds} | {secs:.1f} | {rate:.2f} | {SEEDS / rate:.0f} s | **{rate_jax / rate:.1f}x** | "
-              f"{final[:, 6].mean():.4f} ± {final[:, 6].std(ddof=1) / np.sqrt(len(final)):.4f} |")
+        print(
+            f"| {name} | {seeds} | {secs:.1f} | {rate:.2f} | {SEEDS / rate:.0f} s | **{rate_jax / rate:.1f}x** | "
+            f"{final[:, 6].mean():.4f} ± {final[:, 6].std(ddof=1) / np.sqrt(len(final)):.4f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ Run it through `make bench`, which also unsets OPENBLAS_CORETYPE and OPENBLAS_L2
 
     python benchmarks/bench_peers.py [--seeds 2000] [--blas-threads 1] [--only regression,krr]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,8 +92,9 @@ def regression_textbook(rng, seeds, d=D, T=T, G=GENERATIONS, lam=LAM, sigma0=1.0
 def regression_jax(seeds, key):
     import collapse_jax as cj
 
-    res = cj.simulate(cj.Spectrum.isotropic(D), cj.Generators(T0=T), cj.Downstream(T=T, lam=LAM), GENERATIONS,
-                      seeds, key=key)
+    res = cj.simulate(
+        cj.Spectrum.isotropic(D), cj.Generators(T0=T), cj.Downstream(T=T, lam=LAM), GENERATIONS, seeds, key=key
+    )
     return res.test_error
 
 
@@ -206,6 +208,7 @@ N_POOL, T0_KRR, G_KRR, LAM_KRR = 1000, 200, 10, 1e-2
 
 def krr_problem():
     import numpy as np
+
     from collapse_jax.kernels import kernel_matrix, synthetic_power_law
 
     data = synthetic_power_law(N_POOL + 200, 30, beta=1.5, r=0.5)
@@ -243,8 +246,20 @@ def krr_jax(seeds, key, problem):
     from collapse_jax.kernels import krr_chain
 
     K, Y, pool, test = problem
-    out = krr_chain(K, Y, pool, test, T0=T0_KRR, T=T0_KRR, generations=G_KRR, seeds=seeds, key=key,
-                    sigma0=0.1, lam=LAM_KRR, lam_gen=LAM_KRR)
+    out = krr_chain(
+        K,
+        Y,
+        pool,
+        test,
+        T0=T0_KRR,
+        T=T0_KRR,
+        generations=G_KRR,
+        seeds=seeds,
+        key=key,
+        sigma0=0.1,
+        lam=LAM_KRR,
+        lam_gen=LAM_KRR,
+    )
     return out.generator_error[:, -1]
 
 
@@ -261,25 +276,53 @@ def main(argv=None):
 
     jax.config.update("jax_enable_x64", True)
     rng = np.random.default_rng(0)
-    print(f"numpy {np.__version__}, jax {jax.__version__}, {jax.local_device_count()} jax device(s), "
-          f"{os.cpu_count()} cores; BLAS threads for numpy: {os.environ['OPENBLAS_NUM_THREADS']} "
-          f"(OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}); float64; seeds {args.seeds}")
+    print(
+        f"numpy {np.__version__}, jax {jax.__version__}, {jax.local_device_count()} jax device(s), "
+        f"{os.cpu_count()} cores; BLAS threads for numpy: {os.environ['OPENBLAS_NUM_THREADS']} "
+        f"(OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}); float64; seeds {args.seeds}"
+    )
     problem = krr_problem() if "krr" in args.only else None
     rows = {
-        "regression": ("regression d=100, T=T0=300, 20 gens, ridge down",
-                       lambda s: regression_numpy(rng, s), lambda s: regression_textbook(rng, s),
-                       lambda s, k: regression_jax(s, k), lambda a: a[:, -1]),
-        "gaussian": (f"Gaussian 1-D M={M_GAUSS}, {G_GAUSS} gens", lambda s: gaussian_numpy(rng, s),
-                     lambda s: gaussian_textbook(rng, s), gaussian_jax, lambda a: np.log(a[:, -1])),
-        "kde": (f"KDE M={M_KDE}, h={H}, {G_KDE} gens", lambda s: kde_numpy(rng, s), lambda s: kde_textbook(rng, s),
-                kde_jax, lambda a: a),
-        "bootstrap": (f"bootstrap M={M_BOOT}, {G_BOOT} gens", lambda s: bootstrap_numpy(rng, s),
-                      lambda s: bootstrap_textbook(rng, s), bootstrap_jax, lambda a: a),
-        "krr": (f"KRR pool {N_POOL}, T0={T0_KRR}, {G_KRR} gens", lambda s: krr_numpy(rng, s, problem),
-                None, lambda s, k: krr_jax(s, k, problem), lambda a: a),
+        "regression": (
+            "regression d=100, T=T0=300, 20 gens, ridge down",
+            lambda s: regression_numpy(rng, s),
+            lambda s: regression_textbook(rng, s),
+            lambda s, k: regression_jax(s, k),
+            lambda a: a[:, -1],
+        ),
+        "gaussian": (
+            f"Gaussian 1-D M={M_GAUSS}, {G_GAUSS} gens",
+            lambda s: gaussian_numpy(rng, s),
+            lambda s: gaussian_textbook(rng, s),
+            gaussian_jax,
+            lambda a: np.log(a[:, -1]),
+        ),
+        "kde": (
+            f"KDE M={M_KDE}, h={H}, {G_KDE} gens",
+            lambda s: kde_numpy(rng, s),
+            lambda s: kde_textbook(rng, s),
+            kde_jax,
+            lambda a: a,
+        ),
+        "bootstrap": (
+            f"bootstrap M={M_BOOT}, {G_BOOT} gens",
+            lambda s: bootstrap_numpy(rng, s),
+            lambda s: bootstrap_textbook(rng, s),
+            bootstrap_jax,
+            lambda a: a,
+        ),
+        "krr": (
+            f"KRR pool {N_POOL}, T0={T0_KRR}, {G_KRR} gens",
+            lambda s: krr_numpy(rng, s, problem),
+            None,
+            lambda s, k: krr_jax(s, k, problem),
+            lambda a: a,
+        ),
     }
-    print(f"\n| chain | jax seeds/s | numpy vectorised seeds/s | numpy textbook seeds/s | jax / vectorised | "
-          f"jax / textbook | agreement z |")
+    print(
+        f"\n| chain | jax seeds/s | numpy vectorised seeds/s | numpy textbook seeds/s | jax / vectorised | "
+        f"jax / textbook | agreement z |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name in args.only.split(","):
         label, vec, textbook, jx, final = rows[name]
@@ -292,8 +335,11 @@ def main(argv=None):
             t_txt, _ = best_of(lambda: textbook(args.textbook_seeds), 1)
         z = z_of_difference(final(np.asarray(a_jax)), final(np.asarray(a_vec)))
         r_jax, r_vec, r_txt = args.seeds / t_jax, args.seeds / t_vec, args.textbook_seeds / t_txt
-        print(f"| {label} | {r_jax:,.0f} | {r_vec:,.0f} | {r_txt:,.0f} | **{r_jax / r_vec:.2f}x** | "
-              f"{r_jax / r_txt:.0f}x | {z:+.2f} |", flush=True)
+        print(
+            f"| {label} | {r_jax:,.0f} | {r_vec:,.0f} | {r_txt:,.0f} | **{r_jax / r_vec:.2f}x** | "
+            f"{r_jax / r_txt:.0f}x | {z:+.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ designs (draw X, np.linalg.solve), and one downstream design, drawn and factored
 
     python benchmarks/bench_simulate.py [--seeds 1000] [--numpy-seeds 100] [--memory-seeds 100000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -104,19 +105,32 @@ def main():
             rate = args.seeds / t_jax
             # the two implementations must agree on the answer, not only be timed
             z = (e_jax[:, -1].mean() - e_np[:, -1].mean()) / np.hypot(
-                e_jax[:, -1].std() / np.sqrt(len(e_jax)), e_np[:, -1].std() / np.sqrt(len(e_np)))
-            rows.append(dict(problem=label, sampler=sampler, numpy_seeds_per_s=round(np_rate, 1),
-                             jax_seeds_per_s=round(rate, 1), speedup=round(rate / np_rate, 1),
-                             first_call_s=round(first, 2), z_final_error_jax_vs_numpy=round(float(z), 2)))
+                e_jax[:, -1].std() / np.sqrt(len(e_jax)), e_np[:, -1].std() / np.sqrt(len(e_np))
+            )
+            rows.append(
+                dict(
+                    problem=label,
+                    sampler=sampler,
+                    numpy_seeds_per_s=round(np_rate, 1),
+                    jax_seeds_per_s=round(rate, 1),
+                    speedup=round(rate / np_rate, 1),
+                    first_call_s=round(first, 2),
+                    z_final_error_jax_vs_numpy=round(float(z), 2),
+                )
+            )
             print(json.dumps(rows[-1]))
     print(f"{'problem':10} {'sampler':10} {'numpy seeds/s':>14} {'jax seeds/s':>12} {'speed-up':>9}")
     for r in rows:
-        print(f"{r['problem']:10} {r['sampler']:10} {r['numpy_seeds_per_s']:>14} {r['jax_seeds_per_s']:>12} "
-              f"{r['speedup']:>8}x")
+        print(
+            f"{r['problem']:10} {r['sampler']:10} {r['numpy_seeds_per_s']:>14} {r['jax_seeds_per_s']:>12} "
+            f"{r['speedup']:>8}x"
+        )
     if args.memory_seeds:
         mem = peak_memory(args.memory_seeds)
-        print(f"memory: {mem['seeds']} seeds (suffstats, OLS) in {mem['seconds']:.1f}s, "
-              f"peak RSS {mem['peak_rss_gb']:.2f} GB")
+        print(
+            f"memory: {mem['seeds']} seeds (suffstats, OLS) in {mem['seconds']:.1f}s, "
+            f"peak RSS {mem['peak_rss_gb']:.2f} GB"
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ n T0 rows per seed, a uniform subset each generation). Compilation is timed apar
 
     python benchmarks/bench_strategies.py [--seeds 1000] [--generations 10 20 40]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,9 @@ def main():
     parser.add_argument("--generations", type=int, nargs="+", default=[10, 20, 40])
     args = parser.parse_args()
     spec, down = cj.Spectrum.isotropic(D), cj.Downstream(T=T, sigma=0.5)
-    print(f"d = {D}, T0 = {T0}, T = {T}, {args.seeds} seeds, {jax.local_device_count()} device(s), "
-          f"jax {jax.__version__}")
+    print(
+        f"d = {D}, T0 = {T0}, T = {T}, {args.seeds} seeds, {jax.local_device_count()} device(s), jax {jax.__version__}"
+    )
     print(f"{'strategy':>22} {'n':>4} {'compile+run s':>14} {'run s':>7} {'us / seed / gen':>16} {'bytes / seed':>13}")
     for label, options in VARIANTS.items():
         gen = cj.Generators(T0=T0, sigma0=1.0, **options)
@@ -55,8 +57,10 @@ def main():
             t = time.perf_counter()
             cj.simulate(spec, gen, down, n, args.seeds, key=1)
             run = time.perf_counter() - t
-            print(f"{label:>22} {n:>4} {first:>14.2f} {run:>7.2f} {1e6 * run / (args.seeds * n):>16.1f} "
-                  f"{carried_bytes(label, n):>13}")
+            print(
+                f"{label:>22} {n:>4} {first:>14.2f} {run:>7.2f} {1e6 * run / (args.seeds * n):>16.1f} "
+                f"{carried_bytes(label, n):>13}"
+            )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
     5. the 200-point x 1000-seed x 20-generation sweep of experiments/sweeps/default_grid.toml: time and memory.
 Use --quick for a smaller table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,9 +21,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from bench_simulate import numpy_chain  # noqa: E402  the same reference loop
-
 import jax  # noqa: E402
+from bench_simulate import numpy_chain  # noqa: E402  the same reference loop
 
 jax.config.update("jax_enable_x64", True)
 import collapse_jax as cj  # noqa: E402
@@ -68,17 +68,26 @@ def table(ds, ratios, budget):
         for ratio in ratios:
             T = int(ratio * d)
             for label, lam in (("OLS", 0.0), ("ridge", 0.1)):
-                row = dict(d=d, T=T, problem=label, numpy=numpy_rate(d, T, lam, 5, budget),
-                           direct=jax_rate(d, T, lam, 5, "direct", budget),
-                           suffstats=jax_rate(d, T, lam, 5, "suffstats", budget))
+                row = dict(
+                    d=d,
+                    T=T,
+                    problem=label,
+                    numpy=numpy_rate(d, T, lam, 5, budget),
+                    direct=jax_rate(d, T, lam, 5, "direct", budget),
+                    suffstats=jax_rate(d, T, lam, 5, "suffstats", budget),
+                )
                 rows.append(row)
-                print(f"{d:>4} {T:>6} {label:>6} {row['numpy']:>10.1f} {row['direct']:>10.1f} "
-                      f"{row['suffstats']:>10.1f} {row['suffstats'] / row['numpy']:>8.1f}x", flush=True)
+                print(
+                    f"{d:>4} {T:>6} {label:>6} {row['numpy']:>10.1f} {row['direct']:>10.1f} "
+                    f"{row['suffstats']:>10.1f} {row['suffstats'] / row['numpy']:>8.1f}x",
+                    flush=True,
+                )
     return rows
 
 
 def growth():
     """Exponents of time in seeds, generations, d and T (sufficient statistics, OLS generators, ridge down)."""
+
     def seconds(d=100, T=None, generations=20, seeds=1000):
         T = T or 3 * d  # T = 3d keeps every size in the same (sufficient-statistics) regime
         spec = cj.Spectrum.isotropic(d)
@@ -89,12 +98,17 @@ def growth():
         return time.perf_counter() - t
 
     out = {}
-    for name, grid in [("seeds", [500, 1000, 2000, 4000]), ("generations", [10, 20, 40, 80]),
-                       ("d", [50, 100, 200, 400]), ("T", [500, 1000, 2000, 4000])]:
+    for name, grid in [
+        ("seeds", [500, 1000, 2000, 4000]),
+        ("generations", [10, 20, 40, 80]),
+        ("d", [50, 100, 200, 400]),
+        ("T", [500, 1000, 2000, 4000]),
+    ]:
         times = [seconds(**{name: v}) for v in grid]
         out[name] = float(np.polyfit(np.log(grid), np.log(times), 1)[0])
-        print(f"time ∝ {name}^{out[name]:.2f}   ({', '.join(f'{v}: {t:.2f}s' for v, t in zip(grid, times))})",
-              flush=True)
+        print(
+            f"time ∝ {name}^{out[name]:.2f}   ({', '.join(f'{v}: {t:.2f}s' for v, t in zip(grid, times))})", flush=True
+        )
     return out
 
 
@@ -106,7 +120,9 @@ def peak_gb():
             return int(line.split()[1]) / 2**20
 """
 
-SUB = PEAK + """
+SUB = (
+    PEAK
+    + """
 import os, sys, time
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=" + sys.argv[1]
 import jax
@@ -118,30 +134,38 @@ t = time.perf_counter()
 cj.simulate(*args, chunk_size=int(sys.argv[2]))
 print(time.perf_counter() - t, peak_gb())
 """
+)
 
 
 def fresh(devices, chunk, seeds):
-    out = subprocess.run([sys.executable, "-c", SUB, str(devices), str(chunk), str(seeds)], check=True,
-                         capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", SUB, str(devices), str(chunk), str(seeds)], check=True, capture_output=True, text=True
+    ).stdout.split()
     return float(out[0]), float(out[1])
 
 
 def grid_sweep():
     import tempfile
 
-    code = PEAK + f"""
+    code = (
+        PEAK
+        + f"""
 from collapse_jax import cli
 cli.main(["sweep", "experiments/sweeps/default_grid.toml", "--quiet", "--out", {tempfile.mkdtemp()!r}])
 print("peak", peak_gb())
 """
+    )
     t = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - t
     lines = out.stdout.strip().splitlines()
     peak = float(lines[-1].split()[1])
     out.stdout = "\n".join(lines[:-1])
-    print(f"sweep 200 points x 1000 seeds x 20 generations (d=100): {seconds:.0f}s wall (compile included), "
-          f"peak RSS {peak:.2f} GB; {out.stdout.strip()}", flush=True)
+    print(
+        f"sweep 200 points x 1000 seeds x 20 generations (d=100): {seconds:.0f}s wall (compile included), "
+        f"peak RSS {peak:.2f} GB; {out.stdout.strip()}",
+        flush=True,
+    )
     return dict(seconds=seconds, peak_rss_gb=peak)
 
 

@@ -7,6 +7,7 @@
 
     python benchmarks/bench_theory.py
 """
+
 from __future__ import annotations
 
 import time
@@ -52,10 +53,12 @@ def theory_grid(d=1000):
     for i in sample:
         numpy_kappa(np.asarray(spec.eigenvalues), L[i], TT[i])
     np_per_point = (time.perf_counter() - t) / sample.size
-    print(f"theory grid: {L.size} (lambda, T, n) points at d={d}: first call {first:.2f}s (compile), "
-          f"then {warm * 1e3:.0f} ms ({L.size / warm:,.0f} points/s); numpy loop (kappa alone) "
-          f"{np_per_point * 1e3:.2f} ms/point -> {np_per_point * L.size / warm:.0f}x; all finite: "
-          f"{bool(np.all(np.isfinite(out)))}")
+    print(
+        f"theory grid: {L.size} (lambda, T, n) points at d={d}: first call {first:.2f}s (compile), "
+        f"then {warm * 1e3:.0f} ms ({L.size / warm:,.0f} points/s); numpy loop (kappa alone) "
+        f"{np_per_point * 1e3:.2f} ms/point -> {np_per_point * L.size / warm:.0f}x; all finite: "
+        f"{bool(np.all(np.isfinite(out)))}"
+    )
 
 
 def simulation_d2000(seeds=64):
@@ -71,8 +74,10 @@ def simulation_d2000(seeds=64):
         warm = time.perf_counter() - t
         th = cj.theory.metrics(spec, gen, down, np.arange(6))
         z = np.abs(res.zscore(th).test_error).max()
-        print(f"simulation d={d}, T={T}, 5 generations: {seeds / warm:.1f} seeds/s (first call {first:.1f}s), "
-              f"max |z| vs theory over n = 0..5 at {seeds} seeds: {z:.2f}")
+        print(
+            f"simulation d={d}, T={T}, 5 generations: {seeds / warm:.1f} seeds/s (first call {first:.1f}s), "
+            f"max |z| vs theory over n = 0..5 at {seeds} seeds: {z:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ linear-algebra kernel comes to the machine (one Zen 4 core: about 40 GFlop/s in 
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/profile_stages.py
 """
+
 from __future__ import annotations
 
 import os
@@ -52,29 +53,68 @@ def main():
     gemm, chol, solve = 2 * D**3, D**3 / 3, 2 * D * D * (G + 1)  # flops per seed (solve: two triangles)
 
     stages = [
-        ("regression: d(d-1)/2 normals", None,
-         jax.jit(jax.vmap(lambda k: jax.random.normal(k, (n_low,)))), (keys,),
-         lambda: rng.standard_normal((S, n_low)), ()),
-        ("regression: d chi-squares", None,
-         jax.jit(jax.vmap(lambda k: log_gamma(k, (T - jnp.arange(D)) / 2))), (keys,),
-         lambda: rng.chisquare(T - np.arange(D), (S, D)), ()),
-        ("regression: L L' (GEMM)", gemm, jax.jit(lambda L: L @ jnp.swapaxes(L, -1, -2)), (L,),
-         lambda: Ln @ Ln.transpose(0, 2, 1), ()),
-        ("regression: Cholesky", chol, jax.jit(lambda A: cho_factor(A, lower=True)[0]), (A,),
-         lambda: np.linalg.cholesky(An), ()),
-        ("regression: 21 right-hand sides (two triangles)", solve,
-         jax.jit(jax.vmap(lambda C, B: cho_solve((C, True), B))), (C, B),
-         lambda: np.linalg.solve(An, Bn), ()),
-        ("Gaussian: 1000 chi-squares per seed", None,
-         jax.jit(jax.vmap(lambda k: log_gamma(k, jnp.full(G_GAUSS, (M - 1) / 2)))), (keys,),
-         lambda: np.log(rng.chisquare(M - 1, (S, G_GAUSS))), ()),
-        ("Gaussian: 1000 normals per seed", None,
-         jax.jit(jax.vmap(lambda k: jax.random.normal(k, (G_GAUSS,)))), (keys,),
-         lambda: rng.standard_normal((S, G_GAUSS)), ()),
+        (
+            "regression: d(d-1)/2 normals",
+            None,
+            jax.jit(jax.vmap(lambda k: jax.random.normal(k, (n_low,)))),
+            (keys,),
+            lambda: rng.standard_normal((S, n_low)),
+            (),
+        ),
+        (
+            "regression: d chi-squares",
+            None,
+            jax.jit(jax.vmap(lambda k: log_gamma(k, (T - jnp.arange(D)) / 2))),
+            (keys,),
+            lambda: rng.chisquare(T - np.arange(D), (S, D)),
+            (),
+        ),
+        (
+            "regression: L L' (GEMM)",
+            gemm,
+            jax.jit(lambda L: L @ jnp.swapaxes(L, -1, -2)),
+            (L,),
+            lambda: Ln @ Ln.transpose(0, 2, 1),
+            (),
+        ),
+        (
+            "regression: Cholesky",
+            chol,
+            jax.jit(lambda A: cho_factor(A, lower=True)[0]),
+            (A,),
+            lambda: np.linalg.cholesky(An),
+            (),
+        ),
+        (
+            "regression: 21 right-hand sides (two triangles)",
+            solve,
+            jax.jit(jax.vmap(lambda C, B: cho_solve((C, True), B))),
+            (C, B),
+            lambda: np.linalg.solve(An, Bn),
+            (),
+        ),
+        (
+            "Gaussian: 1000 chi-squares per seed",
+            None,
+            jax.jit(jax.vmap(lambda k: log_gamma(k, jnp.full(G_GAUSS, (M - 1) / 2)))),
+            (keys,),
+            lambda: np.log(rng.chisquare(M - 1, (S, G_GAUSS))),
+            (),
+        ),
+        (
+            "Gaussian: 1000 normals per seed",
+            None,
+            jax.jit(jax.vmap(lambda k: jax.random.normal(k, (G_GAUSS,)))),
+            (keys,),
+            lambda: rng.standard_normal((S, G_GAUSS)),
+            (),
+        ),
     ]
-    print(f"jax {jax.__version__}, numpy {np.__version__}, {os.cpu_count()} cores, {S} seeds, float64, "
-          f"numpy BLAS threads {os.environ['OPENBLAS_NUM_THREADS']} (numpy's solve stage is LU with 21 right-hand "
-          "sides, as the peer calls it)\n")
+    print(
+        f"jax {jax.__version__}, numpy {np.__version__}, {os.cpu_count()} cores, {S} seeds, float64, "
+        f"numpy BLAS threads {os.environ['OPENBLAS_NUM_THREADS']} (numpy's solve stage is LU with 21 right-hand "
+        "sides, as the peer calls it)\n"
+    )
     print("| stage | jax ms | numpy ms | jax / numpy time | jax GFlop/s | numpy GFlop/s |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, flops, jfn, jargs, nfn, nargs in stages:

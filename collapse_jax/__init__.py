@@ -15,11 +15,42 @@ Example:
     >>> bool(abs(res.zscore(theory).test_error).max() < 4)
     True
 """
+
 from collapse_jax import distributions, kernels, regression
-from collapse_jax.regression import (Downstream, Generators, Metrics, Result, Spectrum, SweepResult, merge, optimize,
-                                     regularization, run_chain, simulate, sweep, sweep_load, theory)
+from collapse_jax.regression import (
+    Downstream,
+    Generators,
+    Metrics,
+    Result,
+    Spectrum,
+    SweepResult,
+    merge,
+    optimize,
+    regularization,
+    run_chain,
+    simulate,
+    sweep,
+    sweep_load,
+    theory,
+)
 
 __version__ = "0.1.0"
-__all__ = ["regression", "kernels", "distributions", "Spectrum", "Generators", "Downstream", "simulate", "Result",
-           "Metrics", "run_chain", "theory", "regularization", "optimize", "sweep", "merge", "sweep_load",
-           "SweepResult"]
+__all__ = [
+    "regression",
+    "kernels",
+    "distributions",
+    "Spectrum",
+    "Generators",
+    "Downstream",
+    "simulate",
+    "Result",
+    "Metrics",
+    "run_chain",
+    "theory",
+    "regularization",
+    "optimize",
+    "sweep",
+    "merge",
+    "sweep_load",
+    "SweepResult",
+]

@@ -1,4 +1,5 @@
 """`python -m collapse_jax ...` is the `collapse-jax` command."""
+
 import sys
 
 from collapse_jax.cli import main

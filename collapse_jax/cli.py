@@ -1,11 +1,12 @@
 """The `collapse-jax` command.
 
-    collapse-jax run                       the default experiment (experiments/default.toml)
-    collapse-jax run experiments/NAME.toml [section.key=value ...] [--seeds N] [--out DIR] [--quiet]
-    collapse-jax sweep SWEEP.toml [section.key=value ...] [--out DIR] [--shard i/N] [--chunk-size N] [--quiet]
-    collapse-jax merge DIR                 join the chunks that the shards of a sweep wrote
-    collapse-jax validate [--quick | --full] [--family F] [--out DIR]   every closed form against simulation
+collapse-jax run                       the default experiment (experiments/default.toml)
+collapse-jax run experiments/NAME.toml [section.key=value ...] [--seeds N] [--out DIR] [--quiet]
+collapse-jax sweep SWEEP.toml [section.key=value ...] [--out DIR] [--shard i/N] [--chunk-size N] [--quiet]
+collapse-jax merge DIR                 join the chunks that the shards of a sweep wrote
+collapse-jax validate [--quick | --full] [--family F] [--out DIR]   every closed form against simulation
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,15 +28,20 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run an experiment: simulation beside theory, results file and figure")
     run.add_argument("config", nargs="?", help=f"experiment TOML (default: {DEFAULT})")
-    run.add_argument("settings", nargs="*", help="section.key=value settings applied to the file, e.g. "
-                     "downstream.T=500 generators.sigma0=0.5 (values parsed as TOML)")
+    run.add_argument(
+        "settings",
+        nargs="*",
+        help="section.key=value settings applied to the file, e.g. "
+        "downstream.T=500 generators.sigma0=0.5 (values parsed as TOML)",
+    )
     run.add_argument("--seeds", type=int, help="override [simulation] seeds")
     run.add_argument("--out", default="results", help="output folder (default: results)")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     sw = sub.add_parser("sweep", help="a grid of configs x seeds, chunked, resumable, shardable over processes")
     sw.add_argument("config", help="sweep TOML: [spectrum], [generators], [downstream], [grid], [simulation]")
-    sw.add_argument("settings", nargs="*", help='section.key=value settings, e.g. simulation.seeds=200 '
-                    'grid."down.lam"=[0.1,1.0]')
+    sw.add_argument(
+        "settings", nargs="*", help='section.key=value settings, e.g. simulation.seeds=200 grid."down.lam"=[0.1,1.0]'
+    )
     sw.add_argument("--out", help="output folder (default: results/sweeps/NAME)")
     sw.add_argument("--shard", default="0/1", help="i/N: run the i-th of N slices (then `merge`)")
     sw.add_argument("--chunk-size", type=int, help="seeds per chunk (default: bounded by memory)")
@@ -92,8 +98,10 @@ def _sweep(args):
     cfg = experiment.read_toml(path, args.settings, "sweep file")
     if "kind" in cfg:  # an experiment of any family with a [grid] of its own keys
         if args.shard != "0/1" or args.chunk_size:
-            raise ValueError("--shard and --chunk-size apply to regression sweep files (no `kind`); an experiment "
-                             "sweep runs its grid points one after the other")
+            raise ValueError(
+                "--shard and --chunk-size apply to regression sweep files (no `kind`); an experiment "
+                "sweep runs its grid points one after the other"
+            )
         out = args.out or Path("results/sweeps") / checks.name(cfg.get("name", path.stem))
         arrays, meta = experiment.sweep_file(cfg, out, progress=not args.quiet)
         print(f"sweep done: {len(arrays)} arrays over {list(meta['grid'])} written to {out}/sweep.npz")
@@ -102,23 +110,39 @@ def _sweep(args):
         i, n = (int(x) for x in args.shard.split("/"))
     except ValueError:
         raise ValueError(f"--shard must look like i/N, got {args.shard!r}") from None
-    checks.sections(cfg, {"name", "description", "spectrum", "generators", "downstream", "grid", "simulation"},
-                     f"sweep file {str(path)!r}")
+    checks.sections(
+        cfg,
+        {"name", "description", "spectrum", "generators", "downstream", "grid", "simulation"},
+        f"sweep file {str(path)!r}",
+    )
     sim = cfg.get("simulation", {})
     checks.sections(sim, {"generations", "seeds", "key", "sampler", "chunk_size"}, "[simulation]")
-    grid = {k: (list(v) if isinstance(v, list) and all(isinstance(x, (str, bool)) for x in v)
-                else grid_values(f"grid.{k}", v)) for k, v in cfg.get("grid", {}).items()}
+    grid = {
+        k: (
+            list(v)
+            if isinstance(v, list) and all(isinstance(x, (str, bool)) for x in v)
+            else grid_values(f"grid.{k}", v)
+        )
+        for k, v in cfg.get("grid", {}).items()
+    }
     grid = {k: (v.round().astype(int) if k in ("gen.T0", "down.T", "spec.d") else v) for k, v in grid.items()}
-    res = sweep(*problem(cfg), grid,
-                checks.size("simulation.generations", sim.get("generations", 10), lo=0),
-                checks.size("simulation.seeds", sim.get("seeds", 1000)),
-                checks.size("simulation.key", sim.get("key", 0), lo=0),
-                out=args.out or Path("results/sweeps") / checks.name(cfg.get("name", path.stem)),
-                sampler=sim.get("sampler", "auto"),
-                chunk_size=args.chunk_size or sim.get("chunk_size"), shard=(i, n), progress=not args.quiet)
+    res = sweep(
+        *problem(cfg),
+        grid,
+        checks.size("simulation.generations", sim.get("generations", 10), lo=0),
+        checks.size("simulation.seeds", sim.get("seeds", 1000)),
+        checks.size("simulation.key", sim.get("key", 0), lo=0),
+        out=args.out or Path("results/sweeps") / checks.name(cfg.get("name", path.stem)),
+        sampler=sim.get("sampler", "auto"),
+        chunk_size=args.chunk_size or sim.get("chunk_size"),
+        shard=(i, n),
+        progress=not args.quiet,
+    )
     if res is not None:
-        print(f"sweep done: test_error {res.test_error.shape} over axes {res.axes}; {len(res.invalid)} invalid "
-              f"point(s), {len(res.no_theory)} without a formula")
+        print(
+            f"sweep done: test_error {res.test_error.shape} over axes {res.axes}; {len(res.invalid)} invalid "
+            f"point(s), {len(res.no_theory)} without a formula"
+        )
         for line in res.agreement():
             print("  " + line)
 

@@ -13,6 +13,7 @@ runner(kind); experiments/README.md lists the files.
 Here, for all of them: reading a file with command-line settings (`read_toml`), running and saving (`run`,
 `compute`) and sweeping any of their keys over a [grid] (`sweep_file`).
 """
+
 from __future__ import annotations
 
 import copy
@@ -87,8 +88,6 @@ def _merge(cfg: dict, parsed: dict, item: str):
             cfg[k] = v
 
 
-
-
 def from_config(cfg: dict, default_name: str = "experiment"):
     """The experiment of the file's kind (lambda_scan when it has none), checked by its family."""
     kind = cfg.get("kind", "lambda_scan")
@@ -128,7 +127,7 @@ def sweep_file(cfg: dict, out: str | Path, progress: bool = True) -> tuple[dict,
     cfg = dict(cfg)
     grid = cfg.pop("grid", None)
     if not isinstance(grid, dict) or not grid:
-        raise ValueError("a sweep file needs a [grid] table of experiment keys, e.g. \"chain.M\" = [50, 100]")
+        raise ValueError('a sweep file needs a [grid] table of experiment keys, e.g. "chain.M" = [50, 100]')
     names = list(grid)
     for name in names:
         if not isinstance(grid[name], list) or not grid[name]:
@@ -139,7 +138,7 @@ def sweep_file(cfg: dict, out: str | Path, progress: bool = True) -> tuple[dict,
         for name, value in zip(names, values):
             section, _, key = name.partition(".")
             if not key or not isinstance(point_cfg.get(section, {}), dict):
-                raise ValueError(f"grid key {name!r} must name a key of a table, like \"chain.M\"")
+                raise ValueError(f'grid key {name!r} must name a key of a table, like "chain.M"')
             point_cfg.setdefault(section, {})[key] = value
         exp = from_config(point_cfg, default_name="sweep")
         if progress:
@@ -154,13 +153,20 @@ def sweep_file(cfg: dict, out: str | Path, progress: bool = True) -> tuple[dict,
     for k in arrays0:
         parts = [np.asarray(a[k]) for a, _ in per_point]
         if any(p.shape != parts[0].shape for p in parts):  # e.g. a grid over a size that shapes this array
-            raise ValueError(f"array {k!r} changes shape across the grid ({sorted({p.shape for p in parts})}); "
-                             "sweep that key in separate runs")
+            raise ValueError(
+                f"array {k!r} changes shape across the grid ({sorted({p.shape for p in parts})}); "
+                "sweep that key in separate runs"
+            )
         stacked[k] = np.stack(parts).reshape(shape + parts[0].shape)
         axes[k] = names + list(axes0[k])
     out = Path(out)
-    io.save(out / "sweep", stacked, axes, dict(config=cfg, grid=grid, summaries=summaries),
-            coords={n: np.asarray(grid[n]) for n in names})
+    io.save(
+        out / "sweep",
+        stacked,
+        axes,
+        dict(config=cfg, grid=grid, summaries=summaries),
+        coords={n: np.asarray(grid[n]) for n in names},
+    )
     return stacked, dict(axes=axes, grid=grid, summaries=summaries)
 
 
@@ -183,4 +189,3 @@ def _run(exp, out_dir, progress: bool) -> dict:
         print(f"largest |z| = {summary['max_abs_z']:.2f} (each row above says which formula it checks)")
     print(f"wrote {npz}, {sidecar}, {', '.join(map(str, figs))}")
     return summary
-

@@ -13,6 +13,7 @@ Example:
     >>> rows[0]["kind"], rows[0]["agrees"]
     ('exact', True)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,32 +51,51 @@ def _regression(formula, spec, gen, down, n=5):
         res = cj.simulate(spec, gen, down, n, seeds, key)
         return ns, res.test_error, np.asarray(theory.test_error(spec, gen, down, ns))
 
-    config = (f"d={spec.d}{'' if spec.is_isotropic else ' power law'}, T0={gen.T0}, T={down.T}, "
-              f"lam={down.lam}, strategy={gen.strategy}"
-              + (f", real {gen.real_fraction}" if gen.real_fraction is not None else "")
-              + (f", synthetic {down.synthetic_fraction}" if down.synthetic_fraction is not None else ""))
+    config = (
+        f"d={spec.d}{'' if spec.is_isotropic else ' power law'}, T0={gen.T0}, T={down.T}, "
+        f"lam={down.lam}, strategy={gen.strategy}"
+        + (f", real {gen.real_fraction}" if gen.real_fraction is not None else "")
+        + (f", synthetic {down.synthetic_fraction}" if down.synthetic_fraction is not None else "")
+    )
     return Check("regression", formula, config, kind, spec.d if kind == "DE" else np.inf, (400, 4000), sim)
 
 
 def _catalogue():
     import collapse_jax as cj
-    from collapse_jax.distributions import (bootstrap_chain, discrete_chain, gaussian_chain, kde_chain)
+    from collapse_jax.distributions import bootstrap_chain, discrete_chain, gaussian_chain, kde_chain
     from collapse_jax.distributions import theory as dt
 
     iso, pl = cj.Spectrum.isotropic(20), cj.Spectrum.power_law(50, 2.0, 0.5)
     catalogue = [
         _regression("OLS chain (MATH §1.2)", iso, cj.Generators(T0=60), cj.Downstream(T=60)),
-        _regression("ridge downstream, deterministic equivalent (§1.3)", pl, cj.Generators(T0=150),
-                    cj.Downstream(T=100, lam=0.05)),
+        _regression(
+            "ridge downstream, deterministic equivalent (§1.3)",
+            pl,
+            cj.Generators(T0=150),
+            cj.Downstream(T=100, lam=0.05),
+        ),
         _regression("min-norm generators, isotropic (§1.5)", iso, cj.Generators(T0=12), cj.Downstream(T=60)),
-        _regression("accumulate, fresh designs (§1.7)", iso, cj.Generators(T0=30, strategy="accumulate"),
-                    cj.Downstream(T=60)),
-        _regression("real rows mixed into OLS generators (§1.7)", iso, cj.Generators(T0=60, real_fraction=0.3),
-                    cj.Downstream(T=60)),
-        _regression("downstream real/synthetic mixture, OLS (§1.7)", iso, cj.Generators(T0=60),
-                    cj.Downstream(T=60, synthetic_fraction=0.5)),
-        _regression("downstream mixture, ridge DE (§1.7)", pl, cj.Generators(T0=150),
-                    cj.Downstream(T=100, lam=0.05, synthetic_fraction=0.5)),
+        _regression(
+            "accumulate, fresh designs (§1.7)", iso, cj.Generators(T0=30, strategy="accumulate"), cj.Downstream(T=60)
+        ),
+        _regression(
+            "real rows mixed into OLS generators (§1.7)",
+            iso,
+            cj.Generators(T0=60, real_fraction=0.3),
+            cj.Downstream(T=60),
+        ),
+        _regression(
+            "downstream real/synthetic mixture, OLS (§1.7)",
+            iso,
+            cj.Generators(T0=60),
+            cj.Downstream(T=60, synthetic_fraction=0.5),
+        ),
+        _regression(
+            "downstream mixture, ridge DE (§1.7)",
+            pl,
+            cj.Generators(T0=150),
+            cj.Downstream(T=100, lam=0.05, synthetic_fraction=0.5),
+        ),
     ]
 
     def gaussian_var(seeds, key):
@@ -110,17 +130,46 @@ def _catalogue():
 
     D = "distributions"
     catalogue += [
-        Check(D, "Gaussian fit-and-resample, E sigma_n^2 (§2.1)", "1-D, M=20, mle", "exact", np.inf, (2000, 20000),
-              gaussian_var),
-        Check(D, "Gaussian, E log det Sigma_n drift (§2.1)", "d=2, M=10, unbiased, 1000 gens", "exact", np.inf,
-              (200, 2000), gaussian_logdet),
-        Check(D, "Gaussian accumulate + 20% real, E sigma_n^2 (§2.1)", "1-D, M=10", "exact", np.inf, (2000, 20000),
-              gaussian_accumulate),
-        Check(D, "KDE chain, fixed bandwidth, E s_n^2 (§2.2)", "M=50, h=0.3", "exact", np.inf, (1000, 10000),
-              kde_fixed),
+        Check(
+            D,
+            "Gaussian fit-and-resample, E sigma_n^2 (§2.1)",
+            "1-D, M=20, mle",
+            "exact",
+            np.inf,
+            (2000, 20000),
+            gaussian_var,
+        ),
+        Check(
+            D,
+            "Gaussian, E log det Sigma_n drift (§2.1)",
+            "d=2, M=10, unbiased, 1000 gens",
+            "exact",
+            np.inf,
+            (200, 2000),
+            gaussian_logdet,
+        ),
+        Check(
+            D,
+            "Gaussian accumulate + 20% real, E sigma_n^2 (§2.1)",
+            "1-D, M=10",
+            "exact",
+            np.inf,
+            (2000, 20000),
+            gaussian_accumulate,
+        ),
+        Check(
+            D, "KDE chain, fixed bandwidth, E s_n^2 (§2.2)", "M=50, h=0.3", "exact", np.inf, (1000, 10000), kde_fixed
+        ),
         Check(D, "bootstrap, E distinct values (§2.3)", "M=30", "exact", np.inf, (1000, 10000), bootstrap_distinct),
-        Check(D, "discrete resampling, E ‖p_n − p_1‖² (§2.4)", "3 categories, N=20", "exact", np.inf,
-              (2000, 20000), discrete_dev),
+        Check(
+            D,
+            "discrete resampling, E ‖p_n − p_1‖² (§2.4)",
+            "3 categories, N=20",
+            "exact",
+            np.inf,
+            (2000, 20000),
+            discrete_dev,
+        ),
     ]
 
     def krr(seeds, key):
@@ -134,8 +183,17 @@ def _catalogue():
         out = krr_chain(K, data.Y, pool, pool, generations=3, seeds=seeds, key=key, **kw)
         return n, out.test_error[:, 0], np.asarray(kt.test_error(kt.empirical_spectrum(K, data.Y), n, **kw))
 
-    catalogue.append(Check("kernels", "KRR chain on the empirical spectrum (§1.3 via §3)",
-                        "linear kernel, power-law data p=50, T0=T=150", "DE", 50, (200, 1000), krr))
+    catalogue.append(
+        Check(
+            "kernels",
+            "KRR chain on the empirical spectrum (§1.3 via §3)",
+            "linear kernel, power-law data p=50, T0=T=150",
+            "DE",
+            50,
+            (200, 1000),
+            krr,
+        )
+    )
     return catalogue
 
 
@@ -161,30 +219,59 @@ def run(selected: list[Check], full: bool = False, key: int = 0, progress: bool 
             rel = np.where(th != 0, np.abs(mean / th - 1), np.abs(mean - th))
         zmax, relmax = float(np.max(np.abs(z))), float(np.max(rel))
         ok, sentence = theory.agreement(c.kind, zmax, relmax, c.d)
-        rows.append(dict(family=c.family, formula=c.formula, config=c.config, kind=c.kind, seeds=seeds,
-                         max_abs_z=zmax, max_rel_gap=relmax, agrees=ok, verdict=sentence, seconds=time.perf_counter() - t0,
-                         x=np.asarray(x), mean=mean, sem=sem, theory=th))
+        rows.append(
+            dict(
+                family=c.family,
+                formula=c.formula,
+                config=c.config,
+                kind=c.kind,
+                seeds=seeds,
+                max_abs_z=zmax,
+                max_rel_gap=relmax,
+                agrees=ok,
+                verdict=sentence,
+                seconds=time.perf_counter() - t0,
+                x=np.asarray(x),
+                mean=mean,
+                sem=sem,
+                theory=th,
+            )
+        )
         if progress:
-            print(f"[validate] {'ok  ' if ok else 'FAIL'} {c.formula} ({seeds} seeds, {rows[-1]['seconds']:.1f}s)",
-                  file=sys.stderr)
+            print(
+                f"[validate] {'ok  ' if ok else 'FAIL'} {c.formula} ({seeds} seeds, {rows[-1]['seconds']:.1f}s)",
+                file=sys.stderr,
+            )
     return rows
 
 
 def table(rows: list[dict]) -> list[str]:
-    head = ("| family | formula | kind | configuration | seeds | largest \\|z\\| | largest rel. gap | verdict |\n"
-            "|---|---|---|---|---:|---:|---:|---|")
-    return [head] + [f"| {r['family']} | {r['formula']} | {r['kind']} | {r['config']} | {r['seeds']} | "
-                     f"{r['max_abs_z']:.2f} | {r['max_rel_gap']:.2%} | {'pass' if r['agrees'] else '**FAIL**'} |"
-                     for r in rows]
+    head = (
+        "| family | formula | kind | configuration | seeds | largest \\|z\\| | largest rel. gap | verdict |\n"
+        "|---|---|---|---|---:|---:|---:|---|"
+    )
+    return [head] + [
+        f"| {r['family']} | {r['formula']} | {r['kind']} | {r['config']} | {r['seeds']} | "
+        f"{r['max_abs_z']:.2f} | {r['max_rel_gap']:.2%} | {'pass' if r['agrees'] else '**FAIL**'} |"
+        for r in rows
+    ]
 
 
 def report(rows: list[dict], out: str | Path, mode: str) -> Path:
     """results/validate/report.md with the table, the criteria, and one figure per family."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    lines = [f"# collapse_jax validate ({mode})", "",
-             f"Exact formulas pass on |z| <= {theory.Z_MAX:g}; deterministic equivalents (DE) on |z| <= "
-             f"{theory.Z_MAX:g} or a relative gap within their finite-size bound 2/d.", ""] + table(rows) + [""]
+    lines = (
+        [
+            f"# collapse_jax validate ({mode})",
+            "",
+            f"Exact formulas pass on |z| <= {theory.Z_MAX:g}; deterministic equivalents (DE) on |z| <= "
+            f"{theory.Z_MAX:g} or a relative gap within their finite-size bound 2/d.",
+            "",
+        ]
+        + table(rows)
+        + [""]
+    )
     for family in dict.fromkeys(r["family"] for r in rows):
         mine = [r for r in rows if r["family"] == family]
         fig, axs = plotting.panels(len(mine), sharey=False)

@@ -11,6 +11,7 @@ spend their time running large kernels instead (kernel matrices, KRR) are slower
 sets COLLAPSE_JAX_TEST_OPTIMIZE=1 for them and they keep XLA's default. `make run`, the experiments and the
 benchmarks always keep the default; tests/test_runtime_guard.py runs its program with the default flags too.
 """
+
 import os
 
 _flags = os.environ.get("XLA_FLAGS", "")

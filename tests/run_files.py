@@ -19,6 +19,7 @@ The closing line is the plain "N passed, N failed" form that CI reads.
 
     python tests/run_files.py [pytest options...]          # TEST_JOBS=1 runs the files one after the other
 """
+
 import json
 import os
 import re
@@ -37,8 +38,12 @@ KEYS = ("passed", "failed", "errors", "skipped")
 def run_file(path, extra):
     start = time.perf_counter()
     env = dict(os.environ, COLLAPSE_JAX_TEST_OPTIMIZE="1" if path.name in EXECUTION_BOUND else "0")
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "--durations=5", str(path), *extra],
-                          capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--durations=5", str(path), *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     lines = done.stdout.strip().splitlines()
     return done, (lines[-1] if lines else ""), time.perf_counter() - start
 
@@ -47,8 +52,13 @@ def slowest(stdout: str) -> list[str]:
     """The lines of pytest's --durations table: where a file spends its time, in the log of every run."""
     lines = stdout.splitlines()
     start = next((i for i, line in enumerate(lines) if "slowest" in line and "durations" in line), None)
-    return [] if start is None else [line.strip() for line in lines[start + 1:] if "s call" in line
-                                     or "s setup" in line or "s teardown" in line][:5]
+    return (
+        []
+        if start is None
+        else [
+            line.strip() for line in lines[start + 1 :] if "s call" in line or "s setup" in line or "s teardown" in line
+        ][:5]
+    )
 
 
 def count(summary, key):
@@ -69,8 +79,9 @@ def main(extra):
             times[path.name] = round(seconds)
             for key in KEYS:
                 totals[key] += count(summary, key)
-            print(f"{path.name}: {summary.strip('= ')} ({seconds:.0f}s)", *slowest(done.stdout), sep="\n    ",
-                  flush=True)
+            print(
+                f"{path.name}: {summary.strip('= ')} ({seconds:.0f}s)", *slowest(done.stdout), sep="\n    ", flush=True
+            )
             if done.returncode not in (0, 5):
                 bad.append(path.name)
                 print(done.stdout[-20000:], done.stderr[-5000:], sep="\n", flush=True)
@@ -78,7 +89,9 @@ def main(extra):
     TIMES.write_text(json.dumps(times, indent=1))
     failed = totals["failed"] + totals["errors"] or len(bad)
     print(f"suite: {time.perf_counter() - t0:.0f}s with {jobs} files at a time; failing files: {bad or 'none'}")
-    print(f"{totals['passed']} passed, {failed} failed" + (f", {totals['skipped']} skipped" if totals["skipped"] else ""))
+    print(
+        f"{totals['passed']} passed, {failed} failed" + (f", {totals['skipped']} skipped" if totals["skipped"] else "")
+    )
     return 1 if bad else 0
 
 

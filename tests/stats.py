@@ -1,4 +1,5 @@
 """Statistical helpers for Monte-Carlo-against-theory tests (numpy only)."""
+
 import numpy as np
 
 

@@ -1,23 +1,22 @@
 """Results for analysis and command-line settings: to_xarray/to_dataframe round trips with the right coordinates,
 coordinates checked when saving, `run FILE key=value` and `sweep FILE key=value` recorded in the results,
 and the [plot] style and size."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_cli_io import TINY
 
 import collapse_jax as cj
 from collapse_jax import cli
 from collapse_jax.engine import io
 
-from test_cli_io import TINY
-
 pytest.importorskip("xarray")
 
 
 def test_result_to_xarray_and_dataframe_round_trip():
-    res = cj.simulate(cj.Spectrum.isotropic(6), cj.Generators(T0=20), cj.Downstream(T=20), 2, 8, key=0,
-                      seed_offset=5)
+    res = cj.simulate(cj.Spectrum.isotropic(6), cj.Generators(T0=20), cj.Downstream(T=20), 2, 8, key=0, seed_offset=5)
     ds = res.to_xarray()
     assert dict(ds.sizes) == {"seed": 8, "n": 3}
     np.testing.assert_array_equal(ds["seed"], np.arange(5, 13))
@@ -30,8 +29,17 @@ def test_result_to_xarray_and_dataframe_round_trip():
 
 def test_sweep_to_xarray_and_dataframe_round_trip(tmp_path):
     grid = {"down.lam": [0.1, 1.0], "gen.sigma0": [0.5, 1.0, 2.0]}
-    res = cj.sweep(cj.Spectrum.isotropic(6), cj.Generators(T0=20), cj.Downstream(T=20), grid, generations=2,
-                   seeds=8, key=0, out=tmp_path / "s", progress=False)
+    res = cj.sweep(
+        cj.Spectrum.isotropic(6),
+        cj.Generators(T0=20),
+        cj.Downstream(T=20),
+        grid,
+        generations=2,
+        seeds=8,
+        key=0,
+        out=tmp_path / "s",
+        progress=False,
+    )
     ds = res.to_xarray()
     assert dict(ds.sizes) == {"down.lam": 2, "gen.sigma0": 3, "seed": 8, "n": 3}
     np.testing.assert_allclose(ds["gen.sigma0"], grid["gen.sigma0"])
@@ -57,8 +65,22 @@ def test_saving_refuses_arrays_that_do_not_match_their_coordinates(tmp_path):
 def test_run_with_settings_changes_the_run_and_records_it(tmp_path, capsys):
     path = tmp_path / "tiny.toml"
     path.write_text(TINY)
-    assert cli.main(["run", str(path), "downstream.T=30", "generators.sigma0=0.5", "simulation.seeds=32",
-                     'name="tiny_T30"', "--out", str(tmp_path), "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "run",
+                str(path),
+                "downstream.T=30",
+                "generators.sigma0=0.5",
+                "simulation.seeds=32",
+                'name="tiny_T30"',
+                "--out",
+                str(tmp_path),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     arrays, meta = io.load(tmp_path / "tiny_T30")
     assert arrays["test_error"].shape == (1, 3, 32, 3)
     assert meta["config"]["downstream"]["T"] == 30 and meta["config"]["generators"]["sigma0"] == 0.5
@@ -72,8 +94,20 @@ def test_sweep_with_settings(tmp_path):
 
     path = tmp_path / "s.toml"
     path.write_text(TOML)
-    assert cli.main(["sweep", str(path), "simulation.seeds=8", 'grid."gen.sigma0"=[0.5]', "--out",
-                     str(tmp_path / "out"), "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "sweep",
+                str(path),
+                "simulation.seeds=8",
+                'grid."gen.sigma0"=[0.5]',
+                "--out",
+                str(tmp_path / "out"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     res = cj.sweep_load(tmp_path / "out")
     assert res.test_error.shape == (3, 1, 8, 4)
 

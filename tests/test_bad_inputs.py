@@ -1,6 +1,7 @@
 """A property over every public constructor and function: a random sample of bad or edge inputs, one argument at
 a time, either raises a ValueError that names the argument or returns finite numbers (no crash from inside JAX,
 no silent NaN). The sample is fixed (seeded), so a failure names a reproducible case."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,14 +12,37 @@ import numpy as np
 import pytest
 
 import collapse_jax as cj
-from collapse_jax.regression import regularization, theory
-from collapse_jax.distributions import distances
+from collapse_jax.distributions import bootstrap_chain, discrete_chain, distances, gaussian_chain, kde_chain
 from collapse_jax.distributions import theory as dtheory
-from collapse_jax.distributions import bootstrap_chain, discrete_chain, gaussian_chain, kde_chain
 from collapse_jax.kernels import kernel_matrix, krr_chain, one_hot
+from collapse_jax.regression import regularization, theory
 
-BAD = [-1, 0, -0.5, 2.5, 1e300, -1e300, float("nan"), float("inf"), -float("inf"), "x", "", None, [], {}, True,
-       1 + 2j, [1, "a"], [[1.0, 2.0]], [0.5, -1.0], (3,), np.float64(-2.0), np.array([np.nan]), 10**12, 3.0]
+BAD = [
+    -1,
+    0,
+    -0.5,
+    2.5,
+    1e300,
+    -1e300,
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    "x",
+    "",
+    None,
+    [],
+    {},
+    True,
+    1 + 2j,
+    [1, "a"],
+    [[1.0, 2.0]],
+    [0.5, -1.0],
+    (3,),
+    np.float64(-2.0),
+    np.array([np.nan]),
+    10**12,
+    3.0,
+]
 
 SPEC, GEN, DOWN = cj.Spectrum.isotropic(4), cj.Generators(T0=12), cj.Downstream(T=12, lam=0.1)
 K = np.asarray(kernel_matrix("rbf", np.random.default_rng(0).normal(size=(30, 3))))
@@ -29,23 +53,40 @@ TARGETS = [
     ("Spectrum", cj.Spectrum, dict(eigenvalues=np.ones(4), w0=np.ones(4) / 2)),
     ("Spectrum.isotropic", cj.Spectrum.isotropic, dict(d=4, signal=1.0)),
     ("Spectrum.power_law", cj.Spectrum.power_law, dict(d=8, beta=2.0, r=0.5, signal=1.0)),
-    ("Generators", cj.Generators, dict(T0=12, sigma0=1.0, lam=None, fixed=False, strategy="replace",
-                                       real_fraction=None)),
+    (
+        "Generators",
+        cj.Generators,
+        dict(T0=12, sigma0=1.0, lam=None, fixed=False, strategy="replace", real_fraction=None),
+    ),
     ("Downstream", cj.Downstream, dict(T=12, sigma=1.0, lam=0.1, synthetic_fraction=None)),
-    ("simulate", cj.simulate, dict(spec=SPEC, gen=GEN, down=DOWN, generations=2, seeds=4, key=0, sampler="auto",
-                                   chunk_size=None, seed_offset=0)),
+    (
+        "simulate",
+        cj.simulate,
+        dict(
+            spec=SPEC, gen=GEN, down=DOWN, generations=2, seeds=4, key=0, sampler="auto", chunk_size=None, seed_offset=0
+        ),
+    ),
     ("theory.test_error", theory.test_error, dict(spec=SPEC, gen=GEN, down=DOWN, n=2)),
     ("theory.kappa", theory.kappa, dict(eigenvalues=np.ones(4), lam=0.1, T=10.0)),
-    ("theory.isotropic_test_error", theory.isotropic_test_error,
-     dict(d=4, T=12, lam=0.1, signal=1.0, sigma=1.0, n=1, T0=12, sigma0=1.0)),
+    (
+        "theory.isotropic_test_error",
+        theory.isotropic_test_error,
+        dict(d=4, T=12, lam=0.1, signal=1.0, sigma=1.0, n=1, T0=12, sigma0=1.0),
+    ),
     ("theory.sigma_eff2", theory.sigma_eff2, dict(sigma=1.0, sigma0=1.0, n=2, phi0=0.5)),
     ("theory.crossover_T", theory.crossover_T, dict(sigma_eff2_=0.5, beta=2.0, r=0.5)),
     ("theory.error_exponent", theory.error_exponent, dict(beta=2.0, r=0.5, ell=0.5)),
-    ("optimal_lambda", regularization.optimal_lambda, dict(spec=SPEC, gen=GEN, down=DOWN, n=2, T=None,
-                                                           bounds=(1e-3, 10.0))),
+    (
+        "optimal_lambda",
+        regularization.optimal_lambda,
+        dict(spec=SPEC, gen=GEN, down=DOWN, n=2, T=None, bounds=(1e-3, 10.0)),
+    ),
     ("power_law", regularization.power_law, dict(c=1.0, ell=0.5)),
-    ("gaussian_chain", gaussian_chain, dict(key=0, M=5, generations=3, seeds=4, d=1, estimator="mle", mu0=0.0,
-                                            sigma0=1.0, real_fraction=None)),
+    (
+        "gaussian_chain",
+        gaussian_chain,
+        dict(key=0, M=5, generations=3, seeds=4, d=1, estimator="mle", mu0=0.0, sigma0=1.0, real_fraction=None),
+    ),
     ("kde_chain", kde_chain, dict(key=0, M=8, generations=2, seeds=3, bandwidth=0.3)),
     ("bootstrap_chain", bootstrap_chain, dict(key=0, M=6, generations=3, seeds=3)),
     ("discrete_chain", discrete_chain, dict(key=0, p=[0.5, 0.5], N=10, generations=3, seeds=3, synthetic=None)),
@@ -57,17 +98,26 @@ TARGETS = [
     ("w2sq_gaussian", distances.w2sq_gaussian, dict(mean1=0.0, var1=1.0, mean2=1.0, var2=2.0)),
     ("kl_gaussian", distances.kl_gaussian, dict(mean1=0.0, var1=1.0, mean2=1.0, var2=2.0)),
     ("kl_discrete", distances.kl_discrete, dict(p=[0.5, 0.5], q=[0.25, 0.75])),
-    ("kernel_matrix", lambda X, lengthscale: kernel_matrix("rbf", X, lengthscale=lengthscale),
-     dict(X=np.ones((3, 2)), lengthscale=1.0)),
+    (
+        "kernel_matrix",
+        lambda X, lengthscale: kernel_matrix("rbf", X, lengthscale=lengthscale),
+        dict(X=np.ones((3, 2)), lengthscale=1.0),
+    ),
     ("one_hot", one_hot, dict(labels=[0, 1, 2], classes=3)),
-    ("krr_chain", lambda **kw: krr_chain(K, Y, np.arange(20), np.arange(20, 30), **kw),
-     dict(T0=10, T=10, generations=2, seeds=3, key=0, sigma0=0.1, sigma=0.1, lam=0.01, lam_gen=0.01)),
+    (
+        "krr_chain",
+        lambda **kw: krr_chain(K, Y, np.arange(20), np.arange(20, 30), **kw),
+        dict(T0=10, T=10, generations=2, seeds=3, key=0, sigma0=0.1, sigma=0.1, lam=0.01, lam_gen=0.01),
+    ),
 ]
 
 
 def _finite(out) -> bool:
-    leaves = [x for x in jax.tree.leaves(dataclasses.asdict(out) if dataclasses.is_dataclass(out) else out)
-              if isinstance(x, (float, np.ndarray, jax.Array, np.floating))]
+    leaves = [
+        x
+        for x in jax.tree.leaves(dataclasses.asdict(out) if dataclasses.is_dataclass(out) else out)
+        if isinstance(x, (float, np.ndarray, jax.Array, np.floating))
+    ]
     return all(np.all(np.isfinite(np.asarray(x, float))) for x in leaves)
 
 
@@ -94,21 +144,24 @@ def test_bad_inputs_raise_a_named_error_or_return_finite_numbers(label, fn, vali
     assert not defects, f"{label}: " + "; ".join(defects)
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: cj.Generators(sigam0=1.0), "did you mean 'sigma0'"),
-    (lambda: cj.Downstream(TT=3), "did you mean 'T'"),
-    (lambda: cj.Spectrum(eigs=[1.0]), "eigs"),
-    (lambda: regularization.optimal_lambda(SPEC, GEN, DOWN, 1, bounds=(10, 1e-3)), "bounds"),
-    (lambda: theory.isotropic_test_error(d=10, T=20, lam=0.0, signal=1.0, sigma=1.0, n=1, T0=5, sigma0=1.0), "T0"),
-    (lambda: theory.isotropic_test_error(d=10, T=10, lam=0.0, signal=1.0, sigma=1.0), "infinite"),
-    (lambda: theory.sigma_eff2(1.0, 1.0, 1, 1.0), "phi0"),
-    (lambda: theory.kappa(np.ones(5), 0.1, 0), "T"),
-    (lambda: theory.crossover_T(-1.0, 2.0, 0.5), "sigma_eff2_"),
-    (lambda: theory.error_exponent(2.0, 0.5, float("nan")), "ell"),
-    (lambda: kde_chain(0, M=10, generations=3, seeds=2, bandwidth=1e200), "bandwidth"),
-    (lambda: cj.simulate(SPEC, GEN, DOWN, generations=10**9, seeds=2), "generations"),
-    (lambda: cj.Generators(T0=20, sigma0=np.float64(-1.0)), r"sigma0 must be >= 0.0, got -1.0$"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: cj.Generators(sigam0=1.0), "did you mean 'sigma0'"),
+        (lambda: cj.Downstream(TT=3), "did you mean 'T'"),
+        (lambda: cj.Spectrum(eigs=[1.0]), "eigs"),
+        (lambda: regularization.optimal_lambda(SPEC, GEN, DOWN, 1, bounds=(10, 1e-3)), "bounds"),
+        (lambda: theory.isotropic_test_error(d=10, T=20, lam=0.0, signal=1.0, sigma=1.0, n=1, T0=5, sigma0=1.0), "T0"),
+        (lambda: theory.isotropic_test_error(d=10, T=10, lam=0.0, signal=1.0, sigma=1.0), "infinite"),
+        (lambda: theory.sigma_eff2(1.0, 1.0, 1, 1.0), "phi0"),
+        (lambda: theory.kappa(np.ones(5), 0.1, 0), "T"),
+        (lambda: theory.crossover_T(-1.0, 2.0, 0.5), "sigma_eff2_"),
+        (lambda: theory.error_exponent(2.0, 0.5, float("nan")), "ell"),
+        (lambda: kde_chain(0, M=10, generations=3, seeds=2, bandwidth=1e200), "bandwidth"),
+        (lambda: cj.simulate(SPEC, GEN, DOWN, generations=10**9, seeds=2), "generations"),
+        (lambda: cj.Generators(T0=20, sigma0=np.float64(-1.0)), r"sigma0 must be >= 0.0, got -1.0$"),
+    ],
+)
 def test_named_errors_for_the_issue_cases(call, match):
     with pytest.raises(ValueError, match=match):
         call()

@@ -1,4 +1,5 @@
 """The command line, experiment files and the results written to disk."""
+
 import json
 
 import numpy as np
@@ -91,9 +92,12 @@ sigma = 0.2
 
 def test_T_scan_experiment(tmp_path, capsys):
     path = tmp_path / "ts.toml"
-    path.write_text('name = "ts"\nkind = "T_scan"\n' + POWER +
-                    '[scan]\nT = [8, 16, 32]\nrules = ["crit", "adaptive", {power_law = [0.5, 1.0]}]\n'
-                    'n = [0, 2]\n[simulation]\nseeds = 48\n[plot]\nmark_crossover = true\nreference_slope = "slow"\n')
+    path.write_text(
+        'name = "ts"\nkind = "T_scan"\n'
+        + POWER
+        + '[scan]\nT = [8, 16, 32]\nrules = ["crit", "adaptive", {power_law = [0.5, 1.0]}]\n'
+        'n = [0, 2]\n[simulation]\nseeds = 48\n[plot]\nmark_crossover = true\nreference_slope = "slow"\n'
+    )
     assert cli.main(["run", str(path), "--out", str(tmp_path), "--quiet"]) == 0
     assert "slope sim" in capsys.readouterr().out
     arrays, meta = io.load(tmp_path / "ts")
@@ -109,8 +113,10 @@ def test_T_scan_experiment(tmp_path, capsys):
 
 def test_optimal_lambda_experiment(tmp_path):
     path = tmp_path / "ol.toml"
-    path.write_text('name = "ol"\nkind = "optimal_lambda"\n' + POWER + '[scan]\nT = [20, 40]\nn = [0, 3]\n'
-                    '[simulation]\nseeds = 64\n')
+    path.write_text(
+        'name = "ol"\nkind = "optimal_lambda"\n' + POWER + "[scan]\nT = [20, 40]\nn = [0, 3]\n"
+        "[simulation]\nseeds = 64\n"
+    )
     assert cli.main(["run", str(path), "--out", str(tmp_path), "--quiet"]) == 0
     arrays, meta = io.load(tmp_path / "ol")
     assert arrays["lam_sim"].shape == arrays["lam_theory"].shape == (2, 2)
@@ -120,8 +126,9 @@ def test_optimal_lambda_experiment(tmp_path):
 
 def test_multi_T_lambda_scan_and_bad_rules(tmp_path, capsys):
     path = tmp_path / "ls.toml"
-    path.write_text('name = "ls"\n' + POWER + '[scan]\nT = [20, 40]\nlam = [0.01, 0.1]\nn = [0, 1]\n'
-                    '[simulation]\nseeds = 16\n')
+    path.write_text(
+        'name = "ls"\n' + POWER + "[scan]\nT = [20, 40]\nlam = [0.01, 0.1]\nn = [0, 1]\n[simulation]\nseeds = 16\n"
+    )
     assert cli.main(["run", str(path), "--out", str(tmp_path), "--quiet"]) == 0
     assert io.load(tmp_path / "ls")[0]["test_error"].shape == (2, 2, 16, 2)
     path.write_text('kind = "T_scan"\n' + POWER + '[scan]\nT = [20]\nrules = ["greedy"]\n')

@@ -1,12 +1,20 @@
 """Distribution chains (MATH §2) against their closed forms: |z| <= 4 at fixed keys, exact identities tightly,
 and bad inputs for the error they raise."""
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from collapse_jax.distributions import (Mixture, bootstrap_chain, discrete_chain, distances, gaussian_chain,
-                                        kde_chain, theory)
 from stats import ks_2samp_pvalue
+
+from collapse_jax.distributions import (
+    Mixture,
+    bootstrap_chain,
+    discrete_chain,
+    distances,
+    gaussian_chain,
+    kde_chain,
+    theory,
+)
 
 
 def z(samples, expected):
@@ -42,9 +50,14 @@ def test_fast_gamma_draws_agree_with_jax(a):
 # carried by rare paths and its standard error is itself unreliable (M = 5, n = 50 gives z = -39 with 4000
 # seeds, although E sigma_n^2 is exact). The settings below keep n psi'((M-1)/2) ~ 2n/M below 1; the log-scale
 # law is tested at M = 5, where it is an ordinary random walk.
-GAUSSIAN_SETTINGS = [(100, 50, "mle"), (100, 50, "unbiased"), (20, 10, "mle"), (20, 10, "unbiased"),
-                     (tuple(10 + 5 * k for k in range(20)), 20, "mle"),
-                     (tuple(10 + 5 * k for k in range(20)), 20, "unbiased")]
+GAUSSIAN_SETTINGS = [
+    (100, 50, "mle"),
+    (100, 50, "unbiased"),
+    (20, 10, "mle"),
+    (20, 10, "unbiased"),
+    (tuple(10 + 5 * k for k in range(20)), 20, "mle"),
+    (tuple(10 + 5 * k for k in range(20)), 20, "unbiased"),
+]
 
 
 @pytest.mark.parametrize("M,G,estimator", GAUSSIAN_SETTINGS)
@@ -77,17 +90,20 @@ def test_gaussian_closed_forms_by_hand():
     np.testing.assert_allclose(theory.gaussian_mean_var(M, n, "unbiased"), n / M, rtol=1e-13)
     c = theory.chi_mean(M - 1)
     np.testing.assert_allclose(theory.gaussian_w2(M, n), 2 * (1 - (c * np.sqrt(a)) ** n), rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(theory.gaussian_w2(M, n, "unbiased"), n / M + 2 * (1 - c**n), rtol=1e-12,
-                               atol=1e-15)
+    np.testing.assert_allclose(theory.gaussian_w2(M, n, "unbiased"), n / M + 2 * (1 - c**n), rtol=1e-12, atol=1e-15)
     # c_k -> 1 - 1/(4k): the first-order W2 of (3/2) sum 1/M_k
-    np.testing.assert_allclose(theory.gaussian_w2(10_000, 3, "unbiased"),
-                               theory.gaussian_w2_first_order(10_000, 3), rtol=1e-3)
+    np.testing.assert_allclose(
+        theory.gaussian_w2(10_000, 3, "unbiased"), theory.gaussian_w2_first_order(10_000, 3), rtol=1e-3
+    )
 
 
-@pytest.mark.parametrize("M,estimator,cov0", [
-    (30, "mle", np.array([[2.0, 0.6, 0.0], [0.6, 1.0, -0.3], [0.0, -0.3, 0.5]])),
-    (12, "unbiased", np.array([[1.0, -0.4], [-0.4, 0.5]])),
-])
+@pytest.mark.parametrize(
+    "M,estimator,cov0",
+    [
+        (30, "mle", np.array([[2.0, 0.6, 0.0], [0.6, 1.0, -0.3], [0.0, -0.3, 0.5]])),
+        (12, "unbiased", np.array([[1.0, -0.4], [-0.4, 0.5]])),
+    ],
+)
 def test_gaussian_covariance_chain(M, estimator, cov0):
     d, ns = len(cov0), np.array([1, 4, 10])
     out = gaussian_chain(5, M, 10, 4000, d=d, sigma0=cov0, mu0=np.linspace(-1, 1, d), estimator=estimator)
@@ -123,8 +139,10 @@ def test_kde_variance_recursion_fixed_bandwidth(M, h, init):
     assert_z(pooled, theory.kde_pooled_var(M, out.generations, var0, h), "pooled variance")
 
 
-@pytest.mark.parametrize("rule,init", [("scott", Mixture.gaussian()), ("silverman", Mixture.gaussian_uniform()),
-                                       ("scott", Mixture.gaussian(d=2))])
+@pytest.mark.parametrize(
+    "rule,init",
+    [("scott", Mixture.gaussian()), ("silverman", Mixture.gaussian_uniform()), ("scott", Mixture.gaussian(d=2))],
+)
 def test_kde_variance_grows_geometrically_with_a_rule(rule, init):
     M, d = 100, init.d
     out = kde_chain(9, M, 15, 2000, bandwidth=rule, init=init, measure=(1, 5, 15))
@@ -181,8 +199,9 @@ def test_bootstrap_fixation_time_against_the_coalescent(M):
 # --- Discrete distributions ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("p,N,synthetic", [([0.4, 0.3, 0.2, 0.1], 50, 100), ([0.4, 0.3, 0.2, 0.1], 50, None),
-                                            (np.full(10, 0.1), 200, 50)])
+@pytest.mark.parametrize(
+    "p,N,synthetic", [([0.4, 0.3, 0.2, 0.1], 50, 100), ([0.4, 0.3, 0.2, 0.1], 50, None), (np.full(10, 0.1), 200, 50)]
+)
 def test_discrete_deviation_recursion(p, N, synthetic):
     out = discrete_chain(14, p, N, 30, 4000, synthetic=synthetic)
     m = np.array([0, 2, 5, 30])
@@ -197,8 +216,9 @@ def test_discrete_collapse_without_real_data_and_the_limit_with_it():
     mixed = discrete_chain(15, p, 20, 300, 500, synthetic=20)
     assert np.all(alone.support[:, -1] == 1)  # one category left in every chain
     assert np.all(mixed.support[:, -1] == mixed.support[:, 1])  # real data keep every category seen
-    np.testing.assert_allclose(theory.discrete_deviation(p, 20, 300, 20), theory.discrete_deviation_limit(p, 20, 20),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        theory.discrete_deviation(p, 20, 300, 20), theory.discrete_deviation_limit(p, 20, 20), rtol=1e-12
+    )
 
 
 # --- Distances ------------------------------------------------------------------------------------------------------
@@ -230,8 +250,14 @@ def test_sample_w2_is_the_quantile_integral():
 
 def test_nearest_neighbour_kl_estimates_the_gaussian_kl():
     rng = np.random.default_rng(1)
-    reps = np.array([float(distances.kl_samples(jnp.asarray(rng.normal(size=2000)),
-                                                jnp.asarray(rng.normal(1.0, 1.5, size=2000)))) for _ in range(200)])
+    reps = np.array(
+        [
+            float(
+                distances.kl_samples(jnp.asarray(rng.normal(size=2000)), jnp.asarray(rng.normal(1.0, 1.5, size=2000)))
+            )
+            for _ in range(200)
+        ]
+    )
     assert_z(reps, float(distances.kl_gaussian(0.0, 1.0, 1.0, 2.25)), "kNN KL")
 
 
@@ -245,23 +271,26 @@ def test_discrete_distances():
 # --- Bad inputs ------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: gaussian_chain(0, 1, 5, 10), "M must be >= 2"),
-    (lambda: gaussian_chain(0, (5, 6), 5, 10), "one per generation"),
-    (lambda: gaussian_chain(0, 3, 5, 10, d=3), "M must be >= d \\+ 1"),
-    (lambda: gaussian_chain(0, 10, 5, 10, estimator="ddof"), "estimator"),
-    (lambda: gaussian_chain(0, 10, 5, 10, sigma0=-1.0), "sigma0"),
-    (lambda: kde_chain(0, 1, 5, 10), "M must be >= 2"),
-    (lambda: kde_chain(0, 10, 5, 10, bandwidth=-0.1), "bandwidth must be > 0"),
-    (lambda: kde_chain(0, 10, 5, 10, bandwidth="wide"), "bandwidth must be one of"),
-    (lambda: kde_chain(0, 10, 5, 10, keep=(6,)), "keep and measure"),
-    (lambda: kde_chain(0, 10**6, 3000, 1, strategy="accumulate"), r"M \* \(generations \+ 1\) must be < 2\*\*31"),
-    (lambda: Mixture((0.5, 0.6), ("gaussian", "uniform"), ((0.0,), (1.0,)), (1.0, 1.0)), "sum to 1"),
-    (lambda: discrete_chain(0, [0.5, 0.6], 10, 5, 10), "sum to 1"),
-    (lambda: discrete_chain(0, [1.2, -0.2], 10, 5, 10), "non-negative"),
-    (lambda: bootstrap_chain(0, 5, 5, 10, initial=[0, 1, 2, 3, 9]), "labels in 0..4"),
-    (lambda: theory.gaussian_w2(10, -1), "n must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: gaussian_chain(0, 1, 5, 10), "M must be >= 2"),
+        (lambda: gaussian_chain(0, (5, 6), 5, 10), "one per generation"),
+        (lambda: gaussian_chain(0, 3, 5, 10, d=3), "M must be >= d \\+ 1"),
+        (lambda: gaussian_chain(0, 10, 5, 10, estimator="ddof"), "estimator"),
+        (lambda: gaussian_chain(0, 10, 5, 10, sigma0=-1.0), "sigma0"),
+        (lambda: kde_chain(0, 1, 5, 10), "M must be >= 2"),
+        (lambda: kde_chain(0, 10, 5, 10, bandwidth=-0.1), "bandwidth must be > 0"),
+        (lambda: kde_chain(0, 10, 5, 10, bandwidth="wide"), "bandwidth must be one of"),
+        (lambda: kde_chain(0, 10, 5, 10, keep=(6,)), "keep and measure"),
+        (lambda: kde_chain(0, 10**6, 3000, 1, strategy="accumulate"), r"M \* \(generations \+ 1\) must be < 2\*\*31"),
+        (lambda: Mixture((0.5, 0.6), ("gaussian", "uniform"), ((0.0,), (1.0,)), (1.0, 1.0)), "sum to 1"),
+        (lambda: discrete_chain(0, [0.5, 0.6], 10, 5, 10), "sum to 1"),
+        (lambda: discrete_chain(0, [1.2, -0.2], 10, 5, 10), "non-negative"),
+        (lambda: bootstrap_chain(0, 5, 5, 10, initial=[0, 1, 2, 3, 9]), "labels in 0..4"),
+        (lambda: theory.gaussian_w2(10, -1), "n must be >= 0"),
+    ],
+)
 def test_bad_inputs_raise(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -296,8 +325,9 @@ def test_distribution_experiments_run_and_save(name, tmp_path):
 
 
 def test_integer_key_sort_is_exact():
-    x = jnp.asarray(np.concatenate([np.random.default_rng(2).normal(size=999) * 1e3, [0.0, -0.0, 1e-310, -1e-310,
-                                                                                       np.inf, -np.inf]]))
+    x = jnp.asarray(
+        np.concatenate([np.random.default_rng(2).normal(size=999) * 1e3, [0.0, -0.0, 1e-310, -1e-310, np.inf, -np.inf]])
+    )
     np.testing.assert_array_equal(np.asarray(distances.sort(x)), np.sort(np.asarray(x)))
     np.testing.assert_array_equal(np.asarray(distances.sort(x.astype(jnp.float32))), np.sort(np.asarray(x, np.float32)))
 

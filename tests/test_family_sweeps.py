@@ -1,5 +1,6 @@
 """One engine for every family: `collapse-jax sweep` on an experiment file of any kind sweeps its own keys
 (a distribution field, a kernel field, a spectrum field), and every grid point equals the single run."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -79,9 +80,14 @@ def _single(text, key, value):
     return arrays
 
 
-@pytest.mark.parametrize("text, key, values, field", [(KDE, "chain.M", [30, 60], "var"),
-                                                      (KRR, "kernel.lengthscale", [1.0, 3.0], "test_error_pool"),
-                                                      (SPECTRUM, "spectrum.beta", [1.5, 2.5], "test_error")])
+@pytest.mark.parametrize(
+    "text, key, values, field",
+    [
+        (KDE, "chain.M", [30, 60], "var"),
+        (KRR, "kernel.lengthscale", [1.0, 3.0], "test_error_pool"),
+        (SPECTRUM, "spectrum.beta", [1.5, 2.5], "test_error"),
+    ],
+)
 def test_cli_sweep_of_any_family_equals_single_runs(tmp_path, text, key, values, field):
     path = tmp_path / "s.toml"
     path.write_text(text)

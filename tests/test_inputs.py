@@ -1,4 +1,5 @@
 """Bad input raises a ValueError that names the argument, never a silent NaN."""
+
 import numpy as np
 import pytest
 
@@ -96,12 +97,20 @@ def test_theory_says_where_it_has_no_formula():
         (lambda: cj.Downstream(sigma=True), "sigma"),
         (lambda: cj.simulate(ISO, cj.Generators(T0=30), cj.Downstream(T=30), 2, 8, seed_offset=2**32 - 4), "seed"),
         (lambda: cj.simulate(ISO, cj.Generators(T0=30), cj.Downstream(T=30), 2, 10**12), "GiB"),
-        (lambda: cj.regularization.optimal_lambda(ISO, cj.Generators(T0=30), cj.Downstream(T=30), 1,
-                                                  bounds=(10, 1e-3)), "bounds"),
-        (lambda: cj.regularization.optimal_lambda(ISO, cj.Generators(T0=30), cj.Downstream(T=30), 1,
-                                                  bounds=(0, 1)), "bounds"),
-        (lambda: cj.regularization.optimal_lambda(ISO, cj.Generators(T0=30), cj.Downstream(T=30), 1,
-                                                  T=float("nan")), "T"),
+        (
+            lambda: cj.regularization.optimal_lambda(
+                ISO, cj.Generators(T0=30), cj.Downstream(T=30), 1, bounds=(10, 1e-3)
+            ),
+            "bounds",
+        ),
+        (
+            lambda: cj.regularization.optimal_lambda(ISO, cj.Generators(T0=30), cj.Downstream(T=30), 1, bounds=(0, 1)),
+            "bounds",
+        ),
+        (
+            lambda: cj.regularization.optimal_lambda(ISO, cj.Generators(T0=30), cj.Downstream(T=30), 1, T=float("nan")),
+            "T",
+        ),
     ],
 )
 def test_types_seeds_and_bounds_are_checked(make, name):
@@ -121,27 +130,49 @@ def test_lists_are_arrays():
 def test_results_names_stay_in_the_output_folder(name, tmp_path):
     from collapse_jax import experiment
 
-    cfg = {"name": name, "spectrum": {"d": 5}, "generators": {"T0": 20}, "downstream": {"T": 20, "lam": 0.1},
-           "simulation": {"seeds": 4}}
+    cfg = {
+        "name": name,
+        "spectrum": {"d": 5},
+        "generators": {"T0": 20},
+        "downstream": {"T": 20, "lam": 0.1},
+        "simulation": {"seeds": 4},
+    }
     with pytest.raises(ValueError, match="name"):
         experiment.from_config(cfg)
 
 
-@pytest.mark.parametrize("table, key, hint", [("simulation", "sedes", "seeds"), ("generators", "sigam0", "sigma0"),
-                                              ("downstream", "lamb", "lam"), ("scan", "gens", None)])
+@pytest.mark.parametrize(
+    "table, key, hint",
+    [
+        ("simulation", "sedes", "seeds"),
+        ("generators", "sigam0", "sigma0"),
+        ("downstream", "lamb", "lam"),
+        ("scan", "gens", None),
+    ],
+)
 def test_unknown_toml_keys_are_refused_with_the_nearest_name(table, key, hint):
     from collapse_jax import experiment
 
-    cfg = {"spectrum": {"d": 5}, "generators": {"T0": 20}, "downstream": {"T": 20, "lam": 0.1},
-           "simulation": {"seeds": 4}}
+    cfg = {
+        "spectrum": {"d": 5},
+        "generators": {"T0": 20},
+        "downstream": {"T": 20, "lam": 0.1},
+        "simulation": {"seeds": 4},
+    }
     cfg.setdefault(table, {})[key] = 1
     with pytest.raises(ValueError, match=key) as err:
         experiment.from_config(cfg)
     assert hint is None or f"did you mean {hint!r}" in str(err.value)
 
 
-@pytest.mark.parametrize("params, name", [({"lengthscale": 0.0}, "lengthscale"), ({"lengthscale": -1.0}, "lengthscale"),
-                                          ({"lengthscal": 1.0}, "lengthscale")])
+@pytest.mark.parametrize(
+    "params, name",
+    [
+        ({"lengthscale": 0.0}, "lengthscale"),
+        ({"lengthscale": -1.0}, "lengthscale"),
+        ({"lengthscal": 1.0}, "lengthscale"),
+    ],
+)
 def test_kernel_parameters_are_checked(params, name):
     from collapse_jax.kernels import kernel_matrix
 
@@ -171,6 +202,7 @@ def test_labels_and_mnist_pixels(tmp_path):
     np.savez(tmp_path / "m.npz", x_train=X, y_train=np.arange(5))
     np.testing.assert_allclose(load_mnist(tmp_path / "m.npz").X, X)
     import gzip
+
     raw = gzip.compress(b"\x00\x00\x08\x03" + b"\x00\x00\x00\x02" * 3 + bytes(16))
     (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(ValueError, match="readable"):

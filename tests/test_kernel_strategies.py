@@ -4,6 +4,7 @@ and the real/synthetic mixture against the empirical-spectrum theory.
 A file of its own because these tests run kernel matrices and KRR solves, not compilation: tests/run_files.py
 runs it with XLA's full optimisation, like test_kernels.py.
 """
+
 import numpy as np
 import pytest
 from test_kernels import _linear_problem
@@ -13,9 +14,16 @@ from collapse_jax.kernels import kernel_matrix, krr_chain, synthetic_power_law
 from collapse_jax.kernels import theory as kernel_theory
 
 
-@pytest.mark.parametrize("options", [dict(strategy="accumulate"), dict(strategy="accumulate_subsample"),
-                                     dict(real_fraction=0.3), dict(synthetic_fraction=0.5)],
-                         ids=["accumulate", "accumulate_subsample", "real_fraction", "synthetic_fraction"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(strategy="accumulate"),
+        dict(strategy="accumulate_subsample"),
+        dict(real_fraction=0.3),
+        dict(synthetic_fraction=0.5),
+    ],
+    ids=["accumulate", "accumulate_subsample", "real_fraction", "synthetic_fraction"],
+)
 def test_linear_kernel_chain_matches_the_linear_chain_under_strategies(options):
     """The KRR chain's strategies against the linear chain's, both simulated (independent code): the difference
     of their means has |z| <= 4 at every n, for the downstream and the generators."""
@@ -23,12 +31,32 @@ def test_linear_kernel_chain_matches_the_linear_chain_under_strategies(options):
     K = kernel_matrix("linear", data.X)
     pool = np.arange(len(data.X))
     T0, T, G = 40, 30, 4
-    krr = krr_chain(K, data.Y, pool, pool, T0=T0, T=T, generations=G, seeds=1000, key=1, sigma0=0.5, sigma=0.5,
-                    lam=0.05, lam_gen=0.05, **options)
+    krr = krr_chain(
+        K,
+        data.Y,
+        pool,
+        pool,
+        T0=T0,
+        T=T,
+        generations=G,
+        seeds=1000,
+        key=1,
+        sigma0=0.5,
+        sigma=0.5,
+        lam=0.05,
+        lam_gen=0.05,
+        **options,
+    )
     down = {k: v for k, v in options.items() if k == "synthetic_fraction"}
     gen = {k: v for k, v in options.items() if k != "synthetic_fraction"}
-    lin = cj.simulate(spec, cj.Generators(T0=T0, sigma0=0.5, lam=0.05, **gen),
-                      cj.Downstream(T=T, sigma=0.5, lam=0.05, **down), generations=G, seeds=1000, key=2)
+    lin = cj.simulate(
+        spec,
+        cj.Generators(T0=T0, sigma0=0.5, lam=0.05, **gen),
+        cj.Downstream(T=T, sigma=0.5, lam=0.05, **down),
+        generations=G,
+        seeds=1000,
+        key=2,
+    )
     for a, b in ((krr.test_error[:, 0], lin.test_error), (krr.generator_error[:, 1:], lin.generator_error[:, 1:])):
         z = (a.mean(0) - b.mean(0)) / np.sqrt(a.var(0, ddof=1) / len(a) + b.var(0, ddof=1) / len(b))
         assert np.all(np.abs(z) <= 4), np.round(z, 2)
@@ -40,11 +68,26 @@ def test_krr_mixture_follows_the_empirical_spectrum_theory():
     data = synthetic_power_law(2000, 100, beta=1.5, r=0.5, key=1)
     K = kernel_matrix("linear", data.X)
     pool = np.arange(2000)
-    out = krr_chain(K, data.Y, pool, pool, T0=200, T=200, generations=4, seeds=400, sigma0=0.3, sigma=0.3,
-                    lam=0.01, lam_gen=0.01, synthetic_fraction=0.3, chunk_size=100)
+    out = krr_chain(
+        K,
+        data.Y,
+        pool,
+        pool,
+        T0=200,
+        T=200,
+        generations=4,
+        seeds=400,
+        sigma0=0.3,
+        sigma=0.3,
+        lam=0.01,
+        lam_gen=0.01,
+        synthetic_fraction=0.3,
+        chunk_size=100,
+    )
     emp = kernel_theory.empirical_spectrum(K, data.Y)
-    th = kernel_theory.test_error(emp, np.arange(5), T0=200, T=200, sigma0=0.3, sigma=0.3, lam=0.01, lam_gen=0.01,
-                                  synthetic_fraction=0.3)
+    th = kernel_theory.test_error(
+        emp, np.arange(5), T0=200, T=200, sigma0=0.3, sigma=0.3, lam=0.01, lam_gen=0.01, synthetic_fraction=0.3
+    )
     mean, sem = out.test_error[:, 0].mean(0), out.test_error[:, 0].std(0, ddof=1) / 20
     assert np.all(np.abs(mean - th) <= 4 * sem + 0.02 * th), np.round((mean - th) / sem, 2)
     with pytest.raises(cj.theory.NoFormulaError):

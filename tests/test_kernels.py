@@ -1,5 +1,6 @@
 """Kernel ridge regression chains (MATH §1.8): kernels, data loading, the chain against the linear chain, and the
 empirical-spectrum prediction against simulation."""
+
 import gzip
 
 import jax
@@ -7,16 +8,34 @@ import numpy as np
 import pytest
 
 import collapse_jax as cj
-from collapse_jax.kernels import (KERNELS, arccos, kernel_matrix, krr_chain, load_digits, load_mnist, split,
-                                  synthetic_power_law, theory)
+from collapse_jax.kernels import (
+    KERNELS,
+    arccos,
+    kernel_matrix,
+    krr_chain,
+    load_digits,
+    load_mnist,
+    split,
+    synthetic_power_law,
+    theory,
+)
 
 RNG = np.random.default_rng(0)
 X_RANDOM = RNG.normal(size=(60, 5))
 
 
-@pytest.mark.parametrize("name, params", [("linear", {}), ("rbf", {"lengthscale": 1.3}), ("laplace", {"lengthscale": 2.0}),
-                                          ("polynomial", {"degree": 3, "offset": 1.0}), ("arccos", {"order": 0}),
-                                          ("arccos", {"order": 1}), ("arccos", {"order": 2})])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("linear", {}),
+        ("rbf", {"lengthscale": 1.3}),
+        ("laplace", {"lengthscale": 2.0}),
+        ("polynomial", {"degree": 3, "offset": 1.0}),
+        ("arccos", {"order": 0}),
+        ("arccos", {"order": 1}),
+        ("arccos", {"order": 2}),
+    ],
+)
 def test_kernels_symmetric_psd_and_blockwise_equals_direct(name, params):
     K = kernel_matrix(name, X_RANDOM, block_size=7, **params)
     direct = np.asarray(jax.jit(lambda a: KERNELS[name](a, a, **params))(np.asarray(X_RANDOM)))
@@ -25,8 +44,12 @@ def test_kernels_symmetric_psd_and_blockwise_equals_direct(name, params):
     eig = np.linalg.eigvalsh(K)
     assert eig.min() >= -1e-10 * eig.max()
     Y = RNG.normal(size=(23, 5))
-    np.testing.assert_allclose(kernel_matrix(name, X_RANDOM, Y, block_size=4, **params),
-                               np.asarray(KERNELS[name](X_RANDOM, Y, **params)), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(
+        kernel_matrix(name, X_RANDOM, Y, block_size=4, **params),
+        np.asarray(KERNELS[name](X_RANDOM, Y, **params)),
+        rtol=1e-13,
+        atol=1e-13,
+    )
 
 
 def test_arccos_is_the_infinite_relu_network():
@@ -55,10 +78,29 @@ def test_linear_kernel_chain_matches_the_linear_chain(lam):
     K = kernel_matrix("linear", data.X)
     pool = np.arange(len(data.X))
     T0, T, G = 40, 30, 4
-    krr = krr_chain(K, data.Y, pool, pool, T0=T0, T=T, generations=G, seeds=2000, key=1, sigma0=0.5, sigma=0.5,
-                    lam=lam, lam_gen=0.05)
-    lin = cj.simulate(spec, cj.Generators(T0=T0, sigma0=0.5, lam=0.05), cj.Downstream(T=T, sigma=0.5, lam=lam),
-                      generations=G, seeds=2000, key=2)
+    krr = krr_chain(
+        K,
+        data.Y,
+        pool,
+        pool,
+        T0=T0,
+        T=T,
+        generations=G,
+        seeds=2000,
+        key=1,
+        sigma0=0.5,
+        sigma=0.5,
+        lam=lam,
+        lam_gen=0.05,
+    )
+    lin = cj.simulate(
+        spec,
+        cj.Generators(T0=T0, sigma0=0.5, lam=0.05),
+        cj.Downstream(T=T, sigma=0.5, lam=lam),
+        generations=G,
+        seeds=2000,
+        key=2,
+    )
     a, b = krr.test_error[:, 0], lin.test_error
     z = (a.mean(0) - b.mean(0)) / np.sqrt(a.var(0, ddof=1) / len(a) + b.var(0, ddof=1) / len(b))
     assert np.all(np.abs(z) <= 4), np.round(z, 2)
@@ -76,12 +118,24 @@ def test_empirical_spectrum_prediction_on_synthetic_power_law(p):
     K = kernel_matrix("linear", data.X)
     pool = np.arange(2000)
     lams, n = [0.001, 0.1], np.arange(6)
-    out = krr_chain(K, data.Y, pool, pool, T0=200, T=200 if p == 100 else 300, generations=5, seeds=400,
-                    sigma0=0.3, sigma=0.3, lam=lams, lam_gen=0.01, chunk_size=100)
+    out = krr_chain(
+        K,
+        data.Y,
+        pool,
+        pool,
+        T0=200,
+        T=200 if p == 100 else 300,
+        generations=5,
+        seeds=400,
+        sigma0=0.3,
+        sigma=0.3,
+        lam=lams,
+        lam_gen=0.01,
+        chunk_size=100,
+    )
     emp = theory.empirical_spectrum(K, data.Y)
     for i, lam in enumerate(lams):
-        th = theory.test_error(emp, n, T0=200, T=200 if p == 100 else 300, sigma0=0.3, sigma=0.3, lam=lam,
-                               lam_gen=0.01)
+        th = theory.test_error(emp, n, T0=200, T=200 if p == 100 else 300, sigma0=0.3, sigma=0.3, lam=lam, lam_gen=0.01)
         mean, sem = out.test_error[:, i].mean(0), out.test_error[:, i].std(0, ddof=1) / 20
         assert np.all(np.abs(mean - th) <= 4 * sem + 0.02 * th), np.round((mean - th) / sem, 2)
         assert np.all(np.abs(mean / th - 1) <= 0.03), np.round(mean / th - 1, 3)
@@ -113,8 +167,9 @@ def test_digits_load_and_chain_report_accuracy():
     assert data.X.shape == (1797, 64) and data.Y.shape == (1797, 10) and data.X.max() == 1.0
     K = kernel_matrix("rbf", data.X, lengthscale=3.0)
     pool, test = split(data, test=297)
-    out = krr_chain(K, data.Y, pool, test, T0=300, T=300, generations=3, seeds=20, sigma0=0.2, lam=[1e-3, 1e-1],
-                    labels=data.labels)
+    out = krr_chain(
+        K, data.Y, pool, test, T0=300, T=300, generations=3, seeds=20, sigma0=0.2, lam=[1e-3, 1e-1], labels=data.labels
+    )
     assert out.accuracy.shape == (20, 2, 4)
     assert out.accuracy[:, 0, 0].mean() > 0.9  # KRR on 300 digits: about 97% (measured), collapse lowers it
     assert np.all(out.test_error[:, :, 3].mean(0) > out.test_error[:, :, 0].mean(0))
@@ -157,28 +212,44 @@ def test_mnist_bad_files_name_the_path_and_format(tmp_path):
         load_mnist(tmp_path / "t10k-images-idx3-ubyte")
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: kernel_matrix("rbf", np.zeros(5)), "X must be a 2-D array"),
-    (lambda: kernel_matrix("rbf", np.zeros((3, 2)), np.zeros((3, 4))), "same number of features"),
-    (lambda: kernel_matrix("cosine", np.zeros((3, 2))), "kernel must be one of"),
-    (lambda: kernel_matrix("rbf", np.full((3, 2), np.nan)), "finite"),
-    (lambda: krr_chain(np.zeros((4, 5)), np.zeros((4, 1)), [0, 1], [2], T0=2, T=2, generations=1, seeds=2),
-     "square"),
-    (lambda: krr_chain(np.eye(4), np.zeros((3, 1)), [0, 1], [2], T0=2, T=2, generations=1, seeds=2), "Y must be"),
-    (lambda: krr_chain(np.eye(4), np.zeros((4, 1)), [0, 9], [2], T0=2, T=2, generations=1, seeds=2), "pool must"),
-    (lambda: krr_chain(np.eye(4), np.zeros((4, 1)), [0, 1], [2], T0=2, T=2, generations=1, seeds=2, lam=0.0),
-     "lam must be > 0"),
-    (lambda: krr_chain(np.eye(4), np.zeros((4, 1)), [0, 1], [2], T0=2, T=2, generations=2, seeds=2,
-                       sigma0=[0.1, 0.2, 0.3]), "one value per generation"),
-    (lambda: split(synthetic_power_law(10, 2, 1.5, 0.5), test=9), "at least 2 points"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: kernel_matrix("rbf", np.zeros(5)), "X must be a 2-D array"),
+        (lambda: kernel_matrix("rbf", np.zeros((3, 2)), np.zeros((3, 4))), "same number of features"),
+        (lambda: kernel_matrix("cosine", np.zeros((3, 2))), "kernel must be one of"),
+        (lambda: kernel_matrix("rbf", np.full((3, 2), np.nan)), "finite"),
+        (
+            lambda: krr_chain(np.zeros((4, 5)), np.zeros((4, 1)), [0, 1], [2], T0=2, T=2, generations=1, seeds=2),
+            "square",
+        ),
+        (lambda: krr_chain(np.eye(4), np.zeros((3, 1)), [0, 1], [2], T0=2, T=2, generations=1, seeds=2), "Y must be"),
+        (lambda: krr_chain(np.eye(4), np.zeros((4, 1)), [0, 9], [2], T0=2, T=2, generations=1, seeds=2), "pool must"),
+        (
+            lambda: krr_chain(np.eye(4), np.zeros((4, 1)), [0, 1], [2], T0=2, T=2, generations=1, seeds=2, lam=0.0),
+            "lam must be > 0",
+        ),
+        (
+            lambda: krr_chain(
+                np.eye(4), np.zeros((4, 1)), [0, 1], [2], T0=2, T=2, generations=2, seeds=2, sigma0=[0.1, 0.2, 0.3]
+            ),
+            "one value per generation",
+        ),
+        (lambda: split(synthetic_power_law(10, 2, 1.5, 0.5), test=9), "at least 2 points"),
+    ],
+)
 def test_bad_input_raises(call, match):
     with pytest.raises(ValueError, match=match):
         call()
 
 
-@pytest.mark.parametrize("name, chain", [("digits_krr", {"generations": 3, "lam": [1e-2, "naive", "adaptive"]}),
-                                         ("digits_spectrum", {"T": [50, 100], "n": [0, 2]})])
+@pytest.mark.parametrize(
+    "name, chain",
+    [
+        ("digits_krr", {"generations": 3, "lam": [1e-2, "naive", "adaptive"]}),
+        ("digits_spectrum", {"T": [50, 100], "n": [0, 2]}),
+    ],
+)
 def test_kernel_experiments_run_and_report_their_gaps(name, chain, tmp_path):
     """The digits runs report the gap between theory and simulation; the number is printed, not asserted."""
     import tomllib

@@ -1,6 +1,7 @@
 """Schedules optimised through the differentiable theory (cj.optimize, theory/optimize.md): the optax optimum
 against a dense grid of the same objective, gradients against finite differences, bad input, and simulation
 at the optimum."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -68,18 +69,21 @@ def test_real_fractions_beat_a_constant_and_match_a_grid():
 def test_theory_gradients_match_finite_differences(which):
     """Every free knob: jax.grad of the objective against central differences (relative 1e-5)."""
     if which == "joint":
-        _, fun, x0, _ = optimize.joint_lambdas_problem(POW, cj.Generators(T0=50, sigma0=0.5, lam=(0.01, 0.1, 0.03)),
-                                                       cj.Downstream(T=40, sigma=0.5, lam=0.05), 3)
+        _, fun, x0, _ = optimize.joint_lambdas_problem(
+            POW, cj.Generators(T0=50, sigma0=0.5, lam=(0.01, 0.1, 0.03)), cj.Downstream(T=40, sigma=0.5, lam=0.05), 3
+        )
         x0 = {"gen": x0["gen"] + jnp.array([0.3, -0.2, 0.1]), "down": x0["down"]}
     elif which == "schedule":
-        _, fun, x0, _ = optimize.schedule_problem(POW, cj.Generators(T0=200), cj.Downstream(T=50, sigma=0.5), [0, 2],
-                                                  (10, 200), points=6)
+        _, fun, x0, _ = optimize.schedule_problem(
+            POW, cj.Generators(T0=200), cj.Downstream(T=50, sigma=0.5), [0, 2], (10, 200), points=6
+        )
     elif which == "real":
         err = optimize.real_fraction_error(ISO, cj.Generators(T0=40), cj.Downstream(T=60, lam=0.1), 3)
         fun, x0 = (lambda x: err(jax.nn.sigmoid(x))), jnp.array([0.2, -1.0, 0.5])
     else:
-        _, fun, x0, _ = optimize.sample_sizes_problem(ISO, cj.Generators(T0=50, sigma0=(1.0, 2.0)),
-                                                      cj.Downstream(T=50, lam=0.1), 2, 200)
+        _, fun, x0, _ = optimize.sample_sizes_problem(
+            ISO, cj.Generators(T0=50, sigma0=(1.0, 2.0)), cj.Downstream(T=50, lam=0.1), 2, 200
+        )
         x0 = x0 + jnp.array([0.3, -0.4])
     flat, unravel = jax.flatten_util.ravel_pytree(x0)
     f = lambda v: fun(unravel(v))  # noqa: E731
@@ -89,16 +93,22 @@ def test_theory_gradients_match_finite_differences(which):
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-9)
 
 
-@pytest.mark.parametrize("make, name", [
-    (lambda: optimize.joint_lambdas(POW, cj.Generators(T0=50), cj.Downstream(T=50, lam=0.1), 2), "gen.lam"),
-    (lambda: optimize.joint_lambdas(POW, cj.Generators(T0=50, lam=0.1), cj.Downstream(T=50, lam=0.0), 2), "down.lam"),
-    (lambda: optimize.schedule(POW, cj.Generators(T0=200), cj.Downstream(T=50), [1], (200, 10)), "T_range"),
-    (lambda: optimize.sample_sizes(ISO, cj.Generators(T0=50), cj.Downstream(T=50), 3, 60), "budget"),
-    (lambda: optimize.real_fractions(ISO, cj.Generators(T0=40), cj.Downstream(T=50), 2, 1.5), "budget"),
-    (lambda: optimize.real_fractions(ISO, cj.Generators(T0=15), cj.Downstream(T=50), 2, 0.5), "gen"),
-    (lambda: optimize.least_real_fraction(ISO, cj.Generators(T0=40), cj.Downstream(T=100), 5, 0.1), "eps"),
-    (lambda: optimize.minimize(lambda x: x**2, 1.0, method="newton"), "method"),
-])
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: optimize.joint_lambdas(POW, cj.Generators(T0=50), cj.Downstream(T=50, lam=0.1), 2), "gen.lam"),
+        (
+            lambda: optimize.joint_lambdas(POW, cj.Generators(T0=50, lam=0.1), cj.Downstream(T=50, lam=0.0), 2),
+            "down.lam",
+        ),
+        (lambda: optimize.schedule(POW, cj.Generators(T0=200), cj.Downstream(T=50), [1], (200, 10)), "T_range"),
+        (lambda: optimize.sample_sizes(ISO, cj.Generators(T0=50), cj.Downstream(T=50), 3, 60), "budget"),
+        (lambda: optimize.real_fractions(ISO, cj.Generators(T0=40), cj.Downstream(T=50), 2, 1.5), "budget"),
+        (lambda: optimize.real_fractions(ISO, cj.Generators(T0=15), cj.Downstream(T=50), 2, 0.5), "gen"),
+        (lambda: optimize.least_real_fraction(ISO, cj.Generators(T0=40), cj.Downstream(T=100), 5, 0.1), "eps"),
+        (lambda: optimize.minimize(lambda x: x**2, 1.0, method="newton"), "method"),
+    ],
+)
 def test_bad_optimisation_input(make, name):
     with pytest.raises(ValueError, match=name):
         make()
@@ -126,11 +136,21 @@ def test_joint_schedule_beats_downstream_tuning_in_simulation():
     assert diff.mean() > 4 * diff.std(ddof=1) / np.sqrt(diff.size)
 
 
-@pytest.mark.parametrize("name, changes", [
-    ("real_data_budget", dict(scan={"n": [5], "eps": [0.1]}, simulation={"seeds": 300})),
-    ("schedule_fit", dict(spectrum={"d": 200}, generators={"T0": 400}, simulation={"seeds": 60},
-                          scan={"n": [1], "T_range": [20, 100], "T_sim": [25, 100]})),
-])
+@pytest.mark.parametrize(
+    "name, changes",
+    [
+        ("real_data_budget", dict(scan={"n": [5], "eps": [0.1]}, simulation={"seeds": 300})),
+        (
+            "schedule_fit",
+            dict(
+                spectrum={"d": 200},
+                generators={"T0": 400},
+                simulation={"seeds": 60},
+                scan={"n": [1], "T_range": [20, 100], "T_sim": [25, 100]},
+            ),
+        ),
+    ],
+)
 def test_optimisation_experiments_run_and_agree(name, changes, tmp_path):
     """Shrunk versions of the experiment files: they run, save, and the simulation at each optimum agrees with the
     theory there (|z| <= 4; the schedule's DE at d = 200 is within its gap)."""

@@ -1,4 +1,5 @@
 """Scaling laws (MATH §1.6) and adaptive regularisation."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -71,8 +72,10 @@ def test_adaptive_beats_naive_in_simulation():
     gen, down = cj.Generators(T0=200, sigma0=1.0), cj.Downstream(T=80, sigma=0.2)
     naive = cj.regularization.naive(spec, gen, down)
     adaptive = cj.regularization.adaptive(spec, gen, down)
-    runs = {name: cj.simulate(spec, gen, cj.Downstream(T=80, sigma=0.2, lam=s), 10, 1000, key=4)
-            for name, s in [("naive", naive), ("adaptive", adaptive)]}
+    runs = {
+        name: cj.simulate(spec, gen, cj.Downstream(T=80, sigma=0.2, lam=s), 10, 1000, key=4)
+        for name, s in [("naive", naive), ("adaptive", adaptive)]
+    }
     m = {k: r.mean().test_error[10] for k, r in runs.items()}
     s = {k: r.sem().test_error[10] for k, r in runs.items()}
     assert (m["naive"] - m["adaptive"]) / np.hypot(s["naive"], s["adaptive"]) > 4

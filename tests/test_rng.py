@@ -1,21 +1,25 @@
 """The engine's random numbers: JAX's own bits from a fused threefry, exact uniform indices, gamma draws."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax._src import prng
 from jax._src.interpreters import mlir
+from stats import ks_2samp_pvalue
 
 from collapse_jax.engine.rng import _mul_32x32, log_gamma, uniform_index
 from collapse_jax.engine.threefry import use_fused_threefry
-from stats import ks_2samp_pvalue
 
 
 def _draws(key):
     k1, k2, k3 = jax.random.split(key, 3)
-    return (jax.random.bits(k1, (1001,), jnp.uint32), jax.random.normal(k2, (37, 5)),
-            jax.random.randint(k3, (333,), 0, 17), jax.vmap(lambda k: jax.random.uniform(k, (7,)))(
-                jax.random.split(k3, 11)))
+    return (
+        jax.random.bits(k1, (1001,), jnp.uint32),
+        jax.random.normal(k2, (37, 5)),
+        jax.random.randint(k3, (333,), 0, 17),
+        jax.vmap(lambda k: jax.random.uniform(k, (7,)))(jax.random.split(k3, 11)),
+    )
 
 
 def test_fused_threefry_draws_the_same_bits_as_the_rolled_loop():

@@ -3,6 +3,7 @@
 The program below (jit(vmap(scan)) with two linear solves per step) never returns on those releases. It
 runs in a subprocess with a timeout, so a hang fails this test in seconds instead of stalling the suite.
 """
+
 import os
 import subprocess
 import sys

@@ -1,13 +1,14 @@
 """The direct and the sufficient-statistics samplers agree in distribution (MATH §3), including T close to d."""
+
 import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from stats import ks_2samp_pvalue
 
 from collapse_jax.regression import samplers
-from stats import ks_2samp_pvalue
 
 DRAWS = 4000
 
@@ -23,7 +24,11 @@ def draws(fit, d, key):
 
 def assert_same_law(a, b, label):
     """KS on the squared norm and on two coordinates: p > 1e-3 each."""
-    for name, x, y in [("norm", (a**2).sum(1), (b**2).sum(1)), ("first", a[:, 0], b[:, 0]), ("last", a[:, -1], b[:, -1])]:
+    for name, x, y in [
+        ("norm", (a**2).sum(1), (b**2).sum(1)),
+        ("first", a[:, 0], b[:, 0]),
+        ("last", a[:, -1], b[:, -1]),
+    ]:
         p = ks_2samp_pvalue(x, y)
         assert p > 1e-3, f"{label}: {name} differs (KS p = {p:.2g})"
 
@@ -72,7 +77,9 @@ def test_min_norm_padded_solves_both_regimes():
     for T in (4, 9):
         mask = (jnp.arange(rows) < T).astype(float)
         got = samplers.min_norm_padded(X * mask[:, None], (X @ w) * mask, T, mask)
-        np.testing.assert_allclose(got, np.linalg.pinv(np.asarray(X[:T])) @ np.asarray(X[:T] @ w), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(
+            got, np.linalg.pinv(np.asarray(X[:T])) @ np.asarray(X[:T] @ w), rtol=1e-9, atol=1e-12
+        )
 
 
 def test_bartlett_factor_is_wishart():

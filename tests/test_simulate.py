@@ -1,4 +1,5 @@
 """cj.simulate: shapes, reproducibility, and results that do not depend on chunking, slicing or devices."""
+
 import json
 import subprocess
 import sys
@@ -30,8 +31,10 @@ def test_chunk_size_does_not_change_results(case):
 def test_slices_merged_equal_one_run():
     gen, down = CASES["ols"]
     whole = cj.simulate(SPEC, gen, down, 3, 40, key=3)
-    parts = [cj.simulate(SPEC, gen, down, 3, 15, key=3, seed_offset=0),
-             cj.simulate(SPEC, gen, down, 3, 25, key=3, seed_offset=15)]
+    parts = [
+        cj.simulate(SPEC, gen, down, 3, 15, key=3, seed_offset=0),
+        cj.simulate(SPEC, gen, down, 3, 25, key=3, seed_offset=15),
+    ]
     np.testing.assert_array_equal(np.concatenate([p.test_error for p in parts]), whole.test_error)
 
 

@@ -3,12 +3,13 @@ generation and a real/synthetic downstream mixture, simulated and against their 
 
 Exact formulas: |mean - theory| <= 4 sem. Deterministic equivalents: 4 sem plus DE_GAP (relative).
 """
+
 import numpy as np
 import pytest
+from stats import assert_theory, ks_2samp_pvalue
 
 import collapse_jax as cj
 from collapse_jax.regression.theory import strategies
-from stats import assert_theory, ks_2samp_pvalue
 
 DE_GAP = 0.02
 ISO = cj.Spectrum.isotropic(20)
@@ -26,16 +27,27 @@ def check(spec, gen, down, generations, seeds=2000, *, de_rel=0.0, key=0, label=
     "spec, gen, down, generations",
     [
         (ISO, cj.Generators(T0=30, sigma0=1.0, strategy="accumulate"), cj.Downstream(T=40, sigma=0.5), 20),
-        (POW, cj.Generators(T0=(25, 40, 30, 60), sigma0=(1.0, 0.5, 2.0, 1.0), strategy="accumulate"),
-         cj.Downstream(T=40), 4),
+        (
+            POW,
+            cj.Generators(T0=(25, 40, 30, 60), sigma0=(1.0, 0.5, 2.0, 1.0), strategy="accumulate"),
+            cj.Downstream(T=40),
+            4,
+        ),
         (ISO, cj.Generators(T0=60, sigma0=1.0, strategy="accumulate", fixed=True), cj.Downstream(T=40), 20),
         (POW, cj.Generators(T0=30, sigma0=1.0, real_fraction=0.2), cj.Downstream(T=40, sigma=0.5), 20),
         (ISO, cj.Generators(T0=(25, 50, 30), sigma0=1.0, real_fraction=(0.5, 0.1, 0.9)), cj.Downstream(T=30), 3),
         (POW, cj.Generators(T0=30), cj.Downstream(T=40, sigma=0.5, synthetic_fraction=0.3), 10),
         (ISO, cj.Generators(T0=30, strategy="accumulate"), cj.Downstream(T=25, synthetic_fraction=0.5), 10),
     ],
-    ids=["accumulate_iso", "accumulate_per_generation_pow", "accumulate_fixed", "real_fraction_pow",
-         "real_fraction_per_generation", "mixture_downstream_pow", "accumulate_and_mixture"],
+    ids=[
+        "accumulate_iso",
+        "accumulate_per_generation_pow",
+        "accumulate_fixed",
+        "real_fraction_pow",
+        "real_fraction_per_generation",
+        "mixture_downstream_pow",
+        "accumulate_and_mixture",
+    ],
 )
 def test_exact_strategies(spec, gen, down, generations):
     """OLS generators and an OLS downstream: every strategy's formula is exact (|z| <= 4 at every n)."""
@@ -46,11 +58,21 @@ def test_exact_strategies(spec, gen, down, generations):
     "spec, gen, down",
     [
         (POW, cj.Generators(T0=30, strategy="accumulate"), cj.Downstream(T=40, sigma=0.5, lam=0.05)),
-        (cj.Spectrum.power_law(50, 1.5, 0.5), cj.Generators(T0=75, real_fraction=0.3),
-         cj.Downstream(T=100, sigma=0.5, lam=0.1)),
-        (cj.Spectrum.isotropic(50), cj.Generators(T0=75), cj.Downstream(T=100, sigma=0.5, lam=0.1, synthetic_fraction=0.3)),
-        (cj.Spectrum.power_law(50, 1.5, 0.5), cj.Generators(T0=75),
-         cj.Downstream(T=25, sigma=0.5, lam=0.01, synthetic_fraction=0.5)),
+        (
+            cj.Spectrum.power_law(50, 1.5, 0.5),
+            cj.Generators(T0=75, real_fraction=0.3),
+            cj.Downstream(T=100, sigma=0.5, lam=0.1),
+        ),
+        (
+            cj.Spectrum.isotropic(50),
+            cj.Generators(T0=75),
+            cj.Downstream(T=100, sigma=0.5, lam=0.1, synthetic_fraction=0.3),
+        ),
+        (
+            cj.Spectrum.power_law(50, 1.5, 0.5),
+            cj.Generators(T0=75),
+            cj.Downstream(T=25, sigma=0.5, lam=0.01, synthetic_fraction=0.5),
+        ),
     ],
     ids=["accumulate_ridge", "real_fraction_ridge", "mixture_ridge_iso", "mixture_ridge_overparameterised"],
 )
@@ -90,25 +112,32 @@ def test_carry_over_matches_monte_carlo():
         v = np.einsum("rij,rij->r", P, P) / d
         z = (v.mean() - float(strategies.carry_over(s, T, d))) / (v.std() / np.sqrt(v.size))
         assert abs(z) <= 4, (s, T, d, z)
-    np.testing.assert_allclose([strategies.carry_over(0, 50, 10), strategies.carry_over(50, 50, 10)], [0, 1],
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        [strategies.carry_over(0, 50, 10), strategies.carry_over(50, 50, 10)], [0, 1], atol=1e-12
+    )
 
 
 def test_real_fraction_limits():
     """pi = 0 is the replace chain's theory; pi = 1 refits to real data each generation: one step's error."""
     n = np.arange(6)
-    np.testing.assert_allclose(cj.theory.generator_error(POW, cj.Generators(T0=30, real_fraction=0.0), n),
-                               cj.theory.generator_error(POW, cj.Generators(T0=30), n), rtol=1e-12)
-    np.testing.assert_allclose(cj.theory.generator_error(POW, cj.Generators(T0=30, real_fraction=1.0), n)[1:],
-                               20 / 9, rtol=1e-12)
+    np.testing.assert_allclose(
+        cj.theory.generator_error(POW, cj.Generators(T0=30, real_fraction=0.0), n),
+        cj.theory.generator_error(POW, cj.Generators(T0=30), n),
+        rtol=1e-12,
+    )
+    np.testing.assert_allclose(
+        cj.theory.generator_error(POW, cj.Generators(T0=30, real_fraction=1.0), n)[1:], 20 / 9, rtol=1e-12
+    )
 
 
 def test_strong_collapse_plateau():
     """Downstream OLS on a mixture: as T grows at fixed p the error tends to p^2 E||w_n - w0||^2, not 0."""
     gen = cj.Generators(T0=30, sigma0=1.0)
     gen_err = float(cj.theory.generator_error(ISO, gen, 5))
-    big = [float(cj.theory.test_error(ISO, gen, cj.Downstream(T=T, sigma=1.0, synthetic_fraction=0.1), 5))
-           for T in (10**4, 10**6)]
+    big = [
+        float(cj.theory.test_error(ISO, gen, cj.Downstream(T=T, sigma=1.0, synthetic_fraction=0.1), 5))
+        for T in (10**4, 10**6)
+    ]
     np.testing.assert_allclose(big[-1], 0.01 * gen_err, rtol=1e-3)
     assert big[0] > big[1] > 0.01 * gen_err
 
@@ -152,15 +181,27 @@ def test_defaults_are_todays_chain():
     the speed issue moved chi-square draws to the lab's gamma sampler and Bartlett factors to triangle-only normal
     draws (the same law, other draws; the theory comparisons pass unchanged); the direct rows are unchanged."""
     pins = {
-        "ols": (cj.Spectrum.isotropic(10), cj.Generators(T0=30), cj.Downstream(T=30), "auto",
-                [0.38078928308539495, 1.1590248699936887, 0.8945322245415418, 1.7388265194768553, 1.509610961697061]),
-        "fixed": (cj.Spectrum.isotropic(10), cj.Generators(T0=30, fixed=True), cj.Downstream(T=8, lam=0.1),
-                  "direct", [1.5081474028682733, 3.060516268182557, 1.653953899121944, 3.375193061045243,
-                             2.6352692069887578]),
-        "varying": (cj.Spectrum.isotropic(10), cj.Generators(T0=(5, 30, 8, 12), sigma0=(1.0, 0.5, 2.0, 1.0)),
-                    cj.Downstream(T=30, lam=0.1), "direct",
-                    [0.14764050248149418, 1.6977161004904249, 1.5841661011224748, 6.10465796310192,
-                     7.796060616577454]),
+        "ols": (
+            cj.Spectrum.isotropic(10),
+            cj.Generators(T0=30),
+            cj.Downstream(T=30),
+            "auto",
+            [0.38078928308539495, 1.1590248699936887, 0.8945322245415418, 1.7388265194768553, 1.509610961697061],
+        ),
+        "fixed": (
+            cj.Spectrum.isotropic(10),
+            cj.Generators(T0=30, fixed=True),
+            cj.Downstream(T=8, lam=0.1),
+            "direct",
+            [1.5081474028682733, 3.060516268182557, 1.653953899121944, 3.375193061045243, 2.6352692069887578],
+        ),
+        "varying": (
+            cj.Spectrum.isotropic(10),
+            cj.Generators(T0=(5, 30, 8, 12), sigma0=(1.0, 0.5, 2.0, 1.0)),
+            cj.Downstream(T=30, lam=0.1),
+            "direct",
+            [0.14764050248149418, 1.6977161004904249, 1.5841661011224748, 6.10465796310192, 7.796060616577454],
+        ),
     }
     for label, (spec, gen, down, sampler, pinned) in pins.items():
         res = cj.simulate(spec, gen, down, 4, 16, key=3, sampler=sampler)
@@ -179,8 +220,12 @@ def test_defaults_are_todays_chain():
         (lambda: cj.Generators(T0=(30, 40), real_fraction=(0.1, 0.2, 0.3)), "same length"),
         (lambda: cj.Downstream(synthetic_fraction=2.0), "synthetic_fraction"),
         (lambda: cj.Downstream(synthetic_fraction=[0.1, 2.0]), "synthetic_fraction"),
-        (lambda: cj.simulate(ISO, cj.Generators(T0=30, real_fraction=0.1), cj.Downstream(T=30), 2, 4,
-                             sampler="suffstats"), "real_fraction"),
+        (
+            lambda: cj.simulate(
+                ISO, cj.Generators(T0=30, real_fraction=0.1), cj.Downstream(T=30), 2, 4, sampler="suffstats"
+            ),
+            "real_fraction",
+        ),
     ],
 )
 def test_bad_strategy_inputs(make, match):
@@ -207,8 +252,17 @@ from collapse_jax.distributions import theory as dist_theory  # noqa: E402
 def test_gaussian_strategy_moments_exact(strategy, real_fraction, estimator, M, d):
     """E (mu_n - mu0)^2 and E sigma_n^2 under each strategy: exact recursions, |z| <= 4 at every n (seen: <= 3.2)."""
     G = 5 if isinstance(real_fraction, tuple) else 30
-    out = gaussian_chain(1, M=M, generations=G, seeds=4000, d=d, strategy=strategy, real_fraction=real_fraction,
-                         estimator=estimator, sigma0=1.5)
+    out = gaussian_chain(
+        1,
+        M=M,
+        generations=G,
+        seeds=4000,
+        d=d,
+        strategy=strategy,
+        real_fraction=real_fraction,
+        estimator=estimator,
+        sigma0=1.5,
+    )
     dev, var = dist_theory.gaussian_strategy_moments(M, np.arange(G + 1), estimator, strategy, real_fraction, 1.5)
     mean, s2 = (out.mean, out.var) if d == 1 else (out.mean[..., 0], out.var[..., 0, 0])
     for sim, th in ((mean**2, dev), (s2, var)):
@@ -232,8 +286,9 @@ def test_gaussian_replace_with_zero_real_is_the_plain_chain_in_law():
     assert ks_2samp_pvalue(a.mean[:, 8], b.mean[:, 8]) > 1e-3
 
 
-@pytest.mark.parametrize("strategy, real_fraction", [("replace", 0.2), ("accumulate", None),
-                                                     ("accumulate_subsample", 0.2)])
+@pytest.mark.parametrize(
+    "strategy, real_fraction", [("replace", 0.2), ("accumulate", None), ("accumulate_subsample", 0.2)]
+)
 def test_kde_pooled_variance_under_strategies(strategy, real_fraction):
     """Fixed bandwidth: the pooled variance of a point, P_g = pi' var0 + (1 - pi')(mean of earlier P + h^2)
     (replace: the last P), exact; accumulate and accumulate-subsample share it. |z| <= 4 (seen <= 2)."""
@@ -283,6 +338,7 @@ def test_subset_is_uniform_without_replacement():
 
 # --- experiments --------------------------------------------------------------------------------------------------
 
+
 def _shrunk(name, **changes):
     """An experiment file of the repository, cut down so that the test shows it runs, saves and agrees."""
     import tomllib
@@ -294,12 +350,23 @@ def _shrunk(name, **changes):
     return cfg
 
 
-@pytest.mark.parametrize("name, changes", [
-    ("strategies", dict(scan={"generations": 8}, panels=[{"title": "small", "spectrum": {"kind": "isotropic", "d": 10}}],
-                        generators={"T0": 15}, downstream={"T": 20}, simulation={"seeds": 200})),
-    ("strong_collapse", dict(scan={"T": [30, 300]}, simulation={"seeds": 200})),
-    ("gaussian_strategies", dict(chain={"d": [1, 3], "M": [20], "generations": 20}, simulation={"seeds": 300})),
-])
+@pytest.mark.parametrize(
+    "name, changes",
+    [
+        (
+            "strategies",
+            dict(
+                scan={"generations": 8},
+                panels=[{"title": "small", "spectrum": {"kind": "isotropic", "d": 10}}],
+                generators={"T0": 15},
+                downstream={"T": 20},
+                simulation={"seeds": 200},
+            ),
+        ),
+        ("strong_collapse", dict(scan={"T": [30, 300]}, simulation={"seeds": 200})),
+        ("gaussian_strategies", dict(chain={"d": [1, 3], "M": [20], "generations": 20}, simulation={"seeds": 300})),
+    ],
+)
 def test_strategy_experiments_run_save_and_agree(name, changes, tmp_path):
     """Each strategies experiment, shrunk: it writes arrays, sidecar and figure, says which formula each curve was
     checked against, and agrees (exact curves |z| <= 4)."""
@@ -349,15 +416,35 @@ def test_sweep_over_strategy_axes_equals_single_runs(tmp_path):
     """gen.strategy (static), gen.real_fraction and down.synthetic_fraction (data, vmapped) as sweep axes: each
     point is what cj.simulate gives for that config and key; theory where the lab has it, NaN elsewhere."""
     spec = cj.Spectrum.isotropic(8)
-    grid = {"gen.strategy": ["replace", "accumulate", "accumulate_subsample"], "gen.real_fraction": [0.0, 0.5],
-            "down.synthetic_fraction": [0.3, 1.0]}
-    res = cj.sweep(spec, cj.Generators(T0=20), cj.Downstream(T=24), grid=grid, generations=3, seeds=32, key=0,
-                   out=tmp_path, progress=False)
+    grid = {
+        "gen.strategy": ["replace", "accumulate", "accumulate_subsample"],
+        "gen.real_fraction": [0.0, 0.5],
+        "down.synthetic_fraction": [0.3, 1.0],
+    }
+    res = cj.sweep(
+        spec,
+        cj.Generators(T0=20),
+        cj.Downstream(T=24),
+        grid=grid,
+        generations=3,
+        seeds=32,
+        key=0,
+        out=tmp_path,
+        progress=False,
+    )
     assert res.test_error.shape == (3, 2, 2, 32, 4)
-    for (i, strategy), (j, pi), (k, p) in [((1, "accumulate"), (1, 0.5), (0, 0.3)), ((2, "accumulate_subsample"),
-                                                                                     (0, 0.0), (1, 1.0))]:
-        one = cj.simulate(spec, cj.Generators(T0=20, strategy=strategy, real_fraction=pi),
-                          cj.Downstream(T=24, synthetic_fraction=p), 3, 32, key=0)
+    for (i, strategy), (j, pi), (k, p) in [
+        ((1, "accumulate"), (1, 0.5), (0, 0.3)),
+        ((2, "accumulate_subsample"), (0, 0.0), (1, 1.0)),
+    ]:
+        one = cj.simulate(
+            spec,
+            cj.Generators(T0=20, strategy=strategy, real_fraction=pi),
+            cj.Downstream(T=24, synthetic_fraction=p),
+            3,
+            32,
+            key=0,
+        )
         np.testing.assert_allclose(res.test_error[i, j, k], one.test_error, rtol=1e-10)
     assert np.isnan(res.theory_test_error[2]).all() and np.isfinite(res.theory_test_error[1, 0]).all()
 

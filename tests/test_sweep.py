@@ -1,4 +1,5 @@
 """cj.sweep: grids that compile once per static shape, chunked and sharded work, resume, merge, refusals."""
+
 import json
 import subprocess
 import sys
@@ -24,8 +25,9 @@ def test_each_point_equals_simulate(tmp_path):
     for i, lam in enumerate(GRID["down.lam"]):
         for j, T in enumerate(GRID["down.T"]):
             for k, s0 in enumerate(GRID["gen.sigma0"]):
-                one = cj.simulate(SPEC, cj.Generators(T0=30, sigma0=s0), cj.Downstream(T=T, sigma=0.5, lam=lam),
-                                  3, 20, key=2)
+                one = cj.simulate(
+                    SPEC, cj.Generators(T0=30, sigma0=s0), cj.Downstream(T=T, sigma=0.5, lam=lam), 3, 20, key=2
+                )
                 np.testing.assert_allclose(res.test_error[i, j, k], one.test_error, rtol=1e-12)
                 np.testing.assert_allclose(res.generator_error[i, j, k], one.generator_error, rtol=1e-12)
     assert np.nanmax(np.abs(res.zscore().test_error)) < 6  # 20 seeds: a sanity check; exactness is tested elsewhere
@@ -49,8 +51,15 @@ def test_spectrum_fields_sweep_like_single_runs(tmp_path):
     with pytest.raises(ValueError, match="grid field 'spec.beta': spectrum kind 'isotropic' has no 'beta'"):
         cj.sweep(SPEC, GEN, DOWN, grid={"spec.beta": [1.0]}, generations=1, seeds=4, out=tmp_path / "x")
     with pytest.raises(ValueError, match="not made by Spectrum.isotropic or Spectrum.power_law"):
-        cj.sweep(cj.Spectrum([1.0, 2.0], [1.0, 1.0]), GEN, DOWN, grid={"spec.d": [2]}, generations=1, seeds=4,
-                 out=tmp_path / "y")
+        cj.sweep(
+            cj.Spectrum([1.0, 2.0], [1.0, 1.0]),
+            GEN,
+            DOWN,
+            grid={"spec.d": [2]},
+            generations=1,
+            seeds=4,
+            out=tmp_path / "y",
+        )
 
 
 def test_chunks_shards_and_resume_give_identical_arrays(tmp_path):
@@ -128,10 +137,10 @@ def test_two_processes_then_merge_equal_one_run(tmp_path):
     cmd = [sys.executable, "-m", "collapse_jax.cli", "sweep", str(cfg)]
     procs = [subprocess.Popen(cmd + ["--quiet", "--out", str(tmp_path / "two"), "--shard", f"{i}/2"]) for i in range(2)]
     assert all(p.wait(timeout=300) == 0 for p in procs)
-    subprocess.run([sys.executable, "-m", "collapse_jax.cli", "merge", str(tmp_path / "two")], check=True,
-                   timeout=300)
-    procs = [subprocess.Popen(cmd + ["--out", str(tmp_path / "both")], stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    subprocess.run([sys.executable, "-m", "collapse_jax.cli", "merge", str(tmp_path / "two")], check=True, timeout=300)
+    procs = [
+        subprocess.Popen(cmd + ["--out", str(tmp_path / "both")], stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     logs = [p.communicate(timeout=300)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], logs
     computed = [sum(line.startswith("[sweep] chunk ") for line in log.splitlines()) for log in logs]
@@ -169,8 +178,17 @@ def test_jax_distributed_two_processes_equal_one_run(tmp_path):
     out = tmp_path / "dist"
     procs = [subprocess.Popen([sys.executable, "-c", DISTRIBUTED, port, str(i), str(out)]) for i in range(2)]
     assert all(p.wait(timeout=300) == 0 for p in procs)
-    one = cj.sweep(SPEC, GEN, DOWN, grid={"down.lam": [0.0, 0.3], "gen.sigma0": [0.5, 1.0]}, generations=3,
-                   seeds=20, key=2, out=tmp_path / "one", progress=False)
+    one = cj.sweep(
+        SPEC,
+        GEN,
+        DOWN,
+        grid={"down.lam": [0.0, 0.3], "gen.sigma0": [0.5, 1.0]},
+        generations=3,
+        seeds=20,
+        key=2,
+        out=tmp_path / "one",
+        progress=False,
+    )
     np.testing.assert_array_equal(cj.sweep_load(out).test_error, one.test_error)
 
 

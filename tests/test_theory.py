@@ -1,4 +1,5 @@
 """Exact identities of the theory code: kappa, closed forms against the general formula, derivatives."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np

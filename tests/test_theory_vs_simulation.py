@@ -3,11 +3,12 @@
 Exact formulas: |mean - theory| <= 4 sem. Deterministic equivalents: 4 sem plus the finite-size gap
 MATH allows (DE_GAP, relative), the bound being stated per test.
 """
+
 import numpy as np
 import pytest
+from stats import assert_theory
 
 import collapse_jax as cj
-from stats import assert_theory
 
 DE_GAP = 0.02  # MATH §1.3: deterministic equivalents are within about 1-2% at d of a few hundred
 ISO = cj.Spectrum.isotropic(40, signal=1.0)
@@ -48,16 +49,30 @@ def test_ols_exact(spec, gen, down, generations):
 )
 def test_ridge_deterministic_equivalent(spec, T, lam, n):
     """MATH §1.3 (bias + variance + n sigma0^2 rho) within 4 sem + 2%."""
-    check(spec, cj.Generators(T0=100, sigma0=1.0), cj.Downstream(T=T, sigma=0.5, lam=lam), n, 3000,
-          de_rel=DE_GAP, label="ridge")
+    check(
+        spec,
+        cj.Generators(T0=100, sigma0=1.0),
+        cj.Downstream(T=T, sigma=0.5, lam=lam),
+        n,
+        3000,
+        de_rel=DE_GAP,
+        label="ridge",
+    )
 
 
 @pytest.mark.parametrize("T, lam, n", [(100, 1e-3, 5), (100, 0.1, 2), (300, 0.1, 5), (300, 1.0, 2)])
 def test_ridge_math_reference_configs(T, lam, n):
     """The four Monte-Carlo checks quoted in MATH §1.3 (power law beta=1.5, r=0.5, d=150, T0=400)."""
     spec = cj.Spectrum.power_law(150, beta=1.5, r=0.5)
-    check(spec, cj.Generators(T0=400, sigma0=1.0), cj.Downstream(T=T, sigma=0.5, lam=lam), n, 600,
-          de_rel=DE_GAP, label="math-1.3")
+    check(
+        spec,
+        cj.Generators(T0=400, sigma0=1.0),
+        cj.Downstream(T=T, sigma=0.5, lam=lam),
+        n,
+        600,
+        de_rel=DE_GAP,
+        label="math-1.3",
+    )
 
 
 @pytest.mark.parametrize(
@@ -79,8 +94,15 @@ def test_overparameterised_exact(gen, down, generations):
 @pytest.mark.parametrize("lam", [0.05, 1.0])
 def test_overparameterised_ridge_downstream(lam):
     """§1.5 generators composed with the ridge deterministic equivalent: 4 sem + 2%."""
-    check(ISO, cj.Generators(T0=25, sigma0=1.0), cj.Downstream(T=60, sigma=1.0, lam=lam), 20, 3000,
-          de_rel=DE_GAP, label="overparam-ridge")
+    check(
+        ISO,
+        cj.Generators(T0=25, sigma0=1.0),
+        cj.Downstream(T=60, sigma=1.0, lam=lam),
+        20,
+        3000,
+        de_rel=DE_GAP,
+        label="overparam-ridge",
+    )
 
 
 def test_noiseless_collapse_tends_to_null_risk():
@@ -92,11 +114,21 @@ def test_noiseless_collapse_tends_to_null_risk():
 @pytest.mark.parametrize(
     "spec, gen, down",
     [
-        (cj.Spectrum.power_law(200, beta=1.5, r=0.5), cj.Generators(T0=100, sigma0=0.5, lam=0.1),
-         cj.Downstream(T=150, sigma=0.5, lam=0.05)),
-        (cj.Spectrum.power_law(200, beta=1.5, r=0.5), cj.Generators(T0=(150, 400, 150), sigma0=0.5, lam=(1.0, 0.01, 0.1)),
-         cj.Downstream(T=100, sigma=0.5, lam=0.01)),
-        (cj.Spectrum.isotropic(100), cj.Generators(T0=400, sigma0=0.5, lam=0.01), cj.Downstream(T=300, sigma=0.5, lam=0.1)),
+        (
+            cj.Spectrum.power_law(200, beta=1.5, r=0.5),
+            cj.Generators(T0=100, sigma0=0.5, lam=0.1),
+            cj.Downstream(T=150, sigma=0.5, lam=0.05),
+        ),
+        (
+            cj.Spectrum.power_law(200, beta=1.5, r=0.5),
+            cj.Generators(T0=(150, 400, 150), sigma0=0.5, lam=(1.0, 0.01, 0.1)),
+            cj.Downstream(T=100, sigma=0.5, lam=0.01),
+        ),
+        (
+            cj.Spectrum.isotropic(100),
+            cj.Generators(T0=400, sigma0=0.5, lam=0.01),
+            cj.Downstream(T=300, sigma=0.5, lam=0.1),
+        ),
     ],
     ids=["power_law_overparameterised", "power_law_per_generation", "isotropic"],
 )

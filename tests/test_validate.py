@@ -1,5 +1,6 @@
 """`collapse-jax validate --quick` is part of the suite: every closed form in the catalogue agrees with simulation
 by its own criterion (exact: |z| <= 4; DE: |z| <= 4 or a relative gap within 2/d), and the report is written."""
+
 from __future__ import annotations
 
 import pytest

@@ -8,11 +8,23 @@ Example:
     >>> bool(abs(sim - th) < 4 * out.var[:, 20].std() / 2000**0.5)
     True
 """
+
 from collapse_jax.distributions import distances, theory
 from collapse_jax.distributions.bootstrap import BootstrapChain, bootstrap_chain
 from collapse_jax.distributions.discrete import DiscreteChain, discrete_chain
 from collapse_jax.distributions.gaussian import GaussianChain, gaussian_chain
 from collapse_jax.distributions.kde import KDEChain, Mixture, kde_chain
 
-__all__ = ["gaussian_chain", "kde_chain", "bootstrap_chain", "discrete_chain", "Mixture", "GaussianChain",
-           "KDEChain", "BootstrapChain", "DiscreteChain", "distances", "theory"]
+__all__ = [
+    "gaussian_chain",
+    "kde_chain",
+    "bootstrap_chain",
+    "discrete_chain",
+    "Mixture",
+    "GaussianChain",
+    "KDEChain",
+    "BootstrapChain",
+    "DiscreteChain",
+    "distances",
+    "theory",
+]

@@ -2,6 +2,7 @@
 previous M. The labels of the original points follow the neutral Wright-Fisher model, so the chain is tracked
 through the labels alone: the points' values never matter.
 """
+
 from __future__ import annotations
 
 import functools
@@ -31,10 +32,17 @@ class BootstrapChain(NamedTuple):
     winner: np.ndarray
 
 
-@checked(key=Key(), generations=Int(1, checks.MAX_GENERATIONS), seeds=Int(1), chunk_size=Optional(Int(1)),
-         progress=OneOf(True, False), M=Int(2, checks.MAX_SIZE))
-def bootstrap_chain(key, M: int, generations: int, seeds: int, *, initial=None, chunk_size: int | None = None,
-                    progress: bool = False) -> BootstrapChain:
+@checked(
+    key=Key(),
+    generations=Int(1, checks.MAX_GENERATIONS),
+    seeds=Int(1),
+    chunk_size=Optional(Int(1)),
+    progress=OneOf(True, False),
+    M=Int(2, checks.MAX_SIZE),
+)
+def bootstrap_chain(
+    key, M: int, generations: int, seeds: int, *, initial=None, chunk_size: int | None = None, progress: bool = False
+) -> BootstrapChain:
     """Resample M points with replacement `generations` times, for `seeds` chains.
 
     Args:
@@ -50,8 +58,7 @@ def bootstrap_chain(key, M: int, generations: int, seeds: int, *, initial=None, 
     M = checks.size("M", M, lo=2)
     generations = checks.size("generations", generations, lo=0)
     labels0 = np.arange(M) if initial is None else np.asarray(initial)
-    if labels0.shape != (M,) or not np.issubdtype(labels0.dtype, np.integer) or labels0.min() < 0 \
-            or labels0.max() >= M:
+    if labels0.shape != (M,) or not np.issubdtype(labels0.dtype, np.integer) or labels0.min() < 0 or labels0.max() >= M:
         raise ValueError(f"initial must be {M} integer labels in 0..{M - 1}, got shape {labels0.shape}")
 
     one_seed = _bootstrap_seed(M, generations, tuple(labels0.tolist()))

@@ -5,6 +5,7 @@ frequency vector of N samples from the previous one (categories die out, and the
 `synthetic = s`, every later generation is fitted to the same N real samples plus s fresh samples from the
 previous fit, p^(m+1) = (1 - alpha) p^(1) + alpha q_m with alpha = s / (N + s), and stays near p^(1).
 """
+
 from __future__ import annotations
 
 import functools
@@ -14,9 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from collapse_jax.distributions import distances
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Int, Key, OneOf, Optional, checked
-from collapse_jax.distributions import distances
 from collapse_jax.engine.seeds import map_seeds
 
 
@@ -38,11 +39,28 @@ def check_probabilities(p) -> np.ndarray:
     return p
 
 
-@checked(key=Key(), generations=Int(1, checks.MAX_GENERATIONS), seeds=Int(1), chunk_size=Optional(Int(1)),
-         progress=OneOf(True, False), N=Int(1, checks.MAX_SIZE), synthetic=Optional(Int(0, checks.MAX_SIZE)))
-def discrete_chain(key, p, N: int, generations: int, seeds: int, *, synthetic: int | None = None,
-                   real_fraction: float | None = None, strategy: str = "replace", chunk_size: int | None = None,
-                   progress: bool = False) -> DiscreteChain:
+@checked(
+    key=Key(),
+    generations=Int(1, checks.MAX_GENERATIONS),
+    seeds=Int(1),
+    chunk_size=Optional(Int(1)),
+    progress=OneOf(True, False),
+    N=Int(1, checks.MAX_SIZE),
+    synthetic=Optional(Int(0, checks.MAX_SIZE)),
+)
+def discrete_chain(
+    key,
+    p,
+    N: int,
+    generations: int,
+    seeds: int,
+    *,
+    synthetic: int | None = None,
+    real_fraction: float | None = None,
+    strategy: str = "replace",
+    chunk_size: int | None = None,
+    progress: bool = False,
+) -> DiscreteChain:
     """Re-estimate a categorical distribution from counts, `generations` times, for `seeds` chains.
 
     Args:

@@ -2,6 +2,7 @@
 
 All are pure jax.numpy functions of one pair (vmap them over seeds and generations). W2 is returned squared.
 """
+
 from __future__ import annotations
 
 import jax
@@ -19,8 +20,10 @@ def _variances(var1, var2):
     if jnp.ndim(var1) > 0:
         for name, v in (("var1", var1), ("var2", var2)):
             if v.ndim != 2 or v.shape[0] != v.shape[1] or v.shape != var1.shape:
-                raise ValueError(f"{name} must be a scalar variance (var1; var2 may then be an array of them) or, "
-                                 f"in d dimensions, a d x d covariance like var1, got shape {v.shape}")
+                raise ValueError(
+                    f"{name} must be a scalar variance (var1; var2 may then be an array of them) or, "
+                    f"in d dimensions, a d x d covariance like var1, got shape {v.shape}"
+                )
     else:
         for name, v in (("var1", var1), ("var2", var2)):
             if is_concrete(v) and not bool(jnp.all(v > 0)):

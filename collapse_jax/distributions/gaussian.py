@@ -5,6 +5,7 @@ the scatter, which are independent: mean ~ N(mu_n, sigma_n^2 / M) and scatter ~ 
 with M - 1 degrees of freedom in d dimensions). One generation therefore costs one normal and one chi-square
 (d normals and a Bartlett factor), whatever M is. The direct sampler draws all M points; it is the cross-check.
 """
+
 from __future__ import annotations
 
 import functools
@@ -17,8 +18,8 @@ import numpy as np
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Int, Key, OneOf, Optional, Real, checked
 from collapse_jax.engine.rng import chi_square, log_gamma, subset
-from collapse_jax.regression.samplers import strictly_lower
 from collapse_jax.engine.seeds import map_seeds
+from collapse_jax.regression.samplers import strictly_lower
 
 ESTIMATORS = ("mle", "unbiased")
 
@@ -45,18 +46,39 @@ def sample_sizes(M, generations: int) -> np.ndarray:
     if Ms.ndim == 0:
         return np.full(generations, int(Ms))
     if Ms.shape != (generations,):
-        raise ValueError(f"M must be an int or a sequence of {generations} sample sizes (one per generation), "
-                         f"got {Ms.size}")
+        raise ValueError(
+            f"M must be an int or a sequence of {generations} sample sizes (one per generation), got {Ms.size}"
+        )
     return Ms
 
 
-@checked(key=Key(), generations=Int(1, checks.MAX_GENERATIONS), seeds=Int(1), chunk_size=Optional(Int(1)),
-         progress=OneOf(True, False), M=Int(2, checks.MAX_SIZE, many=True), d=Int(1, 10**4),
-         mu0=Real(lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX, ndim=(0, 1)),
-         sigma0=Real(hi=checks.SCALE_MAX, ndim=(0, 2)))
-def gaussian_chain(key, M, generations: int, seeds: int, *, d: int = 1, estimator: str = "mle", mu0=0.0,
-                   sigma0=1.0, sampler: str = "suffstats", strategy: str = "replace", real_fraction=None,
-                   chunk_size: int | None = None, progress: bool = False) -> GaussianChain:
+@checked(
+    key=Key(),
+    generations=Int(1, checks.MAX_GENERATIONS),
+    seeds=Int(1),
+    chunk_size=Optional(Int(1)),
+    progress=OneOf(True, False),
+    M=Int(2, checks.MAX_SIZE, many=True),
+    d=Int(1, 10**4),
+    mu0=Real(lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX, ndim=(0, 1)),
+    sigma0=Real(hi=checks.SCALE_MAX, ndim=(0, 2)),
+)
+def gaussian_chain(
+    key,
+    M,
+    generations: int,
+    seeds: int,
+    *,
+    d: int = 1,
+    estimator: str = "mle",
+    mu0=0.0,
+    sigma0=1.0,
+    sampler: str = "suffstats",
+    strategy: str = "replace",
+    real_fraction=None,
+    chunk_size: int | None = None,
+    progress: bool = False,
+) -> GaussianChain:
     """Fit a Gaussian to M samples of the previous fit, `generations` times, for `seeds` independent chains.
 
     Args:
@@ -85,18 +107,26 @@ def gaussian_chain(key, M, generations: int, seeds: int, *, d: int = 1, estimato
     if d > 1 and Ms.min() < d + 1:
         raise ValueError(f"M must be >= d + 1 = {d + 1} for a non-singular covariance, got {Ms.min()}")
     checks.real_array("mu0", mu0, ndim=(0,) if d == 1 else (0, 1))
-    checks.real_array("sigma0", sigma0, lo=0 if np.ndim(sigma0) == 0 else None, lo_open=True,
-                       ndim=(0,) if d == 1 else (0, 2))
+    checks.real_array(
+        "sigma0", sigma0, lo=0 if np.ndim(sigma0) == 0 else None, lo_open=True, ndim=(0,) if d == 1 else (0, 2)
+    )
     checks.choice("strategy", strategy, checks.STRATEGIES)
     pooled = strategy != "replace" or real_fraction is not None
     if pooled:
-        pi = np.broadcast_to(0.0 if real_fraction is None else checks.fraction("real_fraction", real_fraction),
-                             Ms.shape)
+        pi = np.broadcast_to(
+            0.0 if real_fraction is None else checks.fraction("real_fraction", real_fraction), Ms.shape
+        )
         mean0 = np.broadcast_to(np.asarray(mu0, float), (d,))
         cov0 = np.asarray(sigma0, float) ** 2 * np.eye(d) if np.ndim(sigma0) == 0 else np.asarray(sigma0, float)
         _check_cov(cov0, d)
-        one_seed = _chain_strategy(tuple(mean0.tolist()), tuple(map(tuple, cov0.tolist())), tuple(Ms.tolist()),
-                                   tuple(np.round(pi * Ms).astype(int).tolist()), estimator == "unbiased", strategy)
+        one_seed = _chain_strategy(
+            tuple(mean0.tolist()),
+            tuple(map(tuple, cov0.tolist())),
+            tuple(Ms.tolist()),
+            tuple(np.round(pi * Ms).astype(int).tolist()),
+            estimator == "unbiased",
+            strategy,
+        )
         mean, cov = map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress)
         if d == 1:
             return GaussianChain(mean[..., 0], cov[..., 0, 0], np.log(cov[..., 0, 0]))
@@ -170,8 +200,11 @@ def _chain_strategy(mean0, cov0, Ms, n_real, unbiased, strategy):
 
     def one_seed(key):
         zero = jnp.zeros(())
-        pool = {"replace": None, "accumulate": (zero, jnp.zeros(d), jnp.zeros((d, d))),
-                "accumulate_subsample": (zero, jnp.zeros((capacity, d)))}[strategy]
+        pool = {
+            "replace": None,
+            "accumulate": (zero, jnp.zeros(d), jnp.zeros((d, d))),
+            "accumulate_subsample": (zero, jnp.zeros((capacity, d))),
+        }[strategy]
         init = (mean0, jnp.asarray(cov0))
         _, (means, covs) = jax.lax.scan(step, (init, pool), (jax.random.split(key, G), xs))
         return jnp.concatenate([mean0[None], means]), jnp.concatenate([init[1][None], covs])

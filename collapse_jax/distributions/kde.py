@@ -6,6 +6,7 @@ and variance, and in 1-D its W2^2 and nearest-neighbour KL against a reference s
 distribution (drawn once per seed, independent of the chain), so that both distances share the same floor at
 n = 0. Chosen generations keep their samples for plotting.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,11 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from collapse_jax.distributions import distances
+from collapse_jax.distributions.theory import bandwidth_factor
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Int, Key, OneOf, Optional, checked
 from collapse_jax.engine.rng import subset, uniform_index
-from collapse_jax.distributions import distances
-from collapse_jax.distributions.theory import bandwidth_factor
 from collapse_jax.engine.seeds import map_seeds
 
 
@@ -92,8 +93,9 @@ class Mixture:
         scale = jnp.asarray(self.scale, float)[comp][:, None]
         gauss = jnp.asarray(np.asarray(self.kinds) == "gaussian")[comp][:, None]
         kz, ku = jax.random.split(k2)
-        noise = jnp.where(gauss, jax.random.normal(kz, (M, self.d)),
-                          jax.random.uniform(ku, (M, self.d), minval=-1.0, maxval=1.0))
+        noise = jnp.where(
+            gauss, jax.random.normal(kz, (M, self.d)), jax.random.uniform(ku, (M, self.d), minval=-1.0, maxval=1.0)
+        )
         return loc + scale * noise
 
 
@@ -115,11 +117,29 @@ class KDEChain(NamedTuple):
     keep: tuple
 
 
-@checked(key=Key(), generations=Int(1, checks.MAX_GENERATIONS), seeds=Int(1), chunk_size=Optional(Int(1)),
-         progress=OneOf(True, False), M=Int(2, checks.MAX_SIZE))
-def kde_chain(key, M: int, generations: int, seeds: int, *, bandwidth="scott", init: Mixture | None = None,
-              keep=(0,), measure=None, strategy: str = "replace", real_fraction=None, chunk_size: int | None = None,
-              progress: bool = False) -> KDEChain:
+@checked(
+    key=Key(),
+    generations=Int(1, checks.MAX_GENERATIONS),
+    seeds=Int(1),
+    chunk_size=Optional(Int(1)),
+    progress=OneOf(True, False),
+    M=Int(2, checks.MAX_SIZE),
+)
+def kde_chain(
+    key,
+    M: int,
+    generations: int,
+    seeds: int,
+    *,
+    bandwidth="scott",
+    init: Mixture | None = None,
+    keep=(0,),
+    measure=None,
+    strategy: str = "replace",
+    real_fraction=None,
+    chunk_size: int | None = None,
+    progress: bool = False,
+) -> KDEChain:
     """Refit and resample a Gaussian KDE `generations` times, for `seeds` independent chains.
 
     Args:
@@ -164,8 +184,10 @@ def kde_chain(key, M: int, generations: int, seeds: int, *, bandwidth="scott", i
         if np.ndim(real_fraction) > 0:
             raise ValueError("real_fraction must be one number for kde_chain")
         if M * (G + 1) > 2**31 - 1:  # pool rows are int32 indices
-            raise ValueError(f"M * (generations + 1) must be < 2**31 for strategy {strategy!r} (a pool of every "
-                             f"point drawn), got {M * (G + 1)}")
+            raise ValueError(
+                f"M * (generations + 1) must be < 2**31 for strategy {strategy!r} (a pool of every "
+                f"point drawn), got {M * (G + 1)}"
+            )
         one_seed = _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real)
     else:
         one_seed = _kde_seed(M, G, bandwidth if factor is None else None, factor, init, keep, gens)
@@ -213,8 +235,7 @@ def _kde_seed(M, G, bandwidth, factor, init, keep, gens):
             x = resample(jax.random.fold_in(kchain, g), x)
             # g is the same for every seed, so under vmap this stays a branch: unmeasured generations skip the
             # sort. (A fori_loop writing into carried arrays runs about twice as fast as lax.scan here.)
-            new = jax.lax.cond(jnp.asarray(is_measured)[g], measured,
-                               lambda x: jax.tree.map(lambda a: a[0], stats), x)
+            new = jax.lax.cond(jnp.asarray(is_measured)[g], measured, lambda x: jax.tree.map(lambda a: a[0], stats), x)
             stats = jax.tree.map(lambda a, v: a.at[g].set(v), stats, new)
             return x, store(buf, x, jnp.asarray(slot)[g]), stats
 
@@ -277,17 +298,26 @@ def _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real):
             new = picked + kernel_scale(fit, n_fit)(jax.random.normal(k_noise, (M, d)))
             x = jnp.where((jnp.arange(M) < n_real)[:, None], init.sample(k_real, M), new)
             pool = jax.lax.dynamic_update_slice(pool, x, (count, 0))
-            stats = jax.tree.map(lambda a, v: a.at[g].set(v), stats,
-                                 jax.lax.cond(jnp.asarray(np.isin(np.arange(G + 1), gens))[g],
-                                              lambda x: _measure(x, ref), lambda x: jax.tree.map(lambda a: a[0], stats),
-                                              x))
+            stats = jax.tree.map(
+                lambda a, v: a.at[g].set(v),
+                stats,
+                jax.lax.cond(
+                    jnp.asarray(np.isin(np.arange(G + 1), gens))[g],
+                    lambda x: _measure(x, ref),
+                    lambda x: jax.tree.map(lambda a: a[0], stats),
+                    x,
+                ),
+            )
             buf = jnp.where((jnp.asarray(_slots(G, keep))[g] == jnp.arange(len(keep)))[:, None, None], x[None], buf)
             return x, pool, buf, stats
 
         first = _measure(x0, ref)
         stats0 = jax.tree.map(lambda v: jnp.zeros((G + 1,) + v.shape, v.dtype).at[0].set(v), first)
-        buf0 = jnp.where((jnp.asarray(_slots(G, keep))[0] == jnp.arange(len(keep)))[:, None, None], x0[None],
-                         jnp.zeros((len(keep), M, d)))
+        buf0 = jnp.where(
+            (jnp.asarray(_slots(G, keep))[0] == jnp.arange(len(keep)))[:, None, None],
+            x0[None],
+            jnp.zeros((len(keep), M, d)),
+        )
         _, _, buf, stats = jax.lax.fori_loop(1, G + 1, step, (x0, pool, buf0, stats0))
         return jax.tree.map(lambda a: a[gens], stats), buf
 

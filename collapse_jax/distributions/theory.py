@@ -3,6 +3,7 @@
 Every function takes the generation index n (an int or an array of them) and returns an array of the same
 shape, evaluated in float64 with numpy. Index 0 is the true distribution (or the real data), as in the chains.
 """
+
 from __future__ import annotations
 
 import math
@@ -10,9 +11,9 @@ import math
 import numpy as np
 from jax.scipy import special as jsp
 
+from collapse_jax.distributions.gaussian import ESTIMATORS, sample_sizes
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Int, OneOf, Optional, Real, checked
-from collapse_jax.distributions.gaussian import ESTIMATORS, sample_sizes
 
 
 def _special(name, x):
@@ -58,16 +59,24 @@ def _cumulative(step_values, n, op=np.cumprod, empty=1.0):
     return np.concatenate([[empty], op(step_values)])[n]
 
 
-@checked(M=Int(2, checks.MAX_SIZE, many=True), n=Int(0, checks.MAX_GENERATIONS, many=True),
-         estimator=OneOf("mle", "unbiased"), sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)))
+@checked(
+    M=Int(2, checks.MAX_SIZE, many=True),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
+    estimator=OneOf("mle", "unbiased"),
+    sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)),
+)
 def gaussian_var_mean(M, n, estimator="mle", sigma0=1.0):
     """E sigma_n^2: sigma0^2 prod_k (M_k - 1)/c_k; sigma0^2 a^n for the MLE, sigma0^2 for the unbiased fit."""
     n, Ms, c = _steps(M, n, estimator)
     return sigma0**2 * _cumulative((Ms - 1) / c, n)
 
 
-@checked(M=Int(2, checks.MAX_SIZE, many=True), n=Int(0, checks.MAX_GENERATIONS, many=True),
-         estimator=OneOf("mle", "unbiased"), sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)))
+@checked(
+    M=Int(2, checks.MAX_SIZE, many=True),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
+    estimator=OneOf("mle", "unbiased"),
+    sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)),
+)
 def gaussian_mean_var(M, n, estimator="mle", sigma0=1.0):
     """Var mu_n = sum_k E sigma_{k-1}^2 / M_k: sigma0^2 (1 - a^n) for the MLE, n sigma0^2 / M unbiased."""
     n, Ms, c = _steps(M, n, estimator)
@@ -75,26 +84,40 @@ def gaussian_mean_var(M, n, estimator="mle", sigma0=1.0):
     return _cumulative(ev / Ms, n, np.cumsum, 0.0)
 
 
-@checked(M=Int(2, checks.MAX_SIZE, many=True), n=Int(0, checks.MAX_GENERATIONS, many=True),
-         estimator=OneOf("mle", "unbiased"), sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)))
+@checked(
+    M=Int(2, checks.MAX_SIZE, many=True),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
+    estimator=OneOf("mle", "unbiased"),
+    sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)),
+)
 def gaussian_log_var(M, n, estimator="mle", sigma0=1.0):
     """(mean, variance) of log sigma_n^2: a random walk with steps psi((M-1)/2) + ln 2 - ln c, psi'((M-1)/2)."""
     n, Ms, c = _steps(M, n, estimator)
     drift = _digamma((Ms - 1) / 2) + math.log(2) - np.log(c)
-    return (math.log(sigma0**2) + _cumulative(drift, n, np.cumsum, 0.0),
-            _cumulative(_trigamma((Ms - 1) / 2), n, np.cumsum, 0.0))
+    return (
+        math.log(sigma0**2) + _cumulative(drift, n, np.cumsum, 0.0),
+        _cumulative(_trigamma((Ms - 1) / 2), n, np.cumsum, 0.0),
+    )
 
 
-@checked(M=Int(2, checks.MAX_SIZE, many=True), n=Int(0, checks.MAX_GENERATIONS, many=True),
-         estimator=OneOf("mle", "unbiased"), sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)))
+@checked(
+    M=Int(2, checks.MAX_SIZE, many=True),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
+    estimator=OneOf("mle", "unbiased"),
+    sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)),
+)
 def gaussian_sd_mean(M, n, estimator="mle", sigma0=1.0):
     """E sigma_n = sigma0 prod_k c_{M_k - 1} sqrt((M_k - 1) / c_k)."""
     n, Ms, c = _steps(M, n, estimator)
     return sigma0 * _cumulative(chi_mean(Ms - 1) * np.sqrt((Ms - 1) / c), n)
 
 
-@checked(M=Int(2, checks.MAX_SIZE, many=True), n=Int(0, checks.MAX_GENERATIONS, many=True),
-         estimator=OneOf("mle", "unbiased"), sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)))
+@checked(
+    M=Int(2, checks.MAX_SIZE, many=True),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
+    estimator=OneOf("mle", "unbiased"),
+    sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)),
+)
 def gaussian_w2(M, n, estimator="mle", sigma0=1.0):
     """E W2^2(N(mu0, sigma0^2), N(mu_n, sigma_n^2)) = Var mu_n + E sigma_n^2 - 2 sigma0 E sigma_n + sigma0^2.
 
@@ -109,16 +132,23 @@ def gaussian_w2(M, n, estimator="mle", sigma0=1.0):
     return gaussian_mean_var(*args) + gaussian_var_mean(*args) - 2 * sigma0 * gaussian_sd_mean(*args) + sigma0**2
 
 
-@checked(M=Int(2, checks.MAX_SIZE, many=True), n=Int(0, checks.MAX_GENERATIONS, many=True),
-         sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)))
+@checked(
+    M=Int(2, checks.MAX_SIZE, many=True),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
+    sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)),
+)
 def gaussian_w2_first_order(M, n, sigma0=1.0):
     """(3/2) sigma0^2 sum_{k <= n} 1/M_k: bounded over generations iff sum 1/M_k converges."""
     n, Ms, _ = _steps(M, n, "mle")
     return 1.5 * sigma0**2 * _cumulative(1 / Ms, n, np.cumsum, 0.0)
 
 
-@checked(M=Int(2, checks.MAX_SIZE, many=True), n=Int(0, checks.MAX_GENERATIONS, many=True),
-         estimator=OneOf("mle", "unbiased"), sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)))
+@checked(
+    M=Int(2, checks.MAX_SIZE, many=True),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
+    estimator=OneOf("mle", "unbiased"),
+    sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)),
+)
 def gaussian_strategy_moments(M, n, estimator="mle", strategy="replace", real_fraction=None, sigma0=1.0):
     """(E (mu_n - mu0)^2, E sigma_n^2) of the Gaussian chain under a data strategy, exactly (theory/distributions.md).
 
@@ -141,12 +171,13 @@ def gaussian_strategy_moments(M, n, estimator="mle", strategy="replace", real_fr
     if strategy == "accumulate_subsample":
         from collapse_jax.regression.theory._common import NoFormulaError
 
-        raise NoFormulaError("accumulate_subsample Gaussian chains have no formula in the lab (points picked "
-                             "again bring back their old noise); simulate instead")
+        raise NoFormulaError(
+            "accumulate_subsample Gaussian chains have no formula in the lab (points picked "
+            "again bring back their old noise); simulate instead"
+        )
     checks.choice("strategy", strategy, checks.STRATEGIES)
     n, Ms, _ = _steps(M, n, estimator)
-    pi = np.broadcast_to(0.0 if real_fraction is None else checks.fraction("real_fraction", real_fraction),
-                         Ms.shape)
+    pi = np.broadcast_to(0.0 if real_fraction is None else checks.fraction("real_fraction", real_fraction), Ms.shape)
     unbiased = estimator == "unbiased"
     dev, q, s2, N = 0.0, 0.0, 1.0, 0.0  # per unit sigma0^2; q = E Q of the pool
     devs, s2s = [0.0], [1.0]
@@ -166,15 +197,23 @@ def gaussian_strategy_moments(M, n, estimator="mle", strategy="replace", real_fr
     return sigma0**2 * np.asarray(devs)[n], sigma0**2 * np.asarray(s2s)[n]
 
 
-@checked(M=Int(2, checks.MAX_SIZE, many=True), n=Int(0, checks.MAX_GENERATIONS, many=True), d=Int(1, 10**4),
-         estimator=OneOf("mle", "unbiased"))
+@checked(
+    M=Int(2, checks.MAX_SIZE, many=True),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
+    d=Int(1, 10**4),
+    estimator=OneOf("mle", "unbiased"),
+)
 def gaussian_cov_mean(M, n, d, estimator="mle"):
     """E Sigma_n = factor * Sigma_0; returns the factor prod_k (M_k - 1)/c_k (a^n for the MLE), as in 1-D."""
     return gaussian_var_mean(M, n, estimator)
 
 
-@checked(M=Int(2, checks.MAX_SIZE, many=True), n=Int(0, checks.MAX_GENERATIONS, many=True), d=Int(1, 10**4),
-         estimator=OneOf("mle", "unbiased"))
+@checked(
+    M=Int(2, checks.MAX_SIZE, many=True),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
+    d=Int(1, 10**4),
+    estimator=OneOf("mle", "unbiased"),
+)
 def gaussian_logdet_drift(M, n, d, estimator="mle"):
     """E[log det Sigma_n - log det Sigma_0] = sum over steps of sum_{k=1}^{d} [psi((M-k)/2) + ln 2] - d ln c."""
     n, Ms, c = _steps(M, n, estimator)
@@ -194,8 +233,13 @@ def _bandwidth(name, h):
         checks.real_array(name, h, lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,))
 
 
-@checked(M=Int(2, checks.MAX_SIZE), n=Int(0, checks.MAX_GENERATIONS, many=True),
-         var0=Real(lo=0.0, hi=checks.SCALE_MAX), bandwidth=_bandwidth, d=Int(1, 10**4))
+@checked(
+    M=Int(2, checks.MAX_SIZE),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
+    var0=Real(lo=0.0, hi=checks.SCALE_MAX),
+    bandwidth=_bandwidth,
+    d=Int(1, 10**4),
+)
 def kde_var(M, n, var0, bandwidth, d=1):
     """E s_n^2, the within-sample variance (ddof 0, per coordinate) after n refits of a Gaussian KDE.
 
@@ -212,8 +256,13 @@ def kde_var(M, n, var0, bandwidth, d=1):
     return a ** (n + 1) * var0 + h2 * (M - 1) * (1 - a**n)
 
 
-@checked(M=Int(2, checks.MAX_SIZE), n=Int(0, checks.MAX_GENERATIONS, many=True),
-         var0=Real(lo=0.0, hi=checks.SCALE_MAX), bandwidth=_bandwidth, d=Int(1, 10**4))
+@checked(
+    M=Int(2, checks.MAX_SIZE),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
+    var0=Real(lo=0.0, hi=checks.SCALE_MAX),
+    bandwidth=_bandwidth,
+    d=Int(1, 10**4),
+)
 def kde_pooled_var(M, n, var0, bandwidth, d=1):
     """Variance of one point of generation n pooled over runs: var0 + sum_{k<n} E h_k^2 (var0 + n h^2 if fixed)."""
     n = np.asarray(n)
@@ -224,8 +273,12 @@ def kde_pooled_var(M, n, var0, bandwidth, d=1):
     return var0 + _cumulative(steps, n, np.cumsum, 0.0)
 
 
-@checked(M=Int(2, checks.MAX_SIZE), n=Int(0, checks.MAX_GENERATIONS, many=True),
-         var0=Real(lo=0.0, hi=checks.SCALE_MAX), bandwidth=_bandwidth)
+@checked(
+    M=Int(2, checks.MAX_SIZE),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
+    var0=Real(lo=0.0, hi=checks.SCALE_MAX),
+    bandwidth=_bandwidth,
+)
 def kde_pooled_var_strategy(M, n, var0, bandwidth, strategy="replace", real_fraction=None):
     """Variance of one point of generation n pooled over runs, fixed bandwidth h, under a data strategy.
 
@@ -263,8 +316,13 @@ def _wright_fisher_matrix(M):
     k, j = np.arange(M + 1)[:, None], np.arange(M + 1)[None, :]
     p = k / M
     with np.errstate(divide="ignore", invalid="ignore"):
-        logpmf = (_gammaln(M + 1) - _gammaln(j + 1) - _gammaln(M - j + 1)
-                  + np.where(j > 0, j * np.log(p), 0.0) + np.where(j < M, (M - j) * np.log1p(-p), 0.0))
+        logpmf = (
+            _gammaln(M + 1)
+            - _gammaln(j + 1)
+            - _gammaln(M - j + 1)
+            + np.where(j > 0, j * np.log(p), 0.0)
+            + np.where(j < M, (M - j) * np.log1p(-p), 0.0)
+        )
     return np.where(np.isfinite(logpmf), np.exp(logpmf), 0.0)
 
 
@@ -305,8 +363,12 @@ def fixation_time(M):
 # --- Discrete distributions with real data mixed in (MATH §2.4) ------------------------------------------------
 
 
-@checked(p=Real(lo=0.0, hi=1.0, ndim=(1,)), N=Int(1, checks.MAX_SIZE),
-         n=Int(0, checks.MAX_GENERATIONS, many=True), synthetic=Optional(Int(0, checks.MAX_SIZE)))
+@checked(
+    p=Real(lo=0.0, hi=1.0, ndim=(1,)),
+    N=Int(1, checks.MAX_SIZE),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
+    synthetic=Optional(Int(0, checks.MAX_SIZE)),
+)
 def discrete_deviation(p, N, n, synthetic=None, strategy="replace"):
     """E ||p^(m) - p^(1)||^2 at generations m = n (array), with p^(1) fitted to N real samples.
 
@@ -331,8 +393,7 @@ def discrete_deviation(p, N, n, synthetic=None, strategy="replace"):
     return np.asarray(e)[n]
 
 
-@checked(p=Real(lo=0.0, hi=1.0, ndim=(1,)), N=Int(1, checks.MAX_SIZE),
-         synthetic=Optional(Int(0, checks.MAX_SIZE)))
+@checked(p=Real(lo=0.0, hi=1.0, ndim=(1,)), N=Int(1, checks.MAX_SIZE), synthetic=Optional(Int(0, checks.MAX_SIZE)))
 def discrete_deviation_limit(p, N, synthetic):
     """The stationary E ||p - p^(1)||^2 with real data mixed in: G s / (N^2 + 2 N s + s) ~ sum p(1-p) s/(N(N+2s))."""
     p = np.asarray(p, float)

@@ -11,6 +11,7 @@ A family (`collapse_jax.regression`, `collapse_jax.kernels`, `collapse_jax.distr
 one-seed chain returning named metrics, the theory returning the same names, and its experiment kinds; the
 package's top level (`experiment`, `validate`, `cli`) runs, sweeps, validates and plots every family the same way.
 """
+
 from collapse_jax.engine.threefry import use_fused_threefry
 
 use_fused_threefry()

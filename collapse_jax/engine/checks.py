@@ -3,6 +3,7 @@
 Every check names the argument and the allowed range, and skips values that are not concrete (tracers
 met inside jit or vmap), because a config is rebuilt with abstract leaves whenever JAX transforms it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,15 +23,15 @@ def is_concrete(x) -> bool:
     return isinstance(x, (numbers.Number, np.ndarray, jax.Array, list, tuple))
 
 
-def real_array(name: str, x, *, lo: float | None = None, lo_open: bool = False, hi: float | None = None,
-               ndim: tuple = (0, 1, 2, 3)):
+def real_array(
+    name: str, x, *, lo: float | None = None, lo_open: bool = False, hi: float | None = None, ndim: tuple = (0, 1, 2, 3)
+):
     """Check a number or 1-D array of reals: finite, >= lo (> lo with lo_open), <= hi. Returns it unchanged."""
     if x is None or isinstance(x, (str, bytes, dict, complex, set)):
         raise ValueError(f"{name} must be a real number or array of them, got {x!r}")
     if not is_concrete(x):
         return x
-    if isinstance(x, (bool, np.bool_)) or (isinstance(x, (list, tuple)) and
-                                                 any(isinstance(v, (bool, str)) for v in x)):
+    if isinstance(x, (bool, np.bool_)) or (isinstance(x, (list, tuple)) and any(isinstance(v, (bool, str)) for v in x)):
         raise ValueError(f"{name} must be a real number or array of them, got {x!r}")
     try:
         a = np.asarray(x, dtype=float) if not isinstance(x, jax.Array) else np.asarray(x).astype(float)
@@ -110,10 +111,13 @@ _KINDS = {  # what a schema entry accepts; "ints"/"reals"/"strs" are lists
     "int": lambda name, v: size(name, v, lo=0) if not isinstance(v, (list, tuple)) else _not(name, v, "an integer"),
     "ints": lambda name, v: size(name, v, lo=0) if isinstance(v, list) else _not(name, v, "a list of integers"),
     "real": lambda name, v: real_array(name, v, ndim=(0,)),
-    "reals": lambda name, v: real_array(name, v, ndim=(1,)) if isinstance(v, list) else _not(name, v, "a list of numbers"),
+    "reals": lambda name, v: (
+        real_array(name, v, ndim=(1,)) if isinstance(v, list) else _not(name, v, "a list of numbers")
+    ),
     "str": lambda name, v: v if isinstance(v, str) else _not(name, v, "a string"),
-    "strs": lambda name, v: v if isinstance(v, list) and all(isinstance(s, str) for s in v)
-    else _not(name, v, "a list of strings"),
+    "strs": lambda name, v: (
+        v if isinstance(v, list) and all(isinstance(s, str) for s in v) else _not(name, v, "a list of strings")
+    ),
     "list": lambda name, v: v if isinstance(v, list) else _not(name, v, "a list"),
     "any": lambda name, v: v,
 }
@@ -144,6 +148,7 @@ SCALE_MAX = 1e15  # noise levels, scales, bandwidths: squares summed over many g
 
 def Int(lo: int = 0, hi: int | None = None, many: bool = False):
     """An integer (bool refused) in [lo, hi]; with many, also a non-empty 1-D sequence or array of them."""
+
     def rule(name, x):
         if isinstance(x, jax.core.Tracer):
             return
@@ -167,6 +172,7 @@ def Int(lo: int = 0, hi: int | None = None, many: bool = False):
                 raise ValueError(f"{name} must be >= {lo}, got {int(v)}")
             if hi is not None and v > hi:
                 raise ValueError(f"{name} must be <= {hi}, got {int(v)}")
+
     return rule
 
 
@@ -177,9 +183,11 @@ def Real(lo: float | None = None, lo_open: bool = False, hi: float | None = None
 
 def Instance(*classes):
     """An instance of one of `classes` (the lab's configs: Spectrum, Generators, Downstream, ...)."""
+
     def rule(name, x):
         if not isinstance(x, classes):
             raise ValueError(f"{name} must be a {' or '.join(c.__name__ for c in classes)}, got {x!r}"[:300])
+
     return rule
 
 
@@ -194,18 +202,21 @@ def Optional(rule):
 
 def Key():
     """A PRNG seed: an int in [0, 2**31) (int32-safe with x64 off), or a JAX key (typed, or raw uint32 (2,))."""
+
     def rule(name, x):
         if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
             return
         if isinstance(x, (np.ndarray, jax.Array)) and x.shape == (2,) and x.dtype == np.uint32:
             return
         Int(0, 2**31 - 1)(name, x)
+
     return rule
 
 
 def checked(**rules):
     """Decorator: validate the named arguments with their rules before the call; an unknown keyword argument or a
     missing one is a ValueError too (not a TypeError traceback)."""
+
     def wrap(fn):
         sig = inspect.signature(fn)
 
@@ -222,6 +233,7 @@ def checked(**rules):
 
         inner.__signature__ = sig
         return inner
+
     return wrap
 
 

@@ -7,6 +7,7 @@ Example:
     >>> h["name"], h["seeds"], h["key"]
     ('demo', 50, 0)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,8 +29,9 @@ class Header:
     config: dict  # the resolved TOML, recorded beside the results
 
 
-def read_header(cfg: dict, default_name: str, tables: set, *, seeds: int, simulation: dict | None = None,
-                plot: set = frozenset()) -> dict:
+def read_header(
+    cfg: dict, default_name: str, tables: set, *, seeds: int, simulation: dict | None = None, plot: set = frozenset()
+) -> dict:
     """Check the file's top-level tables (COMMON + `tables`), [simulation] (seeds, key + `simulation`, a schema
     of kinds as in `checks.table`) and [plot] (style, size + `plot`); return Header's fields as a dict, seeds
     defaulting to `seeds`."""
@@ -39,6 +41,12 @@ def read_header(cfg: dict, default_name: str, tables: set, *, seeds: int, simula
     plot_table = dict(cfg.get("plot", {}))
     checks.sections(plot_table, set(plot) | set(plotting.PLOT_KEYS), "[plot]")
     checks.table({k: v for k, v in plot_table.items() if k in plotting.PLOT_KEYS}, plotting.PLOT_KEYS, "[plot]")
-    return dict(name=checks.name(cfg.get("name", default_name)), kind=kind, description=str(cfg.get("description", "")),
-                seeds=checks.size("simulation.seeds", sim.get("seeds", seeds)),
-                key=checks.size("simulation.key", sim.get("key", 0), lo=0), plot=plot_table, config=cfg)
+    return dict(
+        name=checks.name(cfg.get("name", default_name)),
+        kind=kind,
+        description=str(cfg.get("description", "")),
+        seeds=checks.size("simulation.seeds", sim.get("seeds", seeds)),
+        key=checks.size("simulation.key", sim.get("key", 0), lo=0),
+        plot=plot_table,
+        config=cfg,
+    )

@@ -1,6 +1,7 @@
 """Results on disk: arrays in a compressed .npz with named axes, and a .json sidecar with the config,
 the axes, the versions, the x64 flag, the devices and the root seed. Both are written to a temporary name and
 renamed, so an interrupted run never leaves a half-written file."""
+
 from __future__ import annotations
 
 import datetime
@@ -18,9 +19,14 @@ def environment() -> dict:
     import collapse_jax
 
     return dict(
-        collapse_jax=collapse_jax.__version__, jax=jax.__version__, jaxlib=jax.lib.__version__,
-        numpy=np.__version__, python=platform.python_version(), x64=bool(jax.config.jax_enable_x64),
-        devices=[str(d) for d in jax.devices()], written=datetime.datetime.now(datetime.UTC).isoformat(),
+        collapse_jax=collapse_jax.__version__,
+        jax=jax.__version__,
+        jaxlib=jax.lib.__version__,
+        numpy=np.__version__,
+        python=platform.python_version(),
+        x64=bool(jax.config.jax_enable_x64),
+        devices=[str(d) for d in jax.devices()],
+        written=datetime.datetime.now(datetime.UTC).isoformat(),
     )
 
 
@@ -47,8 +53,9 @@ def save(stem: str | Path, arrays: dict, axes: dict, meta: dict, coords: dict | 
             raise ValueError(f"axes must name every axis of array {name!r} (shape {np.shape(arr)})")
         for axis, size in zip(axes[name], np.shape(arr)):
             if axis in coords and len(coords[axis]) != size:
-                raise ValueError(f"array {name!r} has {size} entries along axis {axis!r}, its coordinate has "
-                                 f"{len(coords[axis])}")
+                raise ValueError(
+                    f"array {name!r} has {size} entries along axis {axis!r}, its coordinate has {len(coords[axis])}"
+                )
     arrays = dict(arrays) | {f"coord:{k}": v for k, v in coords.items()}
     axes = dict(axes) | {f"coord:{k}": [k] for k in coords}
     npz, sidecar = stem.with_suffix(".npz"), stem.with_suffix(".json")
@@ -82,8 +89,10 @@ def load(stem: str | Path) -> tuple[dict, dict]:
         raise ValueError(f"{sidecar} is not a results sidecar ({type(err).__name__}: {err})") from None
     for name, arr in arrays.items():
         if not isinstance(axes.get(name), list) or len(axes[name]) != arr.ndim:
-            raise ValueError(f"{sidecar} does not name the {arr.ndim} axes of array {name!r} (shape {arr.shape}) "
-                             f"in {npz}: got {axes.get(name)!r}")
+            raise ValueError(
+                f"{sidecar} does not name the {arr.ndim} axes of array {name!r} (shape {arr.shape}) "
+                f"in {npz}: got {axes.get(name)!r}"
+            )
     return arrays, meta
 
 
@@ -93,9 +102,13 @@ def to_xarray(variables: dict, coords: dict):
     try:
         import xarray as xr
     except ImportError:
-        raise ValueError("to_xarray/to_dataframe need xarray and pandas: pip install 'collapse_jax[analysis]'") from None
-    return xr.Dataset({k: (list(dims), np.asarray(a)) for k, (dims, a) in variables.items()},
-                      coords={k: np.asarray(v) for k, v in coords.items()})
+        raise ValueError(
+            "to_xarray/to_dataframe need xarray and pandas: pip install 'collapse_jax[analysis]'"
+        ) from None
+    return xr.Dataset(
+        {k: (list(dims), np.asarray(a)) for k, (dims, a) in variables.items()},
+        coords={k: np.asarray(v) for k, v in coords.items()},
+    )
 
 
 def to_dataframe(variables: dict, coords: dict):

@@ -6,6 +6,7 @@ rejected lanes are redrawn, a small pool of them at a time: one full proposal pl
 `uniform_index` replaces `jax.random.randint`, whose three integer remainders per draw cost more than the
 random bits themselves.
 """
+
 from __future__ import annotations
 
 import jax

@@ -4,6 +4,7 @@ Seed i always uses the key fold_in(root, i), so a seed's numbers do not depend o
 of devices or which slice of seeds a process runs. The regression simulator, the distribution chains and the
 kernel chains all draw their seeds here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -63,8 +64,10 @@ def run_chunks(call, seeds: int, chunk: int, seed_offset: int = 0, progress: boo
     padded to keep one compiled shape, and the padding is dropped. Returns the pytree as numpy arrays.
     """
     if seed_offset + seeds > 2**32:
-        raise ValueError(f"seed_offset + seeds must be <= 2**32 (seed ids are uint32), got {seed_offset + seeds}: "
-                         "larger ids would wrap around and reuse seeds")
+        raise ValueError(
+            f"seed_offset + seeds must be <= 2**32 (seed ids are uint32), got {seed_offset + seeds}: "
+            "larger ids would wrap around and reuse seeds"
+        )
     sharding = seed_sharding()
     parts, start, t0 = [], 0, time.perf_counter()
     n_chunks = math.ceil(seeds / chunk)
@@ -76,15 +79,19 @@ def run_chunks(call, seeds: int, chunk: int, seed_offset: int = 0, progress: boo
         start += take
         if progress:
             rate = start / (time.perf_counter() - t0)
-            print(f"chunk {i + 1}/{n_chunks}: {start}/{seeds} seeds, {rate:.0f} seeds/s, "
-                  f"ETA {(seeds - start) / rate:.0f}s", file=sys.stderr)
+            print(
+                f"chunk {i + 1}/{n_chunks}: {start}/{seeds} seeds, {rate:.0f} seeds/s, "
+                f"ETA {(seeds - start) / rate:.0f}s",
+                file=sys.stderr,
+            )
     if len(parts) == 1:  # one chunk: a plain (writable) copy; concatenating the views of one part ran every
         return jax.tree.map(np.array, parts[0])  # other call of a 10,000-seed Gaussian chain 1.5x slower
     return jax.tree.map(lambda *a: np.concatenate(a), *parts)
 
 
-def map_seeds(one_seed, key, seeds: int, *, data=(), chunk_size: int | None = None, seed_offset: int = 0,
-              progress: bool = False):
+def map_seeds(
+    one_seed, key, seeds: int, *, data=(), chunk_size: int | None = None, seed_offset: int = 0, progress: bool = False
+):
     """Run one_seed(key, *data) -> pytree for `seeds` seeds (seed i gets fold_in(key, seed_offset + i)), vmapped
     and jit-compiled, in chunks of chunk_size seeds (default: all). `data` (arrays shared by every seed, such as
     a kernel matrix) are passed as arguments rather than captured, so that they are not compiled in as
@@ -101,8 +108,9 @@ def map_seeds(one_seed, key, seeds: int, *, data=(), chunk_size: int | None = No
     batch = _seed_batch(one_seed)
     chunk = chunk_size_for(seeds, chunk_size, seeds)
     data = tuple(jnp.asarray(a) for a in data)
-    return run_chunks(lambda ids: batch(root, ids, data), seeds, chunk,
-                      checks.size("seed_offset", seed_offset, lo=0), progress)
+    return run_chunks(
+        lambda ids: batch(root, ids, data), seeds, chunk, checks.size("seed_offset", seed_offset, lo=0), progress
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -125,8 +133,10 @@ def fits_in_memory(nbytes: int, what: str):
     except (ValueError, OSError, AttributeError):
         return
     if nbytes > total:
-        raise ValueError(f"{what} would need {nbytes / 2**30:.1f} GiB, more than this machine's "
-                         f"{total / 2**30:.1f} GiB; use fewer seeds, or run slices with seed_offset")
+        raise ValueError(
+            f"{what} would need {nbytes / 2**30:.1f} GiB, more than this machine's "
+            f"{total / 2**30:.1f} GiB; use fewer seeds, or run slices with seed_offset"
+        )
 
 
 def describe(cfg) -> dict:

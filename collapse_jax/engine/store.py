@@ -6,6 +6,7 @@ chunk's numbers; `out/chunks/s<static>_c<chunk>.npz` are written atomically unde
 under an OS file lock, so that processes sharing a folder split the chunks and a damaged, edited or foreign
 file is detected and recomputed. The regression sweep (`collapse_jax.regression.sweep`) stores its grid here.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,10 @@ def claim(out: Path, manifest: dict):
         old.pop("chunk_sha256", None)
         if json.dumps(old, sort_keys=True) != json.dumps(manifest, sort_keys=True):
             diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
-            raise ValueError(f"{out} holds a sweep with a different config (differs in {diff}); "
-                             "use another output folder or delete it")
+            raise ValueError(
+                f"{out} holds a sweep with a different config (differs in {diff}); "
+                "use another output folder or delete it"
+            )
 
 
 def read_manifest(out: Path) -> dict | None:

@@ -10,6 +10,7 @@ The hash, the counters and so every draw are unchanged, bit for bit (`tests/test
 `use_fused_threefry()` is called when `collapse_jax` is imported. It reaches into `jax._src`, so it is guarded:
 with a JAX that no longer has those names it changes nothing and says so once.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -33,7 +34,10 @@ def use_fused_threefry() -> bool:
         rule = prng._threefry2x32_lowering_rule  # the unrolled one; the CPU rule is the rolled variant
         mlir.register_lowering(prng.threefry2x32_p, rule, platform="cpu", inline=False)
     except (ImportError, AttributeError) as err:
-        warnings.warn(f"collapse_jax: threefry stays JAX's rolled CPU loop ({err}); draws are unchanged, "
-                      "only slower", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"collapse_jax: threefry stays JAX's rolled CPU loop ({err}); draws are unchanged, only slower",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return False
     return True

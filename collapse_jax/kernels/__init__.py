@@ -10,10 +10,27 @@ Example:
     >>> theory.test_error(emp, [0, 1, 2], T0=80, T=80, sigma0=0.3, lam=0.01).shape
     (3,)
 """
+
 from collapse_jax.kernels import theory
 from collapse_jax.kernels.chain import KRRChain, krr_chain
 from collapse_jax.kernels.data import Dataset, load_digits, load_mnist, one_hot, split, synthetic_power_law
 from collapse_jax.kernels.functions import KERNELS, arccos, kernel_matrix, laplace, linear, polynomial, rbf
 
-__all__ = ["kernel_matrix", "KERNELS", "linear", "rbf", "laplace", "polynomial", "arccos", "Dataset", "load_digits",
-           "load_mnist", "synthetic_power_law", "split", "one_hot", "krr_chain", "KRRChain", "theory"]
+__all__ = [
+    "kernel_matrix",
+    "KERNELS",
+    "linear",
+    "rbf",
+    "laplace",
+    "polynomial",
+    "arccos",
+    "Dataset",
+    "load_digits",
+    "load_mnist",
+    "synthetic_power_law",
+    "split",
+    "one_hot",
+    "krr_chain",
+    "KRRChain",
+    "theory",
+]

@@ -11,6 +11,7 @@ Lambda follows the linear convention: alpha = (K_SS + T lam I)^-1 y, i.e. ridge 
 draws one downstream sample and eigendecomposes its kernel once, so a whole grid of lambdas (or one lambda per
 generation) costs one matrix product each; label noise is fresh for every n, as in the linear chain.
 """
+
 from __future__ import annotations
 
 import functools
@@ -49,21 +50,49 @@ def resolve_lambdas(lam, T: int, generations: int) -> np.ndarray:
         for f in items:
             if not callable(f):
                 checks.real_array("lam", f, ndim=(0,))
-        out = np.stack([np.array([float(f(T, n)) for n in ns]) if callable(f) else np.full(ns.size, float(f))
-                        for f in items])
+        out = np.stack(
+            [np.array([float(f(T, n)) for n in ns]) if callable(f) else np.full(ns.size, float(f)) for f in items]
+        )
     if not np.all(np.isfinite(out)) or np.any(out <= 0):
-        raise ValueError(f"lam must be > 0 for kernel chains (draws are with replacement, so a kernel sub-matrix can "
-                         f"be singular), got {out.min()!r}")
+        raise ValueError(
+            f"lam must be > 0 for kernel chains (draws are with replacement, so a kernel sub-matrix can "
+            f"be singular), got {out.min()!r}"
+        )
     return out
 
 
-@checked(key=Key(), T0=Int(1, checks.MAX_SIZE), T=Int(1, checks.MAX_SIZE),
-         generations=Int(0, checks.MAX_GENERATIONS), seeds=Int(1),
-         sigma=Real(lo=0.0, hi=checks.SCALE_MAX, ndim=(0,)), chunk_size=Optional(Int(1)),
-         progress=OneOf(True, False))
-def krr_chain(K, Y, pool, test, *, T0: int, T: int, generations: int, seeds: int, key=0, sigma0=0.0,
-              sigma=0.0, lam=1e-3, lam_gen=1e-3, labels=None, strategy: str = "replace", real_fraction=None,
-              synthetic_fraction=None, chunk_size: int | None = None, progress: bool = False) -> KRRChain:
+@checked(
+    key=Key(),
+    T0=Int(1, checks.MAX_SIZE),
+    T=Int(1, checks.MAX_SIZE),
+    generations=Int(0, checks.MAX_GENERATIONS),
+    seeds=Int(1),
+    sigma=Real(lo=0.0, hi=checks.SCALE_MAX, ndim=(0,)),
+    chunk_size=Optional(Int(1)),
+    progress=OneOf(True, False),
+)
+def krr_chain(
+    K,
+    Y,
+    pool,
+    test,
+    *,
+    T0: int,
+    T: int,
+    generations: int,
+    seeds: int,
+    key=0,
+    sigma0=0.0,
+    sigma=0.0,
+    lam=1e-3,
+    lam_gen=1e-3,
+    labels=None,
+    strategy: str = "replace",
+    real_fraction=None,
+    synthetic_fraction=None,
+    chunk_size: int | None = None,
+    progress: bool = False,
+) -> KRRChain:
     """Simulate `seeds` KRR chains on a precomputed kernel matrix.
 
     Args:
@@ -109,8 +138,11 @@ def krr_chain(K, Y, pool, test, *, T0: int, T: int, generations: int, seeds: int
     checks.real_array("sigma", sigma, lo=0.0, ndim=(0,))
     classes = np.zeros(len(test), int) if labels is None else np.asarray(labels, int)[test]
     checks.choice("strategy", strategy, checks.STRATEGIES)
-    n_syn = None if synthetic_fraction is None else int(round(checks.fraction("synthetic_fraction",
-                                                                                 synthetic_fraction) * T))
+    n_syn = (
+        None
+        if synthetic_fraction is None
+        else int(round(checks.fraction("synthetic_fraction", synthetic_fraction) * T))
+    )
     if n_syn is not None and np.ndim(synthetic_fraction):
         raise ValueError("synthetic_fraction must be one number")
     if strategy == "replace" and real_fraction is None:
@@ -198,8 +230,10 @@ def _krr_seed_strategy(T0, T, G, sigma, with_labels, n_syn, strategy, n_real):
 
         C = Y_P.shape[1]
         clean = downstream(Y_P[D], lam_grid[:, 0], jax.random.fold_in(k_eps, 0)) + (jnp.zeros(()),)
-        init = ((jnp.zeros(cap, jnp.int32), jnp.zeros((cap, C))),
-                (jnp.zeros(cap, jnp.int32), jnp.zeros((cap, C)), jnp.zeros((), jnp.int32)))
+        init = (
+            (jnp.zeros(cap, jnp.int32), jnp.zeros((cap, C))),
+            (jnp.zeros(cap, jnp.int32), jnp.zeros((cap, C)), jnp.zeros((), jnp.int32)),
+        )
         xs = (jax.random.split(k_chain, G), lam_grid[:, 1:].T, noise, lam_g, jnp.asarray(n_real))
         _, rest = jax.lax.scan(generation, init, xs)
         return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), clean, rest)
@@ -237,8 +271,9 @@ def _krr_seed(T0, T, G, sigma, with_labels, n_syn=None):
         S1 = jax.random.randint(kS, (T0,), 0, K_PP.shape[0])
         alpha1 = fit(k_fit, S1, Y_P[S1], noise[0], lam_g[0])
         first = measure(S1, alpha1, lam_grid[:, 1], k_d)
-        _, rest = jax.lax.scan(generation, (S1, alpha1), (jax.random.split(k_chain, G - 1), lam_grid[:, 2:].T,
-                                                          noise[1:], lam_g[1:]))
+        _, rest = jax.lax.scan(
+            generation, (S1, alpha1), (jax.random.split(k_chain, G - 1), lam_grid[:, 2:].T, noise[1:], lam_g[1:])
+        )
         return jax.tree.map(lambda a, b, c: jnp.concatenate([a[None], b[None], c]), clean, first, rest)
 
     return one_seed

@@ -3,6 +3,7 @@
 A `Dataset` holds inputs X (N, p), targets Y (N, C) (one-hot for classification) and integer labels (or None
 for regression). `split` makes the pool the chains sample from and the held-out test points.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -26,8 +27,9 @@ class Dataset(NamedTuple):
 def one_hot(labels, classes: int | None = None) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or labels.size == 0:
-        raise ValueError(f"labels must be a non-empty 1-D array of integers, got dtype {labels.dtype}, "
-                         f"shape {labels.shape}")
+        raise ValueError(
+            f"labels must be a non-empty 1-D array of integers, got dtype {labels.dtype}, shape {labels.shape}"
+        )
     classes = int(labels.max()) + 1 if classes is None else classes
     if labels.min() < 0 or labels.max() >= classes:
         raise ValueError(f"labels must lie in 0..{classes - 1}, got {int(labels.min())}..{int(labels.max())}")
@@ -42,8 +44,9 @@ def load_digits() -> Dataset:
     try:
         from sklearn.datasets import load_digits as sk_digits
     except ImportError:
-        raise ImportError("the digits come with scikit-learn, an optional extra: pip install 'collapse_jax[data]'") \
-            from None
+        raise ImportError(
+            "the digits come with scikit-learn, an optional extra: pip install 'collapse_jax[data]'"
+        ) from None
     X, y = sk_digits(return_X_y=True)
     return Dataset(X / 16.0, one_hot(y, 10), y.astype(int), "digits")
 
@@ -57,8 +60,10 @@ def load_mnist(path, limit: int | None = None) -> Dataset:
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"MNIST file {str(path)!r} does not exist; expected an .npz with x_train and y_train, or "
-                         "the IDX file train-images-idx3-ubyte[.gz] with train-labels-idx1-ubyte[.gz] beside it")
+        raise ValueError(
+            f"MNIST file {str(path)!r} does not exist; expected an .npz with x_train and y_train, or "
+            "the IDX file train-images-idx3-ubyte[.gz] with train-labels-idx1-ubyte[.gz] beside it"
+        )
     if path.suffix == ".npz":
         X, y = _mnist_npz(path)
     else:
@@ -82,16 +87,19 @@ def _mnist_npz(path):
     try:
         with np.load(path, allow_pickle=False) as f:
             if not {"x_train", "y_train"} <= set(f.files):
-                raise ValueError(f"{str(path)!r} must hold arrays x_train and y_train (and optionally x_test, "
-                                 f"y_test), found {sorted(f.files)}")
+                raise ValueError(
+                    f"{str(path)!r} must hold arrays x_train and y_train (and optionally x_test, "
+                    f"y_test), found {sorted(f.files)}"
+                )
             X, y = f["x_train"], f["y_train"]
             if {"x_test", "y_test"} <= set(f.files):
                 X, y = np.concatenate([X, f["x_test"]]), np.concatenate([y, f["y_test"]])
     except (OSError, EOFError) as err:
         raise ValueError(f"{str(path)!r} is not a readable .npz file ({err})") from None
     if X.ndim not in (2, 3) or len(X) != len(y) or y.ndim != 1:
-        raise ValueError(f"{str(path)!r}: x_train must be (N, 28, 28) or (N, 784) with y_train (N,), got "
-                         f"{X.shape} and {y.shape}")
+        raise ValueError(
+            f"{str(path)!r}: x_train must be (N, 28, 28) or (N, 784) with y_train (N,), got {X.shape} and {y.shape}"
+        )
     return X, y
 
 
@@ -113,17 +121,18 @@ def _idx(path: Path, ndim: int) -> np.ndarray:
     except (OSError, EOFError) as err:  # EOFError: a truncated .gz
         raise ValueError(f"{str(path)!r} is not a readable IDX file ({err})") from None
     if len(raw) < 4 + 4 * ndim or raw[:2] != b"\x00\x00" or raw[2] != 0x08 or raw[3] != ndim:
-        raise ValueError(f"{str(path)!r} is not an IDX file of unsigned bytes with {ndim} dimension(s) (magic "
-                         f"0x0000080{ndim} expected, got {raw[:4].hex()})")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+        raise ValueError(
+            f"{str(path)!r} is not an IDX file of unsigned bytes with {ndim} dimension(s) (magic "
+            f"0x0000080{ndim} expected, got {raw[:4].hex()})"
+        )
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
     if data.size != np.prod(shape):
         raise ValueError(f"{str(path)!r}: header says shape {shape} but holds {data.size} values")
     return data.reshape(shape)
 
 
-@checked(N=Int(1, checks.MAX_SIZE), p=Int(1, 10**5), key=Key(),
-         signal=Real(lo=0.0, hi=checks.SCALE_MAX, ndim=(0,)))
+@checked(N=Int(1, checks.MAX_SIZE), p=Int(1, 10**5), key=Key(), signal=Real(lo=0.0, hi=checks.SCALE_MAX, ndim=(0,)))
 def synthetic_power_law(N: int, p: int, beta: float, r: float, key: int = 0, signal: float = 1.0) -> Dataset:
     """Gaussian inputs x ~ N(0, diag(j^-beta)) in R^p with targets y = x.w0, where lambda_j w0_j^2 ∝ j^-(1+2 beta r)
     (the power-law source of MATH §1.1). With the linear kernel the kernel spectrum is the power law j^-beta.

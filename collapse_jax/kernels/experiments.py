@@ -16,6 +16,7 @@ count), [kernel] (name and its parameters), [chain] and [simulation] (seeds, key
   and the error against T with lambda = T^-ell_crit(beta, r): theory on the empirical spectrum, simulation,
   and the slopes MATH §1.6 predicts from the fitted exponents.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,12 +26,12 @@ import numpy as np
 
 from collapse_jax.engine import checks, plotting
 from collapse_jax.engine.header import Header, read_header
-from collapse_jax.regression import regularization
-from collapse_jax.regression import theory as linear_theory
 from collapse_jax.kernels import data as datasets
 from collapse_jax.kernels import theory
 from collapse_jax.kernels.chain import krr_chain, resolve_lambdas
 from collapse_jax.kernels.functions import KERNELS, _check_params, kernel_matrix
+from collapse_jax.regression import regularization
+from collapse_jax.regression import theory as linear_theory
 
 # every key each kind's runner reads, with its type (collapse_jax.engine.checks.table)
 _PROBLEM = {"T0": "int", "sigma0": "real", "sigma": "real", "lam_gen": "real", "generations": "int"}
@@ -40,8 +41,18 @@ CHAIN_KEYS = {
     "krr_strategies": {**_PROBLEM, "T": "int", "lam": "real", "variants": "list"},
 }
 KINDS = tuple(CHAIN_KEYS)
-DATA_KEYS = {"kind": "str", "test": "int", "path": "str", "limit": "int", "N": "int", "p": "int", "beta": "real",
-             "r": "real", "key": "int", "signal": "real"}
+DATA_KEYS = {
+    "kind": "str",
+    "test": "int",
+    "path": "str",
+    "limit": "int",
+    "N": "int",
+    "p": "int",
+    "beta": "real",
+    "r": "real",
+    "key": "int",
+    "signal": "real",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,8 +109,9 @@ def _lam_rules(spec_list, emp, c):
         a, b, num = spec_list["logspace"]
         spec_list = list(np.logspace(a, b, int(num)))
     labels, values = [], []
-    spec, gen, down = theory.problem(emp, c["T0"], c["T"], c.get("sigma0", 0.0), c.get("sigma", 0.0), 1.0,
-                                     c.get("lam_gen", 1e-3))
+    spec, gen, down = theory.problem(
+        emp, c["T0"], c["T"], c.get("sigma0", 0.0), c.get("sigma", 0.0), 1.0, c.get("lam_gen", 1e-3)
+    )
     for rule in spec_list:
         if rule == "naive":
             labels.append("naive λ")
@@ -118,17 +130,37 @@ def _krr_chain(exp, progress):
     G = int(c.get("generations", 20))
     data, K, pool, test, emp = _setup(exp, progress)
     labels, values = _lam_rules(c.get("lam", [1e-4, 1e-2, "naive", "adaptive"]), emp, c)
-    kw = dict(T0=int(c["T0"]), T=int(c["T"]), sigma0=c.get("sigma0", 0.0), sigma=c.get("sigma", 0.0),
-              lam_gen=c.get("lam_gen", 1e-3))
+    kw = dict(
+        T0=int(c["T0"]),
+        T=int(c["T"]),
+        sigma0=c.get("sigma0", 0.0),
+        sigma=c.get("sigma", 0.0),
+        lam_gen=c.get("lam_gen", 1e-3),
+    )
     lam_table = resolve_lambdas(values, kw["T"], G)  # once: "naive" and "adaptive" come from the theory
-    runs = {where: krr_chain(K, data.Y, pool, idx, generations=G, seeds=exp.seeds, key=exp.key, lam=lam_table,
-                             labels=data.labels, progress=progress, **kw)
-            for where, idx in (("held_out", test), ("pool", pool))}
+    runs = {
+        where: krr_chain(
+            K,
+            data.Y,
+            pool,
+            idx,
+            generations=G,
+            seeds=exp.seeds,
+            key=exp.key,
+            lam=lam_table,
+            labels=data.labels,
+            progress=progress,
+            **kw,
+        )
+        for where, idx in (("held_out", test), ("pool", pool))
+    }
     n = np.arange(G + 1)
     th = np.stack([theory.test_error(emp, n, lam=lam_table[i], **kw) for i in range(len(values))])
-    rows = ["relative gap of the simulated mean to the theory, at n = 0 and the largest over n >= 1; |z| on the pool",
-            f"{'lambda':>16} {'error n=G':>10} {'held-out n=0':>13} {'n>=1':>7} {'pool n=0':>9} {'n>=1':>7} "
-            f"{'|z| n>=1':>9} {'acc n=0':>8} {'acc n=G':>8}"]
+    rows = [
+        "relative gap of the simulated mean to the theory, at n = 0 and the largest over n >= 1; |z| on the pool",
+        f"{'lambda':>16} {'error n=G':>10} {'held-out n=0':>13} {'n>=1':>7} {'pool n=0':>9} {'n>=1':>7} "
+        f"{'|z| n>=1':>9} {'acc n=0':>8} {'acc n=G':>8}",
+    ]
     summary = dict(rules=labels, gaps=[])
     arrays = dict(n=n, lam=lam_table, theory_test_error=th)
     for where, out in runs.items():
@@ -142,27 +174,49 @@ def _krr_chain(exp, progress):
         acc = runs["held_out"].accuracy
         acc0, accG = (np.nan, np.nan) if acc is None else (acc[:, i, 0].mean(), acc[:, i, -1].mean())
         h, p = gaps["held_out"], gaps["pool"]
-        rows.append(f"{label:>16} {runs['held_out'].test_error[:, i, -1].mean():>10.4g} {h[0]:>13.1%} "
-                    f"{np.abs(h[1:]).max():>7.1%} {p[0]:>9.1%} {np.abs(p[1:]).max():>7.1%} {np.abs(z[1:]).max():>9.2f} "
-                    f"{acc0:>8.3f} {accG:>8.3f}")
-        summary["gaps"].append(dict(rule=label, held_out=h.tolist(), pool=p.tolist(),
-                                    max_abs_z_pool=float(np.abs(z).max())))
+        rows.append(
+            f"{label:>16} {runs['held_out'].test_error[:, i, -1].mean():>10.4g} {h[0]:>13.1%} "
+            f"{np.abs(h[1:]).max():>7.1%} {p[0]:>9.1%} {np.abs(p[1:]).max():>7.1%} {np.abs(z[1:]).max():>9.2f} "
+            f"{acc0:>8.3f} {accG:>8.3f}"
+        )
+        summary["gaps"].append(
+            dict(rule=label, held_out=h.tolist(), pool=p.tolist(), max_abs_z_pool=float(np.abs(z).max()))
+        )
     fig, axs = plotting.panels(3, sharey=False)
     for ax, where, title in ((axs[0], "held_out", "held-out points"), (axs[1], "pool", "the pool's distribution")):
         err = runs[where].test_error
-        plotting.theory_vs_simulation(n, th, n, err.mean(0), err.std(0, ddof=1) / np.sqrt(exp.seeds), labels,
-                                      xlabel="generation n", ylabel="test error (squared, summed over outputs)",
-                                      title=f"error on {title}", logx=False, ax=ax)
+        plotting.theory_vs_simulation(
+            n,
+            th,
+            n,
+            err.mean(0),
+            err.std(0, ddof=1) / np.sqrt(exp.seeds),
+            labels,
+            xlabel="generation n",
+            ylabel="test error (squared, summed over outputs)",
+            title=f"error on {title}",
+            logx=False,
+            ax=ax,
+        )
     acc = runs["held_out"].accuracy
     if acc is not None:
         for i, label in enumerate(labels):
-            axs[2].errorbar(n, acc[:, i].mean(0), yerr=acc[:, i].std(0, ddof=1) / np.sqrt(exp.seeds), fmt="o-",
-                            ms=3, mfc="white", label=label)
+            axs[2].errorbar(
+                n,
+                acc[:, i].mean(0),
+                yerr=acc[:, i].std(0, ddof=1) / np.sqrt(exp.seeds),
+                fmt="o-",
+                ms=3,
+                mfc="white",
+                label=label,
+            )
         axs[2].set(xlabel="generation n", ylabel="accuracy (held-out)", title="classification accuracy")
         axs[2].legend(fontsize=8)
     fig.suptitle(exp.description or f"KRR chain on {data.name}")
-    axes = {k: ["rule", "n"] if k in ("lam", "theory_test_error") else ["n"] if k == "n" else ["seed", "rule", "n"]
-            for k in arrays}
+    axes = {
+        k: ["rule", "n"] if k in ("lam", "theory_test_error") else ["n"] if k == "n" else ["seed", "rule", "n"]
+        for k in arrays
+    }
     summary["max_abs_z_pool"] = max(g["max_abs_z_pool"] for g in summary["gaps"])
     return arrays, axes, rows, summary, fig
 
@@ -175,22 +229,36 @@ def _krr_spectrum(exp, progress):
     ell = float(linear_theory.ell_crit(beta, r))
     Ts = np.asarray(c.get("T", [25, 50, 100, 200, 400, 800]), int)
     ns = [int(v) for v in c.get("n", [0, 5])]
-    kw = dict(T0=int(c.get("T0", 300)), sigma0=c.get("sigma0", 0.2), sigma=c.get("sigma", 0.0),
-              lam_gen=c.get("lam_gen", 1e-3))
+    kw = dict(
+        T0=int(c.get("T0", 300)), sigma0=c.get("sigma0", 0.2), sigma=c.get("sigma", 0.0), lam_gen=c.get("lam_gen", 1e-3)
+    )
     G = max(ns)
     sims, ths = [], []
     for T in Ts:
         lam = float(T) ** -ell
-        out = krr_chain(K, data.Y, pool, pool, T=int(T), generations=max(G, 1), seeds=exp.seeds, key=exp.key,
-                        lam=lam, progress=progress, **kw)
+        out = krr_chain(
+            K,
+            data.Y,
+            pool,
+            pool,
+            T=int(T),
+            generations=max(G, 1),
+            seeds=exp.seeds,
+            key=exp.key,
+            lam=lam,
+            progress=progress,
+            **kw,
+        )
         sims.append(out.test_error[:, 0][:, ns])
         ths.append(theory.test_error(emp, np.asarray(ns), T=int(T), lam=lam, **kw))
     sim, th = np.stack(sims, 1), np.stack(ths)  # (seeds, T, n), (T, n)
     fine = np.unique(np.geomspace(Ts.min(), Ts.max(), 30).astype(int))
     th_fine = np.stack([theory.test_error(emp, np.asarray(ns), T=int(T), lam=float(T) ** -ell, **kw) for T in fine])
     noisy = kw["sigma"] > 0 or kw["sigma0"] > 0
-    rows = [f"fitted beta = {beta:.3f}, r = {fit.r:.3f} over k in {fit.k_range}; ell_crit = {ell:.3f}",
-            f"{'n':>3} {'slope sim':>10} {'slope theory':>13} {'predicted (§1.6)':>17} {'max |rel gap|':>14}"]
+    rows = [
+        f"fitted beta = {beta:.3f}, r = {fit.r:.3f} over k in {fit.k_range}; ell_crit = {ell:.3f}",
+        f"{'n':>3} {'slope sim':>10} {'slope theory':>13} {'predicted (§1.6)':>17} {'max |rel gap|':>14}",
+    ]
     slopes = []
     for j, n in enumerate(ns):
         pred = float(linear_theory.error_exponent(beta, r, ell, noisy=noisy or n > 0))
@@ -214,16 +282,37 @@ def _krr_spectrum(exp, progress):
     for ax, title in zip(axs[:2], ("kernel spectrum", "target coefficients")):
         ax.set(xlabel="k", title=title)
         ax.legend(fontsize=8)
-    plotting.theory_vs_simulation(fine, th_fine.T, Ts, sim.mean(0).T, (sim.std(0, ddof=1) / np.sqrt(exp.seeds)).T,
-                                  [f"n = {n}" for n in ns], xlabel="T", ylabel="test error (pool)",
-                                  title=f"λ = T^-{ell:.2f}", ax=axs[2],
-                                  reference_slope=slopes[0]["predicted"])
+    plotting.theory_vs_simulation(
+        fine,
+        th_fine.T,
+        Ts,
+        sim.mean(0).T,
+        (sim.std(0, ddof=1) / np.sqrt(exp.seeds)).T,
+        [f"n = {n}" for n in ns],
+        xlabel="T",
+        ylabel="test error (pool)",
+        title=f"λ = T^-{ell:.2f}",
+        ax=axs[2],
+        reference_slope=slopes[0]["predicted"],
+    )
     fig.suptitle(exp.description or f"{data.name}: spectrum, power-law fit and scaling")
     fig.tight_layout()
-    arrays = dict(eigenvalues=emp.eigenvalues, coefficients=emp.coefficients, T=Ts, n=np.asarray(ns),
-                  test_error=sim, theory_test_error=th)
-    axes = dict(eigenvalues=["k"], coefficients=["k", "output"], T=["T"], n=["n"], test_error=["seed", "T", "n"],
-                theory_test_error=["T", "n"])
+    arrays = dict(
+        eigenvalues=emp.eigenvalues,
+        coefficients=emp.coefficients,
+        T=Ts,
+        n=np.asarray(ns),
+        test_error=sim,
+        theory_test_error=th,
+    )
+    axes = dict(
+        eigenvalues=["k"],
+        coefficients=["k", "output"],
+        T=["T"],
+        n=["n"],
+        test_error=["seed", "T", "n"],
+        theory_test_error=["T", "n"],
+    )
     summary = dict(beta=beta, r=fit.r, k_range=list(fit.k_range), ell_crit=ell, slopes=slopes)
     return arrays, axes, rows, summary, fig
 
@@ -233,22 +322,40 @@ def _krr_strategies(exp, progress):
     checks.sections(c, {"T0", "T", "sigma0", "sigma", "lam", "lam_gen", "generations", "variants"}, "[chain]")
     G = int(c.get("generations", 10))
     data, K, pool, test, emp = _setup(exp, progress)
-    kw = dict(T0=int(c["T0"]), T=int(c["T"]), sigma0=c.get("sigma0", 0.0), sigma=c.get("sigma", 0.0),
-              lam_gen=c.get("lam_gen", 1e-3), lam=float(c.get("lam", 1e-2)))
+    kw = dict(
+        T0=int(c["T0"]),
+        T=int(c["T"]),
+        sigma0=c.get("sigma0", 0.0),
+        sigma=c.get("sigma", 0.0),
+        lam_gen=c.get("lam_gen", 1e-3),
+        lam=float(c.get("lam", 1e-2)),
+    )
     variants = c.get("variants", [{"label": "replace"}])
     n = np.arange(G + 1)
     sims = {w: np.zeros((len(variants), exp.seeds, G + 1)) for w in ("held_out", "pool")}
     acc = np.zeros((len(variants), exp.seeds, G + 1))
     th = np.full((len(variants), G + 1), np.nan)
-    rows = [f"{'variant':>28} {'formula':>8} {'pool: max |rel gap|':>20} {'held-out error n=G':>19} "
-            f"{'accuracy n=G':>13}"]
+    rows = [
+        f"{'variant':>28} {'formula':>8} {'pool: max |rel gap|':>20} {'held-out error n=G':>19} {'accuracy n=G':>13}"
+    ]
     summary = dict(variants=[])
     for v, var in enumerate(variants):
         checks.sections(var, {"label", "strategy", "real_fraction", "synthetic_fraction"}, f"variant {v}")
         opts = {k: var[k] for k in ("strategy", "real_fraction", "synthetic_fraction") if k in var}
         for where, idx in (("held_out", test), ("pool", pool)):
-            out = krr_chain(K, data.Y, pool, idx, generations=G, seeds=exp.seeds, key=exp.key, labels=data.labels,
-                            progress=progress, **kw, **opts)
+            out = krr_chain(
+                K,
+                data.Y,
+                pool,
+                idx,
+                generations=G,
+                seeds=exp.seeds,
+                key=exp.key,
+                labels=data.labels,
+                progress=progress,
+                **kw,
+                **opts,
+            )
             sims[where][v] = out.test_error[:, 0]
             if where == "held_out":
                 acc[v] = out.accuracy[:, 0]
@@ -260,27 +367,51 @@ def _krr_strategies(exp, progress):
         gap = np.abs(sims["pool"][v].mean(0) / th[v] - 1).max() if kind != "none" else float("nan")
         label = var.get("label", f"variant {v}")
         shown = f"{gap:.1%}" if kind != "none" else "- (no formula)"
-        rows.append(f"{label:>28} {kind:>8} {shown:>20} {sims['held_out'][v][:, -1].mean():>19.4g} "
-                    f"{acc[v][:, -1].mean():>13.3f}")
-        summary["variants"].append(dict(label=label, formula=kind,
-                                        max_abs_rel_gap_pool=float(gap) if kind != "none" else None))
-    labels = [var.get("label", f"variant {v}") + ("" if np.isfinite(th[v]).all() else " (no formula)")
-              for v, var in enumerate(variants)]
+        rows.append(
+            f"{label:>28} {kind:>8} {shown:>20} {sims['held_out'][v][:, -1].mean():>19.4g} "
+            f"{acc[v][:, -1].mean():>13.3f}"
+        )
+        summary["variants"].append(
+            dict(label=label, formula=kind, max_abs_rel_gap_pool=float(gap) if kind != "none" else None)
+        )
+    labels = [
+        var.get("label", f"variant {v}") + ("" if np.isfinite(th[v]).all() else " (no formula)")
+        for v, var in enumerate(variants)
+    ]
     fig, axs = plotting.panels(3, sharey=False)
     for ax, where, title in ((axs[0], "held_out", "held-out points"), (axs[1], "pool", "the pool's distribution")):
         err = sims[where]
-        plotting.theory_vs_simulation(n, th, n, err.mean(1), err.std(1, ddof=1) / np.sqrt(exp.seeds), labels,
-                                      xlabel="generation n", ylabel="test error (squared, summed over outputs)",
-                                      title=f"error on {title}", logx=False, logy=False, legend_title="strategy", ax=ax)
+        plotting.theory_vs_simulation(
+            n,
+            th,
+            n,
+            err.mean(1),
+            err.std(1, ddof=1) / np.sqrt(exp.seeds),
+            labels,
+            xlabel="generation n",
+            ylabel="test error (squared, summed over outputs)",
+            title=f"error on {title}",
+            logx=False,
+            logy=False,
+            legend_title="strategy",
+            ax=ax,
+        )
         if where == "pool":
             ax.get_legend().remove()
     for v, label in enumerate(labels):
-        axs[2].errorbar(n, acc[v].mean(0), yerr=acc[v].std(0, ddof=1) / np.sqrt(exp.seeds), fmt="o-", ms=3,
-                        mfc="white", label=label)
+        axs[2].errorbar(
+            n, acc[v].mean(0), yerr=acc[v].std(0, ddof=1) / np.sqrt(exp.seeds), fmt="o-", ms=3, mfc="white", label=label
+        )
     axs[2].set(xlabel="generation n", ylabel="accuracy (held-out)", title="classification accuracy")
     fig.suptitle(exp.description or f"KRR chains on {data.name} under data strategies")
-    arrays = dict(n=n, test_error_held_out=sims["held_out"], test_error_pool=sims["pool"], accuracy=acc,
-                  theory_test_error=th)
-    axes = dict(n=["n"], test_error_held_out=["variant", "seed", "n"], test_error_pool=["variant", "seed", "n"],
-                accuracy=["variant", "seed", "n"], theory_test_error=["variant", "n"])
+    arrays = dict(
+        n=n, test_error_held_out=sims["held_out"], test_error_pool=sims["pool"], accuracy=acc, theory_test_error=th
+    )
+    axes = dict(
+        n=["n"],
+        test_error_held_out=["variant", "seed", "n"],
+        test_error_pool=["variant", "seed", "n"],
+        accuracy=["variant", "seed", "n"],
+        theory_test_error=["variant", "n"],
+    )
     return arrays, axes, rows, summary, fig

@@ -9,6 +9,7 @@ Example:
     >>> K.shape, K.dtype, bool(np.allclose(np.diag(K), 1.0))
     ((5, 5), dtype('float64'), True)
 """
+
 from __future__ import annotations
 
 import functools
@@ -60,8 +61,13 @@ def arccos(X, Y, order=1):
     # theta = 2 atan2(|u - v|, |u + v|) for unit u, v: arccos of a cosine near 1 would lose half the digits
     # a zero row has no direction: any unit vector serves, as |x|^n = 0 (order >= 1); order 0 then gives 1/2
     U, V = X / jnp.where(nx > 0, nx, 1.0)[:, None], Y / jnp.where(ny > 0, ny, 1.0)[:, None]
-    theta = _row_by_row(lambda u, V: 2 * jnp.arctan2(jnp.sqrt(jnp.sum((u[None] - V) ** 2, 1)),
-                                                     jnp.sqrt(jnp.sum((u[None] + V) ** 2, 1))), U, V)
+    theta = _row_by_row(
+        lambda u, V: (
+            2 * jnp.arctan2(jnp.sqrt(jnp.sum((u[None] - V) ** 2, 1)), jnp.sqrt(jnp.sum((u[None] + V) ** 2, 1)))
+        ),
+        U,
+        V,
+    )
     s, c = jnp.sin(theta), jnp.cos(theta)
     J = {0: jnp.pi - theta, 1: s + (jnp.pi - theta) * c, 2: 3 * s * c + (jnp.pi - theta) * (1 + 2 * c**2)}[order]
     return (nx[:, None] * ny[None, :]) ** order * J / jnp.pi
@@ -88,19 +94,24 @@ def kernel_matrix(kernel, X, Y=None, *, block_size: int = 1024, **params) -> np.
         block = jax.jit(functools.partial(kernel, **{k: float(v) for k, v in params.items()}))
         for i in range(0, X.shape[0], block_size):
             for j in range(i if symmetric else 0, Y.shape[0], block_size):
-                B = np.asarray(block(jnp.asarray(X[i:i + block_size]), jnp.asarray(Y[j:j + block_size])))
+                B = np.asarray(block(jnp.asarray(X[i : i + block_size]), jnp.asarray(Y[j : j + block_size])))
                 if symmetric and j == i:
                     B = 0.5 * (B + B.T)  # exactly symmetric, whatever the roundoff of the matrix product
-                out[i:i + block_size, j:j + block_size] = B
+                out[i : i + block_size, j : j + block_size] = B
                 if symmetric and j > i:
-                    out[j:j + block_size, i:i + block_size] = B.T
+                    out[j : j + block_size, i : i + block_size] = B.T
     return out
 
 
 def _check_params(name: str, params: dict):
     """Parameters that keep each named kernel finite and positive semi-definite, refused by name otherwise."""
-    allowed = {"linear": set(), "rbf": {"lengthscale"}, "laplace": {"lengthscale"},
-               "polynomial": {"degree", "offset", "scale"}, "arccos": {"order"}}[name]
+    allowed = {
+        "linear": set(),
+        "rbf": {"lengthscale"},
+        "laplace": {"lengthscale"},
+        "polynomial": {"degree", "offset", "scale"},
+        "arccos": {"order"},
+    }[name]
     checks.sections(params, allowed, f"the {name} kernel's parameters")
     if "lengthscale" in params:
         checks.real_array("lengthscale", params["lengthscale"], lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,))

@@ -14,6 +14,7 @@ Example:
     >>> emp.eigenvalues.shape, round(float(emp.residual), 6)
     ((30,), 0.0)
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -51,18 +52,35 @@ def empirical_spectrum(K_pool, Y_pool, rel_tol: float = 1e-10) -> EmpiricalSpect
     return EmpiricalSpectrum(mu[keep], theta[keep], float(total - np.sum(theta[keep] ** 2)), Y_pool.shape[1])
 
 
-def problem(emp: EmpiricalSpectrum, T0, T, sigma0=0.0, sigma=0.0, lam=1e-3, lam_gen=1e-3, strategy="replace",
-            real_fraction=None, synthetic_fraction=None):
+def problem(
+    emp: EmpiricalSpectrum,
+    T0,
+    T,
+    sigma0=0.0,
+    sigma=0.0,
+    lam=1e-3,
+    lam_gen=1e-3,
+    strategy="replace",
+    real_fraction=None,
+    synthetic_fraction=None,
+):
     """(Spectrum, Generators, Downstream) of the linear chain with the same prediction (noise scaled by sqrt(C)).
     The data strategies carry over word for word; the linear theory then decides what it can predict (KRR
     generators are ridge fits: a downstream mixture has a deterministic equivalent, the pooled strategies and
     real rows in the generators raise NoFormulaError)."""
     scale = np.sqrt(emp.outputs)
-    gen = Generators(T0=T0, sigma0=scale * np.asarray(sigma0, float) if np.ndim(sigma0) else scale * float(sigma0),
-                     lam=lam_gen if np.ndim(lam_gen) == 0 else tuple(lam_gen), strategy=strategy,
-                     real_fraction=real_fraction)
-    return emp.spectrum(), gen, Downstream(T=T, sigma=scale * float(sigma), lam=lam,
-                                           synthetic_fraction=synthetic_fraction)
+    gen = Generators(
+        T0=T0,
+        sigma0=scale * np.asarray(sigma0, float) if np.ndim(sigma0) else scale * float(sigma0),
+        lam=lam_gen if np.ndim(lam_gen) == 0 else tuple(lam_gen),
+        strategy=strategy,
+        real_fraction=real_fraction,
+    )
+    return (
+        emp.spectrum(),
+        gen,
+        Downstream(T=T, sigma=scale * float(sigma), lam=lam, synthetic_fraction=synthetic_fraction),
+    )
 
 
 def test_error(emp: EmpiricalSpectrum, n, *, T0, T, sigma0=0.0, sigma=0.0, lam=1e-3, lam_gen=1e-3, **strategy):
@@ -105,5 +123,10 @@ def fit_power_law(emp: EmpiricalSpectrum, k_range=None) -> PowerLawFit:
     b_eig = np.polyfit(np.log(k), np.log(emp.eigenvalues[k - 1]), 1)
     b_tail = np.polyfit(np.log(k), np.log(tail[k - 1] + emp.residual), 1)
     beta = -b_eig[0]
-    return PowerLawFit(float(beta), float(-b_tail[0] / (2 * beta)), (int(lo), int(hi)), float(np.exp(b_eig[1])),
-                       float(np.exp(b_tail[1])))
+    return PowerLawFit(
+        float(beta),
+        float(-b_tail[0] / (2 * beta)),
+        (int(lo), int(hi)),
+        float(np.exp(b_eig[1])),
+        float(np.exp(b_tail[1])),
+    )

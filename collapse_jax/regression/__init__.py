@@ -12,6 +12,7 @@ Example:
     ...                                    range(4))).test_error).max() < 4)
     True
 """
+
 from collapse_jax.regression import optimize, regularization, theory
 from collapse_jax.regression.chain import Metrics, run_chain
 from collapse_jax.regression.problem import Downstream, Generators
@@ -20,5 +21,19 @@ from collapse_jax.regression.spectra import Spectrum
 from collapse_jax.regression.sweep import SweepResult, merge, sweep
 from collapse_jax.regression.sweep import load as sweep_load
 
-__all__ = ["Spectrum", "Generators", "Downstream", "simulate", "Result", "Metrics", "run_chain", "theory",
-           "regularization", "optimize", "sweep", "merge", "sweep_load", "SweepResult"]
+__all__ = [
+    "Spectrum",
+    "Generators",
+    "Downstream",
+    "simulate",
+    "Result",
+    "Metrics",
+    "run_chain",
+    "theory",
+    "regularization",
+    "optimize",
+    "sweep",
+    "merge",
+    "sweep_load",
+    "SweepResult",
+]

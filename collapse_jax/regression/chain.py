@@ -3,6 +3,7 @@
 Generation k fits fresh data labelled by generation k-1; after each generation n = 0..N a downstream ridge
 model is fitted on data labelled by generation n. So one run gives the whole error curve against n.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -10,8 +11,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from collapse_jax.regression import samplers, strategies
 from collapse_jax.engine.checks import choice
+from collapse_jax.regression import samplers, strategies
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
 
@@ -29,8 +30,10 @@ def resolve_sampler(sampler: str, d: int, gen: Generators, down: Downstream) -> 
     """The sampler used for (generators, downstream). 'auto' takes sufficient statistics wherever they are exact:
     T >= d, and every row labelled by one model (no real rows mixed in, no subsample of kept rows)."""
     choice("sampler", sampler, SAMPLERS)
-    exact = (min(gen.T0_tuple) >= d and gen.real_fraction is None and gen.strategy != "accumulate_subsample",
-             down.T >= d and down.synthetic_fraction is None)
+    exact = (
+        min(gen.T0_tuple) >= d and gen.real_fraction is None and gen.strategy != "accumulate_subsample",
+        down.T >= d and down.synthetic_fraction is None,
+    )
     if sampler == "suffstats" and not all(exact):
         raise ValueError(
             f"sampler='suffstats' needs T0 >= d and T >= d (d={d}, T0={gen.T0}, T={down.T}), no real_fraction, no "
@@ -61,7 +64,9 @@ def _generator_fit(gen: Generators, d: int, sampler: str, generations: int):
 
     def keep(fit):  # a replace step keeps its state (a fixed design, or nothing) unchanged
         return lambda state, key, w, w0, sqrt_eig, T, s, lam, n_real: (
-            fit(state, key, w, w0, sqrt_eig, T, s, lam, n_real), state)
+            fit(state, key, w, w0, sqrt_eig, T, s, lam, n_real),
+            state,
+        )
 
     real = (lambda w0, n_real: (w0, n_real)) if mixes_real else (lambda w0, n_real: None)
     if gen.fixed:
@@ -74,14 +79,18 @@ def _generator_fit(gen: Generators, d: int, sampler: str, generations: int):
 
             return init, keep(fit)
         init = lambda key, sqrt_eig: samplers.design(key, sqrt_eig, T0[0])
-        return init, keep(lambda X, key, w, w0, sqrt_eig, T, s, lam, n_real:
-                          samplers.ridge_direct_labels(X, key, w, T, s, lam, real=real(w0, n_real)))
+        return init, keep(
+            lambda X, key, w, w0, sqrt_eig, T, s, lam, n_real: samplers.ridge_direct_labels(
+                X, key, w, T, s, lam, real=real(w0, n_real)
+            )
+        )
 
     init = lambda key, sqrt_eig: None
     if sampler == "suffstats":
         if ridge:
-            return init, keep(lambda _, key, w, w0, sqrt_eig, T, s, lam, n_real:
-                              samplers.ridge_step(key, w, sqrt_eig, T, s, lam))
+            return init, keep(
+                lambda _, key, w, w0, sqrt_eig, T, s, lam, n_real: samplers.ridge_step(key, w, sqrt_eig, T, s, lam)
+            )
         return init, keep(lambda _, key, w, w0, sqrt_eig, T, s, lam, n_real: samplers.ols_step(key, w, sqrt_eig, T, s))
 
     rows = max(T0)
@@ -174,8 +183,13 @@ def run_chain(key, spec: Spectrum, gen: Generators, down: Downstream, generation
         w, state = gen_step(state, k_g, w, w0, sqrt_eig, T, s, lam, n_r)
         return (w, state), w
 
-    xs = (jax.random.split(k_gen, generations), jnp.asarray(T_k, dtype), sigma_k.astype(dtype), lam_k.astype(dtype),
-          n_real.astype(dtype))
+    xs = (
+        jax.random.split(k_gen, generations),
+        jnp.asarray(T_k, dtype),
+        sigma_k.astype(dtype),
+        lam_k.astype(dtype),
+        n_real.astype(dtype),
+    )
     _, ws = jax.lax.scan(generation, (w0, state), xs)
     ws = jnp.concatenate([w0[None], ws])
     # The downstream fits do not feed the chain: all generations are solved after the scan, as one batch of

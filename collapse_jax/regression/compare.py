@@ -12,6 +12,7 @@ TOML (kind = "compare"):
 Arrays: simulation (panel, variant, x, seed) and theory (panel, variant, x), NaN where the lab has no formula.
 The table says for each curve which kind of formula it was checked against (exact, DE, none).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,6 +31,7 @@ from collapse_jax.regression.spectra import Spectrum
 
 KINDS = ("compare",)
 
+
 @dataclasses.dataclass(frozen=True)
 class Comparison(Header):
     panels: tuple  # ((title, Spectrum, ((label, Generators, Downstream), ...)), ...)
@@ -44,8 +46,14 @@ class Comparison(Header):
 
 
 def from_config(cfg: dict, default_name: str) -> Comparison:
-    head = read_header(cfg, default_name, PROBLEM | {"scan", "panels", "variants"}, seeds=400,
-                       simulation={"sampler": "str"}, plot={"logy", "legend_title", "sharey"})
+    head = read_header(
+        cfg,
+        default_name,
+        PROBLEM | {"scan", "panels", "variants"},
+        seeds=400,
+        simulation={"sampler": "str"},
+        plot={"logy", "legend_title", "sharey"},
+    )
     scan = dict(cfg.get("scan", {}))
     checks.sections(scan, {"x", "generations", "T", "n"}, "[scan]")
     x = checks.choice("scan.x", scan.get("x", "n"), ("n", "T"))
@@ -64,11 +72,17 @@ def from_config(cfg: dict, default_name: str) -> Comparison:
             g = cfg.get("generators", {}) | p.get("generators", {}) | v.get("generators", {})
             d = cfg.get("downstream", {}) | p.get("downstream", {}) | v.get("downstream", {})
             where = f"[[variants]] entry {j} (panel {i})"
-            variants.append((str(v.get("label", f"variant {j}")), checks.build(Generators, g, f"{where} generators"),
-                             checks.build(Downstream, d, f"{where} downstream")))
+            variants.append(
+                (
+                    str(v.get("label", f"variant {j}")),
+                    checks.build(Generators, g, f"{where} generators"),
+                    checks.build(Downstream, d, f"{where} downstream"),
+                )
+            )
         panels.append((str(p.get("title", "")), spec, tuple(variants)))
-    return Comparison(**head, panels=tuple(panels), x=x, xs=xs, n=n,
-                      sampler=cfg.get("simulation", {}).get("sampler", "auto"))
+    return Comparison(
+        **head, panels=tuple(panels), x=x, xs=xs, n=n, sampler=cfg.get("simulation", {}).get("sampler", "auto")
+    )
 
 
 def runner(kind):
@@ -105,23 +119,39 @@ def run(exp: Comparison, progress: bool = True):
     mean, sem = sim.mean(-1), sim.std(-1, ddof=1) / np.sqrt(exp.seeds)
     with np.errstate(divide="ignore", invalid="ignore"):
         z, rel = (mean - th) / sem, mean / th - 1
-    rows = [f"{'panel':>24} {'variant':>26} {'formula':>8} {'max |z|':>8} {'max |rel|':>9} {'last sim':>10} "
-            f"{'last theory':>11}"]
+    rows = [
+        f"{'panel':>24} {'variant':>26} {'formula':>8} {'max |z|':>8} {'max |rel|':>9} {'last sim':>10} "
+        f"{'last theory':>11}"
+    ]
     checked = []
     for (p, v), kind in kinds.items():
         zz, rr = np.abs(z[p, v][1:] if exp.x == "n" else z[p, v]), np.abs(rel[p, v])
         zmax = float(np.nanmax(zz)) if kind != "none" else float("nan")
         rmax = float(np.nanmax(rr)) if kind != "none" else float("nan")
-        checked.append(dict(panel=exp.panels[p][0], variant=exp.panels[p][2][v][0], formula=kind, max_abs_z=zmax,
-                            max_abs_rel_error=rmax))
-        rows.append(f"{exp.panels[p][0][:24]:>24} {exp.panels[p][2][v][0][:26]:>26} {kind:>8} {zmax:>8.2f} {rmax:>9.2%} "
-                    f"{mean[p, v, -1]:>10.4g} {th[p, v, -1]:>11.4g}")
+        checked.append(
+            dict(
+                panel=exp.panels[p][0],
+                variant=exp.panels[p][2][v][0],
+                formula=kind,
+                max_abs_z=zmax,
+                max_abs_rel_error=rmax,
+            )
+        )
+        rows.append(
+            f"{exp.panels[p][0][:24]:>24} {exp.panels[p][2][v][0][:26]:>26} {kind:>8} {zmax:>8.2f} {rmax:>9.2%} "
+            f"{mean[p, v, -1]:>10.4g} {th[p, v, -1]:>11.4g}"
+        )
     exact = [c["max_abs_z"] for c in checked if c["formula"] == "exact"]
-    summary = dict(curves=checked, max_abs_z_exact=max(exact) if exact else None,
-                   max_abs_rel_error_DE=max([c["max_abs_rel_error"] for c in checked if c["formula"] == "DE"],
-                                            default=None))
-    axes = dict(test_error=["panel", "variant", exp.x, "seed"], theory_test_error=["panel", "variant", exp.x],
-                **{exp.x: [exp.x]})
+    summary = dict(
+        curves=checked,
+        max_abs_z_exact=max(exact) if exact else None,
+        max_abs_rel_error_DE=max([c["max_abs_rel_error"] for c in checked if c["formula"] == "DE"], default=None),
+    )
+    axes = dict(
+        test_error=["panel", "variant", exp.x, "seed"],
+        theory_test_error=["panel", "variant", exp.x],
+        **{exp.x: [exp.x]},
+    )
     arrays = {"test_error": sim, "theory_test_error": th, exp.x: exp.xs}
     x_line, th_line = exp.xs, th
     if exp.x == "T":  # theory is cheap: draw it on a fine grid of T
@@ -130,8 +160,10 @@ def run(exp: Comparison, progress: bool = True):
         for (p, v), kind in kinds.items():
             if kind != "none":
                 _, gen, down = exp.panels[p][2][v]
-                th_line[p, v] = [float(theory.test_error(exp.panels[p][1], gen, dataclasses.replace(down, T=int(t)),
-                                                         exp.n)) for t in x_line]
+                th_line[p, v] = [
+                    float(theory.test_error(exp.panels[p][1], gen, dataclasses.replace(down, T=int(t)), exp.n))
+                    for t in x_line
+                ]
     return arrays, axes, rows, summary, _figure(exp, mean, sem, x_line, th_line, kinds)
 
 
@@ -140,14 +172,24 @@ def _figure(exp, mean, sem, x_line, th, kinds):
     every = max(1, len(exp.xs) // 12) if exp.x == "n" else 1  # markers: about a dozen per curve
     show = slice(None, None, every)
     for p, ax in enumerate(axs):
-        labels = [lab + ("" if kinds[p, v] != "none" else " (no formula)") for v, (lab, _, _) in
-                  enumerate(exp.panels[p][2])]
+        labels = [
+            lab + ("" if kinds[p, v] != "none" else " (no formula)") for v, (lab, _, _) in enumerate(exp.panels[p][2])
+        ]
         plotting.theory_vs_simulation(
-            x_line, th[p], exp.xs[show], mean[p][:, show], sem[p][:, show], labels,
+            x_line,
+            th[p],
+            exp.xs[show],
+            mean[p][:, show],
+            sem[p][:, show],
+            labels,
             xlabel="generation n" if exp.x == "n" else "downstream sample size T",
             ylabel="test error" if exp.x == "T" else "test error of the downstream model",
-            title=textwrap.fill(exp.panels[p][0] or exp.description, 48), logx=exp.x == "T", logy=exp.plot.get("logy", exp.x == "T"),
-            legend_title=exp.plot.get("legend_title"), ax=ax)
+            title=textwrap.fill(exp.panels[p][0] or exp.description, 48),
+            logx=exp.x == "T",
+            logy=exp.plot.get("logy", exp.x == "T"),
+            legend_title=exp.plot.get("legend_title"),
+            ax=ax,
+        )
         if p > 0:
             ax.get_legend().remove()
     if len(exp.panels) > 1 and exp.description:

@@ -22,6 +22,7 @@ The regression kinds "compare" (`compare`) and "joint_regularisation", "schedule
     [simulation]
     seeds = 200
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -61,16 +62,27 @@ class Experiment(Header):
 def problem(cfg: dict, generators: dict | None = None, downstream: dict | None = None):
     """(Spectrum, Generators, Downstream) from the file's [spectrum], [generators] and [downstream] tables
     (or the given replacements of the last two), each checked and named in its errors."""
-    gen_cfg = {k: tuple(v) if isinstance(v, list) else v
-               for k, v in (cfg.get("generators", {}) if generators is None else generators).items()}
-    return (Spectrum.from_config(cfg.get("spectrum", {})), checks.build(Generators, gen_cfg, "[generators]"),
-            checks.build(Downstream, cfg.get("downstream", {}) if downstream is None else downstream, "[downstream]"))
+    gen_cfg = {
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in (cfg.get("generators", {}) if generators is None else generators).items()
+    }
+    return (
+        Spectrum.from_config(cfg.get("spectrum", {})),
+        checks.build(Generators, gen_cfg, "[generators]"),
+        checks.build(Downstream, cfg.get("downstream", {}) if downstream is None else downstream, "[downstream]"),
+    )
 
 
 def from_config(cfg: dict, default_name: str = "experiment") -> Experiment:
     """Build an Experiment from a parsed TOML dict, with clear errors for unknown or missing entries."""
-    head = read_header(cfg, default_name, PROBLEM | {"scan"}, seeds=400, simulation={"sampler": "str"},
-                       plot={"x", "mark_crossover", "reference_slope"})
+    head = read_header(
+        cfg,
+        default_name,
+        PROBLEM | {"scan"},
+        seeds=400,
+        simulation={"sampler": "str"},
+        plot={"x", "mark_crossover", "reference_slope"},
+    )
     kind = head.pop("kind") or "lambda_scan"
     checks.choice("kind", kind, KINDS)
     scan, plot = dict(cfg.get("scan", {})), head["plot"]
@@ -87,9 +99,16 @@ def from_config(cfg: dict, default_name: str = "experiment") -> Experiment:
         down_cfg.setdefault("lam", 0.0)
         scan.setdefault("rules", ["adaptive"])
     spec, gen, down = problem(cfg, downstream=down_cfg)
-    return Experiment(**head, kind=kind, spec=spec, gen=gen, down=down, scan=scan,
-                      ns=tuple(int(n) for n in scan.get("n", [0, 1, 2, 5, 10])),
-                      sampler=cfg.get("simulation", {}).get("sampler", "auto"))
+    return Experiment(
+        **head,
+        kind=kind,
+        spec=spec,
+        gen=gen,
+        down=down,
+        scan=scan,
+        ns=tuple(int(n) for n in scan.get("n", [0, 1, 2, 5, 10])),
+        sampler=cfg.get("simulation", {}).get("sampler", "auto"),
+    )
 
 
 def runner(kind):
@@ -108,10 +127,13 @@ def grid_values(name, spec) -> np.ndarray:
 
 
 def _kind(exp, downs) -> str:
-    """"exact" when every point of the scan has an exact formula, else "DE" (some point is a deterministic
+    """ "exact" when every point of the scan has an exact formula, else "DE" (some point is a deterministic
     equivalent; the looser of the two criteria then applies to the whole scan)."""
-    kinds = {theory.formula_kind(exp.spec, exp.gen, dataclasses.replace(d, lam=float(lam)))
-             for d in downs for lam in exp.scan["lam"]}
+    kinds = {
+        theory.formula_kind(exp.spec, exp.gen, dataclasses.replace(d, lam=float(lam)))
+        for d in downs
+        for lam in exp.scan["lam"]
+    }
     return "exact" if kinds == {"exact"} else "DE"
 
 
@@ -125,17 +147,25 @@ def _run_lambda_scan(exp, progress):
     lams, ns = exp.scan["lam"], list(exp.ns)
     Ts = [int(t) for t in exp.scan.get("T", [exp.down.T])]
     downs = [dataclasses.replace(exp.down, T=T) for T in Ts]
-    runs = [scans.lambda_scan(exp.spec, exp.gen, d, lams, max(ns), exp.seeds, exp.key, exp.sampler, progress)
-            for d in downs]
+    runs = [
+        scans.lambda_scan(exp.spec, exp.gen, d, lams, max(ns), exp.seeds, exp.key, exp.sampler, progress) for d in downs
+    ]
     arrays = {k: np.stack([r[0][k] for r in runs]) for k in runs[0][0] if k not in ("lam", "n")}
     arrays |= dict(lam=lams, n=runs[0][0]["n"], T=np.asarray(Ts))
     axes = {k: ["T"] + v for k, v in runs[0][1].items() if k not in ("lam", "n")} | dict(lam=["lam"], n=["n"], T=["T"])
     z, rel, mean, sem = _z_and_rel(arrays["test_error"], arrays["theory_test_error"])  # (T, lam, n)
     rows = [f"{'T':>5} {'n':>4} {'max |z|':>8} {'max |rel err|':>14}   over {len(lams)} lambdas"]
-    rows += [f"{T:>5} {n:>4} {np.abs(z[i, :, n]).max():>8.2f} {np.abs(rel[i, :, n]).max():>14.2%}"
-             for i, T in enumerate(Ts) for n in ns]
-    summary = dict(max_abs_z=float(np.abs(z[..., ns]).max()), max_abs_rel_error=float(np.abs(rel[..., ns]).max()),
-                   formula=_kind(exp, downs), simulation=runs[0][2])
+    rows += [
+        f"{T:>5} {n:>4} {np.abs(z[i, :, n]).max():>8.2f} {np.abs(rel[i, :, n]).max():>14.2%}"
+        for i, T in enumerate(Ts)
+        for n in ns
+    ]
+    summary = dict(
+        max_abs_z=float(np.abs(z[..., ns]).max()),
+        max_abs_rel_error=float(np.abs(rel[..., ns]).max()),
+        formula=_kind(exp, downs),
+        simulation=runs[0][2],
+    )
     fig = _lambda_scan_figure(exp, downs, lams, ns, mean, sem, arrays["theory_test_error"])
     return arrays, axes, rows, summary, fig
 
@@ -149,15 +179,35 @@ def _lambda_scan_figure(exp, downs, lams, ns, mean, sem, theory_grid):
         if exp.plot.get("x", "lam") == "lam":
             fine = np.geomspace(lams.min(), lams.max(), 200)
             th = scans.theory_over_lambda(exp.spec, exp.gen, d, fine, ns).test_error.T
-            plotting.theory_vs_simulation(fine, th, lams, mean[i][:, ns].T, sem[i][:, ns].T,
-                                          [f"n = {n}" for n in ns], xlabel=r"$\lambda$", ylabel="test error",
-                                          title=panel, legend_title="generation", ax=ax)
+            plotting.theory_vs_simulation(
+                fine,
+                th,
+                lams,
+                mean[i][:, ns].T,
+                sem[i][:, ns].T,
+                [f"n = {n}" for n in ns],
+                xlabel=r"$\lambda$",
+                ylabel="test error",
+                title=panel,
+                legend_title="generation",
+                ax=ax,
+            )
         else:
             n_all = np.arange(max(ns) + 1)
-            plotting.theory_vs_simulation(n_all, theory_grid[i], n_all, mean[i], sem[i],
-                                          [rf"$\lambda$ = {lam:.3g}" for lam in lams], xlabel="generation n",
-                                          ylabel="test error", title=panel, logx=False, legend_title="downstream",
-                                          ax=ax)
+            plotting.theory_vs_simulation(
+                n_all,
+                theory_grid[i],
+                n_all,
+                mean[i],
+                sem[i],
+                [rf"$\lambda$ = {lam:.3g}" for lam in lams],
+                xlabel="generation n",
+                ylabel="test error",
+                title=panel,
+                logx=False,
+                legend_title="downstream",
+                ax=ax,
+            )
         if i > 0:
             ax.get_legend().remove()
     if len(downs) > 1:
@@ -168,13 +218,16 @@ def _lambda_scan_figure(exp, downs, lams, ns, mean, sem, theory_grid):
 def _run_T_scan(exp, progress):
     rules, ns, Ts = exp.scan["rules"], list(exp.ns), exp.scan["T"]
     beta, r = exp.beta_r
-    arrays, axes = scans.T_scan(exp.spec, exp.gen, exp.down, Ts, rules, max(ns), exp.seeds, exp.key, exp.sampler,
-                                beta, r, progress)
+    arrays, axes = scans.T_scan(
+        exp.spec, exp.gen, exp.down, Ts, rules, max(ns), exp.seeds, exp.key, exp.sampler, beta, r, progress
+    )
     z, rel, mean, sem = _z_and_rel(arrays["test_error"], arrays["theory_test_error"])
     fine = np.unique(np.geomspace(Ts.min(), Ts.max(), 40).round().astype(int))
     lines = [scans.theory_over_T(exp.spec, exp.gen, exp.down, rule, fine, ns, beta, r) for rule in rules]
-    rows = [f"{'rule':>18} {'n':>3} {'max |z|':>8} {'max |rel|':>9} {'slope sim':>10} {'slope theory':>13} "
-            f"{'predicted':>10}"]
+    rows = [
+        f"{'rule':>18} {'n':>3} {'max |z|':>8} {'max |rel|':>9} {'slope sim':>10} {'slope theory':>13} "
+        f"{'predicted':>10}"
+    ]
     slopes = []
     for i, rule in enumerate(rules):
         for j, n in enumerate(ns):
@@ -183,12 +236,17 @@ def _run_T_scan(exp, progress):
             s_sim = scans.loglog_slope(Ts, mean[i, :, n])
             s_th = scans.loglog_slope(Ts, arrays["theory_test_error"][i, :, n])
             slopes.append(dict(rule=str(rule), n=n, sim=s_sim, theory=s_th, predicted=pred))
-            rows.append(f"{str(rule):>18} {n:>3} {np.abs(z[i, :, n]).max():>8.2f} "
-                        f"{np.abs(rel[i, :, n]).max():>9.2%} {s_sim:>10.3f} {s_th:>13.3f} "
-                        f"{'-' if pred is None else f'{pred:.3f}':>10}")
-    summary = dict(max_abs_z=float(np.abs(z[..., ns]).max()), max_abs_rel_error=float(np.abs(rel[..., ns]).max()),
-                   formula="DE",
-                   slopes=slopes)
+            rows.append(
+                f"{str(rule):>18} {n:>3} {np.abs(z[i, :, n]).max():>8.2f} "
+                f"{np.abs(rel[i, :, n]).max():>9.2%} {s_sim:>10.3f} {s_th:>13.3f} "
+                f"{'-' if pred is None else f'{pred:.3f}':>10}"
+            )
+    summary = dict(
+        max_abs_z=float(np.abs(z[..., ns]).max()),
+        max_abs_rel_error=float(np.abs(rel[..., ns]).max()),
+        formula="DE",
+        slopes=slopes,
+    )
     marks = {}
     if exp.plot.get("mark_crossover") and beta is not None:
         phi0 = exp.spec.d / min(exp.gen.T0_tuple)
@@ -205,43 +263,73 @@ def _run_T_scan(exp, progress):
             s_th = scans.loglog_slope(Ts[above], arrays["theory_test_error"][i, above, n])
             pred = float(theory.slow_exponent(beta, r))
             slopes.append(dict(rule=f"{rules[i]} T >= 2T*", n=n, sim=s_sim, theory=s_th, predicted=pred))
-            rows.append(f"{'T >= 2T* = ' + format(2 * T_star, '.0f'):>18} {n:>3} {'':>8} {'':>9} {s_sim:>10.3f} "
-                        f"{s_th:>13.3f} {pred:>10.3f}")
+            rows.append(
+                f"{'T >= 2T* = ' + format(2 * T_star, '.0f'):>18} {n:>3} {'':>8} {'':>9} {s_sim:>10.3f} "
+                f"{s_th:>13.3f} {pred:>10.3f}"
+            )
     ref = exp.plot.get("reference_slope")
     ref = float(theory.slow_exponent(beta, r)) if ref == "slow" and beta is not None else ref
-    fig = plotting.curves_against_T(fine, lines, Ts, mean[..., ns], sem[..., ns], ns,
-                                    [scans.rule_label(rule) for rule in rules], exp.description or exp.name, marks,
-                                    reference_slope=ref)
+    fig = plotting.curves_against_T(
+        fine,
+        lines,
+        Ts,
+        mean[..., ns],
+        sem[..., ns],
+        ns,
+        [scans.rule_label(rule) for rule in rules],
+        exp.description or exp.name,
+        marks,
+        reference_slope=ref,
+    )
     return arrays, axes, rows, summary, fig
 
 
 def _run_optimal_lambda(exp, progress):
     ns, Ts = list(exp.ns), exp.scan["T"]
     beta, r = exp.beta_r
-    arrays, axes = scans.optimal_lambda_scan(exp.spec, exp.gen, exp.down, Ts, ns, exp.seeds, exp.key,
-                                             sampler=exp.sampler, progress=progress)
+    arrays, axes = scans.optimal_lambda_scan(
+        exp.spec, exp.gen, exp.down, Ts, ns, exp.seeds, exp.key, sampler=exp.sampler, progress=progress
+    )
     # like with like: the simulated argmin against the same parabola fitted to the theory on the same grid
     z = np.log(arrays["lam_sim"] / arrays["lam_theory_grid"]) / arrays["log_lam_sim_sem"]
     bias = arrays["lam_theory_grid"] / arrays["lam_theory"] - 1
     pred = None if beta is None else float(-theory.ell_crit(beta, r))
-    rows = [f"{'n':>4} {'max |z| (log lambda*)':>22} {'estimator bias':>15} {'slope sim':>10} {'slope theory':>13} "
-            f"{'predicted':>10}"]
+    rows = [
+        f"{'n':>4} {'max |z| (log lambda*)':>22} {'estimator bias':>15} {'slope sim':>10} {'slope theory':>13} "
+        f"{'predicted':>10}"
+    ]
     slopes = []
     for j, n in enumerate(ns):
-        s_sim, s_th = scans.loglog_slope(Ts, arrays["lam_sim"][:, j]), scans.loglog_slope(Ts, arrays["lam_theory"][:, j])
+        s_sim, s_th = (
+            scans.loglog_slope(Ts, arrays["lam_sim"][:, j]),
+            scans.loglog_slope(Ts, arrays["lam_theory"][:, j]),
+        )
         slopes.append(dict(n=n, sim=s_sim, theory=s_th, predicted=pred))
-        rows.append(f"{n:>4} {np.abs(z[:, j]).max():>22.2f} {np.abs(bias[:, j]).max():>15.1%} {s_sim:>10.3f} "
-                    f"{s_th:>13.3f} "
-                    f"{'-' if pred is None else f'{pred:.3f}':>10}")
+        rows.append(
+            f"{n:>4} {np.abs(z[:, j]).max():>22.2f} {np.abs(bias[:, j]).max():>15.1%} {s_sim:>10.3f} "
+            f"{s_th:>13.3f} "
+            f"{'-' if pred is None else f'{pred:.3f}':>10}"
+        )
     summary = dict(max_abs_z=float(np.abs(z).max()), slopes=slopes)
     fine = np.unique(np.geomspace(Ts.min(), Ts.max(), 30).round())
-    lines = np.stack([np.asarray(regularization.optimal_lambda(exp.spec, exp.gen, exp.down, np.asarray(ns), T=t))
-                      for t in fine], axis=1)  # (n, T)
+    lines = np.stack(
+        [np.asarray(regularization.optimal_lambda(exp.spec, exp.gen, exp.down, np.asarray(ns), T=t)) for t in fine],
+        axis=1,
+    )  # (n, T)
     # +-1 standard error of log lambda*, drawn on a log axis: asymmetric bars (lower, upper)
     lam, s_log = arrays["lam_sim"].T, arrays["log_lam_sim_sem"].T
     bars = np.stack([lam * (1 - np.exp(-s_log)), lam * (np.exp(s_log) - 1)])
-    fig = plotting.theory_vs_simulation(fine, lines, Ts, lam, bars,
-                                        [f"n = {n}" for n in ns], xlabel="T", ylabel=r"optimal $\lambda$",
-                                        title=exp.description or exp.name, legend_title="generation",
-                                        reference_slope=pred)
+    fig = plotting.theory_vs_simulation(
+        fine,
+        lines,
+        Ts,
+        lam,
+        bars,
+        [f"n = {n}" for n in ns],
+        xlabel="T",
+        ylabel=r"optimal $\lambda$",
+        title=exp.description or exp.name,
+        legend_title="generation",
+        reference_slope=pred,
+    )
     return arrays, axes, rows, summary, fig

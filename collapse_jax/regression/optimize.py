@@ -16,6 +16,7 @@ Example:
     >>> opt.params["gen.lam"].shape, bool(opt.value <= opt.start_value)
     ((3,), True)
 """
+
 from __future__ import annotations
 
 from typing import Callable, NamedTuple
@@ -95,8 +96,10 @@ def _optimum(to_params, fun, x0, args=(), **options) -> Optimum:
     x, value, history, grad_norm = minimize(fun, x0, args, **options)
     params = {k: np.asarray(v) for k, v in to_params(x, *args).items()}
     if not np.isfinite(float(value)) or not all(np.all(np.isfinite(v)) for v in params.values()):
-        raise ValueError("the optimisation did not stay finite (the theory is undefined for these knobs): check the "
-                         "sizes (T0 and T against d) and the starting values")
+        raise ValueError(
+            "the optimisation did not stay finite (the theory is undefined for these knobs): check the "
+            "sizes (T0 and T against d) and the starting values"
+        )
     return Optimum(params, float(value), float(start), np.asarray(history), float(grad_norm))
 
 
@@ -119,8 +122,16 @@ def _downstream_lam(down, n):
 
 
 @float64
-def joint_lambdas(spec: Spectrum, gen: Generators, down: Downstream, n: int, *, tune_generators: bool = True,
-                  method: str = "lbfgs", steps: int = 60) -> Optimum:
+def joint_lambdas(
+    spec: Spectrum,
+    gen: Generators,
+    down: Downstream,
+    n: int,
+    *,
+    tune_generators: bool = True,
+    method: str = "lbfgs",
+    steps: int = 60,
+) -> Optimum:
     """Per-generation generator lambdas lam_1..lam_n and the downstream lambda minimising the predicted error at
     generation n (ridge generators, deterministic equivalent). tune_generators=False keeps gen.lam and tunes the
     downstream lambda only (the baseline this is compared with). Starts from gen.lam and down.lam (> 0)."""
@@ -151,8 +162,18 @@ def joint_lambdas_problem(spec, gen, down, n, tune_generators=True):
 
 
 @float64
-def schedule(spec: Spectrum, gen: Generators, down: Downstream, n, T_range, *, points: int = 12,
-             method: str = "lbfgs", steps: int = 80, start=(1.0, 0.5)) -> Optimum:
+def schedule(
+    spec: Spectrum,
+    gen: Generators,
+    down: Downstream,
+    n,
+    T_range,
+    *,
+    points: int = 12,
+    method: str = "lbfgs",
+    steps: int = 80,
+    start=(1.0, 0.5),
+) -> Optimum:
     """(c, ell) of lambda = c T^-ell minimising the mean over n (a list) and over `points` log-spaced T in
     T_range of the log predicted error. Compare ell with theory.ell_crit(beta, r)."""
     return _optimum(*schedule_problem(spec, gen, down, n, T_range, points, start), method=method, steps=steps)
@@ -191,8 +212,9 @@ def _downstream_of_ols(spec, down, n):
     def error(c):
         if lam == 0 and down.T >= d + 2:
             return c * d + down.sigma**2 * d / (down.T - d - 1)
-        return ridge.test_error(eig, w0, moments.Moments(w0[None] ** 2, (w0**2 + c / eig)[None]), float(down.T),
-                                down.sigma, lam)[0]
+        return ridge.test_error(
+            eig, w0, moments.Moments(w0[None] ** 2, (w0**2 + c / eig)[None]), float(down.T), down.sigma, lam
+        )[0]
 
     return error
 
@@ -212,8 +234,9 @@ def _real_error(spec, gen, down, n):
 
 
 @float64
-def real_fractions(spec: Spectrum, gen: Generators, down: Downstream, n: int, budget: float, *,
-                   method: str = "lbfgs", steps: int = 60) -> Optimum:
+def real_fractions(
+    spec: Spectrum, gen: Generators, down: Downstream, n: int, budget: float, *, method: str = "lbfgs", steps: int = 60
+) -> Optimum:
     """Per-generation real fractions pi_1..pi_n with mean `budget` (the same number of real rows as a constant
     pi = budget) minimising the predicted error at generation n: pi = n budget softmax(theta), with a quadratic
     penalty on any pi_k above 1 (evaluated there at 1). OLS generators (T0 >= d + 2), continuous relaxation of
@@ -245,8 +268,9 @@ def real_fraction_error(spec: Spectrum, gen: Generators, down: Downstream, n: in
     return float64(_real_error(spec, gen, down, n))
 
 
-def least_real_fraction(spec: Spectrum, gen: Generators, down: Downstream, n: int, eps: float, *,
-                        spread: bool = False, tol: float = 1e-4) -> float:
+def least_real_fraction(
+    spec: Spectrum, gen: Generators, down: Downstream, n: int, eps: float, *, spread: bool = False, tol: float = 1e-4
+) -> float:
     """The least (mean) real fraction keeping the predicted error at generation n within (1 + eps) of the clean
     error (generation 0): constant pi (spread=False), or the best spread over generations for that budget (True).
     Bisection on the budget (the error falls as it grows); ValueError naming eps when even pi = 1 (every
@@ -260,8 +284,10 @@ def least_real_fraction(spec: Spectrum, gen: Generators, down: Downstream, n: in
     target = (1 + eps) * float(theory.test_error(spec, gen, down, 0))
     best = float(error(jnp.ones(n)))
     if best > target:
-        raise ValueError(f"eps = {eps} is out of reach: with every generation refitted to real data the error at "
-                         f"n = {n} is {best:.4g}, above (1 + eps) x clean = {target:.4g}")
+        raise ValueError(
+            f"eps = {eps} is out of reach: with every generation refitted to real data the error at "
+            f"n = {n} is {best:.4g}, above (1 + eps) x clean = {target:.4g}"
+        )
     if spread:
         to_params, fun, x0 = real_fractions_problem(spec, gen, down, n)  # one objective: compiled once
         value = float64(lambda b: _optimum(to_params, fun, x0, (jnp.asarray(b),), steps=60).value)
@@ -279,13 +305,16 @@ def least_real_fraction(spec: Spectrum, gen: Generators, down: Downstream, n: in
 def _ols_replace(spec, gen, n):
     T = gen.per_generation(n)[0]
     if gen.lam is not None or gen.strategy != "replace" or gen.fixed or np.any(T < spec.d + 2):
-        raise ValueError(f"gen: real-fraction schedules are optimised for OLS generators under replace with fresh "
-                         f"designs and T0 >= d + 2 = {spec.d + 2} (the exact recursion of theory/strategies.md)")
+        raise ValueError(
+            f"gen: real-fraction schedules are optimised for OLS generators under replace with fresh "
+            f"designs and T0 >= d + 2 = {spec.d + 2} (the exact recursion of theory/strategies.md)"
+        )
 
 
 @float64
-def sample_sizes(spec: Spectrum, gen: Generators, down: Downstream, n: int, budget: float, *,
-                 method: str = "lbfgs", steps: int = 80) -> Optimum:
+def sample_sizes(
+    spec: Spectrum, gen: Generators, down: Downstream, n: int, budget: float, *, method: str = "lbfgs", steps: int = 80
+) -> Optimum:
     """Per-generation sample sizes T_1..T_n (continuous) with sum_k T_k = budget minimising the predicted error at
     generation n, OLS generators: T_k = (d + 2) + softmax(theta)_k (budget - n (d + 2)). With noise levels
     sigma_k the optimum is T_k - d - 1 proportional to sigma_k (theory/optimize.md)."""

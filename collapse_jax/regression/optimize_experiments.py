@@ -9,6 +9,7 @@ Kinds, each with [spectrum], [generators], [downstream], [scan] and [simulation]
 * "real_data_budget": the least real fraction keeping the error at generation n within (1 + eps) of the clean
   error, constant and spread over the generations (scan.n, scan.eps); simulated at the optimum.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,8 +25,11 @@ from collapse_jax.regression.simulate import simulate
 from collapse_jax.regression.spectra import Spectrum
 
 KINDS = ("joint_regularisation", "schedule_fit", "real_data_budget")
-SCAN = {"joint_regularisation": {"n"}, "schedule_fit": {"n", "T_range", "T_sim", "points"},
-        "real_data_budget": {"n", "eps"}}
+SCAN = {
+    "joint_regularisation": {"n"},
+    "schedule_fit": {"n", "T_range", "T_sim", "points"},
+    "real_data_budget": {"n", "eps"},
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,8 +70,11 @@ def _joint(exp, progress):
         down_only = optimize.joint_lambdas(exp.spec, exp.gen, exp.down, n, tune_generators=False)
         joint = optimize.joint_lambdas(exp.spec, exp.gen, exp.down, n)
         lams[n] = joint.params["gen.lam"]
-        configs = [(lam_gen, naive_lam), (lam_gen, float(down_only.params["down.lam"])),
-                   (joint.params["gen.lam"], float(joint.params["down.lam"]))]
+        configs = [
+            (lam_gen, naive_lam),
+            (lam_gen, float(down_only.params["down.lam"])),
+            (joint.params["gen.lam"], float(joint.params["down.lam"])),
+        ]
         for i, (lg, ld) in enumerate(configs):
             gen = dataclasses.replace(exp.gen, lam=tuple(np.asarray(lg, float)), T0=exp.gen.T0, sigma0=exp.gen.sigma0)
             down = dataclasses.replace(exp.down, lam=ld)
@@ -77,25 +84,53 @@ def _joint(exp, progress):
     z, rel = (mean - th) / sem, mean / th - 1
     gain_th, gain_sim = 1 - th[2] / th[1], 1 - mean[2] / mean[1]
     # the three rules share each seed's random numbers, so the gain is measured seed by seed (paired)
-    gain_z = np.array([_mean_sem(sim[1, j] - sim[2, j])[0] / _mean_sem(sim[1, j] - sim[2, j])[1]
-                       for j in range(len(ns))])
-    rows = [f"{'n':>3} {'naive':>9} {'down only':>10} {'joint':>9} {'gain theory':>12} {'gain sim':>9} "
-            f"{'gain/s.e. (paired)':>19} {'max |z|':>8} {'max |rel|':>9}  (DE)"]
-    rows += [f"{n:>3} {th[0, j]:>9.4g} {th[1, j]:>10.4g} {th[2, j]:>9.4g} {gain_th[j]:>12.1%} {gain_sim[j]:>9.1%} "
-             f"{gain_z[j]:>19.1f} {np.abs(z[:, j]).max():>8.2f} {np.abs(rel[:, j]).max():>9.1%}" for j, n in enumerate(ns)]
+    gain_z = np.array(
+        [_mean_sem(sim[1, j] - sim[2, j])[0] / _mean_sem(sim[1, j] - sim[2, j])[1] for j in range(len(ns))]
+    )
+    rows = [
+        f"{'n':>3} {'naive':>9} {'down only':>10} {'joint':>9} {'gain theory':>12} {'gain sim':>9} "
+        f"{'gain/s.e. (paired)':>19} {'max |z|':>8} {'max |rel|':>9}  (DE)"
+    ]
+    rows += [
+        f"{n:>3} {th[0, j]:>9.4g} {th[1, j]:>10.4g} {th[2, j]:>9.4g} {gain_th[j]:>12.1%} {gain_sim[j]:>9.1%} "
+        f"{gain_z[j]:>19.1f} {np.abs(z[:, j]).max():>8.2f} {np.abs(rel[:, j]).max():>9.1%}"
+        for j, n in enumerate(ns)
+    ]
     fig, axs = plotting.panels(2, sharey=False)
-    plotting.theory_vs_simulation(np.asarray(ns), th, np.asarray(ns), mean, sem, list(names), xlabel="generation n",
-                                  ylabel="test error at n", title="tuned at each n", logx=False, logy=False,
-                                  legend_title="regularisation", ax=axs[0])
+    plotting.theory_vs_simulation(
+        np.asarray(ns),
+        th,
+        np.asarray(ns),
+        mean,
+        sem,
+        list(names),
+        xlabel="generation n",
+        ylabel="test error at n",
+        title="tuned at each n",
+        logx=False,
+        logy=False,
+        legend_title="regularisation",
+        ax=axs[0],
+    )
     for n in ns:
         axs[1].plot(np.arange(1, n + 1), lams[n], "o-", ms=4, label=f"n = {n}")
-    axs[1].set(yscale="log", xlabel="generation k", ylabel=r"optimal generator $\lambda_k$",
-               title="jointly optimal generator λ")
+    axs[1].set(
+        yscale="log",
+        xlabel="generation k",
+        ylabel=r"optimal generator $\lambda_k$",
+        title="jointly optimal generator λ",
+    )
     axs[1].legend(fontsize=8)
     fig.suptitle(exp.description or "Joint regularisation of generators and downstream")
-    summary = dict(formula="DE", max_abs_z=float(np.abs(z).max()), max_abs_rel_error=float(np.abs(rel).max()),
-                   gain_theory=gain_th.tolist(), gain_simulation=gain_sim.tolist(), gain_z=gain_z.tolist(),
-                   optimal_generator_lambdas={str(n): lams[n].tolist() for n in ns})
+    summary = dict(
+        formula="DE",
+        max_abs_z=float(np.abs(z).max()),
+        max_abs_rel_error=float(np.abs(rel).max()),
+        gain_theory=gain_th.tolist(),
+        gain_simulation=gain_sim.tolist(),
+        gain_z=gain_z.tolist(),
+        optimal_generator_lambdas={str(n): lams[n].tolist() for n in ns},
+    )
     arrays = dict(n=np.asarray(ns), theory_test_error=th, test_error=sim)
     axes = dict(n=["n"], theory_test_error=["rule", "n"], test_error=["rule", "n", "seed"])
     return arrays, axes, rows, summary, fig
@@ -110,20 +145,43 @@ def _schedule(exp, progress):
         raise ValueError("schedule_fit needs a power-law [spectrum] (beta, r), to compare ell with ell_crit")
     ell_crit = float(theory.ell_crit(beta, r))
     fine = np.geomspace(*T_range, 30).round().astype(int)
-    rows = [f"ell_crit = {ell_crit:.3f}", f"{'n':>3} {'c*':>8} {'ell*':>7} {'mean log err*':>14} "
-            f"{'at ell_crit':>12} {'gain theory':>12} {'gain sim':>9} {'max |z|':>8} {'max |rel|':>9}  (DE)"]
+    rows = [
+        f"ell_crit = {ell_crit:.3f}",
+        f"{'n':>3} {'c*':>8} {'ell*':>7} {'mean log err*':>14} "
+        f"{'at ell_crit':>12} {'gain theory':>12} {'gain sim':>9} {'max |z|':>8} {'max |rel|':>9}  (DE)",
+    ]
     lines, marks, summary = [], [], dict(formula="DE", ell_crit=ell_crit, fits=[])
     sims = np.zeros((len(ns), 2, len(T_sim), exp.seeds))
     for j, n in enumerate(ns):
         fit = optimize.schedule(exp.spec, exp.gen, exp.down, [n], T_range, points=int(exp.scan.get("points", 12)))
         c, ell = float(fit.params["c"]), float(fit.params["ell"])
         rules = [(c, ell), (1.0, ell_crit)]
-        th = np.array([[float(theory.test_error(exp.spec, exp.gen, dataclasses.replace(exp.down, T=int(T),
-                                                                                         lam=cc * T**-ll), n))
-                        for T in fine] for cc, ll in rules])
-        th_sim = np.array([[float(theory.test_error(exp.spec, exp.gen, dataclasses.replace(exp.down, T=int(T),
-                                                                                             lam=cc * T**-ll), n))
-                            for T in T_sim] for cc, ll in rules])
+        th = np.array(
+            [
+                [
+                    float(
+                        theory.test_error(
+                            exp.spec, exp.gen, dataclasses.replace(exp.down, T=int(T), lam=cc * T**-ll), n
+                        )
+                    )
+                    for T in fine
+                ]
+                for cc, ll in rules
+            ]
+        )
+        th_sim = np.array(
+            [
+                [
+                    float(
+                        theory.test_error(
+                            exp.spec, exp.gen, dataclasses.replace(exp.down, T=int(T), lam=cc * T**-ll), n
+                        )
+                    )
+                    for T in T_sim
+                ]
+                for cc, ll in rules
+            ]
+        )
         for i, (cc, ll) in enumerate(rules):
             for k, T in enumerate(T_sim):
                 down = dataclasses.replace(exp.down, T=int(T), lam=cc * T**-ll)
@@ -132,19 +190,38 @@ def _schedule(exp, progress):
         z, rel = (mean - th_sim) / sem, mean / th_sim - 1
         gain_th = 1 - np.exp(np.mean(np.log(th[0])) - np.mean(np.log(th[1])))
         gain_sim = 1 - np.exp(np.mean(np.log(mean[0])) - np.mean(np.log(mean[1])))
-        rows.append(f"{n:>3} {c:>8.3g} {ell:>7.3f} {fit.value:>14.4f} {np.mean(np.log(th[1])):>12.4f} "
-                    f"{gain_th:>12.1%} {gain_sim:>9.1%} {np.abs(z).max():>8.2f} {np.abs(rel).max():>9.1%}")
-        summary["fits"].append(dict(n=n, c=c, ell=ell, gain_theory=float(gain_th), gain_simulation=float(gain_sim),
-                                    max_abs_z=float(np.abs(z).max()), max_abs_rel_error=float(np.abs(rel).max())))
+        rows.append(
+            f"{n:>3} {c:>8.3g} {ell:>7.3f} {fit.value:>14.4f} {np.mean(np.log(th[1])):>12.4f} "
+            f"{gain_th:>12.1%} {gain_sim:>9.1%} {np.abs(z).max():>8.2f} {np.abs(rel).max():>9.1%}"
+        )
+        summary["fits"].append(
+            dict(
+                n=n,
+                c=c,
+                ell=ell,
+                gain_theory=float(gain_th),
+                gain_simulation=float(gain_sim),
+                max_abs_z=float(np.abs(z).max()),
+                max_abs_rel_error=float(np.abs(rel).max()),
+            )
+        )
         lines.append(th)
         marks.append((mean, sem))
     fig, axs = plotting.panels(len(ns), sharey=False)
     for j, (n, ax) in enumerate(zip(ns, axs)):
         f = summary["fits"][j]
-        plotting.theory_vs_simulation(fine, lines[j], T_sim, *marks[j],
-                                      [f"best: {f['c']:.2g} T^-{f['ell']:.2f}", f"T^-ℓcrit (ℓcrit = {ell_crit:.2f})"],
-                                      xlabel="downstream sample size T", ylabel="test error", title=f"n = {n}",
-                                      legend_title="λ schedule", ax=ax)
+        plotting.theory_vs_simulation(
+            fine,
+            lines[j],
+            T_sim,
+            *marks[j],
+            [f"best: {f['c']:.2g} T^-{f['ell']:.2f}", f"T^-ℓcrit (ℓcrit = {ell_crit:.2f})"],
+            xlabel="downstream sample size T",
+            ylabel="test error",
+            title=f"n = {n}",
+            legend_title="λ schedule",
+            ax=ax,
+        )
     fig.suptitle(exp.description or "Best power-law λ schedule against ℓcrit")
     summary["max_abs_z"] = max(f["max_abs_z"] for f in summary["fits"])
     summary["max_abs_rel_error"] = max(f["max_abs_rel_error"] for f in summary["fits"])
@@ -160,29 +237,39 @@ def _budget(exp, progress):
     least = np.zeros((len(eps), 2, len(ns)))  # (eps, constant/spread, n)
     sim = np.zeros((len(eps), 2, len(ns), exp.seeds))
     th = np.zeros((len(eps), 2, len(ns)))
-    rows = [f"clean error {clean:.4g}; the error at n must stay below (1 + eps) x clean (exact theory, OLS)",
-            f"{'eps':>5} {'n':>3} {'least pi (constant)':>20} {'(spread)':>9} {'sim/clean const':>16} "
-            f"{'sim/clean spread':>17} {'|z| const':>10} {'|z| spread':>11}  (|z| against the exact theory at the optimum)"]
+    rows = [
+        f"clean error {clean:.4g}; the error at n must stay below (1 + eps) x clean (exact theory, OLS)",
+        f"{'eps':>5} {'n':>3} {'least pi (constant)':>20} {'(spread)':>9} {'sim/clean const':>16} "
+        f"{'sim/clean spread':>17} {'|z| const':>10} {'|z| spread':>11}  (|z| against the exact theory at the optimum)",
+    ]
     zs = []
     for a, e in enumerate(eps):
         for j, n in enumerate(ns):
             for b, spread in enumerate((False, True)):
                 least[a, b, j] = optimize.least_real_fraction(exp.spec, exp.gen, exp.down, n, e, spread=spread)
-                pi = least[a, b, j] if not spread or least[a, b, j] == 0 else \
-                    optimize.real_fractions(exp.spec, exp.gen, exp.down, n, least[a, b, j]).params["real_fraction"]
+                pi = (
+                    least[a, b, j]
+                    if not spread or least[a, b, j] == 0
+                    else optimize.real_fractions(exp.spec, exp.gen, exp.down, n, least[a, b, j]).params["real_fraction"]
+                )
                 pi = np.clip(np.broadcast_to(pi, (n,)), 0.0, 1.0)
-                gen = dataclasses.replace(exp.gen, T0=(exp.gen.T0,) * n if isinstance(exp.gen.T0, int) else exp.gen.T0,
-                                          real_fraction=tuple(pi.tolist()))
+                gen = dataclasses.replace(
+                    exp.gen,
+                    T0=(exp.gen.T0,) * n if isinstance(exp.gen.T0, int) else exp.gen.T0,
+                    real_fraction=tuple(pi.tolist()),
+                )
                 sim[a, b, j] = simulate(exp.spec, gen, exp.down, n, exp.seeds, exp.key + j).test_error[:, n]
                 th[a, b, j] = float(theory.test_error(exp.spec, gen, exp.down, n))  # exact, rows rounded as simulated
             mean, sem = _mean_sem(sim[a, :, j], axis=1)
             z = (mean - th[a, :, j]) / sem
             zs += list(np.abs(z))
-            rows.append(f"{e:>5} {n:>3} {least[a, 0, j]:>20.4f} {least[a, 1, j]:>9.4f} {mean[0] / clean:>16.3f} "
-                        f"{mean[1] / clean:>17.3f} {abs(z[0]):>10.2f} {abs(z[1]):>11.2f}")
+            rows.append(
+                f"{e:>5} {n:>3} {least[a, 0, j]:>20.4f} {least[a, 1, j]:>9.4f} {mean[0] / clean:>16.3f} "
+                f"{mean[1] / clean:>17.3f} {abs(z[0]):>10.2f} {abs(z[1]):>11.2f}"
+            )
     fig, axs = plotting.panels(2, sharey=False)
     for a, e in enumerate(eps):
-        line, = axs[0].plot(ns, least[a, 0], "o-", label=f"ε = {e}: constant π")
+        (line,) = axs[0].plot(ns, least[a, 0], "o-", label=f"ε = {e}: constant π")
         axs[0].plot(ns, least[a, 1], "s--", color=line.get_color(), mfc="white", label=f"ε = {e}: spread")
         mean, sem = _mean_sem(sim[a], axis=2)
         for b, fmt in ((0, "o"), (1, "s")):
@@ -190,13 +277,25 @@ def _budget(exp, progress):
         axs[1].axhline(1 + e, color=line.get_color(), lw=1)
     axs[0].set(xlabel="generation n", ylabel="least mean real fraction", title="real data needed")
     axs[0].legend(fontsize=8)
-    axs[1].set(xlabel="generation n", ylabel="simulated error / clean error",
-               title="simulation at the optimum (line: 1 + ε)")
+    axs[1].set(
+        xlabel="generation n", ylabel="simulated error / clean error", title="simulation at the optimum (line: 1 + ε)"
+    )
     fig.suptitle(exp.description or "The least real data that keeps the error near the clean error")
-    summary = dict(formula="exact", max_abs_z=float(max(zs)), clean=clean, least_constant=least[:, 0].tolist(),
-                   least_spread=least[:, 1].tolist())
-    arrays = dict(n=np.asarray(ns), eps=np.asarray(eps), least_real_fraction=least, test_error=sim,
-                  theory_test_error=th)
-    axes = dict(n=["n"], eps=["eps"], least_real_fraction=["eps", "layout", "n"],
-                test_error=["eps", "layout", "n", "seed"], theory_test_error=["eps", "layout", "n"])
+    summary = dict(
+        formula="exact",
+        max_abs_z=float(max(zs)),
+        clean=clean,
+        least_constant=least[:, 0].tolist(),
+        least_spread=least[:, 1].tolist(),
+    )
+    arrays = dict(
+        n=np.asarray(ns), eps=np.asarray(eps), least_real_fraction=least, test_error=sim, theory_test_error=th
+    )
+    axes = dict(
+        n=["n"],
+        eps=["eps"],
+        least_real_fraction=["eps", "layout", "n"],
+        test_error=["eps", "layout", "n", "seed"],
+        theory_test_error=["eps", "layout", "n"],
+    )
     return arrays, axes, rows, summary, fig

@@ -3,6 +3,7 @@
 Sizes (T0, T) and structural choices (fixed design, ridge or not) are static fields: they fix array shapes
 and code paths. Noise levels and lambda are data, so one compiled function serves a grid of them via vmap.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -70,14 +71,17 @@ class Generators:
             raise ValueError(f"fixed must be True or False, got {self.fixed!r}")
         checks.choice("strategy", self.strategy, STRATEGIES)
         if self.fixed and self.strategy == "accumulate_subsample":
-            raise ValueError("strategy='accumulate_subsample' needs fresh rows each generation (fixed=False): a "
-                             "subsample of one relabelled design is not a growing pool")
+            raise ValueError(
+                "strategy='accumulate_subsample' needs fresh rows each generation (fixed=False): a "
+                "subsample of one relabelled design is not a growing pool"
+            )
         if self.fixed and len(set(self.T0_tuple)) > 1:
             raise ValueError(f"T0 must be constant with fixed=True (one design for all generations), got {self.T0}")
         lengths = {len(v) for v in self._sequences() if _is_sequence(v)}
         if len(lengths) > 1:
-            raise ValueError("T0, sigma0, lam and real_fraction sequences must have the same length, got lengths "
-                             f"{sorted(lengths)}")
+            raise ValueError(
+                f"T0, sigma0, lam and real_fraction sequences must have the same length, got lengths {sorted(lengths)}"
+            )
 
     def _sequences(self):
         return (self.T0, self.sigma0, self.lam, self.real_fraction)
@@ -166,7 +170,6 @@ class Downstream:
         if self.synthetic_fraction is None:
             return float(self.T)
         return jax.numpy.round(jax.numpy.asarray(self.synthetic_fraction) * self.T)
-
 
     def resolved(self, generations: int) -> "Downstream":
         """This config with lam as a number or an array of one lambda per n = 0..generations."""

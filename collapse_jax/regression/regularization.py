@@ -13,6 +13,7 @@ Example:
     >>> round(float(lam0), 3)  # sigma^2 phi / signal = 0.4 (MATH §1.4)
     0.4
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,9 +22,9 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from collapse_jax.engine.checks import Instance, Int, Optional, Real, checked
 
 from collapse_jax.engine import checks
+from collapse_jax.engine.checks import Instance, Int, Optional, Real, checked
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
 from collapse_jax.regression.theory import moments, ridge
@@ -36,9 +37,14 @@ _NEWTON = 12
 
 
 @float64
-@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream),
-         n=Int(0, checks.MAX_GENERATIONS, many=True), T=Optional(Real(lo=0.0, lo_open=True)),
-         bounds=Real(lo=0.0, lo_open=True, ndim=(1,)))
+@checked(
+    spec=Instance(Spectrum),
+    gen=Instance(Generators),
+    down=Instance(Downstream),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
+    T=Optional(Real(lo=0.0, lo_open=True)),
+    bounds=Real(lo=0.0, lo_open=True, ndim=(1,)),
+)
 def optimal_lambda(spec: Spectrum, gen: Generators, down: Downstream, n, T=None, bounds=(1e-9, 1e4)):
     """The lambda minimising the predicted downstream test error after n generations.
 
@@ -68,8 +74,17 @@ def optimal_lambda(spec: Spectrum, gen: Generators, down: Downstream, n, T=None,
     w0 = jnp.asarray(spec.w0, jnp.float64)
     sigma = jnp.asarray(down.sigma, jnp.float64)
     p = down.synthetic_fraction  # a real/synthetic mixture: its own deterministic equivalent
-    out = _argmin(eig, w0, mom, T_flat, sigma, np.log(bounds[0]), np.log(bounds[1]), p is None,
-                  jnp.asarray(1.0 if p is None else p, jnp.float64))
+    out = _argmin(
+        eig,
+        w0,
+        mom,
+        T_flat,
+        sigma,
+        np.log(bounds[0]),
+        np.log(bounds[1]),
+        p is None,
+        jnp.asarray(1.0 if p is None else p, jnp.float64),
+    )
     return out.reshape(shape)
 
 

@@ -10,6 +10,7 @@ distribution:
   numbers whatever T is, but it needs T >= d. For OLS the error is exactly multivariate t (`ols_step`): d
   normals and one chi-square per fit.
 """
+
 from __future__ import annotations
 
 import jax

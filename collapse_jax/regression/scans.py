@@ -3,6 +3,7 @@
 Each scan returns (arrays, axes, rows): arrays for `io.save`, their axis names, and one printable row per
 curve (largest |z|, relative error, and for T-scans the fitted log-log slopes beside the predicted exponent).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,8 +23,17 @@ def _say(progress):
     return (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
 
 
-def lambda_scan(spec: Spectrum, gen: Generators, down: Downstream, lams, generations: int, seeds: int, key: int,
-                sampler: str = "auto", progress: bool = True):
+def lambda_scan(
+    spec: Spectrum,
+    gen: Generators,
+    down: Downstream,
+    lams,
+    generations: int,
+    seeds: int,
+    key: int,
+    sampler: str = "auto",
+    progress: bool = True,
+):
     """Error for every (lambda, n): simulation (lam, seed, n) and theory (lam, n)."""
     say, t0, sims = _say(progress), time.perf_counter(), []
     for i, lam in enumerate(lams):
@@ -32,12 +42,22 @@ def lambda_scan(spec: Spectrum, gen: Generators, down: Downstream, lams, generat
         sims.append(res)
         say(f"  lambda {i + 1}/{len(lams)} = {lam:.3g}: {time.perf_counter() - t0:.1f}s")
     th = theory_over_lambda(spec, gen, down, lams, np.arange(generations + 1))
-    arrays = dict(test_error=np.stack([r.test_error for r in sims]),
-                  generator_error=np.stack([r.generator_error for r in sims]),
-                  theory_test_error=th.test_error, theory_generator_error=th.generator_error,
-                  lam=np.asarray(lams), n=np.arange(generations + 1))
-    axes = dict(test_error=["lam", "seed", "n"], generator_error=["lam", "seed", "n"],
-                theory_test_error=["lam", "n"], theory_generator_error=["lam", "n"], lam=["lam"], n=["n"])
+    arrays = dict(
+        test_error=np.stack([r.test_error for r in sims]),
+        generator_error=np.stack([r.generator_error for r in sims]),
+        theory_test_error=th.test_error,
+        theory_generator_error=th.generator_error,
+        lam=np.asarray(lams),
+        n=np.arange(generations + 1),
+    )
+    axes = dict(
+        test_error=["lam", "seed", "n"],
+        generator_error=["lam", "seed", "n"],
+        theory_test_error=["lam", "n"],
+        theory_generator_error=["lam", "n"],
+        lam=["lam"],
+        n=["n"],
+    )
     return arrays, axes, sims[0].config
 
 
@@ -63,8 +83,9 @@ def schedule(rule, spec, gen, down, beta=None, r=None):
                 raise ValueError("lambda rule 'crit' needs a power-law spectrum (spectrum.beta and spectrum.r)")
             ell = float(theory.ell_crit(beta, r))
         return regularization.power_law(float(c), float(ell))
-    raise ValueError(f"scan.rules entries must be a number, 'crit', 'naive', 'adaptive' or "
-                     f"{{power_law = [c, ell]}}, got {rule!r}")
+    raise ValueError(
+        f"scan.rules entries must be a number, 'crit', 'naive', 'adaptive' or {{power_law = [c, ell]}}, got {rule!r}"
+    )
 
 
 def predicted_exponent(rule, beta, r, noisy: bool):
@@ -88,8 +109,7 @@ def rule_label(rule) -> str:
     return named.get(rule, f"λ = {rule}")
 
 
-def T_scan(spec, gen, down, Ts, rules, generations, seeds, key, sampler="auto", beta=None, r=None,
-           progress=True):
+def T_scan(spec, gen, down, Ts, rules, generations, seeds, key, sampler="auto", beta=None, r=None, progress=True):
     """Error against T for each lambda rule: simulation (rule, T, seed, n), theory and lambda (rule, T, n)."""
     say, t0 = _say(progress), time.perf_counter()
     test, theo, lam_used = [], [], []
@@ -106,10 +126,22 @@ def T_scan(spec, gen, down, Ts, rules, generations, seeds, key, sampler="auto", 
         test.append(np.stack([p[0] for p in per_T]))
         theo.append(np.stack([p[1] for p in per_T]))
         lam_used.append(np.stack([p[2] for p in per_T]))
-    arrays = dict(test_error=np.stack(test), theory_test_error=np.stack(theo), lam=np.stack(lam_used),
-                  T=np.asarray(Ts), n=np.arange(generations + 1), rule=np.arange(len(rules)))
-    axes = dict(test_error=["rule", "T", "seed", "n"], theory_test_error=["rule", "T", "n"],
-                lam=["rule", "T", "n"], T=["T"], n=["n"], rule=["rule"])
+    arrays = dict(
+        test_error=np.stack(test),
+        theory_test_error=np.stack(theo),
+        lam=np.stack(lam_used),
+        T=np.asarray(Ts),
+        n=np.arange(generations + 1),
+        rule=np.arange(len(rules)),
+    )
+    axes = dict(
+        test_error=["rule", "T", "seed", "n"],
+        theory_test_error=["rule", "T", "n"],
+        lam=["rule", "T", "n"],
+        T=["T"],
+        n=["n"],
+        rule=["rule"],
+    )
     return arrays, axes
 
 
@@ -127,8 +159,9 @@ def loglog_slope(x, y) -> float:
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
-def optimal_lambda_scan(spec, gen, down, Ts, ns, seeds, key, span=2.0, points=7, sampler="auto",
-                        progress=True, bootstrap=200):
+def optimal_lambda_scan(
+    spec, gen, down, Ts, ns, seeds, key, span=2.0, points=7, sampler="auto", progress=True, bootstrap=200
+):
     """lambda*(T, n): theory (T, n) and the argmin of the simulated error on a lambda grid around it.
 
     For each (T, n) a local geometric grid lambda*(T, n) * span^[-1..1] (`points` values) is simulated, all
@@ -147,8 +180,14 @@ def optimal_lambda_scan(spec, gen, down, Ts, ns, seeds, key, span=2.0, points=7,
     for i, T in enumerate(Ts):
         d = dataclasses.replace(down, T=int(T))
         grid = np.outer(lam_theory[i], offsets)  # (n, points)
-        errs = np.stack([simulate(spec, gen, dataclasses.replace(d, lam=float(lam)), generations, seeds, key,
-                                  sampler=sampler).test_error for lam in grid.ravel()])
+        errs = np.stack(
+            [
+                simulate(
+                    spec, gen, dataclasses.replace(d, lam=float(lam)), generations, seeds, key, sampler=sampler
+                ).test_error
+                for lam in grid.ravel()
+            ]
+        )
         errs = errs.reshape(grid.shape + errs.shape[1:])  # (n, points, seed, generation)
         for j, n in enumerate(ns):
             e = errs[j, :, :, n]
@@ -158,10 +197,22 @@ def optimal_lambda_scan(spec, gen, down, Ts, ns, seeds, key, span=2.0, points=7,
             boots = [_parabola_argmin(grid[j], e[:, rng.integers(0, seeds, seeds)].mean(1)) for _ in range(bootstrap)]
             lam_sem[i, j] = np.std(np.log(boots))  # standard error of log lambda*
         say(f"  T = {T}: {time.perf_counter() - t0:.1f}s")
-    arrays = dict(lam_theory=lam_theory, lam_theory_grid=lam_grid_th, lam_sim=lam_sim, log_lam_sim_sem=lam_sem,
-                  T=np.asarray(Ts), n=ns)
-    axes = dict(lam_theory=["T", "n"], lam_theory_grid=["T", "n"], lam_sim=["T", "n"], log_lam_sim_sem=["T", "n"],
-                T=["T"], n=["n"])
+    arrays = dict(
+        lam_theory=lam_theory,
+        lam_theory_grid=lam_grid_th,
+        lam_sim=lam_sim,
+        log_lam_sim_sem=lam_sem,
+        T=np.asarray(Ts),
+        n=ns,
+    )
+    axes = dict(
+        lam_theory=["T", "n"],
+        lam_theory_grid=["T", "n"],
+        lam_sim=["T", "n"],
+        log_lam_sim_sem=["T", "n"],
+        T=["T"],
+        n=["n"],
+    )
     return arrays, axes
 
 

@@ -3,6 +3,7 @@
 Seed i always uses the key fold_in(root, i), so a seed's numbers do not depend on the chunk size, the number
 of devices or which slice of seeds a process runs.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,9 +13,16 @@ import jax
 import numpy as np
 
 from collapse_jax.engine import checks, io
-from collapse_jax.engine.seeds import (chunk_size_for, describe, fits_in_memory, root_key, run_chunks, seed_mean,
-                                       seed_sem)
 from collapse_jax.engine.checks import Instance, Int, Key, OneOf, Optional, checked
+from collapse_jax.engine.seeds import (
+    chunk_size_for,
+    describe,
+    fits_in_memory,
+    root_key,
+    run_chunks,
+    seed_mean,
+    seed_sem,
+)
 from collapse_jax.regression.chain import Metrics, resolve_sampler, run_chain, working_rows
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
@@ -49,8 +57,10 @@ class Result:
     def _variables(self):
         seeds, n = self.test_error.shape
         first = self.config.get("seed_offset", 0)
-        return ({k: (("seed", "n"), v) for k, v in self.metrics._asdict().items()},
-                dict(seed=np.arange(first, first + seeds), n=np.arange(n)))
+        return (
+            {k: (("seed", "n"), v) for k, v in self.metrics._asdict().items()},
+            dict(seed=np.arange(first, first + seeds), n=np.arange(n)),
+        )
 
     def to_xarray(self):
         """The metrics as an xarray.Dataset with dimensions (seed, n) (needs the `analysis` extra)."""
@@ -93,10 +103,18 @@ def seed_batch(root, seed_ids, spec, gen, down, generations, sampler):
 _chunk = jax.jit(seed_batch, static_argnames=("generations", "sampler"))
 
 
-@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream),
-         generations=Int(0, checks.MAX_GENERATIONS), seeds=Int(1), key=Key(),
-         sampler=OneOf("auto", "direct", "suffstats"), chunk_size=Optional(Int(1)), seed_offset=Int(0),
-         progress=OneOf(True, False))
+@checked(
+    spec=Instance(Spectrum),
+    gen=Instance(Generators),
+    down=Instance(Downstream),
+    generations=Int(0, checks.MAX_GENERATIONS),
+    seeds=Int(1),
+    key=Key(),
+    sampler=OneOf("auto", "direct", "suffstats"),
+    chunk_size=Optional(Int(1)),
+    seed_offset=Int(0),
+    progress=OneOf(True, False),
+)
 def simulate(
     spec: Spectrum,
     gen: Generators,
@@ -137,17 +155,25 @@ def simulate(
     sampler_used = resolve_sampler(sampler, d, gen, down)
     gen.per_generation(generations)  # checks generations against a per-generation config
     down = down.resolved(generations)  # a lambda schedule becomes one lambda per generation
-    chunk = chunk_size_for(seeds, chunk_size, default_chunk(d, working_rows(gen, down, generations),
-                                                                  generations=generations))
+    chunk = chunk_size_for(
+        seeds, chunk_size, default_chunk(d, working_rows(gen, down, generations), generations=generations)
+    )
 
     root = root_key(key)
     call = lambda ids: _chunk(root, ids, spec, gen, down, generations, sampler)  # noqa: E731
     metrics = Metrics(*run_chunks(call, seeds, chunk, seed_offset, progress))
     config = dict(
-        spectrum=dict(d=d), generators=describe(gen), downstream=describe(down), generations=generations,
-        seeds=seeds, seed_offset=seed_offset, key=key if isinstance(key, int) else "custom",
-        sampler=sampler, sampler_used=dict(generators=sampler_used[0], downstream=sampler_used[1]),
-        chunk_size=chunk, devices=jax.local_device_count(), x64=bool(jax.config.jax_enable_x64),
+        spectrum=dict(d=d),
+        generators=describe(gen),
+        downstream=describe(down),
+        generations=generations,
+        seeds=seeds,
+        seed_offset=seed_offset,
+        key=key if isinstance(key, int) else "custom",
+        sampler=sampler,
+        sampler_used=dict(generators=sampler_used[0], downstream=sampler_used[1]),
+        chunk_size=chunk,
+        devices=jax.local_device_count(),
+        x64=bool(jax.config.jax_enable_x64),
     )
     return Result(*metrics, config=config)
-

@@ -3,6 +3,7 @@
 By rotation invariance of Gaussian features, Sigma = diag(eigenvalues) loses no generality; every simulation
 and formula in the lab works in this basis.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -86,11 +87,14 @@ class Spectrum:
         eigenvalues = j**-beta
         energy = j ** -(1.0 + 2.0 * beta * r)  # lambda_j w0_j^2 before normalisation
         if not (eigenvalues[-1] > 0 and energy[0] / energy.sum() > 0 and np.all(np.isfinite(energy))):
-            raise ValueError(f"beta = {beta} and r = {r} at d = {d}: j^-beta or j^-(1 + 2 beta r) underflows "
-                             "float64; take smaller exponents or a smaller d")
+            raise ValueError(
+                f"beta = {beta} and r = {r} at d = {d}: j^-beta or j^-(1 + 2 beta r) underflows "
+                "float64; take smaller exponents or a smaller d"
+            )
         energy *= signal / energy.sum()
-        return cls(eigenvalues, np.sqrt(energy / eigenvalues))._made_by(kind="power_law", d=d, beta=beta, r=r,
-                                                                        signal=signal)
+        return cls(eigenvalues, np.sqrt(energy / eigenvalues))._made_by(
+            kind="power_law", d=d, beta=beta, r=r, signal=signal
+        )
 
     @classmethod
     def stack(cls, spectra, dtype) -> "Spectrum":
@@ -111,7 +115,11 @@ class Spectrum:
         "custom" (eigenvalues, w0)."""
         cfg = dict(cfg)
         kind = cfg.pop("kind", "isotropic")
-        keys = {"isotropic": {"d", "signal"}, "power_law": {"d", "beta", "r", "signal"}, "custom": {"eigenvalues", "w0"}}
+        keys = {
+            "isotropic": {"d", "signal"},
+            "power_law": {"d", "beta", "r", "signal"},
+            "custom": {"eigenvalues", "w0"},
+        }
         if kind not in keys:
             raise ValueError(f"spectrum.kind must be 'isotropic', 'power_law' or 'custom', got {kind!r}")
         checks.sections(cfg, keys[kind], f"[spectrum] (kind = {kind!r})")

@@ -11,14 +11,15 @@
 Each builder returns (init, step): init(key, sqrt_eig) -> state; step(state, key, w, w0, sqrt_eig, T, s, lam,
 n_real) -> (w, state), with T, s, lam, n_real the generation's size, noise, ridge lambda and real-row count.
 """
+
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import cho_factor, cho_solve
 
-from collapse_jax.regression import samplers
 from collapse_jax.engine.rng import subset
+from collapse_jax.regression import samplers
 
 
 def accumulate(d: int, T0: tuple[int, ...], fixed: bool, sampler: str, mixes_real: bool):
@@ -75,8 +76,10 @@ def accumulate(d: int, T0: tuple[int, ...], fixed: bool, sampler: str, mixes_rea
                 buf = (Z, buf[1] + y)
             else:
                 start = jnp.minimum(N, kept - rows).astype(jnp.int32)  # past d rows the buffer is no longer read
-                buf = (jax.lax.dynamic_update_slice(buf[0], Z, (start, jnp.zeros((), jnp.int32))),
-                       jax.lax.dynamic_update_slice(buf[1], y, (start,)))
+                buf = (
+                    jax.lax.dynamic_update_slice(buf[0], Z, (start, jnp.zeros((), jnp.int32))),
+                    jax.lax.dynamic_update_slice(buf[1], y, (start,)),
+                )
         W, beta, N = W + Wk, beta + bk, N + T
         # ridge in whitened coordinates: (W/N + lam Sigma^-1) u = beta/N, w = Sigma^-1/2 u (lam = 0: OLS)
         u = cho_solve(cho_factor(W / N + jnp.diag(lam / sqrt_eig**2), lower=True), beta / N)

@@ -23,6 +23,7 @@ Example:
     >>> res.test_error.shape, res.axes
     ((3, 2, 16, 3), ('down.lam', 'gen.sigma0', 'seed', 'n'))
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,9 +48,11 @@ from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.simulate import DEFAULT_MEMORY, default_chunk, seed_batch
 from collapse_jax.regression.spectra import Spectrum
 
-FIELDS = {"spec": ("d", "beta", "r", "signal"),
-          "gen": ("T0", "sigma0", "lam", "fixed", "strategy", "real_fraction"),
-          "down": ("T", "sigma", "lam", "synthetic_fraction")}
+FIELDS = {
+    "spec": ("d", "beta", "r", "signal"),
+    "gen": ("T0", "sigma0", "lam", "fixed", "strategy", "real_fraction"),
+    "down": ("T", "sigma", "lam", "synthetic_fraction"),
+}
 STATIC = {"spec.d", "gen.T0", "gen.fixed", "gen.strategy", "down.T"}
 
 
@@ -102,8 +105,7 @@ class SweepResult:
         for kind in ("exact", "DE"):
             mask = self.formula == kind
             if mask.any() and np.isfinite(z[mask]).any():
-                out.append(theory.agreement(kind, float(np.nanmax(z[mask])), float(np.nanmax(rel[mask])),
-                                            self.d)[1])
+                out.append(theory.agreement(kind, float(np.nanmax(z[mask])), float(np.nanmax(rel[mask])), self.d)[1])
         return out
 
     def zscore(self) -> Metrics:
@@ -113,10 +115,24 @@ class SweepResult:
             return Metrics(*((m - t) / s for m, s, t in zip(self.mean(), self.sem(), theory_)))
 
 
-def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generations: int, seeds: int, key=0, *,
-          out: str | Path, sampler: str = "auto", chunk_size: int | None = None, max_memory: int = DEFAULT_MEMORY,
-          shard: tuple[int, int] | None = None, wait: float = 3600.0, progress: bool = True,
-          _fail_after: int | None = None):
+def sweep(
+    spec: Spectrum,
+    gen: Generators,
+    down: Downstream,
+    grid: dict,
+    generations: int,
+    seeds: int,
+    key=0,
+    *,
+    out: str | Path,
+    sampler: str = "auto",
+    chunk_size: int | None = None,
+    max_memory: int = DEFAULT_MEMORY,
+    shard: tuple[int, int] | None = None,
+    wait: float = 3600.0,
+    progress: bool = True,
+    _fail_after: int | None = None,
+):
     """Run (or resume) a sweep; returns a SweepResult when every chunk is on disk, else None (other shards).
 
     Args:
@@ -138,24 +154,34 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
     static_names = [n for n in names if n in STATIC]
     data_names = [n for n in names if n not in STATIC]
     n_data = int(np.prod([len(values[n]) for n in data_names], dtype=int))
-    rows = max([max(gen.T0_tuple), down.T] + [max(np.atleast_1d(values[n])) for n in static_names
-                                              if n in ("gen.T0", "down.T")])
+    rows = max(
+        [max(gen.T0_tuple), down.T] + [max(np.atleast_1d(values[n])) for n in static_names if n in ("gen.T0", "down.T")]
+    )
     if "accumulate_subsample" in [gen.strategy] + values.get("gen.strategy", []):
         rows *= generations + 1  # a pool of every generation's rows
     d_max = max([spec.d] + values.get("spec.d", []))
-    chunk = chunk_size_for(seeds, chunk_size, default_chunk(d_max, int(rows), max(1, max_memory // n_data),
-                                                                 generations))
+    chunk = chunk_size_for(
+        seeds, chunk_size, default_chunk(d_max, int(rows), max(1, max_memory // n_data), generations)
+    )
     n_chunks = math.ceil(seeds / chunk)
 
     checks.choice("sampler", sampler, ("auto", "direct", "suffstats"))  # before anything is written
 
     out = Path(out)
     manifest = dict(
-        spectrum=dict(eigenvalues=np.asarray(spec.eigenvalues).tolist(), w0=np.asarray(spec.w0).tolist(),
-                      recipe=spec.recipe),
-        generators=describe(gen), downstream=describe(down), axes=names,
-        grid={n: np.asarray(values[n]).tolist() for n in names}, generations=generations, seeds=seeds, key=key,
-        sampler=sampler, chunk_size=chunk, x64=bool(jax.config.jax_enable_x64),
+        spectrum=dict(
+            eigenvalues=np.asarray(spec.eigenvalues).tolist(), w0=np.asarray(spec.w0).tolist(), recipe=spec.recipe
+        ),
+        generators=describe(gen),
+        downstream=describe(down),
+        axes=names,
+        grid={n: np.asarray(values[n]).tolist() for n in names},
+        generations=generations,
+        seeds=seeds,
+        key=key,
+        sampler=sampler,
+        chunk_size=chunk,
+        x64=bool(jax.config.jax_enable_x64),
     )
     store.claim(out, manifest)
 
@@ -166,8 +192,10 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
     shape_of = lambda c: (n_data, min(chunk, seeds - c * chunk), generations + 1)  # noqa: E731
     done = lambda j: store.read_chunk(out, *j, shape_of(j[1]), Metrics._fields, say) is not None  # noqa: E731
     todo = [j for j in mine if not done(j)]
-    say(f"[sweep] {out}: {len(names)} axes, {_count(values, names)} points x {seeds} seeds, {len(jobs)} chunks "
-        f"({len(mine) - len(todo)} of this shard's {len(mine)} already on disk)")
+    say(
+        f"[sweep] {out}: {len(names)} axes, {_count(values, names)} points x {seeds} seeds, {len(jobs)} chunks "
+        f"({len(mine) - len(todo)} of this shard's {len(mine)} already on disk)"
+    )
     t0, done_points, written = time.perf_counter(), 0, 0
     root = root_key(key)
     # Each chunk is computed under its own OS file lock, so processes sharing a folder split the work: a first
@@ -186,8 +214,21 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
                     continue
                 if _fail_after is not None and written >= _fail_after:
                     raise RuntimeError(f"injected interruption after {written} chunks")
-                arrays = _compute_chunk(root, spec, gen, down, values, static_names, data_names, s_idx,
-                                        c_idx * chunk, chunk, shape_of(c_idx), generations, sampler)
+                arrays = _compute_chunk(
+                    root,
+                    spec,
+                    gen,
+                    down,
+                    values,
+                    static_names,
+                    data_names,
+                    s_idx,
+                    c_idx * chunk,
+                    chunk,
+                    shape_of(c_idx),
+                    generations,
+                    sampler,
+                )
                 store.write_chunk(out, s_idx, c_idx, arrays)
             finally:
                 lock.release()
@@ -196,8 +237,10 @@ def sweep(spec: Spectrum, gen: Generators, down: Downstream, grid: dict, generat
             done_points += n_data * shape_of(c_idx)[1]
             rate = done_points / (time.perf_counter() - t0)
             left = sum(n_data * shape_of(c)[1] for _, c in todo)
-            say(f"[sweep] chunk {written} (static {s_idx + 1}, seeds {c_idx * chunk}..): {done_points} point-seeds "
-                f"done here, {left} left, {rate:.0f}/s, ETA {left / rate:.0f}s")
+            say(
+                f"[sweep] chunk {written} (static {s_idx + 1}, seeds {c_idx * chunk}..): {done_points} point-seeds "
+                f"done here, {left} left, {rate:.0f}/s, ETA {left / rate:.0f}s"
+            )
     if shard is None and n_shards > 1:  # jax.distributed: process 0 alone merges (two mergers would race)
         if i_shard != 0:
             say(f"[sweep] process {i_shard}/{n_shards} done; process 0 merges")
@@ -215,29 +258,45 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
     out = Path(out)
     m = json.loads((out / "manifest.json").read_text())
     recipe = m["spectrum"].get("recipe")
-    spec = (Spectrum.from_config(recipe) if recipe else
-            Spectrum(np.asarray(m["spectrum"]["eigenvalues"]), np.asarray(m["spectrum"]["w0"])))
+    spec = (
+        Spectrum.from_config(recipe)
+        if recipe
+        else Spectrum(np.asarray(m["spectrum"]["eigenvalues"]), np.asarray(m["spectrum"]["w0"]))
+    )
     gen, down = _config(Generators, m["generators"]), _config(Downstream, m["downstream"])
     names = m["axes"]  # the grid's axis order (the manifest's keys are sorted)
     values = {n: m["grid"][n] for n in names}
     static_names = [n for n in names if n in STATIC]
     data_names = [n for n in names if n not in STATIC]
     n_chunks = math.ceil(m["seeds"] / m["chunk_size"])
-    missing = [(s, c) for s in range(_count(values, static_names)) for c in range(n_chunks)
-               if not store.chunk_path(out, s, c).exists()]
+    missing = [
+        (s, c)
+        for s in range(_count(values, static_names))
+        for c in range(n_chunks)
+        if not store.chunk_path(out, s, c).exists()
+    ]
     if missing:
-        raise ValueError(f"cannot merge {out}: {len(missing)} chunk(s) missing, e.g. static {missing[0][0]}, "
-                         f"chunk {missing[0][1]}; run the remaining shards first")
+        raise ValueError(
+            f"cannot merge {out}: {len(missing)} chunk(s) missing, e.g. static {missing[0][0]}, "
+            f"chunk {missing[0][1]}; run the remaining shards first"
+        )
     per_static = []
     for s in range(_count(values, static_names)):
         parts = []
         for c in range(n_chunks):
             n_data = int(np.prod([len(values[name]) for name in data_names], dtype=int))
-            part = store.read_chunk(out, s, c, (n_data, min(m["chunk_size"], m["seeds"] - c * m["chunk_size"]),
-                                                m["generations"] + 1), Metrics._fields)
+            part = store.read_chunk(
+                out,
+                s,
+                c,
+                (n_data, min(m["chunk_size"], m["seeds"] - c * m["chunk_size"]), m["generations"] + 1),
+                Metrics._fields,
+            )
             if part is None:
-                raise ValueError(f"cannot merge {out}: chunk file {store.chunk_path(out, s, c)} is damaged or does not "
-                                 "match the sweep's config; rerun the sweep, which recomputes it")
+                raise ValueError(
+                    f"cannot merge {out}: chunk file {store.chunk_path(out, s, c)} is damaged or does not "
+                    "match the sweep's config; rerun the sweep, which recomputes it"
+                )
             parts.append(part)
         per_static.append({k: np.concatenate([p[k] for p in parts], axis=1) for k in Metrics._fields})
     grid_shape = tuple(len(values[n]) for n in names)
@@ -267,18 +326,40 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
     th_test, th_gen = nan.copy(), nan.copy()
     for point, (a, b) in th.items():
         th_test[point], th_gen[point] = a, b
-    res = SweepResult(arrays["test_error"], arrays["generator_error"], th_test, th_gen,
-                      tuple(names) + ("seed", "n"), values, invalid, no_theory, formula, min(dims))
+    res = SweepResult(
+        arrays["test_error"],
+        arrays["generator_error"],
+        th_test,
+        th_gen,
+        tuple(names) + ("seed", "n"),
+        values,
+        invalid,
+        no_theory,
+        formula,
+        min(dims),
+    )
     axes = {k: list(res.axes) for k in Metrics._fields} | {f"theory_{k}": names + ["n"] for k in Metrics._fields}
-    coords = {n: np.asarray(values[n]) for n in names} | {"seed": np.arange(m["seeds"]),
-                                                           "n": np.arange(m["generations"] + 1)}
-    io.save(out / "sweep", dict(test_error=res.test_error, generator_error=res.generator_error,
-                                theory_test_error=th_test, theory_generator_error=th_gen, formula=formula),
-            axes | dict(formula=names), dict(config=m, grid=values, invalid=invalid, no_theory=no_theory,
-                                             root_seed=m["key"], d=res.d), coords=coords)
+    coords = {n: np.asarray(values[n]) for n in names} | {
+        "seed": np.arange(m["seeds"]),
+        "n": np.arange(m["generations"] + 1),
+    }
+    io.save(
+        out / "sweep",
+        dict(
+            test_error=res.test_error,
+            generator_error=res.generator_error,
+            theory_test_error=th_test,
+            theory_generator_error=th_gen,
+            formula=formula,
+        ),
+        axes | dict(formula=names),
+        dict(config=m, grid=values, invalid=invalid, no_theory=no_theory, root_seed=m["key"], d=res.d),
+        coords=coords,
+    )
     if progress:
-        print(f"[sweep] merged {out}: {len(invalid)} invalid point(s), {len(no_theory)} without theory",
-              file=sys.stderr)
+        print(
+            f"[sweep] merged {out}: {len(invalid)} invalid point(s), {len(no_theory)} without theory", file=sys.stderr
+        )
         for label, why in invalid.items():
             print(f"  invalid point ({label}): {why}", file=sys.stderr)
     return res
@@ -294,12 +375,23 @@ def load(out: str | Path) -> SweepResult:
         raise ValueError(f"{where}: its grid {grid!r} does not hold the axes {names}")
     expected = tuple(len(grid[n]) for n in names)
     for k in ("test_error", "generator_error", "theory_test_error", "theory_generator_error"):
-        if k not in arrays or arrays[k].shape[:len(names)] != expected:
-            raise ValueError(f"{where}: array {k!r} should have the grid's shape {expected} in front, got "
-                             f"{arrays[k].shape if k in arrays else 'no such array'}")
-    return SweepResult(arrays["test_error"], arrays["generator_error"], arrays["theory_test_error"],
-                       arrays["theory_generator_error"], tuple(names) + ("seed", "n"), meta["grid"],
-                       meta["invalid"], meta["no_theory"], arrays["formula"], meta["d"])
+        if k not in arrays or arrays[k].shape[: len(names)] != expected:
+            raise ValueError(
+                f"{where}: array {k!r} should have the grid's shape {expected} in front, got "
+                f"{arrays[k].shape if k in arrays else 'no such array'}"
+            )
+    return SweepResult(
+        arrays["test_error"],
+        arrays["generator_error"],
+        arrays["theory_test_error"],
+        arrays["theory_generator_error"],
+        tuple(names) + ("seed", "n"),
+        meta["grid"],
+        meta["invalid"],
+        meta["no_theory"],
+        arrays["formula"],
+        meta["d"],
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("generations", "sampler"))
@@ -309,13 +401,13 @@ def _chunk(root, seed_ids, spec, gen, down, generations, sampler):
     return jax.vmap(batch, in_axes=(None, None, 0, 0, 0))(root, seed_ids, spec, gen, down)
 
 
-def _compute_chunk(root, spec, gen, down, values, static_names, data_names, s_idx, start, chunk, shape,
-                   generations, sampler) -> dict:
+def _compute_chunk(
+    root, spec, gen, down, values, static_names, data_names, s_idx, start, chunk, shape, generations, sampler
+) -> dict:
     """The metrics of one chunk, shaped `shape`: every data point of static combination s_idx, seeds from start
     (computed `chunk` at a time, one compiled shape for every chunk, then cut to shape[1])."""
     static_vals = _nth(values, static_names, s_idx)
-    spec_s, gen_s, down_s, bad = _stacked(spec, gen, down, dict(zip(static_names, static_vals)), data_names,
-                                          values)
+    spec_s, gen_s, down_s, bad = _stacked(spec, gen, down, dict(zip(static_names, static_vals)), data_names, values)
     if bad is not None:  # the whole static combination is invalid: NaNs, so that the sweep can complete
         return {k: np.full(shape, np.nan) for k in Metrics._fields}
     ids = np.arange(start, start + chunk, dtype=np.uint32)
@@ -336,8 +428,11 @@ def _check_grid(grid: dict, spec: Spectrum):
         if not vals:
             raise ValueError(f"grid field {name!r} has no values")
         if owner == "spec" and field not in (spec.recipe or {}):
-            made = (f"spectrum kind {spec.recipe['kind']!r} has no {field!r}" if spec.recipe else
-                    "the spectrum was not made by Spectrum.isotropic or Spectrum.power_law")
+            made = (
+                f"spectrum kind {spec.recipe['kind']!r} has no {field!r}"
+                if spec.recipe
+                else "the spectrum was not made by Spectrum.isotropic or Spectrum.power_law"
+            )
             raise ValueError(f"grid field {name!r}: {made}, so it cannot be rebuilt with other values")
         values[name] = vals
     return names, values
@@ -400,5 +495,3 @@ def _to_grid(stacked, names, static_names, data_names, values):
 def _config(cls, described: dict):
     kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in described.items()}
     return cls(**kwargs)
-
-

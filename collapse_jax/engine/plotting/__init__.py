@@ -4,6 +4,7 @@ Every experiment's [plot] table may set `style` ("default" or "paper", a package
 `size` ([width, height] in inches, applied when the figure is saved); `use` applies them to all figures drawn
 inside it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,8 +53,23 @@ def style():
     return plt.style.context(_current["style"])
 
 
-def theory_vs_simulation(x_theory, theory, x_sim, sim_mean, sim_sem, labels, *, xlabel, ylabel, title,
-                         logx=True, logy=True, legend_title=None, ax=None, reference_slope=None):
+def theory_vs_simulation(
+    x_theory,
+    theory,
+    x_sim,
+    sim_mean,
+    sim_sem,
+    labels,
+    *,
+    xlabel,
+    ylabel,
+    title,
+    logx=True,
+    logy=True,
+    legend_title=None,
+    ax=None,
+    reference_slope=None,
+):
     """One colour per curve: theory line (x_theory, theory[i]) and markers (x_sim, sim_mean[i] +- sim_sem[i]).
 
     Draws into `ax` when given (panels), else a new figure; returns the figure. reference_slope: a grey
@@ -62,7 +78,7 @@ def theory_vs_simulation(x_theory, theory, x_sim, sim_mean, sim_sem, labels, *, 
     with style():
         fig, ax = plt.subplots() if ax is None else (ax.figure, ax)
         for i, label in enumerate(labels):
-            line, = ax.plot(x_theory, theory[i], label=label)
+            (line,) = ax.plot(x_theory, theory[i], label=label)
             yerr = sim_sem[..., i, :] if np.ndim(sim_sem) == 3 else sim_sem[i]  # (2, curves, x): asymmetric bars
             ax.errorbar(x_sim, sim_mean[i], yerr=yerr, fmt="o", color=line.get_color(), mfc="white")
         ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
@@ -82,8 +98,9 @@ def panels(count: int, sharey: bool = True):
     """A row of `count` panels (sharing the y axis unless told not to) in the lab's style: (figure, axes)."""
     with style():
         w, h = plt.rcParams["figure.figsize"]
-        fig, axs = plt.subplots(1, count, figsize=(w if count == 1 else 0.6 * w * count, h), sharey=sharey,
-                                squeeze=False)
+        fig, axs = plt.subplots(
+            1, count, figsize=(w if count == 1 else 0.6 * w * count, h), sharey=sharey, squeeze=False
+        )
     return fig, list(axs[0])
 
 
@@ -97,8 +114,11 @@ def _plain_minor_ticks(ax):
         lo, hi = sorted(lim)
         inside = np.floor(np.log10(hi)) - np.ceil(np.log10(lo)) + 1 if lo > 0 else 2
         keep = range(1, 10) if inside < 1 else (2, 5)
-        axis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _, keep=keep: _leading(v, keep))
-                                 if inside < 2 else matplotlib.ticker.NullFormatter())
+        axis.set_minor_formatter(
+            matplotlib.ticker.FuncFormatter(lambda v, _, keep=keep: _leading(v, keep))
+            if inside < 2
+            else matplotlib.ticker.NullFormatter()
+        )
 
 
 def _leading(v: float, keep) -> str:
@@ -109,8 +129,9 @@ def _leading(v: float, keep) -> str:
     return f"{v:g}" if digit in keep else ""
 
 
-def curves_against_T(T_theory, theory, T_sim, sim_mean, sim_sem, ns, rule_labels, title, crossover=None,
-                     reference_slope=None):
+def curves_against_T(
+    T_theory, theory, T_sim, sim_mean, sim_sem, ns, rule_labels, title, crossover=None, reference_slope=None
+):
     """Log-log error against T: a colour per generation n, a line style per lambda rule.
 
     theory[i]: (len(ns), len(T_theory)) for rule i; sim_mean, sim_sem: (rules, len(T_sim), len(ns)).
@@ -124,8 +145,7 @@ def curves_against_T(T_theory, theory, T_sim, sim_mean, sim_sem, ns, rule_labels
             for j, n in enumerate(ns):
                 c = colours[j % len(colours)]
                 ax.plot(T_theory, theory[i][j], styles[i % 4], color=c, label=f"n = {n}" if i == 0 else None)
-                ax.errorbar(T_sim, sim_mean[i, :, j], yerr=sim_sem[i, :, j], fmt="os^v"[i % 4], color=c,
-                            mfc="white")
+                ax.errorbar(T_sim, sim_mean[i, :, j], yerr=sim_sem[i, :, j], fmt="os^v"[i % 4], color=c, mfc="white")
             ax.plot([], [], styles[i % 4], color="k", label=label)
         for j, n in enumerate(ns):
             if crossover and n in crossover and T_theory[0] <= crossover[n] <= T_theory[-1]:

@@ -18,6 +18,7 @@ Example:
     >>> round(float(cj.theory.test_error(spec, cj.Generators(T0=301), cj.Downstream(T=301, lam=0.0), 2)), 12)
     1.5
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,26 +26,57 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Instance, Int, checked
-
 from collapse_jax.regression.chain import Metrics
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
 from collapse_jax.regression.theory import moments, overparam, powerlaw, ridge, strategies
 from collapse_jax.regression.theory._common import NoFormulaError, float64
-from collapse_jax.regression.theory.powerlaw import (crossover_T, ell_crit, error_exponent, fast_exponent, sigma_eff2,
-                                          slow_exponent)
+from collapse_jax.regression.theory.powerlaw import (
+    crossover_T,
+    ell_crit,
+    error_exponent,
+    fast_exponent,
+    sigma_eff2,
+    slow_exponent,
+)
 from collapse_jax.regression.theory.ridge import df, isotropic_test_error, kappa
 
-__all__ = ["test_error", "formula_kind", "agreement", "de_gap", "Z_MAX", "generator_error", "metrics", "kappa", "df", "isotropic_test_error", "NoFormulaError",
-           "ell_crit", "error_exponent", "fast_exponent", "slow_exponent", "sigma_eff2", "crossover_T",
-           "moments", "overparam", "powerlaw", "ridge", "strategies"]
+__all__ = [
+    "test_error",
+    "formula_kind",
+    "agreement",
+    "de_gap",
+    "Z_MAX",
+    "generator_error",
+    "metrics",
+    "kappa",
+    "df",
+    "isotropic_test_error",
+    "NoFormulaError",
+    "ell_crit",
+    "error_exponent",
+    "fast_exponent",
+    "slow_exponent",
+    "sigma_eff2",
+    "crossover_T",
+    "moments",
+    "overparam",
+    "powerlaw",
+    "ridge",
+    "strategies",
+]
 
 
 @float64
-@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream),
-         n=Int(0, checks.MAX_GENERATIONS, many=True))
+@checked(
+    spec=Instance(Spectrum),
+    gen=Instance(Generators),
+    down=Instance(Downstream),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
+)
 def metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Metrics:
     """Expected test and generator errors after n generations (n: int or int array; output has n's shape)."""
     n = moments.generations_array(n, gen)
@@ -54,9 +86,15 @@ def metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Metrics:
     if np.ndim(down.lam) == 0:
         return Metrics(_downstream_error(spec, mom, gen_err, down), gen_err)
     # one lambda per generation: evaluate each n with its own lambda
-    flat = [_downstream_error(spec, jax.tree.map(lambda a: a.reshape((-1,) + a.shape[n.ndim:])[i], mom),
-                              gen_err.ravel()[i], dataclasses.replace(down, lam=down.lam[k]))
-            for i, k in enumerate(n.ravel())]
+    flat = [
+        _downstream_error(
+            spec,
+            jax.tree.map(lambda a: a.reshape((-1,) + a.shape[n.ndim :])[i], mom),
+            gen_err.ravel()[i],
+            dataclasses.replace(down, lam=down.lam[k]),
+        )
+        for i, k in enumerate(n.ravel())
+    ]
     return Metrics(jnp.stack(flat).reshape(n.shape), gen_err)
 
 
@@ -92,18 +130,27 @@ def agreement(kind: str, max_abs_z: float, max_abs_rel: float | None, d: int) ->
     because their finite-size gap makes |z| grow with the seed count."""
     if kind == "exact":
         ok = max_abs_z <= Z_MAX
-        return ok, f"exact formula, judged by |z| <= {Z_MAX:g}: largest |z| {max_abs_z:.2f} -> {'agrees' if ok else 'DISAGREES'}"
+        return (
+            ok,
+            f"exact formula, judged by |z| <= {Z_MAX:g}: largest |z| {max_abs_z:.2f} -> {'agrees' if ok else 'DISAGREES'}",
+        )
     if kind == "DE":
         gap = de_gap(d)
         ok = max_abs_z <= Z_MAX or (max_abs_rel is not None and max_abs_rel <= gap)
         largest = "not measured" if max_abs_rel is None else f"{max_abs_rel:.2%}"
-        return ok, (f"deterministic equivalent, judged by |z| <= {Z_MAX:g} or relative gap <= 2/d = {gap:.1%}: "
-                    f"largest |z| {max_abs_z:.2f}, largest gap {largest} -> {'agrees' if ok else 'DISAGREES'}")
+        return ok, (
+            f"deterministic equivalent, judged by |z| <= {Z_MAX:g} or relative gap <= 2/d = {gap:.1%}: "
+            f"largest |z| {max_abs_z:.2f}, largest gap {largest} -> {'agrees' if ok else 'DISAGREES'}"
+        )
     return True, f"{kind}: no closed form checked"
 
 
-@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream),
-         n=Int(0, checks.MAX_GENERATIONS, many=True))
+@checked(
+    spec=Instance(Spectrum),
+    gen=Instance(Generators),
+    down=Instance(Downstream),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
+)
 def test_error(spec: Spectrum, gen: Generators, down: Downstream, n):
     """Expected test error of the downstream model trained on generation-n data (MATH §1.2-1.5)."""
     return metrics(spec, gen, down, n).test_error
@@ -120,8 +167,10 @@ def _downstream_error(spec: Spectrum, mom: moments.Moments, gen_err, down: Downs
     lam = jnp.asarray(down.lam, jnp.float64)
     sigma = jnp.asarray(down.sigma, jnp.float64)
     if d - 1 <= T <= d + 1 and _concrete_zero(down.lam):
-        raise ValueError(f"T must be >= d+2 = {d + 2} or <= d-2 = {d - 2} when lam = 0: OLS or min-norm with "
-                         f"T = {T} has an infinite expected error")
+        raise ValueError(
+            f"T must be >= d+2 = {d + 2} or <= d-2 = {d - 2} when lam = 0: OLS or min-norm with "
+            f"T = {T} has an infinite expected error"
+        )
     eig = jnp.asarray(spec.eigenvalues, jnp.float64)
     w0 = jnp.asarray(spec.w0, jnp.float64)
     if down.synthetic_fraction is not None:  # a real/synthetic mixture (theory/strategies.md)

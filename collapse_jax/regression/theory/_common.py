@@ -1,4 +1,5 @@
 """What every theory module shares: float64 evaluation and the error raised where no formula applies."""
+
 from __future__ import annotations
 
 import functools

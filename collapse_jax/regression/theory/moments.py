@@ -13,6 +13,7 @@ equivalent only through traces of M and m against diagonal matrices in the eigen
   fit noise, v_k = S_k^2 v_{k-1} + c_k Sigma (Sigma + kappa_k)^-2,
   c_k = (kappa_k^2 tr(M_{k-1} Sigma (Sigma + kappa_k)^-2) + sigma_k^2) / (T_k - df_2(kappa_k)).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -53,8 +54,10 @@ def generator_moments(spec: Spectrum, gen: Generators, n: np.ndarray) -> Moments
         return Moments(w0_sq + 0 * c[..., None], w0_sq + c[..., None] / along_last(eig, c.ndim + 1))
     if gen.lam is not None:
         if gen.fixed:
-            raise NoFormulaError("lam (generators) with fixed=True: ridge generators on one fixed design have no "
-                                 "formula in the lab; simulate instead")
+            raise NoFormulaError(
+                "lam (generators) with fixed=True: ridge generators on one fixed design have no "
+                "formula in the lab; simulate instead"
+            )
         return ridge_generator_moments(eig, jnp.asarray(spec.w0, jnp.float64), T, sigma, lam, n)
     if np.all(T >= d + 2):
         # OLS generators, fresh or fixed design alike: each adds noise with covariance sigma_k^2 Sigma^-1/(T_k-d-1).
@@ -63,21 +66,27 @@ def generator_moments(spec: Spectrum, gen: Generators, n: np.ndarray) -> Moments
         return Moments(w0_sq + 0 * c[..., None], w0_sq + c[..., None] / along_last(eig, c.ndim + 1))
     near = T[(T >= d - 1) & (T <= d + 1)]
     if near.size:
-        raise ValueError(f"T0 must be >= d+2 = {d + 2} (OLS) or <= d-2 = {d - 2} (min-norm) for a finite expected "
-                         f"error, got T0 = {int(near[0])}")
+        raise ValueError(
+            f"T0 must be >= d+2 = {d + 2} (OLS) or <= d-2 = {d - 2} (min-norm) for a finite expected "
+            f"error, got T0 = {int(near[0])}"
+        )
     if not spec.is_isotropic:
-        raise NoFormulaError(f"T0 <= d-2 = {d - 2}: over-parameterised generators have an exact formula only for "
-                             f"isotropic spectra (MATH §1.5); use T0 >= d+2 = {d + 2} here, or simulate")
-    a, b = overparam.norm_moments(float(np.asarray(spec.eigenvalues)[0]), d, float((np.asarray(spec.w0) ** 2).sum()),
-                                  T, sigma, gen.fixed)
+        raise NoFormulaError(
+            f"T0 <= d-2 = {d - 2}: over-parameterised generators have an exact formula only for "
+            f"isotropic spectra (MATH §1.5); use T0 >= d+2 = {d + 2} here, or simulate"
+        )
+    a, b = overparam.norm_moments(
+        float(np.asarray(spec.eigenvalues)[0]), d, float((np.asarray(spec.w0) ** 2).sum()), T, sigma, gen.fixed
+    )
     ones = jnp.ones(n.shape + (d,))
     return Moments(b[n][..., None] / d * ones, a[n][..., None] / d * ones)
 
 
 def ridge_generator_moments(eig, w0, T, sigma, lam, n) -> Moments:
     """Deterministic equivalent of the moments after ridge generators with per-generation (T_k, sigma_k, lam_k)."""
-    w0_m, M_diag = _ridge_recursion(eig, w0, jnp.asarray(T, jnp.float64), jnp.asarray(sigma, jnp.float64),
-                                    jnp.asarray(lam, jnp.float64))
+    w0_m, M_diag = _ridge_recursion(
+        eig, w0, jnp.asarray(T, jnp.float64), jnp.asarray(sigma, jnp.float64), jnp.asarray(lam, jnp.float64)
+    )
     return Moments(w0_m[n], M_diag[n])
 
 

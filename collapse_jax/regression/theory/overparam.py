@@ -9,6 +9,7 @@ An OLS step (T_k >= d+2) adds noise of norm sigma_k^2 d / (c (T_k - d - 1)) and 
 With one fixed design the projection is the same every generation and P^2 = P: only the first step shrinks,
 a_n = q ||w0||^2 + sum_k v_k and b_n = q ||w0||^2 for n >= 1. Derivation: theory/overparam.md.
 """
+
 from __future__ import annotations
 
 import jax.numpy as jnp

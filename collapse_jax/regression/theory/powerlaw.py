@@ -8,6 +8,7 @@ Capacity lambda_j = j^-beta (beta > 1), source lambda_j w0_j^2 ∝ j^-(1 + 2 bet
 These are rates: only exponents are claimed, and tests check them by log-log slopes of the deterministic
 equivalent deep in the asymptotic range.
 """
+
 from __future__ import annotations
 
 import numpy as np

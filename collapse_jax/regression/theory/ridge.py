@@ -4,6 +4,7 @@ kappa(lam, T) is the effective regularisation, the root of kappa - lam = kappa d
 by bisection on log kappa (robust for any spectrum, fixed cost, so it vmaps) and differentiated implicitly,
 so jax.grad and jax.hessian with respect to lam, T or the spectrum are exact for the solved root.
 """
+
 from __future__ import annotations
 
 import jax
@@ -121,19 +122,29 @@ def isotropic_test_error(d, T, lam, signal, sigma, n=0, T0=None, sigma0=0.0):
         >>> round(float(isotropic_test_error(d=100, T=200, lam=0.0, signal=1.0, sigma=1.0)), 6)  # phi/(1-phi)
         1.0
     """
-    for arg, value, lo, lo_open in (("d", d, 0.0, True), ("T", T, 0.0, True), ("lam", lam, 0.0, False),
-                                    ("signal", signal, 0.0, False), ("sigma", sigma, 0.0, False),
-                                    ("n", n, 0.0, False), ("sigma0", sigma0, 0.0, False)):
+    for arg, value, lo, lo_open in (
+        ("d", d, 0.0, True),
+        ("T", T, 0.0, True),
+        ("lam", lam, 0.0, False),
+        ("signal", signal, 0.0, False),
+        ("sigma", sigma, 0.0, False),
+        ("n", n, 0.0, False),
+        ("sigma0", sigma0, 0.0, False),
+    ):
         checks.real_array(arg, value, lo=lo, lo_open=lo_open, hi=checks.SCALE_MAX, ndim=(0, 1))
     d, T, lam, signal, sigma, n, sigma0 = (jnp.asarray(v, float) for v in (d, T, lam, signal, sigma, n, sigma0))
-    if checks.is_concrete(lam) and checks.is_concrete(T) and np.any((np.asarray(lam) == 0)
-                                                                       & (np.asarray(d) == np.asarray(T))):
+    if (
+        checks.is_concrete(lam)
+        and checks.is_concrete(T)
+        and np.any((np.asarray(lam) == 0) & (np.asarray(d) == np.asarray(T)))
+    ):
         raise ValueError(f"lam = 0 at T = d = {d}: the interpolating fit's error is infinite; use lam > 0 or T != d")
     if T0 is not None:
         checks.real_array("T0", T0, ndim=(0, 1))
         if checks.is_concrete(T0) and np.any(np.asarray(T0) < np.asarray(d) + 2):
-            raise ValueError(f"T0 must be >= d + 2 = {np.max(np.asarray(d)) + 2} (OLS generators with a finite "
-                             f"error), got {T0}")
+            raise ValueError(
+                f"T0 must be >= d + 2 = {np.max(np.asarray(d)) + 2} (OLS generators with a finite error), got {T0}"
+            )
     phi = d / T
     u = lam + phi - 1
     k = 0.5 * (u + jnp.sqrt(u**2 + 4 * lam))

@@ -12,6 +12,7 @@ whitened coordinates), so only the scalar recursion for c_n differs between stra
 A downstream OLS fit whose T rows hold s synthetic ones carries gamma = carry_over(s, T, d) of the generators'
 error: E = gamma E||w_n - w0||^2_Sigma + sigma^2 d/(T - d - 1) [exact, any generators].
 """
+
 from __future__ import annotations
 
 import jax
@@ -53,18 +54,25 @@ def carry_over(s, T, d: int):
 def ols_moments_scale(gen, d: int, T: np.ndarray, sigma, n_real) -> jnp.ndarray:
     """c_0..c_N of M = w0 w0' + c_n Sigma^-1 for OLS generators under gen.strategy (see the module docstring)."""
     if gen.lam is not None:
-        raise NoFormulaError(f"ridge generators (lam) with strategy={gen.strategy!r} or real_fraction have no "
-                             "formula in the lab; simulate instead")
+        raise NoFormulaError(
+            f"ridge generators (lam) with strategy={gen.strategy!r} or real_fraction have no "
+            "formula in the lab; simulate instead"
+        )
     if np.any(T < d + 2):
-        raise NoFormulaError(f"strategy={gen.strategy!r} and real_fraction have exact formulas for T0 >= d+2 = "
-                             f"{d + 2} only (OLS generators), got T0 = {int(T.min())}; simulate instead")
+        raise NoFormulaError(
+            f"strategy={gen.strategy!r} and real_fraction have exact formulas for T0 >= d+2 = "
+            f"{d + 2} only (OLS generators), got T0 = {int(T.min())}; simulate instead"
+        )
     sigma2 = jnp.asarray(sigma, jnp.float64) ** 2
-    mixes = gen.real_fraction is not None and not (checks.is_concrete(gen.real_fraction)
-                                                   and np.all(np.asarray(gen.real_fraction) == 0))
+    mixes = gen.real_fraction is not None and not (
+        checks.is_concrete(gen.real_fraction) and np.all(np.asarray(gen.real_fraction) == 0)
+    )
     if gen.strategy == "replace":
         if gen.fixed and mixes:
-            raise NoFormulaError("real_fraction with fixed=True: one projection reused every generation has no "
-                                 "formula in the lab; simulate instead")
+            raise NoFormulaError(
+                "real_fraction with fixed=True: one projection reused every generation has no "
+                "formula in the lab; simulate instead"
+            )
         gamma = carry_over(T - n_real, T, d) if mixes else jnp.ones(len(T))
         noise = sigma2 / (T - d - 1)
 
@@ -77,8 +85,10 @@ def ols_moments_scale(gen, d: int, T: np.ndarray, sigma, n_real) -> jnp.ndarray:
         return jnp.concatenate([jnp.zeros(1), c])
     if gen.strategy == "accumulate":
         if mixes:
-            raise NoFormulaError("real_fraction with strategy='accumulate': the pooled design is shared with earlier "
-                                 "errors, and the lab has no formula; simulate instead")
+            raise NoFormulaError(
+                "real_fraction with strategy='accumulate': the pooled design is shared with earlier "
+                "errors, and the lab has no formula; simulate instead"
+            )
         k = np.arange(1, len(T) + 1)
         if gen.fixed:  # one design relabelled: generation k averages k label sets, each step adds X^+ eps / k
             steps = sigma2 / (k**2 * (T - d - 1))
@@ -86,5 +96,7 @@ def ols_moments_scale(gen, d: int, T: np.ndarray, sigma, n_real) -> jnp.ndarray:
             N = np.cumsum(T)
             steps = sigma2 * T / (N * (N - d - 1))
         return jnp.concatenate([jnp.zeros(1), jnp.cumsum(steps)])
-    raise NoFormulaError("strategy='accumulate_subsample' has no formula in the lab: rows picked again carry their "
-                         "old labels and noise into later fits (theory/strategies.md); simulate instead")
+    raise NoFormulaError(
+        "strategy='accumulate_subsample' has no formula in the lab: rows picked again carry their "
+        "old labels and noise into later fits (theory/strategies.md); simulate instead"
+    )
