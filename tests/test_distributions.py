@@ -314,7 +314,7 @@ def test_distribution_experiments_run_and_save(name, tmp_path):
         cfg["chain"]["bandwidths"] = cfg["chain"]["bandwidths"][-2:]
     cfg["simulation"]["seeds"] = 200
     summary = experiment.run(experiment.from_config(cfg, name), tmp_path, progress=False)
-    assert summary["max_abs_z"] <= 4
+    assert summary.max_abs_z <= 4 and summary.formula == "exact" and summary.agrees
     arrays, meta = io.load(tmp_path / name)
     assert meta["config"]["kind"] == cfg["kind"] and (tmp_path / f"{name}.png").stat().st_size > 10_000
     assert all(np.all(np.isfinite(a)) for a in arrays.values() if a.dtype.kind == "f")

@@ -265,7 +265,9 @@ def test_kernel_experiments_run_and_report_their_gaps(name, chain, tmp_path):
     arrays, meta = io.load(tmp_path / name)
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     if name == "digits_krr":
-        assert len(summary["gaps"]) == 3 and all(np.all(np.isfinite(g["pool"])) for g in summary["gaps"])
+        assert len(summary.details["gaps"]) == 3 and all(
+            np.all(np.isfinite(g["pool"])) for g in summary.details["gaps"]
+        )
         assert arrays["test_error_held_out"].shape == (20, 3, 4)
     else:
-        assert 1.0 < summary["beta"] < 3.0 and len(summary["slopes"]) == 2
+        assert 1.0 < summary.details["beta"] < 3.0 and len(summary.details["slopes"]) == 2
