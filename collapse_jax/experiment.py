@@ -160,7 +160,10 @@ def sweep_file(cfg: dict, out: str | Path, progress: bool = True, shard=(0, 1), 
             raise ValueError(f"grid.{name} must be a non-empty list of values, got {table[name]!r}")
     kind = protocol.lookup(cfg.get("kind", "lambda_scan"))
     # every point is built (and so checked) before anything runs or is written
-    exps = [from_config(_at_point(cfg, kind, zip(names, vs)), "sweep") for vs in itertools.product(*table.values())]
+    exps = [
+        from_config(_at_point(cfg, kind, zip(names, vs, strict=True)), "sweep")
+        for vs in itertools.product(*table.values())
+    ]
     manifest = dict(kind=kind.name, config=cfg, axes=names, grid=table, x64=bool(jax.config.jax_enable_x64))
 
     def point(p):

@@ -98,7 +98,7 @@ def test_output_and_summary_refuse_what_they_cannot_hold():
 def test_sub_run_keys_are_distinct_where_integer_offsets_collide():
     """kde_chain's old key + 10 r + i gave start 1, bandwidth 0 the key of start 0, bandwidth 10."""
     assert 0 + 10 * 1 + 0 == 0 + 10 * 0 + 10
-    data = lambda k: jax.random.key_data(k).tolist()  # noqa: E731
+    data = lambda k: jax.random.key_data(k).tolist()
     keys = [data(subkey(0, r, i)) for r in range(2) for i in range(12)]
     assert len({tuple(k) for k in keys}) == 24
     assert data(subkey(5)) == data(jax.random.key(5))

@@ -72,7 +72,7 @@ def coordinate(values) -> np.ndarray:
 
 def pack(output: ExperimentOutput) -> dict:
     """A point's output as the arrays of one chunk file (no pickles: axes and summary as JSON strings)."""
-    text = lambda x: np.asarray(json.dumps(x, default=io._jsonable))  # noqa: E731
+    text = lambda x: np.asarray(json.dumps(x, default=io._jsonable))
     return (
         {f"data:{k}": v for k, v in output.data.items()}
         | {f"coord:{k}": v for k, v in output.coords.items()}
@@ -88,7 +88,7 @@ def run(out, manifest: dict, points: int, compute, *, shard=(0, 1), wait=3600.0,
     store.claim(out, manifest)
     store.clean_stale_temporaries(out)
     jobs = [(p, 0) for p in range(points)]
-    done = lambda j: store.read_chunk(out, *j, None, None, say) is not None  # noqa: E731
+    done = lambda j: store.read_chunk(out, *j, None, None, say) is not None
     todo = [j for j in jobs[i::n] if not done(j)]
     say(f"[sweep] {out}: {points} grid points, {len(jobs[i::n]) - len(todo)} of this shard's already on disk")
     t0 = time.perf_counter()
@@ -174,7 +174,7 @@ def _overall(summaries: list) -> dict:
     """The sweep's summary: the looser kind of formula on the grid, the largest |z| and gap, how many agree."""
     kinds = {s["formula"] for s in summaries}
     formula = "DE" if "DE" in kinds else "exact" if "exact" in kinds else "none"
-    largest = lambda k: max((s[k] for s in summaries if np.isfinite(s[k])), default=math.nan)  # noqa: E731
+    largest = lambda k: max((s[k] for s in summaries if np.isfinite(s[k])), default=math.nan)
     agree = [bool(s["agrees"]) for s in summaries]
     worst = max(summaries, key=lambda s: (not s["agrees"], s["max_abs_z"] if np.isfinite(s["max_abs_z"]) else -1))
     verdict = f"{sum(agree)} of {len(agree)} grid points agree; the worst: {worst['verdict']}"

@@ -110,7 +110,7 @@ class SweepResult:
         """(mean - theory) / sem at every grid point and generation (NaN where either is missing)."""
         theory_ = (self.theory_test_error, self.theory_generator_error)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return Metrics(*((m - t) / s for m, s, t in zip(self.mean(), self.sem(), theory_)))
+            return Metrics(*((m - t) / s for m, s, t in zip(self.mean(), self.sem(), theory_, strict=True)))
 
 
 def sweep(
@@ -159,15 +159,15 @@ def sweep(
     mine = jobs[i_shard::n_shards]
     say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
     store.clean_stale_temporaries(out)
-    shape_of = lambda c: (n_data, min(chunk, seeds - c * chunk), generations + 1)  # noqa: E731
-    done = lambda j: store.read_chunk(out, *j, shape_of(j[1]), Metrics._fields, say) is not None  # noqa: E731
+    shape_of = lambda c: (n_data, min(chunk, seeds - c * chunk), generations + 1)
+    done = lambda j: store.read_chunk(out, *j, shape_of(j[1]), Metrics._fields, say) is not None
     todo = [j for j in mine if not done(j)]
     say(
         f"[sweep] {out}: {len(names)} axes, {_count(values, names)} points x {seeds} seeds, {len(jobs)} chunks "
         f"({len(mine) - len(todo)} of this shard's {len(mine)} already on disk)"
     )
     root, t0, here = root_key(key), time.perf_counter(), []
-    point_seeds = lambda js: sum(n_data * shape_of(c)[1] for _, c in js)  # noqa: E731
+    point_seeds = lambda js: sum(n_data * shape_of(c)[1] for _, c in js)
 
     def compute(job):
         s_idx, c_idx = job
@@ -233,7 +233,7 @@ def merge(out: str | Path, progress: bool = True):
     axes = {k: list(res.axes) for k in Metrics._fields} | {f"theory_{k}": names + ["n"] for k in Metrics._fields}
     coords = {n: grid.coordinate(values[n]) for n in names}
     coords |= {"seed": np.arange(m["seeds"]), "n": np.arange(m["generations"] + 1)}
-    saved = arrays | {f"theory_{k}": t for k, t in zip(Metrics._fields, th)} | {"formula": formula}
+    saved = arrays | {f"theory_{k}": t for k, t in zip(Metrics._fields, th, strict=True)} | {"formula": formula}
     meta = dict(config=m, grid=values, invalid=invalid, no_theory=no_theory, root_seed=m["key"], d=d)
     io.save(out / "sweep", saved, axes | {"formula": names}, meta, coords=coords)
     if progress:
@@ -286,7 +286,7 @@ def _theory_on_grid(spec, gen, down, names, values, generations, arrays):
     for point in np.ndindex(shape):
         label = ",".join(map(str, point))
         try:
-            sp, g, d = _point_configs(spec, gen, down, {n: values[n][i] for n, i in zip(names, point)})
+            sp, g, d = _point_configs(spec, gen, down, {n: values[n][i] for n, i in zip(names, point, strict=True)})
         except ValueError as err:
             invalid[label] = str(err)
             for a in arrays.values():
@@ -347,7 +347,9 @@ def _compute_chunk(
     """The metrics of one chunk, shaped `shape`: every data point of static combination s_idx, seeds from start
     (computed `chunk` at a time, one compiled shape for every chunk, then cut to shape[1])."""
     static_vals = _nth(values, static_names, s_idx)
-    spec_s, gen_s, down_s, bad = _stacked(spec, gen, down, dict(zip(static_names, static_vals)), data_names, values)
+    spec_s, gen_s, down_s, bad = _stacked(
+        spec, gen, down, dict(zip(static_names, static_vals, strict=True)), data_names, values
+    )
     if bad is not None:  # the whole static combination is invalid: NaNs, so that the sweep can complete
         return {k: np.full(shape, np.nan) for k in Metrics._fields}
     ids = np.arange(start, start + chunk, dtype=np.uint32)
@@ -387,7 +389,7 @@ def _nth(values, names, index):
     if not names:
         return ()
     idx = np.unravel_index(index, tuple(len(values[n]) for n in names))
-    return tuple(values[n][i] for n, i in zip(names, idx))
+    return tuple(values[n][i] for n, i in zip(names, idx, strict=True))
 
 
 def _point_configs(spec, gen, down, cfg: dict):
@@ -408,7 +410,9 @@ def _stacked(spec, gen, down, static_cfg, data_names, values):
         resolve_sampler("auto", s0.d, g0, d0)
     except ValueError as err:
         return spec, gen, down, str(err)
-    points = [dict(zip(data_names, combo)) for combo in itertools.product(*(values[n] for n in data_names))]
+    points = [
+        dict(zip(data_names, combo, strict=True)) for combo in itertools.product(*(values[n] for n in data_names))
+    ]
     configs, fallback = [], None
     for p in points:
         try:
