@@ -380,8 +380,9 @@ def _krr_strategies(exp, progress):
             kind = "none"
         gap = np.abs(sims["pool"][v].mean(0) / th[v] - 1).max() if kind != "none" else float("nan")
         if kind != "none":
-            pool = sims["pool"][v]
-            zs.append(float(np.abs((pool.mean(0) - th[v]) / (pool.std(0, ddof=1) / np.sqrt(exp.seeds))).max()))
+            on_pool = sims["pool"][v]  # (seeds, n): the chain scored on the pool, the DE's distribution
+            sem = on_pool.std(0, ddof=1) / np.sqrt(exp.seeds)
+            zs.append(float(np.abs((on_pool.mean(0) - th[v]) / sem).max()))
         label = var.get("label", f"variant {v}")
         shown = f"{gap:.1%}" if kind != "none" else "- (no formula)"
         rows.append(
