@@ -58,8 +58,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import jax
+    import matplotlib
+
+    from collapse_jax.engine import use_fused_threefry
 
     jax.config.update("jax_enable_x64", True)  # the CLI runs in float64 and records it in the results
+    use_fused_threefry()  # the same draws, made faster: the lab's own process, so its global lowering is ours to set
+    matplotlib.use("Agg")  # the CLI writes figure files and opens no window
     from collapse_jax import experiment
 
     try:
@@ -89,6 +94,8 @@ def main(argv=None) -> int:
 
 
 def _sweep(args):
+    import numpy as np
+
     from collapse_jax import experiment
     from collapse_jax.engine import checks
     from collapse_jax.regression.experiments import grid_values, problem
@@ -125,7 +132,9 @@ def _sweep(args):
         )
         for k, v in cfg.get("grid", {}).items()
     }
-    grid = {k: (v.round().astype(int) if k in ("gen.T0", "down.T", "spec.d") else v) for k, v in grid.items()}
+    grid = {
+        k: (np.asarray(v).round().astype(int) if k in ("gen.T0", "down.T", "spec.d") else v) for k, v in grid.items()
+    }
     res = sweep(
         *problem(cfg),
         grid,

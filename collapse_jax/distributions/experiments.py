@@ -121,7 +121,7 @@ def _gaussian_chain(exp, progress):
         [],
     )
     fig, axs = plotting.panels(2, sharey=False)
-    lines = dict(mu=[], sd=[])
+    lines: dict[str, list] = dict(mu=[], sd=[])
     for i, M in enumerate(Ms):
         out = gaussian_chain(exp.key + i, M, G, exp.seeds, estimator=est, progress=progress)
         dmu, dsd = out.mean[:, ns], np.sqrt(out.var[:, ns]) - 1.0
@@ -163,7 +163,7 @@ def _gaussian_w2(exp, progress):
     fig, ax = plotting.panels(1)
     ax = ax[0]
     # z where the seed mean is reliable (see _reliable), and over all n
-    rows, zs, arrays, curves = (
+    rows, zs, pairs, curves = (
         [
             f"{'M':>5} {'estimator':>10} {'max |z| (sd<1)':>15} {'max |z| all n':>14} "
             f"{'sd log sigma_G^2':>17} {'E W2^2 at n = G':>16} {'theory':>8}"
@@ -183,7 +183,7 @@ def _gaussian_w2(exp, progress):
                 f"{M:>5} {est:>10} {zs[-1]:>15.2f} {_zmax(w2, th):>14.2f} {spread:>17.2f} "
                 f"{w2[:, -1].mean():>16.4g} {th[-1]:>8.4g}"
             )
-            arrays.append((w2, th))
+            pairs.append((w2, th))
             curves.append((f"M = {M}, {est}", th, *_mean_sem(w2)))
     labels, th, m, s = zip(*curves)
     plotting.theory_vs_simulation(
@@ -199,7 +199,7 @@ def _gaussian_w2(exp, progress):
         ax=ax,
     )
     shape = (len(Ms), 2)  # (M, estimator), the configuration as axes with coordinates, not in key names
-    w2, w2_th = (np.stack(v).reshape(shape + v[0].shape) for v in zip(*arrays))
+    w2, w2_th = (np.stack(v).reshape(shape + v[0].shape) for v in zip(*pairs))
     arrays = dict(w2sq=w2, theory_w2sq=w2_th, n=ns, M=np.asarray(Ms), estimator=np.array(["mle", "unbiased"]))
     axes = dict(
         w2sq=["M", "estimator", "seed", "n"],
@@ -227,7 +227,7 @@ def _kde_chain(exp, progress):
     with plotting.style():
         fig, axs = plt.subplots(2, 4, figsize=(16, 7.5))
     rows = [f"{'start':>18} {'bandwidth':>10} {'max |z| E s_n^2':>16} {'W2^2 at n=G':>12} {'KL at n=G':>10}"]
-    zs, stats = [], dict(var=[], w2sq=[], kl=[])
+    zs, stats = [], dict[str, list](var=[], w2sq=[], kl=[])
     for r, (start_name, init) in enumerate(starts.items()):
         for i, bw in enumerate(bws):
             out = kde_chain(
@@ -296,7 +296,7 @@ def _bootstrap(exp, progress):
         f"{'M':>6} {'max |z| distinct':>17} {'max |z| collision':>18} {'fixed by G':>11} "
         f"{'mean time (fixed chains)':>25} {'2M(1-1/M)':>10}"
     ]
-    arrays, zs, curves = dict(t=t), [], dict(distinct=[], collision=[])
+    arrays, zs, curves = dict(t=t), [], dict[str, list](distinct=[], collision=[])
     for i, M in enumerate(Ms):
         out = bootstrap_chain(exp.key + i, M, G, exp.seeds, progress=progress)
         th_d, th_c = theory.distinct_mean(M, t), theory.collision_mean(M, t)
@@ -389,7 +389,7 @@ def _gaussian_strategies(exp, progress):
     c = exp.chain
     dims, Ms = [int(d) for d in c.get("d", [1, 10])], np.asarray([int(m) for m in c.get("M", [10, 100, 1000])])
     G, est = int(c.get("generations", 100)), c.get("estimator", "mle")
-    variants = [(s, None) for s in c.get("strategies", list(checks.STRATEGIES))]
+    variants: list[tuple[str, float | None]] = [(s, None) for s in c.get("strategies", list(checks.STRATEGIES))]
     variants += [("replace", float(pi)) for pi in c.get("real_fraction", [])]
     label = lambda s, pi: s.replace("_", "-") if pi is None else f"{s}, {pi:.0%} real"  # noqa: E731
     sim = np.full((len(dims), len(variants), len(Ms), 2, exp.seeds), np.nan)  # metric 0: mean error, 1: var ratio

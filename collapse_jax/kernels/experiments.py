@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -338,7 +339,7 @@ def _krr_strategies(exp, progress):
     rows = [
         f"{'variant':>28} {'formula':>8} {'pool: max |rel gap|':>20} {'held-out error n=G':>19} {'accuracy n=G':>13}"
     ]
-    summary = dict(variants=[])
+    summary: dict[str, Any] = dict(variants=[])
     for v, var in enumerate(variants):
         checks.sections(var, {"label", "strategy", "real_fraction", "synthetic_fraction"}, f"variant {v}")
         opts = {k: var[k] for k in ("strategy", "real_fraction", "synthetic_fraction") if k in var}

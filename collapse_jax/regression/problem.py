@@ -7,13 +7,13 @@ and code paths. Noise levels and lambda are data, so one compiled function serve
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import jax
 import numpy as np
+from jax.typing import ArrayLike
 
 from collapse_jax.engine import checks
-
-static = dataclasses.field(metadata=dict(static=True))
 
 STRATEGIES = checks.STRATEGIES
 
@@ -51,11 +51,11 @@ class Generators:
     """
 
     T0: int | tuple[int, ...] = dataclasses.field(default=300, metadata=dict(static=True))
-    sigma0: float | jax.Array = 1.0
-    lam: float | jax.Array | None = None
+    sigma0: ArrayLike = 1.0
+    lam: ArrayLike | None = None
     fixed: bool = dataclasses.field(default=False, metadata=dict(static=True))
     strategy: str = dataclasses.field(default="replace", metadata=dict(static=True))
-    real_fraction: float | jax.Array | None = None
+    real_fraction: ArrayLike | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "T0", checks.size("T0", self.T0))
@@ -149,9 +149,9 @@ class Downstream:
     """
 
     T: int = dataclasses.field(default=300, metadata=dict(static=True))
-    sigma: float | jax.Array = 1.0
-    lam: float | jax.Array = 0.0
-    synthetic_fraction: float | jax.Array | None = None
+    sigma: ArrayLike = 1.0
+    lam: ArrayLike | Callable[..., ArrayLike] = 0.0  # a number, one per generation n, or a schedule lam(T, n)
+    synthetic_fraction: ArrayLike | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "T", checks.size("T", self.T))
@@ -176,7 +176,7 @@ class Downstream:
         lam = self.lam
         if callable(lam):  # schedules take an array of generations and broadcast against it
             lam = np.broadcast_to(np.asarray(lam(self.T, np.arange(generations + 1)), float), (generations + 1,))
-        if checks.is_concrete(lam) and np.ndim(lam) == 1 and len(lam) < generations + 1:
+        if checks.is_concrete(lam) and np.ndim(lam) == 1 and np.shape(lam)[0] < generations + 1:
             raise ValueError(f"lam per generation must have at least generations + 1 = {generations + 1} entries")
         return dataclasses.replace(self, lam=lam)
 

@@ -161,7 +161,7 @@ def simulate(
 
     root = root_key(key)
     call = lambda ids: _chunk(root, ids, spec, gen, down, generations, sampler)  # noqa: E731
-    metrics = Metrics(*run_chunks(call, seeds, chunk, seed_offset, progress))
+    test_error, generator_error = run_chunks(call, seeds, chunk, seed_offset, progress)
     config = dict(
         spectrum=dict(d=d),
         generators=describe(gen),
@@ -174,6 +174,6 @@ def simulate(
         sampler_used=dict(generators=sampler_used[0], downstream=sampler_used[1]),
         chunk_size=chunk,
         devices=jax.local_device_count(),
-        x64=bool(jax.config.jax_enable_x64),
+        x64=bool(jax.config.read("jax_enable_x64")),
     )
-    return Result(*metrics, config=config)
+    return Result(test_error, generator_error, config=config)

@@ -7,10 +7,12 @@ and formula in the lab works in this basis.
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from collapse_jax.engine import checks
 
@@ -30,8 +32,8 @@ class Spectrum:
         1.0
     """
 
-    eigenvalues: jax.Array
-    w0: jax.Array
+    eigenvalues: ArrayLike  # held as given (a numpy or JAX array; lists become numpy arrays)
+    w0: ArrayLike
     # How the named constructors built it ({"kind": "power_law", "d": 100, "beta": 1.5, ...}), so that a sweep can
     # rebuild it with other parameters. A plain attribute, not a pytree field: arrays stacked over spectra of
     # different betas still share one tree structure.
@@ -58,7 +60,8 @@ class Spectrum:
     @property
     def signal(self):
         """||w0||^2_Sigma = sum_j lambda_j w0_j^2."""
-        return (self.eigenvalues * self.w0**2).sum()
+        # both are 1-d arrays (checked in __post_init__), numpy or JAX: the sum stays in the arrays' own library
+        return cast("jax.Array | np.ndarray", self.eigenvalues * self.w0**2).sum()
 
     @property
     def is_isotropic(self) -> bool:

@@ -78,10 +78,10 @@ class SweepResult:
         return seed_sem(Metrics(self.test_error, self.generator_error))
 
     def _variables(self):
-        names = list(self.axes[:-2])
+        names = tuple(self.axes[:-2])
         seeds, n = self.test_error.shape[-2:]
         variables = {k: (self.axes, getattr(self, k)) for k in ("test_error", "generator_error")}
-        variables |= {k: (names + ["n"], getattr(self, k)) for k in ("theory_test_error", "theory_generator_error")}
+        variables |= {k: ((*names, "n"), getattr(self, k)) for k in ("theory_test_error", "theory_generator_error")}
         variables["formula"] = (names, self.formula)
         coords = {a: np.asarray(self.grid[a]) for a in names} | dict(seed=np.arange(seeds), n=np.arange(n))
         return variables, coords
@@ -181,7 +181,7 @@ def sweep(
         key=key,
         sampler=sampler,
         chunk_size=chunk,
-        x64=bool(jax.config.jax_enable_x64),
+        x64=bool(jax.config.read("jax_enable_x64")),
     )
     store.claim(out, manifest)
 
@@ -190,7 +190,7 @@ def sweep(
     say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
     store.clean_stale_temporaries(out)
     shape_of = lambda c: (n_data, min(chunk, seeds - c * chunk), generations + 1)  # noqa: E731
-    done = lambda j: store.read_chunk(out, *j, shape_of(j[1]), Metrics._fields, say) is not None  # noqa: E731
+    done = lambda j: store.read_chunk(out, j[0], j[1], shape_of(j[1]), Metrics._fields, say) is not None  # noqa: E731
     todo = [j for j in mine if not done(j)]
     say(
         f"[sweep] {out}: {len(names)} axes, {_count(values, names)} points x {seeds} seeds, {len(jobs)} chunks "

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt  # the backend is the user's (inline in a notebook); the CLI picks Agg
 import matplotlib.ticker
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from collapse_jax.engine import checks  # noqa: E402
+from collapse_jax.engine import checks
 
 STYLE = Path(__file__).with_name("collapse.mplstyle")
 STYLES = {"default": STYLE, "paper": Path(__file__).with_name("paper.mplstyle")}
 PLOT_KEYS = {"style": "str", "size": "reals"}  # the [plot] keys every family accepts
-_current = {"style": STYLE, "size": None}
+_current: dict[str, Any] = {"style": STYLE, "size": None}
 
 
 def options(table: dict) -> dict:

@@ -83,7 +83,9 @@ def metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Metrics:
     down = down.resolved(int(n.max()))
     mom = moments.generator_moments(spec, gen, n)
     gen_err = moments.generator_error(spec, mom)
-    if np.ndim(down.lam) == 0:
+    lam = down.lam
+    assert not callable(lam)  # resolved above
+    if np.ndim(lam) == 0:
         return Metrics(_downstream_error(spec, mom, gen_err, down), gen_err)
     # one lambda per generation: evaluate each n with its own lambda
     flat = [
@@ -91,7 +93,7 @@ def metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Metrics:
             spec,
             jax.tree.map(lambda a: a.reshape((-1,) + a.shape[n.ndim :])[i], mom),
             gen_err.ravel()[i],
-            dataclasses.replace(down, lam=down.lam[k]),
+            dataclasses.replace(down, lam=np.asarray(lam)[k]),
         )
         for i, k in enumerate(n.ravel())
     ]
@@ -118,13 +120,13 @@ def formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
 Z_MAX = 4.0  # an exact formula agrees when every |z| <= 4 (a fixed key; false alarms ~6e-5 per point)
 
 
-def de_gap(d: int) -> float:
+def de_gap(d: float) -> float:
     """The finite-size bound on a deterministic equivalent's relative gap, 2/d: its corrections are O(1/d), and
     2/d covers every gap the lab has measured (2-4% at d = 20, 0.5-1.5% at d = 50-100)."""
     return 2.0 / d
 
 
-def agreement(kind: str, max_abs_z: float, max_abs_rel: float | None, d: int) -> tuple[bool, str]:
+def agreement(kind: str, max_abs_z: float, max_abs_rel: float | None, d: float) -> tuple[bool, str]:
     """(agrees, sentence) for a comparison of simulation with a formula of this kind ("exact" or "DE"): exact
     formulas by |z| <= Z_MAX; deterministic equivalents by |z| <= Z_MAX or a relative gap within de_gap(d),
     because their finite-size gap makes |z| grow with the seed count."""

@@ -83,8 +83,3 @@ def crossover_T(sigma_eff2_, beta, r):
     _check(beta, r)
     checks.real_array("sigma_eff2_", sigma_eff2_, lo=0.0, lo_open=True)
     return np.asarray(sigma_eff2_, float) ** (-1 / (2 * beta * capped_r(r)))
-
-
-def optimal_lambda_exponent(beta, r):
-    """lambda*(T) ∝ (sigma_eff^2 / T)^(beta / (1 + 2 beta r_)): the exponent of T is -ell_crit."""
-    return -ell_crit(beta, r)
