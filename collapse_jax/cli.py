@@ -1,10 +1,12 @@
 """The `collapse-jax` command.
 
-collapse-jax run                       the default experiment (experiments/default.toml)
-collapse-jax run experiments/NAME.toml [section.key=value ...] [--seeds N] [--out DIR] [--quiet]
-collapse-jax sweep SWEEP.toml [section.key=value ...] [--out DIR] [--shard i/N] [--chunk-size N] [--quiet]
-collapse-jax merge DIR                 join the chunks that the shards of a sweep wrote
-collapse-jax validate [--quick | --full] [--family F] [--out DIR]   every closed form against simulation
+Usage:
+
+    collapse-jax run                       the default experiment (experiments/default.toml)
+    collapse-jax run experiments/NAME.toml [section.key=value ...] [--seeds N] [--out DIR] [--quiet]
+    collapse-jax sweep SWEEP.toml [section.key=value ...] [--out DIR] [--shard i/N] [--chunk-size N] [--quiet]
+    collapse-jax merge DIR                 join the chunks that the shards of a sweep wrote
+    collapse-jax validate [--quick | --full] [--family F] [--out DIR]   every closed form against simulation
 """
 
 from __future__ import annotations

@@ -85,8 +85,8 @@ def gaussian_chain(
         key: int or PRNG key; seed i uses fold_in(key, i).
         M: samples per fit (>= 2; >= d + 1 in d dimensions), or one per generation (growing sample sizes).
         estimator: "mle" (divide the scatter by M) or "unbiased" (by M - 1).
-        mu0, sigma0: the true distribution; in d dimensions mu0 is a scalar or a d-vector and sigma0 a scalar
-            (sigma0^2 I) or a d x d covariance matrix.
+        mu0: the true mean; in d dimensions a scalar or a d-vector.
+        sigma0: the true standard deviation; in d dimensions a scalar (sigma0^2 I) or a d x d covariance matrix.
         sampler: "suffstats" (exact, one chi-square per generation) or "direct" (draws all M points).
         strategy: "replace" (fit the newest M points), "accumulate" (fit every point drawn so far; carried as the
             pool's mean and scatter, O(d^2) per seed) or "accumulate_subsample" (fit M points drawn without

@@ -153,7 +153,21 @@ def _downstream_fit(down: Downstream, d: int, sampler: str, w0):
 
 
 def run_chain(key, spec: Spectrum, gen: Generators, down: Downstream, generations: int, sampler: str = "auto"):
-    """Metrics of one seed for n = 0..generations, each an array of shape (generations + 1,).
+    """Metrics of one seed for n = 0..generations: the chain `simulate` vmaps over seeds.
+
+    Args:
+        key: a PRNG key (`jax.random.key`) for this seed.
+        spec: the covariance spectrum and teacher.
+        gen: the generators' chain.
+        down: the downstream ridge model; a lambda schedule is resolved per generation.
+        generations: N >= 0; every n = 0..N is measured.
+        sampler: 'auto', 'direct' or 'suffstats' (see `simulate`).
+
+    Returns:
+        Metrics whose fields are arrays of shape (generations + 1,).
+
+    Raises:
+        ValueError: a sampler that is not one of the three, or 'suffstats' where it is not exact.
 
     Example:
         >>> import jax, collapse_jax as cj

@@ -41,6 +41,17 @@ class Generators:
       labelled by w0 instead of w_{k-1}. ``real_fraction=0.0`` is the same chain as None in law, drawn by the
       direct sampler.
 
+    Args:
+        T0: rows per generation (static), or one per generation.
+        sigma0: label noise of each generation (data), or one per generation.
+        lam: the generators' own ridge lambda (data; None: OLS or min-norm), or one per generation.
+        fixed: reuse one design X for every generation (static).
+        strategy: "replace", "accumulate" or "accumulate_subsample" (static).
+        real_fraction: share of each generation's fresh rows labelled by w0 (data; None: none).
+
+    Raises:
+        ValueError: a bad size, noise, lambda, fraction or strategy, or sequences of different lengths.
+
     Example:
         >>> import collapse_jax as cj
         >>> gen = cj.Generators(T0=(200, 400, 800), sigma0=1.0)
@@ -141,6 +152,15 @@ class Downstream:
     model and the rest by w0 (Dohmatob et al. 2025, strong model collapse). At n = 0 every row is real.
     lam may also be one value per generation n (an array, entry n for the model trained on generation-n
     data), or a schedule `lam(T, n)` (see `collapse_jax.regression.regularization`), which `resolved` turns into that.
+
+    Args:
+        T: downstream rows (static).
+        sigma: label noise of the downstream rows (data).
+        lam: ridge lambda >= 0 (data): a number, one per generation n, or a schedule lam(T, n).
+        synthetic_fraction: share of rows labelled by the generation-n model (data; None: all of them).
+
+    Raises:
+        ValueError: a bad size, noise, lambda or fraction, named with its allowed range.
 
     Example:
         >>> import collapse_jax as cj

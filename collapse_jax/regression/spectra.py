@@ -25,6 +25,13 @@ class Spectrum:
 
     Both are data (not static), so one compiled simulation serves many spectra of the same dimension.
 
+    Args:
+        eigenvalues: the d eigenvalues of Sigma, all > 0 (a numpy or JAX array, or a list).
+        w0: the teacher's d coordinates in Sigma's eigenbasis.
+
+    Raises:
+        ValueError: eigenvalues not all positive and finite, w0 not finite, or shapes that differ.
+
     Example:
         >>> import collapse_jax as cj
         >>> spec = cj.Spectrum.power_law(100, beta=1.5, r=0.5)

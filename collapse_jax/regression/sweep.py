@@ -143,6 +143,21 @@ def sweep(
             process takes its slice, and process 0 waits up to `wait` seconds for the others' chunk files (on a
             shared filesystem) and merges. No collective runs between processes.
         _fail_after: raise after writing that many chunks (tests inject an interruption with it).
+
+    Returns:
+        SweepResult (per-seed metrics with the grid axes in front, theory and formula kind at every point), or
+        None in a shard process that does not merge.
+
+    Raises:
+        ValueError: an unknown grid field, a folder holding a different sweep, or a bad size or shard.
+
+    Example:
+        >>> import tempfile, collapse_jax as cj
+        >>> out = tempfile.mkdtemp()
+        >>> res = cj.sweep(cj.Spectrum.isotropic(6), cj.Generators(T0=20), cj.Downstream(T=20), {"down.lam": [0, 1.0]},
+        ...                generations=1, seeds=8, out=out, progress=False)
+        >>> res.test_error.shape, cj.sweep_load(out).formula.tolist()
+        ((2, 8, 2), ['exact', 'DE'])
     """
     generations = checks.size("generations", generations, lo=0)
     seeds = checks.size("seeds", seeds, lo=1)
@@ -254,7 +269,26 @@ def sweep(
 
 
 def merge(out: str | Path, progress: bool = True) -> SweepResult:
-    """Assemble the chunk files of a finished sweep (all shards) into sweep.npz/.json, with theory."""
+    """Assemble the chunk files of a finished sweep (all shards) into sweep.npz/.json, with theory.
+
+    Args:
+        out: the sweep's folder, where every shard wrote its chunks.
+        progress: say on stderr which grid points have no formula or are invalid.
+
+    Returns:
+        The SweepResult, also written to out/sweep.npz and out/sweep.json.
+
+    Raises:
+        ValueError: chunks are missing (it names one and the shard to re-run).
+
+    Example:
+        >>> import tempfile, collapse_jax as cj
+        >>> out = tempfile.mkdtemp()
+        >>> _ = cj.sweep(cj.Spectrum.isotropic(6), cj.Generators(T0=20), cj.Downstream(T=20), {"down.lam": [0, 1.0]},
+        ...              generations=1, seeds=8, out=out, shard=(0, 1), progress=False)
+        >>> cj.merge(out, progress=False).test_error.shape
+        (2, 8, 2)
+    """
     out = Path(out)
     m = json.loads((out / "manifest.json").read_text())
     recipe = m["spectrum"].get("recipe")
@@ -366,7 +400,22 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
 
 
 def load(out: str | Path) -> SweepResult:
-    """Read a merged sweep back."""
+    """Read a merged sweep back (`cj.sweep_load`).
+
+    Args:
+        out: the folder holding sweep.npz and sweep.json.
+
+    Returns:
+        The SweepResult that `sweep` or `merge` returned.
+
+    Example:
+        >>> import tempfile, collapse_jax as cj
+        >>> out = tempfile.mkdtemp()
+        >>> _ = cj.sweep(cj.Spectrum.isotropic(6), cj.Generators(T0=20), cj.Downstream(T=20), {"down.lam": [0, 1.0]},
+        ...              generations=1, seeds=8, out=out, progress=False)
+        >>> cj.sweep_load(out).axes
+        ('down.lam', 'seed', 'n')
+    """
     arrays, meta = io.load(Path(out) / "sweep")
     names = meta["axes"]["test_error"][:-2]
     where = Path(out) / "sweep.json"
