@@ -94,6 +94,9 @@ def gaussian_chain(
         real_fraction: of each generation's M fresh points, round(pi M) come from the true distribution
             (a number or one per generation). Strategies and real points draw the points themselves.
 
+    Returns:
+        GaussianChain: the fitted mean and variance (or covariance) of every seed and generation, index 0 the truth.
+
     Example:
         >>> from collapse_jax.distributions import gaussian_chain
         >>> out = gaussian_chain(0, M=100, generations=50, seeds=1000)

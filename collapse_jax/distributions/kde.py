@@ -157,6 +157,9 @@ def kde_chain(
             "accumulate_subsample" (M of them drawn without replacement). Statistics describe the newest M points.
         real_fraction: of each generation's M new points, round(pi M) are drawn from `init` (the true data).
 
+    Returns:
+        KDEChain: mean, variance, W2^2 and KL at the measured generations, and the kept samples.
+
     Example:
         >>> from collapse_jax.distributions import kde_chain
         >>> out = kde_chain(0, M=200, generations=20, seeds=50, bandwidth=0.1, keep=(0, 20))

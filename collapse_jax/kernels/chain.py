@@ -114,6 +114,10 @@ def krr_chain(
         synthetic_fraction: of the downstream's T points, round(p T) are labelled by generation n, the rest by
             the real targets (None: all of them).
 
+    Returns:
+        KRRChain: held-out test error (and accuracy) per seed, lambda and generation, the generators' errors
+        on the pool, and the lambdas used.
+
     Example:
         >>> import numpy as np
         >>> from collapse_jax.kernels import kernel_matrix, krr_chain, split, synthetic_power_law

@@ -136,12 +136,23 @@ def sweep(
     """Run (or resume) a sweep; returns a SweepResult when every chunk is on disk, else None (other shards).
 
     Args:
+        spec: the base spectrum (its recipe lets spec.* fields vary on the grid).
+        gen: the base generators.
+        down: the base downstream model.
         grid: {field: values}, e.g. {"down.lam": np.logspace(-3, 1, 9), "down.T": [100, 300]}.
+        generations: N >= 0; every n = 0..N is measured.
+        seeds: seeds per grid point.
+        key: an int root seed; seed i of every point uses fold_in(key, i), as `simulate` does.
+        out: the folder for the manifest, the chunks and the merged sweep.
+        sampler: 'auto', 'direct' or 'suffstats' (see `simulate`).
         chunk_size: seeds per chunk (default: what fits `max_memory` bytes for all data points at once).
         shard: (i, N): this process runs the chunks whose index is i mod N; `merge(out)` joins them. By default
             (None) it is (jax.process_index(), jax.process_count()): under `jax.distributed.initialize` every
             process takes its slice, and process 0 waits up to `wait` seconds for the others' chunk files (on a
             shared filesystem) and merges. No collective runs between processes.
+        max_memory: bytes one chunk may use, all data points together (sets the default chunk_size).
+        wait: seconds process 0 waits for the other shards' chunks before giving up.
+        progress: print one line per chunk to stderr.
         _fail_after: raise after writing that many chunks (tests inject an interruption with it).
 
     Returns:
