@@ -444,7 +444,7 @@ def _gaussian_strategies(exp, progress):
     import matplotlib.pyplot as plt
 
     with plotting.style():
-        fig, axs = plt.subplots(2, len(dims), figsize=(4.6 * len(dims), 7.6), squeeze=False)
+        fig, axs = plt.subplots(2, len(dims), figsize=(4.6 * len(dims), 8.2), squeeze=False, layout="constrained")
     names = (r"$E\|\mu_G - \mu_0\|^2$", r"$E\,\mathrm{tr}\,\Sigma_G / \mathrm{tr}\,\Sigma_0$")
     for i, d in enumerate(dims):
         for m in (0, 1):
@@ -462,10 +462,10 @@ def _gaussian_strategies(exp, progress):
                 legend_title="strategy",
                 ax=axs[m, i],
             )
-            if (i, m) != (0, 0):
-                axs[m, i].get_legend().remove()
+            axs[m, i].get_legend().remove()  # one legend for the figure, below the panels: none covers data
+    handles, names_ = axs[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names_, title="strategy", loc="outside lower center", ncol=min(len(handles), 4), fontsize=8)
     fig.suptitle(exp.description or f"Gaussian chains under data strategies ({est}, n = {G})")
-    fig.tight_layout()
     arrays = dict(error=sim, theory=th, d=np.asarray(dims), M=Ms)
     axes = dict(
         error=["d", "strategy", "M", "metric", "seed"], theory=["d", "strategy", "M", "metric"], d=["d"], M=["M"]

@@ -192,6 +192,7 @@ def _lambda_scan_figure(exp, downs, lams, ns, mean, sem, theory_grid):
                 ylabel="test error",
                 title=panel,
                 legend_title="generation",
+                ordered=True,
                 ax=ax,
             )
         else:
@@ -208,6 +209,7 @@ def _lambda_scan_figure(exp, downs, lams, ns, mean, sem, theory_grid):
                 title=panel,
                 logx=False,
                 legend_title="downstream",
+                ordered=True,
                 ax=ax,
             )
         if i > 0:

@@ -113,8 +113,8 @@ def _joint(exp, progress):
         legend_title="regularisation",
         ax=axs[0],
     )
-    for n in ns:
-        axs[1].plot(np.arange(1, n + 1), lams[n], "o-", ms=4, label=f"n = {n}")
+    for n, colour in zip(ns, plotting.ordered_colours(len(ns)), strict=True):
+        axs[1].plot(np.arange(1, n + 1), lams[n], "o-", ms=4, color=colour, label=f"n = {n}")
     axs[1].set(
         yscale="log",
         xlabel="generation k",
