@@ -42,7 +42,7 @@ def resolve_sampler(sampler: str, d: int, gen: Generators, down: Downstream) -> 
             f"sampler='suffstats' needs T0 >= d and T >= d (d={d}, T0={gen.T0}, T={down.T}), no real_fraction, no "
             "synthetic_fraction and no accumulate_subsample (they need the rows); use 'auto' or 'direct'"
         )
-    pick = lambda ok: "suffstats" if ok and sampler != "direct" else "direct"  # noqa: E731
+    pick = lambda ok: "suffstats" if ok and sampler != "direct" else "direct"
     return pick(exact[0]), pick(exact[1])
 
 
