@@ -155,19 +155,28 @@ def run(exp: Comparison, progress: bool = True):
         **{exp.x: [exp.x]},
     )
     arrays = {"test_error": sim, "theory_test_error": th, exp.x: exp.xs}
-    x_line, th_line = [exp.xs] * V, th
-    if exp.x == "T":  # theory is cheap: draw it on a fine grid of T
-        fine = np.geomspace(exp.xs.min(), exp.xs.max(), 60)
-        x_line = [_whole_rows_grid(fine, exp.panels[0][2][v][2].synthetic_fraction) for v in range(V)]
-        th_line = np.full((P, V, max(len(x) for x in x_line)), np.nan)
-        for (p, v), kind in kinds.items():
-            if kind != "none":
-                _, gen, down = exp.panels[p][2][v]
-                th_line[p, v, : len(x_line[v])] = [
-                    float(theory.test_error(exp.panels[p][1], gen, dataclasses.replace(down, T=int(t)), exp.n))
-                    for t in x_line[v]
-                ]
+    x_line, th_line = theory_lines(exp, th, kinds)
     return arrays, axes, rows, summary, _figure(exp, mean, sem, x_line, th_line, kinds)
+
+
+def theory_lines(exp: Comparison, th: np.ndarray, kinds: dict) -> tuple[list, np.ndarray]:
+    """The theory curves of the figure: at the simulated x when x = n; on a fine grid of T (theory is cheap)
+    when x = T, each variant at its own T (see `_whole_rows_grid`). Returns (one x array per variant, values
+    (panel, variant, x) padded with NaN)."""
+    P, V = th.shape[:2]
+    if exp.x != "T":
+        return [exp.xs] * V, th
+    fine = np.geomspace(exp.xs.min(), exp.xs.max(), 60)
+    x_line = [_whole_rows_grid(fine, exp.panels[0][2][v][2].synthetic_fraction) for v in range(V)]
+    th_line = np.full((P, V, max(len(x) for x in x_line)), np.nan)
+    for (p, v), kind in kinds.items():
+        if kind != "none":
+            _, gen, down = exp.panels[p][2][v]
+            th_line[p, v, : len(x_line[v])] = [
+                float(theory.test_error(exp.panels[p][1], gen, dataclasses.replace(down, T=int(t)), exp.n))
+                for t in x_line[v]
+            ]
+    return x_line, th_line
 
 
 def _whole_rows_grid(fine, p) -> np.ndarray:
