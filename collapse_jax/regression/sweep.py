@@ -434,6 +434,12 @@ def _check_grid(grid: dict, spec: Spectrum):
                 else "the spectrum was not made by Spectrum.isotropic or Spectrum.power_law"
             )
             raise ValueError(f"grid field {name!r}: {made}, so it cannot be rebuilt with other values")
+        if owner == "spec" and not spec.matches_recipe():
+            raise ValueError(
+                f"grid field {name!r}: the spectrum's arrays no longer match its recipe {dict(spec.recipe)} (changed "
+                "by dataclasses.replace or jax.tree.map?), so it cannot be rebuilt; build it with "
+                "Spectrum.from_config or pass recipe=None"
+            )
         values[name] = vals
     return names, values
 
