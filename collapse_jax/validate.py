@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -25,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from collapse_jax.engine import checks, plotting
+from collapse_jax.engine.progress import reporter
 from collapse_jax.regression import theory
 
 FAMILIES = ("regression", "distributions", "kernels")
@@ -237,11 +237,9 @@ def run(selected: list[Check], full: bool = False, key: int = 0, progress: bool 
                 theory=th,
             )
         )
-        if progress:
-            print(
-                f"[validate] {'ok  ' if ok else 'FAIL'} {c.formula} ({seeds} seeds, {rows[-1]['seconds']:.1f}s)",
-                file=sys.stderr,
-            )
+        reporter(progress)(
+            f"[validate] {'ok  ' if ok else 'FAIL'} {c.formula} ({seeds} seeds, {rows[-1]['seconds']:.1f}s)"
+        )
     return rows
 
 

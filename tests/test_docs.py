@@ -13,6 +13,8 @@ MODULES = [
     "collapse_jax.engine.header",
     "collapse_jax.engine.io",
     "collapse_jax.engine.rng",
+    "collapse_jax.engine.wishart",
+    "collapse_jax.engine.progress",
     "collapse_jax.regression",
     "collapse_jax.regression.spectra",
     "collapse_jax.regression.problem",

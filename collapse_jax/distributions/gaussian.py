@@ -17,9 +17,9 @@ import numpy as np
 
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Int, Key, OneOf, Optional, Real, checked
-from collapse_jax.engine.rng import chi_square, log_gamma, subset
+from collapse_jax.engine.rng import log_gamma, subset
 from collapse_jax.engine.seeds import map_seeds
-from collapse_jax.regression.samplers import strictly_lower
+from collapse_jax.engine.wishart import bartlett
 
 ESTIMATORS = ("mle", "unbiased")
 
@@ -253,13 +253,6 @@ def _chain_1d(mu0, sigma0, steps, M_max, sampler):
     return suffstats if sampler == "suffstats" else direct
 
 
-def _bartlett(key, dof, d):
-    """Lower-triangular B with B B^T ~ Wishart(I_d, dof): sqrt(chi^2_{dof - i}) on the diagonal, N(0, 1) below."""
-    k1, k2 = jax.random.split(key)
-    diag = jnp.sqrt(chi_square(k1, dof - jnp.arange(d)))
-    return strictly_lower(jax.random.normal(k2, (d * (d - 1) // 2,)), d) + jnp.diag(diag)
-
-
 @functools.lru_cache(maxsize=32)
 def _chain_nd(mean0, cov0, steps, M_max, sampler):
     """d dimensions, carried as the Cholesky factor U diag(e^l) with U unit lower triangular and l the log of
@@ -285,7 +278,7 @@ def _chain_nd(mean0, cov0, steps, M_max, sampler):
         k1, k2 = jax.random.split(key)
         if sampler == "suffstats":
             mean_new = mean + U @ (jnp.exp(l) * jax.random.normal(k1, (d,))) / jnp.sqrt(M)
-            B = _bartlett(k2, M - 1, d)
+            B = bartlett(k2, d, M - 1)
         else:
             # the M points are mean + z (U e^l)'; they are centred as (z - z_bar) (U e^l)', without the mean, so
             # that points far below the mean's float resolution still have a spread

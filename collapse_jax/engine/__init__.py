@@ -2,7 +2,9 @@
 
 * `seeds`: one key per seed (fold_in(root, i)), vmapped batches, host-side chunks, sharding over devices;
 * `checks`: the validation rules of every public door (`@checked`, TOML tables);
-* `rng`: exact samplers JAX lacks or makes slow under vmap (chi-square, subsets);
+* `rng`: exact samplers JAX lacks or makes slow under vmap (chi-square, subsets, uniform indices);
+* `wishart`: Bartlett factors of Wishart draws (regression designs, d-dimensional Gaussian scatters);
+* `progress`: the one place progress lines are printed (stderr, silenced by progress=False);
 * `threefry`: JAX's own random bits, lowered on CPU as one fused loop (same bits, 5x faster);
 * `io`: results as .npz with a JSON sidecar of axes, coordinates and configuration;
 * `plotting`: one style (theory as lines, simulation as markers with error bars) and figure output.

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from collapse_jax.engine.checks import choice
+from collapse_jax.engine.wishart import bartlett
 from collapse_jax.regression import samplers, strategies
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
@@ -71,7 +72,7 @@ def _generator_fit(gen: Generators, d: int, sampler: str, generations: int):
     real = (lambda w0, n_real: (w0, n_real)) if mixes_real else (lambda w0, n_real: None)
     if gen.fixed:
         if sampler == "suffstats":
-            init = lambda key, sqrt_eig: samplers.bartlett(key, d, T0[0])
+            init = lambda key, sqrt_eig: bartlett(key, d, T0[0])
 
             def fit(L, key, w, w0, sqrt_eig, T, s, lam, n_real):
                 z = jax.random.normal(key, (d,), w.dtype)
@@ -122,7 +123,7 @@ def _downstream_fit(down: Downstream, d: int, sampler: str, w0):
         factor = lambda L, sqrt_eig, lam: samplers.bartlett_factor(L, sqrt_eig, jnp.asarray(T, L.dtype), lam)
 
         def init(key, sqrt_eig, lam):
-            L = samplers.bartlett(key, d, T)
+            L = bartlett(key, d, T)
             return L, (factor(L, sqrt_eig, lam) if shared else None)
 
         def fit(state, key, w, sqrt_eig, lam):

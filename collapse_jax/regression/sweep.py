@@ -31,7 +31,6 @@ import functools
 import itertools
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -41,6 +40,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from collapse_jax.engine import checks, io, store
+from collapse_jax.engine.progress import reporter
 from collapse_jax.engine.seeds import chunk_size_for, describe, root_key, seed_mean, seed_sem, seed_sharding
 from collapse_jax.regression import theory
 from collapse_jax.regression.chain import Metrics, resolve_sampler
@@ -187,7 +187,7 @@ def sweep(
 
     jobs = list(itertools.product(range(_count(values, static_names)), range(n_chunks)))
     mine = [j for k, j in enumerate(jobs) if k % n_shards == i_shard]
-    say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
+    say = reporter(progress)
     store.clean_stale_temporaries(out)
     shape_of = lambda c: (n_data, min(chunk, seeds - c * chunk), generations + 1)  # noqa: E731
     done = lambda j: store.read_chunk(out, *j, shape_of(j[1]), Metrics._fields, say) is not None  # noqa: E731
@@ -356,12 +356,10 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
         dict(config=m, grid=values, invalid=invalid, no_theory=no_theory, root_seed=m["key"], d=res.d),
         coords=coords,
     )
-    if progress:
-        print(
-            f"[sweep] merged {out}: {len(invalid)} invalid point(s), {len(no_theory)} without theory", file=sys.stderr
-        )
-        for label, why in invalid.items():
-            print(f"  invalid point ({label}): {why}", file=sys.stderr)
+    say = reporter(progress)
+    say(f"[sweep] merged {out}: {len(invalid)} invalid point(s), {len(no_theory)} without theory")
+    for label, why in invalid.items():
+        say(f"  invalid point ({label}): {why}")
     return res
 
 
