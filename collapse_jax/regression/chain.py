@@ -6,25 +6,17 @@ model is fitted on data labelled by generation n. So one run gives the whole err
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 
 from collapse_jax.engine.checks import choice
 from collapse_jax.engine.wishart import bartlett
 from collapse_jax.regression import samplers, strategies
+from collapse_jax.regression.metrics import Metrics
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
 
 SAMPLERS = ("auto", "direct", "suffstats")
-
-
-class Metrics(NamedTuple):
-    """Per-generation quantities, shared by simulation (per seed, mean, sem) and theory."""
-
-    test_error: jax.Array  # (w_pred - w0)' Sigma (w_pred - w0) of the downstream model on generation-n data
-    generator_error: jax.Array  # (w_n - w0)' Sigma (w_n - w0) of generation n itself (0 at n = 0)
 
 
 def resolve_sampler(sampler: str, d: int, gen: Generators, down: Downstream) -> tuple[str, str]:

@@ -29,7 +29,7 @@ import numpy as np
 
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Instance, Int, checked
-from collapse_jax.regression.chain import Metrics
+from collapse_jax.regression.metrics import Metrics
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
 from collapse_jax.regression.theory import moments, overparam, powerlaw, ridge, strategies

@@ -26,6 +26,7 @@ from collapse_jax.regression.problem import Generators
 from collapse_jax.regression.spectra import Spectrum
 from collapse_jax.regression.theory import overparam, strategies
 from collapse_jax.regression.theory._common import NoFormulaError
+from collapse_jax.regression.theory.fixed_point import df, kappa
 
 
 class Moments(NamedTuple):
@@ -92,8 +93,6 @@ def ridge_generator_moments(eig, w0, T, sigma, lam, n) -> Moments:
 
 @jax.jit
 def _ridge_recursion(eig, w0, T, sigma, lam):
-    from collapse_jax.regression.theory.ridge import df, kappa
-
     def step(carry, xs):
         shrink, noise, M_prev = carry
         T_k, s_k, l_k = xs
