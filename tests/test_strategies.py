@@ -17,7 +17,7 @@ POW = cj.Spectrum.power_law(20, beta=1.5, r=0.5)
 
 
 def check(spec, gen, down, generations, seeds=2000, *, de_rel=0.0, key=0, label=""):
-    res = cj.simulate(spec, gen, down, generations, seeds, key)
+    res = cj.simulate(spec, gen, down, generations, seeds, key=key)
     theory = cj.theory.metrics(spec, gen, down, np.arange(generations + 1))
     assert_theory(res, theory, de_rel=de_rel, label=label)
     return res, theory
@@ -253,7 +253,7 @@ def test_gaussian_strategy_moments_exact(strategy, real_fraction, estimator, M, 
     """E (mu_n - mu0)^2 and E sigma_n^2 under each strategy: exact recursions, |z| <= 4 at every n (seen: <= 3.2)."""
     G = 5 if isinstance(real_fraction, tuple) else 30
     out = gaussian_chain(
-        1,
+        key=1,
         M=M,
         generations=G,
         seeds=4000,
@@ -280,8 +280,8 @@ def test_gaussian_accumulate_mean_is_bounded():
 
 def test_gaussian_replace_with_zero_real_is_the_plain_chain_in_law():
     """real_fraction = 0 draws the points; the sufficient-statistics chain draws one chi-square: same law (KS)."""
-    a = gaussian_chain(0, M=10, generations=8, seeds=3000, real_fraction=0.0)
-    b = gaussian_chain(1, M=10, generations=8, seeds=3000)
+    a = gaussian_chain(key=0, M=10, generations=8, seeds=3000, real_fraction=0.0)
+    b = gaussian_chain(key=1, M=10, generations=8, seeds=3000)
     assert ks_2samp_pvalue(a.log_var[:, 8], b.log_var[:, 8]) > 1e-3
     assert ks_2samp_pvalue(a.mean[:, 8], b.mean[:, 8]) > 1e-3
 
@@ -293,7 +293,9 @@ def test_kde_pooled_variance_under_strategies(strategy, real_fraction):
     """Fixed bandwidth: the pooled variance of a point, P_g = pi' var0 + (1 - pi')(mean of earlier P + h^2)
     (replace: the last P), exact; accumulate and accumulate-subsample share it. |z| <= 4 (seen <= 2)."""
     G, M = 15, 100
-    out = kde_chain(0, M=M, generations=G, seeds=1000, bandwidth=0.3, strategy=strategy, real_fraction=real_fraction)
+    out = kde_chain(
+        key=0, M=M, generations=G, seeds=1000, bandwidth=0.3, strategy=strategy, real_fraction=real_fraction
+    )
     pooled = out.mean[..., 0].var(0, ddof=1) + out.var[..., 0].mean(0)
     th = dist_theory.kde_pooled_var_strategy(M, np.arange(G + 1), 1.0, 0.3, strategy, real_fraction)
     # delta-method standard error of var(mean) + mean(var) over seeds
@@ -308,13 +310,13 @@ def test_discrete_accumulate_and_real_fraction_words():
     """Accumulating counts: e_m = e_{m-1} + s (G - e_{m-1}) / n_m^2 exactly (|z| <= 4); real_fraction is the
     same chain as synthetic = N (1 - pi)/pi."""
     p = [0.5, 0.3, 0.15, 0.05]
-    out = discrete_chain(0, p, N=20, generations=30, seeds=4000, synthetic=5, strategy="accumulate")
+    out = discrete_chain(p, key=0, N=20, generations=30, seeds=4000, synthetic=5, strategy="accumulate")
     dev = ((out.probs - out.probs[:, 1:2]) ** 2).sum(-1)
     th = dist_theory.discrete_deviation(p, 20, np.arange(31), 5, "accumulate")
     z = (dev.mean(0)[2:] - th[2:]) / (dev.std(0)[2:] / np.sqrt(4000))
     assert np.all(np.abs(z) <= 4), np.round(z, 2)
-    a = discrete_chain(3, p, N=20, generations=5, seeds=50, real_fraction=0.8)
-    b = discrete_chain(3, p, N=20, generations=5, seeds=50, synthetic=5)
+    a = discrete_chain(p, key=3, N=20, generations=5, seeds=50, real_fraction=0.8)
+    b = discrete_chain(p, key=3, N=20, generations=5, seeds=50, synthetic=5)
     np.testing.assert_array_equal(a.probs, b.probs)
 
 

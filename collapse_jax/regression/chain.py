@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 
 from collapse_jax.engine.checks import choice
+from collapse_jax.engine.strategies import STRATEGIES, lookup
+from collapse_jax.engine.strategies import table as strategy_table
 from collapse_jax.engine.wishart import bartlett
 from collapse_jax.regression import samplers, strategies
 from collapse_jax.regression.metrics import Metrics
@@ -24,7 +26,7 @@ def resolve_sampler(sampler: str, d: int, gen: Generators, down: Downstream) -> 
     T >= d, and every row labelled by one model (no real rows mixed in, no subsample of kept rows)."""
     choice("sampler", sampler, SAMPLERS)
     exact = (
-        min(gen.T0_tuple) >= d and gen.real_fraction is None and gen.strategy != "accumulate_subsample",
+        min(gen.T0_tuple) >= d and gen.real_fraction is None and not STRATEGIES[gen.strategy].subsample,
         down.T >= d and down.synthetic_fraction is None,
     )
     if sampler == "suffstats" and not all(exact):
@@ -38,7 +40,7 @@ def resolve_sampler(sampler: str, d: int, gen: Generators, down: Downstream) -> 
 def working_rows(gen: Generators, down: Downstream, generations: int) -> int:
     """Rows of data one seed holds at once: the largest design, or the pool of accumulate_subsample."""
     rows = max(max(gen.T0_tuple), down.T)
-    if gen.strategy == "accumulate_subsample":
+    if STRATEGIES[gen.strategy].subsample:  # the pool's rows themselves are kept
         T = gen.per_generation(generations)[0]
         rows = max(rows, int(T.sum()) + max(gen.T0_tuple))
     return rows
@@ -47,13 +49,14 @@ def working_rows(gen: Generators, down: Downstream, generations: int) -> int:
 def _generator_fit(gen: Generators, d: int, sampler: str, generations: int):
     """(init, step) for the generators: init(key, sqrt_eig) draws what a seed keeps (a fixed design, a pool);
     step(state, key, w, w0, sqrt_eig, T, s, lam, n_real) -> (w, state) fits generation k."""
+    return lookup(GENERATOR_STEPS, gen.strategy, "regression")(gen, d, sampler, generations)
+
+
+def _replace(gen: Generators, d: int, sampler: str, generations: int):
+    """Generation k fits its own fresh rows (or relabels one fixed design)."""
     T0 = gen.T0_tuple
     ridge = gen.lam is not None
     mixes_real = gen.real_fraction is not None
-    if gen.strategy == "accumulate":
-        return strategies.accumulate(d, T0, gen.fixed, sampler, mixes_real)
-    if gen.strategy == "accumulate_subsample":
-        return strategies.accumulate_subsample(d, T0, generations, ridge, mixes_real)
 
     def keep(fit):  # a replace step keeps its state (a fixed design, or nothing) unchanged
         return lambda state, key, w, w0, sqrt_eig, T, s, lam, n_real: (
@@ -97,6 +100,22 @@ def _generator_fit(gen: Generators, d: int, sampler: str, generations: int):
         return samplers.fit_rows(X, samplers.labels(X, k_e, w, s, real(w0, n_real)), T, lam, mask, mixed)
 
     return init, keep(fit)
+
+
+# One entry per declared strategy (engine/strategies.py): its generator step (init, step), built from
+# (gen, d, sampler, generations). The pooled steps live in regression/strategies.py.
+GENERATOR_STEPS = strategy_table(
+    "regression",
+    {
+        "replace": _replace,
+        "accumulate": lambda gen, d, sampler, generations: strategies.accumulate(
+            d, gen.T0_tuple, gen.fixed, sampler, gen.real_fraction is not None
+        ),
+        "accumulate_subsample": lambda gen, d, sampler, generations: strategies.accumulate_subsample(
+            d, gen.T0_tuple, generations, gen.lam is not None, gen.real_fraction is not None
+        ),
+    },
+)
 
 
 def _downstream_fit(down: Downstream, d: int, sampler: str, w0):

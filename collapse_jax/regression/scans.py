@@ -115,7 +115,7 @@ def T_scan(spec, gen, down, Ts, rules, generations, seeds, key, sampler="auto", 
             d = dataclasses.replace(down, T=int(T))
             sched = schedule(rule, spec, gen, d, beta, r)
             d = dataclasses.replace(d, lam=sched).resolved(generations)
-            res = simulate(spec, gen, d, generations, seeds, key, sampler=sampler)
+            res = simulate(spec, gen, d, generations, seeds, key=key, sampler=sampler)
             th = theory.metrics(spec, gen, d, np.arange(generations + 1))
             per_T.append((res.test_error, np.asarray(th.test_error), np.asarray(d.lam)))
             say(f"  {rule_label(rule)}, T = {T}: {time.perf_counter() - t0:.1f}s")

@@ -7,6 +7,7 @@ and formula in the lab works in this basis.
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +38,8 @@ class Spectrum:
     # dataclasses.replace and jax.tree.map; `values()` drops it where one compiled program should serve spectra of
     # different recipes (simulate, sweep).
     recipe: "Recipe | None" = dataclasses.field(default=None, metadata=dict(static=True))
+    # a sweep's axes: the recipes' parameters (rebuilt at each point), d static (it sets the shapes)
+    GRID_FIELDS: typing.ClassVar[dict] = {"d": True, "beta": False, "r": False, "signal": False}
 
     def __post_init__(self):
         if self.recipe is not None:

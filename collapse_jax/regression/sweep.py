@@ -40,20 +40,21 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from collapse_jax.engine import checks, io, store
+from collapse_jax.engine.fields import grid_fields
 from collapse_jax.engine.progress import reporter
 from collapse_jax.engine.seeds import chunk_size_for, describe, root_key, seed_mean, seed_sem, seed_sharding
+from collapse_jax.engine.strategies import STRATEGIES
 from collapse_jax.regression import theory
 from collapse_jax.regression.chain import Metrics, resolve_sampler
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.simulate import DEFAULT_MEMORY, default_chunk, seed_batch
 from collapse_jax.regression.spectra import Spectrum
 
-FIELDS = {
-    "spec": ("d", "beta", "r", "signal"),
-    "gen": ("T0", "sigma0", "lam", "fixed", "strategy", "real_fraction"),
-    "down": ("T", "sigma", "lam", "synthetic_fraction"),
-}
-STATIC = {"spec.d", "gen.T0", "gen.fixed", "gen.strategy", "down.T"}
+# Grid axes and which of them are static, read off the configs' own declarations: a dataclass field's metadata
+# (static=True; sweep=False keeps a field off the grid) and the parameters of the Spectrum recipes.
+_OWNERS = {"spec": Spectrum, "gen": Generators, "down": Downstream}
+FIELDS = {owner: tuple(grid_fields(cls)) for owner, cls in _OWNERS.items()}
+STATIC = {f"{owner}.{name}" for owner, cls in _OWNERS.items() for name, static in grid_fields(cls).items() if static}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +158,7 @@ def sweep(
     rows = max(
         [max(gen.T0_tuple), down.T] + [max(np.atleast_1d(values[n])) for n in static_names if n in ("gen.T0", "down.T")]
     )
-    if "accumulate_subsample" in [gen.strategy] + values.get("gen.strategy", []):
+    if any(STRATEGIES[s].subsample for s in [gen.strategy] + values.get("gen.strategy", []) if s in STRATEGIES):
         rows *= generations + 1  # a pool of every generation's rows
     d_max = max([spec.d] + values.get("spec.d", []))
     chunk = chunk_size_for(

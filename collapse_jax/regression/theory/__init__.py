@@ -46,6 +46,7 @@ from collapse_jax.regression.theory.ridge import df, isotropic_test_error, kappa
 
 __all__ = [
     "test_error",
+    "metrics_and_kind",
     "formula_kind",
     "agreement",
     "de_gap",
@@ -70,7 +71,6 @@ __all__ = [
 ]
 
 
-@float64
 @checked(
     spec=Instance(Spectrum),
     gen=Instance(Generators),
@@ -79,12 +79,35 @@ __all__ = [
 )
 def metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Metrics:
     """Expected test and generator errors after n generations (n: int or int array; output has n's shape)."""
+    return metrics_and_kind(spec, gen, down, n)[0]
+
+
+@float64
+@checked(
+    spec=Instance(Spectrum),
+    gen=Instance(Generators),
+    down=Instance(Downstream),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
+)
+def metrics_and_kind(spec: Spectrum, gen: Generators, down: Downstream, n) -> tuple[Metrics, str]:
+    """(metrics, kind): the predictions of `metrics` and the kind of formula that computed them, "exact" or "DE"
+    (a deterministic equivalent anywhere in the chain of formulas makes the whole a DE). Raises NoFormulaError
+    where the lab has none.
+
+    Example:
+        >>> import collapse_jax as cj
+        >>> m, kind = cj.theory.metrics_and_kind(cj.Spectrum.isotropic(10), cj.Generators(T0=40),
+        ...                                      cj.Downstream(T=40, lam=0.1), [0, 1])
+        >>> kind, m.test_error.shape
+        ('DE', (2,))
+    """
     n = moments.generations_array(n, gen)
     down = down.resolved(int(n.max()))
-    mom = moments.generator_moments(spec, gen, n)
+    mom, gen_kind = moments.generator_moments_and_kind(spec, gen, n)
     gen_err = moments.generator_error(spec, mom)
     if np.ndim(down.lam) == 0:
-        return Metrics(_downstream_error(spec, mom, gen_err, down), gen_err)
+        test, down_kind = _downstream_error(spec, mom, gen_err, down)
+        return Metrics(test, gen_err), _weakest(gen_kind, down_kind)
     # one lambda per generation: evaluate each n with its own lambda
     flat = [
         _downstream_error(
@@ -95,24 +118,25 @@ def metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Metrics:
         )
         for i, k in enumerate(n.ravel())
     ]
-    return Metrics(jnp.stack(flat).reshape(n.shape), gen_err)
+    test = jnp.stack([value for value, _ in flat]).reshape(n.shape)
+    return Metrics(test, gen_err), _weakest(gen_kind, *(kind for _, kind in flat))
 
 
 @checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream))
 def formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
     """Which kind of prediction `metrics` makes for this config: "exact", "DE" (deterministic equivalent, within
-    its finite-size gap) or "none" (it raises NoFormulaError). Decides how a comparison is judged."""
+    its finite-size gap) or "none" (it raises NoFormulaError). Decides how a comparison is judged. Read off the
+    formulas `metrics_and_kind` evaluates (n = 0, 1, with every lambda of a per-generation lam checked)."""
+    lam = down.lam
+    last = len(lam) - 1 if checks.is_concrete(lam) and np.ndim(lam) == 1 else 1  # every lambda of a per-n lam
     try:
-        metrics(spec, gen, down, np.arange(min(gen.length or 1, 1) + 1))
+        return metrics_and_kind(spec, gen, down, np.arange(min(gen.length or last, last) + 1))[1]
     except NoFormulaError:
         return "none"
-    lam = down.resolved(1).lam
-    if gen.lam is not None or not np.all(np.asarray(lam) == 0):
-        return "DE"
-    d = spec.d
-    if down.T >= d + 2 or (down.T <= d - 2 and down.synthetic_fraction is None and _isotropic(spec)):
-        return "exact"
-    return "DE"
+
+
+def _weakest(*kinds: str) -> str:
+    return "DE" if "DE" in kinds else "exact"
 
 
 Z_MAX = 4.0  # an exact formula agrees when every |z| <= 4 (a fixed key; false alarms ~6e-5 per point)
@@ -177,9 +201,9 @@ def _downstream_error(spec: Spectrum, mom: moments.Moments, gen_err, down: Downs
         s = down.synthetic_rows()
         de = ridge.mixture_test_error(eig, w0, mom, float(T), sigma, lam, s)
         if T < d + 2:
-            return de
+            return de, "DE"
         exact = strategies.carry_over(s, T, d) * gen_err + sigma**2 * d / (T - d - 1)
-        return jnp.where(lam == 0, exact, de)
+        return _exact_at_zero_lam(down.lam, exact, de)
     de = ridge.test_error(eig, w0, mom, float(T), sigma, lam)
     if T >= d + 2:
         # OLS is unbiased and its noise independent of the labels' source: it adds exactly sigma^2 d/(T-d-1).
@@ -192,8 +216,16 @@ def _downstream_error(spec: Spectrum, mom: moments.Moments, gen_err, down: Downs
         w0_sq = jnp.sum(w0**2)
         exact = c * (q * a - 2 * q * b + w0_sq) + sigma**2 * T / (d - T - 1)
     else:
-        return de
-    return jnp.where(lam == 0, exact, de)
+        return de, "DE"
+    return _exact_at_zero_lam(down.lam, exact, de)
+
+
+def _exact_at_zero_lam(lam, exact, de):
+    """(value, kind) where lam = 0 takes the exact formula and lam > 0 the DE: "exact" only when every lam is a
+    concrete zero (a traced lam could be either)."""
+    lam_arr = jnp.asarray(lam, jnp.float64)
+    kind = "exact" if checks.is_concrete(lam) and np.all(np.asarray(lam) == 0) else "DE"
+    return jnp.where(lam_arr == 0, exact, de), kind
 
 
 def _concrete_zero(x) -> bool:
