@@ -223,7 +223,9 @@ def _chains():
         "kde_chain": lambda **kw: kde_chain(8, 2, 6, bandwidth=0.3, **kw).var,
         "bootstrap_chain": lambda **kw: bootstrap_chain(8, 2, 6, **kw).distinct,
         "discrete_chain": lambda **kw: discrete_chain([0.5, 0.5], 8, 2, 6, **kw).probs,
-        "krr_chain": lambda **kw: krr_chain(K, data.Y, pool, test, T0=10, T=10, generations=2, seeds=6, **kw).test_error,
+        "krr_chain": lambda **kw: (
+            krr_chain(K, data.Y, pool, test, T0=10, T=10, generations=2, seeds=6, **kw).test_error
+        ),
     }
 
 

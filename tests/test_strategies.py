@@ -489,3 +489,54 @@ def test_accumulate_min_norm_matches_the_pseudo_inverse():
             expected = np.linalg.pinv(np.concatenate(X_all)) @ np.concatenate(y_all)
             np.testing.assert_allclose(np.asarray(w_new), expected, rtol=1e-8, atol=1e-10)
             w = w_new
+
+
+def test_a_strategy_is_declared_once_and_mapped_per_family(monkeypatch):
+    """The recipe of CONTRIBUTING.md, followed in a test: a strategy declared in engine/strategies.py and given an
+    entry in one family's table (here the regression generator steps, mapped to the replace step) runs there and
+    gives that step's numbers bit for bit; a family without an entry refuses it by name (the regression theory's
+    table, the Gaussian chain); options a strategy does not take are refused; undeclared names are refused."""
+    from collapse_jax.distributions import gaussian_chain
+    from collapse_jax.engine import strategies as declared
+    from collapse_jax.regression import chain
+
+    new = declared.Strategy("fresh_copy", pools=False, subsample=False, takes=(), summary="replace, renamed")
+    monkeypatch.setitem(declared.STRATEGIES, "fresh_copy", new)
+    monkeypatch.setitem(chain.GENERATOR_STEPS, "fresh_copy", chain.GENERATOR_STEPS["replace"])
+    spec, down = cj.Spectrum.isotropic(4), cj.Downstream(T=12)
+    ours = cj.simulate(spec, cj.Generators(T0=12, strategy="fresh_copy"), down, 2, 8, key=1)
+    theirs = cj.simulate(spec, cj.Generators(T0=12), down, 2, 8, key=1)
+    np.testing.assert_array_equal(ours.test_error, theirs.test_error)
+    with pytest.raises(ValueError, match="strategy 'fresh_copy' is not implemented by the regression theory family"):
+        cj.theory.formula_kind(spec, cj.Generators(T0=12, strategy="fresh_copy"), down)
+    with pytest.raises(ValueError, match="not implemented by the distributions \\(Gaussian\\) family"):
+        gaussian_chain(5, 2, 4, key=0, strategy="fresh_copy")
+    with pytest.raises(ValueError, match="real_fraction is not an option of strategy 'fresh_copy'"):
+        cj.Generators(T0=12, strategy="fresh_copy", real_fraction=0.2)
+    monkeypatch.undo()
+    with pytest.raises(
+        ValueError, match="strategy must be one of \\('replace', 'accumulate', 'accumulate_subsample'\\)"
+    ):
+        cj.Generators(T0=12, strategy="fresh_copy")
+
+
+def test_formula_kind_is_read_off_the_formulas_that_ran():
+    """metrics_and_kind returns the kind of the branch that computed the value: exact OLS chains, a DE as soon as a
+    ridge step enters (generators or downstream, also one lambda of a per-generation lam), and formula_kind
+    agrees with it."""
+    iso, pl = cj.Spectrum.isotropic(10), cj.Spectrum.power_law(10, 1.5, 0.5)
+    cases = [
+        (iso, cj.Generators(T0=40), cj.Downstream(T=40), "exact"),
+        (iso, cj.Generators(T0=40, strategy="accumulate"), cj.Downstream(T=40, synthetic_fraction=0.5), "exact"),
+        (iso, cj.Generators(T0=5), cj.Downstream(T=5), "exact"),  # min-norm, isotropic
+        (pl, cj.Generators(T0=40), cj.Downstream(T=5), "DE"),  # min-norm downstream, anisotropic
+        (iso, cj.Generators(T0=40, lam=0.1), cj.Downstream(T=40), "DE"),
+        (iso, cj.Generators(T0=40), cj.Downstream(T=40, lam=[0.0, 0.0, 0.1]), "DE"),
+        (iso, cj.Generators(T0=40, strategy="accumulate_subsample"), cj.Downstream(T=40), "none"),
+    ]
+    for spec, gen, down, kind in cases:
+        assert cj.theory.formula_kind(spec, gen, down) == kind, (gen, down)
+        if kind != "none":
+            m, k = cj.theory.metrics_and_kind(spec, gen, down, [0, 1])
+            np.testing.assert_array_equal(m.test_error, cj.theory.metrics(spec, gen, down, [0, 1]).test_error)
+            assert k == kind or np.ndim(down.lam) == 1  # a per-n lam: n = 0, 1 see only the zeros

@@ -123,7 +123,8 @@ def gaussian_chain(
         hi=bound,
         ndim=(0,) if d == 1 else (0, 2),
     )
-    pooled = check_takes(strategy, real_fraction=real_fraction).pools or real_fraction is not None
+    check_takes(strategy, real_fraction=real_fraction)
+    pooled = strategy != "replace" or real_fraction is not None  # the strategy table; plain replace: the fast paths
     if pooled:
         pi = np.broadcast_to(
             0.0 if real_fraction is None else checks.fraction("real_fraction", real_fraction), Ms.shape

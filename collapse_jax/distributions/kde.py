@@ -186,7 +186,8 @@ def kde_chain(
     if any(k > G for k in keep) or measure.max() > G:
         raise ValueError(f"keep and measure must list generations in 0..{G}, got {keep} and {measure.max()}")
     gens = tuple(np.unique(np.concatenate([[0], measure, keep])).astype(int).tolist())
-    if check_takes(strategy, real_fraction=real_fraction).pools or real_fraction is not None:
+    check_takes(strategy, real_fraction=real_fraction)
+    if strategy != "replace" or real_fraction is not None:  # the strategy table; plain replace: the fast path
         n_real = 0 if real_fraction is None else int(round(checks.fraction("real_fraction", real_fraction) * M))
         if np.ndim(real_fraction) > 0:
             raise ValueError("real_fraction must be one number for kde_chain")

@@ -52,7 +52,7 @@ STRATEGIES = {
 NAMES = tuple(STRATEGIES)
 
 
-def strategy(name, what: str = "strategy", allowed: tuple[str, ...] = NAMES) -> Strategy:
+def strategy(name, what: str = "strategy", allowed: tuple[str, ...] | None = None) -> Strategy:
     """The Strategy called `name`; a ValueError naming `what` and the allowed names otherwise (`allowed`: the
     strategies a family implements, when it implements fewer than all).
 
@@ -60,6 +60,7 @@ def strategy(name, what: str = "strategy", allowed: tuple[str, ...] = NAMES) -> 
         >>> strategy("replace").pools
         False
     """
+    allowed = tuple(STRATEGIES) if allowed is None else allowed
     if name not in allowed:
         raise ValueError(f"{what} must be one of {allowed}, got {name!r}")
     return STRATEGIES[name]

@@ -141,7 +141,7 @@ def krr_chain(
     gen_noise = _per_generation("sigma0", sigma0, G, lo=0.0, hi=checks.SCALE_MAX)
     gen_lam = _per_generation("lam_gen", lam_gen, G, lo=0.0, lo_open=True, hi=checks.SCALE_MAX)
     classes = np.zeros(len(test), int) if labels is None else np.asarray(labels, int)[test]
-    pools = check_takes(strategy, real_fraction=real_fraction).pools  # refuses what the strategy does not take
+    check_takes(strategy, real_fraction=real_fraction)
     n_syn = (
         None
         if synthetic_fraction is None
@@ -149,7 +149,7 @@ def krr_chain(
     )
     if n_syn is not None and np.ndim(synthetic_fraction):
         raise ValueError("synthetic_fraction must be one number")
-    if not pools and real_fraction is None:
+    if strategy == "replace" and real_fraction is None:  # plain replace: the fast path; else the strategy table
         one_seed = _krr_seed(T0, T, G, float(sigma), labels is not None, n_syn)
     else:
         pi = np.broadcast_to(0.0 if real_fraction is None else checks.fraction("real_fraction", real_fraction), (G,))

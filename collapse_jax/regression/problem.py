@@ -71,7 +71,7 @@ class Generators:
             checks.real_array("real_fraction", self.real_fraction, lo=0.0, hi=1.0)
         if not isinstance(self.fixed, (bool, np.bool_)):
             raise ValueError(f"fixed must be True or False, got {self.fixed!r}")
-        if self.fixed and check_takes(self.strategy, real_fraction=self.real_fraction).subsample:
+        if check_takes(self.strategy, real_fraction=self.real_fraction).subsample and self.fixed:
             raise ValueError(
                 "strategy='accumulate_subsample' needs fresh rows each generation (fixed=False): a "
                 "subsample of one relabelled design is not a growing pool"

@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax.engine.strategies import STRATEGIES
 from collapse_jax.regression.problem import Generators
 from collapse_jax.regression.spectra import Spectrum
 from collapse_jax.regression.theory import overparam, strategies
@@ -57,7 +56,9 @@ def generator_moments_and_kind(spec: Spectrum, gen: Generators, n: np.ndarray) -
     T, sigma, lam = gen.per_generation(int(n.max()))
     eig = jnp.asarray(spec.eigenvalues, jnp.float64)
     w0_sq = along_last(jnp.asarray(spec.w0, jnp.float64) ** 2, n.ndim + 1)
-    if STRATEGIES[gen.strategy].pools or gen.real_fraction is not None:
+    # every strategy but plain replace goes through the strategy table (theory/strategies.py); plain replace has the
+    # general formulas below (ridge and min-norm generators, fixed designs)
+    if gen.strategy != "replace" or gen.real_fraction is not None:
         c = strategies.ols_moments_scale(gen, d, T, sigma, gen.real_rows(int(n.max())))[n]
         return Moments(w0_sq + 0 * c[..., None], w0_sq + c[..., None] / along_last(eig, c.ndim + 1)), "exact"
     if gen.lam is not None:

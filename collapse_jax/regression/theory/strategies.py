@@ -55,6 +55,7 @@ def carry_over(s, T, d: int):
 
 def ols_moments_scale(gen, d: int, T: np.ndarray, sigma, n_real) -> jnp.ndarray:
     """c_0..c_N of M = w0 w0' + c_n Sigma^-1 for OLS generators under gen.strategy (see the module docstring)."""
+    entry = lookup(OLS_SCALES, gen.strategy, "regression theory")
     if gen.lam is not None:
         raise NoFormulaError(
             f"ridge generators (lam) with strategy={gen.strategy!r} or real_fraction have no "
@@ -69,7 +70,6 @@ def ols_moments_scale(gen, d: int, T: np.ndarray, sigma, n_real) -> jnp.ndarray:
     mixes = gen.real_fraction is not None and not (
         checks.is_concrete(gen.real_fraction) and np.all(np.asarray(gen.real_fraction) == 0)
     )
-    entry = lookup(OLS_SCALES, gen.strategy, "regression theory")
     if isinstance(entry, NoFormula):
         raise NoFormulaError(entry.why)
     return jnp.concatenate([jnp.zeros(1), entry(gen, d, T, sigma2, n_real, mixes)])
