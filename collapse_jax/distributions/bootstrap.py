@@ -63,6 +63,9 @@ def bootstrap_chain(
             argument; that call still works, with a DeprecationWarning.)
         seed_offset: first seed index, so that slices of one run can be computed apart and joined.
 
+    Returns:
+        BootstrapChain: distinct values and collision probability per generation, fixation time and winner.
+
     Example:
         >>> from collapse_jax.distributions import bootstrap_chain
         >>> out = bootstrap_chain(M=100, generations=400, seeds=200, key=0)

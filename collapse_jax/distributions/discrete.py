@@ -81,6 +81,9 @@ def discrete_chain(
             argument; that call still works, with a DeprecationWarning.)
         seed_offset: first seed index, so that slices of one run can be computed apart and joined.
 
+    Returns:
+        DiscreteChain: the fitted probabilities, their total variation to p and the support per generation.
+
     Example:
         >>> from collapse_jax.distributions import discrete_chain
         >>> out = discrete_chain([0.5, 0.3, 0.2], N=20, generations=200, seeds=100, key=0)

@@ -5,7 +5,11 @@
 * `rng`: exact samplers JAX lacks or makes slow under vmap (chi-square, subsets, uniform indices);
 * `wishart`: Bartlett factors of Wishart draws (regression designs, d-dimensional Gaussian scatters);
 * `progress`: the one place progress lines are printed (stderr, silenced by progress=False);
-* `threefry`: JAX's own random bits, lowered on CPU as one fused loop (same bits, 5x faster);
+* `strategies`: the data strategies, declared once (each family maps them to its steps and theory in one table);
+* `fields`: a config's grid axes and static fields, read off its dataclass metadata;
+* `calls`: the one calling convention of every chain, and the deprecation of older calls;
+* `threefry`: JAX's own random bits, lowered on CPU as one fused loop (same bits, 5x faster), opt-in:
+  `use_fused_threefry()` (the CLI, the tests and the benchmarks call it; importing the package does not);
 * `io`: results as .npz with a JSON sidecar of axes, coordinates and configuration;
 * `plotting`: one style (theory as lines, simulation as markers with error bars) and figure output.
 
@@ -16,4 +20,4 @@ package's top level (`experiment`, `validate`, `cli`) runs, sweeps, validates an
 
 from collapse_jax.engine.threefry import use_fused_threefry
 
-use_fused_threefry()
+__all__ = ["use_fused_threefry"]

@@ -63,7 +63,7 @@ def key_moved(*old_positional: str):
                     return fn(**bound.arguments)
             return fn(*args, **kwargs)
 
-        inner.__signature__ = sig
+        inner.__signature__ = sig  # type: ignore[attr-defined]
         return inner
 
     return wrap

@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
+import numpy as np
 
 
 class Metrics(NamedTuple):
     """Per-generation quantities, shared by simulation (per seed, mean, sem) and theory."""
 
-    test_error: jax.Array  # (w_pred - w0)' Sigma (w_pred - w0) of the downstream model on generation-n data
-    generator_error: jax.Array  # (w_n - w0)' Sigma (w_n - w0) of generation n itself (0 at n = 0)
+    test_error: jax.Array | np.ndarray  # (w_pred - w0)' Sigma (w_pred - w0) of the downstream model on generation n
+    generator_error: jax.Array | np.ndarray  # (w_n - w0)' Sigma (w_n - w0) of generation n itself (0 at n = 0)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from typing import cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from collapse_jax.engine import checks
 
@@ -24,6 +26,13 @@ class Spectrum:
 
     Both are data (not static), so one compiled simulation serves many spectra of the same dimension.
 
+    Args:
+        eigenvalues: the d eigenvalues of Sigma, all > 0 (a numpy or JAX array, or a list).
+        w0: the teacher's d coordinates in Sigma's eigenbasis.
+
+    Raises:
+        ValueError: eigenvalues not all positive and finite, w0 not finite, or shapes that differ.
+
     Example:
         >>> import collapse_jax as cj
         >>> spec = cj.Spectrum.power_law(100, beta=1.5, r=0.5)
@@ -31,13 +40,13 @@ class Spectrum:
         1.0
     """
 
-    eigenvalues: jax.Array
-    w0: jax.Array
+    eigenvalues: ArrayLike  # held as given (a numpy or JAX array; lists become numpy arrays)
+    w0: ArrayLike
     # How the named constructors built it ({"kind": "power_law", "d": 100, "beta": 1.5, ...}), so that a sweep can
     # rebuild it with other parameters. A static field (part of the tree structure, hashable), so it survives
     # dataclasses.replace and jax.tree.map; `values()` drops it where one compiled program should serve spectra of
     # different recipes (simulate, sweep).
-    recipe: "Recipe | None" = dataclasses.field(default=None, metadata=dict(static=True))
+    recipe: Recipe | None = dataclasses.field(default=None, metadata=dict(static=True))
     # a sweep's axes: the recipes' parameters (rebuilt at each point), d static (it sets the shapes)
     GRID_FIELDS: typing.ClassVar[dict] = {"d": True, "beta": False, "r": False, "signal": False}
 
@@ -62,7 +71,7 @@ class Spectrum:
                     f"w0 must have the shape of eigenvalues {np.shape(self.eigenvalues)}, got {np.shape(self.w0)}"
                 )
 
-    def values(self) -> "Spectrum":
+    def values(self) -> Spectrum:
         """This spectrum without its recipe: the tree structure depends on d alone, so a jit-compiled function
         called on spectra of other betas or signals reuses one compilation."""
         return self if self.recipe is None else dataclasses.replace(self, recipe=None)
@@ -85,7 +94,8 @@ class Spectrum:
     @property
     def signal(self):
         """||w0||^2_Sigma = sum_j lambda_j w0_j^2."""
-        return (self.eigenvalues * self.w0**2).sum()
+        # both are 1-d arrays (checked in __post_init__), numpy or JAX: the sum stays in the arrays' own library
+        return cast("jax.Array | np.ndarray", self.eigenvalues * self.w0**2).sum()
 
     @property
     def is_isotropic(self) -> bool:
@@ -94,14 +104,15 @@ class Spectrum:
         return bool(np.all(ev == ev[0]))
 
     @classmethod
-    def isotropic(cls, d: int, signal: float = 1.0) -> "Spectrum":
+    def isotropic(cls, d: int, signal: float = 1.0) -> Spectrum:
         """Sigma = I_d and a teacher with equal coordinates, scaled so that ||w0||^2 = signal."""
         checks.Int(1, checks.MAX_SIZE)("d", d)
         checks.real_array("signal", signal, lo=0.0, hi=checks.SCALE_MAX, ndim=(0,))
-        return cls(*_isotropic(d, signal), recipe=_recipe(kind="isotropic", d=d, signal=signal))
+        eigenvalues, w0 = _isotropic(d, signal)
+        return cls(eigenvalues, w0, recipe=_recipe(kind="isotropic", d=d, signal=signal))
 
     @classmethod
-    def power_law(cls, d: int, beta: float, r: float, signal: float = 1.0) -> "Spectrum":
+    def power_law(cls, d: int, beta: float, r: float, signal: float = 1.0) -> Spectrum:
         """Capacity and source conditions (MATH §1.6): lambda_j = j^-beta, lambda_j w0_j^2 ∝ j^-(1 + 2 beta r).
 
         The teacher's coordinates are positive and normalised so that ||w0||^2_Sigma = signal.
@@ -110,12 +121,11 @@ class Spectrum:
         checks.real_array("beta", beta, lo=0.0, lo_open=True, ndim=(0,))
         checks.real_array("r", r, lo=0.0, lo_open=True, ndim=(0,))
         checks.real_array("signal", signal, lo=0.0, hi=checks.SCALE_MAX, ndim=(0,))
-        return cls(
-            *_power_law(d, beta, r, signal), recipe=_recipe(kind="power_law", d=d, beta=beta, r=r, signal=signal)
-        )
+        eigenvalues, w0 = _power_law(d, beta, r, signal)
+        return cls(eigenvalues, w0, recipe=_recipe(kind="power_law", d=d, beta=beta, r=r, signal=signal))
 
     @classmethod
-    def stack(cls, spectra, dtype) -> "Spectrum":
+    def stack(cls, spectra, dtype) -> Spectrum:
         """Spectra of one dimension as one Spectrum whose arrays have a leading axis over them, to vmap over
         (built without __post_init__, whose checks are for one spectrum)."""
         out = object.__new__(cls)
@@ -125,7 +135,7 @@ class Spectrum:
         return out
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "Spectrum":
+    def from_config(cls, cfg: dict) -> Spectrum:
         """From a TOML [spectrum] table: kind = "isotropic" (d, signal), "power_law" (d, beta, r, signal) or
         "custom" (eigenvalues, w0)."""
         cfg = dict(cfg)
@@ -155,7 +165,7 @@ class Recipe(dict):
     """A spectrum's recipe: a dict (it reads, merges with `|` and serialises as one) that is hashable and refuses
     changes, as a static pytree field must be."""
 
-    def __hash__(self):
+    def __hash__(self):  # type: ignore[override]
         return hash(tuple(sorted(self.items())))
 
     def _frozen(self, *args, **kwargs):
@@ -185,4 +195,7 @@ def _power_law(d: int, beta: float, r: float, signal: float):
     return eigenvalues, np.sqrt(energy / eigenvalues)
 
 
-_BUILDERS = {"isotropic": _isotropic, "power_law": _power_law}
+_BUILDERS: dict[str, typing.Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+    "isotropic": _isotropic,
+    "power_law": _power_law,
+}

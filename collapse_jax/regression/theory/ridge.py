@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax.engine import checks
-from collapse_jax.regression.theory.fixed_point import df, kappa  # noqa: F401 (public here: theory.ridge.kappa)
+from collapse_jax.regression.theory.fixed_point import df, kappa
 from collapse_jax.regression.theory.moments import Moments, along_last
 
 
