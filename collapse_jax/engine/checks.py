@@ -15,6 +15,8 @@ import numbers
 import jax
 import numpy as np
 
+from collapse_jax.engine.strategies import NAMES
+
 
 def is_concrete(x) -> bool:
     """True for numbers and arrays whose values can be inspected now (not tracers, not placeholders)."""
@@ -98,7 +100,7 @@ def choice(name: str, x, allowed: tuple):
     return x
 
 
-STRATEGIES = ("replace", "accumulate", "accumulate_subsample")  # data strategies, the same words in every family
+STRATEGIES = NAMES  # data strategies, the same words in every family: declared in engine/strategies.py
 
 
 def fraction(name: str, x):

@@ -21,8 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from collapse_jax.regression.problem import Downstream, Generators
-from collapse_jax.regression.spectra import Spectrum
+from collapse_jax.regression import Downstream, Generators, Spectrum
 
 
 class EmpiricalSpectrum(NamedTuple):
