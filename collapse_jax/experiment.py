@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
-import sys
 import time
 import tomllib
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 # importing the families' experiment modules registers their kinds
 from collapse_jax.distributions import experiments as _distributions  # noqa: F401
 from collapse_jax.engine import checks, grid, io, plotting, protocol
+from collapse_jax.engine.progress import reporter
 from collapse_jax.engine.protocol import ExperimentOutput, Summary
 from collapse_jax.kernels import experiments as _kernels  # noqa: F401
 from collapse_jax.regression import compare as _compare  # noqa: F401
@@ -114,8 +114,7 @@ def run(exp, out_dir: str | Path = "results", progress: bool = True) -> Summary:
 
 def compute(exp, progress: bool = False) -> ExperimentOutput:
     """Simulation and theory of one experiment, any family, its summary judged."""
-    if progress:
-        print(f"[{exp.name}] {exp.kind}: {exp.chain}, {exp.seeds} seeds", file=sys.stderr)
+    reporter(progress)(f"[{exp.name}] {exp.kind}: {exp.chain}, {exp.seeds} seeds")
     output = protocol.lookup(exp.kind).run(exp, progress)
     return dataclasses.replace(output, summary=judge(output.summary))
 
@@ -164,7 +163,7 @@ def sweep_file(cfg: dict, out: str | Path, progress: bool = True, shard=(0, 1), 
         from_config(_at_point(cfg, kind, zip(names, vs, strict=True)), "sweep")
         for vs in itertools.product(*table.values())
     ]
-    manifest = dict(kind=kind.name, config=cfg, axes=names, grid=table, x64=bool(jax.config.jax_enable_x64))
+    manifest = dict(kind=kind.name, config=cfg, axes=names, grid=table, x64=bool(jax.config.read("jax_enable_x64")))
 
     def point(p):
         output = compute(exps[p])

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from collapse_jax.engine import io, store
+from collapse_jax.engine.progress import reporter
 from collapse_jax.engine.protocol import ExperimentOutput
 
 
@@ -83,7 +84,7 @@ def pack(output: ExperimentOutput) -> dict:
 def run(out, manifest: dict, points: int, compute, *, shard=(0, 1), wait=3600.0, progress=True, _fail_after=None):
     """Compute (or resume) the points of this shard, compute(p) -> ExperimentOutput for point p in C order; merge
     once every point is on disk. Returns the GridSweep, or None while other shards are unfinished."""
-    out, say = Path(out), (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
+    out, say = Path(out), reporter(progress)
     i, n = store.shard_of(shard)
     store.claim(out, manifest)
     store.clean_stale_temporaries(out)

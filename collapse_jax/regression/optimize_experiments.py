@@ -80,7 +80,7 @@ def _joint(exp, progress):
             gen = dataclasses.replace(exp.gen, lam=tuple(np.asarray(lg, float)), T0=exp.gen.T0, sigma0=exp.gen.sigma0)
             down = dataclasses.replace(exp.down, lam=ld)
             th[i, j] = float(theory.test_error(exp.spec, gen, down, n))
-            sim[i, j] = simulate(exp.spec, gen, down, n, exp.seeds, subkey(exp.key, j)).test_error[:, n]
+            sim[i, j] = simulate(exp.spec, gen, down, n, exp.seeds, key=subkey(exp.key, j)).test_error[:, n]
     mean, sem = _mean_sem(sim, axis=2)
     z, rel = (mean - th) / sem, mean / th - 1
     gain_th, gain_sim = 1 - th[2] / th[1], 1 - mean[2] / mean[1]
@@ -113,8 +113,8 @@ def _joint(exp, progress):
         legend_title="regularisation",
         ax=axs[0],
     )
-    for n in ns:
-        axs[1].plot(np.arange(1, n + 1), lams[n], "o-", ms=4, label=f"n = {n}")
+    for n, colour in zip(ns, plotting.ordered_colours(len(ns)), strict=True):
+        axs[1].plot(np.arange(1, n + 1), lams[n], "o-", ms=4, color=colour, label=f"n = {n}")
     axs[1].set(
         yscale="log",
         xlabel="generation k",
@@ -150,7 +150,7 @@ def _schedule(exp, progress):
     if beta is None:
         raise ValueError("schedule_fit needs a power-law [spectrum] (beta, r), to compare ell with ell_crit")
     ell_crit = float(theory.ell_crit(beta, r))
-    fine = np.geomspace(*T_range, 30).round().astype(int)
+    fine = np.geomspace(T_range[0], T_range[1], 30).round().astype(int)
     rows = [
         f"ell_crit = {ell_crit:.3f}",
         f"{'n':>3} {'c*':>8} {'ell*':>7} {'mean log err*':>14} "
@@ -191,7 +191,7 @@ def _schedule(exp, progress):
         for i, (cc, ll) in enumerate(rules):
             for k, T in enumerate(T_sim):
                 down = dataclasses.replace(exp.down, T=int(T), lam=cc * T**-ll)
-                sims[j, i, k] = simulate(exp.spec, exp.gen, down, max(n, 1), exp.seeds, exp.key).test_error[:, n]
+                sims[j, i, k] = simulate(exp.spec, exp.gen, down, max(n, 1), exp.seeds, key=exp.key).test_error[:, n]
         mean, sem = _mean_sem(sims[j], axis=2)
         z, rel = (mean - th_sim) / sem, mean / th_sim - 1
         gain_th = 1 - np.exp(np.mean(np.log(th[0])) - np.mean(np.log(th[1])))
@@ -271,7 +271,7 @@ def _budget(exp, progress):
                     T0=(exp.gen.T0,) * n if isinstance(exp.gen.T0, int) else exp.gen.T0,
                     real_fraction=tuple(pi.tolist()),
                 )
-                sim[a, b, j] = simulate(exp.spec, gen, exp.down, n, exp.seeds, subkey(exp.key, j)).test_error[:, n]
+                sim[a, b, j] = simulate(exp.spec, gen, exp.down, n, exp.seeds, key=subkey(exp.key, j)).test_error[:, n]
                 th[a, b, j] = float(theory.test_error(exp.spec, gen, exp.down, n))  # exact, rows rounded as simulated
             mean, sem = _mean_sem(sim[a, :, j], axis=1)
             z = (mean - th[a, :, j]) / sem
