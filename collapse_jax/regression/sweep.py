@@ -243,7 +243,27 @@ def _manifest(spec, gen, down, names, values, generations, seeds, key, sampler, 
 
 def merge(out: str | Path, progress: bool = True):
     """Assemble the chunk files of a finished sweep (all shards) into sweep.npz/.json, with theory. A folder of
-    an experiment sweep of any family (`collapse_jax.experiment.sweep_file`) is merged by `engine.grid.merge`."""
+    an experiment sweep of any family (`collapse_jax.experiment.sweep_file`) is merged by `engine.grid.merge`.
+
+    Args:
+        out: the sweep's folder, where every shard wrote its chunks.
+        progress: say on stderr which grid points have no formula or are invalid.
+
+    Returns:
+        The SweepResult (an `engine.grid.GridSweep` for an experiment sweep), also written to out/sweep.npz and
+        out/sweep.json.
+
+    Raises:
+        ValueError: chunks are missing (it names one and the shard to re-run).
+
+    Example:
+        >>> import tempfile, collapse_jax as cj
+        >>> out = tempfile.mkdtemp()
+        >>> _ = cj.sweep(cj.Spectrum.isotropic(6), cj.Generators(T0=20), cj.Downstream(T=20), {"down.lam": [0, 1.0]},
+        ...              generations=1, seeds=8, out=out, shard=(0, 1), progress=False)
+        >>> cj.merge(out, progress=False).test_error.shape
+        (2, 8, 2)
+    """
     out = Path(out)
     m = store.read_manifest(out)
     if m is None:
@@ -327,8 +347,24 @@ def _theory_on_grid(spec, gen, down, names, values, generations, arrays):
 
 
 def load(out: str | Path):
-    """Read a merged sweep back: a SweepResult, or for an experiment sweep of any family an `engine.grid.GridSweep`
-    (its arrays over the grid axes and the experiment's own, typed coordinates, each point's summary)."""
+    """Read a merged sweep back (`cj.sweep_load`), of any family.
+
+    Args:
+        out: the folder holding sweep.npz and sweep.json.
+
+    Returns:
+        The SweepResult that `sweep` or `merge` returned; for an experiment sweep of any family an
+        `engine.grid.GridSweep` (arrays over the grid axes and the experiment's own, typed coordinates, each
+        point's summary and the sweep's verdict).
+
+    Example:
+        >>> import tempfile, collapse_jax as cj
+        >>> out = tempfile.mkdtemp()
+        >>> _ = cj.sweep(cj.Spectrum.isotropic(6), cj.Generators(T0=20), cj.Downstream(T=20), {"down.lam": [0, 1.0]},
+        ...              generations=1, seeds=8, out=out, progress=False)
+        >>> cj.sweep_load(out).axes
+        ('down.lam', 'seed', 'n')
+    """
     arrays, meta = io.load(Path(out) / "sweep")
     if "kind" in meta:
         return grid.from_loaded(arrays, meta)
