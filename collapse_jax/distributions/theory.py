@@ -146,6 +146,49 @@ def gaussian_w2_first_order(M, n, sigma0=1.0):
 @checked(
     M=Int(2, checks.MAX_SIZE, many=True),
     n=Int(0, checks.MAX_GENERATIONS, many=True),
+    sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)),
+)
+def gaussian_weighted_moments(M, n, real_fraction, real_weight, sigma0=1.0):
+    """(E (mu_n - mu0)^2, E sigma_n^2) of the weighted Gaussian chain, exactly (theory/weighted.md §6).
+
+    Generation k draws r = round(pi M) real and s = M - r synthetic points and fits the weighted ML mean
+    mu_k = w (real mean) + (1 - w) (synthetic mean) and variance sum_i p_i (x_i - mu_k)^2 (p_i = w/r or
+    (1 - w)/s). With e = E (mu - mu0)^2 and v = E sigma^2 of the previous generation [exact]:
+
+        e_k = w^2 sigma0^2/r + (1 - w)^2 (e + v/s)
+        v_k = w sigma0^2 (r - 1)/r + (1 - w) v (s - 1)/s + w (1 - w) (sigma0^2/r + v/s + e)
+
+    Example:
+        >>> e, v = gaussian_weighted_moments(20, [0, 1], 0.5, 0.5)
+        >>> float(e[1]), float(v[1])  # w = r/M is the pooled fit: 1/M and (M - 1)/M
+        (0.05, 0.95)
+    """
+    n, Ms, _ = _steps(M, n, "mle")
+    pi = np.broadcast_to(checks.fraction("real_fraction", real_fraction), Ms.shape)
+    w = np.broadcast_to(checks.fraction("real_weight", real_weight), Ms.shape)
+    from collapse_jax.regression.problem import check_groups
+
+    check_groups("real_weight", w, np.round(pi * Ms), Ms)
+    e, v = 0.0, 1.0  # per unit sigma0^2
+    es, vs = [e], [v]
+    for M_k, p_k, w_k in zip(Ms, pi, w):
+        r = float(np.round(p_k * M_k))
+        s = M_k - r
+        inv_r, inv_s = (1 / r if r else 0.0), (1 / s if s else 0.0)  # an empty group has weight 0 (checked)
+        e, v = (
+            w_k**2 * inv_r + (1 - w_k) ** 2 * (e + v * inv_s),
+            w_k * (1 - inv_r) * (r > 0)
+            + (1 - w_k) * v * (1 - inv_s) * (s > 0)
+            + w_k * (1 - w_k) * (inv_r + v * inv_s + e),
+        )
+        es.append(e)
+        vs.append(v)
+    return sigma0**2 * np.asarray(es)[n], sigma0**2 * np.asarray(vs)[n]
+
+
+@checked(
+    M=Int(2, checks.MAX_SIZE, many=True),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
     estimator=OneOf("mle", "unbiased"),
     sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)),
 )

@@ -32,7 +32,7 @@ from collapse_jax.engine.checks import Instance, Int, checked
 from collapse_jax.regression.chain import Metrics
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
-from collapse_jax.regression.theory import moments, overparam, powerlaw, ridge, strategies
+from collapse_jax.regression.theory import moments, overparam, powerlaw, ridge, strategies, weighted
 from collapse_jax.regression.theory._common import NoFormulaError, float64
 from collapse_jax.regression.theory.powerlaw import (
     crossover_T,
@@ -67,6 +67,7 @@ __all__ = [
     "powerlaw",
     "ridge",
     "strategies",
+    "weighted",
 ]
 
 
@@ -106,6 +107,8 @@ def formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
         metrics(spec, gen, down, np.arange(min(gen.length or 1, 1) + 1))
     except NoFormulaError:
         return "none"
+    if gen.real_weight is not None or down.real_weight is not None:
+        return "DE"  # the weighted step factors (theory/weighted.md)
     lam = down.resolved(1).lam
     if gen.lam is not None or not np.all(np.asarray(lam) == 0):
         return "DE"
@@ -173,6 +176,8 @@ def _downstream_error(spec: Spectrum, mom: moments.Moments, gen_err, down: Downs
         )
     eig = jnp.asarray(spec.eigenvalues, jnp.float64)
     w0 = jnp.asarray(spec.w0, jnp.float64)
+    if down.real_weight is not None:  # a weighted real/synthetic mixture (theory/weighted.md)
+        return weighted.downstream_error(d, gen_err, down)
     if down.synthetic_fraction is not None:  # a real/synthetic mixture (theory/strategies.md)
         s = down.synthetic_rows()
         de = ridge.mixture_test_error(eig, w0, mom, float(T), sigma, lam, s)

@@ -49,6 +49,10 @@ def generator_moments(spec: Spectrum, gen: Generators, n: np.ndarray) -> Moments
     T, sigma, lam = gen.per_generation(int(n.max()))
     eig = jnp.asarray(spec.eigenvalues, jnp.float64)
     w0_sq = along_last(jnp.asarray(spec.w0, jnp.float64) ** 2, n.ndim + 1)
+    if gen.real_weight is not None:  # weighted real/synthetic fits (theory/weighted.md)
+        from collapse_jax.regression.theory import weighted
+
+        return weighted.generator_moments(spec, gen, n)
     if gen.strategy != "replace" or gen.real_fraction is not None:
         c = strategies.ols_moments_scale(gen, d, T, sigma, gen.real_rows(int(n.max())))[n]
         return Moments(w0_sq + 0 * c[..., None], w0_sq + c[..., None] / along_last(eig, c.ndim + 1))
