@@ -171,7 +171,7 @@ def gaussian_weighted_moments(M, n, real_fraction, real_weight, sigma0=1.0):
     check_groups("real_weight", w, np.round(pi * Ms), Ms)
     e, v = 0.0, 1.0  # per unit sigma0^2
     es, vs = [e], [v]
-    for M_k, p_k, w_k in zip(Ms, pi, w):
+    for M_k, p_k, w_k in zip(Ms, pi, w, strict=True):
         r = float(np.round(p_k * M_k))
         s = M_k - r
         inv_r, inv_s = (1 / r if r else 0.0), (1 / s if s else 0.0)  # an empty group has weight 0 (checked)

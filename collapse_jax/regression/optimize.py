@@ -396,7 +396,7 @@ def real_weight_problem(spec, gen, down, n=None, per_generation=False):
     n_r = gen.real_rows(horizon)
     downstream = _downstream_of_ols(spec, down, horizon)
     if down.real_weight is not None:
-        downstream = lambda c: weighted.downstream_error(d, c * d, down)  # noqa: E731
+        downstream = lambda c: weighted.downstream_error(d, c * d, down)
     start = gen.real_weights(horizon) if gen.real_weight is not None else n_r / T
     start = jnp.clip(jnp.asarray(start, jnp.float64), 1e-3, 1 - 1e-3)
     x0 = jnp.log(start / (1 - start)) if per_generation else jnp.log(jnp.mean(start) / (1 - jnp.mean(start)))

@@ -223,7 +223,7 @@ def check_groups(name: str, weight, n_real, T):
     """Refuse a loss weight on an empty group: with no real rows the weight must be 0, with no synthetic rows 1
     (a mean loss over no rows is undefined). weight, n_real, T: concrete numbers or per-generation arrays."""
     weight, n_real, T = np.broadcast_arrays(np.asarray(weight, float), np.asarray(n_real, float), np.asarray(T, float))
-    for k, (w, r, t) in enumerate(zip(weight.ravel(), n_real.ravel(), T.ravel())):
+    for k, (w, r, t) in enumerate(zip(weight.ravel(), n_real.ravel(), T.ravel(), strict=True)):
         where = f" (entry {k})" if weight.size > 1 else ""
         if r == 0 and w != 0:
             raise ValueError(
@@ -244,7 +244,7 @@ def check_group_sizes(name: str, weight, n_real, T, d: int, ridge):
     weight, n_real, T, ridge = np.broadcast_arrays(
         np.asarray(weight, float), np.asarray(n_real, float), np.asarray(T, float), np.asarray(ridge, float)
     )
-    for w, r, t, lam in zip(weight.ravel(), n_real.ravel(), T.ravel(), ridge.ravel()):
+    for w, r, t, lam in zip(weight.ravel(), n_real.ravel(), T.ravel(), ridge.ravel(), strict=True):
         group, rows = ("real", r) if w == 1 else ("synthetic", t - r) if w == 0 else (None, t)
         if lam == 0 and t >= d and group and rows < d:
             raise ValueError(

@@ -100,7 +100,7 @@ def stationary_scale(n_r, n_s, w, d: int, sigma):
 
 def generator_scale(gen, d: int, generations: int):
     """c_0..c_N of Cov(w_n - w0) = c_n Sigma^-1 for weighted OLS generators [DE]. Example: see `generator_moments`."""
-    T, sigma, lam = gen.per_generation(generations)
+    T, sigma, _ = gen.per_generation(generations)
     if gen.lam is not None:
         raise NoFormulaError("real_weight with ridge generators (lam) has no formula in the lab; simulate instead")
     if gen.fixed:
