@@ -165,3 +165,41 @@ def test_weighted_gaussian_recursion_matches_simulation():
 def test_bad_weights_raise_by_name(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@pytest.mark.parametrize(
+    "name, changes",
+    [
+        ("weighted_strategies", dict(scan={"generations": 3, "M": 10}, simulation={"seeds": 300})),
+        (
+            "golden_ratio",
+            dict(
+                scan={"ratios": [1.0], "weights": [0.5, 0.8], "generations": 3, "T0_over_d": [3, 2000], "lam": [0.1]},
+                simulation={"seeds": 200},
+            ),
+        ),
+    ],
+)
+def test_weighted_experiments_run_and_agree(name, changes, tmp_path):
+    """Shrunk experiment files run, save a loadable pair and a figure, and agree with their formulas (|z| <= 4)."""
+    from test_strategies import _shrunk
+
+    from collapse_jax import experiment
+    from collapse_jax.engine import io
+
+    summary = experiment.run(experiment.from_config(_shrunk(name, **changes), name), tmp_path, progress=False)
+    io.load(tmp_path / name)
+    assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+    assert summary["max_abs_z"] <= 4
+    if name == "golden_ratio":  # the finite-size optimum lies above 1/phi and reaches it at T0 = 2000 d
+        w3, w2000 = summary["optimum_vs_T0_over_d"]
+        assert w3 > 1 / PHI + 0.02 and abs(w2000 - 1 / PHI) < 1e-3
+
+
+def test_unknown_scan_key_is_refused():
+    from test_strategies import _shrunk
+
+    from collapse_jax import experiment
+
+    with pytest.raises(ValueError, match="ratio"):
+        experiment.from_config(_shrunk("golden_ratio", scan={"ratio": [1.0]}), "golden_ratio")
