@@ -55,6 +55,42 @@ def test_weighted_mixture_power_law_and_negative_control():
         assert np.max(np.abs(m - scale * np.asarray(theory.test_error)[1:]) / s) > 4
 
 
+def test_weighted_ridge_generators_match_theory():
+    """Ridge generators (isotropic DE, theory/weighted.md §3) at T0 = 2d: measured gaps <= 3.5%, |z| <= 3.3 at 2000
+    seeds, judged by the lab's DE rule (|z| <= 4 or a gap within 2/d)."""
+    down = cj.Downstream(T=4 * D)
+    for lam in (0.05, 0.3):
+        for w in WEIGHTS:
+            gen = cj.Generators(T0=2 * D, sigma0=1.0, lam=lam, real_fraction=0.5, real_weight=w)
+            theory = cj.theory.metrics(ISO, gen, down, np.arange(5))
+            assert_theory(_simulate(ISO, gen, down, generations=4, key=5), theory, de_rel=cj.theory.de_gap(D))
+
+
+def test_min_norm_weights_in_between_change_nothing():
+    """T0 < d: the min-norm fit interpolates every row of positive weight, so any w in (0, 1) gives the same fit
+    (the same key, rtol 1e-8); and the lab has no formula there."""
+    runs = [
+        _simulate(ISO, cj.Generators(T0=D // 2, real_fraction=0.5, real_weight=w), cj.Downstream(T=3 * D), seeds=16)
+        for w in (0.2, 0.9)
+    ]
+    np.testing.assert_allclose(runs[0].generator_error, runs[1].generator_error, rtol=1e-8)
+    gen = cj.Generators(T0=D // 2, real_fraction=0.5, real_weight=0.5)
+    assert cj.theory.formula_kind(ISO, gen, cj.Downstream(T=3 * D)) == "none"
+
+
+def test_ridge_optimum_matches_a_dense_grid_and_exceeds_the_golden_ratio():
+    """Ridge generators: the optimiser's stationary w* is the argmin of its objective on a grid (within 2e-3), and
+    it lies above 1/phi (shrinkage compounds through the synthetic rows)."""
+    gen, down = cj.Generators(T0=5 * D, lam=0.3, real_fraction=0.5), cj.Downstream(T=4 * D)
+    opt = optimize.real_weight(ISO, gen, down)
+    _, fun, _, _ = optimize.real_weight_problem(ISO, gen, down)
+    grid = np.linspace(0.3, 0.99, 346)
+    values = np.asarray(jax.vmap(fun)(jnp.log(grid / (1 - grid))))
+    w = float(opt.params["gen.real_weight"])
+    assert abs(w - grid[np.argmin(values)]) <= 2e-3 and opt.value <= values.min() + 1e-12
+    assert w > 1 / PHI + 0.05
+
+
 def test_whitening_makes_ols_weighted_errors_spectrum_free():
     """OLS fits are equivariant under Sigma^1/2: the same key gives the same Sigma-norm errors for any spectrum."""
     gen = cj.Generators(T0=3 * D, real_fraction=0.5, real_weight=0.7)

@@ -390,6 +390,8 @@ def real_weight_problem(spec, gen, down, n=None, per_generation=False):
     if stationary and (per_generation or gen.length is not None):
         raise ValueError("n: the stationary error (n=None) needs one constant weight and a constant config")
     horizon = 1 if stationary else checks.size("n", n, lo=1)
+    if gen.lam is not None:
+        return _ridge_weight_problem(spec, gen, down, horizon, stationary, per_generation)
     _ols_replace(spec, gen, horizon)
     d = spec.d
     T, sigma, _ = gen.per_generation(horizon)
@@ -410,5 +412,47 @@ def real_weight_problem(spec, gen, down, n=None, per_generation=False):
             return downstream(weighted.stationary_scale(n_r[0], T[0] - n_r[0], w[0], d, sigma[0]))
         gamma, nu = weighted.step_factors(n_r, T - n_r, w, d)
         return downstream(weighted.scale_recursion(gamma, sigma**2 * nu)[-1])
+
+    return to_params, fun, x0, ()
+
+
+_STATIONARY_GENERATIONS = 200  # ridge generators: the stationary error as the error after this many generations
+
+
+def _ridge_weight_problem(spec, gen, down, horizon, stationary, per_generation):
+    """`real_weight_problem` for ridge generators on an isotropic spectrum (theory/weighted.md §3, DE); the
+    stationary error is taken after _STATIONARY_GENERATIONS generations."""
+    from collapse_jax.regression.theory import weighted
+
+    if not spec.is_isotropic or gen.strategy != "replace" or gen.fixed:
+        raise ValueError(
+            "gen: real_weight with ridge generators is optimised for isotropic spectra, replace, fresh designs"
+        )
+    steps = _STATIONARY_GENERATIONS if stationary else horizon
+    T, sigma, lam = gen.per_generation(steps if gen.length is None else horizon)
+    if stationary:
+        T, sigma, lam = (np.broadcast_to(np.asarray(v)[:1], (steps,)) for v in (T, sigma, lam))
+    d, c = spec.d, float(np.asarray(spec.eigenvalues)[0])
+    eig, w0 = _arrays(spec)
+    W = c * float(np.sum(np.asarray(spec.w0) ** 2))
+    n_r = np.round(np.broadcast_to(np.asarray(gen.real_fraction, float), (len(T),)) * T)
+    start = gen.real_weights(horizon) if gen.real_weight is not None else n_r[:horizon] / T[:horizon]
+    start = jnp.clip(jnp.asarray(start, jnp.float64), 1e-3, 1 - 1e-3)
+    x0 = jnp.log(start / (1 - start)) if per_generation else jnp.log(jnp.mean(start) / (1 - jnp.mean(start)))
+
+    def to_params(x):
+        return {"gen.real_weight": jax.nn.sigmoid(x)}
+
+    def fun(x):
+        w = jnp.broadcast_to(jax.nn.sigmoid(x), (len(T),))
+        A, B = weighted.ridge_recursion(W, n_r, T - n_r, w, d, jnp.asarray(lam) / c, jnp.asarray(sigma))
+        ones = jnp.ones((1, d))
+        mom = moments.Moments(B[-1] / (c * d) * ones, A[-1] / (c * d) * ones)
+        gen_err = moments.generator_error(spec, mom)
+        if down.real_weight is not None:
+            return weighted.downstream_error(d, gen_err, down)[0]
+        if np.all(np.asarray(down.lam) == 0) and down.T >= d + 2:
+            return gen_err[0] + down.sigma**2 * d / (down.T - d - 1)
+        return ridge.test_error(eig, w0, mom, float(down.T), down.sigma, _downstream_lam(down, horizon))[0]
 
     return to_params, fun, x0, ()

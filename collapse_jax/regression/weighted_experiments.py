@@ -5,7 +5,7 @@ Kinds, each with [spectrum], [generators] (T0, sigma0), [downstream], [scan] and
 * "golden_ratio": the generators' error after scan.generations (about stationary) against the real rows' loss
   weight w, for n_s/n_r in scan.ratios (theory lines, simulation markers at scan.weights, the optimum marked,
   the 1/phi line); the optimal w against T0/d (scan.T0_over_d, theory) and against the generators' ridge
-  lambda (scan.lam, simulation: no formula with weights).
+  lambda (scan.lam: the isotropic DE's optimum, and the best simulated weight on scan.weights).
 * "weighted_strategies": along a chain (scan.generations), the pooled fit against the weighted fit at the
   stationary optimum w*, for the regression chain (real fraction scan.real_fraction) and the Gaussian chain
   (M = scan.M points, the same real fraction).
@@ -144,35 +144,32 @@ def _golden_ratio(exp, progress):
         + ", ".join(f"{s:g}: {w:.4f}" for s, w in zip(sizes, w_size, strict=True))
     )
 
-    # ridge generators: no formula with weights, so the optimum is the simulated argmin over the weight grid
+    # ridge generators (isotropic DE): the theory's optimum against lambda, and the best simulated weight on the grid
     pi, n_r, n_s = _split(T0, 1.0)
     sim_lam = np.zeros((len(lams), len(weights), exp.seeds))
-    w_lam = np.zeros(len(lams))
+    w_lam, w_lam_theory = np.zeros(len(lams)), np.zeros(len(lams))
     for a, lam in enumerate(lams):
+        ridge = float(lam) if lam > 0 else None
+        gen = dataclasses.replace(exp.gen, real_fraction=pi, real_weight=None, lam=ridge)
+        w_lam_theory[a] = float(optimize.real_weight(exp.spec, gen, exp.down).params["gen.real_weight"])
         for j, w in enumerate(weights):
-            g = dataclasses.replace(
-                exp.gen, real_fraction=pi, real_weight=float(w), lam=float(lam) if lam > 0 else None
-            )
+            g = dataclasses.replace(gen, real_weight=float(w))
             sim_lam[a, j] = simulate(exp.spec, g, exp.down, G, exp.seeds, exp.key + 100 + a).generator_error[:, G]
         w_lam[a] = weights[np.argmin(sim_lam[a].mean(axis=1))]
-    axs[2].plot(
-        np.maximum(lams, lams[lams > 0].min() / 10 if np.any(lams > 0) else 1e-3),
-        w_lam,
-        "s",
-        mfc="white",
-        label="best simulated $w$ on the grid",
-    )
+    shown = np.maximum(lams, lams[lams > 0].min() / 10 if np.any(lams > 0) else 1e-3)  # lambda = 0 at the left
+    axs[2].plot(shown, w_lam_theory, "o-", label="optimum (theory, DE)")
+    axs[2].plot(shown, w_lam, "s", mfc="white", label="best simulated $w$ on the grid")
     axs[2].axhline(1 / PHI, color="k", lw=1, ls="--")
     axs[2].set(
         xlabel=r"generators' ridge $\lambda$ (0 drawn at the left)",
         ylabel="optimal $w$",
         xscale="log",
-        title="ridge generators (simulation)",
+        title="ridge generators, $n_s = n_r$",
     )
     axs[2].legend(fontsize=8)
     rows.append(
-        "best simulated w (grid) against the generators' lambda: "
-        + ", ".join(f"{l:g}: {w:.3f}" for l, w in zip(lams, w_lam, strict=True))
+        "optimal w against the generators' lambda, theory / best simulated on the grid: "
+        + ", ".join(f"{x:g}: {t:.3f} / {w:.3f}" for x, t, w in zip(lams, w_lam_theory, w_lam, strict=True))
     )
     fig.suptitle(exp.description or "The golden ratio: the optimal weight of the real rows")
     summary = dict(
@@ -180,7 +177,8 @@ def _golden_ratio(exp, progress):
         max_abs_z=float(max(zs)),
         optimum=dict(zip((f"{r:g}" for r in ratios), best.tolist(), strict=True)),
         optimum_vs_T0_over_d=w_size.tolist(),
-        optimum_vs_lam=w_lam.tolist(),
+        optimum_vs_lam=w_lam_theory.tolist(),
+        simulated_optimum_vs_lam=w_lam.tolist(),
     )
     arrays = dict(
         ratios=ratios,
@@ -194,7 +192,8 @@ def _golden_ratio(exp, progress):
         optimum_vs_T0_over_d=w_size,
         lam=lams,
         generator_error_vs_lam=sim_lam,
-        optimum_vs_lam=w_lam,
+        optimum_vs_lam=w_lam_theory,
+        simulated_optimum_vs_lam=w_lam,
     )
     axes = dict(
         ratios=["ratio"],
@@ -209,6 +208,7 @@ def _golden_ratio(exp, progress):
         lam=["lam"],
         generator_error_vs_lam=["lam", "weight", "seed"],
         optimum_vs_lam=["lam"],
+        simulated_optimum_vs_lam=["lam"],
     )
     return arrays, axes, rows, summary, fig
 

@@ -29,6 +29,29 @@ from collapse_jax.regression.theory._common import NoFormulaError
 _NEWTON = 60  # Newton steps on a concave increasing function from the left: monotone, quadratic near the root
 
 
+def _fixed_point(n_r, n_s, w, d: int, lam=0.0):
+    """(e_r, e_s, tau, S, t2) of the weighted Gram matrix G = sum_i D_i z_i z_i' (+ lam): the leave-one-out weights
+    e_g = D_g/(1 + D_g delta) of a real and a synthetic row, tau = n_r e_r + n_s e_s, S = n_r e_r^2 + n_s e_s^2 and
+    t2 = tr (G + lam)^-2, with delta = tr (G + lam)^-1 the root of n_r a delta/(1 + a delta) + n_s b delta/(1 + b
+    delta) + lam delta = d + 1 (theory/weighted.md §3)."""
+    n_r, n_s, w, lam = (jnp.asarray(x, jnp.float64) for x in (n_r, n_s, w, lam))
+    a = w / jnp.maximum(n_r, 1.0)  # loss weight per real row
+    b = (1 - w) / jnp.maximum(n_s, 1.0)
+    D = d + 1.0  # the inverse-Wishart shift: makes nu exact at w = 0, n_r/T, 1 (theory/weighted.md §3)
+
+    def F(delta):  # concave and increasing in delta, F(0) = -D
+        return n_r * a * delta / (1 + a * delta) + n_s * b * delta / (1 + b * delta) + lam * delta - D
+
+    def dF(delta):
+        return n_r * a / (1 + a * delta) ** 2 + n_s * b / (1 + b * delta) ** 2 + lam
+
+    delta = jax.lax.fori_loop(0, _NEWTON, lambda _, x: x - F(x) / dF(x), jnp.zeros_like(a + b + lam))
+    e_r, e_s = a / (1 + a * delta), b / (1 + b * delta)
+    tau = n_r * e_r + n_s * e_s
+    S = n_r * e_r**2 + n_s * e_s**2
+    return e_r, e_s, tau, S, D / ((tau + lam) ** 2 - D * S), D
+
+
 def step_factors(n_r, n_s, w, d: int):
     """(gamma, nu) of one weighted OLS fit in whitened coordinates [DE, theory/weighted.md §3]: the fit keeps
     gamma of the previous error's second moment and adds sigma^2 nu per coordinate. Differentiable in w.
@@ -48,23 +71,9 @@ def step_factors(n_r, n_s, w, d: int):
         >>> round(float(g), 6), round(float(nu * 1e8), 6)
         (0.25, 0.5)
     """
-    n_r, n_s, w = (jnp.asarray(x, jnp.float64) for x in (n_r, n_s, w))
-    a = w / jnp.maximum(n_r, 1.0)  # loss weight per real row
-    b = (1 - w) / jnp.maximum(n_s, 1.0)
-    D = d + 1.0  # the inverse-Wishart shift: makes nu exact at w = 0, n_r/T, 1 (theory/weighted.md §3)
-
-    def F(delta):  # F(delta) = 0 defines delta = tr E G^-1 (G the weighted Gram matrix)
-        return n_r * a * delta / (1 + a * delta) + n_s * b * delta / (1 + b * delta) - D
-
-    def dF(delta):
-        return n_r * a / (1 + a * delta) ** 2 + n_s * b / (1 + b * delta) ** 2
-
-    delta = jax.lax.fori_loop(0, _NEWTON, lambda _, x: x - F(x) / dF(x), jnp.zeros_like(a + b))
-    e_r, e_s = a / (1 + a * delta), b / (1 + b * delta)  # leave-one-out weights of a real and a synthetic row
+    n_r, n_s = jnp.asarray(n_r, jnp.float64), jnp.asarray(n_s, jnp.float64)
+    e_r, e_s, tau, S, t2, D = _fixed_point(n_r, n_s, w, d)
     tau_r, tau_s = n_r * e_r, n_s * e_s
-    tau = tau_r + tau_s
-    S = n_r * e_r**2 + n_s * e_s**2
-    t2 = D / (tau**2 - D * S)  # tr G^-2
     gamma = (tau_s / tau) ** 2 + t2 * (n_r * e_r**2 * (tau_s / tau) ** 2 + n_s * e_s**2 * (tau_r / tau) ** 2)
     return gamma, t2 * S / D
 
@@ -96,6 +105,60 @@ def stationary_scale(n_r, n_s, w, d: int, sigma):
     c_inf d. Example: ``stationary_scale(100, 100, 0.618, 10, 1.0)``."""
     gamma, nu = step_factors(n_r, n_s, w, d)
     return jnp.asarray(sigma, jnp.float64) ** 2 * nu / (1 - gamma)
+
+
+def ridge_step(A, B, W, n_r, n_s, w, d: int, lam, sigma):
+    """One weighted ridge fit in whitened isotropic coordinates [DE, theory/weighted.md §3]: from A = E||w_prev||^2,
+    B = E w0'w_prev and W = ||w0||^2 to (A, B) of the new fit, whose rows are labelled by w0 (real) or w_prev.
+
+    Example:
+        >>> import jax
+        >>> with jax.enable_x64(True):
+        ...     A, B = ridge_step(1.0, 1.0, 1.0, 1e8, 1e8, 0.5, 10, 0.0, 0.0)  # no noise, no penalty: w0 again
+        >>> round(float(A), 6), round(float(B), 6)
+        (1.0, 1.0)
+    """
+    n_r, n_s = jnp.asarray(n_r, jnp.float64), jnp.asarray(n_s, jnp.float64)
+    e_r, e_s, tau, S, t2, D = _fixed_point(n_r, n_s, w, d, lam)
+    p, q = n_r * e_r / tau, n_s * e_s / tau  # the rows' consensus target p w0 + q w_prev
+    target_sq, target_w0 = p**2 * W + 2 * p * q * B + q**2 * A, p * W + q * B
+    misfit = W - 2 * B + A  # E||w0 - w_prev||^2
+    shrink = 1 - 2 * lam / (tau + lam) + lam**2 * t2 / D  # E||(I - lam Q) t||^2 / ||t||^2, per coordinate t2/D
+    fluct = t2 * (n_r * e_r**2 * q**2 + n_s * e_s**2 * p**2) * misfit + sigma**2 * t2 * S * d / D
+    A_new = target_sq * shrink + fluct
+    return A_new, tau / (tau + lam) * target_w0
+
+
+def ridge_recursion(W, n_r, n_s, w, d: int, lam, sigma):
+    """(A_k, B_k) for k = 1..G of weighted ridge generators in whitened isotropic coordinates [DE]; the inputs
+    (apart from W = ||w0||^2 and d) are per-generation arrays of length G, lam already divided by Sigma's
+    eigenvalue. Example: see `ridge_generator_moments`."""
+
+    def step(carry, xs):
+        A, B = ridge_step(*carry, W, *xs[:3], d, xs[3], xs[4])
+        return (A, B), (A, B)
+
+    xs = tuple(jnp.asarray(x, jnp.float64) for x in (n_r, n_s, w, lam, sigma))
+    W = jnp.asarray(W, jnp.float64)
+    return jax.lax.scan(step, (W, W), xs)[1]
+
+
+def ridge_generator_moments(spec, gen, n):
+    """Moments after weighted ridge generators on an isotropic spectrum [DE]: only A_n = E||w_n||^2 and
+    B_n = w0'E w_n matter, spread evenly over the coordinates (as for min-norm generators)."""
+    from collapse_jax.regression.theory.moments import Moments
+
+    if not spec.is_isotropic:
+        raise NoFormulaError("real_weight with ridge generators has a formula for isotropic spectra only; simulate")
+    d, G = spec.d, int(np.max(n))
+    T, sigma, lam = gen.per_generation(G)
+    c = float(np.asarray(spec.eigenvalues)[0])  # Sigma = c I: whitened w0 is sqrt(c) w0, the penalty lam/c
+    W = c * float(np.sum(np.asarray(spec.w0) ** 2))
+    n_r = gen.real_rows(G)
+    A, B = ridge_recursion(W, n_r, T - n_r, gen.real_weights(G), d, jnp.asarray(lam) / c, jnp.asarray(sigma))
+    A, B = jnp.concatenate([jnp.full(1, W), A])[n], jnp.concatenate([jnp.full(1, W), B])[n]
+    ones = jnp.ones(np.shape(n) + (d,))
+    return Moments(B[..., None] / (c * d) * ones, A[..., None] / (c * d) * ones)
 
 
 def generator_scale(gen, d: int, generations: int):
@@ -138,6 +201,8 @@ def generator_moments(spec, gen, n):
     """
     from collapse_jax.regression.theory.moments import Moments, along_last
 
+    if gen.lam is not None and not gen.fixed:
+        return ridge_generator_moments(spec, gen, n)
     c = generator_scale(gen, spec.d, int(np.max(n)))[n]
     eig = along_last(jnp.asarray(spec.eigenvalues, jnp.float64), c.ndim + 1)
     w0_sq = along_last(jnp.asarray(spec.w0, jnp.float64) ** 2, c.ndim + 1)
