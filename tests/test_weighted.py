@@ -12,8 +12,8 @@ import pytest
 from stats import assert_theory
 
 import collapse_jax as cj
-from collapse_jax.distributions import gaussian_chain
-from collapse_jax.distributions.theory import gaussian_strategy_moments, gaussian_weighted_moments
+from collapse_jax.distributions import discrete_chain, gaussian_chain
+from collapse_jax.distributions.theory import discrete_deviation, gaussian_strategy_moments, gaussian_weighted_moments
 from collapse_jax.regression import optimize
 from collapse_jax.regression.theory import weighted
 
@@ -164,6 +164,22 @@ def test_weighted_gaussian_recursion_matches_simulation():
     np.testing.assert_allclose([e, v], [e0, v0], rtol=1e-12)
 
 
+def test_weighted_discrete_counts_match_theory():
+    """Weighted counts p^(m+1) = w p^(1) + (1 - w) q_m: the deviation recursion with alpha = 1 - w (exact)."""
+    p, N, n = np.array([0.5, 0.3, 0.2]), 20, np.array([2, 5, 10])
+    for w in (0.3, 1 / PHI):
+        out = discrete_chain(0, p, N, 10, 20000, synthetic=20, real_weight=w)
+        dev = np.sum((out.probs[:, n] - out.probs[:, 1:2]) ** 2, -1)
+        th = discrete_deviation(p, N, n, synthetic=20, real_weight=w)
+        assert np.max(np.abs(dev.mean(0) - th) / (dev.std(0, ddof=1) / np.sqrt(dev.shape[0]))) <= 4
+    # the pooled weight N/(N + s) is the unweighted chain
+    np.testing.assert_allclose(
+        discrete_deviation(p, N, n, synthetic=30, real_weight=0.4),
+        discrete_deviation(p, N, n, synthetic=30),
+        rtol=1e-12,
+    )
+
+
 @pytest.mark.parametrize(
     "make, match",
     [
@@ -191,6 +207,10 @@ def test_weighted_gaussian_recursion_matches_simulation():
                 0, M=10, generations=2, seeds=2, real_fraction=0.5, real_weight=0.5, estimator="unbiased"
             ),
             "real_weight needs real_fraction, strategy='replace' and estimator='mle'",
+        ),
+        (
+            lambda: discrete_chain(0, [0.5, 0.5], 10, 3, 2, real_weight=0.5),
+            "real_weight needs real data mixed in",
         ),
         (
             lambda: optimize.real_weight(ISO, cj.Generators(T0=40), cj.Downstream(T=40)),

@@ -412,19 +412,25 @@ def fixation_time(M):
     n=Int(0, checks.MAX_GENERATIONS, many=True),
     synthetic=Optional(Int(0, checks.MAX_SIZE)),
 )
-def discrete_deviation(p, N, n, synthetic=None, strategy="replace"):
+def discrete_deviation(p, N, n, synthetic=None, strategy="replace", real_weight=None):
     """E ||p^(m) - p^(1)||^2 at generations m = n (array), with p^(1) fitted to N real samples.
 
     Each later fit uses the N real samples again plus `synthetic` samples of the current fit (alpha =
     s/(N + s)); synthetic=None refits to N synthetic samples only (alpha = 1). Exactly,
     e_{m+1} = alpha^2 G / s + alpha^2 (1 - 1/s) e_m with e_1 = 0 and E G = (1 - 1/N) sum p_i (1 - p_i).
     Generation 0 (the true p) has no deviation from p^(1) defined: it returns E ||p - p^(1)||^2 there.
+    real_weight w (weighted counts, theory/weighted.md §6): the same recursion with alpha = 1 - w.
     strategy="accumulate" (every sample kept, n_m = N + (m - 1) s of them): a martingale whose steps have
     E ||step||^2 = (s / n_m^2)(G - e_{m-1}), so e_m = e_{m-1} + s (G - e_{m-1}) / n_m^2, exactly.
     """
     p = np.asarray(p, float)
     s = N if synthetic is None else synthetic
     alpha = 1.0 if synthetic is None else s / (N + s)
+    if real_weight is not None:
+        checks.real_array("real_weight", real_weight, lo=0.0, hi=1.0, ndim=(0,))
+        if synthetic is None or strategy != "replace":
+            raise ValueError("real_weight needs synthetic samples mixed with the real ones and strategy='replace'")
+        alpha = 1.0 - float(real_weight)
     G = (1 - 1 / N) * np.sum(p * (1 - p))
     n = np.asarray(n)
     e = [np.sum(p * (1 - p)) / N, 0.0]
