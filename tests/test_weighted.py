@@ -12,8 +12,14 @@ import pytest
 from stats import assert_theory
 
 import collapse_jax as cj
-from collapse_jax.distributions import discrete_chain, gaussian_chain
-from collapse_jax.distributions.theory import discrete_deviation, gaussian_strategy_moments, gaussian_weighted_moments
+from collapse_jax.distributions import discrete_chain, gaussian_chain, kde_chain
+from collapse_jax.distributions.theory import (
+    discrete_deviation,
+    gaussian_strategy_moments,
+    gaussian_weighted_moments,
+    kde_pooled_var_strategy,
+    kde_weighted_var,
+)
 from collapse_jax.regression import optimize
 from collapse_jax.regression.theory import weighted
 
@@ -180,6 +186,23 @@ def test_weighted_discrete_counts_match_theory():
     )
 
 
+def test_weighted_kde_pooled_variance_matches_theory():
+    """Kernel weights (fixed h): S_g = w var0 + (1 - w) S_{g-1} + h^2, exact; |z| <= 4 (seen <= 2.2), and the pooled
+    weight w = round(pi M)/M gives the unweighted recursion."""
+    G, M = 12, 100
+    out = kde_chain(0, M=M, generations=G, seeds=1000, bandwidth=0.3, real_fraction=0.2, real_weight=0.5)
+    m, v = out.mean[..., 0], out.var[..., 0]
+    pooled = m.var(0, ddof=1) + v.mean(0)
+    th = kde_weighted_var(M, np.arange(G + 1), 1.0, 0.3, 0.2, 0.5)
+    z = (pooled[1:] - th[1:]) / (((m - m.mean(0)) ** 2 + v).std(0)[1:] / np.sqrt(1000))
+    assert np.all(np.abs(z) <= 4), np.round(z, 2)
+    np.testing.assert_allclose(
+        kde_weighted_var(M, np.arange(6), 1.0, 0.3, 0.2, 0.2),
+        kde_pooled_var_strategy(M, np.arange(6), 1.0, 0.3, "replace", 0.2),
+        rtol=1e-12,
+    )
+
+
 @pytest.mark.parametrize(
     "make, match",
     [
@@ -207,6 +230,10 @@ def test_weighted_discrete_counts_match_theory():
                 0, M=10, generations=2, seeds=2, real_fraction=0.5, real_weight=0.5, estimator="unbiased"
             ),
             "real_weight needs real_fraction, strategy='replace' and estimator='mle'",
+        ),
+        (
+            lambda: kde_chain(0, M=10, generations=2, seeds=2, real_fraction=0.5, real_weight=0.5, bandwidth="scott"),
+            "real_weight needs real_fraction, strategy='replace' and a fixed bandwidth",
         ),
         (
             lambda: discrete_chain(0, [0.5, 0.5], 10, 3, 2, real_weight=0.5),

@@ -344,6 +344,29 @@ def kde_pooled_var_strategy(M, n, var0, bandwidth, strategy="replace", real_frac
     return np.asarray(P)[n]
 
 
+def kde_weighted_var(M, n, var0, bandwidth, real_fraction, real_weight):
+    """Pooled variance of one point of generation n of a weighted KDE chain (fixed h, replace), exactly
+    (theory/weighted.md §8): a synthetic point picks a real point (variance var0) with probability w, else a
+    synthetic one, and adds N(0, h^2): S_1 = var0 + h^2, S_g = w var0 + (1 - w) S_{g-1} + h^2, and a point of
+    generation g is real with probability pi' = round(pi M)/M: P_g = pi' var0 + (1 - pi') S_g.
+
+    Example:
+        >>> [round(float(v), 6) for v in kde_weighted_var(100, [0, 1], 1.0, 0.3, 0.2, 0.5)]
+        [1.0, 1.072]
+    """
+    checks.real_array("bandwidth", bandwidth, lo=0.0, lo_open=True, ndim=(0,))
+    checks.real_array("real_weight", real_weight, lo=0.0, hi=1.0, ndim=(0,))
+    n = np.asarray(n)
+    share = round(checks.fraction("real_fraction", real_fraction) * M) / M
+    h2, w = float(bandwidth) ** 2, float(real_weight)
+    S, P = float(var0) + h2, [float(var0)]
+    for g in range(1, int(n.max()) + 1):
+        if g > 1:
+            S = w * var0 + (1 - w) * S + h2
+        P.append(share * var0 + (1 - share) * S)
+    return np.asarray(P)[n]
+
+
 def bandwidth_factor(rule: str, M: int, d: int = 1) -> float:
     """h = factor * (unbiased std): Scott M^{-1/(d+4)}, Silverman (M (d+2)/4)^{-1/(d+4)} (scipy's conventions)."""
     checks.choice("bandwidth", rule, ("scott", "silverman"))
