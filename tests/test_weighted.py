@@ -159,7 +159,7 @@ def test_optimum_matches_a_dense_grid_at_finite_size():
 
 def test_weighted_gaussian_recursion_matches_simulation():
     for M, pi, w in [(20, 0.5, 1 / PHI), (10, 0.3, 0.9)]:
-        out = gaussian_chain(0, M=M, generations=5, seeds=20000, real_fraction=pi, real_weight=w)
+        out = gaussian_chain(key=0, M=M, generations=5, seeds=20000, real_fraction=pi, real_weight=w)
         e, v = gaussian_weighted_moments(M, np.arange(6), pi, w)
         for sim, th in ((out.mean**2, e), (out.var, v)):
             z = (sim.mean(0)[1:] - th[1:]) / (sim.std(0, ddof=1)[1:] / np.sqrt(sim.shape[0]))
@@ -174,7 +174,7 @@ def test_weighted_discrete_counts_match_theory():
     """Weighted counts p^(m+1) = w p^(1) + (1 - w) q_m: the deviation recursion with alpha = 1 - w (exact)."""
     p, N, n = np.array([0.5, 0.3, 0.2]), 20, np.array([2, 5, 10])
     for w in (0.3, 1 / PHI):
-        out = discrete_chain(0, p, N, 10, 20000, synthetic=20, real_weight=w)
+        out = discrete_chain(p, N, 10, 20000, key=0, synthetic=20, real_weight=w)
         dev = np.sum((out.probs[:, n] - out.probs[:, 1:2]) ** 2, -1)
         th = discrete_deviation(p, N, n, synthetic=20, real_weight=w)
         assert np.max(np.abs(dev.mean(0) - th) / (dev.std(0, ddof=1) / np.sqrt(dev.shape[0]))) <= 4
@@ -190,7 +190,7 @@ def test_weighted_kde_pooled_variance_matches_theory():
     """Kernel weights (fixed h): S_g = w var0 + (1 - w) S_{g-1} + h^2, exact; |z| <= 4 (seen <= 2.2), and the pooled
     weight w = round(pi M)/M gives the unweighted recursion."""
     G, M = 12, 100
-    out = kde_chain(0, M=M, generations=G, seeds=1000, bandwidth=0.3, real_fraction=0.2, real_weight=0.5)
+    out = kde_chain(key=0, M=M, generations=G, seeds=1000, bandwidth=0.3, real_fraction=0.2, real_weight=0.5)
     m, v = out.mean[..., 0], out.var[..., 0]
     pooled = m.var(0, ddof=1) + v.mean(0)
     th = kde_weighted_var(M, np.arange(G + 1), 1.0, 0.3, 0.2, 0.5)
@@ -244,16 +244,18 @@ def test_weighted_krr_pooled_weight_is_the_unweighted_chain():
         ),
         (
             lambda: gaussian_chain(
-                0, M=10, generations=2, seeds=2, real_fraction=0.5, real_weight=0.5, estimator="unbiased"
+                key=0, M=10, generations=2, seeds=2, real_fraction=0.5, real_weight=0.5, estimator="unbiased"
             ),
             "real_weight needs real_fraction, strategy='replace' and estimator='mle'",
         ),
         (
-            lambda: kde_chain(0, M=10, generations=2, seeds=2, real_fraction=0.5, real_weight=0.5, bandwidth="scott"),
+            lambda: kde_chain(
+                key=0, M=10, generations=2, seeds=2, real_fraction=0.5, real_weight=0.5, bandwidth="scott"
+            ),
             "real_weight needs real_fraction, strategy='replace' and a fixed bandwidth",
         ),
         (
-            lambda: discrete_chain(0, [0.5, 0.5], 10, 3, 2, real_weight=0.5),
+            lambda: discrete_chain([0.5, 0.5], 10, 3, 2, real_weight=0.5),
             "real_weight needs real data mixed in",
         ),
         (

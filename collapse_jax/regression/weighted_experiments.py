@@ -247,7 +247,7 @@ def _strategies(exp, progress):
     r = round(pi * M)
     g_sims, g_ths = [], []
     for label, w in (("pooled", r / M), (r"weighted ($w = 1/\varphi$)", 1 / PHI)):
-        out = gaussian_chain(exp.key, M=M, generations=G, seeds=exp.seeds, real_fraction=pi, real_weight=w)
+        out = gaussian_chain(key=exp.key, M=M, generations=G, seeds=exp.seeds, real_fraction=pi, real_weight=w)
         e, _ = dt.gaussian_weighted_moments(M, n, pi, w)
         sim = (out.mean - out.mean[:, :1]) ** 2
         mean, sem = _mean_sem(sim)
