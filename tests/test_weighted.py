@@ -31,7 +31,7 @@ POW = cj.Spectrum.power_law(D, beta=1.5, r=0.5)
 
 
 def _simulate(spec, gen, down, seeds=2000, generations=3, key=3):
-    return cj.simulate(spec, gen, down, generations, seeds, key)
+    return cj.simulate(spec, gen, down, generations, seeds, key=key)
 
 
 @pytest.mark.parametrize("T0", [D + 4, 4 * D, 10 * D], ids=["near_d", "moderate", "large"])

@@ -111,7 +111,7 @@ def _golden_ratio(exp, progress):
         th_at[i] = _theory_error(n_r, n_s, weights, d, sigma, G)
         for j, w in enumerate(weights):
             g = dataclasses.replace(gen, real_weight=float(w))
-            sim[i, j] = simulate(exp.spec, g, exp.down, G, exp.seeds, exp.key + i).generator_error[:, G]
+            sim[i, j] = simulate(exp.spec, g, exp.down, G, exp.seeds, key=exp.key + i).generator_error[:, G]
         mean, sem = _mean_sem(sim[i], axis=1)
         z = (mean - th_at[i]) / sem
         zs += list(np.abs(z))
@@ -154,7 +154,7 @@ def _golden_ratio(exp, progress):
         w_lam_theory[a] = float(optimize.real_weight(exp.spec, gen, exp.down).params["gen.real_weight"])
         for j, w in enumerate(weights):
             g = dataclasses.replace(gen, real_weight=float(w))
-            sim_lam[a, j] = simulate(exp.spec, g, exp.down, G, exp.seeds, exp.key + 100 + a).generator_error[:, G]
+            sim_lam[a, j] = simulate(exp.spec, g, exp.down, G, exp.seeds, key=exp.key + 100 + a).generator_error[:, G]
         w_lam[a] = weights[np.argmin(sim_lam[a].mean(axis=1))]
     shown = np.maximum(lams, lams[lams > 0].min() / 10 if np.any(lams > 0) else 1e-3)  # lambda = 0 at the left
     axs[2].plot(shown, w_lam_theory, "o-", label="optimum (theory, DE)")
@@ -230,7 +230,7 @@ def _strategies(exp, progress):
     sims, ths, zs = [], [], []
     for label, w in layouts.items():
         g = dataclasses.replace(gen, real_weight=w)
-        res = simulate(exp.spec, g, exp.down, G, exp.seeds, exp.key)
+        res = simulate(exp.spec, g, exp.down, G, exp.seeds, key=exp.key)
         th = np.asarray(theory.test_error(exp.spec, g, exp.down, n))
         mean, sem = _mean_sem(res.test_error)
         z = (mean[1:] - th[1:]) / sem[1:]
