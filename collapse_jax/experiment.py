@@ -30,6 +30,7 @@ from collapse_jax.regression import compare as _compare  # noqa: F401
 from collapse_jax.regression import experiments as _regression  # noqa: F401
 from collapse_jax.regression import optimize_experiments as _optimize  # noqa: F401
 from collapse_jax.regression import theory
+from collapse_jax.regression import weighted_experiments as _weighted  # noqa: F401
 
 KINDS = tuple(protocol.REGISTRY)
 LIST_TYPES = {"ints", "reals", "strs", "list"}

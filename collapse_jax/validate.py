@@ -79,6 +79,12 @@ def _regression_checks():
         _regression("real rows mixed into OLS generators (§1.7)", iso, G(T0=60, real_fraction=0.3), D(T=60)),
         _regression("downstream real/synthetic mixture, OLS (§1.7)", iso, G(T0=60), D(T=60, synthetic_fraction=0.5)),
         _regression("downstream mixture, ridge DE (§1.7)", pl, G(T0=150), D(T=100, lam=0.05, synthetic_fraction=0.5)),
+        _regression(
+            "weighted real/synthetic OLS generators and downstream, DE (theory/weighted.md)",
+            pl,
+            G(T0=150, real_fraction=0.5, real_weight=0.618),
+            D(T=100, synthetic_fraction=0.5, real_weight=0.7),
+        ),
     ]
 
 
@@ -100,6 +106,11 @@ def _distribution_checks():
         n = np.arange(1, 21)
         out = gaussian_chain(key=key, M=10, generations=20, seeds=seeds, strategy="accumulate", real_fraction=0.2)
         return n, out.var[:, n], dt.gaussian_strategy_moments(10, n, strategy="accumulate", real_fraction=0.2)[1]
+
+    def gaussian_weighted(seeds, key):
+        n = np.arange(1, 21)
+        out = gaussian_chain(key=key, M=20, generations=20, seeds=seeds, real_fraction=0.5, real_weight=0.618)
+        return n, out.var[:, n], dt.gaussian_weighted_moments(20, n, 0.5, 0.618)[1]
 
     def kde_fixed(seeds, key):
         out = kde_chain(key=key, M=50, generations=20, seeds=seeds, bandwidth=0.3)
@@ -123,6 +134,12 @@ def _distribution_checks():
         ("KDE chain, fixed bandwidth, E s_n^2 (§2.2)", "M=50, h=0.3", 1000, kde_fixed),
         ("bootstrap, E distinct values (§2.3)", "M=30", 1000, bootstrap_distinct),
         ("discrete resampling, E ‖p_n − p_1‖² (§2.4)", "3 categories, N=20", 2000, discrete_dev),
+        (
+            "Gaussian, weighted real/synthetic ML fit, E sigma_n^2 (theory/weighted.md)",
+            "1-D, M=20, 50% real, w=0.618",
+            2000,
+            gaussian_weighted,
+        ),
     ]
     return [Check("distributions", f, c, "exact", np.inf, (n, 10 * n), sim) for f, c, n, sim in exact]
 
