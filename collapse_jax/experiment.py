@@ -43,7 +43,7 @@ def kinds() -> dict[str, list[str]]:
         >>> kinds()["distributions"][:2]
         ['gaussian_chain', 'gaussian_w2']
     """
-    out = {}
+    out: dict[str, list[str]] = {}
     for k in protocol.REGISTRY.values():
         out.setdefault(k.family, []).append(k.name)
     return out

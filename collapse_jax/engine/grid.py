@@ -89,7 +89,7 @@ def run(out, manifest: dict, points: int, compute, *, shard=(0, 1), wait=3600.0,
     store.claim(out, manifest)
     store.clean_stale_temporaries(out)
     jobs = [(p, 0) for p in range(points)]
-    done = lambda j: store.read_chunk(out, *j, None, None, say) is not None
+    done = lambda j: store.read_chunk(out, j[0], j[1], None, None, say) is not None
     todo = [j for j in jobs[i::n] if not done(j)]
     say(f"[sweep] {out}: {points} grid points, {len(jobs[i::n]) - len(todo)} of this shard's already on disk")
     t0 = time.perf_counter()
@@ -107,6 +107,8 @@ def merge(out, progress: bool = True) -> GridSweep:
     """Join the chunk files of a finished experiment sweep into sweep.npz/.json."""
     out = Path(out)
     m = store.read_manifest(out)
+    if m is None:  # cj.merge checks this first; grid.merge may also be called directly
+        raise ValueError(f"cannot merge {out}: it holds no sweep manifest")
     names, grid = m["axes"], m["grid"]
     shape = tuple(len(grid[k]) for k in names)
     points = [_read_point(out, p) for p in range(math.prod(shape))]

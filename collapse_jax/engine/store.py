@@ -161,7 +161,7 @@ def run_jobs(out: Path, todo: list, compute, done, on_written=None, fail_after: 
                 if fresh:
                     if fail_after is not None and written >= fail_after:
                         raise RuntimeError(f"injected interruption after {written} chunks")
-                    write_chunk(out, *job, compute(job))
+                    write_chunk(out, job[0], job[1], compute(job))
             finally:
                 lock.release()
             todo.remove(job)

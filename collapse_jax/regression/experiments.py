@@ -26,6 +26,7 @@ The regression kinds "compare" (`compare`) and "joint_regularisation", "schedule
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -249,7 +250,7 @@ def _run_T_scan(exp, progress):
                 f"{np.abs(rel[i, :, n]).max():>9.2%} {s_sim:>10.3f} {s_th:>13.3f} "
                 f"{'-' if pred is None else f'{pred:.3f}':>10}"
             )
-    details = dict(slopes=slopes)
+    details: dict[str, Any] = dict(slopes=slopes)
     marks = {}
     if exp.plot.get("mark_crossover") and beta is not None:
         phi0 = exp.spec.d / min(exp.gen.T0_tuple)

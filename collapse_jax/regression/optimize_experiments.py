@@ -13,6 +13,7 @@ Kinds, each with [spectrum], [generators], [downstream], [scan] and [simulation]
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -156,7 +157,8 @@ def _schedule(exp, progress):
         f"{'n':>3} {'c*':>8} {'ell*':>7} {'mean log err*':>14} "
         f"{'at ell_crit':>12} {'gain theory':>12} {'gain sim':>9} {'max |z|':>8} {'max |rel|':>9}  (DE)",
     ]
-    lines, marks, details = [], [], dict(ell_crit=ell_crit, fits=[])
+    lines, marks = [], []
+    details: dict[str, Any] = dict(ell_crit=ell_crit, fits=[])
     sims = np.zeros((len(ns), 2, len(T_sim), exp.seeds))
     for j, n in enumerate(ns):
         fit = optimize.schedule(exp.spec, exp.gen, exp.down, [n], T_range, points=int(exp.scan.get("points", 12)))

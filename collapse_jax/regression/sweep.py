@@ -187,7 +187,7 @@ def sweep(
     say = reporter(progress)
     store.clean_stale_temporaries(out)
     shape_of = lambda c: (n_data, min(chunk, seeds - c * chunk), generations + 1)
-    done = lambda j: store.read_chunk(out, *j, shape_of(j[1]), Metrics._fields, say) is not None
+    done = lambda j: store.read_chunk(out, j[0], j[1], shape_of(j[1]), Metrics._fields, say) is not None
     todo = [j for j in mine if not done(j)]
     say(
         f"[sweep] {out}: {len(names)} axes, {_count(values, names)} points x {seeds} seeds, {len(jobs)} chunks "
@@ -275,7 +275,18 @@ def merge(out: str | Path, progress: bool = True):
     spec, gen, down = _manifest_configs(m)
     arrays = _read_chunks(out, m, names, values)
     th, formula, invalid, no_theory, d = _theory_on_grid(spec, gen, down, names, values, m["generations"], arrays)
-    res = SweepResult(*arrays.values(), *th, tuple(names) + ("seed", "n"), values, invalid, no_theory, formula, d)
+    res = SweepResult(
+        arrays["test_error"],
+        arrays["generator_error"],
+        th[0],
+        th[1],
+        axes=tuple(names) + ("seed", "n"),
+        grid=values,
+        invalid=invalid,
+        no_theory=no_theory,
+        formula=formula,
+        d=d,
+    )
     axes = {k: list(res.axes) for k in Metrics._fields} | {f"theory_{k}": names + ["n"] for k in Metrics._fields}
     coords = {n: grid.coordinate(values[n]) for n in names}
     coords |= {"seed": np.arange(m["seeds"]), "n": np.arange(m["generations"] + 1)}
