@@ -51,9 +51,9 @@ from collapse_jax.regression.spectra import Spectrum
 FIELDS = {
     "spec": ("d", "beta", "r", "signal"),
     "gen": ("T0", "sigma0", "lam", "fixed", "strategy", "real_fraction"),
-    "down": ("T", "sigma", "lam", "synthetic_fraction"),
+    "down": ("T", "sigma", "lam", "synthetic_fraction", "width"),
 }
-STATIC = {"spec.d", "gen.T0", "gen.fixed", "gen.strategy", "down.T"}
+STATIC = {"spec.d", "gen.T0", "gen.fixed", "gen.strategy", "down.T", "down.width"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,8 +160,9 @@ def sweep(
     if "accumulate_subsample" in [gen.strategy] + values.get("gen.strategy", []):
         rows *= generations + 1  # a pool of every generation's rows
     d_max = max([spec.d] + values.get("spec.d", []))
+    width_max = max([w for w in [down.width] + values.get("down.width", []) if w is not None], default=0)
     chunk = chunk_size_for(
-        seeds, chunk_size, default_chunk(d_max, int(rows), max(1, max_memory // n_data), generations)
+        seeds, chunk_size, default_chunk(d_max, int(rows), max(1, max_memory // n_data), generations, width_max)
     )
     n_chunks = math.ceil(seeds / chunk)
 
