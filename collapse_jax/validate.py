@@ -56,6 +56,7 @@ def _regression(formula, spec, gen, down, n=5):
         f"lam={down.lam}, strategy={gen.strategy}"
         + (f", real {gen.real_fraction}" if gen.real_fraction is not None else "")
         + (f", synthetic {down.synthetic_fraction}" if down.synthetic_fraction is not None else "")
+        + (f", width {down.width}" if down.width is not None else "")
     )
     return Check("regression", formula, config, kind, spec.d if kind == "DE" else np.inf, (400, 4000), sim)
 
@@ -95,6 +96,15 @@ def _catalogue():
             pl,
             cj.Generators(T0=150),
             cj.Downstream(T=100, lam=0.05, synthetic_fraction=0.5),
+        ),
+        _regression(
+            "width-m model on random projections, DE (theory/projection.md)",
+            pl,
+            cj.Generators(T0=150),
+            cj.Downstream(T=100, lam=0.05, width=30, synthetic_fraction=0.5),
+        ),
+        _regression(
+            "min-norm generators, power law, DE (theory/overparam.md)", pl, cj.Generators(T0=25), cj.Downstream(T=100)
         ),
     ]
 

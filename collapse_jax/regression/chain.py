@@ -159,7 +159,7 @@ def _projected_fit(down: Downstream, d: int, sampler: str, w0, shared: bool):
 
     S is drawn once per seed, beside the design: one model retrained on every generation's data. With sufficient
     statistics (T >= d) the fit needs only the Bartlett factor L and B = S Sigma^1/2 L, O(m d^2 + min(m, d)^3)
-    per seed; otherwise (T < d, or a real/synthetic mixture) it draws X and fits on Z = XS' by an SVD.
+    per seed; otherwise (T < d, or a real/synthetic mixture) it draws X and fits on Z = XS' directly.
     """
     T, s, m = down.T, down.sigma, down.width
     if sampler == "suffstats":
@@ -181,17 +181,22 @@ def _projected_fit(down: Downstream, d: int, sampler: str, w0, shared: bool):
         return init, fit
 
     real = None if down.synthetic_fraction is None else (w0, T - down.synthetic_rows())
-    rank = min(T, m, d)
+    deficient = d < min(T, m)  # Z = XS' has rank d < min(T, m): at lam = 0 its least-squares fit is OLS on x
 
     def init(key, sqrt_eig, lam):
         X, k_s = samplers.design(key, sqrt_eig, T), jax.random.fold_in(key, 1)
         S = samplers.projection(k_s, m, d, X.dtype)
-        return X, S, samplers.projected_svd(X, S)
+        Z = X @ S.T
+        return X, S, Z, (samplers.direct_factor(Z, lam, T) if shared else None)
 
     def fit(state, key, w, sqrt_eig, lam):
-        X, S, svd = state
+        X, S, Z, f = state
         y = samplers.labels(X, key, w, s, real)
-        return samplers.projected_direct_solve(svd, rank, S, y, jnp.asarray(T, X.dtype), lam)
+        f = f if shared else samplers.direct_factor(Z, lam, T)
+        out = S.T @ samplers.direct_solve(Z, f, y, T)  # primal (T >= m) or dual (T < m) normal equations in R^m
+        if deficient:  # the minimum-norm v then has S'v = (X'X)^-1 X'y (theory/projection.md, section 4)
+            out = jnp.where(lam == 0, samplers.ridge_direct(X, y, 0.0, T), out)
+        return out
 
     return init, fit
 

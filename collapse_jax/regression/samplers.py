@@ -193,17 +193,3 @@ def projected_bartlett_solve(S, B, L, factor, z, w, sqrt_eig, T, s):
     c = L.T @ (sqrt_eig * w) + s * z
     v = B @ cho_solve(factor, c) / T if m >= d else cho_solve(factor, B @ c / T)
     return S.T @ v
-
-
-def projected_svd(X, S):
-    """Thin SVD of the features Z = X S' (T x m): the direct sampler's factor for every lambda."""
-    return jnp.linalg.svd(X @ S.T, full_matrices=False)
-
-
-def projected_direct_solve(svd, rank: int, S, y, T, lam):
-    """S'v for the ridge fit v = (Z'Z/T + lam)^-1 Z'y/T, from the SVD Z = U D V'. Z has rank min(T, m, d): the
-    singular values past it are roundoff and are dropped, so lam = 0 gives the minimum-norm least-squares fit."""
-    U, D, Vt = svd
-    keep = jnp.arange(D.shape[0]) < rank
-    coef = jnp.where(keep, D / jnp.where(keep, D**2 + T * lam, 1.0), 0.0)
-    return S.T @ (Vt.T @ (coef * (U.T @ y)))
