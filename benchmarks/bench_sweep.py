@@ -21,8 +21,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-import jax  # noqa: E402
-from bench_simulate import numpy_chain  # noqa: E402  the same reference loop
+import jax
+from bench_simulate import numpy_chain
 
 jax.config.update("jax_enable_x64", True)
 import collapse_jax as cj  # noqa: E402
@@ -107,7 +107,8 @@ def growth():
         times = [seconds(**{name: v}) for v in grid]
         out[name] = float(np.polyfit(np.log(grid), np.log(times), 1)[0])
         print(
-            f"time ∝ {name}^{out[name]:.2f}   ({', '.join(f'{v}: {t:.2f}s' for v, t in zip(grid, times))})", flush=True
+            f"time ∝ {name}^{out[name]:.2f}   ({', '.join(f'{v}: {t:.2f}s' for v, t in zip(grid, times, strict=True))})",
+            flush=True,
         )
     return out
 

@@ -15,10 +15,10 @@ import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads OpenBLAS
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from jax.scipy.linalg import cho_factor, cho_solve  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.linalg import cho_factor, cho_solve
 
 jax.config.update("jax_enable_x64", True)
 
@@ -119,7 +119,7 @@ def main():
     print("|---|---:|---:|---:|---:|---:|")
     for name, flops, jfn, jargs, nfn, nargs in stages:
         tj, tn = best(jfn, *jargs), best(nfn, *nargs)
-        rate = (lambda t: f"{flops * S / t / 1e9:.1f}") if flops else (lambda t: "-")
+        rate = (lambda t, flops=flops: f"{flops * S / t / 1e9:.1f}") if flops else (lambda t: "-")
         print(f"| {name} | {tj * 1e3:.1f} | {tn * 1e3:.1f} | {tj / tn:.2f} | {rate(tj)} | {rate(tn)} |", flush=True)
 
 

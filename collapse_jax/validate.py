@@ -19,8 +19,8 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -285,7 +285,7 @@ def report(rows: list[dict], out: str | Path, mode: str) -> Path:
     for family in dict.fromkeys(r["family"] for r in rows):
         mine = [r for r in rows if r["family"] == family]
         fig, axs = plotting.panels(len(mine), sharey=False)
-        for ax, r in zip(np.atleast_1d(axs), mine):
+        for ax, r in zip(np.atleast_1d(axs), mine, strict=True):
             ax.plot(r["x"], r["theory"], "-", color="C0", label=f"theory ({r['kind']})")
             ax.errorbar(r["x"], r["mean"], yerr=r["sem"], fmt="o", ms=3, color="C1", label="simulation (mean ± s.e.)")
             ax.set_title(r["formula"], fontsize=8, wrap=True)

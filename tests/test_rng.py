@@ -35,7 +35,7 @@ def test_fused_threefry_draws_the_same_bits_as_the_rolled_loop():
     finally:
         assert use_fused_threefry()
     assert "stablehlo.while" in rolled_text and "stablehlo.while" not in fused_text
-    for a, b in zip(fused, rolled):
+    for a, b in zip(fused, rolled, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 

@@ -137,7 +137,9 @@ def _gaussian_chain(exp, progress):
         arrays |= {f"mu_M{M}": out.mean[:, ns], f"sigma_M{M}": np.sqrt(out.var[:, ns])}
         for key, x, th in (("mu", dmu, th_mu), ("sd", dsd, th_sd)):
             lines[key].append((np.sqrt(th), *_rms(x)))
-    for ax, key, label in zip(axs, ("mu", "sd"), (r"$|\mu_n - \mu_0|$ (rms)", r"$|\sigma_n - \sigma_0|$ (rms)")):
+    for ax, key, label in zip(
+        axs, ("mu", "sd"), (r"$|\mu_n - \mu_0|$ (rms)", r"$|\sigma_n - \sigma_0|$ (rms)"), strict=True
+    ):
         th, m, s = (np.stack([ln[j] for ln in lines[key]]) for j in range(3))
         plotting.theory_vs_simulation(
             ns[1:],
@@ -185,7 +187,7 @@ def _gaussian_w2(exp, progress):
             )
             arrays.append((w2, th))
             curves.append((f"M = {M}, {est}", th, *_mean_sem(w2)))
-    labels, th, m, s = zip(*curves)
+    labels, th, m, s = zip(*curves, strict=True)
     plotting.theory_vs_simulation(
         ns[1:],
         np.stack(th)[:, 1:],
@@ -199,7 +201,7 @@ def _gaussian_w2(exp, progress):
         ax=ax,
     )
     shape = (len(Ms), 2)  # (M, estimator), the configuration as axes with coordinates, not in key names
-    w2, w2_th = (np.stack(v).reshape(shape + v[0].shape) for v in zip(*arrays))
+    w2, w2_th = (np.stack(v).reshape(shape + v[0].shape) for v in zip(*arrays, strict=True))
     arrays = dict(w2sq=w2, theory_w2sq=w2_th, n=ns, M=np.asarray(Ms), estimator=np.array(["mle", "unbiased"]))
     axes = dict(
         w2sq=["M", "estimator", "seed", "n"],
@@ -245,7 +247,7 @@ def _kde_chain(exp, progress):
             th = theory.kde_var(M, n, init.var()[0], bw)
             zs.append(_zmax(out.var[:, :, 0], th))
             rows.append(
-                f"{start_name:>18} {str(bw):>10} {zs[-1]:>16.2f} {out.w2sq[:, -1].mean():>12.4g} "
+                f"{start_name:>18} {bw!s:>10} {zs[-1]:>16.2f} {out.w2sq[:, -1].mean():>12.4g} "
                 f"{out.kl[:, -1].mean():>10.4g}"
             )
             for k, v in (("var", out.var[:, :, 0]), ("w2sq", out.w2sq), ("kl", out.kl)):
@@ -311,7 +313,7 @@ def _bootstrap(exp, progress):
         arrays |= {f"distinct_M{M}": out.distinct[:, t], f"collision_M{M}": out.collision[:, t]}
         curves["distinct"].append((th_d / M, *(v / M for v in _mean_sem(out.distinct[:, t]))))
         curves["collision"].append((th_c, *_mean_sem(out.collision[:, t])))
-    for ax, key, label in zip(axs, curves, ("distinct values / M", r"collision probability $\sum p_i^2$")):
+    for ax, key, label in zip(axs, curves, ("distinct values / M", r"collision probability $\sum p_i^2$"), strict=True):
         th, m, s = (np.stack([cv[j] for cv in curves[key]]) for j in range(3))
         plotting.theory_vs_simulation(
             t[1:],
@@ -363,7 +365,7 @@ def _discrete(exp, progress):
                 *_mean_sem(out.tv[:, m]),
             )
         )
-    labels, th, m_dev, s_dev, m_tv, s_tv = zip(*curves)
+    labels, th, m_dev, s_dev, m_tv, s_tv = zip(*curves, strict=True)
     plotting.theory_vs_simulation(
         m[2:],
         np.stack(th)[:, 2:],
@@ -391,7 +393,7 @@ def _gaussian_strategies(exp, progress):
     G, est = int(c.get("generations", 100)), c.get("estimator", "mle")
     variants = [(s, None) for s in c.get("strategies", list(checks.STRATEGIES))]
     variants += [("replace", float(pi)) for pi in c.get("real_fraction", [])]
-    label = lambda s, pi: s.replace("_", "-") if pi is None else f"{s}, {pi:.0%} real"  # noqa: E731
+    label = lambda s, pi: s.replace("_", "-") if pi is None else f"{s}, {pi:.0%} real"
     sim = np.full((len(dims), len(variants), len(Ms), 2, exp.seeds), np.nan)  # metric 0: mean error, 1: var ratio
     th = np.full((len(dims), len(variants), len(Ms), 2), np.nan)
     rows = [

@@ -234,7 +234,7 @@ def _chain_1d(mu0, sigma0, steps, M_max, sampler):
 
         start = (jnp.asarray(mu0, float), jnp.log(jnp.asarray(sigma0, float) ** 2))
         _, path = jax.lax.scan(add, start, (log_steps, shifts))
-        return tuple(jnp.concatenate([first[None], rest]) for first, rest in zip(start, path))
+        return tuple(jnp.concatenate([first[None], rest]) for first, rest in zip(start, path, strict=True))
 
     def step(carry, xs):  # the literal chain: draw M points from the current fit, refit
         mu, log_var = carry

@@ -160,7 +160,7 @@ def Int(lo: int = 0, hi: int | None = None, many: bool = False):
             arr = np.asarray(x, dtype=object) if isinstance(x, (list, tuple)) else np.asarray(x)
         except ValueError:  # ragged
             arr = np.asarray([None, None])[None]
-        if (arr.ndim > 0 and not many) or arr.dtype == object and arr.ndim > 1:  # arrays of any shape may
+        if (arr.ndim > 0 and not many) or (arr.dtype == object and arr.ndim > 1):  # arrays of any shape may
             raise ValueError(f"{name} must be {'integers' if many else 'one integer'}, got {x!r}")  # broadcast
         items = arr.ravel().tolist()
         if not items:

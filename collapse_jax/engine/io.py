@@ -51,7 +51,7 @@ def save(stem: str | Path, arrays: dict, axes: dict, meta: dict, coords: dict | 
     for name, arr in arrays.items():
         if name not in axes or len(axes[name]) != np.ndim(arr):
             raise ValueError(f"axes must name every axis of array {name!r} (shape {np.shape(arr)})")
-        for axis, size in zip(axes[name], np.shape(arr)):
+        for axis, size in zip(axes[name], np.shape(arr), strict=True):
             if axis in coords and len(coords[axis]) != size:
                 raise ValueError(
                     f"array {name!r} has {size} entries along axis {axis!r}, its coordinate has {len(coords[axis])}"

@@ -141,7 +141,7 @@ def krr_chain(
     n_syn = (
         None
         if synthetic_fraction is None
-        else int(round(checks.fraction("synthetic_fraction", synthetic_fraction) * T))
+        else int(round(checks.fraction("synthetic_fraction", synthetic_fraction) * T))  # noqa: RUF046 - round() of a NumPy scalar
     )
     if n_syn is not None and np.ndim(synthetic_fraction):
         raise ValueError("synthetic_fraction must be one number")

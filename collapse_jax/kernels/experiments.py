@@ -223,7 +223,7 @@ def _krr_chain(exp, progress):
 
 def _krr_spectrum(exp, progress):
     c = exp.chain
-    data, K, pool, test, emp = _setup(exp, progress)
+    data, K, pool, _test, emp = _setup(exp, progress)
     fit = theory.fit_power_law(emp, tuple(c["fit_range"]) if "fit_range" in c else None)
     beta, r = fit.beta, min(fit.r, 1.0)
     ell = float(linear_theory.ell_crit(beta, r))
@@ -279,7 +279,7 @@ def _krr_spectrum(exp, progress):
     tail = np.cumsum(energy[::-1])[::-1] + emp.residual
     axs[1].loglog(k, tail, ".", ms=3, label="target energy beyond k")
     axs[1].loglog(kf, fit.tail_prefactor * kf ** (-2 * beta * fit.r), "k-", label=f"fit k^-2βr, r = {fit.r:.2f}")
-    for ax, title in zip(axs[:2], ("kernel spectrum", "target coefficients")):
+    for ax, title in zip(axs[:2], ("kernel spectrum", "target coefficients"), strict=True):
         ax.set(xlabel="k", title=title)
         ax.legend(fontsize=8)
     plotting.theory_vs_simulation(

@@ -174,7 +174,7 @@ def _lambda_scan_figure(exp, downs, lams, ns, mean, sem, theory_grid):
     """One panel per T: error against lambda (a colour per n) or against n (a colour per lambda)."""
     title = exp.description or exp.name
     fig, axs = plotting.panels(len(downs))
-    for i, (d, ax) in enumerate(zip(downs, axs)):
+    for i, (d, ax) in enumerate(zip(downs, axs, strict=True)):
         panel = title if len(downs) == 1 else f"T = {d.T}"
         if exp.plot.get("x", "lam") == "lam":
             fine = np.geomspace(lams.min(), lams.max(), 200)
@@ -230,14 +230,14 @@ def _run_T_scan(exp, progress):
     ]
     slopes = []
     for i, rule in enumerate(rules):
-        for j, n in enumerate(ns):
+        for n in ns:
             noisy = float(exp.down.sigma) > 0 or (n > 0 and np.any(np.asarray(exp.gen.sigma0) > 0))
             pred = scans.predicted_exponent(rule, beta, r, noisy)
             s_sim = scans.loglog_slope(Ts, mean[i, :, n])
             s_th = scans.loglog_slope(Ts, arrays["theory_test_error"][i, :, n])
             slopes.append(dict(rule=str(rule), n=n, sim=s_sim, theory=s_th, predicted=pred))
             rows.append(
-                f"{str(rule):>18} {n:>3} {np.abs(z[i, :, n]).max():>8.2f} "
+                f"{rule!s:>18} {n:>3} {np.abs(z[i, :, n]).max():>8.2f} "
                 f"{np.abs(rel[i, :, n]).max():>9.2%} {s_sim:>10.3f} {s_th:>13.3f} "
                 f"{'-' if pred is None else f'{pred:.3f}':>10}"
             )

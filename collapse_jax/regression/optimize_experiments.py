@@ -208,7 +208,7 @@ def _schedule(exp, progress):
         lines.append(th)
         marks.append((mean, sem))
     fig, axs = plotting.panels(len(ns), sharey=False)
-    for j, (n, ax) in enumerate(zip(ns, axs)):
+    for j, (n, ax) in enumerate(zip(ns, axs, strict=True)):
         f = summary["fits"][j]
         plotting.theory_vs_simulation(
             fine,

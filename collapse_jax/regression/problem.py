@@ -184,7 +184,7 @@ class Downstream:
             return float(self.T)
         return jax.numpy.round(jax.numpy.asarray(self.synthetic_fraction) * self.T)
 
-    def resolved(self, generations: int) -> "Downstream":
+    def resolved(self, generations: int) -> Downstream:
         """This config with lam as a number or an array of one lambda per n = 0..generations."""
         lam = self.lam
         if callable(lam):  # schedules take an array of generations and broadcast against it

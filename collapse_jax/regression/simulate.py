@@ -173,7 +173,7 @@ def simulate(
     )
 
     root = root_key(key)
-    call = lambda ids: _chunk(root, ids, spec, gen, down, generations, sampler)  # noqa: E731
+    call = lambda ids: _chunk(root, ids, spec, gen, down, generations, sampler)
     metrics = Metrics(*run_chunks(call, seeds, chunk, seed_offset, progress))
     config = dict(
         spectrum=dict(d=d),

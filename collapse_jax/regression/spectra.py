@@ -67,14 +67,14 @@ class Spectrum:
         return bool(np.all(ev == ev[0]))
 
     @classmethod
-    def isotropic(cls, d: int, signal: float = 1.0) -> "Spectrum":
+    def isotropic(cls, d: int, signal: float = 1.0) -> Spectrum:
         """Sigma = I_d and a teacher with equal coordinates, scaled so that ||w0||^2 = signal."""
         checks.Int(1, checks.MAX_SIZE)("d", d)
         checks.real_array("signal", signal, lo=0.0, hi=checks.SCALE_MAX, ndim=(0,))
         return cls(np.ones(d), np.full(d, np.sqrt(signal / d)))._made_by(kind="isotropic", d=d, signal=signal)
 
     @classmethod
-    def power_law(cls, d: int, beta: float, r: float, signal: float = 1.0) -> "Spectrum":
+    def power_law(cls, d: int, beta: float, r: float, signal: float = 1.0) -> Spectrum:
         """Capacity and source conditions (MATH §1.6): lambda_j = j^-beta, lambda_j w0_j^2 ∝ j^-(1 + 2 beta r).
 
         The teacher's coordinates are positive and normalised so that ||w0||^2_Sigma = signal.
@@ -97,7 +97,7 @@ class Spectrum:
         )
 
     @classmethod
-    def stack(cls, spectra, dtype) -> "Spectrum":
+    def stack(cls, spectra, dtype) -> Spectrum:
         """Spectra of one dimension as one Spectrum whose arrays have a leading axis over them, to vmap over
         (built without __post_init__, whose checks are for one spectrum)."""
         out = object.__new__(cls)
@@ -105,12 +105,12 @@ class Spectrum:
             object.__setattr__(out, name, jnp.stack([jnp.asarray(getattr(s, name), dtype) for s in spectra]))
         return out
 
-    def _made_by(self, **recipe) -> "Spectrum":
+    def _made_by(self, **recipe) -> Spectrum:
         object.__setattr__(self, "recipe", {k: (v.item() if hasattr(v, "item") else v) for k, v in recipe.items()})
         return self
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "Spectrum":
+    def from_config(cls, cfg: dict) -> Spectrum:
         """From a TOML [spectrum] table: kind = "isotropic" (d, signal), "power_law" (d, beta, r, signal) or
         "custom" (eigenvalues, w0)."""
         cfg = dict(cfg)

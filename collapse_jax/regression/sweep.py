@@ -112,7 +112,7 @@ class SweepResult:
         """(mean - theory) / sem at every grid point and generation (NaN where either is missing)."""
         theory_ = (self.theory_test_error, self.theory_generator_error)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return Metrics(*((m - t) / s for m, s, t in zip(self.mean(), self.sem(), theory_)))
+            return Metrics(*((m - t) / s for m, s, t in zip(self.mean(), self.sem(), theory_, strict=True)))
 
 
 def sweep(
@@ -190,8 +190,8 @@ def sweep(
     mine = [j for k, j in enumerate(jobs) if k % n_shards == i_shard]
     say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
     store.clean_stale_temporaries(out)
-    shape_of = lambda c: (n_data, min(chunk, seeds - c * chunk), generations + 1)  # noqa: E731
-    done = lambda j: store.read_chunk(out, *j, shape_of(j[1]), Metrics._fields, say) is not None  # noqa: E731
+    shape_of = lambda c: (n_data, min(chunk, seeds - c * chunk), generations + 1)
+    done = lambda j: store.read_chunk(out, *j, shape_of(j[1]), Metrics._fields, say) is not None
     todo = [j for j in mine if not done(j)]
     say(
         f"[sweep] {out}: {len(names)} axes, {_count(values, names)} points x {seeds} seeds, {len(jobs)} chunks "
@@ -307,7 +307,7 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
         stacked = np.stack([p[k] for p in per_static])  # (static, data, seed, n)
         arrays[k] = _to_grid(stacked, names, static_names, data_names, values)
     for point in np.ndindex(grid_shape):
-        cfg = dict(zip(names, (values[n][i] for n, i in zip(names, point))))
+        cfg = dict(zip(names, (values[n][i] for n, i in zip(names, point, strict=True)), strict=True))
         label = ",".join(map(str, point))
         try:
             sp, g, d = _point_configs(spec, gen, down, cfg)
@@ -408,7 +408,9 @@ def _compute_chunk(
     """The metrics of one chunk, shaped `shape`: every data point of static combination s_idx, seeds from start
     (computed `chunk` at a time, one compiled shape for every chunk, then cut to shape[1])."""
     static_vals = _nth(values, static_names, s_idx)
-    spec_s, gen_s, down_s, bad = _stacked(spec, gen, down, dict(zip(static_names, static_vals)), data_names, values)
+    spec_s, gen_s, down_s, bad = _stacked(
+        spec, gen, down, dict(zip(static_names, static_vals, strict=True)), data_names, values
+    )
     if bad is not None:  # the whole static combination is invalid: NaNs, so that the sweep can complete
         return {k: np.full(shape, np.nan) for k in Metrics._fields}
     ids = np.arange(start, start + chunk, dtype=np.uint32)
@@ -448,7 +450,7 @@ def _nth(values, names, index):
     if not names:
         return ()
     idx = np.unravel_index(index, tuple(len(values[n]) for n in names))
-    return tuple(values[n][i] for n, i in zip(names, idx))
+    return tuple(values[n][i] for n, i in zip(names, idx, strict=True))
 
 
 def _point_configs(spec, gen, down, cfg: dict):
@@ -469,7 +471,9 @@ def _stacked(spec, gen, down, static_cfg, data_names, values):
         resolve_sampler("auto", s0.d, g0, d0)
     except ValueError as err:
         return spec, gen, down, str(err)
-    points = [dict(zip(data_names, combo)) for combo in itertools.product(*(values[n] for n in data_names))]
+    points = [
+        dict(zip(data_names, combo, strict=True)) for combo in itertools.product(*(values[n] for n in data_names))
+    ]
     configs, fallback = [], None
     for p in points:
         try:

@@ -14,10 +14,10 @@ import matplotlib
 import matplotlib.ticker
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from collapse_jax.engine import checks  # noqa: E402
+from collapse_jax.engine import checks
 
 STYLE = Path(__file__).with_name("collapse.mplstyle")
 STYLES = {"default": STYLE, "paper": Path(__file__).with_name("paper.mplstyle")}

@@ -45,29 +45,29 @@ from collapse_jax.regression.theory.powerlaw import (
 from collapse_jax.regression.theory.ridge import df, isotropic_test_error, kappa
 
 __all__ = [
-    "test_error",
-    "formula_kind",
-    "agreement",
-    "de_gap",
     "Z_MAX",
-    "generator_error",
-    "metrics",
-    "kappa",
-    "df",
-    "isotropic_test_error",
     "NoFormulaError",
+    "agreement",
+    "crossover_T",
+    "de_gap",
+    "df",
     "ell_crit",
     "error_exponent",
     "fast_exponent",
-    "slow_exponent",
-    "sigma_eff2",
-    "crossover_T",
+    "formula_kind",
+    "generator_error",
+    "isotropic_test_error",
+    "kappa",
+    "metrics",
     "moments",
     "overparam",
     "powerlaw",
     "projection",
     "ridge",
+    "sigma_eff2",
+    "slow_exponent",
     "strategies",
+    "test_error",
 ]
 
 
@@ -90,7 +90,7 @@ def metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Metrics:
     flat = [
         _downstream_error(
             spec,
-            jax.tree.map(lambda a: a.reshape((-1,) + a.shape[n.ndim :])[i], mom),
+            jax.tree.map(lambda a, i=i: a.reshape((-1,) + a.shape[n.ndim :])[i], mom),
             gen_err.ravel()[i],
             dataclasses.replace(down, lam=down.lam[k]),
         )
