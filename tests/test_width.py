@@ -54,7 +54,7 @@ def _check(spec, gen, down, seeds, generations=2, key=0):
     ],
 )
 def test_width_theory_matches_simulation(spec, gen, down, kind):
-    got, z, rel = _check(spec, gen, down, seeds=1500)
+    got, _, _ = _check(spec, gen, down, seeds=1500)
     assert got == kind
 
 
@@ -96,7 +96,7 @@ def test_width_samplers_agree_in_distribution():
 
 def test_width_theory_is_differentiable_and_tunes_lambda_per_width():
     gen = cj.Generators(T0=60, sigma0=1.0)
-    f = lambda lam, m: cj.theory.test_error(PL, gen, cj.Downstream(T=40, sigma=0.5, lam=lam, width=m), 2)  # noqa: E731
+    f = lambda lam, m: cj.theory.test_error(PL, gen, cj.Downstream(T=40, sigma=0.5, lam=lam, width=m), 2)
     g = jax.grad(f)(0.05, 60)
     np.testing.assert_allclose(g, (f(0.05 * (1 + 1e-6), 60) - f(0.05 * (1 - 1e-6), 60)) / 1e-7, rtol=1e-5)
     lam = float(regularization.optimal_lambda(PL, gen, cj.Downstream(T=40, sigma=0.5, width=10), 2))

@@ -112,7 +112,7 @@ def _run(exp, progress):
     shape = (len(exp.rules), len(exp.series), len(exp.xs))
     sim = np.full(shape + (exp.seeds,), np.nan)
     th, lams = np.full(shape, np.nan), np.full(shape, np.nan)
-    fine = np.unique(np.geomspace(exp.xs.min(), exp.xs.max(), 60).round().astype(int))
+    fine = np.unique(np.geomspace(exp.xs.min(), exp.xs.max(), 40).round().astype(int))
     lines = np.full(shape[:2] + (len(fine),), np.nan)
     for r, rule in enumerate(exp.rules):
         for j, s in enumerate(exp.series):
@@ -132,7 +132,7 @@ def _run(exp, progress):
     xname = "width" if exp.kind == "model_size" else "T"
     rows = [f"{'lam':>10} {what:>6} {xname:>6} {'lambda':>9} {'sim':>9} {'+-sem':>8} {'theory':>9} {'z':>6} {'rel':>7}"]
     rows += [
-        f"{str(rule):>10} {s:>6g} {x:>6d} {lams[r, j, i]:>9.3g} {mean[r, j, i]:>9.4f} {sem[r, j, i]:>8.4f} "
+        f"{rule!s:>10} {s:>6g} {x:>6d} {lams[r, j, i]:>9.3g} {mean[r, j, i]:>9.4f} {sem[r, j, i]:>8.4f} "
         f"{th[r, j, i]:>9.4f} {z[r, j, i]:>6.2f} {rel[r, j, i]:>7.2%}"
         for r, rule in enumerate(exp.rules)
         for j, s in enumerate(exp.series)
@@ -168,7 +168,7 @@ def _figure(exp, fine, lines, mean, sem):
     fig, axs = plotting.panels(len(exp.rules))
     size = exp.kind == "model_size"
     scale = exp.down.T if size else 1.0
-    for r, (rule, ax) in enumerate(zip(exp.rules, axs)):
+    for r, (rule, ax) in enumerate(zip(exp.rules, axs, strict=False)):
         rule_name = {"ridgeless": r"ridgeless ($\lambda \to 0$)", "tuned": r"$\lambda$ tuned per width"}
         plotting.theory_vs_simulation(
             fine / scale,

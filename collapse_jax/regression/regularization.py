@@ -84,20 +84,21 @@ def optimal_lambda(spec: Spectrum, gen: Generators, down: Downstream, n, T=None,
         np.log(bounds[1]),
         p is None,
         jnp.asarray(1.0 if p is None else p, jnp.float64),
-        down.width,
+        jnp.asarray(0.0 if down.width is None else down.width, jnp.float64),  # traced: one program for all widths
+        down.width is not None,
     )
     return out.reshape(shape)
 
 
-@functools.partial(jax.jit, static_argnames=("plain", "width"))
-def _argmin(eig, w0, mom, T, sigma, lo, hi, plain, p, width=None):
+@functools.partial(jax.jit, static_argnames=("plain", "projected"))
+def _argmin(eig, w0, mom, T, sigma, lo, hi, plain, p, width, projected):
     """Per (moments, T) pair: the lambda in [e^lo, e^hi] minimising the deterministic equivalent (of the width-m
     model when width is given, theory/projection.md)."""
 
     def best(mom_i, T_i):
-        if width is not None:
+        if projected:
             s = None if plain else jnp.round(p * T_i)
-            f = lambda u: projection.test_error(eig, w0, mom_i, T_i, sigma, jnp.exp(u), float(width), s)
+            f = lambda u: projection.test_error(eig, w0, mom_i, T_i, sigma, jnp.exp(u), width, s)
         elif plain:
             f = lambda u: ridge.test_error(eig, w0, mom_i, T_i, sigma, jnp.exp(u))
         else:

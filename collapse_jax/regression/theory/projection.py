@@ -97,6 +97,7 @@ def operators(eigenvalues, lam, T, m):
     return eigenvalues / (eigenvalues + v0), shrink1, shrink2, df2K, v
 
 
+@jax.jit
 def test_error(eigenvalues, w0, mom: Moments, T, sigma, lam, m, synthetic=None):
     """Deterministic equivalent of the width-m model's error (theory/projection.md) from the generators' moments,
     with `synthetic` of the T rows labelled by w_n and the rest by w0 (None: all T). T, lam, sigma, m may be traced.
@@ -139,7 +140,7 @@ def ols_features_error(eigenvalues, w0, mom: Moments, T: int, sigma, m: int, syn
     see of w0, exactly; only E Pi is then replaced by its equivalent Sigma(Sigma + nu0)^-1, which is exactly
     (m/d) I for an isotropic Sigma (theory/projection.md). carry_over: `strategies.carry_over`."""
     d = eigenvalues.shape[-1]
-    v0 = _kappa(eigenvalues, jnp.zeros(()), jnp.asarray(float(m)))
+    v0 = _nu0(eigenvalues, float(m))
     nd = mom.M_diag.ndim
     ev, w0_sq = along_last(eigenvalues, nd), along_last(w0**2, nd)
     P = ev * along_last(eigenvalues / (eigenvalues + v0) if m < d else jnp.ones(d), nd)
@@ -149,3 +150,9 @@ def ols_features_error(eigenvalues, w0, mom: Moments, T: int, sigma, m: int, syn
     noise = sigma**2 + s / T * jnp.sum(blind * mom.M_diag, axis=-1) + (1 - s / T) * blind0
     gen_err = jnp.sum(P * (mom.M_diag - 2 * mom.w0_m + w0_sq), axis=-1)
     return carry_over(s, T, m) * gen_err + noise * m / (T - m - 1) + blind0
+
+
+@jax.jit
+def _nu0(eigenvalues, m):
+    """nu at kappa = 0: df_1(nu0) = m below d (compiled once: the bisection loop would be traced on every call)."""
+    return _kappa(eigenvalues, jnp.zeros(()), jnp.asarray(m, eigenvalues.dtype))
