@@ -87,10 +87,10 @@ def test_width_none_leaves_the_linear_model_unchanged():
 def test_width_samplers_agree_in_distribution():
     """Direct (draw S and X, fit on Z = XS' by SVD) against sufficient statistics (Bartlett factor, then S)."""
     down = cj.Downstream(T=40, sigma=0.5, lam=0.05, width=12)
-    runs = {s: cj.simulate(ISO, GEN, down, 1, 3000, key=7, sampler=s).test_error[:, 1] for s in ("direct", "suffstats")}
+    runs = {s: cj.simulate(ISO, GEN, down, 1, 2000, key=7, sampler=s).test_error[:, 1] for s in ("direct", "suffstats")}
     assert ks_2samp_pvalue(runs["direct"], runs["suffstats"]) > 1e-3
     # the check has power: a width of 15 instead of 12 is told apart
-    other = cj.simulate(ISO, GEN, dataclasses.replace(down, width=15), 1, 3000, key=7, sampler="direct")
+    other = cj.simulate(ISO, GEN, dataclasses.replace(down, width=15), 1, 2000, key=7, sampler="direct")
     assert ks_2samp_pvalue(runs["suffstats"], other.test_error[:, 1]) < 1e-3
 
 
