@@ -104,7 +104,7 @@ def _catalogue():
             cj.Downstream(T=100, lam=0.05, width=30, synthetic_fraction=0.5),
         ),
         _regression(
-            "min-norm generators, power law, DE (theory/overparam.md)", pl, cj.Generators(T0=25), cj.Downstream(T=100)
+            "min-norm generators, power law, DE (theory/overparam.md)", pl, cj.Generators(T0=10, sigma0=0.3), cj.Downstream(T=100)
         ),
     ]
 
