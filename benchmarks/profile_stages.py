@@ -22,9 +22,11 @@ from jax.scipy.linalg import cho_factor, cho_solve
 
 jax.config.update("jax_enable_x64", True)
 
-import collapse_jax  # noqa: E402, F401  (registers the fused threefry lowering)
+from collapse_jax.engine import use_fused_threefry  # noqa: E402
 from collapse_jax.engine.rng import log_gamma  # noqa: E402
 from collapse_jax.regression import samplers  # noqa: E402
+
+use_fused_threefry()  # as the CLI runs (same draws, faster); importing the package does not
 
 S, D, T, G = 2000, 100, 300.0, 20
 M, G_GAUSS = 100, 1000

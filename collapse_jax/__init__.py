@@ -34,7 +34,7 @@ from collapse_jax.regression import (
     theory,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
 __all__ = [
     "Downstream",
     "Generators",

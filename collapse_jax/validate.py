@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from collapse_jax.engine import checks, plotting
+from collapse_jax.engine.progress import reporter
 from collapse_jax.regression import theory
 
 FAMILIES = ("regression", "distributions", "kernels")
@@ -48,7 +49,7 @@ def _regression(formula, spec, gen, down, n=5):
 
     def sim(seeds, key):
         ns = np.arange(n + 1)
-        res = cj.simulate(spec, gen, down, n, seeds, key)
+        res = cj.simulate(spec, gen, down, n, seeds, key=key)
         return ns, res.test_error, np.asarray(theory.test_error(spec, gen, down, ns))
 
     config = (
@@ -104,37 +105,40 @@ def _catalogue():
             cj.Downstream(T=100, lam=0.05, width=30, synthetic_fraction=0.5),
         ),
         _regression(
-            "min-norm generators, power law, DE (theory/overparam.md)", pl, cj.Generators(T0=10, sigma0=0.3), cj.Downstream(T=100)
+            "min-norm generators, power law, DE (theory/overparam.md)",
+            pl,
+            cj.Generators(T0=10, sigma0=0.3),
+            cj.Downstream(T=100),
         ),
     ]
 
     def gaussian_var(seeds, key):
         n = np.arange(0, 51, 5)
-        out = gaussian_chain(key, M=20, generations=50, seeds=seeds)
+        out = gaussian_chain(key=key, M=20, generations=50, seeds=seeds)
         return n, out.var[:, n], dt.gaussian_var_mean(20, n)
 
     def gaussian_logdet(seeds, key):
         n = np.array([10, 100, 1000])
-        out = gaussian_chain(key, M=10, generations=1000, seeds=seeds, d=2, estimator="unbiased")
+        out = gaussian_chain(key=key, M=10, generations=1000, seeds=seeds, d=2, estimator="unbiased")
         return n, out.log_det[:, n], dt.gaussian_logdet_drift(10, n, 2, "unbiased")
 
     def gaussian_accumulate(seeds, key):
         n = np.arange(1, 21)
-        out = gaussian_chain(key, M=10, generations=20, seeds=seeds, strategy="accumulate", real_fraction=0.2)
+        out = gaussian_chain(key=key, M=10, generations=20, seeds=seeds, strategy="accumulate", real_fraction=0.2)
         return n, out.var[:, n], dt.gaussian_strategy_moments(10, n, strategy="accumulate", real_fraction=0.2)[1]
 
     def kde_fixed(seeds, key):
-        out = kde_chain(key, M=50, generations=20, seeds=seeds, bandwidth=0.3)
+        out = kde_chain(key=key, M=50, generations=20, seeds=seeds, bandwidth=0.3)
         return out.generations, out.var[:, :, 0], dt.kde_var(50, out.generations, 1.0, 0.3)
 
     def bootstrap_distinct(seeds, key):
         t = np.array([1, 2, 5, 10, 20, 50])
-        out = bootstrap_chain(key, 30, 50, seeds)
+        out = bootstrap_chain(30, 50, seeds, key=key)
         return t, out.distinct[:, t], dt.distinct_mean(30, t)
 
     def discrete_dev(seeds, key):
         p, N, n = np.array([0.5, 0.3, 0.2]), 20, np.array([0, 2, 5, 10])
-        out = discrete_chain(key, p, N, 10, seeds)
+        out = discrete_chain(p, N, 10, seeds, key=key)
         dev = np.sum((out.probs[:, n] - out.probs[:, 1:2]) ** 2, -1)
         return n, dev, dt.discrete_deviation(p, N, n)
 
@@ -247,11 +251,9 @@ def run(selected: list[Check], full: bool = False, key: int = 0, progress: bool 
                 theory=th,
             )
         )
-        if progress:
-            print(
-                f"[validate] {'ok  ' if ok else 'FAIL'} {c.formula} ({seeds} seeds, {rows[-1]['seconds']:.1f}s)",
-                file=sys.stderr,
-            )
+        reporter(progress)(
+            f"[validate] {'ok  ' if ok else 'FAIL'} {c.formula} ({seeds} seeds, {rows[-1]['seconds']:.1f}s)"
+        )
     return rows
 
 
@@ -284,15 +286,18 @@ def report(rows: list[dict], out: str | Path, mode: str) -> Path:
     )
     for family in dict.fromkeys(r["family"] for r in rows):
         mine = [r for r in rows if r["family"] == family]
-        fig, axs = plotting.panels(len(mine), sharey=False)
-        for ax, r in zip(np.atleast_1d(axs), mine, strict=True):
+        fig, axs = plotting.panels(len(mine), sharey=False, ncols=3)  # rows of three: every panel keeps its y label
+        for ax, r in zip(axs, mine, strict=True):
             ax.plot(r["x"], r["theory"], "-", color="C0", label=f"theory ({r['kind']})")
-            ax.errorbar(r["x"], r["mean"], yerr=r["sem"], fmt="o", ms=3, color="C1", label="simulation (mean ± s.e.)")
-            ax.set_title(r["formula"], fontsize=8, wrap=True)
+            ax.errorbar(r["x"], r["mean"], yerr=r["sem"], fmt="o", ms=3, color="C1", label="simulation")
+            ax.set_title(textwrap.fill(r["formula"], 40), fontsize=8)
             ax.set_xlabel("n")
+            ax.set_ylabel("test error" if family == "regression" else "mean over seeds (title)", fontsize=8)
             ax.legend(fontsize=7)
-        for path in plotting.save(fig, out / family):
-            lines.append(f"![{family}]({path.name})")
+        png, pdf = plotting.save(fig, out / family)
+        lines.append(f"![{family}]({png.name})")  # markdown viewers show PNG; the PDF is for print
+        lines.append(f"[{family} (PDF)]({pdf.name})")
+        lines.append("")
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -20,12 +20,13 @@ count), [kernel] (name and its parameters), [chain] and [simulation] (seeds, key
 from __future__ import annotations
 
 import dataclasses
-import sys
+from typing import Any
 
 import numpy as np
 
 from collapse_jax.engine import checks, plotting
 from collapse_jax.engine.header import Header, read_header
+from collapse_jax.engine.progress import reporter
 from collapse_jax.kernels import data as datasets
 from collapse_jax.kernels import theory
 from collapse_jax.kernels.chain import krr_chain, resolve_lambdas
@@ -95,8 +96,7 @@ def _setup(exp, progress):
     data = load_data(exp.data)
     kernel = dict(exp.kernel)
     name = kernel.pop("name", "rbf")
-    if progress:
-        print(f"[{exp.name}] {data.name}: {len(data.X)} points; {name} kernel {kernel}", file=sys.stderr)
+    reporter(progress)(f"[{exp.name}] {data.name}: {len(data.X)} points; {name} kernel {kernel}")
     K = kernel_matrix(name, data.X, **kernel)
     pool, test = datasets.split(data, int(exp.data.get("test", max(1, len(data.X) // 6))), exp.key)
     emp = theory.empirical_spectrum(K[np.ix_(pool, pool)], data.Y[pool])
@@ -338,7 +338,7 @@ def _krr_strategies(exp, progress):
     rows = [
         f"{'variant':>28} {'formula':>8} {'pool: max |rel gap|':>20} {'held-out error n=G':>19} {'accuracy n=G':>13}"
     ]
-    summary = dict(variants=[])
+    summary: dict[str, Any] = dict(variants=[])
     for v, var in enumerate(variants):
         checks.sections(var, {"label", "strategy", "real_fraction", "synthetic_fraction"}, f"variant {v}")
         opts = {k: var[k] for k in ("strategy", "real_fraction", "synthetic_fraction") if k in var}

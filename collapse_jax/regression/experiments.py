@@ -59,7 +59,9 @@ class Experiment(Header):
         return f"d={self.spec.d}, T0={self.gen.T0}"
 
 
-def problem(cfg: dict, generators: dict | None = None, downstream: dict | None = None):
+def problem(
+    cfg: dict, generators: dict | None = None, downstream: dict | None = None
+) -> tuple[Spectrum, Generators, Downstream]:
     """(Spectrum, Generators, Downstream) from the file's [spectrum], [generators] and [downstream] tables
     (or the given replacements of the last two), each checked and named in its errors."""
     gen_cfg = {
@@ -190,6 +192,7 @@ def _lambda_scan_figure(exp, downs, lams, ns, mean, sem, theory_grid):
                 ylabel="test error",
                 title=panel,
                 legend_title="generation",
+                ordered=True,
                 ax=ax,
             )
         else:
@@ -206,6 +209,7 @@ def _lambda_scan_figure(exp, downs, lams, ns, mean, sem, theory_grid):
                 title=panel,
                 logx=False,
                 legend_title="downstream",
+                ordered=True,
                 ax=ax,
             )
         if i > 0:
@@ -231,7 +235,7 @@ def _run_T_scan(exp, progress):
     slopes = []
     for i, rule in enumerate(rules):
         for n in ns:
-            noisy = float(exp.down.sigma) > 0 or (n > 0 and np.any(np.asarray(exp.gen.sigma0) > 0))
+            noisy = float(exp.down.sigma) > 0 or (n > 0 and bool(np.any(np.asarray(exp.gen.sigma0) > 0)))
             pred = scans.predicted_exponent(rule, beta, r, noisy)
             s_sim = scans.loglog_slope(Ts, mean[i, :, n])
             s_th = scans.loglog_slope(Ts, arrays["theory_test_error"][i, :, n])

@@ -29,7 +29,7 @@ import numpy as np
 
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Instance, Int, checked
-from collapse_jax.regression.chain import Metrics
+from collapse_jax.regression.metrics import Metrics
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
 from collapse_jax.regression.theory import moments, overparam, powerlaw, projection, ridge, strategies
@@ -59,6 +59,7 @@ __all__ = [
     "isotropic_test_error",
     "kappa",
     "metrics",
+    "metrics_and_kind",
     "moments",
     "overparam",
     "powerlaw",
@@ -71,7 +72,6 @@ __all__ = [
 ]
 
 
-@float64
 @checked(
     spec=Instance(Spectrum),
     gen=Instance(Generators),
@@ -79,61 +79,151 @@ __all__ = [
     n=Int(0, checks.MAX_GENERATIONS, many=True),
 )
 def metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Metrics:
-    """Expected test and generator errors after n generations (n: int or int array; output has n's shape)."""
+    """Expected test and generator errors after n generations: the strongest formula that applies.
+
+    Exact where one exists, a deterministic equivalent otherwise (ridge models, ridge generators); in float64.
+    `metrics_and_kind` returns the same numbers with the kind of the formulas that computed them.
+
+    Args:
+        spec: the covariance spectrum and teacher.
+        gen: the generators' chain.
+        down: the downstream ridge model; a lambda schedule is resolved per generation.
+        n: an int or an int array of generations.
+
+    Returns:
+        Metrics whose fields have n's shape, with the names of `simulate`'s results.
+
+    Raises:
+        NoFormulaError: the lab has no formula for this config (a ValueError; `formula_kind` says "none").
+        ValueError: a bad argument, named with its allowed range.
+
+    Example:
+        >>> import collapse_jax as cj
+        >>> m = cj.theory.metrics(cj.Spectrum.isotropic(10), cj.Generators(T0=40), cj.Downstream(T=40), [0, 1, 2])
+        >>> m.test_error.shape, float(m.generator_error[0])
+        ((3,), 0.0)
+    """
+    return metrics_and_kind(spec, gen, down, n)[0]
+
+
+@float64
+@checked(
+    spec=Instance(Spectrum),
+    gen=Instance(Generators),
+    down=Instance(Downstream),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
+)
+def metrics_and_kind(spec: Spectrum, gen: Generators, down: Downstream, n) -> tuple[Metrics, str]:
+    """The predictions of `metrics` and the kind of the formulas that computed them.
+
+    Each branch that computes a value names its kind, so the kind cannot drift from the value: a deterministic
+    equivalent anywhere in the chain of formulas (ridge generators, a ridge downstream) makes the whole a DE.
+
+    Args:
+        spec: the covariance spectrum and teacher.
+        gen: the generators' chain.
+        down: the downstream ridge model; a lambda schedule is resolved per generation.
+        n: an int or an int array of generations.
+
+    Returns:
+        (Metrics, kind) with kind "exact" or "DE".
+
+    Raises:
+        NoFormulaError: the lab has no formula for this config.
+
+    Example:
+        >>> import collapse_jax as cj
+        >>> m, kind = cj.theory.metrics_and_kind(cj.Spectrum.isotropic(10), cj.Generators(T0=40),
+        ...                                      cj.Downstream(T=40, lam=0.1), [0, 1])
+        >>> kind, m.test_error.shape
+        ('DE', (2,))
+    """
     n = moments.generations_array(n, gen)
     down = down.resolved(int(n.max()))
-    mom = moments.generator_moments(spec, gen, n)
+    mom, gen_kind = moments.generator_moments_and_kind(spec, gen, n)
     gen_err = moments.generator_error(spec, mom)
-    if np.ndim(down.lam) == 0:
-        return Metrics(_downstream_error(spec, mom, gen_err, down), gen_err)
+    lam = down.lam
+    assert not callable(lam)  # resolved above
+    if np.ndim(lam) == 0:
+        test, down_kind = _downstream_error(spec, mom, gen_err, down)
+        return Metrics(test, gen_err), _weakest(gen_kind, down_kind)
     # one lambda per generation: evaluate each n with its own lambda
     flat = [
         _downstream_error(
             spec,
             jax.tree.map(lambda a, i=i: a.reshape((-1,) + a.shape[n.ndim :])[i], mom),
             gen_err.ravel()[i],
-            dataclasses.replace(down, lam=down.lam[k]),
+            dataclasses.replace(down, lam=np.asarray(lam)[k]),
         )
         for i, k in enumerate(n.ravel())
     ]
-    return Metrics(jnp.stack(flat).reshape(n.shape), gen_err)
+    test = jnp.stack([value for value, _ in flat]).reshape(n.shape)
+    return Metrics(test, gen_err), _weakest(gen_kind, *(kind for _, kind in flat))
 
 
 @checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream))
 def formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
-    """Which kind of prediction `metrics` makes for this config: "exact", "DE" (deterministic equivalent, within
-    its finite-size gap) or "none" (it raises NoFormulaError). Decides how a comparison is judged."""
+    """Which kind of prediction `metrics` makes for this config. Decides how a comparison is judged.
+
+    Read off the formulas `metrics_and_kind` evaluates (n = 0, 1, and every lambda of a per-generation lam).
+
+    Args:
+        spec: the covariance spectrum and teacher.
+        gen: the generators' chain.
+        down: the downstream ridge model.
+
+    Returns:
+        "exact", "DE" (a deterministic equivalent, within its finite-size gap) or "none" (`metrics` raises
+        NoFormulaError).
+
+    Example:
+        >>> import collapse_jax as cj
+        >>> spec, gen = cj.Spectrum.isotropic(10), cj.Generators(T0=40)
+        >>> [cj.theory.formula_kind(spec, gen, cj.Downstream(T=40, lam=lam)) for lam in (0.0, 0.1)]
+        ['exact', 'DE']
+    """
+    lam = down.lam
+    per_n = not callable(lam) and checks.is_concrete(lam) and np.ndim(lam) == 1
+    last = len(np.asarray(lam)) - 1 if per_n and not callable(lam) else 1  # every lambda of a per-n lam
     try:
-        metrics(spec, gen, down, np.arange(min(gen.length or 1, 1) + 1))
+        return metrics_and_kind(spec, gen, down, np.arange(min(gen.length or last, last) + 1))[1]
     except NoFormulaError:
         return "none"
-    lam = down.resolved(1).lam
-    if gen.lam is not None or not np.all(np.asarray(lam) == 0):
-        return "DE"
-    d = spec.d
-    if min(gen.T0_tuple) < d and not _isotropic(spec):  # over-parameterised generators, any spectrum
-        return "DE"
-    if down.width is not None:  # exact only where the width-m fit is OLS on x (m >= d, T >= d+2, lam = 0)
-        m, T = down.width, down.T
-        return "exact" if (m >= d and T >= d + 2) or (m < d and T >= m + 2 and _isotropic(spec)) else "DE"
-    if down.T >= d + 2 or (down.T <= d - 2 and down.synthetic_fraction is None and _isotropic(spec)):
-        return "exact"
-    return "DE"
+
+
+def _weakest(*kinds: str) -> str:
+    return "DE" if "DE" in kinds else "exact"
 
 
 Z_MAX = 4.0  # an exact formula agrees when every |z| <= 4 (a fixed key; false alarms ~6e-5 per point)
 
 
-def de_gap(d: int) -> float:
+def de_gap(d: float) -> float:
     """The finite-size bound on a deterministic equivalent's relative gap, 2/d: its corrections are O(1/d), and
     2/d covers every gap the lab has measured (2-4% at d = 20, 0.5-1.5% at d = 50-100)."""
     return 2.0 / d
 
 
-def agreement(kind: str, max_abs_z: float, max_abs_rel: float | None, d: int) -> tuple[bool, str]:
-    """(agrees, sentence) for a comparison of simulation with a formula of this kind ("exact" or "DE"): exact
-    formulas by |z| <= Z_MAX; deterministic equivalents by |z| <= Z_MAX or a relative gap within de_gap(d),
-    because their finite-size gap makes |z| grow with the seed count."""
+def agreement(kind: str, max_abs_z: float, max_abs_rel: float | None, d: float) -> tuple[bool, str]:
+    """Whether a simulation agrees with a formula of this kind, and the sentence that says how it was judged.
+
+    Exact formulas by |z| <= Z_MAX; deterministic equivalents by |z| <= Z_MAX or a relative gap within
+    de_gap(d), because their finite-size gap makes |z| grow with the seed count.
+
+    Args:
+        kind: "exact" or "DE" (anything else: no closed form checked, agrees).
+        max_abs_z: the largest |z| of the comparison.
+        max_abs_rel: the largest relative gap |mean / theory - 1| (None: not measured).
+        d: the dimension that sets a DE's finite-size bound (inf for exact formulas).
+
+    Returns:
+        (agrees, sentence).
+
+    Example:
+        >>> from collapse_jax.regression import theory
+        >>> theory.agreement("DE", 6.0, 0.01, 100)[0]  # |z| = 6, but a 1% gap is within 2/d = 2%
+        True
+    """
     if kind == "exact":
         ok = max_abs_z <= Z_MAX
         return (
@@ -158,7 +248,26 @@ def agreement(kind: str, max_abs_z: float, max_abs_rel: float | None, d: int) ->
     n=Int(0, checks.MAX_GENERATIONS, many=True),
 )
 def test_error(spec: Spectrum, gen: Generators, down: Downstream, n):
-    """Expected test error of the downstream model trained on generation-n data (MATH §1.2-1.5)."""
+    """Expected test error of the downstream model trained on generation-n data: `metrics(...).test_error`.
+
+    Args:
+        spec: the covariance spectrum and teacher.
+        gen: the generators' chain.
+        down: the downstream ridge model.
+        n: an int or an int array of generations.
+
+    Returns:
+        An array of n's shape.
+
+    Raises:
+        NoFormulaError: the lab has no formula for this config.
+
+    Example:
+        >>> import collapse_jax as cj
+        >>> spec, gen = cj.Spectrum.isotropic(10), cj.Generators(T0=40, sigma0=1.0)
+        >>> round(float(cj.theory.test_error(spec, gen, cj.Downstream(T=40, sigma=1.0), 0)), 4)  # d / (T - d - 1)
+        0.3448
+    """
     return metrics(spec, gen, down, n).test_error
 
 
@@ -185,9 +294,9 @@ def _downstream_error(spec: Spectrum, mom: moments.Moments, gen_err, down: Downs
         s = down.synthetic_rows()
         de = ridge.mixture_test_error(eig, w0, mom, float(T), sigma, lam, s)
         if T < d + 2:
-            return de
+            return de, "DE"
         exact = strategies.carry_over(s, T, d) * gen_err + sigma**2 * d / (T - d - 1)
-        return jnp.where(lam == 0, exact, de)
+        return _exact_at_zero_lam(down.lam, exact, de)
     de = ridge.test_error(eig, w0, mom, float(T), sigma, lam)
     if T >= d + 2:
         # OLS is unbiased and its noise independent of the labels' source: it adds exactly sigma^2 d/(T-d-1).
@@ -200,8 +309,16 @@ def _downstream_error(spec: Spectrum, mom: moments.Moments, gen_err, down: Downs
         w0_sq = jnp.sum(w0**2)
         exact = c * (q * a - 2 * q * b + w0_sq) + sigma**2 * T / (d - T - 1)
     else:
-        return de
-    return jnp.where(lam == 0, exact, de)
+        return de, "DE"
+    return _exact_at_zero_lam(down.lam, exact, de)
+
+
+def _exact_at_zero_lam(lam, exact, de):
+    """(value, kind) where lam = 0 takes the exact formula and lam > 0 the DE: "exact" only when every lam is a
+    concrete zero (a traced lam could be either)."""
+    lam_arr = jnp.asarray(lam, jnp.float64)
+    kind = "exact" if checks.is_concrete(lam) and np.all(np.asarray(lam) == 0) else "DE"
+    return jnp.where(lam_arr == 0, exact, de), kind
 
 
 def _projected_error(spec: Spectrum, mom: moments.Moments, gen_err, down: Downstream, lam, sigma):
@@ -219,12 +336,13 @@ def _projected_error(spec: Spectrum, mom: moments.Moments, gen_err, down: Downst
     s = None if down.synthetic_fraction is None else down.synthetic_rows()
     de = projection.test_error(eig, w0, mom, float(T), sigma, lam, float(m), s)
     if m >= d and T >= d + 2:
-        exact = _downstream_error(spec, mom, gen_err, dataclasses.replace(down, width=None))
-        return jnp.where(lam == 0, exact, de)
+        exact, _ = _downstream_error(spec, mom, gen_err, dataclasses.replace(down, width=None))
+        return _exact_at_zero_lam(down.lam, exact, de)
     if m < d and T >= m + 2:  # OLS on m features given S: exact for isotropic Sigma, E Pi's equivalent otherwise
         ols = projection.ols_features_error(eig, w0, mom, T, sigma, m, s, strategies.carry_over)
-        return jnp.where(lam == 0, ols, de)
-    return de
+        value, kind = _exact_at_zero_lam(down.lam, ols, de)
+        return value, kind if _isotropic(spec) else "DE"
+    return de, "DE"
 
 
 def _concrete_zero(x) -> bool:
