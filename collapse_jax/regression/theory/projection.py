@@ -21,8 +21,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from collapse_jax.regression.theory.moments import Moments, along_last
 from collapse_jax.regression.theory.fixed_point import _kappa, df
+from collapse_jax.regression.theory.moments import Moments, along_last
 
 _BISECTIONS = 80  # as in ridge.kappa: a log-bracket of width < 80 halved to float64 resolution
 
