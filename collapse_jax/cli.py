@@ -25,10 +25,36 @@ def _default_experiment() -> Path:
     raise SystemExit(f"collapse-jax: cannot find {DEFAULT}; pass an experiment file")
 
 
+def _kinds_help() -> str:
+    """The registered experiment kinds, by family (the registry is the only list)."""
+    from collapse_jax import experiment
+
+    return "; ".join(f"{family}: {', '.join(names)}" for family, names in experiment.kinds().items())
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="collapse-jax", description="A JAX lab for model collapse.")
+    import jax
+    import matplotlib
+
+    from collapse_jax.engine import use_fused_threefry
+
+    jax.config.update("jax_enable_x64", True)  # the CLI runs in float64 and records it in the results
+    use_fused_threefry()  # the same draws, made faster: the lab's own process, so its global lowering is ours to set
+    matplotlib.use("Agg")  # the CLI writes figure files and opens no window
+    from collapse_jax import experiment
+    from collapse_jax.engine import protocol
+
+    parser = argparse.ArgumentParser(
+        prog="collapse-jax",
+        description="A JAX lab for model collapse.",
+        epilog=f"experiment kinds ({len(protocol.REGISTRY)}): {_kinds_help()}",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run an experiment: simulation beside theory, results file and figure")
+    run = sub.add_parser(
+        "run",
+        help="run an experiment: simulation beside theory, results file and figure",
+        description=f"experiment kinds: {_kinds_help()}",
+    )
     run.add_argument("config", nargs="?", help=f"experiment TOML (default: {DEFAULT})")
     run.add_argument(
         "settings",
@@ -40,35 +66,28 @@ def main(argv=None) -> int:
     run.add_argument("--out", default="results", help="output folder (default: results)")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     sw = sub.add_parser("sweep", help="a grid of configs x seeds, chunked, resumable, shardable over processes")
-    sw.add_argument("config", help="sweep TOML: [spectrum], [generators], [downstream], [grid], [simulation]")
+    sw.add_argument(
+        "config",
+        help="sweep TOML: a regression sweep ([spectrum], [generators], [downstream], [grid], [simulation]) or an "
+        "experiment file of any kind with a [grid] of its own keys",
+    )
     sw.add_argument(
         "settings", nargs="*", help='section.key=value settings, e.g. simulation.seeds=200 grid."down.lam"=[0.1,1.0]'
     )
     sw.add_argument("--out", help="output folder (default: results/sweeps/NAME)")
     sw.add_argument("--shard", default="0/1", help="i/N: run the i-th of N slices (then `merge`)")
-    sw.add_argument("--chunk-size", type=int, help="seeds per chunk (default: bounded by memory)")
+    sw.add_argument("--chunk-size", type=int, help="seeds per chunk of a regression sweep (default: bounded by memory)")
     sw.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     va = sub.add_parser("validate", help="every closed form of the lab against simulation: table and report")
     mode = va.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="few seeds, about a minute on 2 cores (the default)")
     mode.add_argument("--full", action="store_true", help="10x the seeds")
-    va.add_argument("--family", help="comma-separated: regression, distributions, kernels (default: all)")
+    va.add_argument("--family", help=f"comma-separated: {', '.join(protocol.families())} (default: all)")
     va.add_argument("--out", default="results/validate", help="report folder (default: results/validate)")
     va.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     mg = sub.add_parser("merge", help="join the chunks of a sweep run in slices")
     mg.add_argument("out", help="the sweep's output folder")
     args = parser.parse_args(argv)
-
-    import jax
-    import matplotlib
-
-    from collapse_jax.engine import use_fused_threefry
-
-    jax.config.update("jax_enable_x64", True)  # the CLI runs in float64 and records it in the results
-    use_fused_threefry()  # the same draws, made faster: the lab's own process, so its global lowering is ours to set
-    matplotlib.use("Agg")  # the CLI writes figure files and opens no window
-    from collapse_jax import experiment
-
     try:
         if args.command == "run":
             if args.config and "=" in args.config:  # `run key=value` on the default experiment
@@ -84,7 +103,7 @@ def main(argv=None) -> int:
         else:
             from collapse_jax.regression.sweep import merge
 
-            merge(args.out)
+            merge(args.out)  # a sweep of any family
     except ValueError as err:
         print(f"collapse-jax: {err}", file=sys.stderr)
         return 2
@@ -105,20 +124,22 @@ def _sweep(args):
 
     path = Path(args.config)
     cfg = experiment.read_toml(path, args.settings, "sweep file")
-    if "kind" in cfg:  # an experiment of any family with a [grid] of its own keys
-        if args.shard != "0/1" or args.chunk_size:
-            raise ValueError(
-                "--shard and --chunk-size apply to regression sweep files (no `kind`); an experiment "
-                "sweep runs its grid points one after the other"
-            )
-        out = args.out or Path("results/sweeps") / checks.name(cfg.get("name", path.stem))
-        arrays, meta = experiment.sweep_file(cfg, out, progress=not args.quiet)
-        print(f"sweep done: {len(arrays)} arrays over {list(meta['grid'])} written to {out}/sweep.npz")
-        return
     try:
         i, n = (int(x) for x in args.shard.split("/"))
     except ValueError:
         raise ValueError(f"--shard must look like i/N, got {args.shard!r}") from None
+    if "kind" in cfg:  # an experiment of any family with a [grid] of its own keys: one chunk per grid point
+        if args.chunk_size:
+            raise ValueError(
+                "--chunk-size applies to regression sweep files (no `kind`); an experiment sweep "
+                "stores one chunk per grid point"
+            )
+        out = args.out or Path("results/sweeps") / checks.name(cfg.get("name", path.stem))
+        res = experiment.sweep_file(cfg, out, progress=not args.quiet, shard=(i, n))
+        if res is not None:
+            print(f"sweep done: {len(res.arrays)} arrays over {list(res.grid)} written to {out}/sweep.npz")
+            print("  " + res.summary["verdict"])
+        return
     checks.sections(
         cfg,
         {"name", "description", "spectrum", "generators", "downstream", "grid", "simulation"},

@@ -1,46 +1,53 @@
-"""Experiments of every family: a TOML file -> a family's experiment -> simulation and theory -> results -> figure.
+"""Experiments of every family: a TOML file -> a registered kind -> simulation and theory -> results -> figure.
 
-A file's `kind` picks its family, and each family's `experiments` module has KINDS, from_config(cfg, name) and
-runner(kind); experiments/README.md lists the files.
-
-* regression (`collapse_jax.regression.experiments`, `.compare`, `.optimize_experiments`): "lambda_scan"
-  (the default), "T_scan", "optimal_lambda", "compare", "joint_regularisation", "schedule_fit",
-  "real_data_budget", "golden_ratio", "weighted_strategies" (`.weighted_experiments`); model size (`.model_size`): "model_size", "model_size_scaling";
-* distribution chains (`collapse_jax.distributions.experiments`): "gaussian_chain", "gaussian_w2", "kde_chain",
-  "bootstrap", "discrete";
-* kernel chains (`collapse_jax.kernels.experiments`): "krr_chain", "krr_spectrum".
-
-Here, for all of them: reading a file with command-line settings (`read_toml`), running and saving (`run`,
-`compute`) and sweeping any of their keys over a [grid] (`sweep_file`).
+A file's `kind` names an experiment kind that its family registered (`collapse_jax.engine.protocol`); every
+kind returns an `ExperimentOutput` (arrays with named axes, the printed table, a typed `Summary`, the figure).
+`kinds()` lists them with their families (so does `collapse-jax run --help`); experiments/README.md lists the
+files. Here, for all of them: reading a file with command-line settings (`read_toml`), running, judging and
+saving (`run`, `compute`, `judge`) and sweeping any of their keys over a [grid] (`sweep_file`, on the same
+chunk store as the regression sweep: resumable, sharded, merged with typed coordinates).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import time
 import tomllib
 from pathlib import Path
 
+import jax
 import numpy as np
 
-from collapse_jax.distributions import experiments as distribution_experiments
-from collapse_jax.engine import checks, io, plotting
+# importing the families' experiment modules registers their kinds
+from collapse_jax.distributions import experiments as _distributions  # noqa: F401
+from collapse_jax.engine import checks, grid, io, plotting, protocol
 from collapse_jax.engine.progress import reporter
-from collapse_jax.kernels import experiments as kernel_experiments
-from collapse_jax.regression import compare, model_size, optimize_experiments, theory, weighted_experiments
-from collapse_jax.regression import experiments as regression_experiments
+from collapse_jax.engine.protocol import ExperimentOutput, Summary
+from collapse_jax.kernels import experiments as _kernels  # noqa: F401
+from collapse_jax.regression import compare as _compare  # noqa: F401
+from collapse_jax.regression import experiments as _regression  # noqa: F401
+from collapse_jax.regression import model_size as _model_size  # noqa: F401
+from collapse_jax.regression import optimize_experiments as _optimize  # noqa: F401
+from collapse_jax.regression import theory
+from collapse_jax.regression import weighted_experiments as _weighted  # noqa: F401
 
-FAMILIES = (
-    regression_experiments,
-    compare,
-    optimize_experiments,
-    model_size,
-    weighted_experiments,
-    distribution_experiments,
-    kernel_experiments,
-)
-KINDS = sum((f.KINDS for f in FAMILIES), ())
+KINDS = tuple(protocol.REGISTRY)
+LIST_TYPES = {"ints", "reals", "strs", "list"}
+
+
+def kinds() -> dict[str, list[str]]:
+    """{family: [kind, ...]} of every registered experiment kind.
+
+    Example:
+        >>> kinds()["distributions"][:2]
+        ['gaussian_chain', 'gaussian_w2']
+    """
+    out = {}
+    for k in protocol.REGISTRY.values():
+        out.setdefault(k.family, []).append(k.name)
+    return out
 
 
 def load(path: str | Path, settings=(), **overrides):
@@ -98,31 +105,44 @@ def _merge(cfg: dict, parsed: dict, item: str):
 
 def from_config(cfg: dict, default_name: str = "experiment"):
     """The experiment of the file's kind (lambda_scan when it has none), checked by its family."""
-    kind = cfg.get("kind", "lambda_scan")
-    family = next((f for f in FAMILIES if kind in f.KINDS), None)
-    if family is None:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    return family.from_config(cfg, default_name)
+    return protocol.lookup(cfg.get("kind", "lambda_scan")).build(cfg, default_name)
 
 
-def run(exp, out_dir: str | Path = "results", progress: bool = True) -> dict:
-    """Run the scan, save results and figure, print the theory-vs-simulation table. Returns the summary."""
+def run(exp, out_dir: str | Path = "results", progress: bool = True) -> Summary:
+    """Run the experiment, save results and figure, print the theory-vs-simulation table. Returns the Summary."""
     with plotting.use(**plotting.options(exp.plot)):
         return _run(exp, out_dir, progress)
 
 
-def compute(exp, progress: bool = False):
-    """Simulation and theory of one experiment, any family: (arrays, axes, rows, summary, figure)."""
-    family = next(f for f in FAMILIES if exp.kind in f.KINDS)
+def compute(exp, progress: bool = False) -> ExperimentOutput:
+    """Simulation and theory of one experiment, any family, its summary judged."""
     reporter(progress)(f"[{exp.name}] {exp.kind}: {exp.chain}, {exp.seeds} seeds")
-    return family.runner(exp.kind)(exp, progress)
+    output = protocol.lookup(exp.kind).run(exp, progress)
+    return dataclasses.replace(output, summary=judge(output.summary))
 
 
-def sweep_file(cfg: dict, out: str | Path, progress: bool = True) -> tuple[dict, dict]:
+def judge(summary: Summary) -> Summary:
+    """The summary with its verdict: exact formulas by |z|, deterministic equivalents by |z| or their finite-size
+    gap (the lab's agreement rule, called here and nowhere else in the experiment layer).
+
+    Example:
+        >>> judge(Summary("exact", max_abs_z=1.5)).agrees
+        True
+    """
+    if summary.formula == "none" or not np.isfinite(summary.max_abs_z):
+        return dataclasses.replace(summary, agrees=True, verdict="no closed form checked")
+    rel = summary.max_rel_gap if np.isfinite(summary.max_rel_gap) else None
+    ok, sentence = theory.agreement(summary.formula, summary.max_abs_z, rel, summary.d)
+    return dataclasses.replace(summary, agrees=bool(ok), verdict=sentence)
+
+
+def sweep_file(cfg: dict, out: str | Path, progress: bool = True, shard=(0, 1), wait: float = 3600.0, _fail_after=None):
     """Sweep an experiment of any family over a [grid] of its own keys ("chain.M", "kernel.lengthscale",
-    "spectrum.beta", ...): every combination runs the experiment with those values set (one compilation per
-    value of a size), and each of its arrays gains the grid axes in front. Writes out/sweep.npz (with coordinate
-    arrays) and out/sweep.json (the resolved config, the grid, each point's summary). Returns (arrays, meta).
+    "spectrum.beta", ...): every combination runs the experiment with those values set (a scalar value of a
+    list key, chain.M = 10, runs that one value), one chunk per point on the sweep store (resumable; shard =
+    (i, N) runs every N-th point, then `collapse-jax merge`). Writes out/sweep.npz and out/sweep.json (arrays
+    with the grid axes in front, typed coordinates, each point's summary and the sweep's verdict). Returns the
+    `engine.grid.GridSweep`, or None while other shards are unfinished.
 
     Example TOML:
         kind = "kde_chain"
@@ -132,66 +152,52 @@ def sweep_file(cfg: dict, out: str | Path, progress: bool = True) -> tuple[dict,
         "chain.M" = [50, 100]
     """
     cfg = dict(cfg)
-    grid = cfg.pop("grid", None)
-    if not isinstance(grid, dict) or not grid:
+    table = cfg.pop("grid", None)
+    if not isinstance(table, dict) or not table:
         raise ValueError('a sweep file needs a [grid] table of experiment keys, e.g. "chain.M" = [50, 100]')
-    names = list(grid)
+    names = list(table)
     for name in names:
-        if not isinstance(grid[name], list) or not grid[name]:
-            raise ValueError(f"grid.{name} must be a non-empty list of values, got {grid[name]!r}")
-    points, per_point, summaries = list(itertools.product(*(grid[n] for n in names))), [], []
-    for i, values in enumerate(points):
-        point_cfg = copy.deepcopy(cfg)
-        for name, value in zip(names, values, strict=True):
-            section, _, key = name.partition(".")
-            if not key or not isinstance(point_cfg.get(section, {}), dict):
-                raise ValueError(f'grid key {name!r} must name a key of a table, like "chain.M"')
-            point_cfg.setdefault(section, {})[key] = value
-        exp = from_config(point_cfg, default_name="sweep")
-        reporter(progress)(f"[sweep] point {i + 1}/{len(points)}: {dict(zip(names, values, strict=True))}")
-        arrays, axes, _, summary, fig = compute(exp, progress=False)
-        plotting.close(fig)
-        per_point.append((arrays, axes))
-        summaries.append(summary)
-    arrays0, axes0 = per_point[0]
-    shape = tuple(len(grid[n]) for n in names)
-    stacked, axes = {}, {}
-    for k in arrays0:
-        parts = [np.asarray(a[k]) for a, _ in per_point]
-        if any(p.shape != parts[0].shape for p in parts):  # e.g. a grid over a size that shapes this array
-            raise ValueError(
-                f"array {k!r} changes shape across the grid ({sorted({p.shape for p in parts})}); "
-                "sweep that key in separate runs"
-            )
-        stacked[k] = np.stack(parts).reshape(shape + parts[0].shape)
-        axes[k] = names + list(axes0[k])
-    out = Path(out)
-    io.save(
-        out / "sweep",
-        stacked,
-        axes,
-        dict(config=cfg, grid=grid, summaries=summaries),
-        coords={n: np.asarray(grid[n]) for n in names},
-    )
-    return stacked, dict(axes=axes, grid=grid, summaries=summaries)
+        if not isinstance(table[name], list) or not table[name]:
+            raise ValueError(f"grid.{name} must be a non-empty list of values, got {table[name]!r}")
+    kind = protocol.lookup(cfg.get("kind", "lambda_scan"))
+    # every point is built (and so checked) before anything runs or is written
+    exps = [
+        from_config(_at_point(cfg, kind, zip(names, vs, strict=True)), "sweep")
+        for vs in itertools.product(*table.values())
+    ]
+    manifest = dict(kind=kind.name, config=cfg, axes=names, grid=table, x64=bool(jax.config.read("jax_enable_x64")))
+
+    def point(p):
+        output = compute(exps[p])
+        plotting.close(output.figure)
+        return output
+
+    return grid.run(out, manifest, len(exps), point, shard=shard, wait=wait, progress=progress, _fail_after=_fail_after)
 
 
-def _run(exp, out_dir, progress: bool) -> dict:
+def _at_point(cfg: dict, kind, values) -> dict:
+    """The config with the grid point's values set; a scalar for a key whose schema is a list becomes [value]."""
+    cfg = copy.deepcopy(cfg)
+    for name, value in values:
+        section, _, key = name.partition(".")
+        if not key or not isinstance(cfg.get(section, {}), dict):
+            raise ValueError(f'grid key {name!r} must name a key of a table, like "chain.M"')
+        listed = kind.options.get(section, {}).get(key) in LIST_TYPES or isinstance(cfg.get(section, {}).get(key), list)
+        cfg.setdefault(section, {})[key] = [value] if listed and not isinstance(value, list) else value
+    return cfg
+
+
+def _run(exp, out_dir, progress: bool) -> Summary:
     t0 = time.perf_counter()
-    arrays, axes, rows, summary, fig = compute(exp, progress)
-    summary["seconds"] = time.perf_counter() - t0
+    output = compute(exp, progress)
+    summary = dataclasses.replace(output.summary, seconds=time.perf_counter() - t0)
     out = Path(out_dir) / checks.name(exp.name)
-    npz, sidecar = io.save(out, arrays, axes, dict(config=exp.config, root_seed=exp.key, summary=summary))
-    figs = plotting.save(fig, out)
-    print(f"{exp.name}: theory vs simulation ({exp.seeds} seeds per point, {summary['seconds']:.1f}s)")
-    for row in rows:
+    record = dict(config=exp.config, root_seed=exp.key, summary=summary.as_dict())
+    npz, sidecar = io.save(out, output.arrays, output.axes, record)
+    figs = plotting.save(output.figure, out)
+    print(f"{exp.name}: theory vs simulation ({exp.seeds} seeds per point, {summary.seconds:.1f}s)")
+    for row in output.rows:
         print(row)
-    if "max_abs_z" in summary and summary.get("formula") in ("exact", "DE"):
-        d = exp.spec.d if hasattr(exp, "spec") else np.inf  # distribution chains: exact formulas only
-        ok, sentence = theory.agreement(summary["formula"], summary["max_abs_z"], summary.get("max_abs_rel_error"), d)
-        summary["agrees"] = ok
-        print(sentence)
-    elif "max_abs_z" in summary:
-        print(f"largest |z| = {summary['max_abs_z']:.2f} (each row above says which formula it checks)")
+    print(summary.verdict if summary.formula != "none" else "no closed form checked (the table says why)")
     print(f"wrote {npz}, {sidecar}, {', '.join(map(str, figs))}")
     return summary

@@ -24,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse_jax.engine import checks, plotting
+from collapse_jax import experiment  # noqa: F401  (registers every family's experiment kinds)
+from collapse_jax.engine import checks, plotting, protocol
 from collapse_jax.engine.progress import reporter
 from collapse_jax.regression import theory
 
-FAMILIES = ("regression", "distributions", "kernels")
+FAMILIES = protocol.families()  # the families that registered experiment kinds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,41 +64,22 @@ def _regression(formula, spec, gen, down, n=5):
 
 
 def _catalogue():
+    return _regression_checks() + _distribution_checks() + [_kernel_check()]
+
+
+def _regression_checks():
     import collapse_jax as cj
-    from collapse_jax.distributions import bootstrap_chain, discrete_chain, gaussian_chain, kde_chain
-    from collapse_jax.distributions import theory as dt
 
     iso, pl = cj.Spectrum.isotropic(20), cj.Spectrum.power_law(50, 2.0, 0.5)
-    catalogue = [
-        _regression("OLS chain (MATH §1.2)", iso, cj.Generators(T0=60), cj.Downstream(T=60)),
-        _regression(
-            "ridge downstream, deterministic equivalent (§1.3)",
-            pl,
-            cj.Generators(T0=150),
-            cj.Downstream(T=100, lam=0.05),
-        ),
-        _regression("min-norm generators, isotropic (§1.5)", iso, cj.Generators(T0=12), cj.Downstream(T=60)),
-        _regression(
-            "accumulate, fresh designs (§1.7)", iso, cj.Generators(T0=30, strategy="accumulate"), cj.Downstream(T=60)
-        ),
-        _regression(
-            "real rows mixed into OLS generators (§1.7)",
-            iso,
-            cj.Generators(T0=60, real_fraction=0.3),
-            cj.Downstream(T=60),
-        ),
-        _regression(
-            "downstream real/synthetic mixture, OLS (§1.7)",
-            iso,
-            cj.Generators(T0=60),
-            cj.Downstream(T=60, synthetic_fraction=0.5),
-        ),
-        _regression(
-            "downstream mixture, ridge DE (§1.7)",
-            pl,
-            cj.Generators(T0=150),
-            cj.Downstream(T=100, lam=0.05, synthetic_fraction=0.5),
-        ),
+    G, D = cj.Generators, cj.Downstream
+    return [
+        _regression("OLS chain (MATH §1.2)", iso, G(T0=60), D(T=60)),
+        _regression("ridge downstream, deterministic equivalent (§1.3)", pl, G(T0=150), D(T=100, lam=0.05)),
+        _regression("min-norm generators, isotropic (§1.5)", iso, G(T0=12), D(T=60)),
+        _regression("accumulate, fresh designs (§1.7)", iso, G(T0=30, strategy="accumulate"), D(T=60)),
+        _regression("real rows mixed into OLS generators (§1.7)", iso, G(T0=60, real_fraction=0.3), D(T=60)),
+        _regression("downstream real/synthetic mixture, OLS (§1.7)", iso, G(T0=60), D(T=60, synthetic_fraction=0.5)),
+        _regression("downstream mixture, ridge DE (§1.7)", pl, G(T0=150), D(T=100, lam=0.05, synthetic_fraction=0.5)),
         _regression(
             "width-m model on random projections, DE (theory/projection.md)",
             pl,
@@ -113,10 +95,15 @@ def _catalogue():
         _regression(
             "weighted real/synthetic OLS generators and downstream, DE (theory/weighted.md)",
             pl,
-            cj.Generators(T0=150, real_fraction=0.5, real_weight=0.618),
-            cj.Downstream(T=100, synthetic_fraction=0.5, real_weight=0.7),
+            G(T0=150, real_fraction=0.5, real_weight=0.618),
+            D(T=100, synthetic_fraction=0.5, real_weight=0.7),
         ),
     ]
+
+
+def _distribution_checks():
+    from collapse_jax.distributions import bootstrap_chain, discrete_chain, gaussian_chain, kde_chain
+    from collapse_jax.distributions import theory as dt
 
     def gaussian_var(seeds, key):
         n = np.arange(0, 51, 5)
@@ -153,59 +140,24 @@ def _catalogue():
         dev = np.sum((out.probs[:, n] - out.probs[:, 1:2]) ** 2, -1)
         return n, dev, dt.discrete_deviation(p, N, n)
 
-    D = "distributions"
-    catalogue += [
-        Check(
-            D,
-            "Gaussian fit-and-resample, E sigma_n^2 (§2.1)",
-            "1-D, M=20, mle",
-            "exact",
-            np.inf,
-            (2000, 20000),
-            gaussian_var,
-        ),
-        Check(
-            D,
-            "Gaussian, E log det Sigma_n drift (§2.1)",
-            "d=2, M=10, unbiased, 1000 gens",
-            "exact",
-            np.inf,
-            (200, 2000),
-            gaussian_logdet,
-        ),
-        Check(
-            D,
-            "Gaussian accumulate + 20% real, E sigma_n^2 (§2.1)",
-            "1-D, M=10",
-            "exact",
-            np.inf,
-            (2000, 20000),
-            gaussian_accumulate,
-        ),
-        Check(
-            D,
+    exact = [  # (formula, configuration, quick seeds, simulation); full runs take 10x the seeds
+        ("Gaussian fit-and-resample, E sigma_n^2 (§2.1)", "1-D, M=20, mle", 2000, gaussian_var),
+        ("Gaussian, E log det Sigma_n drift (§2.1)", "d=2, M=10, unbiased, 1000 gens", 200, gaussian_logdet),
+        ("Gaussian accumulate + 20% real, E sigma_n^2 (§2.1)", "1-D, M=10", 2000, gaussian_accumulate),
+        ("KDE chain, fixed bandwidth, E s_n^2 (§2.2)", "M=50, h=0.3", 1000, kde_fixed),
+        ("bootstrap, E distinct values (§2.3)", "M=30", 1000, bootstrap_distinct),
+        ("discrete resampling, E ‖p_n − p_1‖² (§2.4)", "3 categories, N=20", 2000, discrete_dev),
+        (
             "Gaussian, weighted real/synthetic ML fit, E sigma_n^2 (theory/weighted.md)",
             "1-D, M=20, 50% real, w=0.618",
-            "exact",
-            np.inf,
-            (2000, 20000),
+            2000,
             gaussian_weighted,
         ),
-        Check(
-            D, "KDE chain, fixed bandwidth, E s_n^2 (§2.2)", "M=50, h=0.3", "exact", np.inf, (1000, 10000), kde_fixed
-        ),
-        Check(D, "bootstrap, E distinct values (§2.3)", "M=30", "exact", np.inf, (1000, 10000), bootstrap_distinct),
-        Check(
-            D,
-            "discrete resampling, E ‖p_n − p_1‖² (§2.4)",
-            "3 categories, N=20",
-            "exact",
-            np.inf,
-            (2000, 20000),
-            discrete_dev,
-        ),
     ]
+    return [Check("distributions", f, c, "exact", np.inf, (n, 10 * n), sim) for f, c, n, sim in exact]
 
+
+def _kernel_check():
     def krr(seeds, key):
         from collapse_jax.kernels import kernel_matrix, krr_chain, synthetic_power_law
         from collapse_jax.kernels import theory as kt
@@ -217,18 +169,11 @@ def _catalogue():
         out = krr_chain(K, data.Y, pool, pool, generations=3, seeds=seeds, key=key, **kw)
         return n, out.test_error[:, 0], np.asarray(kt.test_error(kt.empirical_spectrum(K, data.Y), n, **kw))
 
-    catalogue.append(
-        Check(
-            "kernels",
-            "KRR chain on the empirical spectrum (§1.3 via §3)",
-            "linear kernel, power-law data p=50, T0=T=150",
-            "DE",
-            50,
-            (200, 1000),
-            krr,
-        )
+    formula, config = (
+        "KRR chain on the empirical spectrum (§1.3 via §3)",
+        "linear kernel, power-law data p=50, T0=T=150",
     )
-    return catalogue
+    return Check("kernels", formula, config, "DE", 50, (200, 1000), krr)
 
 
 def select(families: str | None = None) -> list[Check]:

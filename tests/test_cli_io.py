@@ -106,7 +106,7 @@ def test_T_scan_experiment(tmp_path, capsys):
     np.testing.assert_allclose(arrays["lam"][0, :, 0], np.array([8, 16, 32]) ** (-2 / 3))  # lambda = T^-ell_crit
     assert np.all(arrays["lam"][1, :, 2] > arrays["lam"][1, :, 0])  # adaptive: more fake data, more lambda
     np.testing.assert_allclose(arrays["lam"][2, :, 1], 0.5 / np.array([8, 16, 32]))
-    slopes = {(s["rule"], s["n"]): s for s in meta["summary"]["slopes"]}
+    slopes = {(s["rule"], s["n"]): s for s in meta["summary"]["details"]["slopes"]}
     assert slopes[("crit", 0)]["predicted"] == pytest.approx(-2 / 3)
     assert (tmp_path / "ts.png").stat().st_size > 1000
 

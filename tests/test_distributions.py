@@ -315,9 +315,13 @@ def test_distribution_experiments_run_and_save(name, tmp_path):
     cfg["chain"].pop("keep", None)
     if "bandwidths" in cfg["chain"]:
         cfg["chain"]["bandwidths"] = cfg["chain"]["bandwidths"][-2:]
-    cfg["simulation"]["seeds"] = 200
+    # shumailov_gaussian checks means of squared deviations, (sigma_n - 1)^2 and mu_n^2: chi-square(1)-like, whose
+    # t-statistic is left-skewed (measured for chi-square(1) data: P(t < -4) = 8e-4 at 200 seeds, 1e-4 at 1000,
+    # 3e-5 for a normal). At 200 seeds |z| passed 4 for 2 of 9 keys (-4.09 at n = 2, -5.96 at n = 23, M = 100)
+    # while 40 000 seeds put the formula within |z| 1.1; 1000 seeds make |z| <= 4 the test it means to be.
+    cfg["simulation"]["seeds"] = 1000 if name == "shumailov_gaussian" else 200
     summary = experiment.run(experiment.from_config(cfg, name), tmp_path, progress=False)
-    assert summary["max_abs_z"] <= 4
+    assert summary.max_abs_z <= 4 and summary.formula == "exact" and summary.agrees
     arrays, meta = io.load(tmp_path / name)
     assert meta["config"]["kind"] == cfg["kind"] and (tmp_path / f"{name}.png").stat().st_size > 10_000
     assert all(np.all(np.isfinite(a)) for a in arrays.values() if a.dtype.kind == "f")

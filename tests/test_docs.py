@@ -5,10 +5,16 @@ import importlib
 
 import pytest
 
+from collapse_jax import experiment
+from collapse_jax.engine import protocol
+
+# the package's modules with examples, and every module that registered an experiment kind (the registry)
 MODULES = [
     "collapse_jax",
     "collapse_jax.experiment",
     "collapse_jax.validate",
+    "collapse_jax.engine.protocol",
+    "collapse_jax.engine.grid",
     "collapse_jax.engine.seeds",
     "collapse_jax.engine.header",
     "collapse_jax.engine.io",
@@ -45,6 +51,8 @@ MODULES = [
     "collapse_jax.kernels.chain",
     "collapse_jax.kernels.theory",
 ]
+MODULES += sorted({k.module for k in protocol.REGISTRY.values()} - set(MODULES))
+assert experiment.KINDS  # imported for its registrations
 
 
 @pytest.mark.parametrize("name", MODULES)

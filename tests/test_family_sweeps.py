@@ -76,8 +76,7 @@ def _single(text, key, value):
     cfg.pop("grid")
     section, _, k = key.partition(".")
     cfg[section][k] = value
-    arrays, *_ = experiment.compute(experiment.from_config(cfg))
-    return arrays
+    return experiment.compute(experiment.from_config(cfg)).arrays
 
 
 @pytest.mark.parametrize(
@@ -108,3 +107,71 @@ def test_bad_family_sweeps(tmp_path, capsys):
     path.write_text(KDE.replace('"chain.M" = [30, 60]', '"chain.M" = 30'))
     assert cli.main(["sweep", str(path), "--out", str(tmp_path / "o"), "--quiet"]) == 2
     assert "grid.chain.M" in capsys.readouterr().err
+
+
+GAUSSIAN = """
+name = "gaussian_grid"
+kind = "gaussian_chain"
+[chain]
+generations = 3
+estimator = "mle"
+[simulation]
+seeds = 16
+[grid]
+"chain.M" = [10, 20]
+"""
+
+
+@pytest.mark.parametrize("values", ["[10, 20]", "[[10], [20]]"])
+def test_gaussian_sweep_over_a_list_key_by_scalars_or_single_lists(tmp_path, values):
+    """A list key swept by scalars ("chain.M" = [10, 20], refused before) or by one-entry lists (computed every
+    point, then crashed with KeyError 'mu_M10' before): each point runs that one M, its M axis is the grid's, and
+    cj.sweep_load reads it back with an integer coordinate."""
+    import collapse_jax as cj
+
+    path = tmp_path / "s.toml"
+    path.write_text(GAUSSIAN.replace("[10, 20]", values))
+    assert cli.main(["sweep", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    res = cj.sweep_load(tmp_path / "out")
+    assert res.axes["mu"] == ["chain.M", "seed", "n"] and res.arrays["mu"].shape[:2] == (2, 16)
+    assert res.coords["chain.M"].tolist() == [10, 20] and res.coords["chain.M"].dtype.kind == "i"
+    for i, M in enumerate([10, 20]):
+        np.testing.assert_array_equal(res.arrays["mu"][i], _single(GAUSSIAN, "chain.M", [M])["mu"][0])
+    assert res.summary["formula"] == "exact" and res.summary["agrees"] and len(res.summaries) == 2
+
+
+def test_sweep_load_reads_a_kde_sweep_with_typed_coordinates(tmp_path):
+    """cj.sweep_load on a KDE sweep folder (a bare KeyError 'test_error' before): arrays over (chain.M, start,
+    bandwidth, seed, n), M as integers; to_dataframe keeps them numbers."""
+    import collapse_jax as cj
+
+    path = tmp_path / "s.toml"
+    path.write_text(KDE)
+    assert cli.main(["sweep", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    res = cj.sweep_load(tmp_path / "out")
+    assert res.axes["var"] == ["chain.M", "start", "bandwidth", "seed", "n"]
+    assert res.coords["chain.M"].tolist() == [30, 60] and res.coords["chain.M"].dtype.kind == "i"
+    assert res.summary["formula"] == "exact" and "grid points agree" in res.agreement()[0]
+    pytest.importorskip("pandas")
+    pytest.importorskip("xarray")
+    df = res.to_dataframe()
+    assert df["chain.M"].dtype.kind == "i" and set(df["chain.M"]) == {30, 60}
+
+
+def test_family_sweep_shards_resume_and_merge(tmp_path, capsys):
+    """Two shards of a KDE sweep each write their grid point; the second merges; rerunning finds every point on
+    disk (nothing recomputed), and `merge` on the folder gives the same arrays."""
+    import collapse_jax as cj
+
+    path, out = tmp_path / "s.toml", tmp_path / "out"
+    path.write_text(KDE)
+    assert cli.main(["sweep", str(path), "--out", str(out), "--shard", "0/2", "--quiet"]) == 0
+    assert not (out / "sweep.npz").exists() and len(list((out / "chunks").glob("*.npz"))) == 1
+    assert cli.main(["sweep", str(path), "--out", str(out), "--shard", "1/2", "--quiet"]) == 0
+    first = cj.sweep_load(out).arrays["var"]
+    assert cli.main(["sweep", str(path), "--out", str(out)]) == 0
+    assert "2 of this shard's already on disk" in capsys.readouterr().err
+    assert cli.main(["merge", str(out)]) == 0
+    np.testing.assert_array_equal(cj.sweep_load(out).arrays["var"], first)
+    path.write_text(KDE.replace("seeds = 16", "seeds = 8"))  # another config in the same folder is refused
+    assert cli.main(["sweep", str(path), "--out", str(out), "--quiet"]) == 2

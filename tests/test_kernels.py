@@ -264,8 +264,11 @@ def test_kernel_experiments_run_and_report_their_gaps(name, chain, tmp_path):
     summary = experiment.run(experiment.from_config(cfg, name), tmp_path, progress=False)
     arrays, _meta = io.load(tmp_path / name)
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+    assert summary.formula == "DE" and summary.agrees is not None and "deterministic equivalent" in summary.verdict
     if name == "digits_krr":
-        assert len(summary["gaps"]) == 3 and all(np.all(np.isfinite(g["pool"])) for g in summary["gaps"])
+        assert len(summary.details["gaps"]) == 3 and all(
+            np.all(np.isfinite(g["pool"])) for g in summary.details["gaps"]
+        )
         assert arrays["test_error_held_out"].shape == (20, 3, 4)
     else:
-        assert 1.0 < summary["beta"] < 3.0 and len(summary["slopes"]) == 2
+        assert 1.0 < summary.details["beta"] < 3.0 and len(summary.details["slopes"]) == 2

@@ -380,11 +380,11 @@ def test_strategy_experiments_run_save_and_agree(name, changes, tmp_path):
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     assert meta["config"]["kind"] == ("gaussian_strategies" if name == "gaussian_strategies" else "compare")
     if name == "gaussian_strategies":
-        assert summary["max_abs_z"] <= 4 and summary["formula"] == "exact"
+        assert summary.max_abs_z <= 4 and summary.formula == "exact" and summary.agrees
     else:
-        kinds = {c["variant"]: c["formula"] for c in summary["curves"]}
+        kinds = {c["variant"]: c["formula"] for c in summary.details["curves"]}
         assert "none" in kinds.values() or name == "strong_collapse"
-        assert summary["max_abs_z_exact"] <= 4
+        assert summary.details["max_abs_z_exact"] <= 4
         assert np.isnan(arrays["theory_test_error"]).any() == ("none" in kinds.values())
 
 
@@ -406,7 +406,7 @@ def test_digits_strategies_experiment_runs_and_says_which_curves_have_a_formula(
     summary = experiment.run(experiment.from_config(cfg, name), tmp_path, progress=False)
     printed = capsys.readouterr().out
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000 and io.load(tmp_path / name)[0]
-    kinds = {v["label"]: (v["formula"], v["max_abs_rel_gap_pool"]) for v in summary["variants"]}
+    kinds = {v["label"]: (v["formula"], v["max_abs_rel_gap_pool"]) for v in summary.details["variants"]}
     for label in ("replace", "downstream 50% synthetic"):
         assert kinds[label][0] == "DE" and kinds[label][1] < 0.1, kinds[label]
     for label in ("accumulate", "accumulate-subsample", "replace, 20% real"):

@@ -293,9 +293,9 @@ def test_weighted_experiments_run_and_agree(name, changes, tmp_path):
     summary = experiment.run(experiment.from_config(_shrunk(name, **changes), name), tmp_path, progress=False)
     io.load(tmp_path / name)
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
-    assert summary["max_abs_z"] <= 4
+    assert summary.max_abs_z <= 4 and summary.agrees
     if name == "golden_ratio":  # the finite-size optimum lies above 1/phi and reaches it at T0 = 2000 d
-        w3, w2000 = summary["optimum_vs_T0_over_d"]
+        w3, w2000 = summary.details["optimum_vs_T0_over_d"]
         assert w3 > 1 / PHI + 0.02 and abs(w2000 - 1 / PHI) < 1e-3
 
 

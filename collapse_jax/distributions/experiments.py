@@ -25,29 +25,11 @@ from collapse_jax.distributions.bootstrap import bootstrap_chain
 from collapse_jax.distributions.discrete import discrete_chain
 from collapse_jax.distributions.gaussian import gaussian_chain
 from collapse_jax.distributions.kde import Mixture, kde_chain
-from collapse_jax.engine import checks, plotting
+from collapse_jax.engine import checks, plotting, protocol
 from collapse_jax.engine.header import Header, read_header
+from collapse_jax.engine.protocol import ExperimentOutput, Summary, subkey
 from collapse_jax.engine.strategies import STRATEGIES
 from collapse_jax.engine.strategies import strategy as declared
-
-# the [chain] table of each kind: every key a runner reads, with its type (collapse_jax.engine.checks.table)
-CHAIN_KEYS = {
-    "gaussian_chain": {"M": "ints", "generations": "int", "estimator": "str"},
-    "gaussian_w2": {"M": "ints", "generations": "int"},
-    "kde_chain": {"M": "int", "generations": "int", "bandwidths": "list", "keep": "ints"},
-    "bootstrap": {"M": "ints", "generations": "int"},
-    "discrete": {"p": "reals", "N": "int", "generations": "int", "synthetic": "ints"},
-    "gaussian_strategies": {
-        "d": "ints",
-        "M": "ints",
-        "generations": "int",
-        "estimator": "str",
-        "strategies": "strs",
-        "real_fraction": "reals",
-        "chunk_size": "int",
-    },
-}
-KINDS = tuple(CHAIN_KEYS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,19 +38,14 @@ class DistributionExperiment(Header):
 
 
 def from_config(cfg: dict, default_name: str) -> DistributionExperiment:
+    """The experiment of the file's kind, its [chain] table checked against the schema the kind registered."""
     head = read_header(cfg, default_name, {"chain"}, seeds=1000)
-    return DistributionExperiment(**head, chain=checks.table(cfg.get("chain", {}), CHAIN_KEYS[cfg["kind"]], "[chain]"))
+    schema = protocol.lookup(cfg["kind"]).options["chain"]
+    return DistributionExperiment(**head, chain=checks.table(cfg.get("chain", {}), schema, "[chain]"))
 
 
-def runner(kind: str):
-    return {
-        "gaussian_chain": _gaussian_chain,
-        "gaussian_w2": _gaussian_w2,
-        "kde_chain": _kde_chain,
-        "bootstrap": _bootstrap,
-        "discrete": _discrete,
-        "gaussian_strategies": _gaussian_strategies,
-    }[kind]
+# each kind: its [chain] table, every key its runner reads with its type (collapse_jax.engine.checks.table)
+register = protocol.family("distributions", from_config)
 
 
 def _log_grid(G, points=40):
@@ -105,7 +82,9 @@ def _reliable(M, ns, estimator):
     return spread < 1, spread[-1]
 
 
+@register("gaussian_chain", chain={"M": "ints", "generations": "int", "estimator": "str"})
 def _gaussian_chain(exp, progress):
+    """Shumailov's Gaussian: rms |mu_n - mu_0| and |sigma_n - sigma_0| against n for several M (exact)."""
     c = exp.chain
     Ms, G, est = (
         [int(m) for m in c.get("M", [100, 500, 1000, 10000])],
@@ -113,19 +92,20 @@ def _gaussian_chain(exp, progress):
         c.get("estimator", "unbiased"),
     )
     ns = _log_grid(G)
-    arrays, rows, zs = (
-        dict(n=ns, M=np.asarray(Ms)),
+    rows, zs, mus, sigmas = (
         [
             f"{'M':>6} {'max |z| E(mu_n-mu0)^2':>23} "
             f"{'max |z| E(sigma_n-sigma0)^2':>28} {'(all n)':>8} "
             f"{'sd log sigma_G^2':>17} {'sigma_G median':>15}"
         ],
         [],
+        [],
+        [],
     )
     fig, axs = plotting.panels(2, sharey=False)
     lines: dict[str, list] = dict(mu=[], sd=[])
     for i, M in enumerate(Ms):
-        out = gaussian_chain(M, G, exp.seeds, key=exp.key + i, estimator=est, progress=progress)
+        out = gaussian_chain(M, G, exp.seeds, key=subkey(exp.key, i), estimator=est, progress=progress)
         dmu, dsd = out.mean[:, ns], np.sqrt(out.var[:, ns]) - 1.0
         th_mu = theory.gaussian_mean_var(M, ns, est)
         th_sd = theory.gaussian_var_mean(M, ns, est) - 2 * theory.gaussian_sd_mean(M, ns, est) + 1
@@ -136,7 +116,8 @@ def _gaussian_chain(exp, progress):
             f"{M:>6} {z[0]:>23.2f} {z[1]:>28.2f} {_zmax(dsd**2, th_sd):>8.2f} {spread:>17.2f} "
             f"{np.median(np.sqrt(out.var[:, -1])):>15.3g}"
         )
-        arrays |= {f"mu_M{M}": out.mean[:, ns], f"sigma_M{M}": np.sqrt(out.var[:, ns])}
+        mus.append(out.mean[:, ns])
+        sigmas.append(np.sqrt(out.var[:, ns]))
         for key, x, th in (("mu", dmu, th_mu), ("sd", dsd, th_sd)):
             lines[key].append((np.sqrt(th), *_rms(x)))
     for ax, key, label in zip(
@@ -156,11 +137,14 @@ def _gaussian_chain(exp, progress):
             ax=ax,
         )
     fig.suptitle(exp.description or f"Gaussian fit-and-resample ({est})")
-    axes = {k: (["M"] if k == "M" else ["n"] if k == "n" else ["seed", "n"]) for k in arrays}
-    return arrays, axes, rows, dict(max_abs_z=max(zs)), fig
+    arrays = dict(mu=np.stack(mus), sigma=np.stack(sigmas), n=ns, M=np.asarray(Ms))
+    axes = dict(mu=["M", "seed", "n"], sigma=["M", "seed", "n"], n=["n"], M=["M"])
+    return ExperimentOutput(arrays, axes, rows, Summary("exact", max_abs_z=max(zs)), fig)
 
 
+@register("gaussian_w2", chain={"M": "ints", "generations": "int"})
 def _gaussian_w2(exp, progress):
+    """E W2^2 against n for the MLE and the unbiased fit, for several M (exact)."""
     c = exp.chain
     Ms, G = [int(m) for m in c.get("M", [20, 100])], int(c.get("generations", 200))
     ns = _log_grid(G)
@@ -178,7 +162,7 @@ def _gaussian_w2(exp, progress):
     )
     for i, M in enumerate(Ms):
         for est in ("mle", "unbiased"):
-            out = gaussian_chain(M, G, exp.seeds, key=exp.key + i, estimator=est, progress=progress)
+            out = gaussian_chain(M, G, exp.seeds, key=subkey(exp.key, i), estimator=est, progress=progress)
             w2 = np.asarray(distances.w2sq_gaussian(0.0, 1.0, out.mean[:, ns], out.var[:, ns]))
             th = theory.gaussian_w2(M, ns, est)
             ok, spread = _reliable(M, ns, est)
@@ -212,14 +196,16 @@ def _gaussian_w2(exp, progress):
         M=["M"],
         estimator=["estimator"],
     )
-    return arrays, axes, rows, dict(max_abs_z=max(zs), formula="exact"), fig
+    return ExperimentOutput(arrays, axes, rows, Summary("exact", max_abs_z=max(zs)), fig)
 
 
 def _bandwidth(b):
     return b if isinstance(b, str) else float(b)
 
 
+@register("kde_chain", chain={"M": "int", "generations": "int", "bandwidths": "list", "keep": "ints"})
 def _kde_chain(exp, progress):
+    """Borji's KDE chains: E s_n^2 (exact), W2^2 and KL against n for several bandwidths and two starts."""
     c = exp.chain
     M, G = int(c.get("M", 500)), int(c.get("generations", 200))
     bws = [_bandwidth(b) for b in c.get("bandwidths", [0.05, 0.2, "silverman"])]
@@ -238,7 +224,7 @@ def _kde_chain(exp, progress):
                 M,
                 G,
                 exp.seeds,
-                key=exp.key + 10 * r + i,
+                key=subkey(exp.key, r, i),
                 bandwidth=bw,
                 init=init,
                 keep=keep,
@@ -288,10 +274,12 @@ def _kde_chain(exp, progress):
     arrays |= dict(n=n, start=np.array(list(starts)), bandwidth=np.array([str(b) for b in bws]))
     axes |= dict(n=["n"], start=["start"], bandwidth=["bandwidth"])
     # E s_n^2 is exact for a fixed h and for a rule h = f s alike (the recursion is linear in s^2)
-    return arrays, axes, rows, dict(max_abs_z=max(zs), formula="exact"), fig
+    return ExperimentOutput(arrays, axes, rows, Summary("exact", max_abs_z=max(zs)), fig)
 
 
+@register("bootstrap", chain={"M": "ints", "generations": "int"})
 def _bootstrap(exp, progress):
+    """Wright-Fisher resampling: distinct original values and collision probability against t (exact)."""
     c = exp.chain
     Ms, G = [int(m) for m in c.get("M", [50, 200, 1000])], int(c.get("generations", 1000))
     t = _log_grid(G)
@@ -300,9 +288,9 @@ def _bootstrap(exp, progress):
         f"{'M':>6} {'max |z| distinct':>17} {'max |z| collision':>18} {'fixed by G':>11} "
         f"{'mean time (fixed chains)':>25} {'2M(1-1/M)':>10}"
     ]
-    arrays, zs, curves = dict(t=t), [], dict[str, list](distinct=[], collision=[])
+    zs, curves, sims = [], dict[str, list](distinct=[], collision=[]), dict[str, list](distinct=[], collision=[])
     for i, M in enumerate(Ms):
-        out = bootstrap_chain(M, G, exp.seeds, key=exp.key + i, progress=progress)
+        out = bootstrap_chain(M, G, exp.seeds, key=subkey(exp.key, i), progress=progress)
         th_d, th_c = theory.distinct_mean(M, t), theory.collision_mean(M, t)
         z = (_zmax(out.distinct[:, t], th_d), _zmax(out.collision[:, t], th_c))
         zs += list(z)
@@ -312,7 +300,8 @@ def _bootstrap(exp, progress):
             f"{out.fixation_time[fixed].mean() if fixed.any() else float('nan'):>25.1f} "
             f"{theory.fixation_time(M)[0]:>10.1f}"
         )
-        arrays |= {f"distinct_M{M}": out.distinct[:, t], f"collision_M{M}": out.collision[:, t]}
+        sims["distinct"].append(out.distinct[:, t])
+        sims["collision"].append(out.collision[:, t])
         curves["distinct"].append((th_d / M, *(v / M for v in _mean_sem(out.distinct[:, t]))))
         curves["collision"].append((th_c, *_mean_sem(out.collision[:, t])))
     for ax, key, label in zip(axs, curves, ("distinct values / M", r"collision probability $\sum p_i^2$"), strict=True):
@@ -332,11 +321,14 @@ def _bootstrap(exp, progress):
     axs[0].plot(t[1:], 2 / (t[1:] + 2), color="0.6", lw=1, ls="--", label="2/(t+2)")
     axs[0].legend(fontsize=8)
     fig.suptitle(exp.description or "Resampling the empirical distribution (Wright-Fisher)")
-    axes = {k: (["t"] if k == "t" else ["seed", "t"]) for k in arrays}
-    return arrays, axes, rows, dict(max_abs_z=max(zs)), fig
+    arrays = {k: np.stack(v) for k, v in sims.items()} | dict(M=np.asarray(Ms), t=t)
+    axes = dict(distinct=["M", "seed", "t"], collision=["M", "seed", "t"], M=["M"], t=["t"])
+    return ExperimentOutput(arrays, axes, rows, Summary("exact", max_abs_z=max(zs)), fig)
 
 
+@register("discrete", chain={"p": "reals", "N": "int", "generations": "int", "synthetic": "ints"})
 def _discrete(exp, progress):
+    """Discrete resampling: ||p^(m) - p^(1)||^2 (exact) and TV, with and without real data mixed in."""
     c = exp.chain
     p = np.asarray(c.get("p", [0.4, 0.25, 0.15, 0.1, 0.05, 0.05]), float)
     N, G = int(c.get("N", 50)), int(c.get("generations", 300))
@@ -347,9 +339,9 @@ def _discrete(exp, progress):
         f"{'synthetic':>10} {'max |z|':>8} {'dev at G':>9} {'theory':>9} {'limit':>9} {'TV at G':>8} "
         f"{'categories left':>16}"
     ]
-    arrays, zs, curves = dict(m=m), [], []
+    zs, curves, devs, tvs = [], [], [], []
     for i, s in enumerate(options):
-        out = discrete_chain(p, N, G, exp.seeds, key=exp.key + i, synthetic=s, progress=progress)
+        out = discrete_chain(p, N, G, exp.seeds, key=subkey(exp.key, i), synthetic=s, progress=progress)
         dev = np.sum((out.probs[:, m] - out.probs[:, 1:2]) ** 2, -1)
         th = theory.discrete_deviation(p, N, m, s)
         zs.append(_zmax(dev[:, 1:], th[1:]))
@@ -358,7 +350,8 @@ def _discrete(exp, progress):
             f"{'none' if s is None else s:>10} {zs[-1]:>8.2f} {dev[:, -1].mean():>9.3g} {th[-1]:>9.3g} "
             f"{limit:>9} {out.tv[:, -1].mean():>8.3f} {out.support[:, -1].mean():>16.2f}"
         )
-        arrays |= {f"deviation_s{s}": dev, f"tv_s{s}": out.tv[:, m]}
+        devs.append(dev)
+        tvs.append(out.tv[:, m])
         curves.append(
             (
                 "no real data" if s is None else f"N = {N} real + {s} synthetic",
@@ -385,11 +378,27 @@ def _discrete(exp, progress):
     axs[1].set(xscale="log", xlabel="generation m", ylabel="total variation to p", title="TV to the true p")
     axs[1].legend(fontsize=8)
     fig.suptitle(exp.description or "Discrete distributions, with and without real data")
-    axes = {k: (["m"] if k == "m" else ["seed", "m"]) for k in arrays}
-    return arrays, axes, rows, dict(max_abs_z=max(zs)), fig
+    # the synthetic count per generation of each chain; "none": the chain without real data
+    synthetic = np.array(["none" if s is None else str(s) for s in options])
+    arrays = dict(deviation=np.stack(devs), tv=np.stack(tvs), synthetic=synthetic, m=m)
+    axes = dict(deviation=["synthetic", "seed", "m"], tv=["synthetic", "seed", "m"], synthetic=["synthetic"], m=["m"])
+    return ExperimentOutput(arrays, axes, rows, Summary("exact", max_abs_z=max(zs)), fig)
 
 
+@register(
+    "gaussian_strategies",
+    chain={
+        "d": "ints",
+        "M": "ints",
+        "generations": "int",
+        "estimator": "str",
+        "strategies": "strs",
+        "real_fraction": "reals",
+        "chunk_size": "int",
+    },
+)
 def _gaussian_strategies(exp, progress):
+    """Kazdan et al.'s Gaussian under data strategies: E||mu_G - mu_0||^2 and E tr Sigma_G against M (exact)."""
     c = exp.chain
     dims, Ms = [int(d) for d in c.get("d", [1, 10])], np.asarray([int(m) for m in c.get("M", [10, 100, 1000])])
     G, est = int(c.get("generations", 100)), c.get("estimator", "mle")
@@ -411,7 +420,7 @@ def _gaussian_strategies(exp, progress):
                     int(max(M, d + 2)),
                     G,
                     exp.seeds,
-                    key=exp.key + 100 * i + k,
+                    key=subkey(exp.key, i, k),
                     d=d,
                     estimator=est,
                     strategy=strategy,
@@ -475,4 +484,4 @@ def _gaussian_strategies(exp, progress):
     axes = dict(
         error=["d", "strategy", "M", "metric", "seed"], theory=["d", "strategy", "M", "metric"], d=["d"], M=["M"]
     )
-    return arrays, axes, rows, dict(max_abs_z=max(zs), formula="exact"), fig
+    return ExperimentOutput(arrays, axes, rows, Summary("exact", max_abs_z=max(zs)), fig)

@@ -4,7 +4,10 @@ resume, to share between processes and to check.
 `out/manifest.json` holds the config (a different config in the same folder is refused) and a hash of every
 chunk's numbers; `out/chunks/s<static>_c<chunk>.npz` are written atomically under a per-process name, each
 under an OS file lock, so that processes sharing a folder split the chunks and a damaged, edited or foreign
-file is detected and recomputed. The regression sweep (`collapse_jax.regression.sweep`) stores its grid here.
+file is detected and recomputed. `run_jobs` computes the missing chunks of this process's shard under those
+locks and `finish` merges once every shard is done: the regression sweep (`collapse_jax.regression.sweep`,
+chunks of seeds) and the experiment sweeps of every family (`collapse_jax.experiment.sweep_file`, one chunk per
+grid point) both run on them.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import os
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 
 def claim(out: Path, manifest: dict):
@@ -75,18 +79,19 @@ def chunk_path(out: Path, static_idx: int, chunk_idx: int) -> Path:
     return out / "chunks" / f"s{static_idx:04d}_c{chunk_idx:05d}.npz"
 
 
-def read_chunk(out: Path, s_idx: int, c_idx: int, shape: tuple, keys, say=None) -> dict | None:
-    """The arrays `keys` of a chunk file if it is whole, has them, shapes and float dtype, and its numbers
-    hash to what the manifest recorded when it was written; else None (missing; or damaged, edited or foreign:
-    then removed with a word on stderr, so that the sweep recomputes it)."""
+def read_chunk(out: Path, s_idx: int, c_idx: int, shape: tuple | None, keys=None, say=None) -> dict | None:
+    """The arrays `keys` (default: all) of a chunk file if it is whole, has them, `shape` and float dtype (both
+    unchecked when shape is None), and its numbers hash to what the manifest recorded when it was written; else
+    None (missing; or damaged, edited or foreign: then removed with a word on stderr, so that the sweep
+    recomputes it)."""
     path = chunk_path(out, s_idx, c_idx)
     if not path.exists():
         return None
     try:
         with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in keys}
+            arrays = {k: f[k] for k in (f.files if keys is None else keys)}
         recorded = (read_manifest(out) or {}).get("chunk_sha256", {}).get(path.name)
-        if not all(a.shape == shape and a.dtype.kind == "f" for a in arrays.values()):
+        if shape is not None and not all(a.shape == shape and a.dtype.kind == "f" for a in arrays.values()):
             why = f"shapes {[a.shape for a in arrays.values()]} instead of {shape}"
         elif recorded != digest(arrays):
             why = "its numbers do not match the hash recorded in manifest.json" if recorded else "no recorded hash"
@@ -124,3 +129,62 @@ def clean_stale_temporaries(out: Path):
             tmp.unlink(missing_ok=True)
         except PermissionError:  # alive, another user's
             pass
+
+
+def shard_of(shard) -> tuple[int, int]:
+    """(i, N) checked, or this process's slice under jax.distributed when shard is None."""
+    i, n = shard if shard is not None else (jax.process_index(), jax.process_count())
+    if not (isinstance(n, int) and n >= 1 and isinstance(i, int) and 0 <= i < n):
+        raise ValueError(f"shard must be (i, N) with 0 <= i < N, got {shard}")
+    return i, n
+
+
+def run_jobs(out: Path, todo: list, compute, done, on_written=None, fail_after: int | None = None) -> int:
+    """Compute and write the chunk of every job (static, chunk) in `todo` that `done(job)` does not find on disk.
+
+    Each chunk is computed under its own OS file lock, so processes sharing a folder split the work: a first
+    pass skips chunks another process holds, a second waits for them (and takes over those of a process that
+    died, whose lock the OS has released). compute(job) returns the chunk's arrays; on_written(job, count, left)
+    reports progress; fail_after raises after that many chunks (tests inject an interruption with it). Returns
+    the number of chunks written here.
+    """
+    todo, written = list(todo), 0
+    for blocking in (False, True):
+        for job in list(todo):
+            lock = FileLock(chunk_path(out, *job).with_suffix(".lock"))
+            try:
+                lock.acquire(timeout=-1 if blocking else 0)
+            except Timeout:
+                continue
+            try:
+                fresh = not done(job)  # else another process wrote it meanwhile
+                if fresh:
+                    if fail_after is not None and written >= fail_after:
+                        raise RuntimeError(f"injected interruption after {written} chunks")
+                    write_chunk(out, *job, compute(job))
+            finally:
+                lock.release()
+            todo.remove(job)
+            if fresh:
+                written += 1
+                if on_written is not None:
+                    on_written(job, written, todo)
+    return written
+
+
+def finish(out: Path, jobs: list, shard, wait: float, merge, say):
+    """After this process's chunks: merge when every chunk of `jobs` is on disk (under a lock, so processes
+    that finish together merge one after the other), else say what is left and return None. Under
+    jax.distributed (shard None, several processes) process 0 waits up to `wait` seconds for the others' chunks
+    and alone merges."""
+    i, n = shard_of(shard)
+    if shard is None and n > 1:
+        if i != 0:
+            say(f"[sweep] process {i}/{n} done; process 0 merges")
+            return None
+        wait_for([chunk_path(out, *j) for j in jobs], wait)
+    if all(chunk_path(out, *j).exists() for j in jobs):
+        with FileLock(out / "merge.lock"):
+            return merge(out)
+    say(f"[sweep] shard {i}/{n} done; run `collapse-jax merge {out}` once every shard has finished")
+    return None

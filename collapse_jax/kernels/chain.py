@@ -172,7 +172,7 @@ def krr_chain(
         )
     if real_weight is not None and real_fraction is None:
         raise ValueError("real_weight needs real_fraction (the real points it weighs), got None")
-    data = (K[np.ix_(pool, pool)], K[np.ix_(test, pool)], Y[pool], Y[test], classes, lams, gen_noise, gen_lam)
+    data: tuple = (K[np.ix_(pool, pool)], K[np.ix_(test, pool)], Y[pool], Y[test], classes, lams, gen_noise, gen_lam)
     if real_weight is not None:
         data = (*data, weights)
     with jax.enable_x64(True):
@@ -294,7 +294,7 @@ def _krr_seed_strategy(T0, T, G, sigma, with_labels, n_syn, strategy, n_real, we
             (jnp.zeros(cap, jnp.int32), jnp.zeros((cap, C))),
             (jnp.zeros(cap, jnp.int32), jnp.zeros((cap, C)), jnp.zeros((), jnp.int32)),
         )
-        xs = (jax.random.split(k_chain, G), lam_grid[:, 1:].T, noise, lam_g, jnp.asarray(n_real))
+        xs: tuple = (jax.random.split(k_chain, G), lam_grid[:, 1:].T, noise, lam_g, jnp.asarray(n_real))
         if weighted:
             xs = (*xs, jnp.asarray(weights))
         _, rest = jax.lax.scan(generation, init, xs)

@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from collapse_jax.engine import checks, plotting
+from collapse_jax.engine import checks, plotting, protocol
 from collapse_jax.engine.header import Header, read_header
 from collapse_jax.engine.progress import reporter
+from collapse_jax.engine.protocol import ExperimentOutput, Summary
 from collapse_jax.kernels import data as datasets
 from collapse_jax.kernels import theory
 from collapse_jax.kernels.chain import krr_chain, resolve_lambdas
@@ -34,14 +35,8 @@ from collapse_jax.kernels.functions import KERNELS, _check_params, kernel_matrix
 from collapse_jax.regression import regularization
 from collapse_jax.regression import theory as linear_theory
 
-# every key each kind's runner reads, with its type (collapse_jax.engine.checks.table)
+# the [chain] keys every kind reads, with their types (collapse_jax.engine.checks.table); each kind adds its own
 _PROBLEM = {"T0": "int", "sigma0": "real", "sigma": "real", "lam_gen": "real", "generations": "int"}
-CHAIN_KEYS = {
-    "krr_chain": {**_PROBLEM, "T": "int", "lam": "any"},
-    "krr_spectrum": {**_PROBLEM, "T": "ints", "n": "ints", "fit_range": "ints"},
-    "krr_strategies": {**_PROBLEM, "T": "int", "lam": "real", "variants": "list"},
-}
-KINDS = tuple(CHAIN_KEYS)
 DATA_KEYS = {
     "kind": "str",
     "test": "int",
@@ -65,7 +60,7 @@ class KernelExperiment(Header):
 
 def from_config(cfg: dict, default_name: str) -> KernelExperiment:
     head = read_header(cfg, default_name, {"data", "kernel", "chain"}, seeds=200)
-    chain = checks.table(cfg.get("chain", {}), CHAIN_KEYS[cfg["kind"]], "[chain]")
+    chain = checks.table(cfg.get("chain", {}), protocol.lookup(cfg["kind"]).options["chain"], "[chain]")
     data = checks.table(cfg.get("data", {"kind": "digits"}), DATA_KEYS, "[data]")
     kernel = dict(cfg.get("kernel", {"name": "rbf"}))
     params = {k: v for k, v in kernel.items() if k != "name"}
@@ -73,8 +68,7 @@ def from_config(cfg: dict, default_name: str) -> KernelExperiment:
     return KernelExperiment(**head, data=data, kernel=kernel, chain=chain)
 
 
-def runner(kind: str):
-    return {"krr_chain": _krr_chain, "krr_spectrum": _krr_spectrum, "krr_strategies": _krr_strategies}[kind]
+register = protocol.family("kernels", from_config)
 
 
 def load_data(cfg: dict) -> datasets.Dataset:
@@ -125,7 +119,9 @@ def _lam_rules(spec_list, emp, c):
     return labels, values
 
 
+@register("krr_chain", chain={**_PROBLEM, "T": "int", "lam": "any"})
 def _krr_chain(exp, progress):
+    """KRR chains for several downstream lambdas, on held-out points and on the pool (DE on the pool)."""
     c = {"T0": 300, "T": 300, **exp.chain}
     G = int(c.get("generations", 20))
     data, K, pool, test, emp = _setup(exp, progress)
@@ -161,7 +157,7 @@ def _krr_chain(exp, progress):
         f"{'lambda':>16} {'error n=G':>10} {'held-out n=0':>13} {'n>=1':>7} {'pool n=0':>9} {'n>=1':>7} "
         f"{'|z| n>=1':>9} {'acc n=0':>8} {'acc n=G':>8}",
     ]
-    summary = dict(rules=labels, gaps=[])
+    details = dict(rules=labels, gaps=[])
     arrays = dict(n=n, lam=lam_table, theory_test_error=th)
     for where, out in runs.items():
         arrays[f"test_error_{where}"] = out.test_error
@@ -179,7 +175,7 @@ def _krr_chain(exp, progress):
             f"{np.abs(h[1:]).max():>7.1%} {p[0]:>9.1%} {np.abs(p[1:]).max():>7.1%} {np.abs(z[1:]).max():>9.2f} "
             f"{acc0:>8.3f} {accG:>8.3f}"
         )
-        summary["gaps"].append(
+        details["gaps"].append(
             dict(rule=label, held_out=h.tolist(), pool=p.tolist(), max_abs_z_pool=float(np.abs(z).max()))
         )
     fig, axs = plotting.panels(3, sharey=False)
@@ -217,11 +213,20 @@ def _krr_chain(exp, progress):
         k: ["rule", "n"] if k in ("lam", "theory_test_error") else ["n"] if k == "n" else ["seed", "rule", "n"]
         for k in arrays
     }
-    summary["max_abs_z_pool"] = max(g["max_abs_z_pool"] for g in summary["gaps"])
-    return arrays, axes, rows, summary, fig
+    # the verdict: the empirical-spectrum DE against the chain scored on the pool (the distribution it describes)
+    summary = Summary(
+        "DE",
+        max_abs_z=max(g["max_abs_z_pool"] for g in details["gaps"]),
+        max_rel_gap=float(max(np.abs(g["pool"]).max() for g in details["gaps"])),
+        d=len(emp.eigenvalues),
+        details=details,
+    )
+    return ExperimentOutput(arrays, axes, rows, summary, fig)
 
 
+@register("krr_spectrum", chain={**_PROBLEM, "T": "ints", "n": "ints", "fit_range": "ints"})
 def _krr_spectrum(exp, progress):
+    """The empirical spectrum's power-law fit and the error against T with lambda = T^-ell_crit (DE on the pool)."""
     c = exp.chain
     data, K, pool, _test, emp = _setup(exp, progress)
     fit = theory.fit_power_law(emp, tuple(c["fit_range"]) if "fit_range" in c else None)
@@ -313,11 +318,20 @@ def _krr_spectrum(exp, progress):
         test_error=["seed", "T", "n"],
         theory_test_error=["T", "n"],
     )
-    summary = dict(beta=beta, r=fit.r, k_range=list(fit.k_range), ell_crit=ell, slopes=slopes)
-    return arrays, axes, rows, summary, fig
+    mean, sem = sim.mean(0), sim.std(0, ddof=1) / np.sqrt(exp.seeds)
+    summary = Summary(
+        "DE",
+        max_abs_z=float(np.abs((mean - th) / sem).max()),
+        max_rel_gap=float(np.abs(mean / th - 1).max()),
+        d=len(emp.eigenvalues),
+        details=dict(beta=beta, r=fit.r, k_range=list(fit.k_range), ell_crit=ell, slopes=slopes),
+    )
+    return ExperimentOutput(arrays, axes, rows, summary, fig)
 
 
+@register("krr_strategies", chain={**_PROBLEM, "T": "int", "lam": "real", "variants": "list"})
 def _krr_strategies(exp, progress):
+    """KRR chains under data strategies, the empirical-spectrum DE where the linear theory has a formula."""
     c = {"T0": 300, "T": 300, **exp.chain}
     checks.sections(c, {"T0", "T", "sigma0", "sigma", "lam", "lam_gen", "generations", "variants"}, "[chain]")
     G = int(c.get("generations", 10))
@@ -338,7 +352,8 @@ def _krr_strategies(exp, progress):
     rows = [
         f"{'variant':>28} {'formula':>8} {'pool: max |rel gap|':>20} {'held-out error n=G':>19} {'accuracy n=G':>13}"
     ]
-    summary: dict[str, Any] = dict(variants=[])
+    details: dict[str, Any] = dict(variants=[])
+    zs: list[float] = []
     for v, var in enumerate(variants):
         checks.sections(var, {"label", "strategy", "real_fraction", "synthetic_fraction"}, f"variant {v}")
         opts = {k: var[k] for k in ("strategy", "real_fraction", "synthetic_fraction") if k in var}
@@ -365,13 +380,17 @@ def _krr_strategies(exp, progress):
         except linear_theory.NoFormulaError:
             kind = "none"
         gap = np.abs(sims["pool"][v].mean(0) / th[v] - 1).max() if kind != "none" else float("nan")
+        if kind != "none":
+            on_pool = sims["pool"][v]  # (seeds, n): the chain scored on the pool, the DE's distribution
+            sem = on_pool.std(0, ddof=1) / np.sqrt(exp.seeds)
+            zs.append(float(np.abs((on_pool.mean(0) - th[v]) / sem).max()))
         label = var.get("label", f"variant {v}")
         shown = f"{gap:.1%}" if kind != "none" else "- (no formula)"
         rows.append(
             f"{label:>28} {kind:>8} {shown:>20} {sims['held_out'][v][:, -1].mean():>19.4g} "
             f"{acc[v][:, -1].mean():>13.3f}"
         )
-        summary["variants"].append(
+        details["variants"].append(
             dict(label=label, formula=kind, max_abs_rel_gap_pool=float(gap) if kind != "none" else None)
         )
     labels = [
@@ -414,4 +433,12 @@ def _krr_strategies(exp, progress):
         accuracy=["variant", "seed", "n"],
         theory_test_error=["variant", "n"],
     )
-    return arrays, axes, rows, summary, fig
+    gaps = [v["max_abs_rel_gap_pool"] for v in details["variants"] if v["formula"] != "none"]
+    summary = Summary(
+        "DE" if zs else "none",
+        max_abs_z=max(zs, default=float("nan")),
+        max_rel_gap=max(gaps, default=float("nan")),
+        d=len(emp.eigenvalues),
+        details=details,
+    )
+    return ExperimentOutput(arrays, axes, rows, summary, fig)

@@ -59,7 +59,7 @@ def resolve_sampler(sampler: str, d: int, gen: Generators, down: Downstream) -> 
             down.T - down.synthetic_rows(),
             down.T,
             d,
-            down.lam if checks.is_concrete(down.lam) and np.ndim(down.lam) == 0 else 1.0,
+            down.lam if checks.is_concrete(down.lam) and not callable(down.lam) and np.ndim(down.lam) == 0 else 1.0,
         )
     pick = lambda ok: "suffstats" if ok and sampler != "direct" else "direct"
     return pick(exact[0]), pick(exact[1])
@@ -193,7 +193,8 @@ def _downstream_fit(down: Downstream, d: int, sampler: str, w0):
 
     real = None if down.synthetic_fraction is None else (w0, T - down.synthetic_rows())
     if down.real_weight is not None:  # weighted: the design's rows scaled once by sqrt(T x loss weight)
-        root = jnp.sqrt(samplers.row_weights(T, T, real[1], jnp.asarray(down.real_weight, w0.dtype)))
+        n_real = T - down.synthetic_rows()  # real_weight is refused without synthetic_fraction (check_groups)
+        root = jnp.sqrt(samplers.row_weights(T, T, n_real, jnp.asarray(down.real_weight, w0.dtype)))
         live = (root > 0).astype(w0.dtype)
 
         def init(key, sqrt_eig, lam):

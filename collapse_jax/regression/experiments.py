@@ -29,13 +29,13 @@ import dataclasses
 
 import numpy as np
 
-from collapse_jax.engine import checks, plotting
+from collapse_jax.engine import checks, plotting, protocol
 from collapse_jax.engine.header import Header, read_header
+from collapse_jax.engine.protocol import ExperimentOutput, Summary
 from collapse_jax.regression import regularization, scans, theory
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
 
-KINDS = ("lambda_scan", "T_scan", "optimal_lambda")
 PROBLEM = {"spectrum", "generators", "downstream"}
 
 
@@ -55,8 +55,8 @@ class Experiment(Header):
         return (s["beta"], s["r"]) if s.get("kind") == "power_law" else (None, None)
 
     @property
-    def chain(self) -> str:
-        return f"d={self.spec.d}, T0={self.gen.T0}"
+    def chain(self) -> dict:
+        return dict(d=self.spec.d, T0=self.gen.T0, T=self.down.T)
 
 
 def problem(
@@ -86,7 +86,7 @@ def from_config(cfg: dict, default_name: str = "experiment") -> Experiment:
         plot={"x", "mark_crossover", "reference_slope"},
     )
     kind = head.pop("kind") or "lambda_scan"
-    checks.choice("kind", kind, KINDS)
+    checks.choice("kind", kind, ("lambda_scan", "T_scan", "optimal_lambda"))
     scan, plot = dict(cfg.get("scan", {})), head["plot"]
     checks.sections(scan, {"lam", "T", "n", "rules"}, "[scan]")
     down_cfg = dict(cfg.get("downstream", {}))
@@ -113,8 +113,7 @@ def from_config(cfg: dict, default_name: str = "experiment") -> Experiment:
     )
 
 
-def runner(kind):
-    return {"lambda_scan": _run_lambda_scan, "T_scan": _run_T_scan, "optimal_lambda": _run_optimal_lambda}[kind]
+register = protocol.family("regression", from_config)
 
 
 def grid_values(name, spec) -> np.ndarray:
@@ -145,7 +144,9 @@ def _z_and_rel(sim, th):
     return (mean - th) / sem, mean / th - 1, mean, sem
 
 
+@register("lambda_scan")
 def _run_lambda_scan(exp, progress):
+    """The error for every (lambda, n), with its exact formula or deterministic equivalent."""
     lams, ns = exp.scan["lam"], list(exp.ns)
     Ts = [int(t) for t in exp.scan.get("T", [exp.down.T])]
     downs = [dataclasses.replace(exp.down, T=T) for T in Ts]
@@ -162,14 +163,15 @@ def _run_lambda_scan(exp, progress):
         for i, T in enumerate(Ts)
         for n in ns
     ]
-    summary = dict(
+    summary = Summary(
+        _kind(exp, downs),
         max_abs_z=float(np.abs(z[..., ns]).max()),
-        max_abs_rel_error=float(np.abs(rel[..., ns]).max()),
-        formula=_kind(exp, downs),
-        simulation=runs[0][2],
+        max_rel_gap=float(np.abs(rel[..., ns]).max()),
+        d=exp.spec.d,
+        details=dict(simulation=runs[0][2]),
     )
     fig = _lambda_scan_figure(exp, downs, lams, ns, mean, sem, arrays["theory_test_error"])
-    return arrays, axes, rows, summary, fig
+    return ExperimentOutput(arrays, axes, rows, summary, fig)
 
 
 def _lambda_scan_figure(exp, downs, lams, ns, mean, sem, theory_grid):
@@ -219,7 +221,9 @@ def _lambda_scan_figure(exp, downs, lams, ns, mean, sem, theory_grid):
     return fig
 
 
+@register("T_scan")
 def _run_T_scan(exp, progress):
+    """The error against T for lambda rules, log-log, with fitted slopes beside the predicted exponents (DE)."""
     rules, ns, Ts = exp.scan["rules"], list(exp.ns), exp.scan["T"]
     beta, r = exp.beta_r
     arrays, axes = scans.T_scan(
@@ -245,12 +249,7 @@ def _run_T_scan(exp, progress):
                 f"{np.abs(rel[i, :, n]).max():>9.2%} {s_sim:>10.3f} {s_th:>13.3f} "
                 f"{'-' if pred is None else f'{pred:.3f}':>10}"
             )
-    summary = dict(
-        max_abs_z=float(np.abs(z[..., ns]).max()),
-        max_abs_rel_error=float(np.abs(rel[..., ns]).max()),
-        formula="DE",
-        slopes=slopes,
-    )
+    details = dict(slopes=slopes)
     marks = {}
     if exp.plot.get("mark_crossover") and beta is not None:
         phi0 = exp.spec.d / min(exp.gen.T0_tuple)
@@ -258,7 +257,7 @@ def _run_T_scan(exp, progress):
             s2 = theory.sigma_eff2(exp.down.sigma, np.max(exp.gen.sigma0), n, phi0)
             if s2 > 0:
                 marks[n] = float(theory.crossover_T(s2, beta, r))
-    summary["crossover_T"] = marks
+    details["crossover_T"] = marks
     for n, T_star in marks.items():  # beyond the crossover the slow rate applies
         above = Ts >= 2 * T_star
         if above.sum() >= 2:
@@ -285,10 +284,19 @@ def _run_T_scan(exp, progress):
         marks,
         reference_slope=ref,
     )
-    return arrays, axes, rows, summary, fig
+    summary = Summary(
+        "DE",
+        max_abs_z=float(np.abs(z[..., ns]).max()),
+        max_rel_gap=float(np.abs(rel[..., ns]).max()),
+        d=exp.spec.d,
+        details=details,
+    )
+    return ExperimentOutput(arrays, axes, rows, summary, fig)
 
 
+@register("optimal_lambda")
 def _run_optimal_lambda(exp, progress):
+    """lambda*(T, n) from the theory against the argmin of the simulated error (DE: ridge downstream)."""
     ns, Ts = list(exp.ns), exp.scan["T"]
     beta, r = exp.beta_r
     arrays, axes = scans.optimal_lambda_scan(
@@ -314,7 +322,14 @@ def _run_optimal_lambda(exp, progress):
             f"{s_th:>13.3f} "
             f"{'-' if pred is None else f'{pred:.3f}':>10}"
         )
-    summary = dict(max_abs_z=float(np.abs(z).max()), slopes=slopes)
+    # ridge downstream: a deterministic equivalent; the gap is that of log lambda*, i.e. lambda*'s relative gap
+    summary = Summary(
+        "DE",
+        max_abs_z=float(np.abs(z).max()),
+        max_rel_gap=float(np.abs(arrays["lam_sim"] / arrays["lam_theory_grid"] - 1).max()),
+        d=exp.spec.d,
+        details=dict(slopes=slopes),
+    )
     fine = np.unique(np.geomspace(Ts.min(), Ts.max(), 30).round())
     lines = np.stack(
         [np.asarray(regularization.optimal_lambda(exp.spec, exp.gen, exp.down, np.asarray(ns), T=t)) for t in fine],
@@ -336,4 +351,4 @@ def _run_optimal_lambda(exp, progress):
         legend_title="generation",
         reference_slope=pred,
     )
-    return arrays, axes, rows, summary, fig
+    return ExperimentOutput(arrays, axes, rows, summary, fig)

@@ -26,13 +26,12 @@ import dataclasses
 
 import numpy as np
 
-from collapse_jax.engine import checks, plotting
+from collapse_jax.engine import checks, plotting, protocol
 from collapse_jax.engine.header import Header, read_header
+from collapse_jax.engine.protocol import ExperimentOutput, Summary
 from collapse_jax.regression import regularization, theory
 from collapse_jax.regression.experiments import PROBLEM, problem
 from collapse_jax.regression.simulate import simulate
-
-KINDS = ("model_size", "model_size_scaling")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,10 +81,6 @@ def from_config(cfg: dict, default_name: str) -> ModelSize:
     )
 
 
-def runner(kind):
-    return _run
-
-
 def _point(exp, x, s):
     """The downstream config at one (x, series) point, lambda still the base's."""
     if exp.kind == "model_size":
@@ -108,7 +103,11 @@ def _theory(exp, down):
         return np.nan
 
 
+register = protocol.family("regression", from_config)
+
+
 def _run(exp, progress):
+    """Error against the width ratio m/T (model_size) or against T for several widths (model_size_scaling)."""
     shape = (len(exp.rules), len(exp.series), len(exp.xs))
     sim = np.full(shape + (exp.seeds,), np.nan)
     th, lams = np.full(shape, np.nan), np.full(shape, np.nan)
@@ -139,8 +138,12 @@ def _run(exp, progress):
         for i, x in enumerate(exp.xs)
     ]
     ok = np.isfinite(z)
-    summary = dict(
-        max_abs_z=float(np.abs(z[ok]).max()), max_abs_rel_error=float(np.abs(rel[ok]).max()), formula="DE", n=exp.n
+    summary = Summary(
+        "DE",
+        max_abs_z=float(np.abs(z[ok]).max()),
+        max_rel_gap=float(np.abs(rel[ok]).max()),
+        d=exp.spec.d,
+        details=dict(n=exp.n),
     )
     fig = _figure(exp, fine, lines, mean, sem)
     arrays = dict(
@@ -161,7 +164,11 @@ def _run(exp, progress):
         theory_x=["x_fine"],
         theory_line=["rule", what, "x_fine"],
     )
-    return arrays, axes, rows, summary, fig
+    return ExperimentOutput(arrays, axes, rows, summary, fig)
+
+
+register("model_size")(_run)
+register("model_size_scaling")(_run)
 
 
 def _figure(exp, fine, lines, mean, sem):

@@ -13,19 +13,18 @@ Kinds, each with [spectrum], [generators], [downstream], [scan] and [simulation]
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import numpy as np
 
-from collapse_jax.engine import checks, plotting
+from collapse_jax.engine import checks, plotting, protocol
 from collapse_jax.engine.header import Header, read_header
+from collapse_jax.engine.protocol import ExperimentOutput, Summary, subkey
 from collapse_jax.regression import optimize, regularization, theory
 from collapse_jax.regression.experiments import PROBLEM, problem
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.simulate import simulate
 from collapse_jax.regression.spectra import Spectrum
 
-KINDS = ("joint_regularisation", "schedule_fit", "real_data_budget")
 SCAN = {
     "joint_regularisation": {"n"},
     "schedule_fit": {"n", "T_range", "T_sim", "points"},
@@ -41,8 +40,8 @@ class OptimizeExperiment(Header):
     scan: dict
 
     @property
-    def chain(self) -> str:
-        return f"d = {self.spec.d}, T0 = {self.gen.T0}, T = {self.down.T}"
+    def chain(self) -> dict:
+        return dict(d=self.spec.d, T0=self.gen.T0, T=self.down.T)
 
 
 def from_config(cfg: dict, default_name: str) -> OptimizeExperiment:
@@ -53,15 +52,16 @@ def from_config(cfg: dict, default_name: str) -> OptimizeExperiment:
     return OptimizeExperiment(**head, spec=spec, gen=gen, down=down, scan=scan)
 
 
-def runner(kind):
-    return {"joint_regularisation": _joint, "schedule_fit": _schedule, "real_data_budget": _budget}[kind]
+register = protocol.family("regression", from_config)
 
 
 def _mean_sem(x, axis=0):
     return x.mean(axis), x.std(axis, ddof=1) / np.sqrt(x.shape[axis])
 
 
+@register("joint_regularisation")
 def _joint(exp, progress):
+    """Generators' and downstream lambdas tuned together against the downstream alone and the naive lambda (DE)."""
     ns = [checks.size("scan.n", int(v), lo=1) for v in exp.scan.get("n", [1, 2, 4, 8])]
     naive_lam = float(regularization.optimal_lambda(exp.spec, exp.gen, exp.down, 0))
     names = ("naive λ", "downstream λ tuned", "joint (generators + downstream)")
@@ -80,7 +80,7 @@ def _joint(exp, progress):
             gen = dataclasses.replace(exp.gen, lam=tuple(np.asarray(lg, float)), T0=exp.gen.T0, sigma0=exp.gen.sigma0)
             down = dataclasses.replace(exp.down, lam=ld)
             th[i, j] = float(theory.test_error(exp.spec, gen, down, n))
-            sim[i, j] = simulate(exp.spec, gen, down, n, exp.seeds, exp.key + j).test_error[:, n]
+            sim[i, j] = simulate(exp.spec, gen, down, n, exp.seeds, key=subkey(exp.key, j)).test_error[:, n]
     mean, sem = _mean_sem(sim, axis=2)
     z, rel = (mean - th) / sem, mean / th - 1
     gain_th, gain_sim = 1 - th[2] / th[1], 1 - mean[2] / mean[1]
@@ -123,21 +123,26 @@ def _joint(exp, progress):
     )
     axs[1].legend(fontsize=8)
     fig.suptitle(exp.description or "Joint regularisation of generators and downstream")
-    summary = dict(
-        formula="DE",
+    summary = Summary(
+        "DE",
         max_abs_z=float(np.abs(z).max()),
-        max_abs_rel_error=float(np.abs(rel).max()),
-        gain_theory=gain_th.tolist(),
-        gain_simulation=gain_sim.tolist(),
-        gain_z=gain_z.tolist(),
-        optimal_generator_lambdas={str(n): lams[n].tolist() for n in ns},
+        max_rel_gap=float(np.abs(rel).max()),
+        d=exp.spec.d,
+        details=dict(
+            gain_theory=gain_th.tolist(),
+            gain_simulation=gain_sim.tolist(),
+            gain_z=gain_z.tolist(),
+            optimal_generator_lambdas={str(n): lams[n].tolist() for n in ns},
+        ),
     )
     arrays = dict(n=np.asarray(ns), theory_test_error=th, test_error=sim)
     axes = dict(n=["n"], theory_test_error=["rule", "n"], test_error=["rule", "n", "seed"])
-    return arrays, axes, rows, summary, fig
+    return ExperimentOutput(arrays, axes, rows, summary, fig)
 
 
+@register("schedule_fit")
 def _schedule(exp, progress):
+    """The best power-law schedule lambda = c T^-ell against ell_crit, simulated at the optimum (DE)."""
     ns = [int(v) for v in exp.scan.get("n", [0, 1, 5])]
     T_range = tuple(float(v) for v in exp.scan.get("T_range", [50, 1000]))
     T_sim = np.asarray([checks.size("scan.T_sim", int(v)) for v in exp.scan.get("T_sim", [50, 200, 800])])
@@ -151,8 +156,7 @@ def _schedule(exp, progress):
         f"{'n':>3} {'c*':>8} {'ell*':>7} {'mean log err*':>14} "
         f"{'at ell_crit':>12} {'gain theory':>12} {'gain sim':>9} {'max |z|':>8} {'max |rel|':>9}  (DE)",
     ]
-    lines, marks = [], []
-    summary: dict[str, Any] = dict(formula="DE", ell_crit=ell_crit, fits=[])
+    lines, marks, details = [], [], dict(ell_crit=ell_crit, fits=[])
     sims = np.zeros((len(ns), 2, len(T_sim), exp.seeds))
     for j, n in enumerate(ns):
         fit = optimize.schedule(exp.spec, exp.gen, exp.down, [n], T_range, points=int(exp.scan.get("points", 12)))
@@ -187,7 +191,7 @@ def _schedule(exp, progress):
         for i, (cc, ll) in enumerate(rules):
             for k, T in enumerate(T_sim):
                 down = dataclasses.replace(exp.down, T=int(T), lam=cc * T**-ll)
-                sims[j, i, k] = simulate(exp.spec, exp.gen, down, max(n, 1), exp.seeds, exp.key).test_error[:, n]
+                sims[j, i, k] = simulate(exp.spec, exp.gen, down, max(n, 1), exp.seeds, key=exp.key).test_error[:, n]
         mean, sem = _mean_sem(sims[j], axis=2)
         z, rel = (mean - th_sim) / sem, mean / th_sim - 1
         gain_th = 1 - np.exp(np.mean(np.log(th[0])) - np.mean(np.log(th[1])))
@@ -196,7 +200,7 @@ def _schedule(exp, progress):
             f"{n:>3} {c:>8.3g} {ell:>7.3f} {fit.value:>14.4f} {np.mean(np.log(th[1])):>12.4f} "
             f"{gain_th:>12.1%} {gain_sim:>9.1%} {np.abs(z).max():>8.2f} {np.abs(rel).max():>9.1%}"
         )
-        summary["fits"].append(
+        details["fits"].append(
             dict(
                 n=n,
                 c=c,
@@ -211,7 +215,7 @@ def _schedule(exp, progress):
         marks.append((mean, sem))
     fig, axs = plotting.panels(len(ns), sharey=False)
     for j, (n, ax) in enumerate(zip(ns, axs, strict=True)):
-        f = summary["fits"][j]
+        f = details["fits"][j]
         plotting.theory_vs_simulation(
             fine,
             lines[j],
@@ -225,14 +229,21 @@ def _schedule(exp, progress):
             ax=ax,
         )
     fig.suptitle(exp.description or "Best power-law λ schedule against ℓcrit")
-    summary["max_abs_z"] = max(f["max_abs_z"] for f in summary["fits"])
-    summary["max_abs_rel_error"] = max(f["max_abs_rel_error"] for f in summary["fits"])
+    summary = Summary(
+        "DE",
+        max_abs_z=max(f["max_abs_z"] for f in details["fits"]),
+        max_rel_gap=max(f["max_abs_rel_error"] for f in details["fits"]),
+        d=exp.spec.d,
+        details=details,
+    )
     arrays = dict(n=np.asarray(ns), T=T_sim, test_error=sims)
     axes = dict(n=["n"], T=["T"], test_error=["n", "rule", "T", "seed"])
-    return arrays, axes, rows, summary, fig
+    return ExperimentOutput(arrays, axes, rows, summary, fig)
 
 
+@register("real_data_budget")
 def _budget(exp, progress):
+    """The least real fraction keeping the error within (1 + eps) of the clean error, simulated there (exact)."""
     ns = [checks.size("scan.n", int(v), lo=1) for v in exp.scan.get("n", [1, 2, 5, 10])]
     eps = [float(v) for v in exp.scan.get("eps", [0.1, 0.3])]
     clean = float(theory.test_error(exp.spec, exp.gen, exp.down, 0))
@@ -260,7 +271,7 @@ def _budget(exp, progress):
                     T0=(exp.gen.T0,) * n if isinstance(exp.gen.T0, int) else exp.gen.T0,
                     real_fraction=tuple(pi.tolist()),
                 )
-                sim[a, b, j] = simulate(exp.spec, gen, exp.down, n, exp.seeds, exp.key + j).test_error[:, n]
+                sim[a, b, j] = simulate(exp.spec, gen, exp.down, n, exp.seeds, key=subkey(exp.key, j)).test_error[:, n]
                 th[a, b, j] = float(theory.test_error(exp.spec, gen, exp.down, n))  # exact, rows rounded as simulated
             mean, sem = _mean_sem(sim[a, :, j], axis=1)
             z = (mean - th[a, :, j]) / sem
@@ -283,12 +294,10 @@ def _budget(exp, progress):
         xlabel="generation n", ylabel="simulated error / clean error", title="simulation at the optimum (line: 1 + ε)"
     )
     fig.suptitle(exp.description or "The least real data that keeps the error near the clean error")
-    summary = dict(
-        formula="exact",
+    summary = Summary(
+        "exact",
         max_abs_z=float(max(zs)),
-        clean=clean,
-        least_constant=least[:, 0].tolist(),
-        least_spread=least[:, 1].tolist(),
+        details=dict(clean=clean, least_constant=least[:, 0].tolist(), least_spread=least[:, 1].tolist()),
     )
     arrays = dict(
         n=np.asarray(ns), eps=np.asarray(eps), least_real_fraction=least, test_error=sim, theory_test_error=th
@@ -300,4 +309,4 @@ def _budget(exp, progress):
         test_error=["eps", "layout", "n", "seed"],
         theory_test_error=["eps", "layout", "n"],
     )
-    return arrays, axes, rows, summary, fig
+    return ExperimentOutput(arrays, axes, rows, summary, fig)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-import json
 import math
 import time
 from pathlib import Path
@@ -37,9 +36,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from filelock import FileLock, Timeout
 
-from collapse_jax.engine import checks, io, store
+from collapse_jax.engine import checks, grid, io, store
 from collapse_jax.engine.fields import grid_fields
 from collapse_jax.engine.progress import reporter
 from collapse_jax.engine.seeds import chunk_size_for, describe, root_key, seed_mean, seed_sem, seed_sharding
@@ -174,29 +172,60 @@ def sweep(
     generations = checks.size("generations", generations, lo=0)
     seeds = checks.size("seeds", seeds, lo=1)
     key = checks.size("key (an int seed for sweeps)", key, lo=0)
-    i_shard, n_shards = shard if shard is not None else (jax.process_index(), jax.process_count())
-    if not (isinstance(n_shards, int) and n_shards >= 1 and 0 <= i_shard < n_shards):
-        raise ValueError(f"shard must be (i, N) with 0 <= i < N, got {shard}")
+    i_shard, n_shards = store.shard_of(shard)
     names, values = _check_grid(grid, spec)
     static_names = [n for n in names if n in STATIC]
     data_names = [n for n in names if n not in STATIC]
-    n_data = int(np.prod([len(values[n]) for n in data_names], dtype=int))
-    rows = max(
-        [max(gen.T0_tuple), down.T] + [max(np.atleast_1d(values[n])) for n in static_names if n in ("gen.T0", "down.T")]
-    )
-    if any(STRATEGIES[s].subsample for s in [gen.strategy] + values.get("gen.strategy", []) if s in STRATEGIES):
-        rows *= generations + 1  # a pool of every generation's rows
-    d_max = max([spec.d] + values.get("spec.d", []))
-    width_max = max([w for w in [down.width] + values.get("down.width", []) if w is not None], default=0)
-    chunk = chunk_size_for(
-        seeds, chunk_size, default_chunk(d_max, int(rows), max(1, max_memory // n_data), generations, width_max)
-    )
-    n_chunks = math.ceil(seeds / chunk)
-
+    n_data = _count(values, data_names)
+    chunk = chunk_size_for(seeds, chunk_size, _default_chunk(spec, gen, down, values, generations, n_data, max_memory))
     checks.choice("sampler", sampler, ("auto", "direct", "suffstats"))  # before anything is written
 
     out = Path(out)
-    manifest = dict(
+    store.claim(out, _manifest(spec, gen, down, names, values, generations, seeds, key, sampler, chunk))
+    jobs = list(itertools.product(range(_count(values, static_names)), range(math.ceil(seeds / chunk))))
+    mine = jobs[i_shard::n_shards]
+    say = reporter(progress)
+    store.clean_stale_temporaries(out)
+    shape_of = lambda c: (n_data, min(chunk, seeds - c * chunk), generations + 1)
+    done = lambda j: store.read_chunk(out, *j, shape_of(j[1]), Metrics._fields, say) is not None
+    todo = [j for j in mine if not done(j)]
+    say(
+        f"[sweep] {out}: {len(names)} axes, {_count(values, names)} points x {seeds} seeds, {len(jobs)} chunks "
+        f"({len(mine) - len(todo)} of this shard's {len(mine)} already on disk)"
+    )
+    root, t0, here = root_key(key), time.perf_counter(), []
+    point_seeds = lambda js: sum(n_data * shape_of(c)[1] for _, c in js)
+
+    def compute(job):
+        s_idx, c_idx = job
+        args = (values, static_names, data_names, s_idx, c_idx * chunk, chunk, shape_of(c_idx), generations)
+        return _compute_chunk(root, spec, gen, down, *args, sampler)
+
+    def report(job, written, left):
+        here.append(job)
+        finished = point_seeds(here)
+        rate = finished / (time.perf_counter() - t0)
+        say(
+            f"[sweep] chunk {written} (static {job[0] + 1}, seeds {job[1] * chunk}..): {finished} point-seeds "
+            f"done here, {point_seeds(left)} left, {rate:.0f}/s, ETA {point_seeds(left) / rate:.0f}s"
+        )
+
+    store.run_jobs(out, todo, compute, done, report, _fail_after)
+    return store.finish(out, jobs, shard, wait, lambda o: merge(o, progress=progress), say)
+
+
+def _default_chunk(spec, gen, down, values, generations, n_data, max_memory) -> int:
+    """Seeds per chunk that fit max_memory for all data points at once, at the largest sizes on the grid."""
+    sizes = [max(gen.T0_tuple), down.T] + [max(np.atleast_1d(values[n])) for n in ("gen.T0", "down.T") if n in values]
+    pooled = any(STRATEGIES[s].subsample for s in [gen.strategy] + values.get("gen.strategy", []) if s in STRATEGIES)
+    rows = max(sizes) * (generations + 1 if pooled else 1)  # a subsample draws from a pool of every generation
+    d_max = max([spec.d] + values.get("spec.d", []))
+    width = max([w for w in [down.width] + values.get("down.width", []) if w is not None], default=0)
+    return default_chunk(d_max, int(rows), max(1, max_memory // n_data), generations, width)
+
+
+def _manifest(spec, gen, down, names, values, generations, seeds, key, sampler, chunk) -> dict:
+    return dict(
         spectrum=dict(
             eigenvalues=np.asarray(spec.eigenvalues).tolist(), w0=np.asarray(spec.w0).tolist(), recipe=spec.recipe
         ),
@@ -211,85 +240,19 @@ def sweep(
         chunk_size=chunk,
         x64=bool(jax.config.read("jax_enable_x64")),
     )
-    store.claim(out, manifest)
-
-    jobs = list(itertools.product(range(_count(values, static_names)), range(n_chunks)))
-    mine = [j for k, j in enumerate(jobs) if k % n_shards == i_shard]
-    say = reporter(progress)
-    store.clean_stale_temporaries(out)
-    shape_of = lambda c: (n_data, min(chunk, seeds - c * chunk), generations + 1)
-    done = lambda j: store.read_chunk(out, j[0], j[1], shape_of(j[1]), Metrics._fields, say) is not None
-    todo = [j for j in mine if not done(j)]
-    say(
-        f"[sweep] {out}: {len(names)} axes, {_count(values, names)} points x {seeds} seeds, {len(jobs)} chunks "
-        f"({len(mine) - len(todo)} of this shard's {len(mine)} already on disk)"
-    )
-    t0, done_points, written = time.perf_counter(), 0, 0
-    root = root_key(key)
-    # Each chunk is computed under its own OS file lock, so processes sharing a folder split the work: a first
-    # pass skips chunks another process holds, a second waits for them (and takes over those of a process that
-    # died, whose lock the OS has released).
-    for blocking in (False, True):
-        for s_idx, c_idx in list(todo):
-            lock = FileLock(store.chunk_path(out, s_idx, c_idx).with_suffix(".lock"))
-            try:
-                lock.acquire(timeout=-1 if blocking else 0)
-            except Timeout:
-                continue
-            try:
-                if done((s_idx, c_idx)):  # another process wrote it meanwhile
-                    todo.remove((s_idx, c_idx))
-                    continue
-                if _fail_after is not None and written >= _fail_after:
-                    raise RuntimeError(f"injected interruption after {written} chunks")
-                arrays = _compute_chunk(
-                    root,
-                    spec,
-                    gen,
-                    down,
-                    values,
-                    static_names,
-                    data_names,
-                    s_idx,
-                    c_idx * chunk,
-                    chunk,
-                    shape_of(c_idx),
-                    generations,
-                    sampler,
-                )
-                store.write_chunk(out, s_idx, c_idx, arrays)
-            finally:
-                lock.release()
-            todo.remove((s_idx, c_idx))
-            written += 1
-            done_points += n_data * shape_of(c_idx)[1]
-            rate = done_points / (time.perf_counter() - t0)
-            left = sum(n_data * shape_of(c)[1] for _, c in todo)
-            say(
-                f"[sweep] chunk {written} (static {s_idx + 1}, seeds {c_idx * chunk}..): {done_points} point-seeds "
-                f"done here, {left} left, {rate:.0f}/s, ETA {left / rate:.0f}s"
-            )
-    if shard is None and n_shards > 1:  # jax.distributed: process 0 alone merges (two mergers would race)
-        if i_shard != 0:
-            say(f"[sweep] process {i_shard}/{n_shards} done; process 0 merges")
-            return None
-        store.wait_for([store.chunk_path(out, *j) for j in jobs], wait)
-    if all(store.chunk_path(out, *j).exists() for j in jobs):
-        with FileLock(out / "merge.lock"):  # processes that finish together merge one after the other
-            return merge(out, progress=progress)
-    say(f"[sweep] shard {i_shard}/{n_shards} done; run `collapse-jax merge {out}` once every shard has finished")
-    return None
 
 
-def merge(out: str | Path, progress: bool = True) -> SweepResult:
-    """Assemble the chunk files of a finished sweep (all shards) into sweep.npz/.json, with theory.
+def merge(out: str | Path, progress: bool = True):
+    """Assemble the chunk files of a finished sweep (all shards) into sweep.npz/.json, with theory. A folder of
+    an experiment sweep of any family (`collapse_jax.experiment.sweep_file`) is merged by `engine.grid.merge`.
 
     Args:
         out: the sweep's folder, where every shard wrote its chunks.
         progress: say on stderr which grid points have no formula or are invalid.
 
     Returns:
-        The SweepResult, also written to out/sweep.npz and out/sweep.json.
+        The SweepResult (an `engine.grid.GridSweep` for an experiment sweep), also written to out/sweep.npz and
+        out/sweep.json.
 
     Raises:
         ValueError: chunks are missing (it names one and the shard to re-run).
@@ -303,106 +266,23 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
         (2, 8, 2)
     """
     out = Path(out)
-    m = json.loads((out / "manifest.json").read_text())
-    recipe = m["spectrum"].get("recipe")
-    spec = (
-        Spectrum.from_config(recipe)
-        if recipe
-        else Spectrum(np.asarray(m["spectrum"]["eigenvalues"]), np.asarray(m["spectrum"]["w0"]))
-    )
-    gen, down = _config(Generators, m["generators"]), _config(Downstream, m["downstream"])
+    m = store.read_manifest(out)
+    if m is None:
+        raise ValueError(f"cannot merge {out}: it holds no sweep manifest")
+    if "kind" in m:
+        return grid.merge(out, progress)
     names = m["axes"]  # the grid's axis order (the manifest's keys are sorted)
     values = {n: m["grid"][n] for n in names}
-    static_names = [n for n in names if n in STATIC]
-    data_names = [n for n in names if n not in STATIC]
-    n_chunks = math.ceil(m["seeds"] / m["chunk_size"])
-    missing = [
-        (s, c)
-        for s in range(_count(values, static_names))
-        for c in range(n_chunks)
-        if not store.chunk_path(out, s, c).exists()
-    ]
-    if missing:
-        raise ValueError(
-            f"cannot merge {out}: {len(missing)} chunk(s) missing, e.g. static {missing[0][0]}, "
-            f"chunk {missing[0][1]}; run the remaining shards first"
-        )
-    per_static = []
-    for s in range(_count(values, static_names)):
-        parts = []
-        for c in range(n_chunks):
-            n_data = int(np.prod([len(values[name]) for name in data_names], dtype=int))
-            part = store.read_chunk(
-                out,
-                s,
-                c,
-                (n_data, min(m["chunk_size"], m["seeds"] - c * m["chunk_size"]), m["generations"] + 1),
-                Metrics._fields,
-            )
-            if part is None:
-                raise ValueError(
-                    f"cannot merge {out}: chunk file {store.chunk_path(out, s, c)} is damaged or does not "
-                    "match the sweep's config; rerun the sweep, which recomputes it"
-                )
-            parts.append(part)
-        per_static.append({k: np.concatenate([p[k] for p in parts], axis=1) for k in Metrics._fields})
-    grid_shape = tuple(len(values[n]) for n in names)
-    arrays, th, invalid, no_theory, dims = {}, {}, {}, {}, [spec.d]
-    formula = np.full(tuple(len(values[n]) for n in names), "none", dtype="<U5")
-    for k in Metrics._fields:
-        stacked = np.stack([p[k] for p in per_static])  # (static, data, seed, n)
-        arrays[k] = _to_grid(stacked, names, static_names, data_names, values)
-    for point in np.ndindex(grid_shape):
-        cfg = dict(zip(names, (values[n][i] for n, i in zip(names, point, strict=True)), strict=True))
-        label = ",".join(map(str, point))
-        try:
-            sp, g, d = _point_configs(spec, gen, down, cfg)
-        except ValueError as err:
-            invalid[label] = str(err)
-            for k in Metrics._fields:
-                arrays[k][point] = np.nan
-            continue
-        dims.append(sp.d)
-        formula[point] = theory.formula_kind(sp, g, d)
-        try:
-            t = theory.metrics(sp, g, d, np.arange(m["generations"] + 1))
-            th[point] = (np.asarray(t.test_error), np.asarray(t.generator_error))
-        except ValueError as err:
-            no_theory[label] = str(err)
-    nan = np.full(grid_shape + (m["generations"] + 1,), np.nan)
-    th_test, th_gen = nan.copy(), nan.copy()
-    for point, (a, b) in th.items():
-        th_test[point], th_gen[point] = a, b
-    res = SweepResult(
-        arrays["test_error"],
-        arrays["generator_error"],
-        th_test,
-        th_gen,
-        tuple(names) + ("seed", "n"),
-        values,
-        invalid,
-        no_theory,
-        formula,
-        min(dims),
-    )
+    spec, gen, down = _manifest_configs(m)
+    arrays = _read_chunks(out, m, names, values)
+    th, formula, invalid, no_theory, d = _theory_on_grid(spec, gen, down, names, values, m["generations"], arrays)
+    res = SweepResult(*arrays.values(), *th, tuple(names) + ("seed", "n"), values, invalid, no_theory, formula, d)
     axes = {k: list(res.axes) for k in Metrics._fields} | {f"theory_{k}": names + ["n"] for k in Metrics._fields}
-    coords = {n: np.asarray(values[n]) for n in names} | {
-        "seed": np.arange(m["seeds"]),
-        "n": np.arange(m["generations"] + 1),
-    }
-    io.save(
-        out / "sweep",
-        dict(
-            test_error=res.test_error,
-            generator_error=res.generator_error,
-            theory_test_error=th_test,
-            theory_generator_error=th_gen,
-            formula=formula,
-        ),
-        axes | dict(formula=names),
-        dict(config=m, grid=values, invalid=invalid, no_theory=no_theory, root_seed=m["key"], d=res.d),
-        coords=coords,
-    )
+    coords = {n: grid.coordinate(values[n]) for n in names}
+    coords |= {"seed": np.arange(m["seeds"]), "n": np.arange(m["generations"] + 1)}
+    saved = arrays | {f"theory_{k}": t for k, t in zip(Metrics._fields, th, strict=True)} | {"formula": formula}
+    meta = dict(config=m, grid=values, invalid=invalid, no_theory=no_theory, root_seed=m["key"], d=d)
+    io.save(out / "sweep", saved, axes | {"formula": names}, meta, coords=coords)
     say = reporter(progress)
     say(f"[sweep] merged {out}: {len(invalid)} invalid point(s), {len(no_theory)} without theory")
     for label, why in invalid.items():
@@ -410,14 +290,73 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
     return res
 
 
-def load(out: str | Path) -> SweepResult:
-    """Read a merged sweep back (`cj.sweep_load`).
+def _manifest_configs(m: dict):
+    """(Spectrum, Generators, Downstream) of a sweep's manifest."""
+    recipe = m["spectrum"].get("recipe")
+    s = m["spectrum"]
+    spec = Spectrum.from_config(recipe) if recipe else Spectrum(np.asarray(s["eigenvalues"]), np.asarray(s["w0"]))
+    return spec, _config(Generators, m["generators"]), _config(Downstream, m["downstream"])
+
+
+def _read_chunks(out: Path, m: dict, names: list, values: dict) -> dict:
+    """{metric: (*grid, seed, n)} from every chunk file; a missing or damaged one is refused by name."""
+    static_names = [n for n in names if n in STATIC]
+    data_names = [n for n in names if n not in STATIC]
+    n_chunks, n_data, size = math.ceil(m["seeds"] / m["chunk_size"]), _count(values, data_names), m["chunk_size"]
+    per_static = []
+    for s in range(_count(values, static_names)):
+        parts = []
+        for c in range(n_chunks):
+            shape = (n_data, min(size, m["seeds"] - c * size), m["generations"] + 1)
+            part = store.read_chunk(out, s, c, shape, Metrics._fields)
+            if part is None:
+                why = "is damaged or does not match the sweep's config; rerun the sweep, which recomputes it"
+                if not store.chunk_path(out, s, c).exists():
+                    why = "is missing; run the remaining shards first"
+                raise ValueError(f"cannot merge {out}: chunk file {store.chunk_path(out, s, c)} {why}")
+            parts.append(part)
+        per_static.append({k: np.concatenate([p[k] for p in parts], axis=1) for k in Metrics._fields})
+    return {
+        k: _to_grid(np.stack([p[k] for p in per_static]), names, static_names, data_names, values)
+        for k in Metrics._fields
+    }
+
+
+def _theory_on_grid(spec, gen, down, names, values, generations, arrays):
+    """Theory (test, generator error) on the grid, the formula kind at every point, the invalid points (their
+    simulated arrays set to NaN here) and those without a formula, and the smallest d on the grid."""
+    shape = tuple(len(values[n]) for n in names)
+    th = np.full((2,) + shape + (generations + 1,), np.nan)
+    formula, invalid, no_theory, dims = np.full(shape, "none", dtype="<U5"), {}, {}, [spec.d]
+    for point in np.ndindex(shape):
+        label = ",".join(map(str, point))
+        try:
+            sp, g, d = _point_configs(spec, gen, down, {n: values[n][i] for n, i in zip(names, point, strict=True)})
+        except ValueError as err:
+            invalid[label] = str(err)
+            for a in arrays.values():
+                a[point] = np.nan
+            continue
+        dims.append(sp.d)
+        formula[point] = theory.formula_kind(sp, g, d)
+        try:
+            t = theory.metrics(sp, g, d, np.arange(generations + 1))
+            th[(0,) + point], th[(1,) + point] = np.asarray(t.test_error), np.asarray(t.generator_error)
+        except ValueError as err:
+            no_theory[label] = str(err)
+    return (th[0], th[1]), formula, invalid, no_theory, min(dims)
+
+
+def load(out: str | Path):
+    """Read a merged sweep back (`cj.sweep_load`), of any family.
 
     Args:
         out: the folder holding sweep.npz and sweep.json.
 
     Returns:
-        The SweepResult that `sweep` or `merge` returned.
+        The SweepResult that `sweep` or `merge` returned; for an experiment sweep of any family an
+        `engine.grid.GridSweep` (arrays over the grid axes and the experiment's own, typed coordinates, each
+        point's summary and the sweep's verdict).
 
     Example:
         >>> import tempfile, collapse_jax as cj
@@ -428,12 +367,14 @@ def load(out: str | Path) -> SweepResult:
         ('down.lam', 'seed', 'n')
     """
     arrays, meta = io.load(Path(out) / "sweep")
+    if "kind" in meta:
+        return grid.from_loaded(arrays, meta)
     names = meta["axes"]["test_error"][:-2]
     where = Path(out) / "sweep.json"
-    grid = meta.get("grid")
-    if not isinstance(grid, dict) or set(grid) != set(names):
-        raise ValueError(f"{where}: its grid {grid!r} does not hold the axes {names}")
-    expected = tuple(len(grid[n]) for n in names)
+    table = meta.get("grid")
+    if not isinstance(table, dict) or set(table) != set(names):
+        raise ValueError(f"{where}: its grid {table!r} does not hold the axes {names}")
+    expected = tuple(len(table[n]) for n in names)
     for k in ("test_error", "generator_error", "theory_test_error", "theory_generator_error"):
         if k not in arrays or arrays[k].shape[: len(names)] != expected:
             raise ValueError(

@@ -18,8 +18,9 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax.engine import checks, plotting
+from collapse_jax.engine import checks, plotting, protocol
 from collapse_jax.engine.header import Header, read_header
+from collapse_jax.engine.protocol import ExperimentOutput, Summary, subkey
 from collapse_jax.regression import optimize, theory
 from collapse_jax.regression.experiments import PROBLEM, problem
 from collapse_jax.regression.problem import Downstream, Generators
@@ -28,7 +29,6 @@ from collapse_jax.regression.spectra import Spectrum
 from collapse_jax.regression.theory import weighted
 from collapse_jax.regression.theory._common import float64
 
-KINDS = ("golden_ratio", "weighted_strategies")
 SCAN = {
     "golden_ratio": {"ratios", "weights", "generations", "T0_over_d", "lam"},
     "weighted_strategies": {"real_fraction", "generations", "M"},
@@ -44,8 +44,8 @@ class WeightedExperiment(Header):
     scan: dict
 
     @property
-    def chain(self) -> str:
-        return f"d = {self.spec.d}, T0 = {self.gen.T0}, T = {self.down.T}"
+    def chain(self) -> dict:
+        return dict(d=self.spec.d, T0=self.gen.T0, T=self.down.T)
 
 
 def from_config(cfg: dict, default_name: str) -> WeightedExperiment:
@@ -59,8 +59,7 @@ def from_config(cfg: dict, default_name: str) -> WeightedExperiment:
     return WeightedExperiment(**head, spec=spec, gen=gen, down=down, scan=scan)
 
 
-def runner(kind):
-    return {"golden_ratio": _golden_ratio, "weighted_strategies": _strategies}[kind]
+register = protocol.family("regression", from_config)
 
 
 def _mean_sem(x, axis=0):
@@ -87,6 +86,7 @@ def _theory_error(n_r, n_s, w, d, sigma, G):
     return np.asarray(sigma**2 * nu * (1 - gamma**G) / (1 - gamma) * d)
 
 
+@register("golden_ratio")
 def _golden_ratio(exp, progress):
     d, T0, sigma = exp.spec.d, exp.gen.T0, float(np.asarray(exp.gen.sigma0))
     ratios = _reals(exp.scan, "ratios", [0.5, 1.0, 2.0], lo=0.0)
@@ -111,7 +111,7 @@ def _golden_ratio(exp, progress):
         th_at[i] = _theory_error(n_r, n_s, weights, d, sigma, G)
         for j, w in enumerate(weights):
             g = dataclasses.replace(gen, real_weight=float(w))
-            sim[i, j] = simulate(exp.spec, g, exp.down, G, exp.seeds, key=exp.key + i).generator_error[:, G]
+            sim[i, j] = simulate(exp.spec, g, exp.down, G, exp.seeds, key=subkey(exp.key, 0, i)).generator_error[:, G]
         mean, sem = _mean_sem(sim[i], axis=1)
         z = (mean - th_at[i]) / sem
         zs += list(np.abs(z))
@@ -154,7 +154,9 @@ def _golden_ratio(exp, progress):
         w_lam_theory[a] = float(optimize.real_weight(exp.spec, gen, exp.down).params["gen.real_weight"])
         for j, w in enumerate(weights):
             g = dataclasses.replace(gen, real_weight=float(w))
-            sim_lam[a, j] = simulate(exp.spec, g, exp.down, G, exp.seeds, key=exp.key + 100 + a).generator_error[:, G]
+            sim_lam[a, j] = simulate(exp.spec, g, exp.down, G, exp.seeds, key=subkey(exp.key, 1, a)).generator_error[
+                :, G
+            ]
         w_lam[a] = weights[np.argmin(sim_lam[a].mean(axis=1))]
     shown = np.maximum(lams, lams[lams > 0].min() / 10 if np.any(lams > 0) else 1e-3)  # lambda = 0 at the left
     axs[2].plot(shown, w_lam_theory, "o-", label="optimum (theory, DE)")
@@ -172,13 +174,16 @@ def _golden_ratio(exp, progress):
         + ", ".join(f"{x:g}: {t:.3f} / {w:.3f}" for x, t, w in zip(lams, w_lam_theory, w_lam, strict=True))
     )
     fig.suptitle(exp.description or "The golden ratio: the optimal weight of the real rows")
-    summary = dict(
-        formula="DE",
+    summary = Summary(
+        "DE",
         max_abs_z=float(max(zs)),
-        optimum=dict(zip((f"{r:g}" for r in ratios), best.tolist(), strict=True)),
-        optimum_vs_T0_over_d=w_size.tolist(),
-        optimum_vs_lam=w_lam_theory.tolist(),
-        simulated_optimum_vs_lam=w_lam.tolist(),
+        d=exp.spec.d,
+        details=dict(
+            optimum=dict(zip((f"{r:g}" for r in ratios), best.tolist(), strict=True)),
+            optimum_vs_T0_over_d=w_size.tolist(),
+            optimum_vs_lam=w_lam_theory.tolist(),
+            simulated_optimum_vs_lam=w_lam.tolist(),
+        ),
     )
     arrays = dict(
         ratios=ratios,
@@ -210,9 +215,10 @@ def _golden_ratio(exp, progress):
         optimum_vs_lam=["lam"],
         simulated_optimum_vs_lam=["lam"],
     )
-    return arrays, axes, rows, summary, fig
+    return ExperimentOutput(arrays, axes, rows, summary, fig)
 
 
+@register("weighted_strategies")
 def _strategies(exp, progress):
     from collapse_jax.distributions import gaussian_chain
     from collapse_jax.distributions import theory as dt
@@ -263,7 +269,8 @@ def _strategies(exp, progress):
     axs[1].set(xlabel="generation n", ylabel=r"$E(\mu_n - \mu_0)^2$", title=f"Gaussian chain, M = {M}")
     axs[1].legend(fontsize=8)
     fig.suptitle(exp.description or "Weighted against pooled mixing of real data")
-    summary = dict(formula="DE (regression), exact (Gaussian)", max_abs_z=float(max(zs)), w_star=w_star)
+    # DE for the regression curves, exact for the Gaussian: the looser criterion judges both
+    summary = Summary("DE", max_abs_z=float(max(zs)), d=exp.spec.d, details=dict(w_star=w_star))
     arrays = dict(
         n=n,
         test_error=np.stack(sims),
@@ -278,4 +285,4 @@ def _strategies(exp, progress):
         gaussian_mean_sq=["layout", "seed", "n"],
         theory_gaussian_mean_sq=["layout", "n"],
     )
-    return arrays, axes, rows, summary, fig
+    return ExperimentOutput(arrays, axes, rows, summary, fig)

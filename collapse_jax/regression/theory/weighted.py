@@ -135,7 +135,8 @@ def ridge_recursion(W, n_r, n_s, w, d: int, lam, sigma):
     eigenvalue. Example: see `ridge_generator_moments`."""
 
     def step(carry, xs):
-        A, B = ridge_step(*carry, W, *xs[:3], d, xs[3], xs[4])
+        n_r_k, n_s_k, w_k, lam_k, sigma_k = xs
+        A, B = ridge_step(carry[0], carry[1], W, n_r_k, n_s_k, w_k, d, lam_k, sigma_k)
         return (A, B), (A, B)
 
     xs = tuple(jnp.asarray(x, jnp.float64) for x in (n_r, n_s, w, lam, sigma))
