@@ -28,6 +28,7 @@ from collapse_jax.engine.protocol import ExperimentOutput, Summary
 from collapse_jax.kernels import experiments as _kernels  # noqa: F401
 from collapse_jax.regression import compare as _compare  # noqa: F401
 from collapse_jax.regression import experiments as _regression  # noqa: F401
+from collapse_jax.regression import model_size as _model_size  # noqa: F401
 from collapse_jax.regression import optimize_experiments as _optimize  # noqa: F401
 from collapse_jax.regression import theory
 from collapse_jax.regression import weighted_experiments as _weighted  # noqa: F401

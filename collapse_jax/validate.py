@@ -58,6 +58,7 @@ def _regression(formula, spec, gen, down, n=5):
         f"lam={down.lam}, strategy={gen.strategy}"
         + (f", real {gen.real_fraction}" if gen.real_fraction is not None else "")
         + (f", synthetic {down.synthetic_fraction}" if down.synthetic_fraction is not None else "")
+        + (f", width {down.width}" if down.width is not None else "")
     )
     return Check("regression", formula, config, kind, spec.d if kind == "DE" else np.inf, (400, 4000), sim)
 
@@ -79,6 +80,18 @@ def _regression_checks():
         _regression("real rows mixed into OLS generators (§1.7)", iso, G(T0=60, real_fraction=0.3), D(T=60)),
         _regression("downstream real/synthetic mixture, OLS (§1.7)", iso, G(T0=60), D(T=60, synthetic_fraction=0.5)),
         _regression("downstream mixture, ridge DE (§1.7)", pl, G(T0=150), D(T=100, lam=0.05, synthetic_fraction=0.5)),
+        _regression(
+            "width-m model on random projections, DE (theory/projection.md)",
+            pl,
+            cj.Generators(T0=150),
+            cj.Downstream(T=100, lam=0.05, width=30, synthetic_fraction=0.5),
+        ),
+        _regression(
+            "min-norm generators, power law, DE (theory/overparam.md)",
+            pl,
+            cj.Generators(T0=10, sigma0=0.3),
+            cj.Downstream(T=100),
+        ),
         _regression(
             "weighted real/synthetic OLS generators and downstream, DE (theory/weighted.md)",
             pl,

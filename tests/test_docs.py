@@ -33,6 +33,7 @@ MODULES = [
     "collapse_jax.regression.sweep",
     "collapse_jax.regression.theory",
     "collapse_jax.regression.theory.ridge",
+    "collapse_jax.regression.theory.projection",
     "collapse_jax.regression.theory.fixed_point",
     "collapse_jax.regression.theory.powerlaw",
     "collapse_jax.regression.theory.weighted",

@@ -80,8 +80,8 @@ def test_theory_rejects_bad_n(n):
 
 def test_theory_says_where_it_has_no_formula():
     pow_spec = cj.Spectrum.power_law(10, beta=1.5, r=0.5)
-    with pytest.raises(cj.theory.NoFormulaError, match="T0"):
-        cj.theory.test_error(pow_spec, cj.Generators(T0=5), cj.Downstream(T=30), 1)
+    with pytest.raises(cj.theory.NoFormulaError, match="T0"):  # min-norm generators, any spectrum, fixed design
+        cj.theory.test_error(pow_spec, cj.Generators(T0=5, fixed=True), cj.Downstream(T=30), 1)
     with pytest.raises(cj.theory.NoFormulaError, match="fixed"):
         cj.theory.test_error(ISO, cj.Generators(T0=30, lam=0.1, fixed=True), cj.Downstream(T=30), 1)
     assert issubclass(cj.theory.NoFormulaError, ValueError)

@@ -31,6 +31,11 @@ def resolve_sampler(sampler: str, d: int, gen: Generators, down: Downstream) -> 
         min(gen.T0_tuple) >= d and gen.real_fraction is None and not STRATEGIES[gen.strategy].subsample,
         down.T >= d and down.synthetic_fraction is None,
     )
+    if sampler == "suffstats" and down.width is not None and not exact[1]:
+        raise ValueError(
+            f"width = {down.width} with sampler='suffstats' needs T >= d (d={d}, T={down.T}) and no "
+            "synthetic_fraction: the projected fit then draws the rows; use 'auto' or 'direct'"
+        )
     if sampler == "suffstats" and not all(exact):
         raise ValueError(
             f"sampler='suffstats' needs T0 >= d and T >= d (d={d}, T0={gen.T0}, T={down.T}), no real_fraction, no "
@@ -169,6 +174,8 @@ def _downstream_fit(down: Downstream, d: int, sampler: str, w0):
     T, s, lam = down.T, down.sigma, down.lam
     assert not callable(lam), "resolve a lambda schedule first (Downstream.resolved)"
     shared = jnp.ndim(lam) == 0  # a per-n lambda needs a factor per n
+    if down.width is not None:
+        return _projected_fit(down, d, sampler, w0, shared)
     if sampler == "suffstats":
         factor = lambda L, sqrt_eig, lam: samplers.bartlett_factor(L, sqrt_eig, jnp.asarray(T, L.dtype), lam)
 
@@ -211,6 +218,53 @@ def _downstream_fit(down: Downstream, d: int, sampler: str, w0):
         return samplers.direct_solve(X, f, samplers.labels(X, key, w, s, real), T)
 
     return init_direct, fit_direct
+
+
+def _projected_fit(down: Downstream, d: int, sampler: str, w0, shared: bool):
+    """(init, fit) of `_downstream_fit` for a width-m model f(x) = v'Sx (theory/projection.md); fit returns S'v.
+
+    S is drawn once per seed, beside the design: one model retrained on every generation's data. With sufficient
+    statistics (T >= d) the fit needs only the Bartlett factor L and B = S Sigma^1/2 L, O(m d^2 + min(m, d)^3)
+    per seed; otherwise (T < d, or a real/synthetic mixture) it draws X and fits on Z = XS' directly.
+    """
+    T, s, m = down.T, down.sigma, down.width
+    if sampler == "suffstats":
+        factor = lambda B, lam: samplers.projected_bartlett_factor(B, jnp.asarray(T, B.dtype), lam)
+
+        def init(key, sqrt_eig, lam):  # the design from the same key as width=None: m >= d, lam = 0 is that OLS
+            L = samplers.bartlett(key, d, T)
+            k_s = jax.random.fold_in(key, 1)
+            S = samplers.projection(k_s, m, d, L.dtype)
+            B = (S * sqrt_eig[None, :]) @ L
+            return S, B, L, (factor(B, lam) if shared else None)
+
+        def fit(state, key, w, sqrt_eig, lam):
+            S, B, L, f = state
+            z = jax.random.normal(key, (d,), w.dtype)
+            f = f if shared else factor(B, lam)
+            return samplers.projected_bartlett_solve(S, B, L, f, z, w, sqrt_eig, jnp.asarray(T, w.dtype), s)
+
+        return init, fit
+
+    real = None if down.synthetic_fraction is None else (w0, T - down.synthetic_rows())
+    deficient = d < min(T, m)  # Z = XS' has rank d < min(T, m): at lam = 0 its least-squares fit is OLS on x
+
+    def init(key, sqrt_eig, lam):
+        X, k_s = samplers.design(key, sqrt_eig, T), jax.random.fold_in(key, 1)
+        S = samplers.projection(k_s, m, d, X.dtype)
+        Z = X @ S.T
+        return X, S, Z, (samplers.direct_factor(Z, lam, T) if shared else None)
+
+    def fit(state, key, w, sqrt_eig, lam):
+        X, S, Z, f = state
+        y = samplers.labels(X, key, w, s, real)
+        f = f if shared else samplers.direct_factor(Z, lam, T)
+        out = S.T @ samplers.direct_solve(Z, f, y, T)  # primal (T >= m) or dual (T < m) normal equations in R^m
+        if deficient:  # the minimum-norm v then has S'v = (X'X)^-1 X'y (theory/projection.md, section 4)
+            out = jnp.where(lam == 0, samplers.ridge_direct(X, y, 0.0, T), out)
+        return out
+
+    return init, fit
 
 
 def run_chain(key, spec: Spectrum, gen: Generators, down: Downstream, generations: int, sampler: str = "auto"):

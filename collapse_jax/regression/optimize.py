@@ -31,7 +31,7 @@ from collapse_jax.engine import checks
 from collapse_jax.engine.strategies import STRATEGIES
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
-from collapse_jax.regression.theory import moments, ridge, strategies
+from collapse_jax.regression.theory import moments, projection, ridge, strategies
 from collapse_jax.regression.theory._common import float64
 
 METHODS = ("lbfgs", "adam")
@@ -158,7 +158,7 @@ def joint_lambdas_problem(spec, gen, down, n, tune_generators=True):
     def fun(x):
         p = to_params(x)
         mom = moments.ridge_generator_moments(eig, w0, T, sigma, p["gen.lam"], np.asarray([n]))
-        return ridge.test_error(eig, w0, mom, float(down.T), down.sigma, p["down.lam"])[0]
+        return _down_error(down)(eig, w0, mom, float(down.T), down.sigma, p["down.lam"])[0]
 
     return to_params, fun, x0, ()
 
@@ -198,10 +198,18 @@ def schedule_problem(spec, gen, down, n, T_range, points=12, start=(1.0, 0.5)):
 
     def fun(x):
         lam = jnp.exp(x["log_c"]) * Ts ** -x["ell"]
-        err = jax.vmap(lambda T, l: ridge.test_error(eig, w0, mom, T, down.sigma, l))(Ts, lam)  # (T, n)
+        err = jax.vmap(lambda T, l: _down_error(down)(eig, w0, mom, T, down.sigma, l))(Ts, lam)  # (T, n)
         return jnp.mean(jnp.log(err))
 
     return to_params, fun, x0, ()
+
+
+def _down_error(down: Downstream):
+    """ridge.test_error, or the width-m model's deterministic equivalent (theory/projection.md) when down.width is
+    set, so every optimiser here tunes a model of any size."""
+    if down.width is None:
+        return ridge.test_error
+    return lambda eig, w0, mom, T, sigma, lam: projection.test_error(eig, w0, mom, T, sigma, lam, float(down.width))
 
 
 def _downstream_of_ols(spec, down, n):
@@ -212,9 +220,9 @@ def _downstream_of_ols(spec, down, n):
     lam = 0.0 if np.all(np.asarray(down.lam) == 0) else _downstream_lam(down, n)
 
     def error(c):
-        if lam == 0 and down.T >= d + 2:
+        if lam == 0 and down.T >= d + 2 and (down.width is None or down.width >= d):  # OLS on x, exactly
             return c * d + down.sigma**2 * d / (down.T - d - 1)
-        return ridge.test_error(
+        return _down_error(down)(
             eig, w0, moments.Moments(w0[None] ** 2, (w0**2 + c / eig)[None]), float(down.T), down.sigma, lam
         )[0]
 

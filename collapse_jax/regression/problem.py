@@ -183,11 +183,18 @@ class Downstream:
     lam may also be one value per generation n (an array, entry n for the model trained on generation-n
     data), or a schedule `lam(T, n)` (see `collapse_jax.regression.regularization`), which `resolved` turns into that.
 
+    ``width`` m (static; None: the linear model on x itself) makes the model size an axis (theory/projection.md):
+    the model is f(x) = v'Sx with S an (m x d) matrix of i.i.d. N(0, 1/d) entries drawn once per seed and
+    independent of everything else, and v is the ridge fit on the features z = Sx, (Z'Z/T + lam I_m)^-1 Z'y/T
+    (lam = 0: least squares or its minimum-norm solution in R^m). The error is that of S'v. One S serves every
+    generation n of a seed: one model, retrained on each generation's data.
+
     Args:
         T: downstream rows (static).
         sigma: label noise of the downstream rows (data).
         lam: ridge lambda >= 0 (data): a number, one per generation n, or a schedule lam(T, n).
         synthetic_fraction: share of rows labelled by the generation-n model (data; None: all of them).
+        width: the model size m of a random-projection model (static; None: the linear model on x).
 
     Raises:
         ValueError: a bad size, noise, lambda or fraction, named with its allowed range.
@@ -196,6 +203,8 @@ class Downstream:
         >>> import collapse_jax as cj
         >>> cj.Downstream(T=300, sigma=1.0, lam=0.1).T
         300
+        >>> cj.Downstream(T=200, lam=1e-2, synthetic_fraction=0.1, width=100).width
+        100
     """
 
     T: int = dataclasses.field(default=300, metadata=dict(static=True))
@@ -203,9 +212,18 @@ class Downstream:
     lam: ArrayLike | Callable[..., ArrayLike] = 0.0  # a number, one per generation n, or a schedule lam(T, n)
     synthetic_fraction: ArrayLike | None = None
     real_weight: ArrayLike | None = None
+    width: int | None = dataclasses.field(default=None, metadata=dict(static=True))
 
     def __post_init__(self):
         object.__setattr__(self, "T", checks.size("T", self.T))
+        if self.width is not None:
+            object.__setattr__(self, "width", checks.size("width", self.width))
+            if isinstance(self.width, tuple) or self.width > checks.MAX_SIZE:
+                raise ValueError(f"width must be one integer in [1, {checks.MAX_SIZE}], got {self.width}")
+            if getattr(self, "real_weight", None) is not None:
+                raise ValueError(
+                    "width with real_weight: a weighted fit of the width-m model is not supported; use one"
+                )
         if isinstance(self.T, tuple):
             raise ValueError(f"T must be a single integer, got {self.T}")
         if isinstance(self.lam, (list, tuple)):

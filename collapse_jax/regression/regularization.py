@@ -29,7 +29,7 @@ from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Instance, Int, Optional, Real, checked
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
-from collapse_jax.regression.theory import moments, ridge
+from collapse_jax.regression.theory import moments, projection, ridge
 from collapse_jax.regression.theory._common import float64
 
 # (T, n) -> lambda; T and n may be arrays, and the result broadcasts against them
@@ -87,16 +87,22 @@ def optimal_lambda(spec: Spectrum, gen: Generators, down: Downstream, n, T=None,
         np.log(bounds[1]),
         p is None,
         jnp.asarray(1.0 if p is None else p, jnp.float64),
+        jnp.asarray(0.0 if down.width is None else down.width, jnp.float64),  # traced: one program for all widths
+        down.width is not None,
     )
     return out.reshape(shape)
 
 
-@functools.partial(jax.jit, static_argnames=("plain",))
-def _argmin(eig, w0, mom, T, sigma, lo, hi, plain, p):
-    """Per (moments, T) pair: the lambda in [e^lo, e^hi] minimising the deterministic equivalent."""
+@functools.partial(jax.jit, static_argnames=("plain", "projected"))
+def _argmin(eig, w0, mom, T, sigma, lo, hi, plain, p, width, projected):
+    """Per (moments, T) pair: the lambda in [e^lo, e^hi] minimising the deterministic equivalent (of the width-m
+    model when width is given, theory/projection.md)."""
 
     def best(mom_i, T_i):
-        if plain:
+        if projected:
+            s = None if plain else jnp.round(p * T_i)
+            f = lambda u: projection.test_error(eig, w0, mom_i, T_i, sigma, jnp.exp(u), width, s)
+        elif plain:
             f = lambda u: ridge.test_error(eig, w0, mom_i, T_i, sigma, jnp.exp(u))
         else:
             f = lambda u: ridge.mixture_test_error(eig, w0, mom_i, T_i, sigma, jnp.exp(u), jnp.round(p * T_i))

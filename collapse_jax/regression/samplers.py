@@ -167,3 +167,29 @@ def fit_weighted_rows(X, y, T, lam, weights, min_norm_either=False):
     sqrt(weights). Rows of weight 0 (a group weighted 0, padding) drop out of the fit, also in the dual system."""
     root = jnp.sqrt(weights)
     return fit_rows(X * root[:, None], y * root, T, lam, (weights > 0).astype(X.dtype), min_norm_either)
+
+
+# Random-projection downstream model (theory/projection.md): f(x) = v'Sx, v ridge on z = Sx in R^m.
+
+
+def projection(key, m: int, d: int, dtype):
+    """S, an (m x d) matrix of i.i.d. N(0, 1/d) entries: the random features of a width-m model."""
+    return jax.random.normal(key, (m, d), dtype) / jnp.sqrt(jnp.asarray(d, dtype))
+
+
+def projected_bartlett_factor(B, T, lam):
+    """Cholesky factor of the width-m ridge system from B = S Sigma^1/2 L (m x d), solved in min(m, d) dimensions:
+    B'B/T + lam I_d when m >= d (push-through), else BB'/T + lam I_m. Both are non-singular at lam = 0 (T >= d)."""
+    m, d = B.shape
+    G = B.T @ B if m >= d else B @ B.T
+    return cho_factor(G / T + lam * jnp.eye(min(m, d), dtype=B.dtype), lower=True)
+
+
+def projected_bartlett_solve(S, B, L, factor, z, w, sqrt_eig, T, s):
+    """S'v for the width-m ridge fit from sufficient statistics (T >= d): Z'Z = B B' and Z'y = B c with
+    c = L'Sigma^1/2 w + s z, since X'X = Sigma^1/2 L L' Sigma^1/2 and X'eps = s Sigma^1/2 L z. Then
+    v = (BB'/T + lam)^-1 B c/T = B (B'B/T + lam)^-1 c/T. O(m d^2 + min(m, d)^3) per seed, whatever T is."""
+    m, d = B.shape
+    c = L.T @ (sqrt_eig * w) + s * z
+    v = B @ cho_solve(factor, c) / T if m >= d else cho_solve(factor, B @ c / T)
+    return S.T @ v

@@ -87,11 +87,21 @@ class Result:
         return Metrics(*map(z, self.mean(), self.sem(), theory))
 
 
-def default_chunk(d: int, rows: int, memory: int = DEFAULT_MEMORY, generations: int = 0) -> int:
+def default_chunk(d: int, rows: int, memory: int = DEFAULT_MEMORY, generations: int = 0, width: int = 0) -> int:
     """Seeds per chunk so that the working arrays (a few d x d and rows x d matrices per seed, and the
-    generations' weights and downstream right-hand sides, solved as one batch after the scan) fit in memory."""
+    generations' weights and downstream right-hand sides, solved as one batch after the scan) fit in memory.
+    A width-m downstream model adds its projection S and B (m x d), and the features Z (rows x m) and their SVD."""
     per_seed = 8 * (6 * d * d + 3 * rows * d + 4 * (generations + 1) * d + 64)
+    per_seed += 8 * (3 * width * d + 3 * rows * width + 2 * width * width) if width else 0
     return max(1, memory // per_seed)
+
+
+def width_fits(d: int, rows: int, width: int | None):
+    """Refuse up front a width whose one-seed arrays (S, B, the features Z and their SVD) exceed this machine's
+    memory, naming `width`."""
+    if width is not None:
+        nbytes = 8 * (3 * width * d + 3 * rows * min(width, rows) + 2 * min(width, rows) ** 2)
+        fits_in_memory(nbytes, f"width = {width} (one seed's projection S and features Z = XS', d = {d}, T = {rows})")
 
 
 def seed_batch(root, seed_ids, spec, gen, down, generations, sampler):
@@ -169,8 +179,11 @@ def simulate(
     sampler_used = resolve_sampler(sampler, d, gen, down)
     gen.per_generation(generations)  # checks generations against a per-generation config
     down = down.resolved(generations)  # a lambda schedule becomes one lambda per generation
+    width_fits(d, down.T, down.width)
     chunk = chunk_size_for(
-        seeds, chunk_size, default_chunk(d, working_rows(gen, down, generations), generations=generations)
+        seeds,
+        chunk_size,
+        default_chunk(d, working_rows(gen, down, generations), generations=generations, width=down.width or 0),
     )
 
     root = root_key(key)

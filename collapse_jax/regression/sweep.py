@@ -220,7 +220,8 @@ def _default_chunk(spec, gen, down, values, generations, n_data, max_memory) -> 
     pooled = any(STRATEGIES[s].subsample for s in [gen.strategy] + values.get("gen.strategy", []) if s in STRATEGIES)
     rows = max(sizes) * (generations + 1 if pooled else 1)  # a subsample draws from a pool of every generation
     d_max = max([spec.d] + values.get("spec.d", []))
-    return default_chunk(d_max, int(rows), max(1, max_memory // n_data), generations)
+    width = max([w for w in [down.width] + values.get("down.width", []) if w is not None], default=0)
+    return default_chunk(d_max, int(rows), max(1, max_memory // n_data), generations, width)
 
 
 def _manifest(spec, gen, down, names, values, generations, seeds, key, sampler, chunk) -> dict:

@@ -32,7 +32,7 @@ from collapse_jax.engine.checks import Instance, Int, checked
 from collapse_jax.regression.metrics import Metrics
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
-from collapse_jax.regression.theory import moments, overparam, powerlaw, ridge, strategies, weighted
+from collapse_jax.regression.theory import moments, overparam, powerlaw, projection, ridge, strategies, weighted
 from collapse_jax.regression.theory._common import NoFormulaError, float64
 from collapse_jax.regression.theory.powerlaw import (
     crossover_T,
@@ -63,6 +63,7 @@ __all__ = [
     "moments",
     "overparam",
     "powerlaw",
+    "projection",
     "ridge",
     "sigma_eff2",
     "slow_exponent",
@@ -281,6 +282,8 @@ def _downstream_error(spec: Spectrum, mom: moments.Moments, gen_err, down: Downs
     d, T = spec.d, down.T
     lam = jnp.asarray(down.lam, jnp.float64)
     sigma = jnp.asarray(down.sigma, jnp.float64)
+    if down.width is not None:  # the width-m model on random projections (theory/projection.md)
+        return _projected_error(spec, mom, gen_err, down, lam, sigma)
     if d - 1 <= T <= d + 1 and _concrete_zero(down.lam):
         raise ValueError(
             f"T must be >= d+2 = {d + 2} or <= d-2 = {d - 2} when lam = 0: OLS or min-norm with "
@@ -319,6 +322,30 @@ def _exact_at_zero_lam(lam, exact, de):
     lam_arr = jnp.asarray(lam, jnp.float64)
     kind = "exact" if checks.is_concrete(lam) and np.all(np.asarray(lam) == 0) else "DE"
     return jnp.where(lam_arr == 0, exact, de), kind
+
+
+def _projected_error(spec: Spectrum, mom: moments.Moments, gen_err, down: Downstream, lam, sigma):
+    """The width-m deterministic equivalent; for m >= d, T >= d+2 and lam = 0 the fit is OLS on x itself (the same
+    function class and a unique minimiser), so the exact formulas of the linear model hold there."""
+    d, T, m = spec.d, down.T, down.width
+    rank = min(m, d)
+    if abs(T - rank) <= 1 and _concrete_zero(down.lam):
+        raise ValueError(
+            f"width = {m} with T = {T} and lam = 0 sits on the interpolation threshold T = min(width, d) = {rank}, "
+            f"where the expected error is infinite; use lam > 0 or |T - {rank}| >= 2"
+        )
+    eig = jnp.asarray(spec.eigenvalues, jnp.float64)
+    w0 = jnp.asarray(spec.w0, jnp.float64)
+    s = None if down.synthetic_fraction is None else down.synthetic_rows()
+    de = projection.test_error(eig, w0, mom, float(T), sigma, lam, float(m), s)
+    if m >= d and T >= d + 2:
+        exact, _ = _downstream_error(spec, mom, gen_err, dataclasses.replace(down, width=None))
+        return _exact_at_zero_lam(down.lam, exact, de)
+    if m < d and T >= m + 2:  # OLS on m features given S: exact for isotropic Sigma, E Pi's equivalent otherwise
+        ols = projection.ols_features_error(eig, w0, mom, T, sigma, m, s, strategies.carry_over)
+        value, kind = _exact_at_zero_lam(down.lam, ols, de)
+        return value, kind if _isotropic(spec) else "DE"
+    return de, "DE"
 
 
 def _concrete_zero(x) -> bool:

@@ -83,10 +83,14 @@ def generator_moments_and_kind(spec: Spectrum, gen: Generators, n: np.ndarray) -
             f"T0 must be >= d+2 = {d + 2} (OLS) or <= d-2 = {d - 2} (min-norm) for a finite expected "
             f"error, got T0 = {int(near[0])}"
         )
+    if not spec.is_isotropic and not gen.fixed:
+        # Any spectrum: the ridgeless limit of the ridge-generator recursion, a deterministic equivalent
+        # (theory/overparam.md): min-norm keeps E P = Sigma (Sigma + kappa)^-1 of w with df_1(kappa) = T0.
+        return ridge_generator_moments(eig, jnp.asarray(spec.w0, jnp.float64), T, sigma, np.zeros(len(T)), n), "DE"
     if not spec.is_isotropic:
         raise NoFormulaError(
-            f"T0 <= d-2 = {d - 2}: over-parameterised generators have an exact formula only for "
-            f"isotropic spectra (MATH §1.5); use T0 >= d+2 = {d + 2} here, or simulate"
+            f"T0 <= d-2 = {d - 2} with fixed=True: over-parameterised generators on one fixed design have a "
+            f"formula only for isotropic spectra (theory/overparam.md); use T0 >= d+2 = {d + 2} here, or simulate"
         )
     a, b = overparam.norm_moments(
         float(np.asarray(spec.eigenvalues)[0]), d, float((np.asarray(spec.w0) ** 2).sum()), T, sigma, gen.fixed
