@@ -228,23 +228,24 @@ def _projected_fit(down: Downstream, d: int, sampler: str, w0, shared: bool):
     per seed; otherwise (T < d, or a real/synthetic mixture) it draws X and fits on Z = XS' directly.
     """
     T, s, m = down.T, down.sigma, down.width
+    assert m is not None  # only called for a projected downstream
     if sampler == "suffstats":
         factor = lambda B, lam: samplers.projected_bartlett_factor(B, jnp.asarray(T, B.dtype), lam)
 
-        def init(key, sqrt_eig, lam):  # the design from the same key as width=None: m >= d, lam = 0 is that OLS
+        def init_suff(key, sqrt_eig, lam):  # the design from the same key as width=None: m >= d, lam = 0 is OLS
             L = samplers.bartlett(key, d, T)
             k_s = jax.random.fold_in(key, 1)
             S = samplers.projection(k_s, m, d, L.dtype)
             B = (S * sqrt_eig[None, :]) @ L
             return S, B, L, (factor(B, lam) if shared else None)
 
-        def fit(state, key, w, sqrt_eig, lam):
+        def fit_suff(state, key, w, sqrt_eig, lam):
             S, B, L, f = state
             z = jax.random.normal(key, (d,), w.dtype)
             f = f if shared else factor(B, lam)
             return samplers.projected_bartlett_solve(S, B, L, f, z, w, sqrt_eig, jnp.asarray(T, w.dtype), s)
 
-        return init, fit
+        return init_suff, fit_suff
 
     real = None if down.synthetic_fraction is None else (w0, T - down.synthetic_rows())
     deficient = d < min(T, m)  # Z = XS' has rank d < min(T, m): at lam = 0 its least-squares fit is OLS on x

@@ -31,14 +31,16 @@ from collapse_jax.engine.header import Header, read_header
 from collapse_jax.engine.protocol import ExperimentOutput, Summary
 from collapse_jax.regression import regularization, theory
 from collapse_jax.regression.experiments import PROBLEM, problem
+from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.simulate import simulate
+from collapse_jax.regression.spectra import Spectrum
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSize(Header):
-    spec: object
-    gen: object
-    down: object
+    spec: Spectrum
+    gen: Generators
+    down: Downstream
     xs: np.ndarray  # widths m (model_size) or sample sizes T (model_size_scaling)
     series: tuple  # synthetic fractions p (model_size) or widths (model_size_scaling)
     rules: tuple  # "ridgeless", "tuned" or a number

@@ -328,6 +328,7 @@ def _projected_error(spec: Spectrum, mom: moments.Moments, gen_err, down: Downst
     """The width-m deterministic equivalent; for m >= d, T >= d+2 and lam = 0 the fit is OLS on x itself (the same
     function class and a unique minimiser), so the exact formulas of the linear model hold there."""
     d, T, m = spec.d, down.T, down.width
+    assert m is not None  # only called for a projected downstream
     rank = min(m, d)
     if abs(T - rank) <= 1 and _concrete_zero(down.lam):
         raise ValueError(
