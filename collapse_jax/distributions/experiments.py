@@ -25,7 +25,8 @@ from collapse_jax.distributions.bootstrap import bootstrap_chain
 from collapse_jax.distributions.discrete import discrete_chain
 from collapse_jax.distributions.gaussian import gaussian_chain
 from collapse_jax.distributions.kde import Mixture, kde_chain
-from collapse_jax.engine import checks, plotting
+from collapse_jax.engine import agreement, checks, plotting
+from collapse_jax.engine.agreement import mean_sem
 from collapse_jax.engine.header import Header, read_header
 
 # the [chain] table of each kind: every key a runner reads, with its type (collapse_jax.engine.checks.table)
@@ -74,23 +75,16 @@ def _log_grid(G, points=40):
     return np.unique(np.concatenate([[0, 1], np.geomspace(1, G, points).round().astype(int)]))
 
 
-def _mean_sem(x):
-    return x.mean(0), x.std(0, ddof=1) / np.sqrt(x.shape[0])
-
-
 def _zmax(x, th):
     """Largest |z| of the seed mean against theory. A constant column (every chain fixed, say) has no standard
     error; it counts as agreeing when the difference is below one seed's share of the mean."""
-    m, s = _mean_sem(x)
-    resolution = np.where(s > 0, s, (1 + np.abs(th)) / x.shape[0])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(np.abs(m - th) <= 1e-12 * (1 + np.abs(th)), 0.0, (m - th) / resolution)
-    return float(np.abs(z).max())
+    m, s = mean_sem(x)
+    return float(np.abs(agreement.zscore(m, s, th, sem_floor=(1 + np.abs(th)) / x.shape[0])).max())
 
 
 def _rms(x):
     """sqrt(mean x^2) and its standard error (delta method)."""
-    m, s = _mean_sem(x**2)
+    m, s = mean_sem(x**2)
     r = np.sqrt(m)
     return r, s / (2 * np.where(r > 0, r, 1))
 
@@ -184,7 +178,7 @@ def _gaussian_w2(exp, progress):
                 f"{w2[:, -1].mean():>16.4g} {th[-1]:>8.4g}"
             )
             arrays.append((w2, th))
-            curves.append((f"M = {M}, {est}", th, *_mean_sem(w2)))
+            curves.append((f"M = {M}, {est}", th, *mean_sem(w2)))
     labels, th, m, s = zip(*curves)
     plotting.theory_vs_simulation(
         ns[1:],
@@ -256,7 +250,7 @@ def _kde_chain(exp, progress):
                 (axs[r, 2], out.w2sq, r"$W_2^2$"),
                 (axs[r, 3], out.kl, "KL (nearest neighbour)"),
             ):
-                m, s = _mean_sem(y)
+                m, s = mean_sem(y)
                 ax.errorbar(n[1:], m[1:], yerr=s[1:], fmt="o", color=colour, mfc="white", ms=4, label=f"h = {bw}")
                 ax.set(
                     xscale="log",
@@ -309,8 +303,8 @@ def _bootstrap(exp, progress):
             f"{theory.fixation_time(M)[0]:>10.1f}"
         )
         arrays |= {f"distinct_M{M}": out.distinct[:, t], f"collision_M{M}": out.collision[:, t]}
-        curves["distinct"].append((th_d / M, *(v / M for v in _mean_sem(out.distinct[:, t]))))
-        curves["collision"].append((th_c, *_mean_sem(out.collision[:, t])))
+        curves["distinct"].append((th_d / M, *(v / M for v in mean_sem(out.distinct[:, t]))))
+        curves["collision"].append((th_c, *mean_sem(out.collision[:, t])))
     for ax, key, label in zip(axs, curves, ("distinct values / M", r"collision probability $\sum p_i^2$")):
         th, m, s = (np.stack([cv[j] for cv in curves[key]]) for j in range(3))
         plotting.theory_vs_simulation(
@@ -359,8 +353,8 @@ def _discrete(exp, progress):
             (
                 "no real data" if s is None else f"N = {N} real + {s} synthetic",
                 th,
-                *_mean_sem(dev),
-                *_mean_sem(out.tv[:, m]),
+                *mean_sem(dev),
+                *mean_sem(out.tv[:, m]),
             )
         )
     labels, th, m_dev, s_dev, m_tv, s_tv = zip(*curves)
@@ -440,7 +434,7 @@ def _gaussian_strategies(exp, progress):
                 f"{d:>3} {label(strategy, pi):>22} {'exact' if has else 'none':>8} {z[0]:>13.2f} "
                 f"{z[1]:>12.2f} {sim[i, j, 0, 0].mean():>23.4g}  (var z over M = {Ms[ok].tolist()})"
             )
-    mean, sem = sim.mean(-1), sim.std(-1, ddof=1) / np.sqrt(exp.seeds)
+    mean, sem = mean_sem(sim, axis=-1)
     import matplotlib.pyplot as plt
 
     with plotting.style():

@@ -25,6 +25,7 @@ import sys
 import numpy as np
 
 from collapse_jax.engine import checks, plotting
+from collapse_jax.engine.agreement import mean_sem, zscore
 from collapse_jax.engine.header import Header, read_header
 from collapse_jax.kernels import data as datasets
 from collapse_jax.kernels import theory
@@ -169,8 +170,7 @@ def _krr_chain(exp, progress):
             arrays[f"accuracy_{where}"] = out.accuracy
     for i, label in enumerate(labels):
         gaps = {w: out.test_error[:, i].mean(0) / th[i] - 1 for w, out in runs.items()}
-        sem = runs["pool"].test_error[:, i].std(0, ddof=1) / np.sqrt(exp.seeds)
-        z = (runs["pool"].test_error[:, i].mean(0) - th[i]) / sem
+        z = zscore(*mean_sem(runs["pool"].test_error[:, i]), th[i])
         acc = runs["held_out"].accuracy
         acc0, accG = (np.nan, np.nan) if acc is None else (acc[:, i, 0].mean(), acc[:, i, -1].mean())
         h, p = gaps["held_out"], gaps["pool"]
@@ -190,7 +190,7 @@ def _krr_chain(exp, progress):
             th,
             n,
             err.mean(0),
-            err.std(0, ddof=1) / np.sqrt(exp.seeds),
+            mean_sem(err)[1],
             labels,
             xlabel="generation n",
             ylabel="test error (squared, summed over outputs)",
@@ -204,7 +204,7 @@ def _krr_chain(exp, progress):
             axs[2].errorbar(
                 n,
                 acc[:, i].mean(0),
-                yerr=acc[:, i].std(0, ddof=1) / np.sqrt(exp.seeds),
+                yerr=mean_sem(acc[:, i])[1],
                 fmt="o-",
                 ms=3,
                 mfc="white",
@@ -287,7 +287,7 @@ def _krr_spectrum(exp, progress):
         th_fine.T,
         Ts,
         sim.mean(0).T,
-        (sim.std(0, ddof=1) / np.sqrt(exp.seeds)).T,
+        mean_sem(sim)[1].T,
         [f"n = {n}" for n in ns],
         xlabel="T",
         ylabel="test error (pool)",
@@ -386,7 +386,7 @@ def _krr_strategies(exp, progress):
             th,
             n,
             err.mean(1),
-            err.std(1, ddof=1) / np.sqrt(exp.seeds),
+            mean_sem(err, axis=1)[1],
             labels,
             xlabel="generation n",
             ylabel="test error (squared, summed over outputs)",
@@ -399,9 +399,7 @@ def _krr_strategies(exp, progress):
         if where == "pool":
             ax.get_legend().remove()
     for v, label in enumerate(labels):
-        axs[2].errorbar(
-            n, acc[v].mean(0), yerr=acc[v].std(0, ddof=1) / np.sqrt(exp.seeds), fmt="o-", ms=3, mfc="white", label=label
-        )
+        axs[2].errorbar(n, acc[v].mean(0), yerr=mean_sem(acc[v])[1], fmt="o-", ms=3, mfc="white", label=label)
     axs[2].set(xlabel="generation n", ylabel="accuracy (held-out)", title="classification accuracy")
     fig.suptitle(exp.description or f"KRR chains on {data.name} under data strategies")
     arrays = dict(

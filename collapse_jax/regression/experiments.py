@@ -29,7 +29,8 @@ import dataclasses
 
 import numpy as np
 
-from collapse_jax.engine import checks, plotting
+from collapse_jax.engine import agreement, checks, plotting
+from collapse_jax.engine.agreement import mean_sem
 from collapse_jax.engine.header import Header, read_header
 from collapse_jax.regression import regularization, scans, theory
 from collapse_jax.regression.problem import Downstream, Generators
@@ -139,8 +140,8 @@ def _kind(exp, downs) -> str:
 
 def _z_and_rel(sim, th):
     """(z, relative error) of the seed mean (axis -2 of sim) against theory."""
-    mean, sem = sim.mean(-2), sim.std(-2, ddof=1) / np.sqrt(sim.shape[-2])
-    return (mean - th) / sem, mean / th - 1, mean, sem
+    mean, sem = mean_sem(sim, axis=-2)
+    return agreement.zscore(mean, sem, th), mean / th - 1, mean, sem
 
 
 def _run_lambda_scan(exp, progress):

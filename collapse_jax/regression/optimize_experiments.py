@@ -17,6 +17,7 @@ import dataclasses
 import numpy as np
 
 from collapse_jax.engine import checks, plotting
+from collapse_jax.engine.agreement import mean_sem, zscore
 from collapse_jax.engine.header import Header, read_header
 from collapse_jax.regression import optimize, regularization, theory
 from collapse_jax.regression.experiments import PROBLEM, problem
@@ -56,10 +57,6 @@ def runner(kind):
     return {"joint_regularisation": _joint, "schedule_fit": _schedule, "real_data_budget": _budget}[kind]
 
 
-def _mean_sem(x, axis=0):
-    return x.mean(axis), x.std(axis, ddof=1) / np.sqrt(x.shape[axis])
-
-
 def _joint(exp, progress):
     ns = [checks.size("scan.n", int(v), lo=1) for v in exp.scan.get("n", [1, 2, 4, 8])]
     naive_lam = float(regularization.optimal_lambda(exp.spec, exp.gen, exp.down, 0))
@@ -80,13 +77,11 @@ def _joint(exp, progress):
             down = dataclasses.replace(exp.down, lam=ld)
             th[i, j] = float(theory.test_error(exp.spec, gen, down, n))
             sim[i, j] = simulate(exp.spec, gen, down, n, exp.seeds, exp.key + j).test_error[:, n]
-    mean, sem = _mean_sem(sim, axis=2)
-    z, rel = (mean - th) / sem, mean / th - 1
+    mean, sem = mean_sem(sim, axis=2)
+    z, rel = zscore(mean, sem, th), mean / th - 1
     gain_th, gain_sim = 1 - th[2] / th[1], 1 - mean[2] / mean[1]
     # the three rules share each seed's random numbers, so the gain is measured seed by seed (paired)
-    gain_z = np.array(
-        [_mean_sem(sim[1, j] - sim[2, j])[0] / _mean_sem(sim[1, j] - sim[2, j])[1] for j in range(len(ns))]
-    )
+    gain_z = np.array([mean_sem(sim[1, j] - sim[2, j])[0] / mean_sem(sim[1, j] - sim[2, j])[1] for j in range(len(ns))])
     rows = [
         f"{'n':>3} {'naive':>9} {'down only':>10} {'joint':>9} {'gain theory':>12} {'gain sim':>9} "
         f"{'gain/s.e. (paired)':>19} {'max |z|':>8} {'max |rel|':>9}  (DE)"
@@ -186,8 +181,8 @@ def _schedule(exp, progress):
             for k, T in enumerate(T_sim):
                 down = dataclasses.replace(exp.down, T=int(T), lam=cc * T**-ll)
                 sims[j, i, k] = simulate(exp.spec, exp.gen, down, max(n, 1), exp.seeds, exp.key).test_error[:, n]
-        mean, sem = _mean_sem(sims[j], axis=2)
-        z, rel = (mean - th_sim) / sem, mean / th_sim - 1
+        mean, sem = mean_sem(sims[j], axis=2)
+        z, rel = zscore(mean, sem, th_sim), mean / th_sim - 1
         gain_th = 1 - np.exp(np.mean(np.log(th[0])) - np.mean(np.log(th[1])))
         gain_sim = 1 - np.exp(np.mean(np.log(mean[0])) - np.mean(np.log(mean[1])))
         rows.append(
@@ -260,8 +255,8 @@ def _budget(exp, progress):
                 )
                 sim[a, b, j] = simulate(exp.spec, gen, exp.down, n, exp.seeds, exp.key + j).test_error[:, n]
                 th[a, b, j] = float(theory.test_error(exp.spec, gen, exp.down, n))  # exact, rows rounded as simulated
-            mean, sem = _mean_sem(sim[a, :, j], axis=1)
-            z = (mean - th[a, :, j]) / sem
+            mean, sem = mean_sem(sim[a, :, j], axis=1)
+            z = zscore(mean, sem, th[a, :, j])
             zs += list(np.abs(z))
             rows.append(
                 f"{e:>5} {n:>3} {least[a, 0, j]:>20.4f} {least[a, 1, j]:>9.4f} {mean[0] / clean:>16.3f} "
@@ -271,7 +266,7 @@ def _budget(exp, progress):
     for a, e in enumerate(eps):
         (line,) = axs[0].plot(ns, least[a, 0], "o-", label=f"ε = {e}: constant π")
         axs[0].plot(ns, least[a, 1], "s--", color=line.get_color(), mfc="white", label=f"ε = {e}: spread")
-        mean, sem = _mean_sem(sim[a], axis=2)
+        mean, sem = mean_sem(sim[a], axis=2)
         for b, fmt in ((0, "o"), (1, "s")):
             axs[1].errorbar(ns, mean[b] / clean, yerr=sem[b] / clean, fmt=fmt, color=line.get_color(), mfc="white")
         axs[1].axhline(1 + e, color=line.get_color(), lw=1)

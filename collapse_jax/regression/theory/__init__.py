@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax.engine import checks
+from collapse_jax.engine.agreement import Z_MAX, agreement, de_gap  # the lab's one rule (engine/agreement.py)
 from collapse_jax.engine.checks import Instance, Int, checked
 from collapse_jax.regression.chain import Metrics
 from collapse_jax.regression.problem import Downstream, Generators
@@ -113,36 +114,6 @@ def formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
     if down.T >= d + 2 or (down.T <= d - 2 and down.synthetic_fraction is None and _isotropic(spec)):
         return "exact"
     return "DE"
-
-
-Z_MAX = 4.0  # an exact formula agrees when every |z| <= 4 (a fixed key; false alarms ~6e-5 per point)
-
-
-def de_gap(d: int) -> float:
-    """The finite-size bound on a deterministic equivalent's relative gap, 2/d: its corrections are O(1/d), and
-    2/d covers every gap the lab has measured (2-4% at d = 20, 0.5-1.5% at d = 50-100)."""
-    return 2.0 / d
-
-
-def agreement(kind: str, max_abs_z: float, max_abs_rel: float | None, d: int) -> tuple[bool, str]:
-    """(agrees, sentence) for a comparison of simulation with a formula of this kind ("exact" or "DE"): exact
-    formulas by |z| <= Z_MAX; deterministic equivalents by |z| <= Z_MAX or a relative gap within de_gap(d),
-    because their finite-size gap makes |z| grow with the seed count."""
-    if kind == "exact":
-        ok = max_abs_z <= Z_MAX
-        return (
-            ok,
-            f"exact formula, judged by |z| <= {Z_MAX:g}: largest |z| {max_abs_z:.2f} -> {'agrees' if ok else 'DISAGREES'}",
-        )
-    if kind == "DE":
-        gap = de_gap(d)
-        ok = max_abs_z <= Z_MAX or (max_abs_rel is not None and max_abs_rel <= gap)
-        largest = "not measured" if max_abs_rel is None else f"{max_abs_rel:.2%}"
-        return ok, (
-            f"deterministic equivalent, judged by |z| <= {Z_MAX:g} or relative gap <= 2/d = {gap:.1%}: "
-            f"largest |z| {max_abs_z:.2f}, largest gap {largest} -> {'agrees' if ok else 'DISAGREES'}"
-        )
-    return True, f"{kind}: no closed form checked"
 
 
 @checked(

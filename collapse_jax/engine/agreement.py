@@ -1,0 +1,253 @@
+"""The lab's statistical vocabulary: kinds of formula, the seed mean and its standard error, the z-score, the power
+of a check, and the one rule that turns a comparison of simulation with theory into a verdict.
+
+Every check in the lab (the tests, `collapse-jax validate`, experiment summaries, sweeps) goes through this module,
+so the thresholds live here, once, fixed before any run, each with its reason:
+
+* ``Z_MAX = 4``: a comparison whose largest |z| exceeds 4 disagrees. With a fixed key and Gaussian seed means a
+  true formula crosses 4 at one point with probability 6e-5, so a catalogue of a few hundred points raises a false
+  alarm about once in a hundred runs of new keys, and never on the pinned keys.
+* ``detects = Z_MAX * sem / |mean|``: the smallest relative error of the formula (theory scaled by 1 + r) that moves
+  the expected |z| of the check's best-resolved point to Z_MAX. At twice that error the expected |z| is 2 Z_MAX, so
+  the check fails with probability > 0.9999: that is the negative control every catalogue entry must fail.
+* ``DETECTS_MAX = 0.05``: a check that cannot see a 5% error of its formula has too little power to say "agrees";
+  it says "inconclusive (detects only X%)". 5% is the `validate --quick` standard for exact formulas.
+* a deterministic equivalent (DE) is exact only as d -> infinity: it agrees when every point lies within its
+  finite-size gap bound plus the statistical band, |mean - theory| <= gap |theory| + Z_MAX sem. The bound is
+  ``de_gap(d) = DE_GAP_C / d`` with ``DE_GAP_C = 2`` (theory/ridge.md, "Finite-size gap": measured gaps are at
+  most 1.2/d on the lab's grid, and 2/d leaves room for configurations not on the grid).
+* an approximation (e.g. the coalescent fixation time) agrees within its stated relative accuracy, passed as
+  ``gap``, plus the statistical band: the same rule as a DE with a bound of its own.
+
+Example:
+    >>> import numpy as np
+    >>> from collapse_jax.engine import agreement
+    >>> sims = np.random.default_rng(0).normal(1.0, 0.1, size=(400, 3))
+    >>> v = agreement.judge("exact", sims, np.ones(3))
+    >>> v.agrees, round(v.detects, 3)
+    (True, 0.019)
+    >>> agreement.judge("exact", sims, 1.05 * np.ones(3)).verdict
+    'disagrees'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+KINDS = ("exact", "DE", "approximation", "none")
+Z_MAX = 4.0
+DETECTS_MAX = 0.05
+DE_GAP_C = 2.0
+
+
+class NoFormulaError(ValueError):
+    """Raised where the lab has no closed form it can stand behind: simulate instead."""
+
+
+def de_gap(d: float) -> float:
+    """The finite-size bound on a deterministic equivalent's relative gap at dimension d: DE_GAP_C / d.
+
+    Args:
+        d: the dimension (number of features) of the problem; inf gives 0 (an exact formula).
+
+    Returns:
+        The relative gap a DE may show on top of the statistical band.
+
+    Raises:
+        ValueError: d is not a positive number.
+
+    Example:
+        >>> de_gap(50)
+        0.04
+    """
+    if not (isinstance(d, (int, float, np.integer, np.floating)) and d > 0):
+        raise ValueError(f"d must be a positive number, got {d!r}")
+    return DE_GAP_C / float(d)
+
+
+def mean_sem(x, axis: int = 0):
+    """The mean over seeds (axis) and its standard error (ddof 1); the one implementation the lab uses.
+
+    Args:
+        x: per-seed values; axis indexes the seeds (at least 2 of them).
+        axis: the seed axis.
+
+    Returns:
+        (mean, sem), arrays with the seed axis removed.
+
+    Raises:
+        ValueError: fewer than two seeds along axis.
+
+    Example:
+        >>> mean_sem(np.array([1.0, 2.0, 3.0]))
+        (np.float64(2.0), np.float64(0.5773502691896258))
+    """
+    x = np.asarray(x, dtype=float)
+    n = x.shape[axis] if x.ndim else 0
+    if n < 2:
+        raise ValueError(f"a standard error needs at least 2 seeds along axis {axis}, got shape {x.shape}")
+    return x.mean(axis), x.std(axis, ddof=1) / math.sqrt(n)
+
+
+def zscore(mean, sem, theory, *, atol: float = 1e-12, sem_floor=None):
+    """(mean - theory) / sem, elementwise; 0 where both the sem and the difference vanish (up to atol relative to
+    the mean: a deterministic quantity that equals its formula), +-inf where only the sem vanishes, unless a
+    sem_floor (broadcast) stands in for a vanishing sem (a column that every seed fixes at one value).
+
+    Example:
+        >>> zscore(np.array([1.1, 2.0]), np.array([0.05, 0.0]), np.array([1.0, 2.0]))
+        array([2., 0.])
+    """
+    mean, sem, theory = (np.asarray(a, dtype=float) for a in (mean, sem, theory))
+    if sem_floor is not None:
+        sem = np.where(sem > 0, sem, sem_floor)
+    diff = mean - theory
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = diff / sem
+    same = np.abs(diff) <= atol * (1 + np.abs(mean))
+    return np.where(sem > 0, z, np.where(same, 0.0, np.sign(diff) * np.inf))
+
+
+def detects(mean, sem) -> float:
+    """The smallest relative error of a formula (theory scaled by 1 + r) the check sees: Z_MAX sem / |mean| at its
+    best-resolved point (points with zero mean, or NaN, are skipped; inf if none is left).
+
+    Example:
+        >>> detects(np.array([10.0, 1.0]), np.array([0.1, 0.1]))
+        0.04
+    """
+    mean, sem = np.asarray(mean, dtype=float), np.asarray(sem, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = Z_MAX * sem / np.abs(mean)
+    r = r[np.isfinite(r) & (np.abs(mean) > 0)]
+    return float(r.min()) if r.size else math.inf
+
+
+def relative_gap(mean, theory):
+    """|mean / theory - 1| where theory is nonzero, |mean - theory| where it is zero."""
+    mean, theory = np.asarray(mean, dtype=float), np.asarray(theory, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(theory != 0, np.abs(mean / np.where(theory != 0, theory, 1) - 1), np.abs(mean - theory))
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """The outcome of one comparison. verdict is "agrees", "disagrees", "inconclusive" or "no formula"."""
+
+    kind: str
+    verdict: str
+    max_abs_z: float
+    max_rel_gap: float
+    detects: float
+    gap: float
+    sentence: str
+
+    @property
+    def agrees(self) -> bool:
+        """True only for a conclusive agreement."""
+        return self.verdict == "agrees"
+
+
+def _check_kind(kind):
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+
+
+def judge(kind: str, sims, theory, *, gap: float = 0.0, axis: int = 0) -> Verdict:
+    """Judge per-seed simulated values against a formula of this kind (the lab's one agreement rule).
+
+    A point agrees when |mean - theory| <= gap |theory| + Z_MAX sem (gap = 0 for exact formulas, de_gap(d) for a
+    DE, the stated accuracy for an approximation); the comparison agrees when every point does and its power is
+    enough (detects <= DETECTS_MAX), is inconclusive when every point does but the power is not, and disagrees
+    otherwise (a disagreement seen at low power is still seen).
+
+    Args:
+        kind: "exact", "DE", "approximation" or "none".
+        sims: per-seed values, seeds along axis.
+        theory: the formula at the same points (broadcast against the mean).
+        gap: the finite-size or approximation bound (relative), >= 0; must be 0 for an exact formula.
+        axis: the seed axis of sims.
+
+    Returns:
+        A Verdict.
+
+    Raises:
+        ValueError: unknown kind, a negative gap, a gap on an exact formula, or fewer than 2 seeds.
+
+    Example:
+        >>> sims = np.random.default_rng(1).normal(2.0, 0.5, size=(50, 2))
+        >>> judge("exact", sims, 2.0).sentence
+        'exact formula, |z| <= 4: largest |z| 1.10, detects 12.3% -> inconclusive (detects only 12.3%)'
+    """
+    mean, sem = mean_sem(sims, axis)
+    return judge_moments(kind, mean, sem, theory, gap=gap)
+
+
+def judge_moments(kind: str, mean, sem, theory, *, gap: float = 0.0) -> Verdict:
+    """`judge` from the seed means and their standard errors (for callers that keep only those)."""
+    _check_kind(kind)
+    if not (gap >= 0 and math.isfinite(gap)):
+        raise ValueError(f"gap must be a finite number >= 0, got {gap!r}")
+    if kind == "exact" and gap != 0:
+        raise ValueError(f"an exact formula has no gap bound, got gap={gap!r}")
+    mean, sem = np.asarray(mean, dtype=float), np.asarray(sem, dtype=float)
+    theory = np.broadcast_to(np.asarray(theory, dtype=float), mean.shape)
+    z = zscore(mean, sem, theory)
+    zmax = float(np.nanmax(np.abs(z))) if z.size else 0.0
+    rel = relative_gap(mean, theory)
+    relmax = float(np.nanmax(rel)) if rel.size else 0.0
+    power = detects(mean, sem)
+    if kind == "none":
+        return Verdict(kind, "no formula", zmax, relmax, power, gap, "no closed form: nothing to judge")
+    excess = np.abs(mean - theory) - gap * np.abs(theory) - Z_MAX * sem
+    within = bool(np.all(excess <= 1e-12 * (1 + np.abs(theory))))
+    return _verdict(kind, within, zmax, relmax, power, gap)
+
+
+def agreement(
+    kind: str, max_abs_z: float, max_abs_rel: float | None, d: float = math.inf, detects: float | None = None
+) -> tuple[bool, str]:
+    """The rule from summary numbers: (agrees, sentence) for a comparison whose largest |z|, largest relative gap
+    and power (detects) are known. A DE agrees when |z| <= Z_MAX or its largest gap is within de_gap(d) plus the
+    statistical band (detects); an unknown power (None) is not held against the check.
+
+    Raises:
+        ValueError: an unknown kind.
+
+    Example:
+        >>> agreement("exact", 1.2, 0.01, detects=0.12)
+        (False, 'exact formula, |z| <= 4: largest |z| 1.20, detects 12.0% -> inconclusive (detects only 12.0%)')
+    """
+    _check_kind(kind)
+    power = math.nan if detects is None else float(detects)
+    gap = de_gap(d) if kind == "DE" and math.isfinite(d) else 0.0
+    rel = math.nan if max_abs_rel is None else float(max_abs_rel)
+    if kind == "none":
+        return False, "no closed form: nothing to judge"
+    band = 0.0 if math.isnan(power) else power
+    within = max_abs_z <= Z_MAX or (kind != "exact" and not math.isnan(rel) and rel <= gap + band)
+    v = _verdict(kind, within, float(max_abs_z), rel, power, gap)
+    return v.agrees, v.sentence
+
+
+def _verdict(kind, within, zmax, relmax, power, gap) -> Verdict:
+    if not within:
+        verdict = "disagrees"
+    elif power > DETECTS_MAX:
+        verdict = "inconclusive"
+    else:
+        verdict = "agrees"
+    said = f"{verdict} (detects only {power:.1%})" if verdict == "inconclusive" else verdict
+    power_txt = "" if math.isnan(power) else f", detects {power:.1%}"
+    if kind == "exact":
+        rule = f"exact formula, |z| <= {Z_MAX:g}: largest |z| {zmax:.2f}"
+    else:
+        name = "deterministic equivalent" if kind == "DE" else "approximation"
+        gap_txt = "not measured" if math.isnan(relmax) else f"{relmax:.2%}"
+        rule = (
+            f"{name}, |z| <= {Z_MAX:g} beyond a gap bound of {gap:.1%}: largest |z| {zmax:.2f}, largest gap {gap_txt}"
+        )
+    return Verdict(kind, verdict, zmax, relmax, power, gap, f"{rule}{power_txt} -> {said}")
