@@ -1,4 +1,4 @@
-"""Data strategies in kernel ridge chains (MATH §1.7-1.8): the KRR chain's strategies against the linear chain's,
+"""Data strategies in kernel ridge chains (theory/strategies.md, theory/kernels.md): the KRR chain's strategies against the linear chain's,
 and the real/synthetic mixture against the empirical-spectrum theory.
 
 A file of its own because these tests run kernel matrices and KRR solves, not compilation: tests/run_files.py

@@ -1,4 +1,4 @@
-"""Kernel ridge regression chains (MATH §1.8): kernels, data loading, the chain against the linear chain, and the
+"""Kernel ridge regression chains (theory/kernels.md): kernels, data loading, the chain against the linear chain, and the
 empirical-spectrum prediction against simulation."""
 
 import gzip
@@ -111,7 +111,7 @@ def test_linear_kernel_chain_matches_the_linear_chain(lam):
 
 @pytest.mark.parametrize("p", [100, 300])
 def test_empirical_spectrum_prediction_on_synthetic_power_law(p):
-    """The §1.3 prediction on the pool's empirical kernel spectrum against simulation on the pool's
+    """The theory/ridge.md "Composition with any generators" prediction on the pool's empirical kernel spectrum against simulation on the pool's
     distribution: within 4 sem + 2% (the DE gap) and within 3% at every (lambda, n). Seen while building: 2.5% and
     |z| <= 2.5 at most."""
     data = synthetic_power_law(2000, p, beta=1.5, r=0.5, key=1)

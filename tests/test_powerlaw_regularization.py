@@ -1,4 +1,4 @@
-"""Scaling laws (MATH §1.6) and adaptive regularisation."""
+"""Scaling laws (theory/powerlaw.md) and adaptive regularisation."""
 
 import jax
 import jax.numpy as jnp
@@ -46,7 +46,7 @@ def test_theory_slopes_match_exponents(ell, sigma, n):
 
 
 def test_optimal_lambda_isotropic_clean():
-    """n = 0, Sigma = I: lambda* = sigma^2 phi / signal (MATH §1.4), to 1%."""
+    """n = 0, Sigma = I: lambda* = sigma^2 phi / signal (theory/ridge.md "Isotropic closed form"), to 1%."""
     for d, T, sigma, signal in [(100, 250, 1.0, 1.0), (50, 400, 0.5, 2.0), (200, 100, 1.5, 0.7)]:
         spec = cj.Spectrum.isotropic(d, signal=signal)
         got = cj.regularization.optimal_lambda(spec, cj.Generators(T0=4 * d), cj.Downstream(T=T, sigma=sigma), 0)

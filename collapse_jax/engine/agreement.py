@@ -7,15 +7,18 @@ so the thresholds live here, once, fixed before any run, each with its reason:
 * ``Z_MAX = 4``: a comparison whose largest |z| exceeds 4 disagrees. With a fixed key and Gaussian seed means a
   true formula crosses 4 at one point with probability 6e-5, so a catalogue of a few hundred points raises a false
   alarm about once in a hundred runs of new keys, and never on the pinned keys.
-* ``detects = Z_MAX * sem / |mean|``: the smallest relative error of the formula (theory scaled by 1 + r) that moves
-  the expected |z| of the check's best-resolved point to Z_MAX. At twice that error the expected |z| is 2 Z_MAX, so
-  the check fails with probability > 0.9999: that is the negative control every catalogue entry must fail.
-* ``DETECTS_MAX = 0.05``: a check that cannot see a 5% error of its formula has too little power to say "agrees";
-  it says "inconclusive (detects only X%)". 5% is the `validate --quick` standard for exact formulas.
+* the statistical ``band = Z_MAX * sem / |mean|``: the relative error of the formula (theory scaled by 1 + r) that
+  moves the expected |z| of the check's best-resolved point to Z_MAX. ``detects = gap + band`` is the smallest
+  relative error the check sees (gap = 0 for an exact formula, its bound for a DE or an approximation). At twice
+  that error an exact check's expected |z| is 2 Z_MAX, so it fails with probability > 0.9999: that is the negative
+  control every `validate` catalogue entry must fail.
+* ``DETECTS_MAX = 0.05``: a check whose statistical band exceeds 5% has too little power to say "agrees"; it says
+  "inconclusive (detects only X%)". 5% is the `validate --quick` standard for exact formulas. (A DE's gap is a
+  property of the formula, not of the check: a DE at d = 20 agrees within its 10% bound when the band is <= 5%.)
 * a deterministic equivalent (DE) is exact only as d -> infinity: it agrees when every point lies within its
   finite-size gap bound plus the statistical band, |mean - theory| <= gap |theory| + Z_MAX sem. The bound is
-  ``de_gap(d) = DE_GAP_C / d`` with ``DE_GAP_C = 2`` (theory/ridge.md, "Finite-size gap": measured gaps are at
-  most 1.2/d on the lab's grid, and 2/d leaves room for configurations not on the grid).
+  ``de_gap(d) = DE_GAP_C / d`` with ``DE_GAP_C = 2`` (theory/ridge.md "Finite-size gap": on a grid of 108
+  configurations the largest measured gap is 1.30/d and the largest upper bound, gap + 2 sem/mean, 1.87/d).
 * an approximation (e.g. the coalescent fixation time) agrees within its stated relative accuracy, passed as
   ``gap``, plus the statistical band: the same rule as a DE with a bound of its own.
 
@@ -105,25 +108,35 @@ def zscore(mean, sem, theory, *, atol: float = 1e-12, sem_floor=None):
     if sem_floor is not None:
         sem = np.where(sem > 0, sem, sem_floor)
     diff = mean - theory
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = diff / sem
     same = np.abs(diff) <= atol * (1 + np.abs(mean))
-    return np.where(sem > 0, z, np.where(same, 0.0, np.sign(diff) * np.inf))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sem > 0, diff / sem, np.where(same, 0.0, np.sign(diff) * np.inf))
 
 
-def detects(mean, sem) -> float:
-    """The smallest relative error of a formula (theory scaled by 1 + r) the check sees: Z_MAX sem / |mean| at its
-    best-resolved point (points with zero mean, or NaN, are skipped; inf if none is left).
+def band(mean, sem) -> float:
+    """The statistical band: Z_MAX sem / |mean| at the best-resolved point, the relative error of a formula (theory
+    scaled by 1 + r) that moves that point's expected |z| to Z_MAX. Points with a zero mean or a zero sem (every
+    seed gives the same value: an identity, not a statistical check), or NaN, are skipped; inf if none is left.
 
     Example:
-        >>> detects(np.array([10.0, 1.0]), np.array([0.1, 0.1]))
+        >>> band(np.array([10.0, 1.0]), np.array([0.1, 0.1]))
         0.04
     """
     mean, sem = np.asarray(mean, dtype=float), np.asarray(sem, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = Z_MAX * sem / np.abs(mean)
-    r = r[np.isfinite(r) & (np.abs(mean) > 0)]
+    r = r[np.isfinite(r) & (np.abs(mean) > 0) & (sem > 0)]
     return float(r.min()) if r.size else math.inf
+
+
+def detects(mean, sem, gap: float = 0.0) -> float:
+    """The smallest relative error of a formula the check sees: its gap bound plus the statistical band.
+
+    Example:
+        >>> detects(np.array([10.0, 1.0]), np.array([0.1, 0.1]), gap=0.02)
+        0.06
+    """
+    return float(gap) + band(mean, sem)
 
 
 def relative_gap(mean, theory):
@@ -141,9 +154,14 @@ class Verdict:
     verdict: str
     max_abs_z: float
     max_rel_gap: float
-    detects: float
+    band: float
     gap: float
     sentence: str
+
+    @property
+    def detects(self) -> float:
+        """The smallest relative error of the formula this check sees: gap + band."""
+        return self.gap + self.band
 
     @property
     def agrees(self) -> bool:
@@ -199,36 +217,52 @@ def judge_moments(kind: str, mean, sem, theory, *, gap: float = 0.0) -> Verdict:
     zmax = float(np.nanmax(np.abs(z))) if z.size else 0.0
     rel = relative_gap(mean, theory)
     relmax = float(np.nanmax(rel)) if rel.size else 0.0
-    power = detects(mean, sem)
+    power = band(mean, sem)
     if kind == "none":
         return Verdict(kind, "no formula", zmax, relmax, power, gap, "no closed form: nothing to judge")
-    excess = np.abs(mean - theory) - gap * np.abs(theory) - Z_MAX * sem
-    within = bool(np.all(excess <= 1e-12 * (1 + np.abs(theory))))
-    return _verdict(kind, within, zmax, relmax, power, gap)
+    return _verdict(kind, excess_z(mean, sem, theory, gap) <= Z_MAX, zmax, relmax, power, gap)
+
+
+def excess_z(mean, sem, theory, gap: float = 0.0) -> float:
+    """The largest distance of a seed mean from its formula beyond the gap bound, in standard errors:
+    max (|mean - theory| - gap |theory|) / sem. A comparison agrees when it is <= Z_MAX (for gap = 0 it is the
+    largest |z|). A point with a zero sem counts 0 if it matches to 1e-12 and inf if not.
+
+    Example:
+        >>> round(excess_z(np.array([1.1]), np.array([0.01]), np.array([1.0]), gap=0.05), 9)
+        5.0
+    """
+    mean, sem = np.asarray(mean, dtype=float), np.asarray(sem, dtype=float)
+    theory = np.broadcast_to(np.asarray(theory, dtype=float), mean.shape)
+    beyond = np.maximum(np.abs(mean - theory) - gap * np.abs(theory), 0.0)
+    tiny = beyond <= 1e-12 * (1 + np.abs(theory))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(tiny, 0.0, np.where(sem > 0, beyond / sem, np.inf))
+    return float(np.nanmax(z)) if z.size else 0.0
 
 
 def agreement(
-    kind: str, max_abs_z: float, max_abs_rel: float | None, d: float = math.inf, detects: float | None = None
+    kind: str, max_abs_z: float, max_abs_rel: float | None, d: float = math.inf, band: float | None = None
 ) -> tuple[bool, str]:
     """The rule from summary numbers: (agrees, sentence) for a comparison whose largest |z|, largest relative gap
-    and power (detects) are known. A DE agrees when |z| <= Z_MAX or its largest gap is within de_gap(d) plus the
-    statistical band (detects); an unknown power (None) is not held against the check.
+    and statistical band (`band`) are known. A DE agrees when |z| <= Z_MAX or its largest gap is within de_gap(d)
+    plus the band; an unknown band (None) is not held against the check (prefer `judge`, which measures it).
 
     Raises:
         ValueError: an unknown kind.
 
     Example:
-        >>> agreement("exact", 1.2, 0.01, detects=0.12)
+        >>> agreement("exact", 1.2, 0.01, band=0.12)
         (False, 'exact formula, |z| <= 4: largest |z| 1.20, detects 12.0% -> inconclusive (detects only 12.0%)')
     """
     _check_kind(kind)
-    power = math.nan if detects is None else float(detects)
+    power = math.nan if band is None else float(band)
     gap = de_gap(d) if kind == "DE" and math.isfinite(d) else 0.0
     rel = math.nan if max_abs_rel is None else float(max_abs_rel)
     if kind == "none":
         return False, "no closed form: nothing to judge"
-    band = 0.0 if math.isnan(power) else power
-    within = max_abs_z <= Z_MAX or (kind != "exact" and not math.isnan(rel) and rel <= gap + band)
+    stat = 0.0 if math.isnan(power) else power
+    within = max_abs_z <= Z_MAX or (kind != "exact" and not math.isnan(rel) and rel <= gap + stat)
     v = _verdict(kind, within, float(max_abs_z), rel, power, gap)
     return v.agrees, v.sentence
 
@@ -240,8 +274,8 @@ def _verdict(kind, within, zmax, relmax, power, gap) -> Verdict:
         verdict = "inconclusive"
     else:
         verdict = "agrees"
-    said = f"{verdict} (detects only {power:.1%})" if verdict == "inconclusive" else verdict
-    power_txt = "" if math.isnan(power) else f", detects {power:.1%}"
+    said = f"{verdict} (detects only {gap + power:.1%})" if verdict == "inconclusive" else verdict
+    power_txt = "" if math.isnan(power) else f", detects {gap + power:.1%}"
     if kind == "exact":
         rule = f"exact formula, |z| <= {Z_MAX:g}: largest |z| {zmax:.2f}"
     else:

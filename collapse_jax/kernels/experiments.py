@@ -14,7 +14,7 @@ count), [kernel] (name and its parameters), [chain] and [simulation] (seeds, key
   empirical-spectrum theory where the linear theory has a formula, and accuracy.
 * "krr_spectrum": the empirical spectrum and the target's tail energy with their power-law fits (beta, r),
   and the error against T with lambda = T^-ell_crit(beta, r): theory on the empirical spectrum, simulation,
-  and the slopes MATH §1.6 predicts from the fitted exponents.
+  and the slopes theory/powerlaw.md predicts from the fitted exponents.
 """
 
 from __future__ import annotations
@@ -257,7 +257,7 @@ def _krr_spectrum(exp, progress):
     noisy = kw["sigma"] > 0 or kw["sigma0"] > 0
     rows = [
         f"fitted beta = {beta:.3f}, r = {fit.r:.3f} over k in {fit.k_range}; ell_crit = {ell:.3f}",
-        f"{'n':>3} {'slope sim':>10} {'slope theory':>13} {'predicted (§1.6)':>17} {'max |rel gap|':>14}",
+        f"{'n':>3} {'slope sim':>10} {'slope theory':>13} {'predicted (rate)':>17} {'max |rel gap|':>14}",
     ]
     slopes = []
     for j, n in enumerate(ns):

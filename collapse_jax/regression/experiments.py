@@ -2,7 +2,7 @@
 
 * "lambda_scan" (default): error for every (lambda, n); figure against lambda (one colour per n) or n.
 * "T_scan": error against T for lambda rules (a number, "crit", "naive", "adaptive", {power_law = [c, ell]}),
-  log-log, with fitted slopes printed beside the exponents MATH §1.6 predicts.
+  log-log, with fitted slopes printed beside the exponents theory/powerlaw.md predicts.
 * "optimal_lambda": lambda*(T, n) from the theory, with the argmin of the simulated error as markers.
 
 The regression kinds "compare" (`compare`) and "joint_regularisation", "schedule_fit", "real_data_budget"

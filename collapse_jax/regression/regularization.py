@@ -1,4 +1,4 @@
-"""Lambda schedules and the adaptive strategy (MATH §1.6).
+"""Lambda schedules and the adaptive strategy (theory/powerlaw.md).
 
 A schedule is a plain function, as in optax: `schedule(T, n) -> lam`, the downstream lambda for T samples
 trained on generation-n data; n may be an array of generations (the result then broadcasts against it). `Downstream(lam=schedule)` is accepted wherever a number is; `resolve` turns it
@@ -10,7 +10,7 @@ Example:
     >>> spec, gen = cj.Spectrum.isotropic(100), cj.Generators(T0=400)
     >>> down = cj.Downstream(T=250, sigma=1.0)
     >>> lam0 = cj.regularization.optimal_lambda(spec, gen, down, 0)
-    >>> round(float(lam0), 3)  # sigma^2 phi / signal = 0.4 (MATH §1.4)
+    >>> round(float(lam0), 3)  # sigma^2 phi / signal = 0.4 (theory/ridge.md "Isotropic closed form")
     0.4
 """
 

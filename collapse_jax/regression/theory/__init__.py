@@ -2,10 +2,13 @@
 
 `test_error(spec, gen, down, n)` picks the strongest formula that applies:
 
-* exact (MATH §1.2): downstream OLS (lam = 0, T >= d+2) after OLS generators, or after min-norm generators
-  on an isotropic spectrum (§1.5); and downstream min-norm (lam = 0, T <= d-2) on an isotropic spectrum;
-* deterministic equivalent (§1.3) for a ridge downstream (lam > 0) or an anisotropic min-norm downstream;
-* data strategies (§1.7, `theory.strategies`): accumulate (fresh or fixed design) and real rows mixed into
+* exact (theory/moments.md "OLS generators"): downstream OLS (lam = 0, T >= d+2) after OLS generators, or after
+  min-norm generators on an isotropic spectrum (theory/overparam.md); and downstream min-norm (lam = 0, T <= d-2) on
+  an isotropic spectrum;
+* deterministic equivalent (theory/ridge.md "Composition with any generators") for a ridge downstream (lam > 0) or an
+  anisotropic min-norm downstream;
+* data strategies (theory/strategies.md, `theory.strategies`): accumulate (fresh or fixed design) and real rows mixed
+  into
   OLS generators exactly; a downstream real/synthetic mixture exactly for OLS, by a deterministic equivalent
   for ridge.
 
@@ -123,7 +126,8 @@ def formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
     n=Int(0, checks.MAX_GENERATIONS, many=True),
 )
 def test_error(spec: Spectrum, gen: Generators, down: Downstream, n):
-    """Expected test error of the downstream model trained on generation-n data (MATH §1.2-1.5)."""
+    """Expected test error of the downstream model trained on generation-n data (theory/moments.md, theory/ridge.md,
+    theory/overparam.md)."""
     return metrics(spec, gen, down, n).test_error
 
 
