@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from stats import ks_2samp_pvalue
 
+from collapse_jax.engine import agreement
+
 from collapse_jax.distributions import (
     Mixture,
     bootstrap_chain,
@@ -19,15 +21,14 @@ from collapse_jax.distributions import (
 
 def z(samples, expected):
     """z-scores of the mean over axis 0 against `expected` (0 where a column is constant and equals it)."""
-    samples = np.asarray(samples, float)
-    diff, sem = samples.mean(0) - expected, samples.std(0, ddof=1) / np.sqrt(samples.shape[0])
-    exact = (sem == 0) & (np.abs(diff) <= 1e-12 * (1 + np.abs(expected)))
-    return np.where(exact, 0.0, diff / np.where(sem > 0, sem, 1e-300))
+    return agreement.zscore(*agreement.mean_sem(samples), expected)
 
 
 def assert_z(samples, expected, label=""):
-    zs = z(samples, expected)
-    assert np.all(np.abs(zs) <= 4), f"{label}: z = {np.round(zs, 2)}"
+    """The lab's rule for an exact formula (engine/agreement.py); prints what the check detects (pytest -s)."""
+    v = agreement.judge("exact", np.asarray(samples, float).reshape(len(samples), -1), np.ravel(expected))
+    print(f"{label}: {v.sentence}")
+    assert v.verdict != "disagrees", f"{label}: z = {np.round(z(samples, expected), 2)}; {v.sentence}"
 
 
 @pytest.mark.parametrize("a", [0.5, 1.0, 3.0, 49.5])

@@ -75,10 +75,13 @@ def _log_grid(G, points=40):
     return np.unique(np.concatenate([[0, 1], np.geomspace(1, G, points).round().astype(int)]))
 
 
-def _zmax(x, th):
+def _zmax(x, th, bands=None):
     """Largest |z| of the seed mean against theory. A constant column (every chain fixed, say) has no standard
-    error; it counts as agreeing when the difference is below one seed's share of the mean."""
+    error; it counts as agreeing when the difference is below one seed's share of the mean. Appends the check's
+    statistical band (agreement.band: what it can detect) to `bands` when given, for the summary's verdict."""
     m, s = mean_sem(x)
+    if bands is not None:
+        bands.append(agreement.band(m, s))
     return float(np.abs(agreement.zscore(m, s, th, sem_floor=(1 + np.abs(th)) / x.shape[0])).max())
 
 
@@ -151,6 +154,7 @@ def _gaussian_chain(exp, progress):
 
 
 def _gaussian_w2(exp, progress):
+    bands = []  # each check's statistical band: the summary says what the experiment detects
     c = exp.chain
     Ms, G = [int(m) for m in c.get("M", [20, 100])], int(c.get("generations", 200))
     ns = _log_grid(G)
@@ -172,7 +176,7 @@ def _gaussian_w2(exp, progress):
             w2 = np.asarray(distances.w2sq_gaussian(0.0, 1.0, out.mean[:, ns], out.var[:, ns]))
             th = theory.gaussian_w2(M, ns, est)
             ok, spread = _reliable(M, ns, est)
-            zs.append(_zmax(w2[:, ok], th[ok]))
+            zs.append(_zmax(w2[:, ok], th[ok], bands))
             rows.append(
                 f"{M:>5} {est:>10} {zs[-1]:>15.2f} {_zmax(w2, th):>14.2f} {spread:>17.2f} "
                 f"{w2[:, -1].mean():>16.4g} {th[-1]:>8.4g}"
@@ -202,7 +206,7 @@ def _gaussian_w2(exp, progress):
         M=["M"],
         estimator=["estimator"],
     )
-    return arrays, axes, rows, dict(max_abs_z=max(zs), formula="exact"), fig
+    return arrays, axes, rows, dict(max_abs_z=max(zs), formula="exact", band=min(bands)), fig
 
 
 def _bandwidth(b):
@@ -210,6 +214,7 @@ def _bandwidth(b):
 
 
 def _kde_chain(exp, progress):
+    bands = []  # each check's statistical band: the summary says what the experiment detects
     c = exp.chain
     M, G = int(c.get("M", 500)), int(c.get("generations", 200))
     bws = [_bandwidth(b) for b in c.get("bandwidths", [0.05, 0.2, "silverman"])]
@@ -237,7 +242,7 @@ def _kde_chain(exp, progress):
             )
             n = out.generations
             th = theory.kde_var(M, n, init.var()[0], bw)
-            zs.append(_zmax(out.var[:, :, 0], th))
+            zs.append(_zmax(out.var[:, :, 0], th, bands))
             rows.append(
                 f"{start_name:>18} {str(bw):>10} {zs[-1]:>16.2f} {out.w2sq[:, -1].mean():>12.4g} "
                 f"{out.kl[:, -1].mean():>10.4g}"
@@ -278,7 +283,7 @@ def _kde_chain(exp, progress):
     arrays |= dict(n=n, start=np.array(list(starts)), bandwidth=np.array([str(b) for b in bws]))
     axes |= dict(n=["n"], start=["start"], bandwidth=["bandwidth"])
     # E s_n^2 is exact for a fixed h and for a rule h = f s alike (the recursion is linear in s^2)
-    return arrays, axes, rows, dict(max_abs_z=max(zs), formula="exact"), fig
+    return arrays, axes, rows, dict(max_abs_z=max(zs), formula="exact", band=min(bands)), fig
 
 
 def _bootstrap(exp, progress):
@@ -380,6 +385,7 @@ def _discrete(exp, progress):
 
 
 def _gaussian_strategies(exp, progress):
+    bands = []  # each check's statistical band: the summary says what the experiment detects
     c = exp.chain
     dims, Ms = [int(d) for d in c.get("d", [1, 10])], np.asarray([int(m) for m in c.get("M", [10, 100, 1000])])
     G, est = int(c.get("generations", 100)), c.get("estimator", "mle")
@@ -426,8 +432,8 @@ def _gaussian_strategies(exp, progress):
                 else np.array([_reliable(int(max(M, d + 2)), np.asarray([G]), est)[0][0] for M in Ms])
             )
             z = [
-                _zmax(sim[i, j, :, 0].T, th[i, j, :, 0]) if has else float("nan"),
-                _zmax(sim[i, j, ok, 1].T, th[i, j, ok, 1]) if has and ok.any() else float("nan"),
+                _zmax(sim[i, j, :, 0].T, th[i, j, :, 0], bands) if has else float("nan"),
+                _zmax(sim[i, j, ok, 1].T, th[i, j, ok, 1], bands) if has and ok.any() else float("nan"),
             ]
             zs += [v for v in z if np.isfinite(v)]
             rows.append(
@@ -464,4 +470,4 @@ def _gaussian_strategies(exp, progress):
     axes = dict(
         error=["d", "strategy", "M", "metric", "seed"], theory=["d", "strategy", "M", "metric"], d=["d"], M=["M"]
     )
-    return arrays, axes, rows, dict(max_abs_z=max(zs), formula="exact"), fig
+    return arrays, axes, rows, dict(max_abs_z=max(zs), formula="exact", band=min(bands)), fig

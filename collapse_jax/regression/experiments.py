@@ -164,6 +164,7 @@ def _run_lambda_scan(exp, progress):
     summary = dict(
         max_abs_z=float(np.abs(z[..., ns]).max()),
         max_abs_rel_error=float(np.abs(rel[..., ns]).max()),
+        band=agreement.band(mean[..., ns], sem[..., ns]),
         formula=_kind(exp, downs),
         simulation=runs[0][2],
     )
@@ -245,6 +246,7 @@ def _run_T_scan(exp, progress):
     summary = dict(
         max_abs_z=float(np.abs(z[..., ns]).max()),
         max_abs_rel_error=float(np.abs(rel[..., ns]).max()),
+        band=agreement.band(mean[..., ns], sem[..., ns]),
         formula="DE",
         slopes=slopes,
     )

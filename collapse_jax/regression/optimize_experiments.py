@@ -122,6 +122,7 @@ def _joint(exp, progress):
         formula="DE",
         max_abs_z=float(np.abs(z).max()),
         max_abs_rel_error=float(np.abs(rel).max()),
+        band=agreement.band(mean, sem),
         gain_theory=gain_th.tolist(),
         gain_simulation=gain_sim.tolist(),
         gain_z=gain_z.tolist(),
@@ -199,6 +200,7 @@ def _schedule(exp, progress):
                 gain_simulation=float(gain_sim),
                 max_abs_z=float(np.abs(z).max()),
                 max_abs_rel_error=float(np.abs(rel).max()),
+                band=agreement.band(mean, sem),
             )
         )
         lines.append(th)
@@ -221,6 +223,7 @@ def _schedule(exp, progress):
     fig.suptitle(exp.description or "Best power-law λ schedule against ℓcrit")
     summary["max_abs_z"] = max(f["max_abs_z"] for f in summary["fits"])
     summary["max_abs_rel_error"] = max(f["max_abs_rel_error"] for f in summary["fits"])
+    summary["band"] = min(f["band"] for f in summary["fits"])
     arrays = dict(n=np.asarray(ns), T=T_sim, test_error=sims)
     axes = dict(n=["n"], T=["T"], test_error=["n", "rule", "T", "seed"])
     return arrays, axes, rows, summary, fig
@@ -281,6 +284,7 @@ def _budget(exp, progress):
     summary = dict(
         formula="exact",
         max_abs_z=float(max(zs)),
+        band=agreement.band(*mean_sem(sim.reshape(-1, sim.shape[-1]), axis=1)),
         clean=clean,
         least_constant=least[:, 0].tolist(),
         least_spread=least[:, 1].tolist(),
