@@ -183,7 +183,12 @@ def _run(exp, out_dir, progress: bool) -> dict:
     if "max_abs_z" in summary and summary.get("formula") in ("exact", "DE"):
         d = exp.spec.d if hasattr(exp, "spec") else np.inf  # distribution chains: exact formulas only
         ok, sentence = theory.agreement(
-            summary["formula"], summary["max_abs_z"], summary.get("max_abs_rel_error"), d, band=summary.get("band")
+            summary["formula"],
+            summary["max_abs_z"],
+            summary.get("max_abs_rel_error"),
+            d,
+            band=summary.get("band"),
+            seeds=getattr(exp, "seeds", None),
         )
         summary["agrees"] = ok
         print(sentence)

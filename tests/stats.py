@@ -31,3 +31,12 @@ def assert_theory(res, theory, *, gap: float = 0.0, label: str = ""):
         )
         verdicts.append(v)
     return verdicts
+
+
+def patient(seconds: float) -> float:
+    """A subprocess timeout sized from the work and the machine's load: `seconds` is what the work takes on an idle
+    2-core machine with a wide margin, stretched by the load per core (the suite runs beside other jobs; two sweep
+    tests timed out at a fixed 300 s on a loaded 2-core machine)."""
+    import os
+
+    return seconds * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))

@@ -37,11 +37,11 @@ def test_the_check_detects_what_it_says_and_no_less():
 
 
 def test_low_power_is_inconclusive_never_agrees():
-    v = agreement.judge("exact", sims(seeds=24), 1.0)
+    v = agreement.judge("exact", sims(seeds=40), 1.0)
     assert v.verdict == "inconclusive" and not v.agrees
     assert v.sentence.endswith(f"inconclusive (detects only {v.detects:.1%})")
     # ... but a disagreement seen at low power is still a disagreement
-    assert agreement.judge("exact", sims(seeds=24), 2.0).verdict == "disagrees"
+    assert agreement.judge("exact", sims(seeds=40), 2.0).verdict == "disagrees"
 
 
 def test_a_de_is_judged_by_its_gap_plus_the_band():
@@ -75,3 +75,12 @@ def test_kinds_and_bad_arguments():
 def test_scalar_rule_says_inconclusive_when_the_band_is_wide():
     ok, sentence = theory.agreement("DE", 1.0, 0.1022, 20, band=0.30)  # fig1b at 24 seeds
     assert not ok and "inconclusive (detects only 40.0%)" in sentence
+
+
+def test_too_few_seeds_for_a_z_test_is_inconclusive():
+    """4 seeds: z is t-distributed with 3 degrees of freedom, so a large |z| is no evidence either way."""
+    x = sims(seeds=4, points=40, seed=3)
+    v = agreement.judge("exact", x, 1.0)
+    assert v.verdict == "inconclusive" and "only 4 seeds" in v.sentence
+    ok, sentence = agreement.agreement("DE", 5.77, 0.105, 100, band=0.021, seeds=4)
+    assert not ok and sentence.endswith("inconclusive (only 4 seeds: too few for a z-test)")

@@ -19,6 +19,9 @@ so the thresholds live here, once, fixed before any run, each with its reason:
   finite-size gap bound plus the statistical band, |mean - theory| <= gap |theory| + Z_MAX sem. The bound is
   ``de_gap(d) = DE_GAP_C / d`` with ``DE_GAP_C = 2`` (theory/ridge.md "Finite-size gap": on a grid of 108
   configurations the largest measured gap is 1.30/d and the largest upper bound, gap + 2 sem/mean, 1.87/d).
+* ``MIN_SEEDS_Z = 30``: below 30 seeds the z of a seed mean is t-distributed with heavy tails (3 degrees of
+  freedom at 4 seeds: |z| > 4 at 3% of points) and its standard error is itself a rough guess, so neither
+  "agrees" nor "disagrees" can be said: the verdict is "inconclusive (only N seeds)".
 * an approximation (e.g. the coalescent fixation time) agrees within its stated relative accuracy, passed as
   ``gap``, plus the statistical band: the same rule as a DE with a bound of its own.
 
@@ -44,6 +47,7 @@ KINDS = ("exact", "DE", "approximation", "none")
 Z_MAX = 4.0
 DETECTS_MAX = 0.05
 DE_GAP_C = 2.0
+MIN_SEEDS_Z = 30
 
 
 class NoFormulaError(ValueError):
@@ -201,11 +205,12 @@ def judge(kind: str, sims, theory, *, gap: float = 0.0, axis: int = 0) -> Verdic
         'exact formula, |z| <= 4: largest |z| 1.10, detects 12.3% -> inconclusive (detects only 12.3%)'
     """
     mean, sem = mean_sem(sims, axis)
-    return judge_moments(kind, mean, sem, theory, gap=gap)
+    return judge_moments(kind, mean, sem, theory, gap=gap, seeds=np.shape(sims)[axis])
 
 
-def judge_moments(kind: str, mean, sem, theory, *, gap: float = 0.0) -> Verdict:
-    """`judge` from the seed means and their standard errors (for callers that keep only those)."""
+def judge_moments(kind: str, mean, sem, theory, *, gap: float = 0.0, seeds: int | None = None) -> Verdict:
+    """`judge` from the seed means and their standard errors (for callers that keep only those); `seeds`, when
+    given, below MIN_SEEDS_Z makes the verdict inconclusive."""
     _check_kind(kind)
     if not (gap >= 0 and math.isfinite(gap)):
         raise ValueError(f"gap must be a finite number >= 0, got {gap!r}")
@@ -220,7 +225,17 @@ def judge_moments(kind: str, mean, sem, theory, *, gap: float = 0.0) -> Verdict:
     power = band(mean, sem)
     if kind == "none":
         return Verdict(kind, "no formula", zmax, relmax, power, gap, "no closed form: nothing to judge")
-    return _verdict(kind, excess_z(mean, sem, theory, gap) <= Z_MAX, zmax, relmax, power, gap)
+    v = _verdict(kind, excess_z(mean, sem, theory, gap) <= Z_MAX, zmax, relmax, power, gap)
+    return _too_few(v, seeds)
+
+
+def _too_few(v: Verdict, seeds: int | None) -> Verdict:
+    if seeds is None or seeds >= MIN_SEEDS_Z:
+        return v
+    rule = v.sentence.rsplit(" -> ", 1)[0]
+    return dataclasses.replace(
+        v, verdict="inconclusive", sentence=f"{rule} -> inconclusive (only {seeds} seeds: too few for a z-test)"
+    )
 
 
 def excess_z(mean, sem, theory, gap: float = 0.0) -> float:
@@ -242,7 +257,12 @@ def excess_z(mean, sem, theory, gap: float = 0.0) -> float:
 
 
 def agreement(
-    kind: str, max_abs_z: float, max_abs_rel: float | None, d: float = math.inf, band: float | None = None
+    kind: str,
+    max_abs_z: float,
+    max_abs_rel: float | None,
+    d: float = math.inf,
+    band: float | None = None,
+    seeds: int | None = None,
 ) -> tuple[bool, str]:
     """The rule from summary numbers: (agrees, sentence) for a comparison whose largest |z|, largest relative gap
     and statistical band (`band`) are known. A DE agrees when |z| <= Z_MAX or its largest gap is within de_gap(d)
@@ -263,7 +283,7 @@ def agreement(
         return False, "no closed form: nothing to judge"
     stat = 0.0 if math.isnan(power) else power
     within = max_abs_z <= Z_MAX or (kind != "exact" and not math.isnan(rel) and rel <= gap + stat)
-    v = _verdict(kind, within, float(max_abs_z), rel, power, gap)
+    v = _too_few(_verdict(kind, within, float(max_abs_z), rel, power, gap), seeds)
     return v.agrees, v.sentence
 
 

@@ -388,9 +388,10 @@ def _least(spec, gen, down, n, eps, spread, tol):
             f"n = {n} is {best:.4g}, above (1 + eps) x clean = {target:.4g}"
         )
     meets = lambda pi: float(error(jnp.asarray(rounded(pi, T)))) <= target  # noqa: E731
-    if not spread:
+    if not spread:  # every candidate at once (vmapped): the least one whose rounded rows meet the target
         candidates = np.unique(np.concatenate([np.arange(int(t) + 1) / t for t in np.unique(T)]))
-        p = float(next(p for p in candidates if meets(np.full(n, p))))
+        values = np.asarray(jax.vmap(error)(jnp.asarray(rounded(candidates[:, None] * np.ones(n), T))))
+        p = float(candidates[np.argmax(values <= target)])  # pi = 1 meets it (checked above), so one does
         return p, rounded(np.full(n, p), T)
     if meets(np.zeros(n)):
         return 0.0, np.zeros(n)
