@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
+import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from collapse_jax.engine import agreement, checks, plotting
+from collapse_jax.engine.progress import reporter
 from collapse_jax.regression import theory
 
 FAMILIES = ("regression", "distributions", "kernels")
@@ -73,7 +74,7 @@ def _regression(formula, note, spec, gen, down, cv, n=5):
 
     def sim(seeds, key):
         ns = np.arange(n + 1)
-        res = cj.simulate(spec, gen, down, n, seeds, key)
+        res = cj.simulate(spec, gen, down, n, seeds, key=key)
         return ns, res.test_error, np.asarray(theory.test_error(spec, gen, down, ns))
 
     config = (
@@ -141,31 +142,31 @@ def _catalogue():
 
     def gaussian_var(seeds, key):
         n = np.arange(5, 51, 5)  # n = 0 is sigma_0^2 = 1 for every seed: an identity, not a statistical check
-        out = gaussian_chain(key, M=20, generations=50, seeds=seeds)
+        out = gaussian_chain(key=key, M=20, generations=50, seeds=seeds)
         return n, out.var[:, n], dt.gaussian_var_mean(20, n)
 
     def gaussian_logdet(seeds, key):
         n = np.array([10, 100, 1000])
-        out = gaussian_chain(key, M=10, generations=1000, seeds=seeds, d=2, estimator="unbiased")
+        out = gaussian_chain(key=key, M=10, generations=1000, seeds=seeds, d=2, estimator="unbiased")
         return n, out.log_det[:, n], dt.gaussian_logdet_drift(10, n, 2, "unbiased")
 
     def gaussian_accumulate(seeds, key):
         n = np.arange(1, 21)
-        out = gaussian_chain(key, M=10, generations=20, seeds=seeds, strategy="accumulate", real_fraction=0.2)
+        out = gaussian_chain(key=key, M=10, generations=20, seeds=seeds, strategy="accumulate", real_fraction=0.2)
         return n, out.var[:, n], dt.gaussian_strategy_moments(10, n, strategy="accumulate", real_fraction=0.2)[1]
 
     def kde_fixed(seeds, key):
-        out = kde_chain(key, M=50, generations=20, seeds=seeds, bandwidth=0.3)
+        out = kde_chain(key=key, M=50, generations=20, seeds=seeds, bandwidth=0.3)
         return out.generations, out.var[:, :, 0], dt.kde_var(50, out.generations, 1.0, 0.3)
 
     def bootstrap_distinct(seeds, key):
         t = np.array([1, 2, 5, 10, 20, 50])
-        out = bootstrap_chain(key, 30, 50, seeds)
+        out = bootstrap_chain(30, 50, seeds, key=key)
         return t, out.distinct[:, t], dt.distinct_mean(30, t)
 
     def discrete_dev(seeds, key):
         p, N, n = np.array([0.5, 0.3, 0.2]), 20, np.array([0, 2, 5, 10])
-        out = discrete_chain(key, p, N, 10, seeds)
+        out = discrete_chain(p, N, 10, seeds, key=key)
         dev = np.sum((out.probs[:, n] - out.probs[:, 1:2]) ** 2, -1)
         return n, dev, dt.discrete_deviation(p, N, n)
 
@@ -237,7 +238,7 @@ def calibrate(selected: list[Check], seeds: int = 2000, key: int = 1) -> list[tu
     on a key the catalogue's runs do not use)."""
     out = []
     for c in selected:
-        _, sim, th = c.simulate(seeds, key)
+        _, sim, _ = c.simulate(seeds, key)
         mean, sem = agreement.mean_sem(sim)
         out.append((c.formula, agreement.band(mean, sem) * math.sqrt(seeds) / agreement.Z_MAX))
     return out
@@ -308,12 +309,10 @@ def run(selected: list[Check], full: bool = False, key: int = 0, progress: bool 
                 theory=th,
             )
         )
-        if progress:
-            print(
-                f"[validate] {'ok  ' if v.agrees else 'FAIL'} {c.formula} ({seeds} seeds, detects {v.detects:.1%}, "
-                f"{rows[-1]['seconds']:.1f}s wall, {rows[-1]['cpu_seconds']:.1f}s CPU)",
-                file=sys.stderr,
-            )
+        reporter(progress)(
+            f"[validate] {'ok  ' if v.agrees else 'FAIL'} {c.formula} ({seeds} seeds, detects {v.detects:.1%}, "
+            f"{rows[-1]['seconds']:.1f}s wall, {rows[-1]['cpu_seconds']:.1f}s CPU)"
+        )
     return rows
 
 
@@ -366,15 +365,18 @@ def report(rows: list[dict], out: str | Path, mode: str) -> Path:
     )
     for family in dict.fromkeys(r["family"] for r in rows):
         mine = [r for r in rows if r["family"] == family]
-        fig, axs = plotting.panels(len(mine), sharey=False)
-        for ax, r in zip(np.atleast_1d(axs), mine):
+        fig, axs = plotting.panels(len(mine), sharey=False, ncols=3)  # rows of three: every panel keeps its y label
+        for ax, r in zip(axs, mine, strict=True):
             ax.plot(r["x"], r["theory"], "-", color="C0", label=f"theory ({r['kind']})")
-            ax.errorbar(r["x"], r["mean"], yerr=r["sem"], fmt="o", ms=3, color="C1", label="simulation (mean ± s.e.)")
-            ax.set_title(r["formula"], fontsize=8, wrap=True)
+            ax.errorbar(r["x"], r["mean"], yerr=r["sem"], fmt="o", ms=3, color="C1", label="simulation")
+            ax.set_title(textwrap.fill(r["formula"], 40), fontsize=8)
             ax.set_xlabel("n")
+            ax.set_ylabel("test error" if family == "regression" else "mean over seeds (title)", fontsize=8)
             ax.legend(fontsize=7)
-        for path in plotting.save(fig, out / family):
-            lines.append(f"![{family}]({path.name})")
+        png, pdf = plotting.save(fig, out / family)
+        lines.append(f"![{family}]({png.name})")  # markdown viewers show PNG; the PDF is for print
+        lines.append(f"[{family} (PDF)]({pdf.name})")
+        lines.append("")
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -22,7 +22,7 @@ def assert_theory(res, theory, *, gap: float = 0.0, label: str = ""):
     equivalent. Returns the verdicts; each says what its check detects (gap + Z_MAX sem/|mean|), printed with -s.
     """
     verdicts = []
-    for name, m, s, t in zip(res.mean()._fields, res.mean(), res.sem(), theory):
+    for name, m, s, t in zip(res.mean()._fields, res.mean(), res.sem(), theory, strict=True):
         v = agreement.judge_moments("DE" if gap else "exact", m, s, np.asarray(t), gap=gap)
         print(f"{label} {name}: {v.sentence}")
         assert v.verdict != "disagrees", (

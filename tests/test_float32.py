@@ -35,7 +35,7 @@ def test_gaussian_chain_in_float32_agrees_with_float64_theory():
 
     n = np.arange(1, 11)
     with jax.enable_x64(False):
-        out = gaussian_chain(3, M=20, generations=10, seeds=4000)
+        out = gaussian_chain(M=20, generations=10, seeds=4000, key=3)
     assert out.var.dtype == np.float32
     v = agreement.judge("exact", out.var[:, n], theory.gaussian_var_mean(20, n))
     print(v.sentence)

@@ -16,7 +16,7 @@ POW = cj.Spectrum.power_law(40, beta=1.5, r=0.5)
 
 
 def check(spec, gen, down, generations, seeds, *, de=False, key=0, label=""):
-    res = cj.simulate(spec, gen, down, generations, seeds, key)
+    res = cj.simulate(spec, gen, down, generations, seeds, key=key)
     theory = cj.theory.metrics(spec, gen, down, np.arange(generations + 1))
     assert_theory(res, theory, gap=agreement.de_gap(spec.d) if de else 0.0, label=label)
     return res, theory

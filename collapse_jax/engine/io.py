@@ -9,6 +9,7 @@ import json
 import os
 import platform
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -24,7 +25,7 @@ def environment() -> dict:
         jaxlib=jax.lib.__version__,
         numpy=np.__version__,
         python=platform.python_version(),
-        x64=bool(jax.config.jax_enable_x64),
+        x64=bool(jax.config.read("jax_enable_x64")),
         devices=[str(d) for d in jax.devices()],
         written=datetime.datetime.now(datetime.UTC).isoformat(),
     )
@@ -51,7 +52,7 @@ def save(stem: str | Path, arrays: dict, axes: dict, meta: dict, coords: dict | 
     for name, arr in arrays.items():
         if name not in axes or len(axes[name]) != np.ndim(arr):
             raise ValueError(f"axes must name every axis of array {name!r} (shape {np.shape(arr)})")
-        for axis, size in zip(axes[name], np.shape(arr)):
+        for axis, size in zip(axes[name], np.shape(arr), strict=True):
             if axis in coords and len(coords[axis]) != size:
                 raise ValueError(
                     f"array {name!r} has {size} entries along axis {axis!r}, its coordinate has {len(coords[axis])}"
@@ -60,7 +61,8 @@ def save(stem: str | Path, arrays: dict, axes: dict, meta: dict, coords: dict | 
     axes = dict(axes) | {f"coord:{k}": [k] for k in coords}
     npz, sidecar = stem.with_suffix(".npz"), stem.with_suffix(".json")
     tmp = stem.with_name(f"{stem.name}.{os.getpid()}.tmp.npz")  # per process: two writers never share one
-    np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+    payload: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
+    np.savez_compressed(tmp, **payload)
     os.replace(tmp, npz)
     doc = dict(axes=axes, **meta, environment=environment())
     tmp_json = stem.with_name(f"{stem.name}.{os.getpid()}.tmp.json")

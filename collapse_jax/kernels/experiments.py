@@ -20,13 +20,14 @@ count), [kernel] (name and its parameters), [chain] and [simulation] (seeds, key
 from __future__ import annotations
 
 import dataclasses
-import sys
+from typing import Any
 
 import numpy as np
 
 from collapse_jax.engine import checks, plotting
 from collapse_jax.engine.agreement import mean_sem, zscore
 from collapse_jax.engine.header import Header, read_header
+from collapse_jax.engine.progress import reporter
 from collapse_jax.kernels import data as datasets
 from collapse_jax.kernels import theory
 from collapse_jax.kernels.chain import krr_chain, resolve_lambdas
@@ -96,8 +97,7 @@ def _setup(exp, progress):
     data = load_data(exp.data)
     kernel = dict(exp.kernel)
     name = kernel.pop("name", "rbf")
-    if progress:
-        print(f"[{exp.name}] {data.name}: {len(data.X)} points; {name} kernel {kernel}", file=sys.stderr)
+    reporter(progress)(f"[{exp.name}] {data.name}: {len(data.X)} points; {name} kernel {kernel}")
     K = kernel_matrix(name, data.X, **kernel)
     pool, test = datasets.split(data, int(exp.data.get("test", max(1, len(data.X) // 6))), exp.key)
     emp = theory.empirical_spectrum(K[np.ix_(pool, pool)], data.Y[pool])
@@ -170,7 +170,8 @@ def _krr_chain(exp, progress):
             arrays[f"accuracy_{where}"] = out.accuracy
     for i, label in enumerate(labels):
         gaps = {w: out.test_error[:, i].mean(0) / th[i] - 1 for w, out in runs.items()}
-        z = zscore(*mean_sem(runs["pool"].test_error[:, i]), th[i])
+        pool_mean, pool_sem = mean_sem(runs["pool"].test_error[:, i])
+        z = zscore(pool_mean, pool_sem, th[i])
         acc = runs["held_out"].accuracy
         acc0, accG = (np.nan, np.nan) if acc is None else (acc[:, i, 0].mean(), acc[:, i, -1].mean())
         h, p = gaps["held_out"], gaps["pool"]
@@ -223,7 +224,7 @@ def _krr_chain(exp, progress):
 
 def _krr_spectrum(exp, progress):
     c = exp.chain
-    data, K, pool, test, emp = _setup(exp, progress)
+    data, K, pool, _test, emp = _setup(exp, progress)
     fit = theory.fit_power_law(emp, tuple(c["fit_range"]) if "fit_range" in c else None)
     beta, r = fit.beta, min(fit.r, 1.0)
     ell = float(linear_theory.ell_crit(beta, r))
@@ -279,7 +280,7 @@ def _krr_spectrum(exp, progress):
     tail = np.cumsum(energy[::-1])[::-1] + emp.residual
     axs[1].loglog(k, tail, ".", ms=3, label="target energy beyond k")
     axs[1].loglog(kf, fit.tail_prefactor * kf ** (-2 * beta * fit.r), "k-", label=f"fit k^-2βr, r = {fit.r:.2f}")
-    for ax, title in zip(axs[:2], ("kernel spectrum", "target coefficients")):
+    for ax, title in zip(axs[:2], ("kernel spectrum", "target coefficients"), strict=True):
         ax.set(xlabel="k", title=title)
         ax.legend(fontsize=8)
     plotting.theory_vs_simulation(
@@ -338,7 +339,7 @@ def _krr_strategies(exp, progress):
     rows = [
         f"{'variant':>28} {'formula':>8} {'pool: max |rel gap|':>20} {'held-out error n=G':>19} {'accuracy n=G':>13}"
     ]
-    summary = dict(variants=[])
+    summary: dict[str, Any] = dict(variants=[])
     for v, var in enumerate(variants):
         checks.sections(var, {"label", "strategy", "real_fraction", "synthetic_fraction"}, f"variant {v}")
         opts = {k: var[k] for k in ("strategy", "real_fraction", "synthetic_fraction") if k in var}

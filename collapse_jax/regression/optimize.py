@@ -19,7 +19,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +28,7 @@ import numpy as np
 import optax
 
 from collapse_jax.engine import checks
+from collapse_jax.engine.strategies import STRATEGIES
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
 from collapse_jax.regression.theory import moments, ridge, strategies
@@ -69,7 +71,7 @@ def _run(fun, method, steps, learning_rate):
 
     @jax.jit
     def run(x0, args):
-        f = lambda x: fun(x, *args)  # noqa: E731
+        f = lambda x: fun(x, *args)
         value_and_grad = optax.value_and_grad_from_state(f) if method == "lbfgs" else jax.value_and_grad(f)
 
         def step(carry, _):
@@ -143,7 +145,7 @@ def joint_lambdas_problem(spec, gen, down, n, tune_generators=True):
     n = checks.size("n", n, lo=1)
     if gen.lam is None:
         raise ValueError("gen.lam: joint_lambdas needs ridge generators; give Generators(lam=...) a start > 0")
-    if gen.strategy != "replace" or gen.real_fraction is not None or gen.fixed:
+    if STRATEGIES[gen.strategy].pools or gen.real_fraction is not None or gen.fixed:
         raise ValueError("gen: joint_lambdas covers replace chains of fresh designs (theory/ridge.md's recursion)")
     T, sigma, lam = gen.per_generation(n)
     eig, w0 = _arrays(spec)
@@ -227,7 +229,7 @@ def _real_error(spec, gen, down, n):
 
     def error(pi):
         gamma = strategies.carry_over(T * (1 - pi), T, spec.d)
-        step = lambda c, xs: (xs[0] * c + xs[1],) * 2  # noqa: E731  c_k = gamma_k c_{k-1} + v_k
+        step = lambda c, xs: (xs[0] * c + xs[1],) * 2
         return downstream(jax.lax.scan(step, jnp.zeros(()), (gamma, sigma**2 / (T - spec.d - 1)))[0])
 
     return error
@@ -387,7 +389,7 @@ def _least(spec, gen, down, n, eps, spread, tol):
             f"eps = {eps} is out of reach: with every generation refitted to real data the error at "
             f"n = {n} is {best:.4g}, above (1 + eps) x clean = {target:.4g}"
         )
-    meets = lambda pi: float(error(jnp.asarray(rounded(pi, T)))) <= target  # noqa: E731
+    meets = lambda pi: float(error(jnp.asarray(rounded(pi, T)))) <= target
     if not spread:  # every candidate at once (vmapped): the least one whose rounded rows meet the target
         candidates = np.unique(np.concatenate([np.arange(int(t) + 1) / t for t in np.unique(T)]))
         values = np.asarray(jax.vmap(error)(jnp.asarray(rounded(candidates[:, None] * np.ones(n), T))))
@@ -416,7 +418,7 @@ def _least(spec, gen, down, n, eps, spread, tol):
 
 def _ols_replace(spec, gen, n):
     T = gen.per_generation(n)[0]
-    if gen.lam is not None or gen.strategy != "replace" or gen.fixed or np.any(T < spec.d + 2):
+    if gen.lam is not None or STRATEGIES[gen.strategy].pools or gen.fixed or np.any(T < spec.d + 2):
         raise ValueError(
             f"gen: real-fraction schedules are optimised for OLS generators under replace with fresh "
             f"designs and T0 >= d + 2 = {spec.d + 2} (the exact recursion of theory/strategies.md)"

@@ -7,15 +7,17 @@ and code paths. Noise levels and lambda are data, so one compiled function serve
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import jax
 import numpy as np
+from jax.typing import ArrayLike
 
 from collapse_jax.engine import checks
+from collapse_jax.engine.strategies import NAMES, check_takes
+from collapse_jax.engine.strategies import strategy as declared
 
-static = dataclasses.field(metadata=dict(static=True))
-
-STRATEGIES = checks.STRATEGIES
+STRATEGIES = NAMES  # declared in engine/strategies.py
 
 
 @checks.strict_init
@@ -41,6 +43,17 @@ class Generators:
       (rounded half to even, as ``jnp.round``: T = 25, pi = 0.5 gives 12) are labelled by w0 instead of w_{k-1}. ``real_fraction=0.0`` is the same chain as None in law, drawn by the
       direct sampler.
 
+    Args:
+        T0: rows per generation (static), or one per generation.
+        sigma0: label noise of each generation (data), or one per generation.
+        lam: the generators' own ridge lambda (data; None: OLS or min-norm), or one per generation.
+        fixed: reuse one design X for every generation (static).
+        strategy: "replace", "accumulate" or "accumulate_subsample" (static).
+        real_fraction: share of each generation's fresh rows labelled by w0 (data; None: none).
+
+    Raises:
+        ValueError: a bad size, noise, lambda, fraction or strategy, or sequences of different lengths.
+
     Example:
         >>> import collapse_jax as cj
         >>> gen = cj.Generators(T0=(200, 400, 800), sigma0=1.0)
@@ -51,11 +64,11 @@ class Generators:
     """
 
     T0: int | tuple[int, ...] = dataclasses.field(default=300, metadata=dict(static=True))
-    sigma0: float | jax.Array = 1.0
-    lam: float | jax.Array | None = None
+    sigma0: ArrayLike = 1.0
+    lam: ArrayLike | None = None
     fixed: bool = dataclasses.field(default=False, metadata=dict(static=True))
     strategy: str = dataclasses.field(default="replace", metadata=dict(static=True))
-    real_fraction: float | jax.Array | None = None
+    real_fraction: ArrayLike | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "T0", checks.size("T0", self.T0))
@@ -69,8 +82,7 @@ class Generators:
             checks.real_array("real_fraction", self.real_fraction, lo=0.0, hi=1.0)
         if not isinstance(self.fixed, (bool, np.bool_)):
             raise ValueError(f"fixed must be True or False, got {self.fixed!r}")
-        checks.choice("strategy", self.strategy, STRATEGIES)
-        if self.fixed and self.strategy == "accumulate_subsample":
+        if check_takes(self.strategy, real_fraction=self.real_fraction).subsample and self.fixed:
             raise ValueError(
                 "strategy='accumulate_subsample' needs fresh rows each generation (fixed=False): a "
                 "subsample of one relabelled design is not a growing pool"
@@ -89,7 +101,7 @@ class Generators:
     @property
     def pooled(self) -> bool:
         """True when generation k's fit draws on the rows of earlier generations (accumulate strategies)."""
-        return self.strategy != "replace"
+        return declared(self.strategy).pools
 
     @property
     def T0_tuple(self) -> tuple[int, ...]:
@@ -142,6 +154,15 @@ class Downstream:
     lam may also be one value per generation n (an array, entry n for the model trained on generation-n
     data), or a schedule `lam(T, n)` (see `collapse_jax.regression.regularization`), which `resolved` turns into that.
 
+    Args:
+        T: downstream rows (static).
+        sigma: label noise of the downstream rows (data).
+        lam: ridge lambda >= 0 (data): a number, one per generation n, or a schedule lam(T, n).
+        synthetic_fraction: share of rows labelled by the generation-n model (data; None: all of them).
+
+    Raises:
+        ValueError: a bad size, noise, lambda or fraction, named with its allowed range.
+
     Example:
         >>> import collapse_jax as cj
         >>> cj.Downstream(T=300, sigma=1.0, lam=0.1).T
@@ -149,9 +170,9 @@ class Downstream:
     """
 
     T: int = dataclasses.field(default=300, metadata=dict(static=True))
-    sigma: float | jax.Array = 1.0
-    lam: float | jax.Array = 0.0
-    synthetic_fraction: float | jax.Array | None = None
+    sigma: ArrayLike = 1.0
+    lam: ArrayLike | Callable[..., ArrayLike] = 0.0  # a number, one per generation n, or a schedule lam(T, n)
+    synthetic_fraction: ArrayLike | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "T", checks.size("T", self.T))
@@ -171,12 +192,12 @@ class Downstream:
             return float(self.T)
         return jax.numpy.round(jax.numpy.asarray(self.synthetic_fraction) * self.T)
 
-    def resolved(self, generations: int) -> "Downstream":
+    def resolved(self, generations: int) -> Downstream:
         """This config with lam as a number or an array of one lambda per n = 0..generations."""
         lam = self.lam
         if callable(lam):  # schedules take an array of generations and broadcast against it
             lam = np.broadcast_to(np.asarray(lam(self.T, np.arange(generations + 1)), float), (generations + 1,))
-        if checks.is_concrete(lam) and np.ndim(lam) == 1 and len(lam) < generations + 1:
+        if checks.is_concrete(lam) and np.ndim(lam) == 1 and np.shape(lam)[0] < generations + 1:
             raise ValueError(f"lam per generation must have at least generations + 1 = {generations + 1} entries")
         return dataclasses.replace(self, lam=lam)
 

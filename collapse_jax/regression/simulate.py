@@ -13,6 +13,7 @@ import jax
 import numpy as np
 
 from collapse_jax.engine import agreement, checks, io
+from collapse_jax.engine.calls import key_moved
 from collapse_jax.engine.checks import Instance, Int, Key, OneOf, Optional, checked
 from collapse_jax.engine.seeds import (
     chunk_size_for,
@@ -97,6 +98,7 @@ def seed_batch(root, seed_ids, spec, gen, down, generations, sampler):
 _chunk = jax.jit(seed_batch, static_argnames=("generations", "sampler"))
 
 
+@key_moved("spec", "gen", "down", "generations", "seeds", "key")
 @checked(
     spec=Instance(Spectrum),
     gen=Instance(Generators),
@@ -115,8 +117,8 @@ def simulate(
     down: Downstream,
     generations: int = 20,
     seeds: int = 1000,
-    key=0,
     *,
+    key=0,
     sampler: str = "auto",
     chunk_size: int | None = None,
     seed_offset: int = 0,
@@ -125,14 +127,26 @@ def simulate(
     """Simulate `seeds` independent chains and return per-seed metrics for n = 0..generations.
 
     Args:
-        spec, gen, down: the problem (see `Spectrum`, `Generators`, `Downstream`).
+        spec: the covariance spectrum and teacher (`Spectrum`).
+        gen: the generators' chain (`Generators`).
+        down: the downstream ridge model (`Downstream`); a lambda schedule is resolved per generation.
         generations: N >= 0; every n = 0..N is measured.
         seeds: number of independent chains.
-        key: int or PRNG key; seed i uses fold_in(key, seed_offset + i).
+        key: int or PRNG key; seed i uses fold_in(key, seed_offset + i). Keyword-only, as in every chain (the
+            older positional call simulate(spec, gen, down, generations, seeds, key) still works, with a
+            DeprecationWarning).
         sampler: 'auto' (sufficient statistics wherever T >= d, exact and fast), 'direct' or 'suffstats'.
         chunk_size: seeds per compiled call (default: fits DEFAULT_MEMORY); never changes the numbers.
         seed_offset: first seed index, so that slices of one run can be computed apart and merged.
         progress: print one line per chunk to stderr.
+
+    Returns:
+        Result with per-seed `test_error` and `generator_error` arrays of shape (seeds, generations + 1) and the
+        config that made them.
+
+    Raises:
+        ValueError: a bad size, sampler or key, a config the sampler cannot draw exactly, or result arrays that
+            would not fit in memory; each names the argument and its allowed range.
 
     Example:
         >>> import collapse_jax as cj
@@ -154,8 +168,8 @@ def simulate(
     )
 
     root = root_key(key)
-    call = lambda ids: _chunk(root, ids, spec, gen, down, generations, sampler)  # noqa: E731
-    metrics = Metrics(*run_chunks(call, seeds, chunk, seed_offset, progress))
+    call = lambda ids: _chunk(root, ids, spec.values(), gen, down, generations, sampler)
+    test_error, generator_error = run_chunks(call, seeds, chunk, seed_offset, progress)
     config = dict(
         spectrum=dict(d=d),
         generators=describe(gen),
@@ -168,6 +182,6 @@ def simulate(
         sampler_used=dict(generators=sampler_used[0], downstream=sampler_used[1]),
         chunk_size=chunk,
         devices=jax.local_device_count(),
-        x64=bool(jax.config.jax_enable_x64),
+        x64=bool(jax.config.read("jax_enable_x64")),
     )
-    return Result(*metrics, config=config)
+    return Result(test_error, generator_error, config=config)

@@ -31,7 +31,6 @@ import functools
 import itertools
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -41,19 +40,21 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from collapse_jax.engine import agreement, checks, io, store
+from collapse_jax.engine.fields import grid_fields
+from collapse_jax.engine.progress import reporter
 from collapse_jax.engine.seeds import chunk_size_for, describe, root_key, seed_mean, seed_sem, seed_sharding
+from collapse_jax.engine.strategies import STRATEGIES
 from collapse_jax.regression import theory
 from collapse_jax.regression.chain import Metrics, resolve_sampler
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.simulate import DEFAULT_MEMORY, default_chunk, seed_batch
 from collapse_jax.regression.spectra import Spectrum
 
-FIELDS = {
-    "spec": ("d", "beta", "r", "signal"),
-    "gen": ("T0", "sigma0", "lam", "fixed", "strategy", "real_fraction"),
-    "down": ("T", "sigma", "lam", "synthetic_fraction"),
-}
-STATIC = {"spec.d", "gen.T0", "gen.fixed", "gen.strategy", "down.T"}
+# Grid axes and which of them are static, read off the configs' own declarations: a dataclass field's metadata
+# (static=True; sweep=False keeps a field off the grid) and the parameters of the Spectrum recipes.
+_OWNERS = {"spec": Spectrum, "gen": Generators, "down": Downstream}
+FIELDS = {owner: tuple(grid_fields(cls)) for owner, cls in _OWNERS.items()}
+STATIC = {f"{owner}.{name}" for owner, cls in _OWNERS.items() for name, static in grid_fields(cls).items() if static}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,10 +79,10 @@ class SweepResult:
         return seed_sem(Metrics(self.test_error, self.generator_error))
 
     def _variables(self):
-        names = list(self.axes[:-2])
+        names = tuple(self.axes[:-2])
         seeds, n = self.test_error.shape[-2:]
         variables = {k: (self.axes, getattr(self, k)) for k in ("test_error", "generator_error")}
-        variables |= {k: (names + ["n"], getattr(self, k)) for k in ("theory_test_error", "theory_generator_error")}
+        variables |= {k: ((*names, "n"), getattr(self, k)) for k in ("theory_test_error", "theory_generator_error")}
         variables["formula"] = (names, self.formula)
         coords = {a: np.asarray(self.grid[a]) for a in names} | dict(seed=np.arange(seeds), n=np.arange(n))
         return variables, coords
@@ -136,13 +137,39 @@ def sweep(
     """Run (or resume) a sweep; returns a SweepResult when every chunk is on disk, else None (other shards).
 
     Args:
+        spec: the base spectrum (its recipe lets spec.* fields vary on the grid).
+        gen: the base generators.
+        down: the base downstream model.
         grid: {field: values}, e.g. {"down.lam": np.logspace(-3, 1, 9), "down.T": [100, 300]}.
+        generations: N >= 0; every n = 0..N is measured.
+        seeds: seeds per grid point.
+        key: an int root seed; seed i of every point uses fold_in(key, i), as `simulate` does.
+        out: the folder for the manifest, the chunks and the merged sweep.
+        sampler: 'auto', 'direct' or 'suffstats' (see `simulate`).
         chunk_size: seeds per chunk (default: what fits `max_memory` bytes for all data points at once).
         shard: (i, N): this process runs the chunks whose index is i mod N; `merge(out)` joins them. By default
             (None) it is (jax.process_index(), jax.process_count()): under `jax.distributed.initialize` every
             process takes its slice, and process 0 waits up to `wait` seconds for the others' chunk files (on a
             shared filesystem) and merges. No collective runs between processes.
+        max_memory: bytes one chunk may use, all data points together (sets the default chunk_size).
+        wait: seconds process 0 waits for the other shards' chunks before giving up.
+        progress: print one line per chunk to stderr.
         _fail_after: raise after writing that many chunks (tests inject an interruption with it).
+
+    Returns:
+        SweepResult (per-seed metrics with the grid axes in front, theory and formula kind at every point), or
+        None in a shard process that does not merge.
+
+    Raises:
+        ValueError: an unknown grid field, a folder holding a different sweep, or a bad size or shard.
+
+    Example:
+        >>> import tempfile, collapse_jax as cj
+        >>> out = tempfile.mkdtemp()
+        >>> res = cj.sweep(cj.Spectrum.isotropic(6), cj.Generators(T0=20), cj.Downstream(T=20), {"down.lam": [0, 1.0]},
+        ...                generations=1, seeds=8, out=out, progress=False)
+        >>> res.test_error.shape, cj.sweep_load(out).formula.tolist()
+        ((2, 8, 2), ['exact', 'DE'])
     """
     generations = checks.size("generations", generations, lo=0)
     seeds = checks.size("seeds", seeds, lo=1)
@@ -157,7 +184,7 @@ def sweep(
     rows = max(
         [max(gen.T0_tuple), down.T] + [max(np.atleast_1d(values[n])) for n in static_names if n in ("gen.T0", "down.T")]
     )
-    if "accumulate_subsample" in [gen.strategy] + values.get("gen.strategy", []):
+    if any(STRATEGIES[s].subsample for s in [gen.strategy] + values.get("gen.strategy", []) if s in STRATEGIES):
         rows *= generations + 1  # a pool of every generation's rows
     d_max = max([spec.d] + values.get("spec.d", []))
     chunk = chunk_size_for(
@@ -181,16 +208,16 @@ def sweep(
         key=key,
         sampler=sampler,
         chunk_size=chunk,
-        x64=bool(jax.config.jax_enable_x64),
+        x64=bool(jax.config.read("jax_enable_x64")),
     )
     store.claim(out, manifest)
 
     jobs = list(itertools.product(range(_count(values, static_names)), range(n_chunks)))
     mine = [j for k, j in enumerate(jobs) if k % n_shards == i_shard]
-    say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
+    say = reporter(progress)
     store.clean_stale_temporaries(out)
-    shape_of = lambda c: (n_data, min(chunk, seeds - c * chunk), generations + 1)  # noqa: E731
-    done = lambda j: store.read_chunk(out, *j, shape_of(j[1]), Metrics._fields, say) is not None  # noqa: E731
+    shape_of = lambda c: (n_data, min(chunk, seeds - c * chunk), generations + 1)
+    done = lambda j: store.read_chunk(out, j[0], j[1], shape_of(j[1]), Metrics._fields, say) is not None
     todo = [j for j in mine if not done(j)]
     say(
         f"[sweep] {out}: {len(names)} axes, {_count(values, names)} points x {seeds} seeds, {len(jobs)} chunks "
@@ -254,7 +281,26 @@ def sweep(
 
 
 def merge(out: str | Path, progress: bool = True) -> SweepResult:
-    """Assemble the chunk files of a finished sweep (all shards) into sweep.npz/.json, with theory."""
+    """Assemble the chunk files of a finished sweep (all shards) into sweep.npz/.json, with theory.
+
+    Args:
+        out: the sweep's folder, where every shard wrote its chunks.
+        progress: say on stderr which grid points have no formula or are invalid.
+
+    Returns:
+        The SweepResult, also written to out/sweep.npz and out/sweep.json.
+
+    Raises:
+        ValueError: chunks are missing (it names one and the shard to re-run).
+
+    Example:
+        >>> import tempfile, collapse_jax as cj
+        >>> out = tempfile.mkdtemp()
+        >>> _ = cj.sweep(cj.Spectrum.isotropic(6), cj.Generators(T0=20), cj.Downstream(T=20), {"down.lam": [0, 1.0]},
+        ...              generations=1, seeds=8, out=out, shard=(0, 1), progress=False)
+        >>> cj.merge(out, progress=False).test_error.shape
+        (2, 8, 2)
+    """
     out = Path(out)
     m = json.loads((out / "manifest.json").read_text())
     recipe = m["spectrum"].get("recipe")
@@ -306,7 +352,7 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
         stacked = np.stack([p[k] for p in per_static])  # (static, data, seed, n)
         arrays[k] = _to_grid(stacked, names, static_names, data_names, values)
     for point in np.ndindex(grid_shape):
-        cfg = dict(zip(names, (values[n][i] for n, i in zip(names, point))))
+        cfg = dict(zip(names, (values[n][i] for n, i in zip(names, point, strict=True)), strict=True))
         label = ",".join(map(str, point))
         try:
             sp, g, d = _point_configs(spec, gen, down, cfg)
@@ -356,17 +402,30 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
         dict(config=m, grid=values, invalid=invalid, no_theory=no_theory, root_seed=m["key"], d=res.d),
         coords=coords,
     )
-    if progress:
-        print(
-            f"[sweep] merged {out}: {len(invalid)} invalid point(s), {len(no_theory)} without theory", file=sys.stderr
-        )
-        for label, why in invalid.items():
-            print(f"  invalid point ({label}): {why}", file=sys.stderr)
+    say = reporter(progress)
+    say(f"[sweep] merged {out}: {len(invalid)} invalid point(s), {len(no_theory)} without theory")
+    for label, why in invalid.items():
+        say(f"  invalid point ({label}): {why}")
     return res
 
 
 def load(out: str | Path) -> SweepResult:
-    """Read a merged sweep back."""
+    """Read a merged sweep back (`cj.sweep_load`).
+
+    Args:
+        out: the folder holding sweep.npz and sweep.json.
+
+    Returns:
+        The SweepResult that `sweep` or `merge` returned.
+
+    Example:
+        >>> import tempfile, collapse_jax as cj
+        >>> out = tempfile.mkdtemp()
+        >>> _ = cj.sweep(cj.Spectrum.isotropic(6), cj.Generators(T0=20), cj.Downstream(T=20), {"down.lam": [0, 1.0]},
+        ...              generations=1, seeds=8, out=out, progress=False)
+        >>> cj.sweep_load(out).axes
+        ('down.lam', 'seed', 'n')
+    """
     arrays, meta = io.load(Path(out) / "sweep")
     names = meta["axes"]["test_error"][:-2]
     where = Path(out) / "sweep.json"
@@ -407,7 +466,9 @@ def _compute_chunk(
     """The metrics of one chunk, shaped `shape`: every data point of static combination s_idx, seeds from start
     (computed `chunk` at a time, one compiled shape for every chunk, then cut to shape[1])."""
     static_vals = _nth(values, static_names, s_idx)
-    spec_s, gen_s, down_s, bad = _stacked(spec, gen, down, dict(zip(static_names, static_vals)), data_names, values)
+    spec_s, gen_s, down_s, bad = _stacked(
+        spec, gen, down, dict(zip(static_names, static_vals, strict=True)), data_names, values
+    )
     if bad is not None:  # the whole static combination is invalid: NaNs, so that the sweep can complete
         return {k: np.full(shape, np.nan) for k in Metrics._fields}
     ids = np.arange(start, start + chunk, dtype=np.uint32)
@@ -434,6 +495,12 @@ def _check_grid(grid: dict, spec: Spectrum):
                 else "the spectrum was not made by Spectrum.isotropic or Spectrum.power_law"
             )
             raise ValueError(f"grid field {name!r}: {made}, so it cannot be rebuilt with other values")
+        if owner == "spec" and not spec.matches_recipe():
+            raise ValueError(
+                f"grid field {name!r}: the spectrum's arrays no longer match its recipe {dict(spec.recipe or {})} (changed "
+                "by dataclasses.replace or jax.tree.map?), so it cannot be rebuilt; build it with "
+                "Spectrum.from_config or pass recipe=None"
+            )
         values[name] = vals
     return names, values
 
@@ -447,7 +514,7 @@ def _nth(values, names, index):
     if not names:
         return ()
     idx = np.unravel_index(index, tuple(len(values[n]) for n in names))
-    return tuple(values[n][i] for n, i in zip(names, idx))
+    return tuple(values[n][i] for n, i in zip(names, idx, strict=True))
 
 
 def _point_configs(spec, gen, down, cfg: dict):
@@ -468,7 +535,9 @@ def _stacked(spec, gen, down, static_cfg, data_names, values):
         resolve_sampler("auto", s0.d, g0, d0)
     except ValueError as err:
         return spec, gen, down, str(err)
-    points = [dict(zip(data_names, combo)) for combo in itertools.product(*(values[n] for n in data_names))]
+    points = [
+        dict(zip(data_names, combo, strict=True)) for combo in itertools.product(*(values[n] for n in data_names))
+    ]
     configs, fallback = [], None
     for p in points:
         try:
