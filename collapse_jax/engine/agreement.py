@@ -265,8 +265,19 @@ def agreement(
     seeds: int | None = None,
 ) -> tuple[bool, str]:
     """The rule from summary numbers: (agrees, sentence) for a comparison whose largest |z|, largest relative gap
-    and statistical band (`band`) are known. A DE agrees when |z| <= Z_MAX or its largest gap is within de_gap(d)
-    plus the band; an unknown band (None) is not held against the check (prefer `judge`, which measures it).
+    and statistical band are known. A DE agrees when |z| <= Z_MAX or its largest gap is within de_gap(d) plus the
+    band; an unknown band (None) is not held against the check (prefer `judge`, which measures it).
+
+    Args:
+        kind: "exact", "DE", "approximation" or "none".
+        max_abs_z: the largest |z| of the comparison.
+        max_abs_rel: the largest relative gap |mean / theory - 1| (None: not measured).
+        d: the dimension that sets a DE's gap bound de_gap(d) (inf: no gap).
+        band: the statistical band Z_MAX sem / |mean| (None: unknown).
+        seeds: the seed count (None: unknown); below MIN_SEEDS_Z the verdict is inconclusive.
+
+    Returns:
+        (agrees, sentence): agrees is True only for a conclusive agreement.
 
     Raises:
         ValueError: an unknown kind.
