@@ -138,6 +138,14 @@ def _catalogue():
             D(T=100, lam=0.05, synthetic_fraction=0.5),
             0.531,
         ),
+        _regression(
+            "weighted real/synthetic OLS generators and downstream",
+            "theory/weighted.md",
+            pl,
+            G(T0=150, real_fraction=0.5, real_weight=0.618),
+            D(T=100, synthetic_fraction=0.5, real_weight=0.7),
+            0.55,  # not calibrated yet: the ridge mixture's cv, rounded up (more seeds)
+        ),
     ]
 
     def gaussian_var(seeds, key):
@@ -154,6 +162,11 @@ def _catalogue():
         n = np.arange(1, 21)
         out = gaussian_chain(key=key, M=10, generations=20, seeds=seeds, strategy="accumulate", real_fraction=0.2)
         return n, out.var[:, n], dt.gaussian_strategy_moments(10, n, strategy="accumulate", real_fraction=0.2)[1]
+
+    def gaussian_weighted(seeds, key):
+        n = np.arange(1, 21)
+        out = gaussian_chain(key=key, M=20, generations=20, seeds=seeds, real_fraction=0.5, real_weight=0.618)
+        return n, out.var[:, n], dt.gaussian_weighted_moments(20, n, 0.5, 0.618)[1]
 
     def kde_fixed(seeds, key):
         out = kde_chain(key=key, M=50, generations=20, seeds=seeds, bandwidth=0.3)
@@ -183,6 +196,13 @@ def _catalogue():
             "1-D, M=10",
             0.360,
             gaussian_accumulate,
+        ),
+        dist(
+            "Gaussian, weighted real/synthetic ML fit, E sigma_n^2",
+            "theory/weighted.md",
+            "1-D, M=20, 50% real, w=0.618",
+            0.85,  # not calibrated yet: the plain Gaussian chain's cv, conservative (more seeds)
+            gaussian_weighted,
         ),
         dist(
             "KDE chain, fixed bandwidth, E s_n^2",

@@ -85,7 +85,7 @@ def test_no_reference_to_a_document_outside_the_repository():
         f"{doc.relative_to(ROOT)}:{i}"
         for doc in _documents()
         for i, line in enumerate(doc.read_text().splitlines(), 1)
-        if "MATH §" in line or re.search(r"§\s?\d", line)
+        if "MATH §" in line or re.search(r"(?<!\.md )§\s?\d", line)
     ]
     assert not stale, stale
 
