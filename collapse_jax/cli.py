@@ -6,7 +6,7 @@ Usage:
     collapse-jax run experiments/NAME.toml [section.key=value ...] [--seeds N] [--out DIR] [--quiet]
     collapse-jax sweep SWEEP.toml [section.key=value ...] [--out DIR] [--shard i/N] [--chunk-size N] [--quiet]
     collapse-jax merge DIR                 join the chunks that the shards of a sweep wrote
-    collapse-jax validate [--quick | --full] [--family F] [--out DIR]   every closed form against simulation
+    collapse-jax validate [--quick | --full] [--controls] [--family F] [--out DIR]   every closed form against simulation
 """
 
 from __future__ import annotations
@@ -80,8 +80,13 @@ def main(argv=None) -> int:
     sw.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     va = sub.add_parser("validate", help="every closed form of the lab against simulation: table and report")
     mode = va.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="few seeds, about a minute on 2 cores (the default)")
-    mode.add_argument("--full", action="store_true", help="10x the seeds")
+    mode.add_argument(
+        "--quick", action="store_true", help="seeds for a 5%% statistical band, about a minute on 2 cores (default)"
+    )
+    mode.add_argument("--full", action="store_true", help="seeds for a 1%% statistical band (25x quick)")
+    va.add_argument(
+        "--controls", action="store_true", help="also run the negative controls (theory scaled by 1 -+ 2 detects)"
+    )
     va.add_argument("--family", help=f"comma-separated: {', '.join(protocol.families())} (default: all)")
     va.add_argument("--out", default="results/validate", help="report folder (default: results/validate)")
     va.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

@@ -22,7 +22,7 @@ import numpy as np
 
 # importing the families' experiment modules registers their kinds
 from collapse_jax.distributions import experiments as _distributions  # noqa: F401
-from collapse_jax.engine import checks, grid, io, plotting, protocol
+from collapse_jax.engine import agreement, checks, grid, io, plotting, protocol
 from collapse_jax.engine.progress import reporter
 from collapse_jax.engine.protocol import ExperimentOutput, Summary
 from collapse_jax.kernels import experiments as _kernels  # noqa: F401
@@ -30,7 +30,6 @@ from collapse_jax.regression import compare as _compare  # noqa: F401
 from collapse_jax.regression import experiments as _regression  # noqa: F401
 from collapse_jax.regression import model_size as _model_size  # noqa: F401
 from collapse_jax.regression import optimize_experiments as _optimize  # noqa: F401
-from collapse_jax.regression import theory
 from collapse_jax.regression import weighted_experiments as _weighted  # noqa: F401
 
 KINDS = tuple(protocol.REGISTRY)
@@ -132,7 +131,10 @@ def judge(summary: Summary) -> Summary:
     if summary.formula == "none" or not np.isfinite(summary.max_abs_z):
         return dataclasses.replace(summary, agrees=True, verdict="no closed form checked")
     rel = summary.max_rel_gap if np.isfinite(summary.max_rel_gap) else None
-    ok, sentence = theory.agreement(summary.formula, summary.max_abs_z, rel, summary.d)
+    band = summary.band if np.isfinite(summary.band) else None
+    ok, sentence = agreement.agreement(
+        summary.formula, summary.max_abs_z, rel, summary.d, band=band, seeds=summary.seeds
+    )
     return dataclasses.replace(summary, agrees=bool(ok), verdict=sentence)
 
 

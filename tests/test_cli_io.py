@@ -35,7 +35,11 @@ def test_run_writes_results_and_figure(tmp_path, capsys):
     assert cli.main(["run", str(path), "--out", str(tmp_path), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "largest |z|" in printed
+    # 64 seeds cannot see a 5% error: the verdict says so instead of "agrees" (issue 22)
+    assert "inconclusive (detects only" in printed and "-> agrees" not in printed
     arrays, meta = io.load(tmp_path / "tiny")
+    band = 4 * arrays["test_error"].std(2, ddof=1) / 8 / np.abs(arrays["test_error"].mean(2))
+    assert meta["summary"]["band"] == pytest.approx(band[..., [0, 2]].min(), rel=1e-9) and band.min() > 0.05
     assert arrays["test_error"].shape == (1, 3, 64, 3)  # (T, lam, seed, n)
     assert meta["axes"]["test_error"] == ["T", "lam", "seed", "n"]
     assert meta["config"]["spectrum"]["kind"] == "power_law" and meta["root_seed"] == 3

@@ -1,4 +1,4 @@
-"""The direct and the sufficient-statistics samplers agree in distribution (MATH §3), including T close to d."""
+"""The direct and the sufficient-statistics samplers agree in distribution (theory/samplers.md), including T close to d."""
 
 import functools
 

@@ -8,6 +8,7 @@ import textwrap
 import jax
 import numpy as np
 import pytest
+from stats import patient
 
 import collapse_jax as cj
 
@@ -79,6 +80,8 @@ def test_devices_do_not_change_results(tmp_path):
     out = []
     for devices, chunk in [(1, 37), (4, 8)]:
         path = tmp_path / f"{devices}.npy"
-        subprocess.run([sys.executable, "-c", SHARDED, str(devices), str(chunk), str(path)], check=True, timeout=300)
+        subprocess.run(
+            [sys.executable, "-c", SHARDED, str(devices), str(chunk), str(path)], check=True, timeout=patient(300)
+        )
         out.append(np.load(path))
     np.testing.assert_array_equal(out[0], out[1])

@@ -46,7 +46,7 @@ def test_kappa_derivatives_match_finite_differences():
 @pytest.mark.parametrize("d, T, T0", [(100, 300, 200), (100, 50, 400), (60, 61, 90)])
 @pytest.mark.parametrize("lam", [1e-3, 0.5, 5.0])
 def test_isotropic_closed_form_equals_general_formula(d, T, T0, lam):
-    """MATH §1.4 is §1.3 at Sigma = I."""
+    """theory/ridge.md "Isotropic closed form" is theory/ridge.md "Composition with any generators" at Sigma = I."""
     spec = cj.Spectrum.isotropic(d, signal=1.7)
     gen, down = cj.Generators(T0=T0, sigma0=0.8), cj.Downstream(T=T, sigma=0.6, lam=lam)
     n = np.arange(0, 21, 5)
@@ -84,7 +84,7 @@ def test_theory_vmaps_over_lambda_and_is_differentiable():
 
 
 def test_clean_optimum_is_sigma2_phi_over_signal():
-    """MATH §1.4: for n = 0 the error is minimised at lam = sigma^2 phi / ||w0||^2 (isotropic)."""
+    """theory/ridge.md "Isotropic closed form": for n = 0 the error is minimised at lam = sigma^2 phi / ||w0||^2 (isotropic)."""
     spec, gen = cj.Spectrum.isotropic(100, signal=2.0), cj.Generators(T0=300)
     f = lambda lam: cj.theory.test_error(spec, gen, cj.Downstream(T=250, sigma=1.5, lam=lam), 0)
     best = 1.5**2 * 0.4 / 2.0

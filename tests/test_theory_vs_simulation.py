@@ -1,7 +1,7 @@
-"""Every closed form against simulation at a fixed key (MATH §1.2-1.5).
+"""Every closed form against simulation at a fixed key (theory/moments.md, theory/ridge.md, theory/overparam.md).
 
-Exact formulas: |mean - theory| <= 4 sem. Deterministic equivalents: 4 sem plus the finite-size gap
-MATH allows (DE_GAP, relative), the bound being stated per test.
+Exact formulas: |mean - theory| <= 4 sem. Deterministic equivalents: 4 sem plus the finite-size gap bound
+agreement.de_gap(d) = 2/d (engine/agreement.py, theory/ridge.md "Finite-size gap"): one rule everywhere.
 """
 
 import numpy as np
@@ -9,16 +9,16 @@ import pytest
 from stats import assert_theory
 
 import collapse_jax as cj
+from collapse_jax.engine import agreement
 
-DE_GAP = 0.02  # MATH §1.3: deterministic equivalents are within about 1-2% at d of a few hundred
 ISO = cj.Spectrum.isotropic(40, signal=1.0)
 POW = cj.Spectrum.power_law(40, beta=1.5, r=0.5)
 
 
-def check(spec, gen, down, generations, seeds, *, de_rel=0.0, key=0, label=""):
+def check(spec, gen, down, generations, seeds, *, de=False, key=0, label=""):
     res = cj.simulate(spec, gen, down, generations, seeds, key=key)
     theory = cj.theory.metrics(spec, gen, down, np.arange(generations + 1))
-    assert_theory(res, theory, de_rel=de_rel, label=label)
+    assert_theory(res, theory, gap=agreement.de_gap(spec.d) if de else 0.0, label=label)
     return res, theory
 
 
@@ -33,7 +33,7 @@ def check(spec, gen, down, generations, seeds, *, de_rel=0.0, key=0, label=""):
     ids=["constant", "per_generation", "fixed_design"],
 )
 def test_ols_exact(spec, gen, down, generations):
-    """MATH §1.2: E = sigma^2 d/(T-d-1) + sum_k sigma_k^2 d/(T_k-d-1), for any Sigma; exact at every size."""
+    """theory/moments.md "OLS generators": E = sigma^2 d/(T-d-1) + sum_k sigma_k^2 d/(T_k-d-1), for any Sigma; exact at every size."""
     check(spec, gen, down, generations, 3000, label="ols")
 
 
@@ -48,21 +48,21 @@ def test_ols_exact(spec, gen, down, generations):
     ],
 )
 def test_ridge_deterministic_equivalent(spec, T, lam, n):
-    """MATH §1.3 (bias + variance + n sigma0^2 rho) within 4 sem + 2%."""
+    """theory/ridge.md "Composition with any generators" (bias + variance + n sigma0^2 rho) within 4 sem + 2%."""
     check(
         spec,
         cj.Generators(T0=100, sigma0=1.0),
         cj.Downstream(T=T, sigma=0.5, lam=lam),
         n,
         3000,
-        de_rel=DE_GAP,
+        de=True,
         label="ridge",
     )
 
 
 @pytest.mark.parametrize("T, lam, n", [(100, 1e-3, 5), (100, 0.1, 2), (300, 0.1, 5), (300, 1.0, 2)])
 def test_ridge_math_reference_configs(T, lam, n):
-    """The four Monte-Carlo checks quoted in MATH §1.3 (power law beta=1.5, r=0.5, d=150, T0=400)."""
+    """The four Monte-Carlo checks quoted in theory/ridge.md "Composition with any generators" (power law beta=1.5, r=0.5, d=150, T0=400)."""
     spec = cj.Spectrum.power_law(150, beta=1.5, r=0.5)
     check(
         spec,
@@ -70,7 +70,7 @@ def test_ridge_math_reference_configs(T, lam, n):
         cj.Downstream(T=T, sigma=0.5, lam=lam),
         n,
         600,
-        de_rel=DE_GAP,
+        de=True,
         label="math-1.3",
     )
 
@@ -87,20 +87,20 @@ def test_ridge_math_reference_configs(T, lam, n):
     ids=["noiseless", "noisy", "fixed_design", "mixed_regimes", "min_norm_downstream"],
 )
 def test_overparameterised_exact(gen, down, generations):
-    """MATH §1.5: E||w_n - w0||^2 = (1 - q^n)(||w0||^2 + ...); exact with an OLS or min-norm downstream."""
+    """theory/overparam.md: E||w_n - w0||^2 = (1 - q^n)(||w0||^2 + ...); exact with an OLS or min-norm downstream."""
     check(ISO, gen, down, generations, 3000, label="overparam")
 
 
 @pytest.mark.parametrize("lam", [0.05, 1.0])
 def test_overparameterised_ridge_downstream(lam):
-    """§1.5 generators composed with the ridge deterministic equivalent: 4 sem + 2%."""
+    """theory/overparam.md generators composed with the ridge deterministic equivalent: 4 sem + 2%."""
     check(
         ISO,
         cj.Generators(T0=25, sigma0=1.0),
         cj.Downstream(T=60, sigma=1.0, lam=lam),
         20,
         3000,
-        de_rel=DE_GAP,
+        de=True,
         label="overparam-ridge",
     )
 
@@ -136,4 +136,4 @@ def test_ridge_generators_deterministic_equivalent(spec, gen, down):
     """Ridge generators (theory/ridge.md): m and diag M recursed through first- and second-order deterministic
     equivalents. Seen while building: within 2% and |z| <= 2.6 at every n (d = 100, 200; 1000 seeds)."""
     generations = 6 if gen.length is None else gen.length
-    check(spec, gen, down, generations, 1000, de_rel=DE_GAP, label="ridge generators")
+    check(spec, gen, down, generations, 1000, de=True, label="ridge generators")

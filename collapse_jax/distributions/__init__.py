@@ -1,4 +1,5 @@
-"""Distribution chains (MATH §2; Shumailov et al. 2024, Borji 2024): fit a model to M samples, draw M new
+"""Distribution chains (theory/distributions.md; Shumailov et al. 2024, Borji 2024): fit a model to M samples, draw M
+new
 points from the fit, refit, repeat; with their closed forms (`theory`) and distances (`distances`).
 
 Example:

@@ -1,4 +1,5 @@
-"""Resampling the empirical distribution (MATH §2.3): each generation draws M points with replacement from the
+"""Resampling the empirical distribution (theory/distributions.md "Wright-Fisher resampling"): each generation draws M
+points with replacement from the
 previous M. The labels of the original points follow the neutral Wright-Fisher model, so the chain is tracked
 through the labels alone: the points' values never matter.
 """

@@ -1,4 +1,5 @@
-"""Categorical distributions re-estimated from counts (MATH §2.4), with real data optionally mixed in.
+"""Categorical distributions re-estimated from counts (theory/distributions.md "Discrete distributions with real data
+mixed in"), with real data optionally mixed in.
 
 Generation 1 is the frequency vector of N real samples from p. Without mixing, every later generation is the
 frequency vector of N samples from the previous one (categories die out, and the chain ends on one). With

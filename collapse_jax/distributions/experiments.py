@@ -25,7 +25,8 @@ from collapse_jax.distributions.bootstrap import bootstrap_chain
 from collapse_jax.distributions.discrete import discrete_chain
 from collapse_jax.distributions.gaussian import gaussian_chain
 from collapse_jax.distributions.kde import Mixture, kde_chain
-from collapse_jax.engine import checks, plotting, protocol
+from collapse_jax.engine import agreement, checks, plotting, protocol
+from collapse_jax.engine.agreement import mean_sem
 from collapse_jax.engine.header import Header, read_header
 from collapse_jax.engine.protocol import ExperimentOutput, Summary, subkey
 from collapse_jax.engine.strategies import STRATEGIES
@@ -53,23 +54,19 @@ def _log_grid(G, points=40):
     return np.unique(np.concatenate([[0, 1], np.geomspace(1, G, points).round().astype(int)]))
 
 
-def _mean_sem(x):
-    return x.mean(0), x.std(0, ddof=1) / np.sqrt(x.shape[0])
-
-
-def _zmax(x, th):
+def _zmax(x, th, bands=None):
     """Largest |z| of the seed mean against theory. A constant column (every chain fixed, say) has no standard
-    error; it counts as agreeing when the difference is below one seed's share of the mean."""
-    m, s = _mean_sem(x)
-    resolution = np.where(s > 0, s, (1 + np.abs(th)) / x.shape[0])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(np.abs(m - th) <= 1e-12 * (1 + np.abs(th)), 0.0, (m - th) / resolution)
-    return float(np.abs(z).max())
+    error; it counts as agreeing when the difference is below one seed's share of the mean. Appends the check's
+    statistical band (agreement.band: what it can detect) to `bands` when given, for the summary's verdict."""
+    m, s = mean_sem(x)
+    if bands is not None:
+        bands.append(agreement.band(m, s))
+    return float(np.abs(agreement.zscore(m, s, th, sem_floor=(1 + np.abs(th)) / x.shape[0])).max())
 
 
 def _rms(x):
     """sqrt(mean x^2) and its standard error (delta method)."""
-    m, s = _mean_sem(x**2)
+    m, s = mean_sem(x**2)
     r = np.sqrt(m)
     return r, s / (2 * np.where(r > 0, r, 1))
 
@@ -145,6 +142,7 @@ def _gaussian_chain(exp, progress):
 @register("gaussian_w2", chain={"M": "ints", "generations": "int"})
 def _gaussian_w2(exp, progress):
     """E W2^2 against n for the MLE and the unbiased fit, for several M (exact)."""
+    bands: list[float] = []  # each check's statistical band: the summary says what the experiment detects
     c = exp.chain
     Ms, G = [int(m) for m in c.get("M", [20, 100])], int(c.get("generations", 200))
     ns = _log_grid(G)
@@ -166,13 +164,13 @@ def _gaussian_w2(exp, progress):
             w2 = np.asarray(distances.w2sq_gaussian(0.0, 1.0, out.mean[:, ns], out.var[:, ns]))
             th = theory.gaussian_w2(M, ns, est)
             ok, spread = _reliable(M, ns, est)
-            zs.append(_zmax(w2[:, ok], th[ok]))
+            zs.append(_zmax(w2[:, ok], th[ok], bands))
             rows.append(
                 f"{M:>5} {est:>10} {zs[-1]:>15.2f} {_zmax(w2, th):>14.2f} {spread:>17.2f} "
                 f"{w2[:, -1].mean():>16.4g} {th[-1]:>8.4g}"
             )
             pairs.append((w2, th))
-            curves.append((f"M = {M}, {est}", th, *_mean_sem(w2)))
+            curves.append((f"M = {M}, {est}", th, *mean_sem(w2)))
     labels, th, m, s = zip(*curves, strict=True)
     plotting.theory_vs_simulation(
         ns[1:],
@@ -196,7 +194,7 @@ def _gaussian_w2(exp, progress):
         M=["M"],
         estimator=["estimator"],
     )
-    return ExperimentOutput(arrays, axes, rows, Summary("exact", max_abs_z=max(zs)), fig)
+    return ExperimentOutput(arrays, axes, rows, Summary("exact", max_abs_z=max(zs), band=min(bands)), fig)
 
 
 def _bandwidth(b):
@@ -206,6 +204,7 @@ def _bandwidth(b):
 @register("kde_chain", chain={"M": "int", "generations": "int", "bandwidths": "list", "keep": "ints"})
 def _kde_chain(exp, progress):
     """Borji's KDE chains: E s_n^2 (exact), W2^2 and KL against n for several bandwidths and two starts."""
+    bands: list[float] = []  # each check's statistical band: the summary says what the experiment detects
     c = exp.chain
     M, G = int(c.get("M", 500)), int(c.get("generations", 200))
     bws = [_bandwidth(b) for b in c.get("bandwidths", [0.05, 0.2, "silverman"])]
@@ -233,7 +232,7 @@ def _kde_chain(exp, progress):
             )
             n = out.generations
             th = theory.kde_var(M, n, init.var()[0], bw)
-            zs.append(_zmax(out.var[:, :, 0], th))
+            zs.append(_zmax(out.var[:, :, 0], th, bands))
             rows.append(
                 f"{start_name:>18} {bw!s:>10} {zs[-1]:>16.2f} {out.w2sq[:, -1].mean():>12.4g} "
                 f"{out.kl[:, -1].mean():>10.4g}"
@@ -246,7 +245,7 @@ def _kde_chain(exp, progress):
                 (axs[r, 2], out.w2sq, r"$W_2^2$"),
                 (axs[r, 3], out.kl, "KL (nearest neighbour)"),
             ):
-                m, s = _mean_sem(y)
+                m, s = mean_sem(y)
                 ax.errorbar(n[1:], m[1:], yerr=s[1:], fmt="o", color=colour, mfc="white", ms=4, label=f"h = {bw}")
                 ax.set(
                     xscale="log",
@@ -274,7 +273,7 @@ def _kde_chain(exp, progress):
     arrays |= dict(n=n, start=np.array(list(starts)), bandwidth=np.array([str(b) for b in bws]))
     axes |= dict(n=["n"], start=["start"], bandwidth=["bandwidth"])
     # E s_n^2 is exact for a fixed h and for a rule h = f s alike (the recursion is linear in s^2)
-    return ExperimentOutput(arrays, axes, rows, Summary("exact", max_abs_z=max(zs)), fig)
+    return ExperimentOutput(arrays, axes, rows, Summary("exact", max_abs_z=max(zs), band=min(bands)), fig)
 
 
 @register("bootstrap", chain={"M": "ints", "generations": "int"})
@@ -302,8 +301,8 @@ def _bootstrap(exp, progress):
         )
         sims["distinct"].append(out.distinct[:, t])
         sims["collision"].append(out.collision[:, t])
-        curves["distinct"].append((th_d / M, *(v / M for v in _mean_sem(out.distinct[:, t]))))
-        curves["collision"].append((th_c, *_mean_sem(out.collision[:, t])))
+        curves["distinct"].append((th_d / M, *(v / M for v in mean_sem(out.distinct[:, t]))))
+        curves["collision"].append((th_c, *mean_sem(out.collision[:, t])))
     for ax, key, label in zip(axs, curves, ("distinct values / M", r"collision probability $\sum p_i^2$"), strict=True):
         th, m, s = (np.stack([cv[j] for cv in curves[key]]) for j in range(3))
         plotting.theory_vs_simulation(
@@ -356,8 +355,8 @@ def _discrete(exp, progress):
             (
                 "no real data" if s is None else f"N = {N} real + {s} synthetic",
                 th,
-                *_mean_sem(dev),
-                *_mean_sem(out.tv[:, m]),
+                *mean_sem(dev),
+                *mean_sem(out.tv[:, m]),
             )
         )
     labels, th, m_dev, s_dev, m_tv, s_tv = zip(*curves, strict=True)
@@ -399,6 +398,7 @@ def _discrete(exp, progress):
 )
 def _gaussian_strategies(exp, progress):
     """Kazdan et al.'s Gaussian under data strategies: E||mu_G - mu_0||^2 and E tr Sigma_G against M (exact)."""
+    bands: list[float] = []  # each check's statistical band: the summary says what the experiment detects
     c = exp.chain
     dims, Ms = [int(d) for d in c.get("d", [1, 10])], np.asarray([int(m) for m in c.get("M", [10, 100, 1000])])
     G, est = int(c.get("generations", 100)), c.get("estimator", "mle")
@@ -445,15 +445,15 @@ def _gaussian_strategies(exp, progress):
                 else np.array([_reliable(int(max(M, d + 2)), np.asarray([G]), est)[0][0] for M in Ms])
             )
             z = [
-                _zmax(sim[i, j, :, 0].T, th[i, j, :, 0]) if has else float("nan"),
-                _zmax(sim[i, j, ok, 1].T, th[i, j, ok, 1]) if has and ok.any() else float("nan"),
+                _zmax(sim[i, j, :, 0].T, th[i, j, :, 0], bands) if has else float("nan"),
+                _zmax(sim[i, j, ok, 1].T, th[i, j, ok, 1], bands) if has and ok.any() else float("nan"),
             ]
             zs += [v for v in z if np.isfinite(v)]
             rows.append(
                 f"{d:>3} {label(strategy, pi):>22} {'exact' if has else 'none':>8} {z[0]:>13.2f} "
                 f"{z[1]:>12.2f} {sim[i, j, 0, 0].mean():>23.4g}  (var z over M = {Ms[ok].tolist()})"
             )
-    mean, sem = sim.mean(-1), sim.std(-1, ddof=1) / np.sqrt(exp.seeds)
+    mean, sem = mean_sem(sim, axis=-1)
     import matplotlib.pyplot as plt
 
     with plotting.style():
@@ -484,4 +484,4 @@ def _gaussian_strategies(exp, progress):
     axes = dict(
         error=["d", "strategy", "M", "metric", "seed"], theory=["d", "strategy", "M", "metric"], d=["d"], M=["M"]
     )
-    return ExperimentOutput(arrays, axes, rows, Summary("exact", max_abs_z=max(zs)), fig)
+    return ExperimentOutput(arrays, axes, rows, Summary("exact", max_abs_z=max(zs), band=min(bands)), fig)

@@ -1,4 +1,5 @@
-"""The Gaussian fit-and-resample chain (MATH §2.1), sampled exactly from its sufficient statistics.
+"""The Gaussian fit-and-resample chain (theory/distributions.md "Gaussian fit-and-resample"), sampled exactly from its
+sufficient statistics.
 
 Fitting N(mu, sigma^2) to M points of N(mu_n, sigma_n^2) depends on the points only through the sample mean and
 the scatter, which are independent: mean ~ N(mu_n, sigma_n^2 / M) and scatter ~ sigma_n^2 chi^2_{M-1} (a Wishart

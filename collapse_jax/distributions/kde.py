@@ -1,4 +1,5 @@
-"""Kernel density estimate chains (MATH §2.2, Borji 2024): fit a Gaussian KDE to M points, draw M new points
+"""Kernel density estimate chains (theory/distributions.md "KDE chains", Borji 2024): fit a Gaussian KDE to M points,
+draw M new points
 from it (pick a point uniformly, add kernel noise), repeat.
 
 The starting data come from a `Mixture` of Gaussians and uniforms. Each generation records the sample's mean

@@ -1,4 +1,4 @@
-"""Closed forms for the distribution chains (MATH §2; derivations in theory/distributions.md).
+"""Closed forms for the distribution chains (theory/distributions.md).
 
 Every function takes the generation index n (an int or an array of them) and returns an array of the same
 shape, evaluated in float64 with numpy. Index 0 is the true distribution (or the real data), as in the chains.
@@ -266,7 +266,7 @@ def gaussian_logdet_drift(M, n, d, estimator="mle"):
     return _cumulative(step, n, np.cumsum, 0.0)
 
 
-# --- KDE chains (MATH §2.2) -----------------------------------------------------------------------------------
+# --- KDE chains (theory/distributions.md "KDE chains") ----------------------------------------------------------------
 
 
 def _bandwidth(name, h):
@@ -375,7 +375,7 @@ def bandwidth_factor(rule: str, M: int, d: int = 1) -> float:
     return base ** (-1 / (d + 4))
 
 
-# --- Wright-Fisher resampling (MATH §2.3) -----------------------------------------------------------------------
+# --- Wright-Fisher resampling (theory/distributions.md "Wright-Fisher resampling") ------------------------------------
 
 
 def _wright_fisher_matrix(M):
@@ -422,12 +422,34 @@ def collision_mean(M, t, s0=None):
 
 @checked(M=Int(2, 10**4))
 def fixation_time(M):
-    """(mean, sd) of the time until one value remains, from M distinct values: 2M(1 - 1/M) and about 1.08 M
-    (the coalescent approximation of the discrete Wright-Fisher chain)."""
+    """(mean, sd) of the time until one value remains, from M distinct values: 2M(1 - 1/M) and about 1.08 M.
+
+    An approximation, not an exact formula: the coalescent limit of the discrete Wright-Fisher chain, which
+    differs from it by O(1) generations out of about 2M (theory/distributions.md "Wright-Fisher resampling").
+    Judge it with kind "approximation" and the relative bound `fixation_time_gap(M)`.
+
+    Example:
+        >>> fixation_time(50)
+        (98.0, 54.0)
+    """
     return 2 * M * (1 - 1 / M), 1.08 * M
 
 
-# --- Discrete distributions with real data mixed in (MATH §2.4) ------------------------------------------------
+FIXATION_TIME_GAP_C = 2.0  # O(1) generations out of 2M: 2/M relative covers up to 4 generations of difference
+
+
+@checked(M=Int(2, 10**4))
+def fixation_time_gap(M):
+    """The relative accuracy stated for the coalescent `fixation_time`: FIXATION_TIME_GAP_C / M.
+
+    Example:
+        >>> fixation_time_gap(40)
+        0.05
+    """
+    return FIXATION_TIME_GAP_C / M
+
+
+# --- Discrete distributions with real data mixed in (theory/distributions.md "Discrete distributions with real data mix
 
 
 @checked(

@@ -44,6 +44,8 @@ class Summary:
     max_abs_z: float = math.nan
     max_rel_gap: float = math.nan
     d: float = math.inf  # a DE's finite-size bound is 2/d
+    band: float = math.nan  # the statistical band Z_MAX sem / |mean| at the best-resolved point: what it detects
+    seeds: int | None = None  # below engine.agreement.MIN_SEEDS_Z the verdict is inconclusive
     agrees: bool | None = None  # None until judged; True for formula "none" (nothing to disagree with)
     verdict: str = ""
     seconds: float | None = None

@@ -18,18 +18,18 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
-from collapse_jax.engine import checks
+from collapse_jax.engine import agreement, checks
 from collapse_jax.engine.progress import reporter
 
 
 def seed_mean(metrics):
     """Mean over the seed axis (the second to last) of every array of a named tuple of metrics."""
-    return type(metrics)(*(np.mean(a, axis=-2) for a in metrics))
+    return type(metrics)(*(agreement.mean_sem(a, axis=-2)[0] for a in metrics))
 
 
 def seed_sem(metrics):
     """Standard error of the seed mean (ddof 1)."""
-    return type(metrics)(*(np.std(a, axis=-2, ddof=1) / math.sqrt(np.shape(a)[-2]) for a in metrics))
+    return type(metrics)(*(agreement.mean_sem(a, axis=-2)[1] for a in metrics))
 
 
 def chunk_size_for(seeds: int, requested: int | None, default: int) -> int:

@@ -1,4 +1,4 @@
-"""Kernel ridge regression chains on real data (MATH §1.8), with the empirical-spectrum prediction.
+"""Kernel ridge regression chains on real data (theory/kernels.md), with the empirical-spectrum prediction.
 
 Example:
     >>> from collapse_jax.kernels import kernel_matrix, krr_chain, split, synthetic_power_law, theory

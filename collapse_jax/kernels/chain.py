@@ -1,4 +1,4 @@
-"""Kernel ridge regression chains (MATH §1.8), vectorised over seeds by gathering sub-matrices of one
+"""Kernel ridge regression chains (theory/kernels.md), vectorised over seeds by gathering sub-matrices of one
 precomputed kernel matrix.
 
 Generation 1 is a KRR fitted on T0 pool points with the real targets plus sigma0 noise; generation k is fitted

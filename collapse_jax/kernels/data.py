@@ -135,7 +135,8 @@ def _idx(path: Path, ndim: int) -> np.ndarray:
 @checked(N=Int(1, checks.MAX_SIZE), p=Int(1, 10**5), key=Key(), signal=Real(lo=0.0, hi=checks.SCALE_MAX, ndim=(0,)))
 def synthetic_power_law(N: int, p: int, beta: float, r: float, key: int = 0, signal: float = 1.0) -> Dataset:
     """Gaussian inputs x ~ N(0, diag(j^-beta)) in R^p with targets y = x.w0, where lambda_j w0_j^2 ∝ j^-(1+2 beta r)
-    (the power-law source of MATH §1.1). With the linear kernel the kernel spectrum is the power law j^-beta.
+    (the power-law source of theory/moments.md "Setting"). With the linear kernel the kernel spectrum is the power law
+    j^-beta.
 
     Example:
         >>> data = synthetic_power_law(500, 50, beta=1.5, r=0.5)

@@ -14,7 +14,7 @@ count), [kernel] (name and its parameters), [chain] and [simulation] (seeds, key
   empirical-spectrum theory where the linear theory has a formula, and accuracy.
 * "krr_spectrum": the empirical spectrum and the target's tail energy with their power-law fits (beta, r),
   and the error against T with lambda = T^-ell_crit(beta, r): theory on the empirical spectrum, simulation,
-  and the slopes MATH §1.6 predicts from the fitted exponents.
+  and the slopes theory/powerlaw.md predicts from the fitted exponents.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from collapse_jax.engine import checks, plotting, protocol
+from collapse_jax.engine.agreement import mean_sem, zscore
 from collapse_jax.engine.header import Header, read_header
 from collapse_jax.engine.progress import reporter
 from collapse_jax.engine.protocol import ExperimentOutput, Summary
@@ -165,8 +166,8 @@ def _krr_chain(exp, progress):
             arrays[f"accuracy_{where}"] = out.accuracy
     for i, label in enumerate(labels):
         gaps = {w: out.test_error[:, i].mean(0) / th[i] - 1 for w, out in runs.items()}
-        sem = runs["pool"].test_error[:, i].std(0, ddof=1) / np.sqrt(exp.seeds)
-        z = (runs["pool"].test_error[:, i].mean(0) - th[i]) / sem
+        pool_mean, pool_sem = mean_sem(runs["pool"].test_error[:, i])
+        z = zscore(pool_mean, pool_sem, th[i])
         acc = runs["held_out"].accuracy
         acc0, accG = (np.nan, np.nan) if acc is None else (acc[:, i, 0].mean(), acc[:, i, -1].mean())
         h, p = gaps["held_out"], gaps["pool"]
@@ -186,7 +187,7 @@ def _krr_chain(exp, progress):
             th,
             n,
             err.mean(0),
-            err.std(0, ddof=1) / np.sqrt(exp.seeds),
+            mean_sem(err)[1],
             labels,
             xlabel="generation n",
             ylabel="test error (squared, summed over outputs)",
@@ -200,7 +201,7 @@ def _krr_chain(exp, progress):
             axs[2].errorbar(
                 n,
                 acc[:, i].mean(0),
-                yerr=acc[:, i].std(0, ddof=1) / np.sqrt(exp.seeds),
+                yerr=mean_sem(acc[:, i])[1],
                 fmt="o-",
                 ms=3,
                 mfc="white",
@@ -262,7 +263,7 @@ def _krr_spectrum(exp, progress):
     noisy = kw["sigma"] > 0 or kw["sigma0"] > 0
     rows = [
         f"fitted beta = {beta:.3f}, r = {fit.r:.3f} over k in {fit.k_range}; ell_crit = {ell:.3f}",
-        f"{'n':>3} {'slope sim':>10} {'slope theory':>13} {'predicted (§1.6)':>17} {'max |rel gap|':>14}",
+        f"{'n':>3} {'slope sim':>10} {'slope theory':>13} {'predicted (rate)':>17} {'max |rel gap|':>14}",
     ]
     slopes = []
     for j, n in enumerate(ns):
@@ -292,7 +293,7 @@ def _krr_spectrum(exp, progress):
         th_fine.T,
         Ts,
         sim.mean(0).T,
-        (sim.std(0, ddof=1) / np.sqrt(exp.seeds)).T,
+        mean_sem(sim)[1].T,
         [f"n = {n}" for n in ns],
         xlabel="T",
         ylabel="test error (pool)",
@@ -405,7 +406,7 @@ def _krr_strategies(exp, progress):
             th,
             n,
             err.mean(1),
-            err.std(1, ddof=1) / np.sqrt(exp.seeds),
+            mean_sem(err, axis=1)[1],
             labels,
             xlabel="generation n",
             ylabel="test error (squared, summed over outputs)",
@@ -418,9 +419,7 @@ def _krr_strategies(exp, progress):
         if where == "pool":
             ax.get_legend().remove()
     for v, label in enumerate(labels):
-        axs[2].errorbar(
-            n, acc[v].mean(0), yerr=acc[v].std(0, ddof=1) / np.sqrt(exp.seeds), fmt="o-", ms=3, mfc="white", label=label
-        )
+        axs[2].errorbar(n, acc[v].mean(0), yerr=mean_sem(acc[v])[1], fmt="o-", ms=3, mfc="white", label=label)
     axs[2].set(xlabel="generation n", ylabel="accuracy (held-out)", title="classification accuracy")
     fig.suptitle(exp.description or f"KRR chains on {data.name} under data strategies")
     arrays = dict(

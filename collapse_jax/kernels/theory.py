@@ -1,4 +1,5 @@
-"""The empirical-spectrum prediction for kernel chains (MATH §1.8), and power-law fits of real spectra (§1.6).
+"""The empirical-spectrum prediction for kernel chains (theory/kernels.md), and power-law fits of real spectra
+(theory/powerlaw.md).
 
 Eigendecompose the pool's kernel matrix once: K/N = sum_k mu_k psi_k psi_k'. In the eigenfunctions
 phi_k = sqrt(N) psi_k (unit norm under the pool's empirical distribution), a target y has coefficients
@@ -111,7 +112,7 @@ class PowerLawFit(NamedTuple):
 def fit_power_law(emp: EmpiricalSpectrum, k_range=None) -> PowerLawFit:
     """Least-squares fits on log-log axes over k in k_range (default: 2 .. a third of the kept spectrum):
     beta from the eigenvalues, and r from the tail of the target energy, whose slope is -2 beta r when
-    lambda_j w0_j^2 ∝ j^-(1 + 2 beta r) (MATH §1.1)."""
+    lambda_j w0_j^2 ∝ j^-(1 + 2 beta r) (theory/moments.md "Setting")."""
     m = len(emp.eigenvalues)
     lo, hi = k_range or (2, max(4, m // 3))
     if not 1 <= lo < hi <= m:

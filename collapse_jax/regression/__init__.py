@@ -1,4 +1,4 @@
-"""Regression chains (Dohmatob, Feng, Kempe 2024; MATH §1): a teacher, n generators fitted to data labelled by
+"""Regression chains (Dohmatob, Feng, Kempe 2024; theory/moments.md): a teacher, n generators fitted to data labelled by
 the previous one, a downstream ridge model on generation-n data; exact simulation and closed forms.
 
 Modules: `spectra`, `problem` (the config), `samplers`, `chain` (one seed), `strategies` (data strategies),

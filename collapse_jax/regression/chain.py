@@ -1,4 +1,5 @@
-"""One seed's chain (MATH §1.1): a lax.scan over generations that returns the metrics of every generation.
+"""One seed's chain (theory/moments.md "Setting"): a lax.scan over generations that returns the metrics of every
+generation.
 
 Generation k fits fresh data labelled by generation k-1; after each generation n = 0..N a downstream ridge
 model is fitted on data labelled by generation n. So one run gives the whole error curve against n.

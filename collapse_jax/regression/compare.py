@@ -21,6 +21,7 @@ import textwrap
 import numpy as np
 
 from collapse_jax.engine import checks, plotting, protocol
+from collapse_jax.engine.agreement import mean_sem, zscore
 from collapse_jax.engine.header import Header, read_header
 from collapse_jax.engine.progress import reporter
 from collapse_jax.engine.protocol import ExperimentOutput, Summary
@@ -117,9 +118,9 @@ def run(exp: Comparison, progress: bool = True) -> ExperimentOutput:
                     if kinds[p, v] != "none":
                         th[p, v, j] = float(theory.test_error(spec, g, d, exp.n))
             say(f"  panel {p + 1}/{P}, {label}: done")
-    mean, sem = sim.mean(-1), sim.std(-1, ddof=1) / np.sqrt(exp.seeds)
+    mean, sem = mean_sem(sim, axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        z, rel = (mean - th) / sem, mean / th - 1
+        z, rel = zscore(mean, sem, th), mean / th - 1
     rows = [
         f"{'panel':>24} {'variant':>26} {'formula':>8} {'max |z|':>8} {'max |rel|':>9} {'last sim':>10} "
         f"{'last theory':>11}"

@@ -2,7 +2,7 @@
 
 * "lambda_scan" (default): error for every (lambda, n); figure against lambda (one colour per n) or n.
 * "T_scan": error against T for lambda rules (a number, "crit", "naive", "adaptive", {power_law = [c, ell]}),
-  log-log, with fitted slopes printed beside the exponents MATH §1.6 predicts.
+  log-log, with fitted slopes printed beside the exponents theory/powerlaw.md predicts.
 * "optimal_lambda": lambda*(T, n) from the theory, with the argmin of the simulated error as markers.
 
 The regression kinds "compare" (`compare`) and "joint_regularisation", "schedule_fit", "real_data_budget"
@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from collapse_jax.engine import checks, plotting, protocol
+from collapse_jax.engine import agreement, checks, plotting, protocol
+from collapse_jax.engine.agreement import mean_sem
 from collapse_jax.engine.header import Header, read_header
 from collapse_jax.engine.protocol import ExperimentOutput, Summary
 from collapse_jax.regression import regularization, scans, theory
@@ -141,8 +142,8 @@ def _kind(exp, downs) -> str:
 
 def _z_and_rel(sim, th):
     """(z, relative error) of the seed mean (axis -2 of sim) against theory."""
-    mean, sem = sim.mean(-2), sim.std(-2, ddof=1) / np.sqrt(sim.shape[-2])
-    return (mean - th) / sem, mean / th - 1, mean, sem
+    mean, sem = mean_sem(sim, axis=-2)
+    return agreement.zscore(mean, sem, th), mean / th - 1, mean, sem
 
 
 @register("lambda_scan")
@@ -169,6 +170,7 @@ def _run_lambda_scan(exp, progress):
         max_abs_z=float(np.abs(z[..., ns]).max()),
         max_rel_gap=float(np.abs(rel[..., ns]).max()),
         d=exp.spec.d,
+        band=agreement.band(mean[..., ns], sem[..., ns]),
         details=dict(simulation=runs[0][2]),
     )
     fig = _lambda_scan_figure(exp, downs, lams, ns, mean, sem, arrays["theory_test_error"])

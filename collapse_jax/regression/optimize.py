@@ -12,7 +12,7 @@ minimise with L-BFGS (or Adam), map back. Each problem below returns an `Optimum
 Example:
     >>> import collapse_jax as cj
     >>> spec = cj.Spectrum.isotropic(50)
-    >>> opt = cj.optimize.joint_lambdas(spec, cj.Generators(T0=100, lam=0.01), cj.Downstream(T=100), n=3)
+    >>> opt = cj.optimize.joint_lambdas(spec, cj.Generators(T0=100, lam=0.01), cj.Downstream(T=100, lam=0.1), n=3)
     >>> opt.params["gen.lam"].shape, bool(opt.value <= opt.start_value)
     ((3,), True)
 """
@@ -245,15 +245,59 @@ def _real_error(spec, gen, down, n):
 
 @float64
 def real_fractions(
-    spec: Spectrum, gen: Generators, down: Downstream, n: int, budget: float, *, method: str = "lbfgs", steps: int = 60
+    spec: Spectrum,
+    gen: Generators,
+    down: Downstream,
+    n: int,
+    budget: float,
+    *,
+    method: str = "lbfgs",
+    steps: int = 60,
+    several_starts: bool = True,
 ) -> Optimum:
     """Per-generation real fractions pi_1..pi_n with mean `budget` (the same number of real rows as a constant
     pi = budget) minimising the predicted error at generation n: pi = n budget softmax(theta), with a quadratic
     penalty on any pi_k above 1 (evaluated there at 1). OLS generators (T0 >= d + 2), continuous relaxation of
-    round(pi T)."""
+    the chain's rounding of pi_k T_k (round half to even).
+
+    The objective is not convex in theta (near T0 ≈ d the carry-over factor exceeds 1 for a few real rows), so a
+    local search can stop in a local optimum. With several_starts (the default) it starts from the even spread
+    and from each generation holding almost all the budget, and keeps the best; the answer is still a local
+    optimum of a non-convex problem, the best of n + 1 searches.
+
+    Example:
+        >>> import collapse_jax as cj
+        >>> opt = real_fractions(cj.Spectrum.isotropic(20), cj.Generators(T0=40), cj.Downstream(T=60), 3, 0.3)
+        >>> opt.params["real_fraction"].round(2).tolist(), bool(opt.value < opt.start_value)
+        ([0.0, 0.0, 0.9], True)
+    """
     checks.real_array("budget", budget, lo=0.0, lo_open=True, hi=1.0, ndim=(0,))
     to_params, fun, x0 = real_fractions_problem(spec, gen, down, n)
-    return _optimum(to_params, fun, x0, (jnp.asarray(float(budget)),), method=method, steps=steps)
+    args = (jnp.asarray(float(budget)),)
+    return _best_of_starts(to_params, fun, _starts(x0) if several_starts else [x0], args, method, steps)
+
+
+def _starts(x0):
+    """The even spread, then each generation holding almost all of the budget (softmax weight ~0.98)."""
+    n = x0.shape[0]
+    return [x0] + [x0.at[k].set(6.0) for k in range(n)] if n > 1 else [x0]
+
+
+def _best_of_starts(to_params, fun, starts, args, method, steps) -> Optimum:
+    """The best of one search per start, all starts in one vmapped (compiled once) run; start_value is the
+    objective at the first start."""
+    if len(starts) == 1:
+        return _optimum(to_params, fun, starts[0], args, method=method, steps=steps)
+    x, value, history, grad_norm = jax.vmap(lambda x0: minimize(fun, x0, args, method=method, steps=steps))(
+        jnp.stack(starts)
+    )
+    i = int(jnp.argmin(jnp.where(jnp.isfinite(value), value, jnp.inf)))
+    best = jax.tree.map(lambda a: a[i], (x, value, history, grad_norm))
+    params = {k: np.asarray(v) for k, v in to_params(best[0], *args).items()}
+    if not np.isfinite(float(best[1])) or not all(np.all(np.isfinite(v)) for v in params.values()):
+        raise ValueError("the optimisation did not stay finite from any start: check the sizes (T0 against d)")
+    start = float(fun(starts[0], *args))
+    return Optimum(params, float(best[1]), start, np.asarray(best[2]), float(best[3]))
 
 
 def real_fractions_problem(spec, gen, down, n):
@@ -278,19 +322,74 @@ def real_fraction_error(spec: Spectrum, gen: Generators, down: Downstream, n: in
     return float64(_real_error(spec, gen, down, n))
 
 
+def rounded(pi, T):
+    """The fractions the chain realises: round(pi_k T_k) / T_k, rounded half to even as `jnp.round` does (the
+    chain's `Generators.real_rows`): T = 25, pi = 0.5 gives 12 real rows, not 13.
+
+    Example:
+        >>> rounded(np.array([0.5, 0.3]), np.array([25, 40])) * np.array([25, 40])
+        array([12., 12.])
+    """
+    T = np.asarray(T, float)
+    return np.round(np.asarray(pi, float) * T) / T
+
+
 def least_real_fraction(
     spec: Spectrum, gen: Generators, down: Downstream, n: int, eps: float, *, spread: bool = False, tol: float = 1e-4
 ) -> float:
+    """The least mean real fraction meeting the target: the mean of `least_real_schedule` (for a constant pi,
+    the least constant itself), with the same arguments.
+
+    Example:
+        >>> import collapse_jax as cj
+        >>> spec, gen, down = cj.Spectrum.isotropic(20), cj.Generators(T0=40, sigma0=0.2), cj.Downstream(T=100)
+        >>> pi = least_real_fraction(spec, gen, down, 5, 0.3)
+        >>> pi, round(pi * 40)  # 23 of 40 rows: 22 (the continuous answer 0.5555, rounded) miss the target
+        (0.575, 23)
+    """
+    return _least(spec, gen, down, n, eps, spread, tol)[0]
+
+
+def least_real_schedule(
+    spec: Spectrum, gen: Generators, down: Downstream, n: int, eps: float, *, spread: bool = False, tol: float = 1e-4
+) -> np.ndarray:
     """The least (mean) real fraction keeping the predicted error at generation n within (1 + eps) of the clean
-    error (generation 0): constant pi (spread=False), or the best spread over generations for that budget (True).
-    Bisection on the budget (the error falls as it grows); ValueError naming eps when even pi = 1 (every
-    generation refitted to real data, whose noise still enters) misses the target."""
+    error (generation 0), with the real rows rounded as the chain rounds them (`rounded`): the per-generation
+    fractions, rounded, so that `Generators(real_fraction=tuple(schedule))` realises exactly the rows checked.
+
+    Constant pi (spread=False): exact. Every candidate pi = r / T_k (where some generation's rounded row count
+    changes) is evaluated with rounded rows and the least one meeting the target is returned. No monotonicity is
+    assumed: the error need not fall as pi grows (near T0 ≈ d one real row raises the carry-over factor above 1,
+    theory/strategies.md "Real rows mixed in").
+
+    Spread (spread=True): bisection on the budget of the best spread (`real_fractions`, several starts), which
+    assumes that the optimised error falls as the budget grows and finds a local optimum; the spread found is then
+    rounded, checked against the target and, where it misses, the budget stepped up one real row at a time until
+    it meets it. The returned mean of the rounded spread may therefore exceed the true least budget.
+
+    Raises:
+        ValueError: eps out of range, or out of reach (even pi = 1, every generation refitted to real data whose
+            noise still enters, misses the target).
+
+    Example:
+        >>> import collapse_jax as cj
+        >>> spec, gen, down = cj.Spectrum.isotropic(20), cj.Generators(T0=26, sigma0=0.1), cj.Downstream(T=60)
+        >>> (least_real_schedule(spec, gen, down, 4, 0.2) * 26).tolist()  # 21 of 26 rows in every generation
+        [21.0, 21.0, 21.0, 21.0]
+    """
+    return _least(spec, gen, down, n, eps, spread, tol)[1]
+
+
+@float64
+def _least(spec, gen, down, n, eps, spread, tol):
+    """(least mean fraction, rounded schedule): constant pi returns the candidate r / T_k itself."""
     from collapse_jax.regression import theory
 
     checks.real_array("eps", eps, lo=0.0, lo_open=True, ndim=(0,))
     n = checks.size("n", n, lo=1)
     _ols_replace(spec, gen, n)
     error = float64(_real_error(spec, gen, down, n))
+    T = np.asarray(gen.per_generation(n)[0], float)
     target = (1 + eps) * float(theory.test_error(spec, gen, down, 0))
     best = float(error(jnp.ones(n)))
     if best > target:
@@ -298,18 +397,31 @@ def least_real_fraction(
             f"eps = {eps} is out of reach: with every generation refitted to real data the error at "
             f"n = {n} is {best:.4g}, above (1 + eps) x clean = {target:.4g}"
         )
-    if spread:
-        to_params, fun, x0 = real_fractions_problem(spec, gen, down, n)  # one objective: compiled once
-        value = float64(lambda b: _optimum(to_params, fun, x0, (jnp.asarray(b),), steps=60).value)
-    else:
-        value = lambda b: float(error(jnp.full(n, b)))
-    if value(0.0) <= target:
-        return 0.0
+    meets = lambda pi: float(error(jnp.asarray(rounded(pi, T)))) <= target
+    if not spread:  # every candidate at once (vmapped): the least one whose rounded rows meet the target
+        candidates = np.unique(np.concatenate([np.arange(int(t) + 1) / t for t in np.unique(T)]))
+        values = np.asarray(jax.vmap(error)(jnp.asarray(rounded(candidates[:, None] * np.ones(n), T))))
+        p = float(candidates[np.argmax(values <= target)])  # pi = 1 meets it (checked above), so one does
+        return p, rounded(np.full(n, p), T)
+    if meets(np.zeros(n)):
+        return 0.0, np.zeros(n)
+    to_params, fun, x0 = real_fractions_problem(spec, gen, down, n)  # one objective: compiled once
+    starts = _starts(x0)
+
+    def schedule(b):
+        opt = float64(_best_of_starts)(to_params, fun, starts, (jnp.asarray(b),), "lbfgs", 60)
+        return np.clip(opt.params["real_fraction"], 0.0, 1.0), opt.value
+
     lo, hi = 0.0, 1.0
     while hi - lo > tol:
         mid = 0.5 * (lo + hi)
-        lo, hi = (lo, mid) if value(mid) <= target else (mid, hi)
-    return hi
+        lo, hi = (lo, mid) if schedule(mid)[1] <= target else (mid, hi)
+    b, step = hi, 1.0 / float(T.sum())
+    while True:  # the rounded spread must meet the target itself: step the budget up one row at a time
+        pi = rounded(schedule(b)[0], T) if b < 1 else np.ones(n)
+        if meets(pi):
+            return float(np.mean(pi)), pi
+        b = min(1.0, b + step)
 
 
 def _ols_replace(spec, gen, n):

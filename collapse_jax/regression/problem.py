@@ -1,4 +1,4 @@
-"""The two configs of a regression chain (MATH §1.1): the generators and the downstream ridge model.
+"""The two configs of a regression chain (theory/moments.md "Setting"): the generators and the downstream ridge model.
 
 Sizes (T0, T) and structural choices (fixed design, ridge or not) are static fields: they fix array shapes
 and code paths. Noise levels and lambda are data, so one compiled function serves a grid of them via vmap.
@@ -31,7 +31,7 @@ class Generators:
     per-generation sequences (entry k-1 is generation k). With ``fixed=True`` every generation reuses one design X (drawn
     once per seed) and only the label noise is fresh.
 
-    Data strategies (MATH §1.7, theory/strategies.md):
+    Data strategies (theory/strategies.md):
 
     * ``strategy="replace"`` (default): generation k fits only its own T_k fresh rows.
     * ``strategy="accumulate"``: generation k fits every row of generations 1..k, each labelled once, when it
@@ -39,8 +39,8 @@ class Generators:
       all label sets so far (Gerstgrasser et al. 2024).
     * ``strategy="accumulate_subsample"``: the pool grows as in accumulate; generation k fits T_k rows drawn
       uniformly without replacement from it.
-    * ``real_fraction`` pi (data, any strategy; None means none): of generation k's fresh rows, round(pi T_k) are
-      labelled by w0 instead of w_{k-1}. ``real_fraction=0.0`` is the same chain as None in law, drawn by the
+    * ``real_fraction`` pi (data, any strategy; None means none): of generation k's fresh rows, round(pi T_k)
+      (rounded half to even, as ``jnp.round``: T = 25, pi = 0.5 gives 12) are labelled by w0 instead of w_{k-1}. ``real_fraction=0.0`` is the same chain as None in law, drawn by the
       direct sampler.
     * ``real_weight`` w (data, strategy "replace"; None means the pooled fit): generation k minimises
       w (mean loss on its real rows) + (1 - w) (mean loss on its synthetic rows) (+ the ridge penalty), a scalar
@@ -151,7 +151,7 @@ class Generators:
         return T, take(self.sigma0), take(0.0 if self.lam is None else self.lam)
 
     def real_rows(self, generations: int):
-        """round(pi_k T_k) for k = 1..generations: how many of generation k's fresh rows w0 labels (0 if None).
+        """round(pi_k T_k), half to even, for k = 1..generations: how many of generation k's fresh rows w0 labels.
 
         A float array (traced when real_fraction is), so that pi stays data for vmap and sweeps.
         """
@@ -176,7 +176,7 @@ class Downstream:
     """The final ridge model: T fresh samples labelled by generation n plus N(0, sigma^2).
 
     lam is normalised by T: w = (X'X/T + lam I)^-1 X'Y/T. lam = 0 is OLS (T >= d) or min-norm (T < d).
-    ``synthetic_fraction`` p (data; None means 1, every row): round(p T) rows are labelled by the generation-n
+    ``synthetic_fraction`` p (data; None means 1, every row): round(p T) rows (half to even) are labelled by the generation-n
     model and the rest by w0 (Dohmatob et al. 2025, strong model collapse). At n = 0 every row is real.
     ``real_weight`` w (data; None means the pooled fit): the fit minimises w (mean loss on the real rows) +
     (1 - w) (mean loss on the synthetic rows) + the ridge penalty (theory/weighted.md); needs synthetic_fraction.

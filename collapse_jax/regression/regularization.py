@@ -1,4 +1,4 @@
-"""Lambda schedules and the adaptive strategy (MATH §1.6).
+"""Lambda schedules and the adaptive strategy (theory/powerlaw.md).
 
 A schedule is a plain function, as in optax: `schedule(T, n) -> lam`, the downstream lambda for T samples
 trained on generation-n data; n may be an array of generations (the result then broadcasts against it).
@@ -11,7 +11,7 @@ Example:
     >>> spec, gen = cj.Spectrum.isotropic(100), cj.Generators(T0=400)
     >>> down = cj.Downstream(T=250, sigma=1.0)
     >>> lam0 = cj.regularization.optimal_lambda(spec, gen, down, 0)
-    >>> round(float(lam0), 3)  # sigma^2 phi / signal = 0.4 (MATH §1.4)
+    >>> round(float(lam0), 3)  # sigma^2 phi / signal = 0.4 (theory/ridge.md "Isotropic closed form")
     0.4
 """
 
@@ -45,7 +45,7 @@ _NEWTON = 12
     gen=Instance(Generators),
     down=Instance(Downstream),
     n=Int(0, checks.MAX_GENERATIONS, many=True),
-    T=Optional(Real(lo=0.0, lo_open=True)),
+    T=Optional(Real(lo=0.0, lo_open=True, ndim=(0, 1, 2, 3))),  # any shape that broadcasts against n
     bounds=Real(lo=0.0, lo_open=True, ndim=(1,)),
 )
 def optimal_lambda(spec: Spectrum, gen: Generators, down: Downstream, n, T=None, bounds=(1e-9, 1e4)):
@@ -62,6 +62,12 @@ def optimal_lambda(spec: Spectrum, gen: Generators, down: Downstream, n, T=None,
 
     Returns an array of shape broadcast(n, T). n must be concrete (it indexes the generators' tables);
     T may also be traced, so `jax.vmap` over T works as well as passing an array.
+
+    Example:
+        >>> import numpy as np, collapse_jax as cj
+        >>> spec, gen, down = cj.Spectrum.isotropic(20), cj.Generators(T0=60), cj.Downstream(T=60, lam=0.1)
+        >>> optimal_lambda(spec, gen, down, n=np.arange(3), T=np.array([100.0, 1000.0])[:, None]).shape
+        (2, 3)
     """
     n = moments.generations_array(n, gen)
     checks.real_array("bounds", bounds, lo=0.0, lo_open=True, ndim=(1,))

@@ -1,4 +1,4 @@
-"""Exact samplers for one fit on fresh Gaussian data (MATH §3).
+"""Exact samplers for one fit on fresh Gaussian data (theory/samplers.md).
 
 A fit draws T samples x ~ N(0, Sigma), labels them y = x'w + N(0, s^2), and returns the ridge estimate
 (X'X/T + lam I)^-1 X'y/T (lam = 0: OLS for T >= d, min-norm for T < d). Two samplers give the same

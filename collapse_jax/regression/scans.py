@@ -85,7 +85,7 @@ def schedule(rule, spec, gen, down, beta=None, r=None):
 
 
 def predicted_exponent(rule, beta, r, noisy: bool):
-    """The exponent of E_test in T that MATH §1.6 predicts for a rule (None where it predicts none)."""
+    """The exponent of E_test in T that theory/powerlaw.md predicts for a rule (None where it predicts none)."""
     if beta is None or beta <= 1:
         return None
     if rule == "crit" or (isinstance(rule, dict) and "power_law" in rule):

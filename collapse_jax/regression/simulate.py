@@ -12,7 +12,7 @@ import functools
 import jax
 import numpy as np
 
-from collapse_jax.engine import checks, io
+from collapse_jax.engine import agreement, checks, io
 from collapse_jax.engine.calls import key_moved
 from collapse_jax.engine.checks import Instance, Int, Key, OneOf, Optional, checked
 from collapse_jax.engine.seeds import (
@@ -78,13 +78,7 @@ class Result:
     def zscore(self, theory: Metrics) -> Metrics:
         """(mean - theory) / sem per generation; 0 where the sem vanishes and so does the difference, up to
         float64 roundoff of the theory (the generator error at n = 0)."""
-
-        def z(m, s, t):
-            diff = m - np.asarray(t)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return np.where((s == 0) & (np.abs(diff) <= 1e-12 * (1 + np.abs(m))), 0.0, diff / s)
-
-        return Metrics(*map(z, self.mean(), self.sem(), theory))
+        return Metrics(*map(agreement.zscore, self.mean(), self.sem(), theory))
 
 
 def default_chunk(d: int, rows: int, memory: int = DEFAULT_MEMORY, generations: int = 0, width: int = 0) -> int:

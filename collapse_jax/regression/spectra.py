@@ -1,4 +1,4 @@
-"""Spectrum: the covariance eigenvalues and the teacher's coordinates in that eigenbasis (MATH §1.1).
+"""Spectrum: the covariance eigenvalues and the teacher's coordinates in that eigenbasis (theory/moments.md "Setting").
 
 By rotation invariance of Gaussian features, Sigma = diag(eigenvalues) loses no generality; every simulation
 and formula in the lab works in this basis.
@@ -113,7 +113,7 @@ class Spectrum:
 
     @classmethod
     def power_law(cls, d: int, beta: float, r: float, signal: float = 1.0) -> Spectrum:
-        """Capacity and source conditions (MATH §1.6): lambda_j = j^-beta, lambda_j w0_j^2 ∝ j^-(1 + 2 beta r).
+        """Capacity and source conditions (theory/powerlaw.md): lambda_j = j^-beta, lambda_j w0_j^2 ∝ j^-(1 + 2 beta r).
 
         The teacher's coordinates are positive and normalised so that ||w0||^2_Sigma = signal.
         """

@@ -1,4 +1,4 @@
-"""Generators under the pooled data strategies (MATH §1.7, theory/strategies.md): one seed's generation step.
+"""Generators under the pooled data strategies (theory/strategies.md): one seed's generation step.
 
 * accumulate: generation k fits every row drawn so far. The fit sees those rows only through their Gram matrix
   and X'y, so the state is O(d^2) whatever n is: in whitened coordinates (u = Sigma^1/2 w, rows z = Sigma^-1/2 x)

@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_jax.engine import checks, grid, io, store
+from collapse_jax.engine import agreement, checks, grid, io, store
 from collapse_jax.engine.fields import grid_fields
 from collapse_jax.engine.progress import reporter
 from collapse_jax.engine.seeds import chunk_size_for, describe, root_key, seed_mean, seed_sem, seed_sharding
@@ -97,21 +97,21 @@ class SweepResult:
     def agreement(self) -> list[str]:
         """One sentence per kind of formula on the grid (exact, DE): the largest |z| and relative gap of the test
         error over those points and generations, judged as `theory.agreement` does."""
-        z, mean = np.abs(self.zscore().test_error), self.mean().test_error
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rel = np.abs(mean / self.theory_test_error - 1)
+        mean, sem = self.mean().test_error, self.sem().test_error
         out = []
         for kind in ("exact", "DE"):
             mask = self.formula == kind
-            if mask.any() and np.isfinite(z[mask]).any():
-                out.append(theory.agreement(kind, float(np.nanmax(z[mask])), float(np.nanmax(rel[mask])), self.d)[1])
+            if mask.any() and np.isfinite(self.theory_test_error[mask]).any():
+                ok = np.isfinite(self.theory_test_error[mask])
+                gap = agreement.de_gap(self.d) if kind == "DE" else 0.0
+                m, s, t = (a[mask][ok] for a in (mean, sem, self.theory_test_error))
+                out.append(agreement.judge_moments(kind, m, s, t, gap=gap).sentence)
         return out
 
     def zscore(self) -> Metrics:
         """(mean - theory) / sem at every grid point and generation (NaN where either is missing)."""
         theory_ = (self.theory_test_error, self.theory_generator_error)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return Metrics(*((m - t) / s for m, s, t in zip(self.mean(), self.sem(), theory_, strict=True)))
+        return Metrics(*map(agreement.zscore, self.mean(), self.sem(), theory_))
 
 
 def sweep(

@@ -2,10 +2,13 @@
 
 `test_error(spec, gen, down, n)` picks the strongest formula that applies:
 
-* exact (MATH §1.2): downstream OLS (lam = 0, T >= d+2) after OLS generators, or after min-norm generators
-  on an isotropic spectrum (§1.5); and downstream min-norm (lam = 0, T <= d-2) on an isotropic spectrum;
-* deterministic equivalent (§1.3) for a ridge downstream (lam > 0) or an anisotropic min-norm downstream;
-* data strategies (§1.7, `theory.strategies`): accumulate (fresh or fixed design) and real rows mixed into
+* exact (theory/moments.md "OLS generators"): downstream OLS (lam = 0, T >= d+2) after OLS generators, or after
+  min-norm generators on an isotropic spectrum (theory/overparam.md); and downstream min-norm (lam = 0, T <= d-2) on
+  an isotropic spectrum;
+* deterministic equivalent (theory/ridge.md "Composition with any generators") for a ridge downstream (lam > 0) or an
+  anisotropic min-norm downstream;
+* data strategies (theory/strategies.md, `theory.strategies`): accumulate (fresh or fixed design) and real rows mixed
+  into
   OLS generators exactly; a downstream real/synthetic mixture exactly for OLS, by a deterministic equivalent
   for ridge.
 
@@ -28,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax.engine import checks
+from collapse_jax.engine.agreement import Z_MAX, agreement, de_gap  # the lab's one rule (engine/agreement.py)
 from collapse_jax.engine.checks import Instance, Int, checked
 from collapse_jax.regression.metrics import Metrics
 from collapse_jax.regression.problem import Downstream, Generators
@@ -196,52 +200,6 @@ def _weakest(*kinds: str) -> str:
     return "DE" if "DE" in kinds else "exact"
 
 
-Z_MAX = 4.0  # an exact formula agrees when every |z| <= 4 (a fixed key; false alarms ~6e-5 per point)
-
-
-def de_gap(d: float) -> float:
-    """The finite-size bound on a deterministic equivalent's relative gap, 2/d: its corrections are O(1/d), and
-    2/d covers every gap the lab has measured (2-4% at d = 20, 0.5-1.5% at d = 50-100)."""
-    return 2.0 / d
-
-
-def agreement(kind: str, max_abs_z: float, max_abs_rel: float | None, d: float) -> tuple[bool, str]:
-    """Whether a simulation agrees with a formula of this kind, and the sentence that says how it was judged.
-
-    Exact formulas by |z| <= Z_MAX; deterministic equivalents by |z| <= Z_MAX or a relative gap within
-    de_gap(d), because their finite-size gap makes |z| grow with the seed count.
-
-    Args:
-        kind: "exact" or "DE" (anything else: no closed form checked, agrees).
-        max_abs_z: the largest |z| of the comparison.
-        max_abs_rel: the largest relative gap |mean / theory - 1| (None: not measured).
-        d: the dimension that sets a DE's finite-size bound (inf for exact formulas).
-
-    Returns:
-        (agrees, sentence).
-
-    Example:
-        >>> from collapse_jax.regression import theory
-        >>> theory.agreement("DE", 6.0, 0.01, 100)[0]  # |z| = 6, but a 1% gap is within 2/d = 2%
-        True
-    """
-    if kind == "exact":
-        ok = max_abs_z <= Z_MAX
-        return (
-            ok,
-            f"exact formula, judged by |z| <= {Z_MAX:g}: largest |z| {max_abs_z:.2f} -> {'agrees' if ok else 'DISAGREES'}",
-        )
-    if kind == "DE":
-        gap = de_gap(d)
-        ok = max_abs_z <= Z_MAX or (max_abs_rel is not None and max_abs_rel <= gap)
-        largest = "not measured" if max_abs_rel is None else f"{max_abs_rel:.2%}"
-        return ok, (
-            f"deterministic equivalent, judged by |z| <= {Z_MAX:g} or relative gap <= 2/d = {gap:.1%}: "
-            f"largest |z| {max_abs_z:.2f}, largest gap {largest} -> {'agrees' if ok else 'DISAGREES'}"
-        )
-    return True, f"{kind}: no closed form checked"
-
-
 @checked(
     spec=Instance(Spectrum),
     gen=Instance(Generators),
@@ -249,7 +207,8 @@ def agreement(kind: str, max_abs_z: float, max_abs_rel: float | None, d: float) 
     n=Int(0, checks.MAX_GENERATIONS, many=True),
 )
 def test_error(spec: Spectrum, gen: Generators, down: Downstream, n):
-    """Expected test error of the downstream model trained on generation-n data: `metrics(...).test_error`.
+    """Expected test error of the downstream model trained on generation-n data: `metrics(...).test_error` (theory/moments.md,
+    theory/ridge.md, theory/overparam.md).
 
     Args:
         spec: the covariance spectrum and teacher.

@@ -6,9 +6,9 @@ import functools
 
 import jax
 
+from collapse_jax.engine.agreement import NoFormulaError  # re-exported: the engine owns it
 
-class NoFormulaError(ValueError):
-    """Raised where the lab has no closed form it can stand behind: simulate instead."""
+__all__ = ["NoFormulaError", "float64"]
 
 
 def float64(fn):

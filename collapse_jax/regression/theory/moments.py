@@ -1,11 +1,11 @@
-"""First two moments of the generators' output w_n (MATH §1.3 composition rule).
+"""First two moments of the generators' output w_n (theory/ridge.md "Composition with any generators").
 
 The downstream model sees the generators only through m = E w_n and M = E w_n w_n', and its deterministic
 equivalent only through traces of M and m against diagonal matrices in the eigenbasis of Sigma. So
 `Moments(w0_m, M_diag)` keeps w0_j m_j and M_jj, two (..., d) arrays, whatever the generators did:
 
 * OLS generators (any Sigma, exact): m = w0, M = w0 w0' + c_n Sigma^-1, c_n = sum_k sigma_k^2/(T_k - d - 1).
-* Over-parameterised generators (isotropic Sigma, exact, MATH §1.5): only a_n = E||w_n||^2 and b_n = w0'm
+* Over-parameterised generators (isotropic Sigma, exact, theory/overparam.md): only a_n = E||w_n||^2 and b_n = w0'm
   matter, spread evenly over the coordinates.
 * Data strategies (accumulate, real rows mixed in; OLS generators, exact): see `theory.strategies`.
 * Ridge generators (any Sigma, deterministic equivalent, theory/ridge.md): m = (prod_k S_k) w0 with

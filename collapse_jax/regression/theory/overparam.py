@@ -1,4 +1,4 @@
-"""Over-parameterised (min-norm) generators, isotropic Sigma = c I: exact norm recursions (MATH §1.5).
+"""Over-parameterised (min-norm) generators, isotropic Sigma = c I: exact norm recursions (theory/overparam.md).
 
 A min-norm fit on T_k < d fresh samples maps w -> P_k w + X_k^+ eps_k, with P_k a projection onto a uniformly
 random T_k-dimensional subspace (E P_k = (T_k/d) I) and E||X_k^+ eps_k||^2 = sigma_k^2 T_k / (c (d - T_k - 1)).
@@ -33,6 +33,7 @@ def norm_moments(c: float, d: int, w0_sq: float, T: np.ndarray, sigma, fixed: bo
 
 
 def generator_error(c: float, d: int, w0_sq: float, T0: int, sigma0: float, n):
-    """The closed form E||w_n - w0||^2_Sigma = c (1 - q^n)(||w0||^2 + sigma0^2 T0 d / (c (d-T0)(d-T0-1))), fresh designs."""
+    """The closed form E||w_n - w0||^2_Sigma = c (1 - q^n)(||w0||^2 + sigma0^2 T0 d / (c (d-T0)(d-T0-1))), fresh
+    designs."""
     q = T0 / d
     return c * (1 - q ** np.asarray(n)) * (w0_sq + sigma0**2 * T0 * d / (c * (d - T0) * (d - T0 - 1)))

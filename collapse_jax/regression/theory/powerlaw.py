@@ -1,4 +1,4 @@
-"""Scaling laws under power-law spectra (MATH §1.6). Derivation: theory/powerlaw.md.
+"""Scaling laws under power-law spectra (derivation: theory/powerlaw.md).
 
 Capacity lambda_j = j^-beta (beta > 1), source lambda_j w0_j^2 ∝ j^-(1 + 2 beta r), ridge saturating at r = 1
 (r_ = min(r, 1)). With lambda = c T^-ell and d >> T:

@@ -1,4 +1,4 @@
-"""Ridge regression on Gaussian data: deterministic equivalents (MATH §1.3, §1.4). Derivation: theory/ridge.md.
+"""Ridge regression on Gaussian data: deterministic equivalents (derivation: theory/ridge.md).
 
 kappa(lam, T), the effective regularisation, is solved in `theory.fixed_point` (re-exported here).
 """
@@ -14,7 +14,8 @@ from collapse_jax.regression.theory.moments import Moments, along_last
 
 
 def test_error(eigenvalues, w0, mom: Moments, T, sigma, lam):
-    """Deterministic equivalent of the downstream ridge error given the generators' moments (MATH §1.3):
+    """Deterministic equivalent of the downstream ridge error given the generators' moments (theory/ridge.md
+    "Composition with any generators"):
 
     E[D'SD] - 2 k E[D'S(S+k)^-1 w_n] + k^2 tr(S(S+k)^-2 M)/(1 - df_2/T) + sigma^2 df_2/(T - df_2),
     with D = w_n - w0, S = Sigma and k = kappa(lam, T). T may be a float (vmappable).
@@ -55,7 +56,7 @@ def mixture_test_error(eigenvalues, w0, mom: Moments, T, sigma, lam, synthetic):
 
 
 def isotropic_test_error(d, T, lam, signal, sigma, n=0, T0=None, sigma0=0.0):
-    """Closed form for Sigma = I with OLS generators (MATH §1.4), phi = d/T:
+    """Closed form for Sigma = I with OLS generators (theory/ridge.md "Isotropic closed form"), phi = d/T:
 
     kappa = [lam + phi - 1 + sqrt((lam + phi - 1)^2 + 4 lam)] / 2,
     E = (kappa^2 signal + sigma^2 phi) / ((1+kappa)^2 - phi)

@@ -1,4 +1,4 @@
-"""Data strategies for OLS generators and a downstream trained on a real/synthetic mixture (MATH §1.7).
+"""Data strategies for OLS generators and a downstream trained on a real/synthetic mixture (theory/strategies.md).
 Derivations: theory/strategies.md.
 
 Every exact result here has the form m = w0, M = w0 w0' + c_n Sigma^-1 (the error is rotation invariant in
