@@ -5,7 +5,7 @@ runner(kind); experiments/README.md lists the files.
 
 * regression (`collapse_jax.regression.experiments`, `.compare`, `.optimize_experiments`): "lambda_scan"
   (the default), "T_scan", "optimal_lambda", "compare", "joint_regularisation", "schedule_fit",
-  "real_data_budget";
+  "real_data_budget", "golden_ratio", "weighted_strategies" (`.weighted_experiments`);
 * distribution chains (`collapse_jax.distributions.experiments`): "gaussian_chain", "gaussian_w2", "kde_chain",
   "bootstrap", "discrete";
 * kernel chains (`collapse_jax.kernels.experiments`): "krr_chain", "krr_spectrum".
@@ -28,10 +28,17 @@ from collapse_jax.distributions import experiments as distribution_experiments
 from collapse_jax.engine import checks, io, plotting
 from collapse_jax.engine.progress import reporter
 from collapse_jax.kernels import experiments as kernel_experiments
-from collapse_jax.regression import compare, optimize_experiments, theory
+from collapse_jax.regression import compare, optimize_experiments, theory, weighted_experiments
 from collapse_jax.regression import experiments as regression_experiments
 
-FAMILIES = (regression_experiments, compare, optimize_experiments, distribution_experiments, kernel_experiments)
+FAMILIES = (
+    regression_experiments,
+    compare,
+    optimize_experiments,
+    weighted_experiments,
+    distribution_experiments,
+    kernel_experiments,
+)
 KINDS = sum((f.KINDS for f in FAMILIES), ())
 
 

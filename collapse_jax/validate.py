@@ -97,6 +97,12 @@ def _catalogue():
             cj.Generators(T0=150),
             cj.Downstream(T=100, lam=0.05, synthetic_fraction=0.5),
         ),
+        _regression(
+            "weighted real/synthetic OLS generators and downstream, DE (theory/weighted.md)",
+            pl,
+            cj.Generators(T0=150, real_fraction=0.5, real_weight=0.618),
+            cj.Downstream(T=100, synthetic_fraction=0.5, real_weight=0.7),
+        ),
     ]
 
     def gaussian_var(seeds, key):
@@ -113,6 +119,11 @@ def _catalogue():
         n = np.arange(1, 21)
         out = gaussian_chain(key=key, M=10, generations=20, seeds=seeds, strategy="accumulate", real_fraction=0.2)
         return n, out.var[:, n], dt.gaussian_strategy_moments(10, n, strategy="accumulate", real_fraction=0.2)[1]
+
+    def gaussian_weighted(seeds, key):
+        n = np.arange(1, 21)
+        out = gaussian_chain(key=key, M=20, generations=20, seeds=seeds, real_fraction=0.5, real_weight=0.618)
+        return n, out.var[:, n], dt.gaussian_weighted_moments(20, n, 0.5, 0.618)[1]
 
     def kde_fixed(seeds, key):
         out = kde_chain(key=key, M=50, generations=20, seeds=seeds, bandwidth=0.3)
@@ -157,6 +168,15 @@ def _catalogue():
             np.inf,
             (2000, 20000),
             gaussian_accumulate,
+        ),
+        Check(
+            D,
+            "Gaussian, weighted real/synthetic ML fit, E sigma_n^2 (theory/weighted.md)",
+            "1-D, M=20, 50% real, w=0.618",
+            "exact",
+            np.inf,
+            (2000, 20000),
+            gaussian_weighted,
         ),
         Check(
             D, "KDE chain, fixed bandwidth, E s_n^2 (§2.2)", "M=50, h=0.3", "exact", np.inf, (1000, 10000), kde_fixed

@@ -29,6 +29,7 @@ MODULES = [
     "collapse_jax.regression.theory.ridge",
     "collapse_jax.regression.theory.fixed_point",
     "collapse_jax.regression.theory.powerlaw",
+    "collapse_jax.regression.theory.weighted",
     "collapse_jax.regression.regularization",
     "collapse_jax.distributions",
     "collapse_jax.distributions.gaussian",

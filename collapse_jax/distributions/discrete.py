@@ -62,6 +62,7 @@ def discrete_chain(
     seed_offset: int = 0,
     synthetic: int | None = None,
     real_fraction: float | None = None,
+    real_weight: float | None = None,
     strategy: str = "replace",
     chunk_size: int | None = None,
     progress: bool = False,
@@ -75,6 +76,9 @@ def discrete_chain(
             no real data after generation 1.
         real_fraction: the same choice in the lab's words: the share pi of each later fit that is the N real
             samples, i.e. synthetic = round(N (1 - pi) / pi) (0 < pi < 1). Give one of the two.
+        real_weight: the weight w of the real samples' counts in each later fit (None: counts pooled, w =
+            N/(N + s)): p^(m+1) = w p^(1) + (1 - w) q_m; needs synthetic or real_fraction and strategy "replace"
+            (theory/weighted.md §6).
         strategy: "replace" (each later fit: the real samples, if mixed in, plus the newest synthetic draw) or
             "accumulate" (every sample so far: the N real ones and all synthetic draws).
         key: int or PRNG key; seed i uses fold_in(key, seed_offset + i). (The key used to be the first positional
@@ -101,7 +105,16 @@ def discrete_chain(
         synthetic = max(1, round(N * (1 - pi) / pi))
     pooled = strategy_named(strategy, allowed=("replace", "accumulate")).pools  # no subsample of counts (yet)
     s = N if synthetic is None else int(synthetic)
+    weight = real_weight
     real_weight = 0.0 if synthetic is None else N / (N + s)
+    if weight is not None:  # weighted counts (theory/weighted.md)
+        checks.real_array("real_weight", weight, lo=0.0, hi=1.0, ndim=(0,))
+        if synthetic is None or pooled:
+            raise ValueError(
+                "real_weight needs real data mixed in (synthetic or real_fraction) and strategy='replace', got "
+                f"synthetic={synthetic!r}, strategy={strategy!r}"
+            )
+        real_weight = float(weight)
     if pooled:
         real_weight = -1.0  # marks the pooled chain below
     one_seed = _discrete_seed(tuple(p.tolist()), N, s, real_weight, generations)

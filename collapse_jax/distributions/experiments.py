@@ -466,9 +466,10 @@ def _gaussian_strategies(exp, progress):
                 legend_title="strategy",
                 ax=axs[m, i],
             )
-            axs[m, i].get_legend().remove()  # one legend for the figure, below the panels: none covers data
+            axs[m, i].get_legend().remove()  # one legend for the figure, beside the panels: none covers data
     handles, names_ = axs[0, 0].get_legend_handles_labels()
-    fig.legend(handles, names_, title="strategy", loc="outside lower center", ncol=min(len(handles), 4), fontsize=8)
+    with plotting.style():
+        fig.legend(handles, names_, title="strategy", loc="outside right upper", fontsize=8)
     fig.suptitle(exp.description or f"Gaussian chains under data strategies ({est}, n = {G})")
     arrays = dict(error=sim, theory=th, d=np.asarray(dims), M=Ms)
     axes = dict(

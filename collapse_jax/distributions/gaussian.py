@@ -80,6 +80,7 @@ def gaussian_chain(
     sampler: str = "suffstats",
     strategy: str = "replace",
     real_fraction=None,
+    real_weight=None,
     chunk_size: int | None = None,
     progress: bool = False,
 ) -> GaussianChain:
@@ -96,6 +97,10 @@ def gaussian_chain(
             replacement from the pool, kept point by point). Kazdan et al. 2024's Gaussian setting.
         real_fraction: of each generation's M fresh points, round(pi M) come from the true distribution
             (a number or one per generation). Strategies and real points draw the points themselves.
+        real_weight: the weight w of the real points in the fit (None: every point alike): the weighted maximum-
+            likelihood mean w (real mean) + (1 - w) (synthetic mean) and variance (the weighted mean square
+            about it); a number or one per generation, in [0, 1]; needs real_fraction, strategy "replace" and
+            estimator "mle" (theory/weighted.md §6).
         key: int or PRNG key; seed i uses fold_in(key, seed_offset + i). (The key used to be the first positional
             argument; that call still works, with a DeprecationWarning.)
         seed_offset: first seed index, so that slices of one run can be computed apart and joined.
@@ -128,6 +133,7 @@ def gaussian_chain(
     )
     check_takes(strategy, real_fraction=real_fraction)
     pooled = strategy != "replace" or real_fraction is not None  # the strategy table; plain replace: the fast paths
+    weights = _real_weights(real_weight, real_fraction, strategy, estimator, Ms)
     if pooled:
         pi = np.broadcast_to(
             0.0 if real_fraction is None else checks.fraction("real_fraction", real_fraction), Ms.shape
@@ -142,6 +148,7 @@ def gaussian_chain(
             tuple(np.round(pi * Ms).astype(int).tolist()),
             estimator == "unbiased",
             strategy,
+            weights,
         )
         mean, cov = map_seeds(one_seed, key, seeds, chunk_size=chunk_size, seed_offset=seed_offset, progress=progress)
         if d == 1:
@@ -165,19 +172,37 @@ def gaussian_chain(
     return GaussianChain(mean, cov, None, log_det)
 
 
+def _real_weights(real_weight, real_fraction, strategy, estimator, Ms):
+    """real_weight checked against its chain, as a tuple of one weight per generation (None stays None)."""
+    if real_weight is None:
+        return None
+    w = np.broadcast_to(checks.fraction("real_weight", real_weight), Ms.shape)
+    if real_fraction is None or strategy != "replace" or estimator != "mle":
+        raise ValueError(
+            "real_weight needs real_fraction, strategy='replace' and estimator='mle' (the weighted maximum-"
+            f"likelihood fit), got real_fraction={real_fraction!r}, strategy={strategy!r}, estimator={estimator!r}"
+        )
+    from collapse_jax.regression.problem import check_groups
+
+    n_real = np.round(np.broadcast_to(checks.fraction("real_fraction", real_fraction), Ms.shape) * Ms)
+    check_groups("real_weight", w, n_real, Ms)
+    return tuple(float(v) for v in w)
+
+
 def _check_cov(cov0, d):
     if cov0.shape != (d, d) or not np.allclose(cov0, cov0.T) or np.linalg.eigvalsh(cov0).min() <= 0:
         raise ValueError(f"sigma0 must be a scalar or a symmetric positive-definite {d}x{d} covariance")
 
 
 @functools.lru_cache(maxsize=32)
-def _chain_strategy(mean0, cov0, Ms, n_real, unbiased, strategy):
+def _chain_strategy(mean0, cov0, Ms, n_real, unbiased, strategy, weights=None):
     """One seed's chain under a data strategy, drawing each generation's points: the first n_real[k] of
-    generation k's M_k points come from the true N(mean0, cov0), the rest from the current fit."""
+    generation k's M_k points come from the true N(mean0, cov0), the rest from the current fit. weights (replace
+    only): the real points' loss weight w_k per generation, for the weighted maximum-likelihood fit."""
     mean0, L0 = jnp.asarray(mean0), jnp.linalg.cholesky(jnp.asarray(cov0))
     d, M_max, G = mean0.shape[0], max(Ms), len(Ms)
     capacity = sum(Ms) + M_max
-    xs = (np.asarray(Ms, float), np.asarray(n_real, float))
+    xs = (np.asarray(Ms, float), np.asarray(n_real, float), np.asarray(weights or np.zeros(G), float))
 
     def stats(x, w, count):
         """Mean and scatter of the rows with weight 1."""
@@ -222,12 +247,17 @@ def _chain_strategy(mean0, cov0, Ms, n_real, unbiased, strategy):
 
     def step(carry, inputs):
         (mean, cov), pool = carry
-        key, (M, r) = inputs
+        key, (M, r, w_real) = inputs
         k_x, k_pick = jax.random.split(key)
         z = jax.random.normal(k_x, (M_max, d))
         i = jnp.arange(M_max)
         x = jnp.where((i < r)[:, None], mean0[None] + z @ L0.T, mean[None] + z @ jnp.linalg.cholesky(cov).T)
-        new, pool = update(pool, x, (i < M).astype(x.dtype), M, k_pick)
+        if weights is not None:  # weighted ML: point weights w/r (real), (1 - w)/(M - r) (synthetic), sum 1
+            p = jnp.where(i < r, w_real / jnp.maximum(r, 1), jnp.where(i < M, (1 - w_real) / jnp.maximum(M - r, 1), 0))
+            m = p @ x
+            new = (m, (p[:, None] * (x - m[None])).T @ (x - m[None]))
+        else:
+            new, pool = update(pool, x, (i < M).astype(x.dtype), M, k_pick)
         return (new, pool), new
 
     def one_seed(key):

@@ -143,6 +143,7 @@ def kde_chain(
     measure=None,
     strategy: str = "replace",
     real_fraction=None,
+    real_weight=None,
     chunk_size: int | None = None,
     progress: bool = False,
 ) -> KDEChain:
@@ -162,6 +163,10 @@ def kde_chain(
             point so far, the starting data included; a bandwidth rule then uses the pool's size and spread) or
             "accumulate_subsample" (M of them drawn without replacement). Statistics describe the newest M points.
         real_fraction: of each generation's M new points, round(pi M) are drawn from `init` (the true data).
+        real_weight: the kernel weight w of the real points in the KDE (None: every point 1/M): a new synthetic
+            point picks a real point with probability w, else a synthetic one (uniformly within its group);
+            needs real_fraction, strategy "replace" and a fixed bandwidth (theory/weighted.md §8). The KDE fitted
+            to the starting data (generation 0, all real) weighs its points alike.
         key: int or PRNG key; seed i uses fold_in(key, seed_offset + i). (The key used to be the first positional
             argument; that call still works, with a DeprecationWarning.)
         seed_offset: first seed index, so that slices of one run can be computed apart and joined.
@@ -199,8 +204,13 @@ def kde_chain(
                 f"M * (generations + 1) must be < 2**31 for strategy {strategy!r} (a pool of every "
                 f"point drawn), got {M * (G + 1)}"
             )
-        one_seed = _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real)
+        if real_weight is not None:
+            _check_kde_weight(real_weight, real_fraction, strategy, bandwidth, n_real, M)
+            real_weight = float(real_weight)
+        one_seed = _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real, real_weight)
     else:
+        if real_weight is not None:
+            raise ValueError("real_weight needs real_fraction (the real points it weighs), got None")
         one_seed = _kde_seed(M, G, bandwidth if factor is None else None, factor, init, keep, gens)
     stats, samples = map_seeds(one_seed, key, seeds, chunk_size=chunk_size, seed_offset=seed_offset, progress=progress)
     return KDEChain(np.asarray(gens), stats["mean"], stats["var"], stats.get("w2sq"), stats.get("kl"), samples, keep)
@@ -269,8 +279,20 @@ def _measure(x, ref):
     return out
 
 
+def _check_kde_weight(real_weight, real_fraction, strategy, bandwidth, n_real, M):
+    checks.real_array("real_weight", real_weight, lo=0.0, hi=1.0, ndim=(0,))
+    if real_fraction is None or strategy != "replace" or isinstance(bandwidth, str):
+        raise ValueError(
+            "real_weight needs real_fraction, strategy='replace' and a fixed bandwidth, got "
+            f"real_fraction={real_fraction!r}, strategy={strategy!r}, bandwidth={bandwidth!r}"
+        )
+    from collapse_jax.regression.problem import check_groups
+
+    check_groups("real_weight", real_weight, n_real, M)
+
+
 @functools.lru_cache(maxsize=32)
-def _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real):
+def _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real, real_weight=None):
     """One seed's KDE chain under a data strategy: the KDE is fitted to the first `count` points of a pool
     (capacity M (G + 1)), generation g's M new points are drawn from it, n_real of them from `init` instead."""
     d, cap = init.d, M * (G + 1)
@@ -314,7 +336,16 @@ def _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real):
             k_pick, k_noise, k_real, k_sub = jax.random.split(jax.random.fold_in(kchain, g), 4)
             count = g * M  # points in the pool before this generation's
             fit, n_fit = fitted_to(x, pool, count, k_sub)
-            picked = fit[uniform_index(k_pick, (M,), n_fit)]
+            if real_weight is None:
+                picked = fit[uniform_index(k_pick, (M,), n_fit)]
+            else:  # a real point with probability w, else a synthetic one; generation 0 is all real: uniform
+                k_pick, k_group, k_real_i, k_syn_i = jax.random.split(k_pick, 4)
+                weighted = jnp.where(
+                    jax.random.uniform(k_group, (M,)) < real_weight,
+                    uniform_index(k_real_i, (M,), max(n_real, 1)),
+                    n_real + uniform_index(k_syn_i, (M,), max(M - n_real, 1)),
+                )
+                picked = fit[jnp.where(g > 1, weighted, uniform_index(k_pick, (M,), n_fit))]
             new = picked + kernel_scale(fit, n_fit)(jax.random.normal(k_noise, (M, d)))
             x = jnp.where((jnp.arange(M) < n_real)[:, None], init.sample(k_real, M), new)
             pool = jax.lax.dynamic_update_slice(pool, x, (count, 0))

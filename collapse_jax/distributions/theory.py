@@ -147,6 +147,49 @@ def gaussian_w2_first_order(M, n, sigma0=1.0):
 @checked(
     M=Int(2, checks.MAX_SIZE, many=True),
     n=Int(0, checks.MAX_GENERATIONS, many=True),
+    sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)),
+)
+def gaussian_weighted_moments(M, n, real_fraction, real_weight, sigma0=1.0):
+    """(E (mu_n - mu0)^2, E sigma_n^2) of the weighted Gaussian chain, exactly (theory/weighted.md §6).
+
+    Generation k draws r = round(pi M) real and s = M - r synthetic points and fits the weighted ML mean
+    mu_k = w (real mean) + (1 - w) (synthetic mean) and variance sum_i p_i (x_i - mu_k)^2 (p_i = w/r or
+    (1 - w)/s). With e = E (mu - mu0)^2 and v = E sigma^2 of the previous generation [exact]:
+
+        e_k = w^2 sigma0^2/r + (1 - w)^2 (e + v/s)
+        v_k = w sigma0^2 (r - 1)/r + (1 - w) v (s - 1)/s + w (1 - w) (sigma0^2/r + v/s + e)
+
+    Example:
+        >>> e, v = gaussian_weighted_moments(20, [0, 1], 0.5, 0.5)
+        >>> round(float(e[1]), 12), round(float(v[1]), 12)  # w = r/M is the pooled fit: 1/M and (M - 1)/M
+        (0.05, 0.95)
+    """
+    n, Ms, _ = _steps(M, n, "mle")
+    pi = np.broadcast_to(checks.fraction("real_fraction", real_fraction), Ms.shape)
+    w = np.broadcast_to(checks.fraction("real_weight", real_weight), Ms.shape)
+    from collapse_jax.regression.problem import check_groups
+
+    check_groups("real_weight", w, np.round(pi * Ms), Ms)
+    e, v = 0.0, 1.0  # per unit sigma0^2
+    es, vs = [e], [v]
+    for M_k, p_k, w_k in zip(Ms, pi, w, strict=True):
+        r = float(np.round(p_k * M_k))
+        s = M_k - r
+        inv_r, inv_s = (1 / r if r else 0.0), (1 / s if s else 0.0)  # an empty group has weight 0 (checked)
+        e, v = (
+            w_k**2 * inv_r + (1 - w_k) ** 2 * (e + v * inv_s),
+            w_k * (1 - inv_r) * (r > 0)
+            + (1 - w_k) * v * (1 - inv_s) * (s > 0)
+            + w_k * (1 - w_k) * (inv_r + v * inv_s + e),
+        )
+        es.append(e)
+        vs.append(v)
+    return sigma0**2 * np.asarray(es)[n], sigma0**2 * np.asarray(vs)[n]
+
+
+@checked(
+    M=Int(2, checks.MAX_SIZE, many=True),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
     estimator=OneOf("mle", "unbiased"),
     sigma0=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)),
 )
@@ -302,6 +345,29 @@ def kde_pooled_var_strategy(M, n, var0, bandwidth, strategy="replace", real_frac
     return np.asarray(P)[n]
 
 
+def kde_weighted_var(M, n, var0, bandwidth, real_fraction, real_weight):
+    """Pooled variance of one point of generation n of a weighted KDE chain (fixed h, replace), exactly
+    (theory/weighted.md §8): a synthetic point picks a real point (variance var0) with probability w, else a
+    synthetic one, and adds N(0, h^2): S_1 = var0 + h^2, S_g = w var0 + (1 - w) S_{g-1} + h^2, and a point of
+    generation g is real with probability pi' = round(pi M)/M: P_g = pi' var0 + (1 - pi') S_g.
+
+    Example:
+        >>> [round(float(v), 6) for v in kde_weighted_var(100, [0, 1], 1.0, 0.3, 0.2, 0.5)]
+        [1.0, 1.072]
+    """
+    checks.real_array("bandwidth", bandwidth, lo=0.0, lo_open=True, ndim=(0,))
+    checks.real_array("real_weight", real_weight, lo=0.0, hi=1.0, ndim=(0,))
+    n = np.asarray(n)
+    share = round(checks.fraction("real_fraction", real_fraction) * M) / M
+    h2, w = float(bandwidth) ** 2, float(real_weight)
+    S, P = float(var0) + h2, [float(var0)]
+    for g in range(1, int(n.max()) + 1):
+        if g > 1:
+            S = w * var0 + (1 - w) * S + h2
+        P.append(share * var0 + (1 - share) * S)
+    return np.asarray(P)[n]
+
+
 def bandwidth_factor(rule: str, M: int, d: int = 1) -> float:
     """h = factor * (unbiased std): Scott M^{-1/(d+4)}, Silverman (M (d+2)/4)^{-1/(d+4)} (scipy's conventions)."""
     checks.choice("bandwidth", rule, ("scott", "silverman"))
@@ -370,13 +436,14 @@ def fixation_time(M):
     n=Int(0, checks.MAX_GENERATIONS, many=True),
     synthetic=Optional(Int(0, checks.MAX_SIZE)),
 )
-def discrete_deviation(p, N, n, synthetic=None, strategy="replace"):
+def discrete_deviation(p, N, n, synthetic=None, strategy="replace", real_weight=None):
     """E ||p^(m) - p^(1)||^2 at generations m = n (array), with p^(1) fitted to N real samples.
 
     Each later fit uses the N real samples again plus `synthetic` samples of the current fit (alpha =
     s/(N + s)); synthetic=None refits to N synthetic samples only (alpha = 1). Exactly,
     e_{m+1} = alpha^2 G / s + alpha^2 (1 - 1/s) e_m with e_1 = 0 and E G = (1 - 1/N) sum p_i (1 - p_i).
     Generation 0 (the true p) has no deviation from p^(1) defined: it returns E ||p - p^(1)||^2 there.
+    real_weight w (weighted counts, theory/weighted.md §6): the same recursion with alpha = 1 - w.
     strategy="accumulate" (every sample kept, n_m = N + (m - 1) s of them): a martingale whose steps have
     E ||step||^2 = (s / n_m^2)(G - e_{m-1}), so e_m = e_{m-1} + s (G - e_{m-1}) / n_m^2, exactly.
     """
@@ -384,6 +451,11 @@ def discrete_deviation(p, N, n, synthetic=None, strategy="replace"):
     p = np.asarray(p, float)
     s = N if synthetic is None else synthetic
     alpha = 1.0 if synthetic is None else s / (N + s)
+    if real_weight is not None:
+        checks.real_array("real_weight", real_weight, lo=0.0, hi=1.0, ndim=(0,))
+        if synthetic is None or strategy != "replace":
+            raise ValueError("real_weight needs synthetic samples mixed with the real ones and strategy='replace'")
+        alpha = 1.0 - float(real_weight)
     G = (1 - 1 / N) * np.sum(p * (1 - p))
     n = np.asarray(n)
     e = [np.sum(p * (1 - p)) / N, 0.0]

@@ -27,6 +27,7 @@ from collapse_jax.engine.rng import subset, uniform_index
 from collapse_jax.engine.seeds import map_seeds
 from collapse_jax.engine.strategies import check_takes, lookup
 from collapse_jax.engine.strategies import table as strategy_table
+from collapse_jax.regression.samplers import row_weights
 
 
 class KRRChain(NamedTuple):
@@ -93,6 +94,7 @@ def krr_chain(
     labels=None,
     strategy: str = "replace",
     real_fraction=None,
+    real_weight=None,
     synthetic_fraction=None,
     chunk_size: int | None = None,
     progress: bool = False,
@@ -115,6 +117,9 @@ def krr_chain(
             labelled when drawn; a KRR on up to generations x T0 points) or "accumulate_subsample" (T0 points
             drawn without replacement from that pool).
         real_fraction: of each generator's T0 points, round(pi T0) carry the real targets (plus sigma0 noise).
+        real_weight: the loss weight w of the real points in each generator's fit from generation 2 on (None: all
+            points alike): w (mean loss on the real points) + (1 - w) (mean loss on the synthetic ones) + the
+            penalty; a number or one per generation; needs real_fraction and strategy "replace" (theory/weighted.md).
         synthetic_fraction: of the downstream's T points, round(p T) are labelled by generation n, the rest by
             the real targets (None: all of them).
         key: int or PRNG key; seed i uses fold_in(key, seed_offset + i).
@@ -161,13 +166,33 @@ def krr_chain(
     else:
         pi = np.broadcast_to(0.0 if real_fraction is None else checks.fraction("real_fraction", real_fraction), (G,))
         n_real = (T0,) + tuple(int(v) for v in np.round(pi[1:] * T0))  # generation 1 fits the real targets
-        one_seed = _krr_seed_strategy(T0, T, G, float(sigma), labels is not None, n_syn, strategy, n_real)
+        weights = _real_weights(real_weight, real_fraction, strategy, n_real, T0, G)
+        one_seed = _krr_seed_strategy(
+            T0, T, G, float(sigma), labels is not None, n_syn, strategy, n_real, weights is not None
+        )
+    if real_weight is not None and real_fraction is None:
+        raise ValueError("real_weight needs real_fraction (the real points it weighs), got None")
     data = (K[np.ix_(pool, pool)], K[np.ix_(test, pool)], Y[pool], Y[test], classes, lams, gen_noise, gen_lam)
+    if real_weight is not None:
+        data = (*data, weights)
     with jax.enable_x64(True):
         err, acc, gen_err = map_seeds(
             one_seed, key, seeds, data=data, chunk_size=chunk_size, seed_offset=seed_offset, progress=progress
         )
     return KRRChain(np.moveaxis(err, 1, 2), None if labels is None else np.moveaxis(acc, 1, 2), gen_err, lams)
+
+
+def _real_weights(real_weight, real_fraction, strategy, n_real, T0, G):
+    """Per-generation loss weights of the real points (generation 1, all real, weighs them alike), checked."""
+    if real_weight is None:
+        return None
+    w = _per_generation("real_weight", real_weight, G, lo=0.0, hi=1.0)
+    if real_fraction is None or strategy != "replace":
+        raise ValueError(f"real_weight needs real_fraction and strategy='replace', got strategy={strategy!r}")
+    from collapse_jax.regression.problem import check_groups
+
+    check_groups("real_weight", w[1:], np.asarray(n_real[1:]), T0)
+    return np.concatenate([[1.0], w[1:]])
 
 
 def _per_generation(name, value, generations, **bounds) -> np.ndarray:
@@ -201,14 +226,20 @@ def _downstream(T, sigma, with_labels, n_syn, key, K_PP, K_QP, Y_P, Y_Q, classes
 
 
 @functools.lru_cache(maxsize=16)
-def _krr_seed_strategy(T0, T, G, sigma, with_labels, n_syn, strategy, n_real):
+def _krr_seed_strategy(T0, T, G, sigma, with_labels, n_syn, strategy, n_real, weighted=False):
     """One seed's KRR chain under a data strategy. A model is (S, alpha): pool indices and coefficients. The
     pool of labelled points (capacity G T0) holds every point drawn so far with the labels it got then."""
     cap = G * T0
 
-    def one_seed(key, K_PP, K_QP, Y_P, Y_Q, classes, lam_grid, noise, lam_g):
+    def one_seed(key, K_PP, K_QP, Y_P, Y_Q, classes, lam_grid, noise, lam_g, weights=None):
         k_down, k_chain = jax.random.split(key)
         D, k_eps, downstream = _downstream(T, sigma, with_labels, n_syn, k_down, K_PP, K_QP, Y_P, Y_Q, classes)
+
+        def solve_weighted(S, y, lam_k, r, w):
+            """Weighted KRR: (R K R + T0 lam) b = R y with R = diag(sqrt(T0 x loss weight)), alpha = R b."""
+            root = jnp.sqrt(row_weights(T0, T0, r, w))
+            A = root[:, None] * K_PP[S[:, None], S[None, :]] * root[None, :] + T0 * lam_k * jnp.eye(T0)
+            return root[:, None] * jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(A), True), y * root[:, None])
 
         def solve(S, y, lam_k, live):
             """KRR on the live rows (live: 0/1 weights): dead rows get a unit diagonal and zero labels."""
@@ -238,7 +269,7 @@ def _krr_seed_strategy(T0, T, G, sigma, with_labels, n_syn, strategy, n_real):
 
         def generation(carry, xs):
             (S_model, alpha), (S_pool, y_pool, count) = carry
-            key, lam_n, noise_k, lam_k, r = xs
+            key, lam_n, noise_k, lam_k, r = xs[:5]
             kS, k_fit, k_d, k_pick = jax.random.split(key, 4)
             S = uniform_index(kS, (T0,), K_PP.shape[0])
             y = jnp.where((jnp.arange(T0) < r)[:, None], Y_P[S], K_PP[S[:, None], S_model[None, :]] @ alpha)
@@ -246,7 +277,10 @@ def _krr_seed_strategy(T0, T, G, sigma, with_labels, n_syn, strategy, n_real):
             S_pool = jax.lax.dynamic_update_slice(S_pool, S, (count,))
             y_pool = jax.lax.dynamic_update_slice(y_pool, y, (count, jnp.zeros((), jnp.int32)))
             count = count + T0
-            S_m, a_m = fit_model(S, y, S_pool, y_pool, count, lam_k, k_pick)
+            if weighted:
+                S_m, a_m = S, solve_weighted(S, y, lam_k, r.astype(y.dtype), xs[5])
+            else:
+                S_m, a_m = fit_model(S, y, S_pool, y_pool, count, lam_k, k_pick)
             gen_err = jnp.mean(jnp.sum((K_QP[:, S_m] @ a_m - Y_Q) ** 2, -1))
             # the model's coefficients are padded to the pool's size so that the carry keeps one shape
             S_keep = jnp.zeros(cap, S_m.dtype).at[: S_m.shape[0]].set(S_m)
@@ -261,6 +295,8 @@ def _krr_seed_strategy(T0, T, G, sigma, with_labels, n_syn, strategy, n_real):
             (jnp.zeros(cap, jnp.int32), jnp.zeros((cap, C)), jnp.zeros((), jnp.int32)),
         )
         xs = (jax.random.split(k_chain, G), lam_grid[:, 1:].T, noise, lam_g, jnp.asarray(n_real))
+        if weighted:
+            xs = (*xs, jnp.asarray(weights))
         _, rest = jax.lax.scan(generation, init, xs)
         return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), clean, rest)
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from collapse_jax.engine import checks
 from collapse_jax.engine.checks import choice
 from collapse_jax.engine.strategies import STRATEGIES, lookup
 from collapse_jax.engine.strategies import table as strategy_table
 from collapse_jax.engine.wishart import bartlett
 from collapse_jax.regression import samplers, strategies
 from collapse_jax.regression.metrics import Metrics
-from collapse_jax.regression.problem import Downstream, Generators
+from collapse_jax.regression.problem import Downstream, Generators, check_group_sizes
 from collapse_jax.regression.spectra import Spectrum
 
 SAMPLERS = ("auto", "direct", "suffstats")
@@ -33,6 +35,26 @@ def resolve_sampler(sampler: str, d: int, gen: Generators, down: Downstream) -> 
         raise ValueError(
             f"sampler='suffstats' needs T0 >= d and T >= d (d={d}, T0={gen.T0}, T={down.T}), no real_fraction, no "
             "synthetic_fraction and no accumulate_subsample (they need the rows); use 'auto' or 'direct'"
+        )
+    if gen.real_weight is not None:
+        T_k = np.asarray(gen.T0_tuple, float)
+        n = len(T_k) if len(T_k) > 1 else (gen.length or 1)
+        check_group_sizes(
+            "real_weight",
+            gen.real_weights(n),
+            gen.real_rows(n),
+            gen.per_generation(n)[0],
+            d,
+            0.0 if gen.lam is None else gen.lam,
+        )
+    if down.real_weight is not None:
+        check_group_sizes(
+            "real_weight (downstream)",
+            down.real_weight,
+            down.T - down.synthetic_rows(),
+            down.T,
+            d,
+            down.lam if checks.is_concrete(down.lam) and np.ndim(down.lam) == 0 else 1.0,
         )
     pick = lambda ok: "suffstats" if ok and sampler != "direct" else "direct"
     return pick(exact[0]), pick(exact[1])
@@ -66,6 +88,15 @@ def _replace(gen: Generators, d: int, sampler: str, generations: int):
         )
 
     real = (lambda w0, n_real: (w0, n_real)) if mixes_real else (lambda w0, n_real: None)
+    weighted = gen.real_weight is not None  # n_real is (n_r, w): weighted normal equations on the drawn rows
+    if weighted:
+        real = lambda w0, n_real: (w0, n_real[0])
+
+        def solve(X, y, T, lam, mask, mixed, n_real):
+            return samplers.fit_weighted_rows(X, y, T, lam, samplers.row_weights(X.shape[0], T, *n_real), mixed)
+
+    else:
+        solve = lambda X, y, T, lam, mask, mixed, n_real: samplers.fit_rows(X, y, T, lam, mask, mixed)
     if gen.fixed:
         if sampler == "suffstats":
             init = lambda key, sqrt_eig: bartlett(key, d, T0[0])
@@ -76,6 +107,12 @@ def _replace(gen: Generators, d: int, sampler: str, generations: int):
 
             return init, keep(fit)
         init = lambda key, sqrt_eig: samplers.design(key, sqrt_eig, T0[0])
+        if weighted:
+            return init, keep(
+                lambda X, key, w, w0, sqrt_eig, T, s, lam, n_real: solve(
+                    X, samplers.labels(X, key, w, s, real(w0, n_real)), T, lam, None, False, n_real
+                )
+            )
         return init, keep(
             lambda X, key, w, w0, sqrt_eig, T, s, lam, n_real: samplers.ridge_direct_labels(
                 X, key, w, T, s, lam, real=real(w0, n_real)
@@ -98,7 +135,7 @@ def _replace(gen: Generators, d: int, sampler: str, generations: int):
         mask = (jnp.arange(rows) < T).astype(w.dtype) if varying else None
         k_x, k_e = jax.random.split(key)
         X = samplers.design(k_x, sqrt_eig, rows)
-        return samplers.fit_rows(X, samplers.labels(X, k_e, w, s, real(w0, n_real)), T, lam, mask, mixed)
+        return solve(X, samplers.labels(X, k_e, w, s, real(w0, n_real)), T, lam, mask, mixed, n_real)
 
     return init, keep(fit_rows)
 
@@ -148,6 +185,20 @@ def _downstream_fit(down: Downstream, d: int, sampler: str, w0):
         return init, fit
 
     real = None if down.synthetic_fraction is None else (w0, T - down.synthetic_rows())
+    if down.real_weight is not None:  # weighted: the design's rows scaled once by sqrt(T x loss weight)
+        root = jnp.sqrt(samplers.row_weights(T, T, real[1], jnp.asarray(down.real_weight, w0.dtype)))
+        live = (root > 0).astype(w0.dtype)
+
+        def init(key, sqrt_eig, lam):
+            X = samplers.design(key, sqrt_eig, T)
+            return X, (samplers.direct_factor(X * root[:, None], lam, T, live) if shared else None)
+
+        def fit(state, key, w, sqrt_eig, lam):
+            X, f = state
+            f = f if shared else samplers.direct_factor(X * root[:, None], lam, T, live)
+            return samplers.direct_solve(X * root[:, None], f, samplers.labels(X, key, w, s, real) * root, T)
+
+        return init, fit
 
     def init_direct(key, sqrt_eig, lam):
         X = samplers.design(key, sqrt_eig, T)
@@ -218,7 +269,7 @@ def run_chain(key, spec: Spectrum, gen: Generators, down: Downstream, generation
         jnp.asarray(T_k, dtype),
         sigma_k.astype(dtype),
         lam_k.astype(dtype),
-        n_real.astype(dtype),
+        n_real.astype(dtype) if gen.real_weight is None else (n_real.astype(dtype), gen.real_weights(generations)),
     )
     _, ws = jax.lax.scan(generation, (w0, state), xs)
     ws = jnp.concatenate([w0[None], ws])

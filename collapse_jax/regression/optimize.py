@@ -339,3 +339,121 @@ def sample_sizes_problem(spec, gen, down, n, budget):
         return downstream(jnp.sum(sigma**2 / (to_params(x)["T0"] - d - 1)))
 
     return to_params, fun, jnp.zeros(n), ()
+
+
+@float64
+def real_weight(
+    spec: Spectrum,
+    gen: Generators,
+    down: Downstream,
+    n: int | None = None,
+    *,
+    per_generation: bool = False,
+    method: str = "lbfgs",
+    steps: int = 60,
+) -> Optimum:
+    """The loss weight of the real rows minimising the predicted downstream error (theory/weighted.md §5).
+
+    Weighted OLS generators (T0 >= d + 2), deterministic equivalent of theory/weighted.md; w = sigmoid(theta).
+
+    Args:
+        spec, gen, down: the chain; gen needs real_fraction (gen.real_weight, if given, is the start, else the
+            pooled weight round(pi T)/T). down may be a ridge or a (weighted) mixture.
+        n: the generation whose error is minimised; None: the stationary error (n -> infinity; constant T0,
+            sigma0 and real_fraction).
+        per_generation: one weight per generation 1..n (needs an int n) instead of one for all.
+        method, steps: as in `minimize`.
+
+    Returns:
+        An `Optimum` with params["gen.real_weight"]: a number, or an array of n weights.
+
+    Raises:
+        ValueError: naming gen (no real_fraction, ridge or accumulate generators, T0 < d + 2) or n.
+
+    Example:
+        >>> import collapse_jax as cj
+        >>> gen = cj.Generators(T0=20000, real_fraction=0.5)
+        >>> opt = cj.optimize.real_weight(cj.Spectrum.isotropic(10), gen, cj.Downstream(T=100))
+        >>> round(float(opt.params["gen.real_weight"]), 3)  # the large-sample optimum at n_s = n_r: 1/phi
+        0.618
+    """
+    return _optimum(*real_weight_problem(spec, gen, down, n, per_generation), method=method, steps=steps)
+
+
+def real_weight_problem(spec, gen, down, n=None, per_generation=False):
+    """(to_params, objective, x0, args) of `real_weight`: the objective maps theta (w = sigmoid(theta)) to the
+    predicted error."""
+    from collapse_jax.regression.theory import weighted
+
+    if gen.real_fraction is None:
+        raise ValueError("gen.real_fraction: real_weight needs real rows to weigh (give Generators(real_fraction=...))")
+    stationary = n is None
+    if stationary and (per_generation or gen.length is not None):
+        raise ValueError("n: the stationary error (n=None) needs one constant weight and a constant config")
+    horizon = 1 if stationary else checks.size("n", n, lo=1)
+    if gen.lam is not None:
+        return _ridge_weight_problem(spec, gen, down, horizon, stationary, per_generation)
+    _ols_replace(spec, gen, horizon)
+    d = spec.d
+    T, sigma, _ = gen.per_generation(horizon)
+    n_r = gen.real_rows(horizon)
+    downstream = _downstream_of_ols(spec, down, horizon)
+    if down.real_weight is not None:
+        downstream = lambda c: weighted.downstream_error(d, c * d, down)
+    start = gen.real_weights(horizon) if gen.real_weight is not None else n_r / T
+    start = jnp.clip(jnp.asarray(start, jnp.float64), 1e-3, 1 - 1e-3)
+    x0 = jnp.log(start / (1 - start)) if per_generation else jnp.log(jnp.mean(start) / (1 - jnp.mean(start)))
+
+    def to_params(x):
+        return {"gen.real_weight": jax.nn.sigmoid(x)}
+
+    def fun(x):
+        w = jnp.broadcast_to(jax.nn.sigmoid(x), (horizon,))
+        if stationary:
+            return downstream(weighted.stationary_scale(n_r[0], T[0] - n_r[0], w[0], d, sigma[0]))
+        gamma, nu = weighted.step_factors(n_r, T - n_r, w, d)
+        return downstream(weighted.scale_recursion(gamma, sigma**2 * nu)[-1])
+
+    return to_params, fun, x0, ()
+
+
+_STATIONARY_GENERATIONS = 200  # ridge generators: the stationary error as the error after this many generations
+
+
+def _ridge_weight_problem(spec, gen, down, horizon, stationary, per_generation):
+    """`real_weight_problem` for ridge generators on an isotropic spectrum (theory/weighted.md §3, DE); the
+    stationary error is taken after _STATIONARY_GENERATIONS generations."""
+    from collapse_jax.regression.theory import weighted
+
+    if not spec.is_isotropic or gen.strategy != "replace" or gen.fixed:
+        raise ValueError(
+            "gen: real_weight with ridge generators is optimised for isotropic spectra, replace, fresh designs"
+        )
+    steps = _STATIONARY_GENERATIONS if stationary else horizon
+    T, sigma, lam = gen.per_generation(steps if gen.length is None else horizon)
+    if stationary:
+        T, sigma, lam = (np.broadcast_to(np.asarray(v)[:1], (steps,)) for v in (T, sigma, lam))
+    d, c = spec.d, float(np.asarray(spec.eigenvalues)[0])
+    eig, w0 = _arrays(spec)
+    W = c * float(np.sum(np.asarray(spec.w0) ** 2))
+    n_r = np.round(np.broadcast_to(np.asarray(gen.real_fraction, float), (len(T),)) * T)
+    start = gen.real_weights(horizon) if gen.real_weight is not None else n_r[:horizon] / T[:horizon]
+    start = jnp.clip(jnp.asarray(start, jnp.float64), 1e-3, 1 - 1e-3)
+    x0 = jnp.log(start / (1 - start)) if per_generation else jnp.log(jnp.mean(start) / (1 - jnp.mean(start)))
+
+    def to_params(x):
+        return {"gen.real_weight": jax.nn.sigmoid(x)}
+
+    def fun(x):
+        w = jnp.broadcast_to(jax.nn.sigmoid(x), (len(T),))
+        A, B = weighted.ridge_recursion(W, n_r, T - n_r, w, d, jnp.asarray(lam) / c, jnp.asarray(sigma))
+        ones = jnp.ones((1, d))
+        mom = moments.Moments(B[-1] / (c * d) * ones, A[-1] / (c * d) * ones)
+        gen_err = moments.generator_error(spec, mom)
+        if down.real_weight is not None:
+            return weighted.downstream_error(d, gen_err, down)[0]
+        if np.all(np.asarray(down.lam) == 0) and down.T >= d + 2:
+            return gen_err[0] + down.sigma**2 * d / (down.T - d - 1)
+        return ridge.test_error(eig, w0, mom, float(down.T), down.sigma, _downstream_lam(down, horizon))[0]
+
+    return to_params, fun, x0, ()

@@ -42,6 +42,9 @@ class Generators:
     * ``real_fraction`` pi (data, any strategy; None means none): of generation k's fresh rows, round(pi T_k) are
       labelled by w0 instead of w_{k-1}. ``real_fraction=0.0`` is the same chain as None in law, drawn by the
       direct sampler.
+    * ``real_weight`` w (data, strategy "replace"; None means the pooled fit): generation k minimises
+      w (mean loss on its real rows) + (1 - w) (mean loss on its synthetic rows) (+ the ridge penalty), a scalar
+      or one per generation; needs ``real_fraction`` (theory/weighted.md). w = n_r/T_k is the pooled fit.
 
     Args:
         T0: rows per generation (static), or one per generation.
@@ -69,10 +72,16 @@ class Generators:
     fixed: bool = dataclasses.field(default=False, metadata=dict(static=True))
     strategy: str = dataclasses.field(default="replace", metadata=dict(static=True))
     real_fraction: ArrayLike | None = None
+    real_weight: ArrayLike | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "T0", checks.size("T0", self.T0))
-        for name in ("sigma0", "lam", "real_fraction"):  # a sequence is one per-generation array, not a pytree
+        for name in (
+            "sigma0",
+            "lam",
+            "real_fraction",
+            "real_weight",
+        ):  # a sequence is one per-generation array, not a pytree
             if isinstance(getattr(self, name), (list, tuple)):
                 object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=float))
         checks.real_array("sigma0", self.sigma0, lo=0.0)
@@ -80,6 +89,8 @@ class Generators:
             checks.real_array("lam (generators)", self.lam, lo=0.0)
         if self.real_fraction is not None:
             checks.real_array("real_fraction", self.real_fraction, lo=0.0, hi=1.0)
+        if self.real_weight is not None:
+            checks.real_array("real_weight", self.real_weight, lo=0.0, hi=1.0, ndim=(0, 1))
         if not isinstance(self.fixed, (bool, np.bool_)):
             raise ValueError(f"fixed must be True or False, got {self.fixed!r}")
         if check_takes(self.strategy, real_fraction=self.real_fraction).subsample and self.fixed:
@@ -92,11 +103,20 @@ class Generators:
         lengths = {len(v) for v in self._sequences() if _is_sequence(v)}
         if len(lengths) > 1:
             raise ValueError(
-                f"T0, sigma0, lam and real_fraction sequences must have the same length, got lengths {sorted(lengths)}"
+                "T0, sigma0, lam, real_fraction and real_weight sequences must have the same length, got lengths "
+                f"{sorted(lengths)}"
             )
+        if self.real_weight is not None:
+            if self.real_fraction is None:
+                raise ValueError("real_weight needs real_fraction (the share of real rows it weighs), got None")
+            if self.strategy != "replace":
+                raise ValueError(f"real_weight needs strategy='replace', got strategy={self.strategy!r}")
+            if checks.is_concrete(self.real_weight) and checks.is_concrete(self.real_fraction):
+                n = self.length or 1
+                check_groups("real_weight", self.real_weight, self.real_rows(n), self.per_generation(n)[0])
 
     def _sequences(self):
-        return (self.T0, self.sigma0, self.lam, self.real_fraction)
+        return (self.T0, self.sigma0, self.lam, self.real_fraction, self.real_weight)
 
     @property
     def pooled(self) -> bool:
@@ -141,6 +161,13 @@ class Generators:
         pi = jax.numpy.broadcast_to(jax.numpy.asarray(pi), (n,))[:generations]
         return jax.numpy.round(pi * T)
 
+    def real_weights(self, generations: int):
+        """w_k for k = 1..generations (an array, traced when real_weight is); None when real_weight is None."""
+        if self.real_weight is None:
+            return None
+        n = self.length or generations
+        return jax.numpy.broadcast_to(jax.numpy.asarray(self.real_weight), (n,))[:generations]
+
 
 @checks.strict_init
 @jax.tree_util.register_dataclass
@@ -151,6 +178,8 @@ class Downstream:
     lam is normalised by T: w = (X'X/T + lam I)^-1 X'Y/T. lam = 0 is OLS (T >= d) or min-norm (T < d).
     ``synthetic_fraction`` p (data; None means 1, every row): round(p T) rows are labelled by the generation-n
     model and the rest by w0 (Dohmatob et al. 2025, strong model collapse). At n = 0 every row is real.
+    ``real_weight`` w (data; None means the pooled fit): the fit minimises w (mean loss on the real rows) +
+    (1 - w) (mean loss on the synthetic rows) + the ridge penalty (theory/weighted.md); needs synthetic_fraction.
     lam may also be one value per generation n (an array, entry n for the model trained on generation-n
     data), or a schedule `lam(T, n)` (see `collapse_jax.regression.regularization`), which `resolved` turns into that.
 
@@ -173,6 +202,7 @@ class Downstream:
     sigma: ArrayLike = 1.0
     lam: ArrayLike | Callable[..., ArrayLike] = 0.0  # a number, one per generation n, or a schedule lam(T, n)
     synthetic_fraction: ArrayLike | None = None
+    real_weight: ArrayLike | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "T", checks.size("T", self.T))
@@ -185,6 +215,14 @@ class Downstream:
             checks.real_array("lam", self.lam, lo=0.0)
         if self.synthetic_fraction is not None:
             checks.real_array("synthetic_fraction", self.synthetic_fraction, lo=0.0, hi=1.0)
+        if self.real_weight is not None:  # the loss weight of the real rows (theory/weighted.md)
+            checks.real_array("real_weight (downstream)", self.real_weight, lo=0.0, hi=1.0, ndim=(0,))
+            if self.synthetic_fraction is None:
+                raise ValueError(
+                    "real_weight (downstream) needs synthetic_fraction (every row is synthetic without it)"
+                )
+            if checks.is_concrete(self.real_weight) and checks.is_concrete(self.synthetic_fraction):
+                check_groups("real_weight (downstream)", self.real_weight, self.T - self.synthetic_rows(), self.T)
 
     def synthetic_rows(self):
         """round(p T): how many downstream rows the generation-n model labels (T when synthetic_fraction is None)."""
@@ -200,6 +238,40 @@ class Downstream:
         if checks.is_concrete(lam) and np.ndim(lam) == 1 and np.shape(lam)[0] < generations + 1:
             raise ValueError(f"lam per generation must have at least generations + 1 = {generations + 1} entries")
         return dataclasses.replace(self, lam=lam)
+
+
+def check_groups(name: str, weight, n_real, T):
+    """Refuse a loss weight on an empty group: with no real rows the weight must be 0, with no synthetic rows 1
+    (a mean loss over no rows is undefined). weight, n_real, T: concrete numbers or per-generation arrays."""
+    weight, n_real, T = np.broadcast_arrays(np.asarray(weight, float), np.asarray(n_real, float), np.asarray(T, float))
+    for k, (w, r, t) in enumerate(zip(weight.ravel(), n_real.ravel(), T.ravel(), strict=True)):
+        where = f" (entry {k})" if weight.size > 1 else ""
+        if r == 0 and w != 0:
+            raise ValueError(
+                f"{name} must be 0 where there are no real rows (the real fraction rounds to 0){where}, got {w}"
+            )
+        if r == t and w != 1:
+            raise ValueError(
+                f"{name} must be 1 where there are no synthetic rows (the real fraction rounds to all rows){where}, "
+                f"got {w}"
+            )
+
+
+def check_group_sizes(name: str, weight, n_real, T, d: int, ridge):
+    """Refuse a weighted OLS fit (lam = 0, T >= d) that puts all the weight on a group of fewer than d rows: its
+    normal equations are singular. Concrete arguments only (a traced weight is checked where it is drawn)."""
+    if not all(checks.is_concrete(x) for x in (weight, n_real, ridge)):
+        return
+    weight, n_real, T, ridge = np.broadcast_arrays(
+        np.asarray(weight, float), np.asarray(n_real, float), np.asarray(T, float), np.asarray(ridge, float)
+    )
+    for w, r, t, lam in zip(weight.ravel(), n_real.ravel(), T.ravel(), ridge.ravel(), strict=True):
+        group, rows = ("real", r) if w == 1 else ("synthetic", t - r) if w == 0 else (None, t)
+        if lam == 0 and t >= d and group and rows < d:
+            raise ValueError(
+                f"{name} = {w:g} fits the {group} rows alone, and there are {int(rows)} of them: an OLS fit needs at "
+                f"least d = {d} (raise T or the fraction, or use a weight in (0, 1))"
+            )
 
 
 def _is_sequence(x) -> bool:

@@ -147,3 +147,23 @@ def min_norm_padded(X, y, T, mask):
     primal = cho_solve(cho_factor(X.T @ X), X.T @ y)
     dual = X.T @ cho_solve(cho_factor(X @ X.T + jnp.diag(pad)), y)
     return jnp.where(T >= d, primal, dual)
+
+
+def row_weights(rows: int, T, n_real, weight):
+    """T times each row's loss weight in a weighted fit (theory/weighted.md): T w/n_r on the first n_r rows (real),
+    T (1 - w)/n_s on the next n_s = T - n_r (synthetic), 0 past T. All rows equal to 1 when w = n_r/T (pooled).
+
+    A zero count goes with a zero weight (the configs refuse anything else), so its rows get weight 0.
+    """
+    i = jnp.arange(rows)
+    T = jnp.asarray(T, weight.dtype)
+    real = T * weight / jnp.maximum(n_real, 1)
+    synthetic = T * (1 - weight) / jnp.maximum(T - n_real, 1)
+    return jnp.where(i < n_real, real, jnp.where(i < T, synthetic, 0.0))
+
+
+def fit_weighted_rows(X, y, T, lam, weights, min_norm_either=False):
+    """Weighted ridge: minimises sum_i weights_i (y_i - x_i'b)^2 / T + lam ||b||^2, i.e. ridge on the rows scaled by
+    sqrt(weights). Rows of weight 0 (a group weighted 0, padding) drop out of the fit, also in the dual system."""
+    root = jnp.sqrt(weights)
+    return fit_rows(X * root[:, None], y * root, T, lam, (weights > 0).astype(X.dtype), min_norm_either)

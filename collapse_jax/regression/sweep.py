@@ -2,9 +2,9 @@
 
 Grid axes name config fields: "spec.d", "spec.beta", "spec.r", "spec.signal" (the parameters of a spectrum
 made by `Spectrum.isotropic` or `Spectrum.power_law`, rebuilt at every point), "gen.T0", "gen.sigma0",
-"gen.lam", "gen.fixed", "gen.strategy", "gen.real_fraction", "down.T", "down.sigma", "down.lam",
-"down.synthetic_fraction". Static fields (sizes, d, fixed, strategy) are looped over on the host, one
-compilation each; data fields (spectrum exponents, noise levels, lambdas) are stacked and vmapped, so one
+"gen.lam", "gen.fixed", "gen.strategy", "gen.real_fraction", "gen.real_weight", "down.T", "down.sigma", "down.lam",
+"down.synthetic_fraction", "down.real_weight". Static fields (sizes, d, fixed, strategy) are looped over on the
+host, one compilation each; data fields (spectrum exponents, noise levels, lambdas) are stacked and vmapped, so one
 compiled function serves all their combinations.
 
 Every grid point uses seed i's key fold_in(root, i): a point's numbers are those `cj.simulate` gives for

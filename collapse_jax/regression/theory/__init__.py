@@ -32,7 +32,7 @@ from collapse_jax.engine.checks import Instance, Int, checked
 from collapse_jax.regression.metrics import Metrics
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
-from collapse_jax.regression.theory import moments, overparam, powerlaw, ridge, strategies
+from collapse_jax.regression.theory import moments, overparam, powerlaw, ridge, strategies, weighted
 from collapse_jax.regression.theory._common import NoFormulaError, float64
 from collapse_jax.regression.theory.powerlaw import (
     crossover_T,
@@ -68,6 +68,7 @@ __all__ = [
     "slow_exponent",
     "strategies",
     "test_error",
+    "weighted",
 ]
 
 
@@ -287,6 +288,8 @@ def _downstream_error(spec: Spectrum, mom: moments.Moments, gen_err, down: Downs
         )
     eig = jnp.asarray(spec.eigenvalues, jnp.float64)
     w0 = jnp.asarray(spec.w0, jnp.float64)
+    if down.real_weight is not None:  # a weighted real/synthetic mixture (theory/weighted.md)
+        return weighted.downstream_error(d, gen_err, down), "DE"
     if down.synthetic_fraction is not None:  # a real/synthetic mixture (theory/strategies.md)
         s = down.synthetic_rows()
         de = ridge.mixture_test_error(eig, w0, mom, float(T), sigma, lam, s)

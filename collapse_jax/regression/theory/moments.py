@@ -56,6 +56,10 @@ def generator_moments_and_kind(spec: Spectrum, gen: Generators, n: np.ndarray) -
     T, sigma, lam = gen.per_generation(int(n.max()))
     eig = jnp.asarray(spec.eigenvalues, jnp.float64)
     w0_sq = along_last(jnp.asarray(spec.w0, jnp.float64) ** 2, n.ndim + 1)
+    if gen.real_weight is not None:  # weighted real/synthetic fits (theory/weighted.md): a deterministic equivalent
+        from collapse_jax.regression.theory import weighted
+
+        return weighted.generator_moments(spec, gen, n), "DE"
     # every strategy but plain replace goes through the strategy table (theory/strategies.py); plain replace has the
     # general formulas below (ridge and min-norm generators, fixed designs)
     if gen.strategy != "replace" or gen.real_fraction is not None:
