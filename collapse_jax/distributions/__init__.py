@@ -4,7 +4,7 @@ points from the fit, refit, repeat; with their closed forms (`theory`) and dista
 
 Example:
     >>> from collapse_jax.distributions import gaussian_chain, theory
-    >>> out = gaussian_chain(0, M=50, generations=20, seeds=2000, estimator="unbiased")
+    >>> out = gaussian_chain(M=50, generations=20, seeds=2000, key=0, estimator="unbiased")
     >>> sim, th = out.var[:, 20].mean(), theory.gaussian_var_mean(50, 20, "unbiased")
     >>> bool(abs(sim - th) < 4 * out.var[:, 20].std() / 2000**0.5)
     True

@@ -23,7 +23,7 @@ import numpy as np
 
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Int, Key, OneOf, Optional, Real, checked
-from collapse_jax.engine.rng import subset, uniform_index
+from collapse_jax.engine.rng import subset
 from collapse_jax.engine.seeds import map_seeds
 from collapse_jax.engine.strategies import check_takes, lookup
 from collapse_jax.engine.strategies import table as strategy_table
@@ -209,7 +209,7 @@ def _downstream(T, sigma, with_labels, n_syn, key, K_PP, K_QP, Y_P, Y_Q, classes
     fit(y_D, lam_n, key) scores the KRR on labels y_D (the first n_syn rows kept, the rest real when n_syn is
     set) for every lambda of the grid row lam_n: (squared error, accuracy) on the held-out points."""
     kD, k_eps = jax.random.split(key)
-    D = uniform_index(kD, (T,), K_PP.shape[0])
+    D = jax.random.randint(kD, (T,), 0, K_PP.shape[0])
     e, U = jnp.linalg.eigh(K_PP[D[:, None], D[None, :]])
     KQU = K_QP[:, D] @ U
 
@@ -271,7 +271,7 @@ def _krr_seed_strategy(T0, T, G, sigma, with_labels, n_syn, strategy, n_real, we
             (S_model, alpha), (S_pool, y_pool, count) = carry
             key, lam_n, noise_k, lam_k, r = xs[:5]
             kS, k_fit, k_d, k_pick = jax.random.split(key, 4)
-            S = uniform_index(kS, (T0,), K_PP.shape[0])
+            S = jax.random.randint(kS, (T0,), 0, K_PP.shape[0], dtype=jnp.int32)
             y = jnp.where((jnp.arange(T0) < r)[:, None], Y_P[S], K_PP[S[:, None], S_model[None, :]] @ alpha)
             y = y + noise_k * jax.random.normal(k_fit, y.shape)
             S_pool = jax.lax.dynamic_update_slice(S_pool, S, (count,))
@@ -320,7 +320,7 @@ def _krr_seed(T0, T, G, sigma, with_labels, n_syn=None):
             S_prev, alpha_prev = carry
             key, lam_n, noise_k, lam_k = xs
             kS, k_fit, k_d = jax.random.split(key, 3)
-            S = uniform_index(kS, (T0,), K_PP.shape[0])
+            S = jax.random.randint(kS, (T0,), 0, K_PP.shape[0])
             alpha = fit(k_fit, S, K_PP[S[:, None], S_prev[None, :]] @ alpha_prev, noise_k, lam_k)
             return (S, alpha), measure(S, alpha, lam_n, k_d)
 
@@ -330,7 +330,7 @@ def _krr_seed(T0, T, G, sigma, with_labels, n_syn=None):
 
         clean = downstream(Y_P[D], lam_grid[:, 0], jax.random.fold_in(k_eps, 0)) + (jnp.zeros(()),)
         kS, k_fit, k_d = jax.random.split(k_first, 3)
-        S1 = uniform_index(kS, (T0,), K_PP.shape[0])
+        S1 = jax.random.randint(kS, (T0,), 0, K_PP.shape[0])
         alpha1 = fit(k_fit, S1, Y_P[S1], noise[0], lam_g[0])
         first = measure(S1, alpha1, lam_grid[:, 1], k_d)
         _, rest = jax.lax.scan(
