@@ -10,6 +10,7 @@ collapse-jax validate [--quick | --full] [--family F] [--out DIR]   every closed
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def main(argv=None) -> int:
         help="section.key=value settings applied to the file, e.g. "
         "downstream.T=500 generators.sigma0=0.5 (values parsed as TOML)",
     )
-    run.add_argument("--seeds", type=int, help="override [simulation] seeds")
+    run.add_argument("--seeds", type=_positive, help="override [simulation] seeds")
     run.add_argument("--out", default="results", help="output folder (default: results)")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     sw = sub.add_parser("sweep", help="a grid of configs x seeds, chunked, resumable, shardable over processes")
@@ -44,7 +45,7 @@ def main(argv=None) -> int:
     )
     sw.add_argument("--out", help="output folder (default: results/sweeps/NAME)")
     sw.add_argument("--shard", default="0/1", help="i/N: run the i-th of N slices (then `merge`)")
-    sw.add_argument("--chunk-size", type=int, help="seeds per chunk (default: bounded by memory)")
+    sw.add_argument("--chunk-size", type=_positive, help="seeds per chunk (default: bounded by memory)")
     sw.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     va = sub.add_parser("validate", help="every closed form of the lab against simulation: table and report")
     mode = va.add_mutually_exclusive_group()
@@ -81,11 +82,34 @@ def main(argv=None) -> int:
     except ValueError as err:
         print(f"collapse-jax: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # noqa: BLE001 - a bad folder or file (OSError, a manifest lacking keys...): one line
+        if os.environ.get("COLLAPSE_JAX_DEBUG"):
+            raise
+        print(f"collapse-jax: {_one_line(err, args)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         resume = " every finished chunk is on disk: the same command resumes" if args.command == "sweep" else ""
         print(f"collapse-jax: interrupted;{resume or ' nothing was written for this run'}", file=sys.stderr)
         return 130
     return 0
+
+
+def _positive(text: str) -> int:
+    """argparse type: an integer >= 1 (0 would silently mean 'the default')."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def _one_line(err: Exception, args) -> str:
+    """An error from a bad folder or file as one line naming the path (the traceback with COLLAPSE_JAX_DEBUG=1)."""
+    where = getattr(err, "filename", None) or getattr(args, "out", None) or getattr(args, "config", None)
+    text = " ".join(str(err).split())[:300]
+    return f"{type(err).__name__} at {str(where)!r}: {text} (COLLAPSE_JAX_DEBUG=1 shows the traceback)"
 
 
 def _sweep(args):
@@ -125,7 +149,6 @@ def _sweep(args):
         )
         for k, v in cfg.get("grid", {}).items()
     }
-    grid = {k: (v.round().astype(int) if k in ("gen.T0", "down.T", "spec.d") else v) for k, v in grid.items()}
     res = sweep(
         *problem(cfg),
         grid,

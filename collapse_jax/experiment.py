@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from collapse_jax.distributions import experiments as distribution_experiments
-from collapse_jax.engine import checks, io, plotting
+from collapse_jax.engine import checks, io, plotting, store
 from collapse_jax.kernels import experiments as kernel_experiments
 from collapse_jax.regression import compare, optimize_experiments, theory
 from collapse_jax.regression import experiments as regression_experiments
@@ -60,9 +60,11 @@ def read_toml(path: str | Path, settings=(), what: str = "file") -> dict:
         raise ValueError(f"{what} {str(path)!r} does not exist")
     try:
         cfg = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{what} {str(path)!r} is not valid TOML: {err}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError, OSError) as err:
+        raise ValueError(f"{what} {str(path)!r} is not valid TOML: {type(err).__name__}: {err}"[:500]) from None
     for item in settings:
+        if not isinstance(item, str) or not item.isprintable():  # a newline would smuggle in another key
+            raise ValueError(f"a setting must be one printable line section.key=value, got {item!r}"[:300])
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"a setting must look like section.key=value, got {item!r}")
@@ -78,6 +80,9 @@ def read_toml(path: str | Path, settings=(), what: str = "file") -> dict:
 
 def _merge(cfg: dict, parsed: dict, item: str):
     for k, v in parsed.items():
+        if k in cfg and isinstance(cfg[k], dict) and set(cfg[k]) == {"logspace"}:  # a grid written as a logspace
+            cfg[k] = v
+            continue
         if k in cfg and isinstance(cfg[k], dict) and not isinstance(v, dict):
             raise ValueError(f"setting {item!r}: {k!r} is a table in the file; set its keys (e.g. {k}.key=value)")
         if isinstance(v, dict):
@@ -126,6 +131,7 @@ def sweep_file(cfg: dict, out: str | Path, progress: bool = True) -> tuple[dict,
     """
     cfg = dict(cfg)
     grid = cfg.pop("grid", None)
+    store.not_a_sweep(out, "an experiment sweep")  # before any point runs
     if not isinstance(grid, dict) or not grid:
         raise ValueError('a sweep file needs a [grid] table of experiment keys, e.g. "chain.M" = [50, 100]')
     names = list(grid)
@@ -165,16 +171,17 @@ def sweep_file(cfg: dict, out: str | Path, progress: bool = True) -> tuple[dict,
         stacked,
         axes,
         dict(config=cfg, grid=grid, summaries=summaries),
-        coords={n: np.asarray(grid[n]) for n in names},
+        coords={n: io.coordinate(grid[n]) for n in names},
     )
     return stacked, dict(axes=axes, grid=grid, summaries=summaries)
 
 
 def _run(exp, out_dir, progress: bool) -> dict:
+    store.not_a_sweep(out_dir, "an experiment's results")  # before anything runs
+    out = Path(out_dir) / checks.name(exp.name)
     t0 = time.perf_counter()
     arrays, axes, rows, summary, fig = compute(exp, progress)
     summary["seconds"] = time.perf_counter() - t0
-    out = Path(out_dir) / checks.name(exp.name)
     npz, sidecar = io.save(out, arrays, axes, dict(config=exp.config, root_seed=exp.key, summary=summary))
     figs = plotting.save(fig, out)
     print(f"{exp.name}: theory vs simulation ({exp.seeds} seeds per point, {summary['seconds']:.1f}s)")

@@ -55,6 +55,7 @@ class Mixture:
         checks.real_array("mixture scale", np.asarray(self.scale, float), lo=0, lo_open=True)
         if len({np.size(v) for v in self.loc}) != 1:
             raise ValueError("every component's loc must have the same dimension d")
+        checks.real_array("mixture loc", [list(v) for v in self.loc], lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX)
 
     @classmethod
     def gaussian(cls, d: int = 1, mean: float = 0.0, std: float = 1.0) -> "Mixture":

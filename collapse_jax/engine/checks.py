@@ -33,10 +33,13 @@ def real_array(
         return x
     if isinstance(x, (bool, np.bool_)) or (isinstance(x, (list, tuple)) and any(isinstance(v, (bool, str)) for v in x)):
         raise ValueError(f"{name} must be a real number or array of them, got {x!r}")
+    kind = np.asarray(x).dtype.kind if isinstance(x, (np.ndarray, jax.Array, np.generic)) else None
+    if kind is not None and kind not in "iuf":  # complex (imaginary part dropped), bool, str, object arrays
+        raise ValueError(f"{name} must be a real number or array of them, got dtype {np.asarray(x).dtype}: {x!r}"[:300])
     try:
         a = np.asarray(x, dtype=float) if not isinstance(x, jax.Array) else np.asarray(x).astype(float)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number or array of them, got {x!r}") from None
+        raise ValueError(f"{name} must be a real number or array of them, got {x!r}"[:300]) from None
     if a.ndim not in ndim:
         raise ValueError(f"{name} must have {' or '.join(map(str, ndim))} dimension(s), got shape {a.shape}")
     if a.size == 0:
@@ -51,6 +54,16 @@ def real_array(
     if hi is not None and np.any(a > hi):
         raise ValueError(f"{name} must be <= {hi}, got {a[a > hi].ravel()[0].item()!r}")
     return x
+
+
+def config_array(name: str, x, *, ndim=(0, 1), lo=None, lo_open=False, hi=None):
+    """real_array for a field of a config: what a user passes has ndim in `ndim`; a jax array may carry leading
+    axes beyond (the sweep stacks configs over its grid points); a string, None or a table is refused. Returns x."""
+    if x is None or isinstance(x, (str, bytes, dict, set, complex)):
+        raise ValueError(f"{name} must be a real number or array of them, got {x!r}"[:300])
+    if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer):
+        ndim = tuple(range(max(ndim) + 3))
+    return real_array(name, x, lo=lo, lo_open=lo_open, hi=hi, ndim=ndim)
 
 
 def size(name: str, x, *, lo: int = 1):
@@ -85,10 +98,24 @@ def build(cls, table: dict, what: str):
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in table.items()})
 
 
+NAME_MAX = 100  # a results name; file systems allow 255 bytes, and the name gains suffixes (.pid.tmp.json)
+
+
 def name(value, what: str = "name") -> str:
-    """A results name: a plain file name (no separators, not empty, not '.' or '..'), so output stays in --out."""
-    if not isinstance(value, str) or not value or value in (".", "..") or any(c in value for c in "/\\\0"):
-        raise ValueError(f"{what} must be a plain file name (no '/', '\\', not empty, not '.' or '..'), got {value!r}")
+    """A results name: a plain file name (no separators or control characters such as a newline or ESC, not
+    empty, not '.' or '..', at most NAME_MAX characters), so output stays in --out and the terminal stays clean."""
+    if (
+        not isinstance(value, str)
+        or not value
+        or value in (".", "..")
+        or any(c in value for c in "/\\\0")
+        or not value.isprintable()
+        or len(value) > NAME_MAX
+    ):
+        raise ValueError(
+            f"{what} must be a plain file name (no '/', '\\' or control characters, not empty, not '.' or '..', "
+            f"at most {NAME_MAX} characters), got {value!r}"[:300]
+        )
     return value
 
 

@@ -89,6 +89,9 @@ def kernel_matrix(kernel, X, Y=None, *, block_size: int = 1024, **params) -> np.
     Y = X if symmetric else _inputs("Y", Y)
     if X.shape[1] != Y.shape[1]:
         raise ValueError(f"X and Y must have the same number of features, got {X.shape[1]} and {Y.shape[1]}")
+    from collapse_jax.engine.seeds import fits_in_memory
+
+    fits_in_memory(8 * X.shape[0] * Y.shape[0], f"the {X.shape[0]} x {Y.shape[0]} kernel matrix (X has {len(X)} rows)")
     out = np.empty((X.shape[0], Y.shape[0]))
     with jax.enable_x64(True):
         block = jax.jit(functools.partial(kernel, **{k: float(v) for k, v in params.items()}))

@@ -53,6 +53,11 @@ def minimize(fun: Callable, x0, args=(), *, method: str = "lbfgs", steps: int = 
     are traced, so a loop over them (a bisection on a budget, say) compiles once."""
     checks.choice("method", method, METHODS)
     steps = checks.size("steps", steps, lo=1)
+    checks.Int(1, 10**6)("steps", steps)
+    # a negative rate ascends, silently; a zero one never moves
+    checks.real_array("learning_rate", learning_rate, lo=0.0, lo_open=True, hi=1e6, ndim=(0,))
+    if not callable(fun):
+        raise ValueError(f"fun must be a function fun(x, *args) -> number, got {fun!r}"[:300])
     return _run(fun, method, steps, float(learning_rate))(x0, tuple(args))
 
 
@@ -278,6 +283,8 @@ def least_real_fraction(
     from collapse_jax.regression import theory
 
     checks.real_array("eps", eps, lo=0.0, lo_open=True, ndim=(0,))
+    # a bisection halves [0, 1] until it is narrower than tol: tol <= 0 never ends, NaN stops at once
+    checks.real_array("tol", tol, lo=1e-12, hi=0.5, ndim=(0,))
     n = checks.size("n", n, lo=1)
     _ols_replace(spec, gen, n)
     error = float64(_real_error(spec, gen, down, n))

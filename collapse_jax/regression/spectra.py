@@ -7,12 +7,15 @@ and formula in the lab works in this basis.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax.engine import checks
+
+EIG_MIN, EIG_MAX = 1e-100, 1e100  # covariance eigenvalues the float64 theory handles without over- or underflow
 
 
 @checks.strict_init
@@ -38,14 +41,19 @@ class Spectrum:
     recipe = None
 
     def __post_init__(self):
+        for name in ("eigenvalues", "w0"):  # a string, None or a table is never a spectrum (tracers pass)
+            value = getattr(self, name)
+            if value is None or isinstance(value, (str, bytes, dict, set, numbers.Number)):
+                raise ValueError(f"{name} must be a 1-D array of real numbers, got {value!r}"[:300])
         for name in ("eigenvalues", "w0"):  # lists and tuples are one array each, not pytrees of scalars
             if isinstance(getattr(self, name), (list, tuple)):
                 checks.real_array(name, getattr(self, name), ndim=(1,))
                 object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=float))
         if checks.is_concrete(self.eigenvalues):
-            checks.real_array("eigenvalues", self.eigenvalues, lo=0.0, lo_open=True, ndim=(1,))
+            # beyond [EIG_MIN, EIG_MAX] the theory's squares and inverses leave float64's range (NaN theory)
+            checks.real_array("eigenvalues", self.eigenvalues, lo=EIG_MIN, hi=EIG_MAX, ndim=(1,))
         if checks.is_concrete(self.w0):
-            checks.real_array("w0", self.w0, ndim=(1,))
+            checks.real_array("w0", self.w0, lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX, ndim=(1,))
             if checks.is_concrete(self.eigenvalues) and np.shape(self.w0) != np.shape(self.eigenvalues):
                 raise ValueError(
                     f"w0 must have the shape of eigenvalues {np.shape(self.eigenvalues)}, got {np.shape(self.w0)}"

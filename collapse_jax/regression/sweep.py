@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-import json
 import math
 import sys
 import time
@@ -38,10 +37,11 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
 from collapse_jax.engine import checks, io, store
 from collapse_jax.engine.seeds import chunk_size_for, describe, root_key, seed_mean, seed_sem, seed_sharding
+from collapse_jax.engine.store import FileLock
 from collapse_jax.regression import theory
 from collapse_jax.regression.chain import Metrics, resolve_sampler
 from collapse_jax.regression.problem import Downstream, Generators
@@ -144,18 +144,23 @@ def sweep(
             shared filesystem) and merges. No collective runs between processes.
         _fail_after: raise after writing that many chunks (tests inject an interruption with it).
     """
+    checks.Int(0, checks.MAX_GENERATIONS)("generations", generations)  # as `simulate` refuses them
+    checks.Int(1, checks.MAX_SIZE)("seeds", seeds)
     generations = checks.size("generations", generations, lo=0)
     seeds = checks.size("seeds", seeds, lo=1)
     key = checks.size("key (an int seed for sweeps)", key, lo=0)
     i_shard, n_shards = shard if shard is not None else (jax.process_index(), jax.process_count())
-    if not (isinstance(n_shards, int) and n_shards >= 1 and 0 <= i_shard < n_shards):
-        raise ValueError(f"shard must be (i, N) with 0 <= i < N, got {shard}")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (i_shard, n_shards)) or not (
+        n_shards >= 1 and 0 <= i_shard < n_shards
+    ):
+        raise ValueError(f"shard must be two integers (i, N) with 0 <= i < N, got {shard}")
     names, values = _check_grid(grid, spec)
     static_names = [n for n in names if n in STATIC]
     data_names = [n for n in names if n not in STATIC]
     n_data = int(np.prod([len(values[n]) for n in data_names], dtype=int))
     rows = max(
-        [max(gen.T0_tuple), down.T] + [max(np.atleast_1d(values[n])) for n in static_names if n in ("gen.T0", "down.T")]
+        [max(gen.T0_tuple), down.T]
+        + [int(np.max(v)) for n in static_names if n in ("gen.T0", "down.T") for v in values[n]]
     )
     if "accumulate_subsample" in [gen.strategy] + values.get("gen.strategy", []):
         rows *= generations + 1  # a pool of every generation's rows
@@ -175,7 +180,7 @@ def sweep(
         generators=describe(gen),
         downstream=describe(down),
         axes=names,
-        grid={n: np.asarray(values[n]).tolist() for n in names},
+        grid={n: list(values[n]) for n in names},
         generations=generations,
         seeds=seeds,
         key=key,
@@ -256,7 +261,14 @@ def sweep(
 def merge(out: str | Path, progress: bool = True) -> SweepResult:
     """Assemble the chunk files of a finished sweep (all shards) into sweep.npz/.json, with theory."""
     out = Path(out)
-    m = json.loads((out / "manifest.json").read_text())
+    if not (out / "manifest.json").is_file():
+        raise ValueError(f"{str(out)!r} is not a sweep folder (no manifest.json in it)")
+    m = store.read_manifest(out)
+    missing = {"spectrum", "generators", "downstream", "axes", "grid", "generations", "seeds", "chunk_size", "key"}
+    missing -= set(m)
+    if missing or not isinstance(m["spectrum"], dict) or not isinstance(m["grid"], dict):
+        raise ValueError(f"{out / 'manifest.json'} is not a sweep manifest (lacks {sorted(missing) or 'tables'})")
+    store.clean_stale_temporaries(out)
     recipe = m["spectrum"].get("recipe")
     spec = (
         Spectrum.from_config(recipe)
@@ -339,7 +351,7 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
         min(dims),
     )
     axes = {k: list(res.axes) for k in Metrics._fields} | {f"theory_{k}": names + ["n"] for k in Metrics._fields}
-    coords = {n: np.asarray(values[n]) for n in names} | {
+    coords = {n: io.coordinate(values[n]) for n in names} | {
         "seed": np.arange(m["seeds"]),
         "n": np.arange(m["generations"] + 1),
     }
@@ -427,6 +439,7 @@ def _check_grid(grid: dict, spec: Spectrum):
         vals = list(np.asarray(grid[name]).tolist()) if not isinstance(grid[name], list) else list(grid[name])
         if not vals:
             raise ValueError(f"grid field {name!r} has no values")
+        vals = [_check_value(name, v) for v in vals]
         if owner == "spec" and field not in (spec.recipe or {}):
             made = (
                 f"spectrum kind {spec.recipe['kind']!r} has no {field!r}"
@@ -436,6 +449,39 @@ def _check_grid(grid: dict, spec: Spectrum):
             raise ValueError(f"grid field {name!r}: {made}, so it cannot be rebuilt with other values")
         values[name] = vals
     return names, values
+
+
+GRID_KINDS = {"gen.fixed": "bool", "gen.strategy": "str"}  # every other field takes numbers
+POSITIVE = {"gen.lam"}  # lam = 0 is OLS/min-norm, a different (static) chain: Generators(lam=None)
+
+
+def _check_value(name: str, v):
+    """One grid value of field `name`, refused by name when it is of the wrong type (a value of the right type
+    out of its field's range makes an invalid point, reported at merge)."""
+    kind = GRID_KINDS.get(name, "real")
+    if kind == "bool":
+        if not isinstance(v, (bool, np.bool_)):
+            raise ValueError(f"grid field {name!r} takes true or false, got {v!r}")
+        return bool(v)
+    if kind == "str":
+        return checks.choice(f"grid field {name!r}", v, checks.STRATEGIES)
+    if isinstance(v, (list, tuple, np.ndarray)):  # stacking needs one shape: per-generation values sweep apart
+        raise ValueError(
+            f"grid field {name!r} takes single values, got {v!r}: sweep per-generation settings in separate runs"[:300]
+        )
+    if name in STATIC:  # sizes: integers, never rounded
+        v = v.item() if isinstance(v, np.generic) else v
+        if isinstance(v, float) and v.is_integer():  # a TOML grid read as floats (grid_values): 200.0 is 200
+            v = int(v)
+        checks.Int(-checks.MAX_SIZE, checks.MAX_SIZE)(f"grid field {name!r}", v)  # < 1: an invalid point
+        return v
+    checks.real_array(f"grid field {name!r}", v, ndim=(0,))
+    if name in POSITIVE and v == 0:
+        raise ValueError(
+            f"grid field {name!r} must not be 0 (ridge generators), got {v!r}: lam = 0 is OLS/min-norm, "
+            "Generators(lam=None), a different chain; sweep it in a separate run"
+        )
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _count(values, names) -> int:

@@ -127,7 +127,13 @@ def de_gap(d: int) -> float:
 def agreement(kind: str, max_abs_z: float, max_abs_rel: float | None, d: int) -> tuple[bool, str]:
     """(agrees, sentence) for a comparison of simulation with a formula of this kind ("exact" or "DE"): exact
     formulas by |z| <= Z_MAX; deterministic equivalents by |z| <= Z_MAX or a relative gap within de_gap(d),
-    because their finite-size gap makes |z| grow with the seed count."""
+    because their finite-size gap makes |z| grow with the seed count; "none" checks nothing (True). Any other kind
+    is a ValueError (it used to read as agreement).
+
+    Example:
+        >>> agreement("exact", 1.5, None, 100)[0]
+        True
+    """
     if kind == "exact":
         ok = max_abs_z <= Z_MAX
         return (
@@ -142,7 +148,9 @@ def agreement(kind: str, max_abs_z: float, max_abs_rel: float | None, d: int) ->
             f"deterministic equivalent, judged by |z| <= {Z_MAX:g} or relative gap <= 2/d = {gap:.1%}: "
             f"largest |z| {max_abs_z:.2f}, largest gap {largest} -> {'agrees' if ok else 'DISAGREES'}"
         )
-    return True, f"{kind}: no closed form checked"
+    if kind == "none":
+        return True, "none: no closed form checked"
+    raise ValueError(f"kind must be 'exact', 'DE' or 'none', got {kind!r}")
 
 
 @checked(
