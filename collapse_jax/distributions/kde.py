@@ -20,7 +20,7 @@ import numpy as np
 from collapse_jax.distributions import distances
 from collapse_jax.distributions.theory import bandwidth_factor
 from collapse_jax.engine import checks
-from collapse_jax.engine.checks import Int, Key, OneOf, Optional, checked
+from collapse_jax.engine.checks import Int, Key, OneOf, Optional, Real, checked
 from collapse_jax.engine.rng import subset, uniform_index
 from collapse_jax.engine.seeds import map_seeds
 
@@ -58,10 +58,16 @@ class Mixture:
         checks.real_array("mixture loc", [list(v) for v in self.loc], lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX)
 
     @classmethod
+    @checked(
+        d=Int(1, 10**4),
+        mean=Real(lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX, ndim=(0,)),
+        std=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)),
+    )
     def gaussian(cls, d: int = 1, mean: float = 0.0, std: float = 1.0) -> "Mixture":
         return cls((1.0,), ("gaussian",), (tuple([float(mean)] * d),), (float(std),))
 
     @classmethod
+    @checked(d=Int(1, 10**4))
     def gaussian_uniform(cls, d: int = 1) -> "Mixture":
         """0.6 N(0, 1) + 0.4 U[3, 7]^d: a smooth mode next to a flat block with hard edges."""
         return cls((0.6, 0.4), ("gaussian", "uniform"), ((0.0,) * d, (5.0,) * d), (1.0, 2.0))
@@ -125,6 +131,7 @@ class KDEChain(NamedTuple):
     chunk_size=Optional(Int(1)),
     progress=OneOf(True, False),
     M=Int(2, checks.MAX_SIZE),
+    keep=Int(0, checks.MAX_GENERATIONS, many=True),
 )
 def kde_chain(
     key,

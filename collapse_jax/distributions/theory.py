@@ -38,6 +38,7 @@ def _gammaln(x):
     return _special("gammaln", x)
 
 
+@checked(k=Real(lo=0.0, lo_open=True))
 def chi_mean(k):
     """c_k = E sqrt(chi^2_k / k) = sqrt(2/k) Gamma((k+1)/2) / Gamma(k/2)."""
     k = np.asarray(k, float)
@@ -236,7 +237,7 @@ def _bandwidth(name, h):
 @checked(
     M=Int(2, checks.MAX_SIZE),
     n=Int(0, checks.MAX_GENERATIONS, many=True),
-    var0=Real(lo=0.0, hi=checks.SCALE_MAX),
+    var0=Real(lo=0.0, hi=checks.SCALE_MAX, ndim=(0,)),
     bandwidth=_bandwidth,
     d=Int(1, 10**4),
 )
@@ -365,7 +366,9 @@ def distinct_mean(M, t, counts=None):
     return (counts.size - np.stack(by_t)[:, counts].sum(1))[t]
 
 
-@checked(M=Int(2, checks.MAX_SIZE), t=Int(0, checks.MAX_GENERATIONS, many=True))
+@checked(
+    M=Int(2, checks.MAX_SIZE), t=Int(0, checks.MAX_GENERATIONS, many=True), s0=Optional(Real(lo=0.0, hi=1.0, ndim=(0,)))
+)
 def collision_mean(M, t, s0=None):
     """E S_t = E sum_i p_i^2 = 1 - (1 - 1/M)^t (1 - S_0); S_0 = 1/M for M distinct values."""
     s0 = 1 / M if s0 is None else s0

@@ -11,6 +11,7 @@ import difflib
 import functools
 import inspect
 import numbers
+import os
 
 import jax
 import numpy as np
@@ -208,12 +209,46 @@ def Real(lo: float | None = None, lo_open: bool = False, hi: float | None = None
     return lambda name, x: real_array(name, x, lo=lo, lo_open=lo_open, hi=hi, ndim=ndim)
 
 
+def RealArray(lo: float | None = None, hi: float | None = None, ndim=(1,)):
+    """A numpy or jax array (not a list: array functions need .shape and .dtype) of finite reals in range."""
+
+    def rule(name, x):
+        if isinstance(x, jax.core.Tracer):
+            return
+        if not isinstance(x, (np.ndarray, jax.Array)):
+            raise ValueError(f"{name} must be a numpy or jax array, got {type(x).__name__}: {x!r}"[:300])
+        real_array(name, x, lo=lo, hi=hi, ndim=ndim)
+
+    return rule
+
+
+def Probabilities():
+    """Probability vectors (the last axis): entries in [0, 1] summing to 1."""
+
+    def rule(name, x):
+        real_array(name, x, lo=0.0, hi=1.0, ndim=(1, 2, 3))
+        if is_concrete(x) and not np.allclose(np.sum(np.asarray(x, float), axis=-1), 1.0, atol=1e-6):
+            raise ValueError(f"{name} must hold probabilities summing to 1 (along its last axis), got {x!r}"[:300])
+
+    return rule
+
+
 def Instance(*classes):
     """An instance of one of `classes` (the lab's configs: Spectrum, Generators, Downstream, ...)."""
 
     def rule(name, x):
         if not isinstance(x, classes):
             raise ValueError(f"{name} must be a {' or '.join(c.__name__ for c in classes)}, got {x!r}"[:300])
+
+    return rule
+
+
+def PathLike():
+    """A file or folder path: a non-empty str or os.PathLike (a number or a list is not a path)."""
+
+    def rule(name, x):
+        if not isinstance(x, (str, os.PathLike)) or not str(x):
+            raise ValueError(f"{name} must be a path (a non-empty str or pathlib.Path), got {x!r}"[:300])
 
     return rule
 

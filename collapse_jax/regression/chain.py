@@ -11,7 +11,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from collapse_jax.engine.checks import choice
+from collapse_jax.engine import checks
+from collapse_jax.engine.checks import Instance, Int, checked, choice
 from collapse_jax.regression import samplers, strategies
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
@@ -147,6 +148,12 @@ def _downstream_fit(down: Downstream, d: int, sampler: str, w0):
     return init, fit
 
 
+@checked(
+    spec=Instance(Spectrum),
+    gen=Instance(Generators),
+    down=Instance(Downstream),
+    generations=Int(0, checks.MAX_GENERATIONS),
+)
 def run_chain(key, spec: Spectrum, gen: Generators, down: Downstream, generations: int, sampler: str = "auto"):
     """Metrics of one seed for n = 0..generations, each an array of shape (generations + 1,).
 

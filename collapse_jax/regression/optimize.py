@@ -27,6 +27,7 @@ import numpy as np
 import optax
 
 from collapse_jax.engine import checks
+from collapse_jax.engine.checks import Instance, Int, Real, checked
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
 from collapse_jax.regression.theory import moments, ridge, strategies
@@ -127,6 +128,7 @@ def _downstream_lam(down, n):
 
 
 @float64
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(1, 10**4))
 def joint_lambdas(
     spec: Spectrum,
     gen: Generators,
@@ -143,6 +145,7 @@ def joint_lambdas(
     return _optimum(*joint_lambdas_problem(spec, gen, down, n, tune_generators), method=method, steps=steps)
 
 
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(1, 10**4))
 def joint_lambdas_problem(spec, gen, down, n, tune_generators=True):
     """(to_params, objective, x0, args) of `joint_lambdas`: the objective maps unconstrained knobs to the error."""
     n = checks.size("n", n, lo=1)
@@ -167,6 +170,14 @@ def joint_lambdas_problem(spec, gen, down, n, tune_generators=True):
 
 
 @float64
+@checked(
+    spec=Instance(Spectrum),
+    gen=Instance(Generators),
+    down=Instance(Downstream),
+    n=Int(0, 10**4, many=True),
+    start=Real(lo=0.0, hi=checks.SCALE_MAX, ndim=(1,)),
+    T_range=Real(lo=1.0, hi=checks.SCALE_MAX, ndim=(1,)),
+)
 def schedule(
     spec: Spectrum,
     gen: Generators,
@@ -184,6 +195,14 @@ def schedule(
     return _optimum(*schedule_problem(spec, gen, down, n, T_range, points, start), method=method, steps=steps)
 
 
+@checked(
+    spec=Instance(Spectrum),
+    gen=Instance(Generators),
+    down=Instance(Downstream),
+    n=Int(0, 10**4, many=True),
+    start=Real(lo=0.0, hi=checks.SCALE_MAX, ndim=(1,)),
+    T_range=Real(lo=1.0, hi=checks.SCALE_MAX, ndim=(1,)),
+)
 def schedule_problem(spec, gen, down, n, T_range, points=12, start=(1.0, 0.5)):
     """(to_params, objective, x0, args) of `schedule`."""
     ns = moments.generations_array(np.atleast_1d(n), gen)
@@ -239,6 +258,7 @@ def _real_error(spec, gen, down, n):
 
 
 @float64
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(1, 10**4))
 def real_fractions(
     spec: Spectrum, gen: Generators, down: Downstream, n: int, budget: float, *, method: str = "lbfgs", steps: int = 60
 ) -> Optimum:
@@ -251,6 +271,7 @@ def real_fractions(
     return _optimum(to_params, fun, x0, (jnp.asarray(float(budget)),), method=method, steps=steps)
 
 
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(1, 10**4))
 def real_fractions_problem(spec, gen, down, n):
     """(to_params, objective, x0) of `real_fractions`; the objective takes (theta, budget)."""
     n = checks.size("n", n, lo=1)
@@ -267,12 +288,14 @@ def real_fractions_problem(spec, gen, down, n):
     return to_params, fun, jnp.zeros(n)
 
 
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(1, 10**4))
 def real_fraction_error(spec: Spectrum, gen: Generators, down: Downstream, n: int):
     """The predicted error at generation n as a differentiable function of the per-generation real fractions."""
     _ols_replace(spec, gen, checks.size("n", n, lo=1))
     return float64(_real_error(spec, gen, down, n))
 
 
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(1, 10**4))
 def least_real_fraction(
     spec: Spectrum, gen: Generators, down: Downstream, n: int, eps: float, *, spread: bool = False, tol: float = 1e-4
 ) -> float:
@@ -319,6 +342,7 @@ def _ols_replace(spec, gen, n):
 
 
 @float64
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(1, 10**4))
 def sample_sizes(
     spec: Spectrum, gen: Generators, down: Downstream, n: int, budget: float, *, method: str = "lbfgs", steps: int = 80
 ) -> Optimum:
@@ -328,6 +352,7 @@ def sample_sizes(
     return _optimum(*sample_sizes_problem(spec, gen, down, n, budget), method=method, steps=steps)
 
 
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(1, 10**4))
 def sample_sizes_problem(spec, gen, down, n, budget):
     """(to_params, objective, x0, args) of `sample_sizes`."""
     n = checks.size("n", n, lo=1)

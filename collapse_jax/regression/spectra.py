@@ -108,6 +108,13 @@ class Spectrum:
     def stack(cls, spectra, dtype) -> "Spectrum":
         """Spectra of one dimension as one Spectrum whose arrays have a leading axis over them, to vmap over
         (built without __post_init__, whose checks are for one spectrum)."""
+        spectra = list(spectra) if isinstance(spectra, (list, tuple)) else None
+        if not spectra or not all(isinstance(s, Spectrum) for s in spectra):
+            raise ValueError("spectra must be a non-empty list of Spectrum")
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise ValueError(f"dtype must be a numpy dtype, got {dtype!r}") from None
         out = object.__new__(cls)
         for name in ("eigenvalues", "w0"):
             object.__setattr__(out, name, jnp.stack([jnp.asarray(getattr(s, name), dtype) for s in spectra]))
@@ -121,6 +128,8 @@ class Spectrum:
     def from_config(cls, cfg: dict) -> "Spectrum":
         """From a TOML [spectrum] table: kind = "isotropic" (d, signal), "power_law" (d, beta, r, signal) or
         "custom" (eigenvalues, w0)."""
+        if not isinstance(cfg, dict):
+            raise ValueError(f"[spectrum] must be a table, got {cfg!r}"[:300])
         cfg = dict(cfg)
         kind = cfg.pop("kind", "isotropic")
         keys = {

@@ -115,6 +115,16 @@ class SweepResult:
             return Metrics(*((m - t) / s for m, s, t in zip(self.mean(), self.sem(), theory_)))
 
 
+@checks.checked(
+    spec=checks.Instance(Spectrum),
+    gen=checks.Instance(Generators),
+    down=checks.Instance(Downstream),
+    grid=checks.Instance(dict),
+    out=checks.PathLike(),
+    max_memory=checks.Int(1),
+    wait=checks.Real(lo=0.0, ndim=(0,)),
+    progress=checks.OneOf(True, False),
+)
 def sweep(
     spec: Spectrum,
     gen: Generators,
@@ -149,6 +159,8 @@ def sweep(
     generations = checks.size("generations", generations, lo=0)
     seeds = checks.size("seeds", seeds, lo=1)
     key = checks.size("key (an int seed for sweeps)", key, lo=0)
+    if shard is not None and not (isinstance(shard, (tuple, list)) and len(shard) == 2):
+        raise ValueError(f"shard must be two integers (i, N) with 0 <= i < N, got {shard!r}")
     i_shard, n_shards = shard if shard is not None else (jax.process_index(), jax.process_count())
     if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (i_shard, n_shards)) or not (
         n_shards >= 1 and 0 <= i_shard < n_shards
@@ -258,6 +270,7 @@ def sweep(
     return None
 
 
+@checks.checked(out=checks.PathLike(), progress=checks.OneOf(True, False))
 def merge(out: str | Path, progress: bool = True) -> SweepResult:
     """Assemble the chunk files of a finished sweep (all shards) into sweep.npz/.json, with theory."""
     out = Path(out)
@@ -377,6 +390,7 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
     return res
 
 
+@checks.checked(out=checks.PathLike())
 def load(out: str | Path) -> SweepResult:
     """Read a merged sweep back."""
     arrays, meta = io.load(Path(out) / "sweep")

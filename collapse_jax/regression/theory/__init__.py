@@ -42,7 +42,7 @@ from collapse_jax.regression.theory.powerlaw import (
     sigma_eff2,
     slow_exponent,
 )
-from collapse_jax.regression.theory.ridge import df, isotropic_test_error, kappa
+from collapse_jax.regression.theory.ridge import isotropic_test_error, kappa
 
 __all__ = [
     "test_error",
@@ -118,6 +118,22 @@ def formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
 Z_MAX = 4.0  # an exact formula agrees when every |z| <= 4 (a fixed key; false alarms ~6e-5 per point)
 
 
+@checked(
+    eigenvalues=checks.Real(lo=0.0, lo_open=True, ndim=(1, 2)),
+    kappa=checks.Real(lo=0.0, hi=checks.SCALE_MAX),
+    m=Int(0, 100),
+)
+def df(eigenvalues, kappa, m: int):
+    """Degrees of freedom df_m(kappa) = tr Sigma^m (Sigma + kappa)^-m (`ridge.df`, checked at the public door).
+
+    Example:
+        >>> float(df(np.ones(4), 1.0, 1))
+        2.0
+    """
+    return ridge.df(jnp.asarray(eigenvalues), kappa, m)
+
+
+@checked(d=Int(1))
 def de_gap(d: int) -> float:
     """The finite-size bound on a deterministic equivalent's relative gap, 2/d: its corrections are O(1/d), and
     2/d covers every gap the lab has measured (2-4% at d = 20, 0.5-1.5% at d = 50-100)."""
