@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -63,6 +64,7 @@ def main(argv=None) -> int:
     jax.config.update("jax_enable_x64", True)  # the CLI runs in float64 and records it in the results
     from collapse_jax import experiment
 
+    interrupted = _watch_interrupts()
     try:
         if args.command == "run":
             if args.config and "=" in args.config:  # `run key=value` on the default experiment
@@ -88,10 +90,28 @@ def main(argv=None) -> int:
         print(f"collapse-jax: {_one_line(err, args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        interrupted.append(True)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if interrupted:  # also a Ctrl-C whose KeyboardInterrupt was swallowed (inside JAX's garbage-collection callback)
         resume = " every finished chunk is on disk: the same command resumes" if args.command == "sweep" else ""
-        print(f"collapse-jax: interrupted;{resume or ' nothing was written for this run'}", file=sys.stderr)
+        print(f"collapse-jax: interrupted;{resume or ' results of this run may be incomplete'}", file=sys.stderr)
         return 130
     return 0
+
+
+def _watch_interrupts() -> list:
+    """Install a SIGINT handler that remembers every Ctrl-C before raising KeyboardInterrupt: where Python swallows
+    the exception (it is raised inside a garbage-collection callback, as JAX's are, and printed as "Exception
+    ignored"), the run still ends with status 130 instead of 0. Returns the list it appends to."""
+    seen: list = []
+
+    def handler(signum, frame):
+        seen.append(True)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    return seen
 
 
 def _positive(text: str) -> int:

@@ -1,6 +1,19 @@
 """Statistical helpers for Monte-Carlo-against-theory tests (numpy only)."""
 
+import os
+
 import numpy as np
+
+
+def timeout_for(quiet_seconds: float, floor: float = 600.0) -> float:
+    """A subprocess timeout sized from its work rather than fixed: the seconds it takes alone on 2 cores, times the
+    machine's current slowdown (load average per core, at least 1), times a margin of 10, and at least `floor`.
+    On a quiet machine a 30 s sweep gets 600 s; with seven JAX processes on 2 cores, about 1050 s."""
+    try:
+        load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:
+        load = 1.0
+    return max(floor, 10.0 * quiet_seconds * max(1.0, load))
 
 
 def ks_2samp_pvalue(a, b) -> float:

@@ -362,3 +362,28 @@ def test_float32_chains_at_the_smallest_sizes_are_finite():
         res = cj.simulate(SPEC, cj.Generators(T0=10), cj.Downstream(T=10), 2, 64, key=0)
     assert res.test_error.dtype == np.float32 and np.all(np.isfinite(res.test_error))
     assert res.config["infinite_expectation"]
+
+
+def test_a_ctrl_c_swallowed_inside_a_gc_callback_still_exits_130(tmp_path, capsys, monkeypatch):
+    """A KeyboardInterrupt raised inside a garbage-collection callback (as JAX's are) is printed and ignored by
+    Python: the run used to finish with status 0. The CLI's SIGINT handler remembers the Ctrl-C."""
+    import gc
+    import signal
+
+    def run_with_interrupt_in_gc(*args, **kwargs):
+        def callback(phase, info):
+            if phase == "start":
+                signal.raise_signal(signal.SIGINT)
+
+        gc.callbacks.append(callback)
+        try:
+            gc.collect()  # the KeyboardInterrupt is raised in the callback and swallowed there
+        finally:
+            gc.callbacks.remove(callback)
+
+    monkeypatch.setattr(experiment, "run", run_with_interrupt_in_gc)
+    monkeypatch.setattr("sys.unraisablehook", lambda *_: None)
+    (tmp_path / "e.toml").write_text(TOML.replace("T = [10, 20]\n", ""))
+    code, err = _cli(capsys, "run", tmp_path / "e.toml", "--out", tmp_path, "--quiet")
+    assert code == 130 and "interrupted" in err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import collapse_jax as cj
+from stats import timeout_for
 
 SPEC = cj.Spectrum.power_law(12, beta=1.5, r=0.5)
 CASES = {
@@ -79,6 +80,8 @@ def test_devices_do_not_change_results(tmp_path):
     out = []
     for devices, chunk in [(1, 37), (4, 8)]:
         path = tmp_path / f"{devices}.npy"
-        subprocess.run([sys.executable, "-c", SHARDED, str(devices), str(chunk), str(path)], check=True, timeout=300)
+        subprocess.run(
+            [sys.executable, "-c", SHARDED, str(devices), str(chunk), str(path)], check=True, timeout=timeout_for(30)
+        )
         out.append(np.load(path))
     np.testing.assert_array_equal(out[0], out[1])
