@@ -387,3 +387,16 @@ def test_a_ctrl_c_swallowed_inside_a_gc_callback_still_exits_130(tmp_path, capsy
     code, err = _cli(capsys, "run", tmp_path / "e.toml", "--out", tmp_path, "--quiet")
     assert code == 130 and "interrupted" in err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_smallest_chains_in_float64_then_float32_in_one_process():
+    """Builders were cached without the precision: a chain built in float64 and rerun in float32 crashed inside the
+    scan (mixed carry dtypes) at its smallest sizes (M = 2, one seed)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for x64 in (True, False):
+            with jax.enable_x64(x64):
+                one = gaussian_chain(0, M=2, generations=1, seeds=1)
+                two = gaussian_chain(0, M=3, generations=1, seeds=1, d=2)
+            assert one.log_var.dtype == (np.float64 if x64 else np.float32)
+            assert np.all(np.isfinite(one.log_var)) and np.all(np.isfinite(two.log_det))

@@ -5,7 +5,6 @@ through the labels alone: the points' values never matter.
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -15,7 +14,7 @@ import numpy as np
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Int, Key, OneOf, Optional, checked
 from collapse_jax.engine.rng import uniform_index
-from collapse_jax.engine.seeds import map_seeds
+from collapse_jax.engine.seeds import builder_cache, map_seeds
 
 
 class BootstrapChain(NamedTuple):
@@ -65,7 +64,7 @@ def bootstrap_chain(
     return BootstrapChain(*map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress))
 
 
-@functools.lru_cache(maxsize=32)
+@builder_cache(32)
 def _bootstrap_seed(M, generations, labels0):
     def summary(labels):
         counts = jnp.zeros(M, jnp.int32).at[labels].add(1)  # an int32 scatter: half the bytes of int64

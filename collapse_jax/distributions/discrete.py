@@ -8,7 +8,6 @@ previous fit, p^(m+1) = (1 - alpha) p^(1) + alpha q_m with alpha = s / (N + s), 
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -18,7 +17,7 @@ import numpy as np
 from collapse_jax.distributions import distances
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Int, Key, OneOf, Optional, checked
-from collapse_jax.engine.seeds import map_seeds
+from collapse_jax.engine.seeds import builder_cache, map_seeds
 
 
 class DiscreteChain(NamedTuple):
@@ -100,7 +99,7 @@ def discrete_chain(
     return DiscreteChain(*map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress))
 
 
-@functools.lru_cache(maxsize=32)
+@builder_cache(32)
 def _discrete_seed(p, N, s, real_weight, generations):
 
     def frequencies(key, probs, n):

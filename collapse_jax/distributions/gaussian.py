@@ -8,7 +8,6 @@ with M - 1 degrees of freedom in d dimensions). One generation therefore costs o
 
 from __future__ import annotations
 
-import functools
 import warnings
 from typing import NamedTuple
 
@@ -19,7 +18,7 @@ import numpy as np
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Int, Key, OneOf, Optional, Real, checked
 from collapse_jax.engine.rng import chi_square, log_gamma, subset
-from collapse_jax.engine.seeds import map_seeds
+from collapse_jax.engine.seeds import builder_cache, map_seeds
 from collapse_jax.regression.samplers import strictly_lower
 
 ESTIMATORS = ("mle", "unbiased")
@@ -178,7 +177,7 @@ def _check_cov(cov0, d):
         raise ValueError(f"sigma0 must be a scalar or a symmetric positive-definite {d}x{d} covariance")
 
 
-@functools.lru_cache(maxsize=32)
+@builder_cache(32)
 def _chain_strategy(mean0, cov0, Ms, n_real, unbiased, strategy):
     """One seed's chain under a data strategy, drawing each generation's points: the first n_real[k] of
     generation k's M_k points come from the true N(mean0, cov0), the rest from the current fit."""
@@ -240,7 +239,7 @@ def _chain_strategy(mean0, cov0, Ms, n_real, unbiased, strategy):
     return one_seed
 
 
-@functools.lru_cache(maxsize=32)
+@builder_cache(32)
 def _chain_1d(mu0, sigma0, steps, M_max, sampler):
     M, c = (np.asarray(v) for v in steps)
     steps = (M, c)
@@ -291,7 +290,7 @@ def _bartlett(key, dof, d):
     return strictly_lower(jax.random.normal(k2, (d * (d - 1) // 2,)), d) + jnp.diag(diag)
 
 
-@functools.lru_cache(maxsize=32)
+@builder_cache(32)
 def _chain_nd(mean0, cov0, steps, M_max, sampler):
     """d dimensions, carried as the Cholesky factor U diag(e^l) with U unit lower triangular and l the log of
     its diagonal, so that the chain stays finite however far it collapses: the covariance's scale underflows

@@ -10,7 +10,6 @@ n = 0. Chosen generations keep their samples for plotting.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import NamedTuple
 
 import jax
@@ -22,7 +21,7 @@ from collapse_jax.distributions.theory import bandwidth_factor
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Int, Key, OneOf, Optional, Real, checked
 from collapse_jax.engine.rng import subset, uniform_index
-from collapse_jax.engine.seeds import map_seeds
+from collapse_jax.engine.seeds import builder_cache, map_seeds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,7 +202,7 @@ def kde_chain(
     return KDEChain(np.asarray(gens), stats["mean"], stats["var"], stats.get("w2sq"), stats.get("kl"), samples, keep)
 
 
-@functools.lru_cache(maxsize=32)
+@builder_cache(32)
 def _kde_seed(M, G, bandwidth, factor, init, keep, gens):
     """One seed's KDE chain for a given configuration (cached: the same config compiles once)."""
     d = init.d
@@ -266,7 +265,7 @@ def _measure(x, ref):
     return out
 
 
-@functools.lru_cache(maxsize=32)
+@builder_cache(32)
 def _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real):
     """One seed's KDE chain under a data strategy: the KDE is fitted to the first `count` points of a pool
     (capacity M (G + 1)), generation g's M new points are drawn from it, n_real of them from `init` instead."""

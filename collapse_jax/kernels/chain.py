@@ -14,7 +14,6 @@ generation) costs one matrix product each; label noise is fresh for every n, as 
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -24,7 +23,7 @@ import numpy as np
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Int, Key, OneOf, Optional, Real, checked
 from collapse_jax.engine.rng import subset
-from collapse_jax.engine.seeds import map_seeds
+from collapse_jax.engine.seeds import builder_cache, map_seeds
 
 
 class KRRChain(NamedTuple):
@@ -214,7 +213,7 @@ def _downstream(T, sigma, with_labels, n_syn, key, K_PP, K_QP, Y_P, Y_Q, classes
     return D, k_eps, fit
 
 
-@functools.lru_cache(maxsize=16)
+@builder_cache(16)
 def _krr_seed_strategy(T0, T, G, sigma, with_labels, n_syn, strategy, n_real):
     """One seed's KRR chain under a data strategy. A model is (S, alpha): pool indices and coefficients. The
     pool of labelled points (capacity G T0) holds every point drawn so far with the labels it got then."""
@@ -268,7 +267,7 @@ def _krr_seed_strategy(T0, T, G, sigma, with_labels, n_syn, strategy, n_real):
     return one_seed
 
 
-@functools.lru_cache(maxsize=16)
+@builder_cache(16)
 def _krr_seed(T0, T, G, sigma, with_labels, n_syn=None):
     """One seed's KRR chain for given sizes (cached: the same sizes compile once; the matrices are arguments)."""
 
