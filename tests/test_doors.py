@@ -101,6 +101,10 @@ def test_simulate_records_an_infinite_expectation_by_name():
         (lambda: cj.Spectrum("abc", "def"), "eigenvalues must be a 1-D array"),
         (lambda: cj.Spectrum(None, None), "eigenvalues must be a 1-D array"),
         (lambda: cj.Spectrum(np.full(3, 1e-300), np.ones(3)), "eigenvalues must be >= 1e-100"),
+        (
+            lambda: cj.Spectrum.from_config({"kind": "custom", "eigenvalues": [[1, 2], [3]], "w0": [1, 2]}),
+            "spectrum.eigenvalues must be a real number",
+        ),
         (lambda: cj.Generators(T0=50, sigma0=np.ones((2, 2))), "sigma0 must have 0 or 1 dimension"),
         (lambda: cj.Generators(T0=50, sigma0=np.array([1 + 2j])), "sigma0 must be a real number"),
         (lambda: cj.Downstream(T=50, sigma=[1.0, 2.0]), "sigma must have 0 dimension"),

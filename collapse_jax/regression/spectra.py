@@ -144,6 +144,8 @@ class Spectrum:
             missing = keys[kind] - set(cfg)
             if missing:
                 raise ValueError(f"[spectrum] kind = 'custom' needs {sorted(missing)}")
+            for key in ("eigenvalues", "w0"):  # a ragged or non-numeric list is named, not a numpy message
+                checks.real_array(f"spectrum.{key}", cfg[key], ndim=(1,))
             return cls(np.asarray(cfg["eigenvalues"], float), np.asarray(cfg["w0"], float))
         if "d" not in cfg:
             raise ValueError(f"[spectrum] kind = {kind!r} needs d")
