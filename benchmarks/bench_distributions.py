@@ -27,6 +27,9 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 from collapse_jax.distributions import bootstrap_chain, gaussian_chain, kde_chain  # noqa: E402
+from collapse_jax.engine import use_fused_threefry  # noqa: E402
+
+use_fused_threefry()  # as the CLI runs (same draws, faster); importing the package does not
 
 
 def timed(fn, *args, **kwargs):

@@ -21,7 +21,10 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
+from collapse_jax.engine import use_fused_threefry  # noqa: E402
 from collapse_jax.kernels import kernel_matrix, krr_chain, load_digits, split  # noqa: E402
+
+use_fused_threefry()  # as the CLI runs (same draws, faster); importing the package does not
 
 T0 = T = 300
 G, SEEDS, SIGMA0, LAM_GEN = 20, 200, 0.2, 1e-3
@@ -40,7 +43,7 @@ def numpy_chain(rng, K_PP, K_QP, Y_P, Y_Q):
         return np.mean(np.sum((pred - Y_Q[None]) ** 2, -1), -1)
 
     errors[0] = downstream(Y_P[D])
-    S_prev, alpha, y_prev = None, None, Y_P
+    S_prev, alpha = None, None
     for n in range(1, G + 1):
         S = rng.integers(0, Np, T0)
         y = (Y_P[S] if n == 1 else K_PP[np.ix_(S, S_prev)] @ alpha) + SIGMA0 * rng.standard_normal((T0, Y_P.shape[1]))

@@ -76,6 +76,7 @@ def peak_memory(seeds: int) -> dict:
 import time, jax
 jax.config.update("jax_enable_x64", True)
 import collapse_jax as cj
+cj.engine.use_fused_threefry()
 t = time.perf_counter()
 r = cj.simulate(cj.Spectrum.isotropic({D}), cj.Generators(T0={T}), cj.Downstream(T={T}), {GENERATIONS}, {seeds}, 0)
 peak = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")][0] / 2**20

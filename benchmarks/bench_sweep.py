@@ -21,11 +21,13 @@ import time
 import numpy as np
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-import jax  # noqa: E402
-from bench_simulate import numpy_chain  # noqa: E402  the same reference loop
+import jax
+from bench_simulate import numpy_chain
 
 jax.config.update("jax_enable_x64", True)
 import collapse_jax as cj  # noqa: E402
+
+cj.engine.use_fused_threefry()  # as the CLI runs (same draws, faster); importing the package does not
 
 
 def rate(fn, budget=1.0):
@@ -107,7 +109,8 @@ def growth():
         times = [seconds(**{name: v}) for v in grid]
         out[name] = float(np.polyfit(np.log(grid), np.log(times), 1)[0])
         print(
-            f"time ∝ {name}^{out[name]:.2f}   ({', '.join(f'{v}: {t:.2f}s' for v, t in zip(grid, times))})", flush=True
+            f"time ∝ {name}^{out[name]:.2f}   ({', '.join(f'{v}: {t:.2f}s' for v, t in zip(grid, times, strict=True))})",
+            flush=True,
         )
     return out
 
@@ -128,6 +131,7 @@ os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=" + sys.argv[1
 import jax
 jax.config.update("jax_enable_x64", True)
 import collapse_jax as cj
+cj.engine.use_fused_threefry()
 args = (cj.Spectrum.isotropic(100), cj.Generators(T0=300), cj.Downstream(T=300, lam=0.1), 20, int(sys.argv[3]), 0)
 cj.simulate(*args, chunk_size=int(sys.argv[2]))
 t = time.perf_counter()

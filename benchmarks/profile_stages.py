@@ -15,16 +15,18 @@ import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads OpenBLAS
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from jax.scipy.linalg import cho_factor, cho_solve  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.linalg import cho_factor, cho_solve
 
 jax.config.update("jax_enable_x64", True)
 
-import collapse_jax  # noqa: E402, F401  (registers the fused threefry lowering)
+from collapse_jax.engine import use_fused_threefry  # noqa: E402
 from collapse_jax.engine.rng import log_gamma  # noqa: E402
 from collapse_jax.regression import samplers  # noqa: E402
+
+use_fused_threefry()  # as the CLI runs (same draws, faster); importing the package does not
 
 S, D, T, G = 2000, 100, 300.0, 20
 M, G_GAUSS = 100, 1000
@@ -119,7 +121,7 @@ def main():
     print("|---|---:|---:|---:|---:|---:|")
     for name, flops, jfn, jargs, nfn, nargs in stages:
         tj, tn = best(jfn, *jargs), best(nfn, *nargs)
-        rate = (lambda t: f"{flops * S / t / 1e9:.1f}") if flops else (lambda t: "-")
+        rate = (lambda t, flops=flops: f"{flops * S / t / 1e9:.1f}") if flops else (lambda t: "-")
         print(f"| {name} | {tj * 1e3:.1f} | {tn * 1e3:.1f} | {tj / tn:.2f} | {rate(tj)} | {rate(tn)} |", flush=True)
 
 

@@ -34,23 +34,23 @@ from collapse_jax.regression import (
     theory,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
 __all__ = [
-    "regression",
-    "kernels",
-    "distributions",
-    "Spectrum",
-    "Generators",
     "Downstream",
-    "simulate",
-    "Result",
+    "Generators",
     "Metrics",
-    "run_chain",
-    "theory",
-    "regularization",
-    "optimize",
-    "sweep",
-    "merge",
-    "sweep_load",
+    "Result",
+    "Spectrum",
     "SweepResult",
+    "distributions",
+    "kernels",
+    "merge",
+    "optimize",
+    "regression",
+    "regularization",
+    "run_chain",
+    "simulate",
+    "sweep",
+    "sweep_load",
+    "theory",
 ]

@@ -141,14 +141,14 @@ def sweep_file(cfg: dict, out: str | Path, progress: bool = True) -> tuple[dict,
     points, per_point, summaries = list(itertools.product(*(grid[n] for n in names))), [], []
     for i, values in enumerate(points):
         point_cfg = copy.deepcopy(cfg)
-        for name, value in zip(names, values):
+        for name, value in zip(names, values, strict=True):
             section, _, key = name.partition(".")
             if not key or not isinstance(point_cfg.get(section, {}), dict):
                 raise ValueError(f'grid key {name!r} must name a key of a table, like "chain.M"')
             point_cfg.setdefault(section, {})[key] = value
         exp = from_config(point_cfg, default_name="sweep")
         if progress:
-            print(f"[sweep] point {i + 1}/{len(points)}: {dict(zip(names, values))}", file=sys.stderr)
+            print(f"[sweep] point {i + 1}/{len(points)}: {dict(zip(names, values, strict=True))}", file=sys.stderr)
         arrays, axes, _, summary, fig = compute(exp, progress=False)
         plotting.close(fig)
         per_point.append((arrays, axes))

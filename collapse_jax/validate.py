@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -274,15 +275,18 @@ def report(rows: list[dict], out: str | Path, mode: str) -> Path:
     )
     for family in dict.fromkeys(r["family"] for r in rows):
         mine = [r for r in rows if r["family"] == family]
-        fig, axs = plotting.panels(len(mine), sharey=False)
-        for ax, r in zip(np.atleast_1d(axs), mine):
+        fig, axs = plotting.panels(len(mine), sharey=False, ncols=3)  # rows of three: every panel keeps its y label
+        for ax, r in zip(axs, mine, strict=True):
             ax.plot(r["x"], r["theory"], "-", color="C0", label=f"theory ({r['kind']})")
-            ax.errorbar(r["x"], r["mean"], yerr=r["sem"], fmt="o", ms=3, color="C1", label="simulation (mean ± s.e.)")
-            ax.set_title(r["formula"], fontsize=8, wrap=True)
+            ax.errorbar(r["x"], r["mean"], yerr=r["sem"], fmt="o", ms=3, color="C1", label="simulation")
+            ax.set_title(textwrap.fill(r["formula"], 40), fontsize=8)
             ax.set_xlabel("n")
+            ax.set_ylabel("test error" if family == "regression" else "mean over seeds (title)", fontsize=8)
             ax.legend(fontsize=7)
-        for path in plotting.save(fig, out / family):
-            lines.append(f"![{family}]({path.name})")
+        png, pdf = plotting.save(fig, out / family)
+        lines.append(f"![{family}]({png.name})")  # markdown viewers show PNG; the PDF is for print
+        lines.append(f"[{family} (PDF)]({pdf.name})")
+        lines.append("")
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -26,6 +26,13 @@ import jax  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
+import matplotlib  # noqa: E402
+
+from collapse_jax.engine import use_fused_threefry  # noqa: E402
+
+matplotlib.use("Agg")  # figures are written to files, never shown
+use_fused_threefry()  # as the CLI does (same bits, faster draws); importing collapse_jax no longer does it
+
 
 import pytest  # noqa: E402
 

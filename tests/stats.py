@@ -33,7 +33,7 @@ def assert_theory(res, theory, *, de_rel: float = 0.0, zmax: float = 4.0, label:
     de_rel = 0 for exact formulas; for a deterministic equivalent it is the finite-size gap allowed by
     MATH (within about 1-2% at d of a few hundred).
     """
-    for name, m, s, t in zip(res.mean()._fields, res.mean(), res.sem(), theory):
+    for name, m, s, t in zip(res.mean()._fields, res.mean(), res.sem(), theory, strict=True):
         t = np.asarray(t)
         excess = np.abs(m - t) - zmax * s - de_rel * np.abs(t)
         assert np.all(excess <= 1e-12 * (1 + np.abs(t))), (

@@ -119,7 +119,7 @@ def test_sufficient_statistics_agree_with_drawing_every_point(M, d):
     suff = gaussian_chain(6, M, G, 3000, d=d)
     direct = gaussian_chain(7, M, G, 3000, d=d, sampler="direct")
     for n in (1, G):
-        for pick in ((lambda o: o.var[:, n]), (lambda o: o.mean[:, n])):
+        for pick in ((lambda o, n=n: o.var[:, n]), (lambda o, n=n: o.mean[:, n])):
             a, b = pick(suff), pick(direct)
             a, b = a.reshape(3000, -1), b.reshape(3000, -1)
             for j in range(a.shape[1]):
@@ -319,7 +319,7 @@ def test_distribution_experiments_run_and_save(name, tmp_path):
     assert meta["config"]["kind"] == cfg["kind"] and (tmp_path / f"{name}.png").stat().st_size > 10_000
     assert all(np.all(np.isfinite(a)) for a in arrays.values() if a.dtype.kind == "f")
     for k, axes in meta["axes"].items():  # every array's generations axis matches the saved n (kde_borji's did not)
-        for axis, size in zip(axes, arrays[k].shape):
+        for axis, size in zip(axes, arrays[k].shape, strict=True):
             if axis in arrays and axis != k:
                 assert size == arrays[axis].size, (k, axis)
 

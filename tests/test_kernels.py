@@ -199,13 +199,13 @@ def test_mnist_from_idx_and_npz(tmp_path):
 
 
 def test_mnist_bad_files_name_the_path_and_format(tmp_path):
-    with pytest.raises(ValueError, match="mnist.npz.*does not exist.*x_train"):
+    with pytest.raises(ValueError, match=r"mnist.npz.*does not exist.*x_train"):
         load_mnist(tmp_path / "mnist.npz")
     np.savez(tmp_path / "wrong.npz", images=np.zeros((2, 784)))
-    with pytest.raises(ValueError, match="wrong.npz.*x_train and y_train"):
+    with pytest.raises(ValueError, match=r"wrong.npz.*x_train and y_train"):
         load_mnist(tmp_path / "wrong.npz")
     (tmp_path / "train-images-idx3-ubyte").write_bytes(b"not an idx file at all")
-    with pytest.raises(ValueError, match="train-images-idx3-ubyte.*not an IDX file"):
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte.*not an IDX file"):
         load_mnist(tmp_path / "train-images-idx3-ubyte")
     _write_idx(tmp_path / "t10k-images-idx3-ubyte", RNG.integers(0, 256, size=(2, 28, 28)), 3)
     with pytest.raises(ValueError, match="no labels file beside"):
@@ -262,7 +262,7 @@ def test_kernel_experiments_run_and_report_their_gaps(name, chain, tmp_path):
     cfg["chain"].update(chain)
     cfg["simulation"]["seeds"] = 20
     summary = experiment.run(experiment.from_config(cfg, name), tmp_path, progress=False)
-    arrays, meta = io.load(tmp_path / name)
+    arrays, _meta = io.load(tmp_path / name)
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     if name == "digits_krr":
         assert len(summary["gaps"]) == 3 and all(np.all(np.isfinite(g["pool"])) for g in summary["gaps"])

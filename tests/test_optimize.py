@@ -86,7 +86,7 @@ def test_theory_gradients_match_finite_differences(which):
         )
         x0 = x0 + jnp.array([0.3, -0.4])
     flat, unravel = jax.flatten_util.ravel_pytree(x0)
-    f = lambda v: fun(unravel(v))  # noqa: E731
+    f = lambda v: fun(unravel(v))
     grad = np.asarray(jax.grad(f)(flat))
     h = 1e-5
     fd = np.array([(f(flat + h * e) - f(flat - h * e)) / (2 * h) for e in np.eye(flat.size)])
@@ -160,7 +160,7 @@ def test_optimisation_experiments_run_and_agree(name, changes, tmp_path):
     from collapse_jax.engine import io
 
     summary = experiment.run(experiment.from_config(_shrunk(name, **changes), name), tmp_path, progress=False)
-    arrays, meta = io.load(tmp_path / name)
+    io.load(tmp_path / name)  # the saved pair loads
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     if name == "real_data_budget":
         assert summary["max_abs_z"] <= 4 and summary["formula"] == "exact"
@@ -175,7 +175,7 @@ def test_optimisation_experiments_run_and_agree(name, changes, tmp_path):
 def test_optimisation_vmaps_over_settings():
     """One compiled L-BFGS run vmapped over budgets equals the runs one by one."""
     gen, down = cj.Generators(T0=40, sigma0=1.0), cj.Downstream(T=100, sigma=1.0)
-    to_params, fun, x0 = optimize.real_fractions_problem(ISO, gen, down, 3)
+    _to_params, fun, x0 = optimize.real_fractions_problem(ISO, gen, down, 3)
     budgets = jnp.array([0.1, 0.3, 0.6])
     with jax.enable_x64(True):
         values = jax.vmap(lambda b: optimize.minimize(fun, x0, (b,), steps=60)[1])(budgets)

@@ -25,6 +25,7 @@ def _draws(key):
 def test_fused_threefry_draws_the_same_bits_as_the_rolled_loop():
     """Same numbers bit for bit; and the two lowerings really differ (the rolled one is a while loop), so the
     comparison cannot pass by comparing a program with itself."""
+    assert use_fused_threefry()
     key = jax.random.key(3)
     fused_text = jax.jit(lambda k: _draws(k)).lower(key).as_text()
     fused = jax.jit(lambda k: _draws(k))(key)
@@ -35,7 +36,7 @@ def test_fused_threefry_draws_the_same_bits_as_the_rolled_loop():
     finally:
         assert use_fused_threefry()
     assert "stablehlo.while" in rolled_text and "stablehlo.while" not in fused_text
-    for a, b in zip(fused, rolled):
+    for a, b in zip(fused, rolled, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 

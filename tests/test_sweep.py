@@ -49,9 +49,9 @@ def test_spectrum_fields_sweep_like_single_runs(tmp_path):
             np.testing.assert_allclose(res.test_error[i, j], one.test_error, rtol=1e-12)
             th = cj.theory.metrics(spec, GEN, DOWN, range(3)).test_error
             np.testing.assert_allclose(res.theory_test_error[i, j], th, rtol=1e-12)
-    with pytest.raises(ValueError, match="grid field 'spec.beta': spectrum kind 'isotropic' has no 'beta'"):
+    with pytest.raises(ValueError, match=r"grid field 'spec\.beta': spectrum kind 'isotropic' has no 'beta'"):
         cj.sweep(SPEC, GEN, DOWN, grid={"spec.beta": [1.0]}, generations=1, seeds=4, out=tmp_path / "x")
-    with pytest.raises(ValueError, match="not made by Spectrum.isotropic or Spectrum.power_law"):
+    with pytest.raises(ValueError, match=r"not made by Spectrum\.isotropic or Spectrum\.power_law"):
         cj.sweep(
             cj.Spectrum([1.0, 2.0], [1.0, 1.0]),
             GEN,

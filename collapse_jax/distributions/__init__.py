@@ -16,15 +16,15 @@ from collapse_jax.distributions.gaussian import GaussianChain, gaussian_chain
 from collapse_jax.distributions.kde import KDEChain, Mixture, kde_chain
 
 __all__ = [
-    "gaussian_chain",
-    "kde_chain",
-    "bootstrap_chain",
-    "discrete_chain",
-    "Mixture",
-    "GaussianChain",
-    "KDEChain",
     "BootstrapChain",
     "DiscreteChain",
+    "GaussianChain",
+    "KDEChain",
+    "Mixture",
+    "bootstrap_chain",
+    "discrete_chain",
     "distances",
+    "gaussian_chain",
+    "kde_chain",
     "theory",
 ]

@@ -48,6 +48,9 @@ def bootstrap_chain(
         initial: labels of the M starting points (ints in 0..M-1; repeats mean repeated values). Default:
             M distinct values.
 
+    Returns:
+        BootstrapChain: distinct values and collision probability per generation, fixation time and winner.
+
     Example:
         >>> from collapse_jax.distributions import bootstrap_chain
         >>> out = bootstrap_chain(0, M=100, generations=400, seeds=200)

@@ -74,6 +74,9 @@ def discrete_chain(
         strategy: "replace" (each later fit: the real samples, if mixed in, plus the newest synthetic draw) or
             "accumulate" (every sample so far: the N real ones and all synthetic draws).
 
+    Returns:
+        DiscreteChain: the fitted probabilities, their total variation to p and the support per generation.
+
     Example:
         >>> from collapse_jax.distributions import discrete_chain
         >>> out = discrete_chain(0, [0.5, 0.3, 0.2], N=20, generations=200, seeds=100)

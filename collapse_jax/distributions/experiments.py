@@ -121,7 +121,7 @@ def _gaussian_chain(exp, progress):
         [],
     )
     fig, axs = plotting.panels(2, sharey=False)
-    lines = dict(mu=[], sd=[])
+    lines: dict[str, list] = dict(mu=[], sd=[])
     for i, M in enumerate(Ms):
         out = gaussian_chain(exp.key + i, M, G, exp.seeds, estimator=est, progress=progress)
         dmu, dsd = out.mean[:, ns], np.sqrt(out.var[:, ns]) - 1.0
@@ -137,7 +137,9 @@ def _gaussian_chain(exp, progress):
         arrays |= {f"mu_M{M}": out.mean[:, ns], f"sigma_M{M}": np.sqrt(out.var[:, ns])}
         for key, x, th in (("mu", dmu, th_mu), ("sd", dsd, th_sd)):
             lines[key].append((np.sqrt(th), *_rms(x)))
-    for ax, key, label in zip(axs, ("mu", "sd"), (r"$|\mu_n - \mu_0|$ (rms)", r"$|\sigma_n - \sigma_0|$ (rms)")):
+    for ax, key, label in zip(
+        axs, ("mu", "sd"), (r"$|\mu_n - \mu_0|$ (rms)", r"$|\sigma_n - \sigma_0|$ (rms)"), strict=True
+    ):
         th, m, s = (np.stack([ln[j] for ln in lines[key]]) for j in range(3))
         plotting.theory_vs_simulation(
             ns[1:],
@@ -163,7 +165,7 @@ def _gaussian_w2(exp, progress):
     fig, ax = plotting.panels(1)
     ax = ax[0]
     # z where the seed mean is reliable (see _reliable), and over all n
-    rows, zs, arrays, curves = (
+    rows, zs, pairs, curves = (
         [
             f"{'M':>5} {'estimator':>10} {'max |z| (sd<1)':>15} {'max |z| all n':>14} "
             f"{'sd log sigma_G^2':>17} {'E W2^2 at n = G':>16} {'theory':>8}"
@@ -183,9 +185,9 @@ def _gaussian_w2(exp, progress):
                 f"{M:>5} {est:>10} {zs[-1]:>15.2f} {_zmax(w2, th):>14.2f} {spread:>17.2f} "
                 f"{w2[:, -1].mean():>16.4g} {th[-1]:>8.4g}"
             )
-            arrays.append((w2, th))
+            pairs.append((w2, th))
             curves.append((f"M = {M}, {est}", th, *_mean_sem(w2)))
-    labels, th, m, s = zip(*curves)
+    labels, th, m, s = zip(*curves, strict=True)
     plotting.theory_vs_simulation(
         ns[1:],
         np.stack(th)[:, 1:],
@@ -199,7 +201,7 @@ def _gaussian_w2(exp, progress):
         ax=ax,
     )
     shape = (len(Ms), 2)  # (M, estimator), the configuration as axes with coordinates, not in key names
-    w2, w2_th = (np.stack(v).reshape(shape + v[0].shape) for v in zip(*arrays))
+    w2, w2_th = (np.stack(v).reshape(shape + v[0].shape) for v in zip(*pairs, strict=True))
     arrays = dict(w2sq=w2, theory_w2sq=w2_th, n=ns, M=np.asarray(Ms), estimator=np.array(["mle", "unbiased"]))
     axes = dict(
         w2sq=["M", "estimator", "seed", "n"],
@@ -227,7 +229,7 @@ def _kde_chain(exp, progress):
     with plotting.style():
         fig, axs = plt.subplots(2, 4, figsize=(16, 7.5))
     rows = [f"{'start':>18} {'bandwidth':>10} {'max |z| E s_n^2':>16} {'W2^2 at n=G':>12} {'KL at n=G':>10}"]
-    zs, stats = [], dict(var=[], w2sq=[], kl=[])
+    zs, stats = [], dict[str, list](var=[], w2sq=[], kl=[])
     for r, (start_name, init) in enumerate(starts.items()):
         for i, bw in enumerate(bws):
             out = kde_chain(
@@ -245,7 +247,7 @@ def _kde_chain(exp, progress):
             th = theory.kde_var(M, n, init.var()[0], bw)
             zs.append(_zmax(out.var[:, :, 0], th))
             rows.append(
-                f"{start_name:>18} {str(bw):>10} {zs[-1]:>16.2f} {out.w2sq[:, -1].mean():>12.4g} "
+                f"{start_name:>18} {bw!s:>10} {zs[-1]:>16.2f} {out.w2sq[:, -1].mean():>12.4g} "
                 f"{out.kl[:, -1].mean():>10.4g}"
             )
             for k, v in (("var", out.var[:, :, 0]), ("w2sq", out.w2sq), ("kl", out.kl)):
@@ -296,7 +298,7 @@ def _bootstrap(exp, progress):
         f"{'M':>6} {'max |z| distinct':>17} {'max |z| collision':>18} {'fixed by G':>11} "
         f"{'mean time (fixed chains)':>25} {'2M(1-1/M)':>10}"
     ]
-    arrays, zs, curves = dict(t=t), [], dict(distinct=[], collision=[])
+    arrays, zs, curves = dict(t=t), [], dict[str, list](distinct=[], collision=[])
     for i, M in enumerate(Ms):
         out = bootstrap_chain(exp.key + i, M, G, exp.seeds, progress=progress)
         th_d, th_c = theory.distinct_mean(M, t), theory.collision_mean(M, t)
@@ -311,7 +313,7 @@ def _bootstrap(exp, progress):
         arrays |= {f"distinct_M{M}": out.distinct[:, t], f"collision_M{M}": out.collision[:, t]}
         curves["distinct"].append((th_d / M, *(v / M for v in _mean_sem(out.distinct[:, t]))))
         curves["collision"].append((th_c, *_mean_sem(out.collision[:, t])))
-    for ax, key, label in zip(axs, curves, ("distinct values / M", r"collision probability $\sum p_i^2$")):
+    for ax, key, label in zip(axs, curves, ("distinct values / M", r"collision probability $\sum p_i^2$"), strict=True):
         th, m, s = (np.stack([cv[j] for cv in curves[key]]) for j in range(3))
         plotting.theory_vs_simulation(
             t[1:],
@@ -363,7 +365,7 @@ def _discrete(exp, progress):
                 *_mean_sem(out.tv[:, m]),
             )
         )
-    labels, th, m_dev, s_dev, m_tv, s_tv = zip(*curves)
+    labels, th, m_dev, s_dev, m_tv, s_tv = zip(*curves, strict=True)
     plotting.theory_vs_simulation(
         m[2:],
         np.stack(th)[:, 2:],
@@ -389,9 +391,9 @@ def _gaussian_strategies(exp, progress):
     c = exp.chain
     dims, Ms = [int(d) for d in c.get("d", [1, 10])], np.asarray([int(m) for m in c.get("M", [10, 100, 1000])])
     G, est = int(c.get("generations", 100)), c.get("estimator", "mle")
-    variants = [(s, None) for s in c.get("strategies", list(checks.STRATEGIES))]
+    variants: list[tuple[str, float | None]] = [(s, None) for s in c.get("strategies", list(checks.STRATEGIES))]
     variants += [("replace", float(pi)) for pi in c.get("real_fraction", [])]
-    label = lambda s, pi: s.replace("_", "-") if pi is None else f"{s}, {pi:.0%} real"  # noqa: E731
+    label = lambda s, pi: s.replace("_", "-") if pi is None else f"{s}, {pi:.0%} real"
     sim = np.full((len(dims), len(variants), len(Ms), 2, exp.seeds), np.nan)  # metric 0: mean error, 1: var ratio
     th = np.full((len(dims), len(variants), len(Ms), 2), np.nan)
     rows = [
@@ -444,7 +446,7 @@ def _gaussian_strategies(exp, progress):
     import matplotlib.pyplot as plt
 
     with plotting.style():
-        fig, axs = plt.subplots(2, len(dims), figsize=(4.6 * len(dims), 7.6), squeeze=False)
+        fig, axs = plt.subplots(2, len(dims), figsize=(4.6 * len(dims), 8.2), squeeze=False, layout="constrained")
     names = (r"$E\|\mu_G - \mu_0\|^2$", r"$E\,\mathrm{tr}\,\Sigma_G / \mathrm{tr}\,\Sigma_0$")
     for i, d in enumerate(dims):
         for m in (0, 1):
@@ -462,10 +464,10 @@ def _gaussian_strategies(exp, progress):
                 legend_title="strategy",
                 ax=axs[m, i],
             )
-            if (i, m) != (0, 0):
-                axs[m, i].get_legend().remove()
+            axs[m, i].get_legend().remove()  # one legend for the figure, below the panels: none covers data
+    handles, names_ = axs[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names_, title="strategy", loc="outside lower center", ncol=min(len(handles), 4), fontsize=8)
     fig.suptitle(exp.description or f"Gaussian chains under data strategies ({est}, n = {G})")
-    fig.tight_layout()
     arrays = dict(error=sim, theory=th, d=np.asarray(dims), M=Ms)
     axes = dict(
         error=["d", "strategy", "M", "metric", "seed"], theory=["d", "strategy", "M", "metric"], d=["d"], M=["M"]

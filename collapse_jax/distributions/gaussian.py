@@ -85,14 +85,17 @@ def gaussian_chain(
         key: int or PRNG key; seed i uses fold_in(key, i).
         M: samples per fit (>= 2; >= d + 1 in d dimensions), or one per generation (growing sample sizes).
         estimator: "mle" (divide the scatter by M) or "unbiased" (by M - 1).
-        mu0, sigma0: the true distribution; in d dimensions mu0 is a scalar or a d-vector and sigma0 a scalar
-            (sigma0^2 I) or a d x d covariance matrix.
+        mu0: the true mean; in d dimensions a scalar or a d-vector.
+        sigma0: the true standard deviation; in d dimensions a scalar (sigma0^2 I) or a d x d covariance matrix.
         sampler: "suffstats" (exact, one chi-square per generation) or "direct" (draws all M points).
         strategy: "replace" (fit the newest M points), "accumulate" (fit every point drawn so far; carried as the
             pool's mean and scatter, O(d^2) per seed) or "accumulate_subsample" (fit M points drawn without
             replacement from the pool, kept point by point). Kazdan et al. 2024's Gaussian setting.
         real_fraction: of each generation's M fresh points, round(pi M) come from the true distribution
             (a number or one per generation). Strategies and real points draw the points themselves.
+
+    Returns:
+        GaussianChain: the fitted mean and variance (or covariance) of every seed and generation, index 0 the truth.
 
     Example:
         >>> from collapse_jax.distributions import gaussian_chain
@@ -261,7 +264,7 @@ def _chain_1d(mu0, sigma0, steps, M_max, sampler):
 
         start = (jnp.asarray(mu0, float), jnp.log(jnp.asarray(sigma0, float) ** 2))
         _, path = jax.lax.scan(add, start, (log_steps, shifts))
-        return tuple(jnp.concatenate([first[None], rest]) for first, rest in zip(start, path))
+        return tuple(jnp.concatenate([first[None], rest]) for first, rest in zip(start, path, strict=True))
 
     def step(carry, xs):  # the literal chain: draw M points mu + s z from the current fit, refit
         mu, log_var = carry

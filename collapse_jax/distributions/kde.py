@@ -62,12 +62,12 @@ class Mixture:
         mean=Real(lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX, ndim=(0,)),
         std=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)),
     )
-    def gaussian(cls, d: int = 1, mean: float = 0.0, std: float = 1.0) -> "Mixture":
+    def gaussian(cls, d: int = 1, mean: float = 0.0, std: float = 1.0) -> Mixture:
         return cls((1.0,), ("gaussian",), (tuple([float(mean)] * d),), (float(std),))
 
     @classmethod
     @checked(d=Int(1, 10**4))
-    def gaussian_uniform(cls, d: int = 1) -> "Mixture":
+    def gaussian_uniform(cls, d: int = 1) -> Mixture:
         """0.6 N(0, 1) + 0.4 U[3, 7]^d: a smooth mode next to a flat block with hard edges."""
         return cls((0.6, 0.4), ("gaussian", "uniform"), ((0.0,) * d, (5.0,) * d), (1.0, 2.0))
 
@@ -164,6 +164,9 @@ def kde_chain(
             "accumulate_subsample" (M of them drawn without replacement). Statistics describe the newest M points.
         real_fraction: of each generation's M new points, round(pi M) are drawn from `init` (the true data).
 
+    Returns:
+        KDEChain: mean, variance, W2^2 and KL at the measured generations, and the kept samples.
+
     Example:
         >>> from collapse_jax.distributions import kde_chain
         >>> out = kde_chain(0, M=200, generations=20, seeds=50, bandwidth=0.1, keep=(0, 20))
@@ -187,7 +190,7 @@ def kde_chain(
     gens = tuple(np.unique(np.concatenate([[0], measure, keep])).astype(int).tolist())
     checks.choice("strategy", strategy, checks.STRATEGIES)
     if strategy != "replace" or real_fraction is not None:
-        n_real = 0 if real_fraction is None else int(round(checks.fraction("real_fraction", real_fraction) * M))
+        n_real = 0 if real_fraction is None else int(round(checks.fraction("real_fraction", real_fraction) * M))  # noqa: RUF046 - round() of a NumPy scalar
         if np.ndim(real_fraction) > 0:
             raise ValueError("real_fraction must be one number for kde_chain")
         if M * (G + 1) > 2**31 - 1:  # pool rows are int32 indices

@@ -182,7 +182,7 @@ def gaussian_strategy_moments(M, n, estimator="mle", strategy="replace", real_fr
     unbiased = estimator == "unbiased"
     dev, q, s2, N = 0.0, 0.0, 1.0, 0.0  # per unit sigma0^2; q = E Q of the pool
     devs, s2s = [0.0], [1.0]
-    for M_k, p_k in zip(Ms, pi):
+    for M_k, p_k in zip(Ms, pi, strict=True):
         r = float(np.round(p_k * M_k))
         s = M_k - r
         prev = N if strategy == "accumulate" else 0.0

@@ -3,7 +3,8 @@
 * `seeds`: one key per seed (fold_in(root, i)), vmapped batches, host-side chunks, sharding over devices;
 * `checks`: the validation rules of every public door (`@checked`, TOML tables);
 * `rng`: exact samplers JAX lacks or makes slow under vmap (chi-square, subsets);
-* `threefry`: JAX's own random bits, lowered on CPU as one fused loop (same bits, 5x faster);
+* `threefry`: JAX's own random bits, lowered on CPU as one fused loop (same bits, 5x faster), opt-in:
+  `use_fused_threefry()` (the CLI, the tests and the benchmarks call it; importing the package does not);
 * `io`: results as .npz with a JSON sidecar of axes, coordinates and configuration;
 * `plotting`: one style (theory as lines, simulation as markers with error bars) and figure output.
 
@@ -14,4 +15,4 @@ package's top level (`experiment`, `validate`, `cli`) runs, sweeps, validates an
 
 from collapse_jax.engine.threefry import use_fused_threefry
 
-use_fused_threefry()
+__all__ = ["use_fused_threefry"]

@@ -188,7 +188,7 @@ def Int(lo: int = 0, hi: int | None = None, many: bool = False):
             arr = np.asarray(x, dtype=object) if isinstance(x, (list, tuple)) else np.asarray(x)
         except ValueError:  # ragged
             arr = np.asarray([None, None])[None]
-        if (arr.ndim > 0 and not many) or arr.dtype == object and arr.ndim > 1:  # arrays of any shape may
+        if (arr.ndim > 0 and not many) or (arr.dtype == object and arr.ndim > 1):  # arrays of any shape may
             raise ValueError(f"{name} must be {'integers' if many else 'one integer'}, got {x!r}")  # broadcast
         items = arr.ravel().tolist()
         if not items:
@@ -196,9 +196,9 @@ def Int(lo: int = 0, hi: int | None = None, many: bool = False):
         for v in items:
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral, np.integer)):
                 raise ValueError(f"{name} must be an integer{' (or integers)' if many else ''}, got {v!r}")
-            if v < lo:
+            if int(v) < lo:
                 raise ValueError(f"{name} must be >= {lo}, got {int(v)}")
-            if hi is not None and v > hi:
+            if hi is not None and int(v) > hi:
                 raise ValueError(f"{name} must be <= {hi}, got {int(v)}")
 
     return rule
@@ -293,7 +293,7 @@ def checked(**rules):
                     rule(arg, bound.arguments[arg])
             return fn(*args, **kwargs)
 
-        inner.__signature__ = sig
+        inner.__signature__ = sig  # type: ignore[attr-defined]  # what inspect.signature and help() show
         return inner
 
     return wrap

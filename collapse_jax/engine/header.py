@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Set as AbstractSet
 
 from collapse_jax.engine import checks, plotting
 
@@ -37,7 +38,13 @@ def _description(value) -> str:
 
 
 def read_header(
-    cfg: dict, default_name: str, tables: set, *, seeds: int, simulation: dict | None = None, plot: set = frozenset()
+    cfg: dict,
+    default_name: str,
+    tables: AbstractSet[str],
+    *,
+    seeds: int,
+    simulation: dict | None = None,
+    plot: AbstractSet[str] = frozenset(),
 ) -> dict:
     """Check the file's top-level tables (COMMON + `tables`), [simulation] (seeds, key + `simulation`, a schema
     of kinds as in `checks.table`) and [plot] (style, size + `plot`); return Header's fields as a dict, seeds

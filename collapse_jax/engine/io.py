@@ -13,6 +13,7 @@ import json
 import os
 import platform
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -28,7 +29,7 @@ def environment() -> dict:
         jaxlib=jax.lib.__version__,
         numpy=np.__version__,
         python=platform.python_version(),
-        x64=bool(jax.config.jax_enable_x64),
+        x64=bool(jax.config.read("jax_enable_x64")),
         devices=[str(d) for d in jax.devices()],
         written=datetime.datetime.now(datetime.UTC).isoformat(),
     )
@@ -60,7 +61,7 @@ def save(stem: str | Path, arrays: dict, axes: dict, meta: dict, coords: dict | 
     for name, arr in arrays.items():
         if name not in axes or len(axes[name]) != np.ndim(arr):
             raise ValueError(f"axes must name every axis of array {name!r} (shape {np.shape(arr)})")
-        for axis, size in zip(axes[name], np.shape(arr)):
+        for axis, size in zip(axes[name], np.shape(arr), strict=True):
             if axis in coords and len(coords[axis]) != size:
                 raise ValueError(
                     f"array {name!r} has {size} entries along axis {axis!r}, its coordinate has {len(coords[axis])}"

@@ -75,7 +75,7 @@ def run_chunks(call, seeds: int, chunk: int, seed_offset: int = 0, progress: boo
         ids = np.arange(seed_offset + start, seed_offset + start + chunk, dtype=np.uint32)
         out = call(jax.device_put(ids, sharding))
         take = min(chunk, seeds - start)
-        parts.append(jax.tree.map(lambda a: np.asarray(a)[:take], out))
+        parts.append(jax.tree.map(lambda a, take=take: np.asarray(a)[:take], out))
         start += take
         if progress:
             rate = start / (time.perf_counter() - t0)

@@ -149,6 +149,8 @@ def write_chunk(out: Path, s_idx: int, c_idx: int, arrays: dict):
     path = chunk_path(out, s_idx, c_idx)
     with FileLock(out / "manifest.lock"):
         manifest = read_manifest(out)
+        if manifest is None:
+            raise ValueError(f"{out}: no manifest.json to record chunk {path.name} in; claim the folder first")
         manifest.setdefault("chunk_sha256", {})[path.name] = digest(arrays)
         write_manifest(out, manifest)
     folder(path.parent)

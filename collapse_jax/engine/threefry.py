@@ -7,8 +7,11 @@ more than half the cost of a float64 normal (18 ns). The unrolled lowering, whic
 platform, computes the same function in one fused elementwise loop: 2 ns per 32 bits, normals 11.5 ns.
 The hash, the counters and so every draw are unchanged, bit for bit (`tests/test_rng.py` checks it).
 
-`use_fused_threefry()` is called when `collapse_jax` is imported. It reaches into `jax._src`, so it is guarded:
-with a JAX that no longer has those names it changes nothing and says so once.
+Opt-in, because a lowering is global to the process: importing `collapse_jax` leaves JAX as it was. The
+lab's own programs call `use_fused_threefry()` (the `collapse-jax` CLI, `tests/conftest.py`, the benchmarks);
+in a notebook, call it once yourself to simulate at the CLI's speed. Either way every draw is the same. It
+reaches into `jax._src`, so it is guarded: with a JAX that no longer has those names it changes nothing and
+says so once.
 """
 
 from __future__ import annotations

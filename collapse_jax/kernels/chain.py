@@ -95,11 +95,14 @@ def krr_chain(
     """Simulate `seeds` KRR chains on a precomputed kernel matrix.
 
     Args:
-        K: (N, N) kernel matrix of all points (pool and test). Y: (N, C) real targets.
-        pool, test: index arrays into K (see `kernels.split`); the test points are never trained on.
-        T0, T: points per generator and for the downstream model.
-        sigma0, sigma: label noise added by the generators and for the downstream model (sigma0 a number or one
-            per generation).
+        K: (N, N) kernel matrix of all points (pool and test).
+        Y: (N, C) real targets.
+        pool: index array into K of the points the chain trains on (see `kernels.split`).
+        test: index array into K of the held-out points, never trained on.
+        T0: points per generator.
+        T: points for the downstream model.
+        sigma0: label noise added by the generators (a number or one per generation).
+        sigma: label noise for the downstream model.
         lam: downstream lambda(s): a number, a schedule lam(T, n), or a sequence of them (a grid).
         lam_gen: the generators' lambda, a number or one per generation (> 0).
         labels: (N,) integer classes, to report the accuracy of argmax predictions beside the squared error.
@@ -109,6 +112,10 @@ def krr_chain(
         real_fraction: of each generator's T0 points, round(pi T0) carry the real targets (plus sigma0 noise).
         synthetic_fraction: of the downstream's T points, round(p T) are labelled by generation n, the rest by
             the real targets (None: all of them).
+
+    Returns:
+        KRRChain: held-out test error (and accuracy) per seed, lambda and generation, the generators' errors
+        on the pool, and the lambdas used.
 
     Example:
         >>> import numpy as np
@@ -151,7 +158,7 @@ def krr_chain(
     n_syn = (
         None
         if synthetic_fraction is None
-        else int(round(checks.fraction("synthetic_fraction", synthetic_fraction) * T))
+        else int(round(checks.fraction("synthetic_fraction", synthetic_fraction) * T))  # noqa: RUF046 - round() of a NumPy scalar
     )
     if n_syn is not None and np.ndim(synthetic_fraction):
         raise ValueError("synthetic_fraction must be one number")

@@ -154,7 +154,25 @@ def synthetic_power_law(N: int, p: int, beta: float, r: float, key: int = 0, sig
 
 @checked(test=Int(1), key=Key())
 def split(data: Dataset, test: int, key: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(pool indices, test indices): `test` held-out points chosen at random, the rest form the pool."""
+    """(pool indices, test indices): `test` held-out points chosen at random, the rest form the pool.
+
+    Args:
+        data: the dataset to split.
+        test: number of held-out points (1 <= test < N - 1).
+        key: the seed of the random choice.
+
+    Returns:
+        (pool, test): two sorted, disjoint index arrays covering 0..N-1.
+
+    Raises:
+        ValueError: test out of range.
+
+    Example:
+        >>> from collapse_jax.kernels import split, synthetic_power_law
+        >>> pool, test = split(synthetic_power_law(50, 5, beta=1.5, r=0.5), test=10)
+        >>> len(pool), len(test)
+        (40, 10)
+    """
     N = len(data.X)
     test = checks.size("test", test, lo=1)
     if test >= N - 1:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -223,7 +224,7 @@ def _krr_chain(exp, progress):
 
 def _krr_spectrum(exp, progress):
     c = exp.chain
-    data, K, pool, test, emp = _setup(exp, progress)
+    data, K, pool, _test, emp = _setup(exp, progress)
     fit = theory.fit_power_law(emp, tuple(c["fit_range"]) if "fit_range" in c else None)
     beta, r = fit.beta, min(fit.r, 1.0)
     ell = float(linear_theory.ell_crit(beta, r))
@@ -279,7 +280,7 @@ def _krr_spectrum(exp, progress):
     tail = np.cumsum(energy[::-1])[::-1] + emp.residual
     axs[1].loglog(k, tail, ".", ms=3, label="target energy beyond k")
     axs[1].loglog(kf, fit.tail_prefactor * kf ** (-2 * beta * fit.r), "k-", label=f"fit k^-2βr, r = {fit.r:.2f}")
-    for ax, title in zip(axs[:2], ("kernel spectrum", "target coefficients")):
+    for ax, title in zip(axs[:2], ("kernel spectrum", "target coefficients"), strict=True):
         ax.set(xlabel="k", title=title)
         ax.legend(fontsize=8)
     plotting.theory_vs_simulation(
@@ -338,7 +339,7 @@ def _krr_strategies(exp, progress):
     rows = [
         f"{'variant':>28} {'formula':>8} {'pool: max |rel gap|':>20} {'held-out error n=G':>19} {'accuracy n=G':>13}"
     ]
-    summary = dict(variants=[])
+    summary: dict[str, Any] = dict(variants=[])
     for v, var in enumerate(variants):
         checks.sections(var, {"label", "strategy", "real_fraction", "synthetic_fraction"}, f"variant {v}")
         opts = {k: var[k] for k in ("strategy", "real_fraction", "synthetic_fraction") if k in var}

@@ -106,7 +106,29 @@ KERNELS = {"linear": linear, "rbf": rbf, "laplace": laplace, "polynomial": polyn
 def kernel_matrix(kernel, X, Y=None, *, block_size: int = 1024, **params) -> np.ndarray:
     """k(X, Y) in float64, computed in blocks of block_size x block_size so that memory stays bounded by the
     output plus one block. kernel is a function or a name in KERNELS; params are its keyword arguments.
-    Y = None gives the symmetric K(X, X), whose lower blocks are copied from the upper ones."""
+    Y = None gives the symmetric K(X, X), whose lower blocks are copied from the upper ones.
+
+    Args:
+        kernel: a name in KERNELS ("linear", "rbf", "laplace", "polynomial", "arccos") or a function k(X, Y).
+        X: (N, p) inputs.
+        Y: (M, p) inputs, or None for K(X, X).
+        block_size: rows and columns per compiled block (bounds the memory beyond the output).
+        **params: the kernel's parameters (lengthscale, degree, offset, scale, order).
+
+    Returns:
+        The (N, M) kernel matrix, float64.
+
+    Raises:
+        ValueError: an unknown kernel or parameter, a parameter out of its range, inputs that are not finite 2-D
+            arrays, or X and Y with different numbers of features.
+
+    Example:
+        >>> import numpy as np
+        >>> from collapse_jax.kernels import kernel_matrix
+        >>> K = kernel_matrix("rbf", np.eye(3), lengthscale=1.0)
+        >>> K.shape, round(float(K[0, 1]), 4)  # exp(-|e_0 - e_1|^2 / 2) = exp(-1)
+        ((3, 3), 0.3679)
+    """
     if isinstance(kernel, str):
         _check_params(checks.choice("kernel", kernel, tuple(KERNELS)), params)
         kernel = KERNELS[kernel]

@@ -74,7 +74,7 @@ def problem(
     gen = Generators(
         T0=T0,
         sigma0=scale * np.asarray(sigma0, float) if np.ndim(sigma0) else scale * float(sigma0),
-        lam=lam_gen if np.ndim(lam_gen) == 0 else tuple(lam_gen),
+        lam=lam_gen if np.ndim(lam_gen) == 0 else np.asarray(lam_gen, float),
         strategy=strategy,
         real_fraction=real_fraction,
     )

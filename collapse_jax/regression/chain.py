@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Instance, Int, checked, choice
@@ -23,8 +24,10 @@ SAMPLERS = ("auto", "direct", "suffstats")
 class Metrics(NamedTuple):
     """Per-generation quantities, shared by simulation (per seed, mean, sem) and theory."""
 
-    test_error: jax.Array  # (w_pred - w0)' Sigma (w_pred - w0) of the downstream model on generation-n data
-    generator_error: jax.Array  # (w_n - w0)' Sigma (w_n - w0) of generation n itself (0 at n = 0)
+    test_error: (
+        jax.Array | np.ndarray
+    )  # (w_pred - w0)' Sigma (w_pred - w0) of the downstream model on generation-n data
+    generator_error: jax.Array | np.ndarray  # (w_n - w0)' Sigma (w_n - w0) of generation n itself (0 at n = 0)
 
 
 def resolve_sampler(sampler: str, d: int, gen: Generators, down: Downstream) -> tuple[str, str]:
@@ -40,7 +43,8 @@ def resolve_sampler(sampler: str, d: int, gen: Generators, down: Downstream) -> 
             f"sampler='suffstats' needs T0 >= d and T >= d (d={d}, T0={gen.T0}, T={down.T}), no real_fraction, no "
             "synthetic_fraction and no accumulate_subsample (they need the rows); use 'auto' or 'direct'"
         )
-    return tuple("suffstats" if ok and sampler != "direct" else "direct" for ok in exact)
+    pick = lambda ok: "suffstats" if ok and sampler != "direct" else "direct"
+    return pick(exact[0]), pick(exact[1])
 
 
 def working_rows(gen: Generators, down: Downstream, generations: int) -> int:
@@ -98,13 +102,13 @@ def _generator_fit(gen: Generators, d: int, sampler: str, generations: int):
     varying = len(set(T0)) > 1
     mixed = not ridge and min(T0) < d <= rows  # some OLS, some min-norm: neither normal equations fits all
 
-    def fit(_, key, w, w0, sqrt_eig, T, s, lam, n_real):
+    def fit_rows(_, key, w, w0, sqrt_eig, T, s, lam, n_real):
         mask = (jnp.arange(rows) < T).astype(w.dtype) if varying else None
         k_x, k_e = jax.random.split(key)
         X = samplers.design(k_x, sqrt_eig, rows)
         return samplers.fit_rows(X, samplers.labels(X, k_e, w, s, real(w0, n_real)), T, lam, mask, mixed)
 
-    return init, keep(fit)
+    return init, keep(fit_rows)
 
 
 def _downstream_fit(down: Downstream, d: int, sampler: str, w0):
@@ -117,8 +121,9 @@ def _downstream_fit(down: Downstream, d: int, sampler: str, w0):
     design is independent of w_n. Errors of one seed at different n share it (common random numbers),
     which leaves each n's mean and standard error over seeds unchanged.
     """
-    T, s = down.T, down.sigma
-    shared = jnp.ndim(down.lam) == 0  # a per-n lambda needs a factor per n
+    T, s, lam = down.T, down.sigma, down.lam
+    assert not callable(lam), "resolve a lambda schedule first (Downstream.resolved)"
+    shared = jnp.ndim(lam) == 0  # a per-n lambda needs a factor per n
     if sampler == "suffstats":
         factor = lambda L, sqrt_eig, lam: samplers.bartlett_factor(L, sqrt_eig, jnp.asarray(T, L.dtype), lam)
 
@@ -136,16 +141,16 @@ def _downstream_fit(down: Downstream, d: int, sampler: str, w0):
 
     real = None if down.synthetic_fraction is None else (w0, T - down.synthetic_rows())
 
-    def init(key, sqrt_eig, lam):
+    def init_direct(key, sqrt_eig, lam):
         X = samplers.design(key, sqrt_eig, T)
         return X, (samplers.direct_factor(X, lam, T) if shared else None)
 
-    def fit(state, key, w, sqrt_eig, lam):
+    def fit_direct(state, key, w, sqrt_eig, lam):
         X, f = state
         f = f if shared else samplers.direct_factor(X, lam, T)
         return samplers.direct_solve(X, f, samplers.labels(X, key, w, s, real), T)
 
-    return init, fit
+    return init_direct, fit_direct
 
 
 @checked(
@@ -155,7 +160,21 @@ def _downstream_fit(down: Downstream, d: int, sampler: str, w0):
     generations=Int(0, checks.MAX_GENERATIONS),
 )
 def run_chain(key, spec: Spectrum, gen: Generators, down: Downstream, generations: int, sampler: str = "auto"):
-    """Metrics of one seed for n = 0..generations, each an array of shape (generations + 1,).
+    """Metrics of one seed for n = 0..generations: the chain `simulate` vmaps over seeds.
+
+    Args:
+        key: a PRNG key (`jax.random.key`) for this seed.
+        spec: the covariance spectrum and teacher.
+        gen: the generators' chain.
+        down: the downstream ridge model; a lambda schedule is resolved per generation.
+        generations: N >= 0; every n = 0..N is measured.
+        sampler: 'auto', 'direct' or 'suffstats' (see `simulate`).
+
+    Returns:
+        Metrics whose fields are arrays of shape (generations + 1,).
+
+    Raises:
+        ValueError: a sampler that is not one of the three, or 'suffstats' where it is not exact.
 
     Example:
         >>> import jax, collapse_jax as cj
@@ -170,18 +189,20 @@ def run_chain(key, spec: Spectrum, gen: Generators, down: Downstream, generation
     dtype = jnp.zeros(()).dtype
     sqrt_eig = jnp.sqrt(jnp.asarray(spec.eigenvalues, dtype))
     w0 = jnp.asarray(spec.w0, dtype)
+    down = down.resolved(generations)  # a lambda schedule becomes one lambda per n, before the fits read it
     init, gen_step = _generator_fit(gen, d, gen_sampler, generations)
     down_init, down_fit = _downstream_fit(down, d, down_sampler, w0)
     T_k, sigma_k, lam_k = gen.per_generation(generations)
     n_real = gen.real_rows(generations)
-    down = down.resolved(generations)
     sq_error = lambda w: jnp.sum((sqrt_eig * (w - w0)) ** 2)
 
     k_design, k_gen, k_down_design, k_down = jax.random.split(key, 4)
     state = init(k_design, sqrt_eig)
-    lam_n = jnp.asarray(down.lam, dtype)
+    lam = down.lam
+    assert not callable(lam)  # resolved above
+    lam_n = jnp.asarray(lam, dtype)
     lam_n = jnp.broadcast_to(lam_n, (generations + 1,)) if lam_n.ndim == 0 else lam_n[: generations + 1]
-    down_state = down_init(k_down_design, sqrt_eig, down.lam if jnp.ndim(down.lam) == 0 else None)
+    down_state = down_init(k_down_design, sqrt_eig, lam if jnp.ndim(lam) == 0 else None)
     down_keys = jax.random.split(k_down, generations + 1)
 
     def generation(carry, xs):

@@ -52,8 +52,10 @@ def from_config(cfg: dict, default_name: str) -> Comparison:
         PROBLEM | {"scan", "panels", "variants"},
         seeds=400,
         simulation={"sampler": "str"},
-        plot={"logy", "legend_title", "sharey"},
+        plot={"logy", "legend_title", "sharey", "ordered"},
     )
+    if not isinstance(head["plot"].get("ordered", False), bool):
+        raise ValueError(f"plot.ordered must be true or false, got {head['plot']['ordered']!r}")
     scan = dict(cfg.get("scan", {}))
     checks.sections(scan, {"x", "generations", "T", "n"}, "[scan]")
     x = checks.choice("scan.x", scan.get("x", "n"), ("n", "T"))
@@ -161,18 +163,41 @@ def run(exp: Comparison, progress: bool = True):
         **{exp.x: [exp.x]},
     )
     arrays = {"test_error": sim, "theory_test_error": th, exp.x: exp.xs}
-    x_line, th_line = exp.xs, th
-    if exp.x == "T":  # theory is cheap: draw it on a fine grid of T
-        x_line = np.unique(np.geomspace(exp.xs.min(), exp.xs.max(), 60).round().astype(int))
-        th_line = np.full((P, V, len(x_line)), np.nan)
-        for (p, v), kind in kinds.items():
-            if kind != "none":
-                _, gen, down = exp.panels[p][2][v]
-                th_line[p, v] = [
-                    float(theory.test_error(exp.panels[p][1], gen, dataclasses.replace(down, T=int(t)), exp.n))
-                    for t in x_line
-                ]
+    x_line, th_line = theory_lines(exp, th, kinds)
     return arrays, axes, rows, summary, _figure(exp, mean, sem, x_line, th_line, kinds)
+
+
+def theory_lines(exp: Comparison, th: np.ndarray, kinds: dict) -> tuple[list, np.ndarray]:
+    """The theory curves of the figure: at the simulated x when x = n; on a fine grid of T (theory is cheap)
+    when x = T, each variant at its own T (see `_whole_rows_grid`). Returns (one x array per variant, values
+    (panel, variant, x) padded with NaN)."""
+    P, V = th.shape[:2]
+    if exp.x != "T":
+        return [exp.xs] * V, th
+    fine = np.geomspace(exp.xs.min(), exp.xs.max(), 60)
+    x_line = [_whole_rows_grid(fine, exp.panels[0][2][v][2].synthetic_fraction) for v in range(V)]
+    th_line = np.full((P, V, max(len(x) for x in x_line)), np.nan)
+    for (p, v), kind in kinds.items():
+        if kind != "none":
+            _, gen, down = exp.panels[p][2][v]
+            th_line[p, v, : len(x_line[v])] = [
+                float(theory.test_error(exp.panels[p][1], gen, dataclasses.replace(down, T=int(t)), exp.n))
+                for t in x_line[v]
+            ]
+    return x_line, th_line
+
+
+def _whole_rows_grid(fine, p) -> np.ndarray:
+    """The sizes T near `fine` at which the theory line is drawn: every T when the downstream rows are all of
+    one kind, else only those where p T is a whole number. The simulation labels round(p T) rows synthetic, so
+    the theory is a step function of T (a jump wherever round(p T) moves, e.g. from 0 to 1 synthetic row at
+    T = 50 for p = 0.01); drawn at whole p T it is the smooth curve through those steps' exact values."""
+    if p is None or float(p) in (0.0, 1.0):
+        return np.unique(fine.round().astype(int))
+    p = float(p)
+    rows = np.unique(np.maximum(1, np.round(p * fine)))
+    T = np.round(rows / p).astype(int)
+    return np.unique(T[np.isclose(p * T, np.round(p * T)) & (T >= fine.min() - 1) & (T <= fine.max() + 1)])
 
 
 def _figure(exp, mean, sem, x_line, th, kinds):
@@ -184,8 +209,8 @@ def _figure(exp, mean, sem, x_line, th, kinds):
             lab + ("" if kinds[p, v] != "none" else " (no formula)") for v, (lab, _, _) in enumerate(exp.panels[p][2])
         ]
         plotting.theory_vs_simulation(
-            x_line,
-            th[p],
+            x_line[0],
+            [th[p, v, : len(x_line[v])] for v in range(len(x_line))],
             exp.xs[show],
             mean[p][:, show],
             sem[p][:, show],
@@ -196,6 +221,8 @@ def _figure(exp, mean, sem, x_line, th, kinds):
             logx=exp.x == "T",
             logy=exp.plot.get("logy", exp.x == "T"),
             legend_title=exp.plot.get("legend_title"),
+            ordered=exp.plot.get("ordered", False),
+            x_theory_per_curve=x_line,
             ax=ax,
         )
         if p > 0:

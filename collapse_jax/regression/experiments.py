@@ -59,7 +59,9 @@ class Experiment(Header):
         return f"d={self.spec.d}, T0={self.gen.T0}"
 
 
-def problem(cfg: dict, generators: dict | None = None, downstream: dict | None = None):
+def problem(
+    cfg: dict, generators: dict | None = None, downstream: dict | None = None
+) -> tuple[Spectrum, Generators, Downstream]:
     """(Spectrum, Generators, Downstream) from the file's [spectrum], [generators] and [downstream] tables
     (or the given replacements of the last two), each checked and named in its errors."""
     gen_cfg = {
@@ -195,7 +197,7 @@ def _lambda_scan_figure(exp, downs, lams, ns, mean, sem, theory_grid):
     """One panel per T: error against lambda (a colour per n) or against n (a colour per lambda)."""
     title = exp.description or exp.name
     fig, axs = plotting.panels(len(downs))
-    for i, (d, ax) in enumerate(zip(downs, axs)):
+    for i, (d, ax) in enumerate(zip(downs, axs, strict=True)):
         panel = title if len(downs) == 1 else f"T = {d.T}"
         if exp.plot.get("x", "lam") == "lam":
             fine = np.geomspace(lams.min(), lams.max(), 200)
@@ -211,6 +213,7 @@ def _lambda_scan_figure(exp, downs, lams, ns, mean, sem, theory_grid):
                 ylabel="test error",
                 title=panel,
                 legend_title="generation",
+                ordered=True,
                 ax=ax,
             )
         else:
@@ -227,6 +230,7 @@ def _lambda_scan_figure(exp, downs, lams, ns, mean, sem, theory_grid):
                 title=panel,
                 logx=False,
                 legend_title="downstream",
+                ordered=True,
                 ax=ax,
             )
         if i > 0:
@@ -251,14 +255,14 @@ def _run_T_scan(exp, progress):
     ]
     slopes = []
     for i, rule in enumerate(rules):
-        for j, n in enumerate(ns):
-            noisy = float(exp.down.sigma) > 0 or (n > 0 and np.any(np.asarray(exp.gen.sigma0) > 0))
+        for n in ns:
+            noisy = float(exp.down.sigma) > 0 or (n > 0 and bool(np.any(np.asarray(exp.gen.sigma0) > 0)))
             pred = scans.predicted_exponent(rule, beta, r, noisy)
             s_sim = scans.loglog_slope(Ts, mean[i, :, n])
             s_th = scans.loglog_slope(Ts, arrays["theory_test_error"][i, :, n])
             slopes.append(dict(rule=str(rule), n=n, sim=s_sim, theory=s_th, predicted=pred))
             rows.append(
-                f"{str(rule):>18} {n:>3} {np.abs(z[i, :, n]).max():>8.2f} "
+                f"{rule!s:>18} {n:>3} {np.abs(z[i, :, n]).max():>8.2f} "
                 f"{np.abs(rel[i, :, n]).max():>9.2%} {s_sim:>10.3f} {s_th:>13.3f} "
                 f"{'-' if pred is None else f'{pred:.3f}':>10}"
             )

@@ -19,7 +19,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -75,7 +76,7 @@ def _run(fun, method, steps, learning_rate):
 
     @jax.jit
     def run(x0, args):
-        f = lambda x: fun(x, *args)  # noqa: E731
+        f = lambda x: fun(x, *args)
         value_and_grad = optax.value_and_grad_from_state(f) if method == "lbfgs" else jax.value_and_grad(f)
 
         def step(carry, _):
@@ -251,7 +252,7 @@ def _real_error(spec, gen, down, n):
 
     def error(pi):
         gamma = strategies.carry_over(T * (1 - pi), T, spec.d)
-        step = lambda c, xs: (xs[0] * c + xs[1],) * 2  # noqa: E731  c_k = gamma_k c_{k-1} + v_k
+        step = lambda c, xs: (xs[0] * c + xs[1],) * 2
         return downstream(jax.lax.scan(step, jnp.zeros(()), (gamma, sigma**2 / (T - spec.d - 1)))[0])
 
     return error
@@ -322,7 +323,7 @@ def least_real_fraction(
         to_params, fun, x0 = real_fractions_problem(spec, gen, down, n)  # one objective: compiled once
         value = float64(lambda b: _optimum(to_params, fun, x0, (jnp.asarray(b),), steps=60).value)
     else:
-        value = lambda b: float(error(jnp.full(n, b)))  # noqa: E731
+        value = lambda b: float(error(jnp.full(n, b)))
     if value(0.0) <= target:
         return 0.0
     lo, hi = 0.0, 1.0

@@ -13,6 +13,7 @@ Kinds, each with [spectrum], [generators], [downstream], [scan] and [simulation]
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -112,8 +113,8 @@ def _joint(exp, progress):
         legend_title="regularisation",
         ax=axs[0],
     )
-    for n in ns:
-        axs[1].plot(np.arange(1, n + 1), lams[n], "o-", ms=4, label=f"n = {n}")
+    for n, colour in zip(ns, plotting.ordered_colours(len(ns)), strict=True):
+        axs[1].plot(np.arange(1, n + 1), lams[n], "o-", ms=4, color=colour, label=f"n = {n}")
     axs[1].set(
         yscale="log",
         xlabel="generation k",
@@ -144,13 +145,14 @@ def _schedule(exp, progress):
     if beta is None:
         raise ValueError("schedule_fit needs a power-law [spectrum] (beta, r), to compare ell with ell_crit")
     ell_crit = float(theory.ell_crit(beta, r))
-    fine = np.geomspace(*T_range, 30).round().astype(int)
+    fine = np.geomspace(T_range[0], T_range[1], 30).round().astype(int)
     rows = [
         f"ell_crit = {ell_crit:.3f}",
         f"{'n':>3} {'c*':>8} {'ell*':>7} {'mean log err*':>14} "
         f"{'at ell_crit':>12} {'gain theory':>12} {'gain sim':>9} {'max |z|':>8} {'max |rel|':>9}  (DE)",
     ]
-    lines, marks, summary = [], [], dict(formula="DE", ell_crit=ell_crit, fits=[])
+    lines, marks = [], []
+    summary: dict[str, Any] = dict(formula="DE", ell_crit=ell_crit, fits=[])
     sims = np.zeros((len(ns), 2, len(T_sim), exp.seeds))
     for j, n in enumerate(ns):
         fit = optimize.schedule(exp.spec, exp.gen, exp.down, [n], T_range, points=int(exp.scan.get("points", 12)))
@@ -208,7 +210,7 @@ def _schedule(exp, progress):
         lines.append(th)
         marks.append((mean, sem))
     fig, axs = plotting.panels(len(ns), sharey=False)
-    for j, (n, ax) in enumerate(zip(ns, axs)):
+    for j, (n, ax) in enumerate(zip(ns, axs, strict=True)):
         f = summary["fits"][j]
         plotting.theory_vs_simulation(
             fine,

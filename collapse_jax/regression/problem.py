@@ -7,13 +7,13 @@ and code paths. Noise levels and lambda are data, so one compiled function serve
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import jax
 import numpy as np
+from jax.typing import ArrayLike
 
 from collapse_jax.engine import checks
-
-static = dataclasses.field(metadata=dict(static=True))
 
 STRATEGIES = checks.STRATEGIES
 
@@ -41,6 +41,17 @@ class Generators:
       labelled by w0 instead of w_{k-1}. ``real_fraction=0.0`` is the same chain as None in law, drawn by the
       direct sampler.
 
+    Args:
+        T0: rows per generation (static), or one per generation.
+        sigma0: label noise of each generation (data), or one per generation.
+        lam: the generators' own ridge lambda (data; None: OLS or min-norm), or one per generation.
+        fixed: reuse one design X for every generation (static).
+        strategy: "replace", "accumulate" or "accumulate_subsample" (static).
+        real_fraction: share of each generation's fresh rows labelled by w0 (data; None: none).
+
+    Raises:
+        ValueError: a bad size, noise, lambda, fraction or strategy, or sequences of different lengths.
+
     Example:
         >>> import collapse_jax as cj
         >>> gen = cj.Generators(T0=(200, 400, 800), sigma0=1.0)
@@ -51,11 +62,11 @@ class Generators:
     """
 
     T0: int | tuple[int, ...] = dataclasses.field(default=300, metadata=dict(static=True))
-    sigma0: float | jax.Array = 1.0
-    lam: float | jax.Array | None = None
+    sigma0: ArrayLike = 1.0
+    lam: ArrayLike | None = None
     fixed: bool = dataclasses.field(default=False, metadata=dict(static=True))
     strategy: str = dataclasses.field(default="replace", metadata=dict(static=True))
-    real_fraction: float | jax.Array | None = None
+    real_fraction: ArrayLike | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "T0", checks.size("T0", self.T0))
@@ -143,6 +154,15 @@ class Downstream:
     lam may also be one value per generation n (an array, entry n for the model trained on generation-n
     data), or a schedule `lam(T, n)` (see `collapse_jax.regression.regularization`), which `resolved` turns into that.
 
+    Args:
+        T: downstream rows (static).
+        sigma: label noise of the downstream rows (data).
+        lam: ridge lambda >= 0 (data): a number, one per generation n, or a schedule lam(T, n).
+        synthetic_fraction: share of rows labelled by the generation-n model (data; None: all of them).
+
+    Raises:
+        ValueError: a bad size, noise, lambda or fraction, named with its allowed range.
+
     Example:
         >>> import collapse_jax as cj
         >>> cj.Downstream(T=300, sigma=1.0, lam=0.1).T
@@ -150,9 +170,9 @@ class Downstream:
     """
 
     T: int = dataclasses.field(default=300, metadata=dict(static=True))
-    sigma: float | jax.Array = 1.0
-    lam: float | jax.Array = 0.0
-    synthetic_fraction: float | jax.Array | None = None
+    sigma: ArrayLike = 1.0
+    lam: ArrayLike | Callable[..., ArrayLike] = 0.0  # a number, one per generation n, or a schedule lam(T, n)
+    synthetic_fraction: ArrayLike | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "T", checks.size("T", self.T))
@@ -172,7 +192,7 @@ class Downstream:
             return float(self.T)
         return jax.numpy.round(jax.numpy.asarray(self.synthetic_fraction) * self.T)
 
-    def resolved(self, generations: int) -> "Downstream":
+    def resolved(self, generations: int) -> Downstream:
         """This config with lam as a number or an array of one lambda per n = 0..generations."""
         lam = self.lam
         if callable(lam):  # schedules take an array of generations and broadcast against it
@@ -184,7 +204,7 @@ class Downstream:
                         f"lam schedule must return one value or one per n = 0..{generations}, got shape {np.shape(out)}"
                     )
             lam = np.broadcast_to(np.asarray(out, float), (generations + 1,))
-        if checks.is_concrete(lam) and np.ndim(lam) == 1 and len(lam) < generations + 1:
+        if checks.is_concrete(lam) and np.ndim(lam) == 1 and np.shape(lam)[0] < generations + 1:
             raise ValueError(f"lam per generation must have at least generations + 1 = {generations + 1} entries")
         return dataclasses.replace(self, lam=lam)
 

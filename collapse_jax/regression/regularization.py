@@ -1,8 +1,9 @@
 """Lambda schedules and the adaptive strategy (MATH §1.6).
 
 A schedule is a plain function, as in optax: `schedule(T, n) -> lam`, the downstream lambda for T samples
-trained on generation-n data; n may be an array of generations (the result then broadcasts against it). `Downstream(lam=schedule)` is accepted wherever a number is; `resolve` turns it
-into one lambda per generation n (the simulation and the theory call it). For the generators' own ridge,
+trained on generation-n data; n may be an array of generations (the result then broadcasts against it).
+`Downstream(lam=schedule)` is accepted wherever a number is; `Downstream.resolved` turns it into one lambda per
+generation n (the simulation and the theory call it). For the generators' own ridge,
 `per_generation(schedule, N)` gives the sequence `Generators(lam=...)` takes.
 
 Example:
@@ -17,11 +18,12 @@ Example:
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Instance, Int, Optional, Real, checked
@@ -30,7 +32,8 @@ from collapse_jax.regression.spectra import Spectrum
 from collapse_jax.regression.theory import moments, ridge
 from collapse_jax.regression.theory._common import float64
 
-Schedule = Callable[..., float]
+# (T, n) -> lambda; T and n may be arrays, and the result broadcasts against them
+Schedule = Callable[..., ArrayLike]
 
 _GRID = 48  # coarse log-grid points before Newton
 _NEWTON = 12
@@ -136,9 +139,3 @@ def per_generation(schedule: Callable[[int], float], generations: int) -> tuple[
     if not callable(schedule):
         raise ValueError(f"schedule must be a function of the generation k, got {schedule!r}"[:300])
     return tuple(float(schedule(k)) for k in range(1, generations + 1))
-
-
-@checked(down=Instance(Downstream), generations=Int(0, checks.MAX_GENERATIONS))
-def resolve(down: Downstream, generations: int) -> Downstream:
-    """Turn a schedule in down.lam into one lambda per generation n = 0..generations."""
-    return down.resolved(generations)

@@ -100,12 +100,16 @@ def predicted_exponent(rule, beta, r, noisy: bool):
     return None
 
 
-def rule_label(rule) -> str:
+def rule_label(rule, mathtext: bool = True) -> str:
+    """How a lambda rule reads: mathtext for figures, plain text (mathtext=False) for progress lines."""
     if isinstance(rule, dict):
         c, ell = rule["power_law"]
+        if not mathtext:
+            return f"λ = {c:g} T^-{'ℓcrit' if ell == 'crit' else format(ell, 'g')}"
         ell = r"\ell_{crit}" if ell == "crit" else f"{ell:g}"
         return rf"$\lambda = {c:g}\,T^{{-{ell}}}$"
-    named = {"crit": r"$\lambda = T^{-\ell_{crit}}$", "naive": "naive λ (best for n=0)", "adaptive": "adaptive λ"}
+    crit = r"$\lambda = T^{-\ell_{crit}}$" if mathtext else "λ = T^-ℓcrit"
+    named = {"crit": crit, "naive": "naive λ (best for n=0)", "adaptive": "adaptive λ"}
     return named.get(rule, f"λ = {rule}")
 
 
@@ -122,7 +126,7 @@ def T_scan(spec, gen, down, Ts, rules, generations, seeds, key, sampler="auto", 
             res = simulate(spec, gen, d, generations, seeds, key, sampler=sampler)
             th = theory.metrics(spec, gen, d, np.arange(generations + 1))
             per_T.append((res.test_error, np.asarray(th.test_error), np.asarray(d.lam)))
-            say(f"  {rule_label(rule)}, T = {T}: {time.perf_counter() - t0:.1f}s")
+            say(f"  {rule_label(rule, mathtext=False)}, T = {T}: {time.perf_counter() - t0:.1f}s")
         test.append(np.stack([p[0] for p in per_T]))
         theo.append(np.stack([p[1] for p in per_T]))
         lam_used.append(np.stack([p[2] for p in per_T]))

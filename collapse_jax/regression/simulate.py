@@ -140,7 +140,9 @@ def simulate(
     """Simulate `seeds` independent chains and return per-seed metrics for n = 0..generations.
 
     Args:
-        spec, gen, down: the problem (see `Spectrum`, `Generators`, `Downstream`).
+        spec: the covariance spectrum and teacher (`Spectrum`).
+        gen: the generators' chain (`Generators`).
+        down: the downstream ridge model (`Downstream`); a lambda schedule is resolved per generation.
         generations: N >= 0; every n = 0..N is measured.
         seeds: number of independent chains.
         key: int or PRNG key; seed i uses fold_in(key, seed_offset + i).
@@ -148,6 +150,14 @@ def simulate(
         chunk_size: seeds per compiled call (default: fits DEFAULT_MEMORY); never changes the numbers.
         seed_offset: first seed index, so that slices of one run can be computed apart and merged.
         progress: print one line per chunk to stderr.
+
+    Returns:
+        Result with per-seed `test_error` and `generator_error` arrays of shape (seeds, generations + 1) and the
+        config that made them.
+
+    Raises:
+        ValueError: a bad size, sampler or key, a config the sampler cannot draw exactly, or result arrays that
+            would not fit in memory; each names the argument and its allowed range.
 
     Example:
         >>> import collapse_jax as cj
@@ -171,8 +181,8 @@ def simulate(
     )
 
     root = root_key(key)
-    call = lambda ids: _chunk(root, ids, spec, gen, down, generations, sampler)  # noqa: E731
-    metrics = Metrics(*run_chunks(call, seeds, chunk, seed_offset, progress))
+    call = lambda ids: _chunk(root, ids, spec, gen, down, generations, sampler)
+    test_error, generator_error = run_chunks(call, seeds, chunk, seed_offset, progress)
     config = dict(
         spectrum=dict(d=d),
         generators=describe(gen),
@@ -185,13 +195,13 @@ def simulate(
         sampler_used=dict(generators=sampler_used[0], downstream=sampler_used[1]),
         chunk_size=chunk,
         devices=jax.local_device_count(),
-        x64=bool(jax.config.jax_enable_x64),
+        x64=bool(jax.config.read("jax_enable_x64")),
     )
     notes = infinite_expectations(d, gen, down, generations)
     if notes:  # the means are finite numbers, but they estimate nothing: say so, in the result and on stderr
         config["infinite_expectation"] = notes
         warnings.warn("; ".join(notes), RuntimeWarning, stacklevel=2)
-    return Result(*metrics, config=config)
+    return Result(test_error, generator_error, config=config)
 
 
 def infinite_expectations(d: int, gen: Generators, down: Downstream, generations: int) -> list[str]:

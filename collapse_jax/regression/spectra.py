@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+from typing import cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from collapse_jax.engine import checks
 
@@ -26,6 +28,13 @@ class Spectrum:
 
     Both are data (not static), so one compiled simulation serves many spectra of the same dimension.
 
+    Args:
+        eigenvalues: the d eigenvalues of Sigma, all > 0 (a numpy or JAX array, or a list).
+        w0: the teacher's d coordinates in Sigma's eigenbasis.
+
+    Raises:
+        ValueError: eigenvalues not all positive and finite, w0 not finite, or shapes that differ.
+
     Example:
         >>> import collapse_jax as cj
         >>> spec = cj.Spectrum.power_law(100, beta=1.5, r=0.5)
@@ -33,8 +42,8 @@ class Spectrum:
         1.0
     """
 
-    eigenvalues: jax.Array
-    w0: jax.Array
+    eigenvalues: ArrayLike  # held as given (a numpy or JAX array; lists become numpy arrays)
+    w0: ArrayLike
     # How the named constructors built it ({"kind": "power_law", "d": 100, "beta": 1.5, ...}), so that a sweep can
     # rebuild it with other parameters. A plain attribute, not a pytree field: arrays stacked over spectra of
     # different betas still share one tree structure.
@@ -66,7 +75,8 @@ class Spectrum:
     @property
     def signal(self):
         """||w0||^2_Sigma = sum_j lambda_j w0_j^2."""
-        return (self.eigenvalues * self.w0**2).sum()
+        # both are 1-d arrays (checked in __post_init__), numpy or JAX: the sum stays in the arrays' own library
+        return cast("jax.Array | np.ndarray", self.eigenvalues * self.w0**2).sum()
 
     @property
     def is_isotropic(self) -> bool:
@@ -75,14 +85,14 @@ class Spectrum:
         return bool(np.all(ev == ev[0]))
 
     @classmethod
-    def isotropic(cls, d: int, signal: float = 1.0) -> "Spectrum":
+    def isotropic(cls, d: int, signal: float = 1.0) -> Spectrum:
         """Sigma = I_d and a teacher with equal coordinates, scaled so that ||w0||^2 = signal."""
         checks.Int(1, checks.MAX_SIZE)("d", d)
         checks.real_array("signal", signal, lo=0.0, hi=checks.SCALE_MAX, ndim=(0,))
         return cls(np.ones(d), np.full(d, np.sqrt(signal / d)))._made_by(kind="isotropic", d=d, signal=signal)
 
     @classmethod
-    def power_law(cls, d: int, beta: float, r: float, signal: float = 1.0) -> "Spectrum":
+    def power_law(cls, d: int, beta: float, r: float, signal: float = 1.0) -> Spectrum:
         """Capacity and source conditions (MATH §1.6): lambda_j = j^-beta, lambda_j w0_j^2 ∝ j^-(1 + 2 beta r).
 
         The teacher's coordinates are positive and normalised so that ||w0||^2_Sigma = signal.
@@ -105,7 +115,7 @@ class Spectrum:
         )
 
     @classmethod
-    def stack(cls, spectra, dtype) -> "Spectrum":
+    def stack(cls, spectra, dtype) -> Spectrum:
         """Spectra of one dimension as one Spectrum whose arrays have a leading axis over them, to vmap over
         (built without __post_init__, whose checks are for one spectrum)."""
         spectra = list(spectra) if isinstance(spectra, (list, tuple)) else None
@@ -120,12 +130,12 @@ class Spectrum:
             object.__setattr__(out, name, jnp.stack([jnp.asarray(getattr(s, name), dtype) for s in spectra]))
         return out
 
-    def _made_by(self, **recipe) -> "Spectrum":
+    def _made_by(self, **recipe) -> Spectrum:
         object.__setattr__(self, "recipe", {k: (v.item() if hasattr(v, "item") else v) for k, v in recipe.items()})
         return self
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "Spectrum":
+    def from_config(cls, cfg: dict) -> Spectrum:
         """From a TOML [spectrum] table: kind = "isotropic" (d, signal), "power_law" (d, beta, r, signal) or
         "custom" (eigenvalues, w0)."""
         if not isinstance(cfg, dict):

@@ -78,10 +78,10 @@ class SweepResult:
         return seed_sem(Metrics(self.test_error, self.generator_error))
 
     def _variables(self):
-        names = list(self.axes[:-2])
+        names = tuple(self.axes[:-2])
         seeds, n = self.test_error.shape[-2:]
         variables = {k: (self.axes, getattr(self, k)) for k in ("test_error", "generator_error")}
-        variables |= {k: (names + ["n"], getattr(self, k)) for k in ("theory_test_error", "theory_generator_error")}
+        variables |= {k: ((*names, "n"), getattr(self, k)) for k in ("theory_test_error", "theory_generator_error")}
         variables["formula"] = (names, self.formula)
         coords = {a: np.asarray(self.grid[a]) for a in names} | dict(seed=np.arange(seeds), n=np.arange(n))
         return variables, coords
@@ -112,7 +112,7 @@ class SweepResult:
         """(mean - theory) / sem at every grid point and generation (NaN where either is missing)."""
         theory_ = (self.theory_test_error, self.theory_generator_error)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return Metrics(*((m - t) / s for m, s, t in zip(self.mean(), self.sem(), theory_)))
+            return Metrics(*((m - t) / s for m, s, t in zip(self.mean(), self.sem(), theory_, strict=True)))
 
 
 @checks.checked(
@@ -146,13 +146,39 @@ def sweep(
     """Run (or resume) a sweep; returns a SweepResult when every chunk is on disk, else None (other shards).
 
     Args:
+        spec: the base spectrum (its recipe lets spec.* fields vary on the grid).
+        gen: the base generators.
+        down: the base downstream model.
         grid: {field: values}, e.g. {"down.lam": np.logspace(-3, 1, 9), "down.T": [100, 300]}.
+        generations: N >= 0; every n = 0..N is measured.
+        seeds: seeds per grid point.
+        key: an int root seed; seed i of every point uses fold_in(key, i), as `simulate` does.
+        out: the folder for the manifest, the chunks and the merged sweep.
+        sampler: 'auto', 'direct' or 'suffstats' (see `simulate`).
         chunk_size: seeds per chunk (default: what fits `max_memory` bytes for all data points at once).
         shard: (i, N): this process runs the chunks whose index is i mod N; `merge(out)` joins them. By default
             (None) it is (jax.process_index(), jax.process_count()): under `jax.distributed.initialize` every
             process takes its slice, and process 0 waits up to `wait` seconds for the others' chunk files (on a
             shared filesystem) and merges. No collective runs between processes.
+        max_memory: bytes one chunk may use, all data points together (sets the default chunk_size).
+        wait: seconds process 0 waits for the other shards' chunks before giving up.
+        progress: print one line per chunk to stderr.
         _fail_after: raise after writing that many chunks (tests inject an interruption with it).
+
+    Returns:
+        SweepResult (per-seed metrics with the grid axes in front, theory and formula kind at every point), or
+        None in a shard process that does not merge.
+
+    Raises:
+        ValueError: an unknown grid field, a folder holding a different sweep, or a bad size or shard.
+
+    Example:
+        >>> import tempfile, collapse_jax as cj
+        >>> out = tempfile.mkdtemp()
+        >>> res = cj.sweep(cj.Spectrum.isotropic(6), cj.Generators(T0=20), cj.Downstream(T=20), {"down.lam": [0, 1.0]},
+        ...                generations=1, seeds=8, out=out, progress=False)
+        >>> res.test_error.shape, cj.sweep_load(out).formula.tolist()
+        ((2, 8, 2), ['exact', 'DE'])
     """
     checks.Int(0, checks.MAX_GENERATIONS)("generations", generations)  # as `simulate` refuses them
     checks.Int(1, checks.MAX_SIZE)("seeds", seeds)
@@ -198,7 +224,7 @@ def sweep(
         key=key,
         sampler=sampler,
         chunk_size=chunk,
-        x64=bool(jax.config.jax_enable_x64),
+        x64=bool(jax.config.read("jax_enable_x64")),
     )
     store.claim(out, manifest)
 
@@ -206,8 +232,8 @@ def sweep(
     mine = [j for k, j in enumerate(jobs) if k % n_shards == i_shard]
     say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
     store.clean_stale_temporaries(out)
-    shape_of = lambda c: (n_data, min(chunk, seeds - c * chunk), generations + 1)  # noqa: E731
-    done = lambda j: store.read_chunk(out, *j, shape_of(j[1]), Metrics._fields, say) is not None  # noqa: E731
+    shape_of = lambda c: (n_data, min(chunk, seeds - c * chunk), generations + 1)
+    done = lambda j: store.read_chunk(out, j[0], j[1], shape_of(j[1]), Metrics._fields, say) is not None
     todo = [j for j in mine if not done(j)]
     say(
         f"[sweep] {out}: {len(names)} axes, {_count(values, names)} points x {seeds} seeds, {len(jobs)} chunks "
@@ -272,7 +298,26 @@ def sweep(
 
 @checks.checked(out=checks.PathLike(), progress=checks.OneOf(True, False))
 def merge(out: str | Path, progress: bool = True) -> SweepResult:
-    """Assemble the chunk files of a finished sweep (all shards) into sweep.npz/.json, with theory."""
+    """Assemble the chunk files of a finished sweep (all shards) into sweep.npz/.json, with theory.
+
+    Args:
+        out: the sweep's folder, where every shard wrote its chunks.
+        progress: say on stderr which grid points have no formula or are invalid.
+
+    Returns:
+        The SweepResult, also written to out/sweep.npz and out/sweep.json.
+
+    Raises:
+        ValueError: chunks are missing (it names one and the shard to re-run).
+
+    Example:
+        >>> import tempfile, collapse_jax as cj
+        >>> out = tempfile.mkdtemp()
+        >>> _ = cj.sweep(cj.Spectrum.isotropic(6), cj.Generators(T0=20), cj.Downstream(T=20), {"down.lam": [0, 1.0]},
+        ...              generations=1, seeds=8, out=out, shard=(0, 1), progress=False)
+        >>> cj.merge(out, progress=False).test_error.shape
+        (2, 8, 2)
+    """
     out = Path(out)
     if not (out / "manifest.json").is_file():
         raise ValueError(f"{str(out)!r} is not a sweep folder (no manifest.json in it)")
@@ -331,7 +376,7 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
         stacked = np.stack([p[k] for p in per_static])  # (static, data, seed, n)
         arrays[k] = _to_grid(stacked, names, static_names, data_names, values)
     for point in np.ndindex(grid_shape):
-        cfg = dict(zip(names, (values[n][i] for n, i in zip(names, point))))
+        cfg = dict(zip(names, (values[n][i] for n, i in zip(names, point, strict=True)), strict=True))
         label = ",".join(map(str, point))
         try:
             sp, g, d = _point_configs(spec, gen, down, cfg)
@@ -392,7 +437,22 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
 
 @checks.checked(out=checks.PathLike())
 def load(out: str | Path) -> SweepResult:
-    """Read a merged sweep back."""
+    """Read a merged sweep back (`cj.sweep_load`).
+
+    Args:
+        out: the folder holding sweep.npz and sweep.json.
+
+    Returns:
+        The SweepResult that `sweep` or `merge` returned.
+
+    Example:
+        >>> import tempfile, collapse_jax as cj
+        >>> out = tempfile.mkdtemp()
+        >>> _ = cj.sweep(cj.Spectrum.isotropic(6), cj.Generators(T0=20), cj.Downstream(T=20), {"down.lam": [0, 1.0]},
+        ...              generations=1, seeds=8, out=out, progress=False)
+        >>> cj.sweep_load(out).axes
+        ('down.lam', 'seed', 'n')
+    """
     arrays, meta = io.load(Path(out) / "sweep")
     names = meta["axes"]["test_error"][:-2]
     where = Path(out) / "sweep.json"
@@ -433,7 +493,9 @@ def _compute_chunk(
     """The metrics of one chunk, shaped `shape`: every data point of static combination s_idx, seeds from start
     (computed `chunk` at a time, one compiled shape for every chunk, then cut to shape[1])."""
     static_vals = _nth(values, static_names, s_idx)
-    spec_s, gen_s, down_s, bad = _stacked(spec, gen, down, dict(zip(static_names, static_vals)), data_names, values)
+    spec_s, gen_s, down_s, bad = _stacked(
+        spec, gen, down, dict(zip(static_names, static_vals, strict=True)), data_names, values
+    )
     if bad is not None:  # the whole static combination is invalid: NaNs, so that the sweep can complete
         return {k: np.full(shape, np.nan) for k in Metrics._fields}
     ids = np.arange(start, start + chunk, dtype=np.uint32)
@@ -507,7 +569,7 @@ def _nth(values, names, index):
     if not names:
         return ()
     idx = np.unravel_index(index, tuple(len(values[n]) for n in names))
-    return tuple(values[n][i] for n, i in zip(names, idx))
+    return tuple(values[n][i] for n, i in zip(names, idx, strict=True))
 
 
 def _point_configs(spec, gen, down, cfg: dict):
@@ -528,7 +590,9 @@ def _stacked(spec, gen, down, static_cfg, data_names, values):
         resolve_sampler("auto", s0.d, g0, d0)
     except ValueError as err:
         return spec, gen, down, str(err)
-    points = [dict(zip(data_names, combo)) for combo in itertools.product(*(values[n] for n in data_names))]
+    points = [
+        dict(zip(data_names, combo, strict=True)) for combo in itertools.product(*(values[n] for n in data_names))
+    ]
     configs, fallback = [], None
     for p in points:
         try:

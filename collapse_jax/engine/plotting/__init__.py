@@ -1,5 +1,10 @@
 """Figures: theory as lines, simulation as markers with +-1 standard-error bars; PNG and PDF.
 
+One style for the lab: an ordered colour map (`ordered_colours`) for ordered parameters (generations, sizes,
+fractions) and the default cycle for categories (strategies, rules); log axes labelled in one way (all plain
+numbers where few powers of ten are visible, else powers of ten only); panels laid out by matplotlib's
+constrained layout, so labels never collide; and on every saved figure the note `NOTE`.
+
 Every experiment's [plot] table may set `style` ("default" or "paper", a packaged single-column style) and
 `size` ([width, height] in inches, applied when the figure is saved); `use` applies them to all figures drawn
 inside it.
@@ -9,20 +14,20 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt  # the backend is the user's (inline in a notebook); the CLI picks Agg
 import matplotlib.ticker
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from collapse_jax.engine import checks  # noqa: E402
+from collapse_jax.engine import checks
 
 STYLE = Path(__file__).with_name("collapse.mplstyle")
 STYLES = {"default": STYLE, "paper": Path(__file__).with_name("paper.mplstyle")}
 PLOT_KEYS = {"style": "str", "size": "reals"}  # the [plot] keys every family accepts
-_current = {"style": STYLE, "size": None}
+NOTE = "lines: theory, markers: simulation ± 1 s.e."
+ORDERED_MAP = "viridis"
+_current: dict[str, Any] = {"style": STYLE, "size": None}
 
 
 def options(table: dict) -> dict:
@@ -53,6 +58,19 @@ def style():
     return plt.style.context(_current["style"])
 
 
+def ordered_colours(count: int) -> list:
+    """`count` colours along the lab's ordered colour map, dark to light, for curves of an ordered parameter.
+
+    Stops short of the map's pale end, so that the last curve stays visible on white.
+
+    Example:
+        >>> from collapse_jax.engine import plotting
+        >>> len(plotting.ordered_colours(4))
+        4
+    """
+    return [tuple(c) for c in plt.get_cmap(ORDERED_MAP)(np.linspace(0.0, 0.85, max(count, 1)))[:count]]
+
+
 def theory_vs_simulation(
     x_theory,
     theory,
@@ -69,23 +87,27 @@ def theory_vs_simulation(
     legend_title=None,
     ax=None,
     reference_slope=None,
+    ordered=False,
+    x_theory_per_curve=None,
 ):
     """One colour per curve: theory line (x_theory, theory[i]) and markers (x_sim, sim_mean[i] +- sim_sem[i]).
 
     Draws into `ax` when given (panels), else a new figure; returns the figure. reference_slope: a grey
-    line of that log-log slope through the start of the first curve.
+    line of that log-log slope through the start of the first curve. ordered: the curves follow an ordered
+    parameter (colours from `ordered_colours`), else the category cycle. x_theory_per_curve: a list of one x
+    array per curve, used instead of x_theory where curves have their own abscissae (theory[i] matching it).
     """
     with style():
         fig, ax = plt.subplots() if ax is None else (ax.figure, ax)
+        colours = ordered_colours(len(labels)) if ordered else [None] * len(labels)
         for i, label in enumerate(labels):
-            (line,) = ax.plot(x_theory, theory[i], label=label)
+            x_i = x_theory if x_theory_per_curve is None else x_theory_per_curve[i]
+            (line,) = ax.plot(x_i, theory[i], label=label, color=colours[i])
             yerr = sim_sem[..., i, :] if np.ndim(sim_sem) == 3 else sim_sem[i]  # (2, curves, x): asymmetric bars
             ax.errorbar(x_sim, sim_mean[i], yerr=yerr, fmt="o", color=line.get_color(), mfc="white")
         ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
         ax.set_xscale("log" if logx else "linear")
         ax.set_yscale("log" if logy else "linear")
-        ax.plot([], [], "k-", label="theory")
-        ax.errorbar([], [], yerr=[], fmt="o", color="k", mfc="white", label="simulation ±1 s.e.")
         if reference_slope is not None:
             ref = theory[0][0] * 1.5 * (np.asarray(x_theory) / x_theory[0]) ** reference_slope
             ax.plot(x_theory, ref, color="0.6", lw=1, label=f"slope {reference_slope:.2f} (predicted)")
@@ -94,14 +116,25 @@ def theory_vs_simulation(
     return fig
 
 
-def panels(count: int, sharey: bool = True):
-    """A row of `count` panels (sharing the y axis unless told not to) in the lab's style: (figure, axes)."""
+def panels(count: int, sharey: bool = True, ncols: int | None = None):
+    """`count` panels in rows of `ncols` (default: one row), sharing the y axis unless told not to, laid out
+    by constrained layout (labels never collide): (figure, flat list of the axes); spare cells are removed."""
     with style():
         w, h = plt.rcParams["figure.figsize"]
+        cols = count if ncols is None else max(1, min(ncols, count))
+        rows = -(-count // cols)
         fig, axs = plt.subplots(
-            1, count, figsize=(w if count == 1 else 0.6 * w * count, h), sharey=sharey, squeeze=False
+            rows,
+            cols,
+            figsize=(w if cols == 1 else 0.6 * w * cols, h if rows == 1 else 0.8 * h * rows),
+            sharey=sharey,
+            squeeze=False,
+            layout="constrained",
         )
-    return fig, list(axs[0])
+    flat = list(axs.ravel())
+    for ax in flat[count:]:
+        ax.remove()
+    return fig, flat[:count]
 
 
 def _plain_minor_ticks(ax):
@@ -119,6 +152,8 @@ def _plain_minor_ticks(ax):
             if inside < 2
             else matplotlib.ticker.NullFormatter()
         )
+        if inside < 2:  # minor ticks read 20, 50: the powers of ten then read 10, 100 (not 10^1, 10^2)
+            axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: _leading(v, range(1, 10))))
 
 
 def _leading(v: float, keep) -> str:
@@ -140,13 +175,14 @@ def curves_against_T(
     styles = ["-", "--", ":", "-."]
     with style():
         fig, ax = plt.subplots()
-        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        colours = ordered_colours(len(ns))  # generations are ordered
         for i, label in enumerate(rule_labels):
             for j, n in enumerate(ns):
-                c = colours[j % len(colours)]
+                c = colours[j]
                 ax.plot(T_theory, theory[i][j], styles[i % 4], color=c, label=f"n = {n}" if i == 0 else None)
                 ax.errorbar(T_sim, sim_mean[i, :, j], yerr=sim_sem[i, :, j], fmt="os^v"[i % 4], color=c, mfc="white")
-            ax.plot([], [], styles[i % 4], color="k", label=label)
+            if len(rule_labels) > 1:  # one rule: the title names it
+                ax.plot([], [], styles[i % 4], color="k", label=label)
         for j, n in enumerate(ns):
             if crossover and n in crossover and T_theory[0] <= crossover[n] <= T_theory[-1]:
                 ax.axvline(crossover[n], color=colours[j % len(colours)], ls=":", lw=1)
@@ -163,15 +199,18 @@ def close(fig):
     plt.close(fig)
 
 
-def save(fig, stem: str | Path) -> list[Path]:
-    """Write stem.png and stem.pdf, at the size `use` set (if any), every panel's log axes readable."""
+def save(fig, stem: str | Path, note: str | None = NOTE) -> list[Path]:
+    """Write stem.png and stem.pdf, at the size `use` set (if any), every panel's log axes readable, and
+    `note` (what lines and markers mean) in small grey type below the bottom right corner."""
     stem = Path(stem)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     if _current["size"] is not None:
         fig.set_size_inches(*_current["size"])
     for ax in fig.axes:
         _plain_minor_ticks(ax)
-    for p in paths:
-        fig.savefig(p)
+    if note:  # below everything (va="top" at y = 0): the tight bounding box grows to hold it, nothing overlaps
+        fig.text(0.99, 0.0, note, ha="right", va="top", fontsize=7, color="0.35")
+    for p in paths:  # tight, as the styles ask (savefig runs outside their context): the note is drawn, not cut
+        fig.savefig(p, bbox_inches="tight")
     plt.close(fig)
     return paths

@@ -45,28 +45,28 @@ from collapse_jax.regression.theory.powerlaw import (
 from collapse_jax.regression.theory.ridge import isotropic_test_error, kappa
 
 __all__ = [
-    "test_error",
-    "formula_kind",
-    "agreement",
-    "de_gap",
     "Z_MAX",
-    "generator_error",
-    "metrics",
-    "kappa",
-    "df",
-    "isotropic_test_error",
     "NoFormulaError",
+    "agreement",
+    "crossover_T",
+    "de_gap",
+    "df",
     "ell_crit",
     "error_exponent",
     "fast_exponent",
-    "slow_exponent",
-    "sigma_eff2",
-    "crossover_T",
+    "formula_kind",
+    "generator_error",
+    "isotropic_test_error",
+    "kappa",
+    "metrics",
     "moments",
     "overparam",
     "powerlaw",
     "ridge",
+    "sigma_eff2",
+    "slow_exponent",
     "strategies",
+    "test_error",
 ]
 
 
@@ -78,20 +78,44 @@ __all__ = [
     n=Int(0, checks.MAX_GENERATIONS, many=True),
 )
 def metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Metrics:
-    """Expected test and generator errors after n generations (n: int or int array; output has n's shape)."""
+    """Expected test and generator errors after n generations: the strongest formula that applies.
+
+    Exact where one exists, a deterministic equivalent otherwise (ridge models, ridge generators); in float64.
+
+    Args:
+        spec: the covariance spectrum and teacher.
+        gen: the generators' chain.
+        down: the downstream ridge model; a lambda schedule is resolved per generation.
+        n: an int or an int array of generations.
+
+    Returns:
+        Metrics whose fields have n's shape, with the names of `simulate`'s results.
+
+    Raises:
+        NoFormulaError: the lab has no formula for this config (a ValueError; `formula_kind` says "none").
+        ValueError: a bad argument, named with its allowed range.
+
+    Example:
+        >>> import collapse_jax as cj
+        >>> m = cj.theory.metrics(cj.Spectrum.isotropic(10), cj.Generators(T0=40), cj.Downstream(T=40), [0, 1, 2])
+        >>> m.test_error.shape, float(m.generator_error[0])
+        ((3,), 0.0)
+    """
     n = moments.generations_array(n, gen)
     down = down.resolved(int(n.max()))
     mom = moments.generator_moments(spec, gen, n)
     gen_err = moments.generator_error(spec, mom)
-    if np.ndim(down.lam) == 0:
+    lam = down.lam
+    assert not callable(lam)  # resolved above
+    if np.ndim(lam) == 0:
         return Metrics(_downstream_error(spec, mom, gen_err, down), gen_err)
     # one lambda per generation: evaluate each n with its own lambda
     flat = [
         _downstream_error(
             spec,
-            jax.tree.map(lambda a: a.reshape((-1,) + a.shape[n.ndim :])[i], mom),
+            jax.tree.map(lambda a, i=i: a.reshape((-1,) + a.shape[n.ndim :])[i], mom),
             gen_err.ravel()[i],
-            dataclasses.replace(down, lam=down.lam[k]),
+            dataclasses.replace(down, lam=np.asarray(lam)[k]),
         )
         for i, k in enumerate(n.ravel())
     ]
@@ -100,8 +124,23 @@ def metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Metrics:
 
 @checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream))
 def formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
-    """Which kind of prediction `metrics` makes for this config: "exact", "DE" (deterministic equivalent, within
-    its finite-size gap) or "none" (it raises NoFormulaError). Decides how a comparison is judged."""
+    """Which kind of prediction `metrics` makes for this config. Decides how a comparison is judged.
+
+    Args:
+        spec: the covariance spectrum and teacher.
+        gen: the generators' chain.
+        down: the downstream ridge model.
+
+    Returns:
+        "exact", "DE" (a deterministic equivalent, within its finite-size gap) or "none" (`metrics` raises
+        NoFormulaError).
+
+    Example:
+        >>> import collapse_jax as cj
+        >>> spec, gen = cj.Spectrum.isotropic(10), cj.Generators(T0=40)
+        >>> [cj.theory.formula_kind(spec, gen, cj.Downstream(T=40, lam=lam)) for lam in (0.0, 0.1)]
+        ['exact', 'DE']
+    """
     try:
         metrics(spec, gen, down, np.arange(min(gen.length or 1, 1) + 1))
     except NoFormulaError:
@@ -133,21 +172,35 @@ def df(eigenvalues, kappa, m: int):
     return ridge.df(jnp.asarray(eigenvalues), kappa, m)
 
 
-@checked(d=Int(1))
-def de_gap(d: int) -> float:
+def de_gap(d: float) -> float:
     """The finite-size bound on a deterministic equivalent's relative gap, 2/d: its corrections are O(1/d), and
     2/d covers every gap the lab has measured (2-4% at d = 20, 0.5-1.5% at d = 50-100)."""
+    if isinstance(d, bool) or not isinstance(d, (int, float, np.integer, np.floating)) or not d >= 1:
+        raise ValueError(f"d must be a number >= 1 (inf where no finite-size gap applies), got {d!r}"[:300])
     return 2.0 / d
 
 
-def agreement(kind: str, max_abs_z: float, max_abs_rel: float | None, d: int) -> tuple[bool, str]:
-    """(agrees, sentence) for a comparison of simulation with a formula of this kind ("exact" or "DE"): exact
-    formulas by |z| <= Z_MAX; deterministic equivalents by |z| <= Z_MAX or a relative gap within de_gap(d),
-    because their finite-size gap makes |z| grow with the seed count; "none" checks nothing (True). Any other kind
-    is a ValueError (it used to read as agreement).
+def agreement(kind: str, max_abs_z: float, max_abs_rel: float | None, d: float) -> tuple[bool, str]:
+    """Whether a simulation agrees with a formula of this kind, and the sentence that says how it was judged.
+
+    Exact formulas by |z| <= Z_MAX; deterministic equivalents by |z| <= Z_MAX or a relative gap within
+    de_gap(d), because their finite-size gap makes |z| grow with the seed count.
+
+    Args:
+        kind: "exact", "DE" or "none" (no closed form checked: agrees).
+        max_abs_z: the largest |z| of the comparison.
+        max_abs_rel: the largest relative gap |mean / theory - 1| (None: not measured).
+        d: the dimension that sets a DE's finite-size bound (inf for exact formulas).
+
+    Returns:
+        (agrees, sentence).
+
+    Raises:
+        ValueError: for any other kind (it used to read as agreement).
 
     Example:
-        >>> agreement("exact", 1.5, None, 100)[0]
+        >>> from collapse_jax.regression import theory
+        >>> theory.agreement("DE", 6.0, 0.01, 100)[0]  # |z| = 6, but a 1% gap is within 2/d = 2%
         True
     """
     if kind == "exact":
@@ -176,7 +229,26 @@ def agreement(kind: str, max_abs_z: float, max_abs_rel: float | None, d: int) ->
     n=Int(0, checks.MAX_GENERATIONS, many=True),
 )
 def test_error(spec: Spectrum, gen: Generators, down: Downstream, n):
-    """Expected test error of the downstream model trained on generation-n data (MATH §1.2-1.5)."""
+    """Expected test error of the downstream model trained on generation-n data: `metrics(...).test_error`.
+
+    Args:
+        spec: the covariance spectrum and teacher.
+        gen: the generators' chain.
+        down: the downstream ridge model.
+        n: an int or an int array of generations.
+
+    Returns:
+        An array of n's shape.
+
+    Raises:
+        NoFormulaError: the lab has no formula for this config.
+
+    Example:
+        >>> import collapse_jax as cj
+        >>> spec, gen = cj.Spectrum.isotropic(10), cj.Generators(T0=40, sigma0=1.0)
+        >>> round(float(cj.theory.test_error(spec, gen, cj.Downstream(T=40, sigma=1.0), 0)), 4)  # d / (T - d - 1)
+        0.3448
+    """
     return metrics(spec, gen, down, n).test_error
 
 
