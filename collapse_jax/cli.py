@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     except ValueError as err:
         print(f"collapse-jax: {err}", file=sys.stderr)
         return 2
-    except Exception as err:  # noqa: BLE001 - a bad folder or file (OSError, a manifest lacking keys...): one line
+    except Exception as err:
         if os.environ.get("COLLAPSE_JAX_DEBUG"):
             raise
         print(f"collapse-jax: {_one_line(err, args)}", file=sys.stderr)
@@ -140,7 +140,6 @@ def _one_line(err: Exception, args) -> str:
 
 
 def _sweep(args):
-    import numpy as np
 
     from collapse_jax import experiment
     from collapse_jax.engine import checks

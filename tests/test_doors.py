@@ -41,7 +41,7 @@ def test_generators_lam_zero_is_ols_exactly_in_theory_and_simulation():
 
 
 def test_sweep_refuses_a_zero_generator_lambda(tmp_path):
-    with pytest.raises(ValueError, match="grid field 'gen.lam' must not be 0"):
+    with pytest.raises(ValueError, match=r"grid field 'gen\.lam' must not be 0"):
         cj.sweep(
             SPEC,
             cj.Generators(T0=20, lam=0.1),
@@ -175,7 +175,7 @@ def test_truncated_mnist_npz_is_refused_by_path(tmp_path):
     path = tmp_path / "mnist.npz"
     np.savez(path, x_train=np.zeros((4, 28, 28), np.uint8), y_train=np.arange(4))
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(ValueError, match="mnist.npz' is not a readable .npz file"):
+    with pytest.raises(ValueError, match=r"mnist\.npz' is not a readable \.npz file"):
         kdata.load_mnist(path)
 
 
@@ -250,7 +250,7 @@ def test_sweep_grid_values_of_the_wrong_type_are_refused(tmp_path):
 
 
 def test_a_list_valued_grid_key_is_refused_or_written_as_a_loadable_coordinate(tmp_path):
-    with pytest.raises(ValueError, match="grid field 'gen.T0' takes single values"):
+    with pytest.raises(ValueError, match=r"grid field 'gen\.T0' takes single values"):
         cj.sweep(
             SPEC,
             cj.Generators(T0=20),

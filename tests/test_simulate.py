@@ -8,9 +8,9 @@ import textwrap
 import jax
 import numpy as np
 import pytest
+from stats import timeout_for
 
 import collapse_jax as cj
-from stats import timeout_for
 
 SPEC = cj.Spectrum.power_law(12, beta=1.5, r=0.5)
 CASES = {

@@ -6,9 +6,9 @@ import sys
 
 import numpy as np
 import pytest
+from stats import timeout_for
 
 import collapse_jax as cj
-from stats import timeout_for
 
 SPEC = cj.Spectrum.isotropic(12)
 GEN, DOWN = cj.Generators(T0=30, sigma0=1.0), cj.Downstream(T=30, sigma=0.5)

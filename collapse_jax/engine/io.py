@@ -13,7 +13,6 @@ import json
 import os
 import platform
 from pathlib import Path
-from typing import Any
 
 import jax
 import numpy as np
