@@ -13,6 +13,7 @@ import json
 import os
 import platform
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -71,8 +72,9 @@ def save(stem: str | Path, arrays: dict, axes: dict, meta: dict, coords: dict | 
     tmp = stem.with_name(f"{stem.name}.{os.getpid()}.tmp.npz")  # per process: two writers never share one
     tmp_json = stem.with_name(f"{stem.name}.{os.getpid()}.tmp.json")
     try:
+        payload: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
         with new_file(tmp) as f:
-            np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
+            np.savez_compressed(f, **payload)
         doc = dict(axes=axes, **meta, environment=environment(), npz_sha256=file_sha256(tmp))
         with new_file(tmp_json) as f:
             f.write(json.dumps(doc, indent=2, default=_jsonable).encode())

@@ -134,7 +134,7 @@ def builder_cache(maxsize: int = 32):
         def inner(*args):
             return cached(jax.dtypes.canonicalize_dtype(np.float64) == np.float64, *args)
 
-        inner.cache_clear = cached.cache_clear
+        inner.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
         return inner
 
     return wrap

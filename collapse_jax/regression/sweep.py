@@ -321,11 +321,11 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
     out = Path(out)
     if not (out / "manifest.json").is_file():
         raise ValueError(f"{str(out)!r} is not a sweep folder (no manifest.json in it)")
-    m = store.read_manifest(out)
-    missing = {"spectrum", "generators", "downstream", "axes", "grid", "generations", "seeds", "chunk_size", "key"}
-    missing -= set(m)
-    if missing or not isinstance(m["spectrum"], dict) or not isinstance(m["grid"], dict):
-        raise ValueError(f"{out / 'manifest.json'} is not a sweep manifest (lacks {sorted(missing) or 'tables'})")
+    m = store.read_manifest(out) or {}
+    needed = {"spectrum", "generators", "downstream", "axes", "grid", "generations", "seeds", "chunk_size", "key"}
+    lacking = sorted(needed - set(m))
+    if lacking or not isinstance(m["spectrum"], dict) or not isinstance(m["grid"], dict):
+        raise ValueError(f"{out / 'manifest.json'} is not a sweep manifest (lacks {lacking or 'tables'})")
     store.clean_stale_temporaries(out)
     recipe = m["spectrum"].get("recipe")
     spec = (
