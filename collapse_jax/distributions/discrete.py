@@ -31,7 +31,7 @@ class DiscreteChain(NamedTuple):
 
 def check_probabilities(p) -> np.ndarray:
     """p as a float vector of at least 2 non-negative probabilities summing to 1, else a ValueError naming p."""
-    checks.real_array("p", p, lo=0.0, hi=1.0, ndim=(1,))
+    checks.real_array("p", p, ndim=(1,))  # numbers (a string is named); the range is checked below
     p = np.asarray(p, float)
     if p.ndim != 1 or p.size < 2:
         raise ValueError(f"p must be a vector of at least 2 probabilities, got shape {p.shape}")
