@@ -209,15 +209,19 @@ def Real(lo: float | None = None, lo_open: bool = False, hi: float | None = None
     return lambda name, x: real_array(name, x, lo=lo, lo_open=lo_open, hi=hi, ndim=ndim)
 
 
-def RealArray(lo: float | None = None, hi: float | None = None, ndim=(1,)):
-    """A numpy or jax array (not a list: array functions need .shape and .dtype) of finite reals in range."""
+def RealArray(lo: float | None = None, hi: float | None = None, ndim=(1,), finite: bool = True):
+    """A numpy or jax array (not a list: array functions need .shape and .dtype) of finite reals in range (with
+    finite=False: of any real values, infinities included, as a sort takes them)."""
 
     def rule(name, x):
         if isinstance(x, jax.core.Tracer):
             return
         if not isinstance(x, (np.ndarray, jax.Array)):
             raise ValueError(f"{name} must be a numpy or jax array, got {type(x).__name__}: {x!r}"[:300])
-        real_array(name, x, lo=lo, hi=hi, ndim=ndim)
+        if finite:
+            real_array(name, x, lo=lo, hi=hi, ndim=ndim)
+        elif np.asarray(x).dtype.kind not in "iuf" or np.ndim(x) not in ndim:
+            raise ValueError(f"{name} must be a real array with {ndim} dimension(s), got {x.dtype} {np.shape(x)}")
 
     return rule
 
