@@ -129,7 +129,7 @@ def gaussian_textbook(rng, seeds, M=M_GAUSS, G=G_GAUSS):
 def gaussian_jax(seeds, key):
     from collapse_jax.distributions import gaussian_chain
 
-    return gaussian_chain(key, M=M_GAUSS, generations=G_GAUSS, seeds=seeds).var
+    return gaussian_chain(key=key, M=M_GAUSS, generations=G_GAUSS, seeds=seeds).var
 
 
 # -- KDE chain, fixed bandwidth: resample M points with replacement and add h z -------------------------------
@@ -161,7 +161,7 @@ def kde_jax(seeds, key):
     from collapse_jax.distributions import kde_chain
 
     # measured at the last generation only, like the peers (distances at every generation would cost more)
-    return kde_chain(key, M=M_KDE, generations=G_KDE, seeds=seeds, bandwidth=H, measure=(G_KDE,)).var[:, -1, 0]
+    return kde_chain(key=key, M=M_KDE, generations=G_KDE, seeds=seeds, bandwidth=H, measure=(G_KDE,)).var[:, -1, 0]
 
 
 # -- bootstrap: resample M labels with replacement, count the distinct ones and the collision probability ---
@@ -199,7 +199,7 @@ def bootstrap_textbook(rng, seeds, M=M_BOOT, G=G_BOOT):
 def bootstrap_jax(seeds, key):
     from collapse_jax.distributions import bootstrap_chain
 
-    return bootstrap_chain(key, M=M_BOOT, generations=G_BOOT, seeds=seeds).collision[:, -1]
+    return bootstrap_chain(key=key, M=M_BOOT, generations=G_BOOT, seeds=seeds).collision[:, -1]
 
 
 # -- KRR chain: T0 points drawn from a pool, KRR on the previous model's labels, G generations ---------------

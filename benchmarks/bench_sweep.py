@@ -61,7 +61,7 @@ def jax_rate(d, T, lam, generations, sampler, budget):
     spec = cj.Spectrum.isotropic(d)
     gen = cj.Generators(T0=T, lam=lam if lam > 0 else None)
     down = cj.Downstream(T=T, lam=lam)
-    return rate(lambda s, c: cj.simulate(spec, gen, down, generations, s, 0, sampler=sampler, chunk_size=c), budget)
+    return rate(lambda s, c: cj.simulate(spec, gen, down, generations, s, key=0, sampler=sampler, chunk_size=c), budget)
 
 
 def table(ds, ratios, budget):

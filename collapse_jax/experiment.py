@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import sys
 import time
 import tomllib
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 
 from collapse_jax.distributions import experiments as distribution_experiments
 from collapse_jax.engine import checks, io, plotting, store
+from collapse_jax.engine.progress import reporter
 from collapse_jax.kernels import experiments as kernel_experiments
 from collapse_jax.regression import compare, optimize_experiments, theory
 from collapse_jax.regression import experiments as regression_experiments
@@ -111,8 +111,7 @@ def run(exp, out_dir: str | Path = "results", progress: bool = True) -> dict:
 def compute(exp, progress: bool = False):
     """Simulation and theory of one experiment, any family: (arrays, axes, rows, summary, figure)."""
     family = next(f for f in FAMILIES if exp.kind in f.KINDS)
-    if progress:
-        print(f"[{exp.name}] {exp.kind}: {exp.chain}, {exp.seeds} seeds", file=sys.stderr)
+    reporter(progress)(f"[{exp.name}] {exp.kind}: {exp.chain}, {exp.seeds} seeds")
     return family.runner(exp.kind)(exp, progress)
 
 
@@ -147,8 +146,7 @@ def sweep_file(cfg: dict, out: str | Path, progress: bool = True) -> tuple[dict,
                 raise ValueError(f'grid key {name!r} must name a key of a table, like "chain.M"')
             point_cfg.setdefault(section, {})[key] = value
         exp = from_config(point_cfg, default_name="sweep")
-        if progress:
-            print(f"[sweep] point {i + 1}/{len(points)}: {dict(zip(names, values, strict=True))}", file=sys.stderr)
+        reporter(progress)(f"[sweep] point {i + 1}/{len(points)}: {dict(zip(names, values, strict=True))}")
         arrays, axes, _, summary, fig = compute(exp, progress=False)
         plotting.close(fig)
         per_point.append((arrays, axes))

@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import sys
 import textwrap
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from collapse_jax.engine import checks, plotting
+from collapse_jax.engine.progress import reporter
 from collapse_jax.regression import theory
 
 FAMILIES = ("regression", "distributions", "kernels")
@@ -49,7 +49,7 @@ def _regression(formula, spec, gen, down, n=5):
 
     def sim(seeds, key):
         ns = np.arange(n + 1)
-        res = cj.simulate(spec, gen, down, n, seeds, key)
+        res = cj.simulate(spec, gen, down, n, seeds, key=key)
         return ns, res.test_error, np.asarray(theory.test_error(spec, gen, down, ns))
 
     config = (
@@ -101,31 +101,31 @@ def _catalogue():
 
     def gaussian_var(seeds, key):
         n = np.arange(0, 51, 5)
-        out = gaussian_chain(key, M=20, generations=50, seeds=seeds)
+        out = gaussian_chain(key=key, M=20, generations=50, seeds=seeds)
         return n, out.var[:, n], dt.gaussian_var_mean(20, n)
 
     def gaussian_logdet(seeds, key):
         n = np.array([10, 100, 1000])
-        out = gaussian_chain(key, M=10, generations=1000, seeds=seeds, d=2, estimator="unbiased")
+        out = gaussian_chain(key=key, M=10, generations=1000, seeds=seeds, d=2, estimator="unbiased")
         return n, out.log_det[:, n], dt.gaussian_logdet_drift(10, n, 2, "unbiased")
 
     def gaussian_accumulate(seeds, key):
         n = np.arange(1, 21)
-        out = gaussian_chain(key, M=10, generations=20, seeds=seeds, strategy="accumulate", real_fraction=0.2)
+        out = gaussian_chain(key=key, M=10, generations=20, seeds=seeds, strategy="accumulate", real_fraction=0.2)
         return n, out.var[:, n], dt.gaussian_strategy_moments(10, n, strategy="accumulate", real_fraction=0.2)[1]
 
     def kde_fixed(seeds, key):
-        out = kde_chain(key, M=50, generations=20, seeds=seeds, bandwidth=0.3)
+        out = kde_chain(key=key, M=50, generations=20, seeds=seeds, bandwidth=0.3)
         return out.generations, out.var[:, :, 0], dt.kde_var(50, out.generations, 1.0, 0.3)
 
     def bootstrap_distinct(seeds, key):
         t = np.array([1, 2, 5, 10, 20, 50])
-        out = bootstrap_chain(key, 30, 50, seeds)
+        out = bootstrap_chain(30, 50, seeds, key=key)
         return t, out.distinct[:, t], dt.distinct_mean(30, t)
 
     def discrete_dev(seeds, key):
         p, N, n = np.array([0.5, 0.3, 0.2]), 20, np.array([0, 2, 5, 10])
-        out = discrete_chain(key, p, N, 10, seeds)
+        out = discrete_chain(p, N, 10, seeds, key=key)
         dev = np.sum((out.probs[:, n] - out.probs[:, 1:2]) ** 2, -1)
         return n, dev, dt.discrete_deviation(p, N, n)
 
@@ -238,11 +238,9 @@ def run(selected: list[Check], full: bool = False, key: int = 0, progress: bool 
                 theory=th,
             )
         )
-        if progress:
-            print(
-                f"[validate] {'ok  ' if ok else 'FAIL'} {c.formula} ({seeds} seeds, {rows[-1]['seconds']:.1f}s)",
-                file=sys.stderr,
-            )
+        reporter(progress)(
+            f"[validate] {'ok  ' if ok else 'FAIL'} {c.formula} ({seeds} seeds, {rows[-1]['seconds']:.1f}s)"
+        )
     return rows
 
 

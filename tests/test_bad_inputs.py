@@ -157,7 +157,7 @@ def test_bad_inputs_raise_a_named_error_or_return_finite_numbers(label, fn, vali
         (lambda: theory.kappa(np.ones(5), 0.1, 0), "T"),
         (lambda: theory.crossover_T(-1.0, 2.0, 0.5), "sigma_eff2_"),
         (lambda: theory.error_exponent(2.0, 0.5, float("nan")), "ell"),
-        (lambda: kde_chain(0, M=10, generations=3, seeds=2, bandwidth=1e200), "bandwidth"),
+        (lambda: kde_chain(key=0, M=10, generations=3, seeds=2, bandwidth=1e200), "bandwidth"),
         (lambda: cj.simulate(SPEC, GEN, DOWN, generations=10**9, seeds=2), "generations"),
         (lambda: cj.Generators(T0=20, sigma0=np.float64(-1.0)), r"sigma0 must be >= 0.0, got -1.0$"),
     ],
@@ -178,7 +178,7 @@ def test_d_dimensional_gaussian_chain_stays_finite_in_float32():
     from collapse_jax.distributions import theory as dt
 
     with jax.enable_x64(False):
-        out = gaussian_chain(0, M=10, generations=5000, seeds=64, d=2, estimator="unbiased")
+        out = gaussian_chain(key=0, M=10, generations=5000, seeds=64, d=2, estimator="unbiased")
     assert out.log_det.dtype == np.float32
     assert all(np.all(np.isfinite(a)) for a in (out.mean, out.var, out.log_det))
     ns = np.array([100, 1000, 5000])

@@ -62,7 +62,7 @@ GAUSSIAN_SETTINGS = [
 
 @pytest.mark.parametrize("M,G,estimator", GAUSSIAN_SETTINGS)
 def test_gaussian_moments_and_w2(M, G, estimator):
-    out = gaussian_chain(3, M, G, 4000, estimator=estimator)
+    out = gaussian_chain(M, G, 4000, key=3, estimator=estimator)
     ns = np.unique(np.linspace(0, G, 6).astype(int))
     assert_z(out.var[:, ns], theory.gaussian_var_mean(M, ns, estimator), "E sigma_n^2")
     assert_z(out.mean[:, ns] ** 2, theory.gaussian_mean_var(M, ns, estimator), "Var mu_n")
@@ -74,7 +74,7 @@ def test_gaussian_moments_and_w2(M, G, estimator):
 @pytest.mark.parametrize("estimator", ["mle", "unbiased"])
 def test_gaussian_log_variance_is_a_random_walk(estimator):
     ns = np.array([1, 5, 20, 50])
-    out = gaussian_chain(4, 5, 50, 4000, estimator=estimator, sigma0=2.0)
+    out = gaussian_chain(5, 50, 4000, key=4, estimator=estimator, sigma0=2.0)
     mean, var = theory.gaussian_log_var(5, ns, estimator, sigma0=2.0)
     assert_z(out.log_var[:, ns], mean, "E log sigma_n^2")
     assert_z((out.log_var[:, ns] - mean) ** 2, var, "Var log sigma_n^2")
@@ -106,7 +106,7 @@ def test_gaussian_closed_forms_by_hand():
 )
 def test_gaussian_covariance_chain(M, estimator, cov0):
     d, ns = len(cov0), np.array([1, 4, 10])
-    out = gaussian_chain(5, M, 10, 4000, d=d, sigma0=cov0, mu0=np.linspace(-1, 1, d), estimator=estimator)
+    out = gaussian_chain(M, 10, 4000, key=5, d=d, sigma0=cov0, mu0=np.linspace(-1, 1, d), estimator=estimator)
     factor = theory.gaussian_cov_mean(M, ns, d, estimator)
     assert_z(out.var[:, ns].reshape(4000, 3, d * d), factor[:, None] * cov0.ravel(), "E Sigma_n")
     logdet = np.linalg.slogdet(out.var[:, ns])[1] - np.linalg.slogdet(cov0)[1]
@@ -116,8 +116,8 @@ def test_gaussian_covariance_chain(M, estimator, cov0):
 @pytest.mark.parametrize("M,d", [(5, 1), ((4, 9, 30), 1), (6, 2)])
 def test_sufficient_statistics_agree_with_drawing_every_point(M, d):
     G = 3
-    suff = gaussian_chain(6, M, G, 3000, d=d)
-    direct = gaussian_chain(7, M, G, 3000, d=d, sampler="direct")
+    suff = gaussian_chain(M, G, 3000, key=6, d=d)
+    direct = gaussian_chain(M, G, 3000, key=7, d=d, sampler="direct")
     for n in (1, G):
         for pick in ((lambda o, n=n: o.var[:, n]), (lambda o, n=n: o.mean[:, n])):
             a, b = pick(suff), pick(direct)
@@ -132,7 +132,7 @@ def test_sufficient_statistics_agree_with_drawing_every_point(M, d):
 @pytest.mark.parametrize("M,h,init", [(200, 0.3, None), (50, 1.0, Mixture.gaussian_uniform())])
 def test_kde_variance_recursion_fixed_bandwidth(M, h, init):
     init = init or Mixture.gaussian()
-    out = kde_chain(8, M, 20, 2000, bandwidth=h, init=init, measure=(1, 5, 20))
+    out = kde_chain(M, 20, 2000, key=8, bandwidth=h, init=init, measure=(1, 5, 20))
     var0 = init.var()[0]
     assert_z(out.var[:, :, 0], theory.kde_var(M, out.generations, var0, h), "E s_n^2")
     pooled = out.var[:, :, 0] + (out.mean[:, :, 0] - init.mean()[0]) ** 2
@@ -145,7 +145,7 @@ def test_kde_variance_recursion_fixed_bandwidth(M, h, init):
 )
 def test_kde_variance_grows_geometrically_with_a_rule(rule, init):
     M, d = 100, init.d
-    out = kde_chain(9, M, 15, 2000, bandwidth=rule, init=init, measure=(1, 5, 15))
+    out = kde_chain(M, 15, 2000, key=9, bandwidth=rule, init=init, measure=(1, 5, 15))
     var0 = init.var()[0]
     for j in range(d):
         assert_z(out.var[:, :, j], theory.kde_var(M, out.generations, var0, rule, d), f"E s_n^2 ({rule}, d={d})")
@@ -154,8 +154,8 @@ def test_kde_variance_grows_geometrically_with_a_rule(rule, init):
 
 
 def test_kde_chain_keeps_samples_and_does_not_depend_on_measure():
-    full = kde_chain(10, 64, 12, 8, bandwidth=0.2, keep=(0, 12))
-    sparse = kde_chain(10, 64, 12, 8, bandwidth=0.2, keep=(0, 12), measure=(3, 12))
+    full = kde_chain(64, 12, 8, key=10, bandwidth=0.2, keep=(0, 12))
+    sparse = kde_chain(64, 12, 8, key=10, bandwidth=0.2, keep=(0, 12), measure=(3, 12))
     np.testing.assert_array_equal(sparse.generations, [0, 3, 12])
     np.testing.assert_array_equal(full.var[:, [0, 3, 12]], sparse.var)
     np.testing.assert_array_equal(full.samples, sparse.samples)
@@ -168,7 +168,7 @@ def test_kde_chain_keeps_samples_and_does_not_depend_on_measure():
 
 @pytest.mark.parametrize("M", [30, 100])
 def test_bootstrap_distinct_values_and_collisions(M):
-    out = bootstrap_chain(11, M, 40, 3000)
+    out = bootstrap_chain(M, 40, 3000, key=11)
     t = np.array([1, 2, 5, 10, 40])
     assert_z(out.distinct[:, t], theory.distinct_mean(M, t), "E distinct")
     assert_z(out.collision[:, t], theory.collision_mean(M, t), "E collision")
@@ -178,7 +178,7 @@ def test_bootstrap_distinct_values_and_collisions(M):
 def test_bootstrap_repeated_start_fixation_probability_and_time():
     M = 40
     initial = np.concatenate([np.zeros(M // 2, int), np.arange(1, M // 2 + 1)])  # value 0 holds half the points
-    out = bootstrap_chain(12, M, 1500, 3000, initial=initial)
+    out = bootstrap_chain(M, 1500, 3000, key=12, initial=initial)
     counts = np.bincount(initial, minlength=M)
     t = np.array([1, 5, 30])
     assert_z(out.distinct[:, t], theory.distinct_mean(M, t, counts[counts > 0]), "E distinct, repeated start")
@@ -189,7 +189,7 @@ def test_bootstrap_repeated_start_fixation_probability_and_time():
 
 @pytest.mark.parametrize("M", [20, 30])
 def test_bootstrap_fixation_time_against_the_coalescent(M):
-    out = bootstrap_chain(13, M, 1500, 3000)
+    out = bootstrap_chain(M, 1500, 3000, key=13)
     assert np.all(out.fixation_time > 0)
     mean, sd = theory.fixation_time(M)
     assert_z(out.fixation_time, mean, "E fixation time")
@@ -203,7 +203,7 @@ def test_bootstrap_fixation_time_against_the_coalescent(M):
     "p,N,synthetic", [([0.4, 0.3, 0.2, 0.1], 50, 100), ([0.4, 0.3, 0.2, 0.1], 50, None), (np.full(10, 0.1), 200, 50)]
 )
 def test_discrete_deviation_recursion(p, N, synthetic):
-    out = discrete_chain(14, p, N, 30, 4000, synthetic=synthetic)
+    out = discrete_chain(p, N, 30, 4000, key=14, synthetic=synthetic)
     m = np.array([0, 2, 5, 30])
     dev = np.sum((out.probs[:, m] - out.probs[:, 1:2]) ** 2, -1)
     assert_z(dev, theory.discrete_deviation(p, N, m, synthetic), "E ||p^(m) - p^(1)||^2")
@@ -212,8 +212,8 @@ def test_discrete_deviation_recursion(p, N, synthetic):
 
 def test_discrete_collapse_without_real_data_and_the_limit_with_it():
     p = [0.4, 0.3, 0.2, 0.1]
-    alone = discrete_chain(15, p, 20, 300, 500)
-    mixed = discrete_chain(15, p, 20, 300, 500, synthetic=20)
+    alone = discrete_chain(p, 20, 300, 500, key=15)
+    mixed = discrete_chain(p, 20, 300, 500, key=15, synthetic=20)
     assert np.all(alone.support[:, -1] == 1)  # one category left in every chain
     assert np.all(mixed.support[:, -1] == mixed.support[:, 1])  # real data keep every category seen
     np.testing.assert_allclose(
@@ -274,20 +274,23 @@ def test_discrete_distances():
 @pytest.mark.parametrize(
     "call,match",
     [
-        (lambda: gaussian_chain(0, 1, 5, 10), "M must be >= 2"),
-        (lambda: gaussian_chain(0, (5, 6), 5, 10), "one per generation"),
-        (lambda: gaussian_chain(0, 3, 5, 10, d=3), "M must be >= d \\+ 1"),
-        (lambda: gaussian_chain(0, 10, 5, 10, estimator="ddof"), "estimator"),
-        (lambda: gaussian_chain(0, 10, 5, 10, sigma0=-1.0), "sigma0"),
-        (lambda: kde_chain(0, 1, 5, 10), "M must be >= 2"),
-        (lambda: kde_chain(0, 10, 5, 10, bandwidth=-0.1), "bandwidth must be > 0"),
-        (lambda: kde_chain(0, 10, 5, 10, bandwidth="wide"), "bandwidth must be one of"),
-        (lambda: kde_chain(0, 10, 5, 10, keep=(6,)), "keep and measure"),
-        (lambda: kde_chain(0, 10**6, 3000, 1, strategy="accumulate"), r"M \* \(generations \+ 1\) must be < 2\*\*31"),
+        (lambda: gaussian_chain(1, 5, 10, key=0), "M must be >= 2"),
+        (lambda: gaussian_chain((5, 6), 5, 10, key=0), "one per generation"),
+        (lambda: gaussian_chain(3, 5, 10, key=0, d=3), "M must be >= d \\+ 1"),
+        (lambda: gaussian_chain(10, 5, 10, key=0, estimator="ddof"), "estimator"),
+        (lambda: gaussian_chain(10, 5, 10, key=0, sigma0=-1.0), "sigma0"),
+        (lambda: kde_chain(1, 5, 10, key=0), "M must be >= 2"),
+        (lambda: kde_chain(10, 5, 10, key=0, bandwidth=-0.1), "bandwidth must be > 0"),
+        (lambda: kde_chain(10, 5, 10, key=0, bandwidth="wide"), "bandwidth must be one of"),
+        (lambda: kde_chain(10, 5, 10, key=0, keep=(6,)), "keep and measure"),
+        (
+            lambda: kde_chain(10**6, 3000, 1, key=0, strategy="accumulate"),
+            r"M \* \(generations \+ 1\) must be < 2\*\*31",
+        ),
         (lambda: Mixture((0.5, 0.6), ("gaussian", "uniform"), ((0.0,), (1.0,)), (1.0, 1.0)), "sum to 1"),
-        (lambda: discrete_chain(0, [0.5, 0.6], 10, 5, 10), "sum to 1"),
-        (lambda: discrete_chain(0, [1.2, -0.2], 10, 5, 10), "non-negative"),
-        (lambda: bootstrap_chain(0, 5, 5, 10, initial=[0, 1, 2, 3, 9]), "labels in 0..4"),
+        (lambda: discrete_chain([0.5, 0.6], 10, 5, 10, key=0), "sum to 1"),
+        (lambda: discrete_chain([1.2, -0.2], 10, 5, 10, key=0), "non-negative"),
+        (lambda: bootstrap_chain(5, 5, 10, key=0, initial=[0, 1, 2, 3, 9]), "labels in 0..4"),
         (lambda: theory.gaussian_w2(10, -1), "n must be >= 0"),
     ],
 )
@@ -337,7 +340,7 @@ def test_d_dimensional_chain_stays_finite_for_thousands_of_generations(sampler):
     """The covariance collapses (scale below 1e-300, condition number past 1e16 within a few hundred
     generations at M = 10); the chain carries a scaled Cholesky factor and stays finite and exact: log det
     Sigma_n against its exact drift, |z| <= 4 (seen: 1.5 at most)."""
-    out = gaussian_chain(0, M=10, generations=5000, seeds=64, d=2, estimator="unbiased", sampler=sampler)
+    out = gaussian_chain(key=0, M=10, generations=5000, seeds=64, d=2, estimator="unbiased", sampler=sampler)
     assert all(np.all(np.isfinite(a)) for a in (out.mean, out.var, out.log_det))
     ns = np.array([100, 1000, 5000])
     ld, th = out.log_det[:, ns], theory.gaussian_logdet_drift(10, ns, 2, "unbiased")

@@ -36,7 +36,7 @@ def test_every_saved_figure_says_what_lines_and_markers_are(tmp_path):
     ax.plot([1, 2], [1, 2])
     paths = plotting.save(fig, tmp_path / "note")
     assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 1000 for p in paths)
-    assert [t.get_text() for t in fig.texts] == [plotting.NOTE]
+    assert [t.get_text() for t in fig.texts] == [plotting.NOTE]  # a plain figure: a text below it
     fig2, _ = plt.subplots()
     plotting.save(fig2, tmp_path / "bare", note=None)
     assert fig2.texts == []

@@ -207,3 +207,43 @@ def test_labels_and_mnist_pixels(tmp_path):
     (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(ValueError, match="readable"):
         load_mnist(tmp_path / "train-images-idx3-ubyte.gz")
+
+
+def _chains():
+    """Every chain at a tiny size, called the one way: configs, then generations, seeds, then key=, seed_offset=."""
+    from collapse_jax.distributions import bootstrap_chain, discrete_chain, gaussian_chain, kde_chain
+    from collapse_jax.kernels import kernel_matrix, krr_chain, split, synthetic_power_law
+
+    data = synthetic_power_law(60, 4, beta=1.5, r=0.5)
+    K, (pool, test) = kernel_matrix("linear", data.X), split(data, test=20)
+    spec, gen, down = cj.Spectrum.isotropic(4), cj.Generators(T0=10), cj.Downstream(T=10)
+    return {
+        "simulate": lambda **kw: cj.simulate(spec, gen, down, 2, 6, **kw).test_error,
+        "gaussian_chain": lambda **kw: gaussian_chain(5, 2, 6, **kw).var,
+        "kde_chain": lambda **kw: kde_chain(8, 2, 6, bandwidth=0.3, **kw).var,
+        "bootstrap_chain": lambda **kw: bootstrap_chain(8, 2, 6, **kw).distinct,
+        "discrete_chain": lambda **kw: discrete_chain([0.5, 0.5], 8, 2, 6, **kw).probs,
+        "krr_chain": lambda **kw: (
+            krr_chain(K, data.Y, pool, test, T0=10, T=10, generations=2, seeds=6, **kw).test_error
+        ),
+    }
+
+
+def test_every_chain_takes_key_and_seed_offset_by_keyword():
+    """Seeds 2..5 of a run equal a run of 4 seeds from seed_offset=2 (bit for bit), for every chain; the older
+    call with the key first (the 6th argument of simulate) still works, with a DeprecationWarning naming the
+    keyword call; a bad seed_offset is refused by name."""
+    from collapse_jax.distributions import gaussian_chain
+
+    for name, run in _chains().items():
+        whole, part = run(key=3), run(key=3, seed_offset=2)
+        np.testing.assert_array_equal(part[:4], whole[2:], err_msg=name)
+        with pytest.raises(ValueError, match="seed_offset must be >= 0"):
+            run(key=3, seed_offset=-1)
+    with pytest.warns(DeprecationWarning, match=r"call gaussian_chain\(M, generations, seeds, key=...\)"):
+        old = gaussian_chain(3, 5, 2, 6)
+    np.testing.assert_array_equal(old.var, gaussian_chain(5, 2, 6, key=3).var)
+    spec, gen, down = cj.Spectrum.isotropic(4), cj.Generators(T0=10), cj.Downstream(T=10)
+    with pytest.warns(DeprecationWarning, match=r"simulate\(spec, gen, down, generations, seeds, key=...\)"):
+        old = cj.simulate(spec, gen, down, 2, 6, 3)
+    np.testing.assert_array_equal(old.test_error, cj.simulate(spec, gen, down, 2, 6, key=3).test_error)

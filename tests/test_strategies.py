@@ -17,7 +17,7 @@ POW = cj.Spectrum.power_law(20, beta=1.5, r=0.5)
 
 
 def check(spec, gen, down, generations, seeds=2000, *, de_rel=0.0, key=0, label=""):
-    res = cj.simulate(spec, gen, down, generations, seeds, key)
+    res = cj.simulate(spec, gen, down, generations, seeds, key=key)
     theory = cj.theory.metrics(spec, gen, down, np.arange(generations + 1))
     assert_theory(res, theory, de_rel=de_rel, label=label)
     return res, theory
@@ -253,7 +253,7 @@ def test_gaussian_strategy_moments_exact(strategy, real_fraction, estimator, M, 
     """E (mu_n - mu0)^2 and E sigma_n^2 under each strategy: exact recursions, |z| <= 4 at every n (seen: <= 3.2)."""
     G = 5 if isinstance(real_fraction, tuple) else 30
     out = gaussian_chain(
-        1,
+        key=1,
         M=M,
         generations=G,
         seeds=4000,
@@ -280,8 +280,8 @@ def test_gaussian_accumulate_mean_is_bounded():
 
 def test_gaussian_replace_with_zero_real_is_the_plain_chain_in_law():
     """real_fraction = 0 draws the points; the sufficient-statistics chain draws one chi-square: same law (KS)."""
-    a = gaussian_chain(0, M=10, generations=8, seeds=3000, real_fraction=0.0)
-    b = gaussian_chain(1, M=10, generations=8, seeds=3000)
+    a = gaussian_chain(key=0, M=10, generations=8, seeds=3000, real_fraction=0.0)
+    b = gaussian_chain(key=1, M=10, generations=8, seeds=3000)
     assert ks_2samp_pvalue(a.log_var[:, 8], b.log_var[:, 8]) > 1e-3
     assert ks_2samp_pvalue(a.mean[:, 8], b.mean[:, 8]) > 1e-3
 
@@ -293,7 +293,9 @@ def test_kde_pooled_variance_under_strategies(strategy, real_fraction):
     """Fixed bandwidth: the pooled variance of a point, P_g = pi' var0 + (1 - pi')(mean of earlier P + h^2)
     (replace: the last P), exact; accumulate and accumulate-subsample share it. |z| <= 4 (seen <= 2)."""
     G, M = 15, 100
-    out = kde_chain(0, M=M, generations=G, seeds=1000, bandwidth=0.3, strategy=strategy, real_fraction=real_fraction)
+    out = kde_chain(
+        key=0, M=M, generations=G, seeds=1000, bandwidth=0.3, strategy=strategy, real_fraction=real_fraction
+    )
     pooled = out.mean[..., 0].var(0, ddof=1) + out.var[..., 0].mean(0)
     th = dist_theory.kde_pooled_var_strategy(M, np.arange(G + 1), 1.0, 0.3, strategy, real_fraction)
     # delta-method standard error of var(mean) + mean(var) over seeds
@@ -308,13 +310,13 @@ def test_discrete_accumulate_and_real_fraction_words():
     """Accumulating counts: e_m = e_{m-1} + s (G - e_{m-1}) / n_m^2 exactly (|z| <= 4); real_fraction is the
     same chain as synthetic = N (1 - pi)/pi."""
     p = [0.5, 0.3, 0.15, 0.05]
-    out = discrete_chain(0, p, N=20, generations=30, seeds=4000, synthetic=5, strategy="accumulate")
+    out = discrete_chain(p, key=0, N=20, generations=30, seeds=4000, synthetic=5, strategy="accumulate")
     dev = ((out.probs - out.probs[:, 1:2]) ** 2).sum(-1)
     th = dist_theory.discrete_deviation(p, 20, np.arange(31), 5, "accumulate")
     z = (dev.mean(0)[2:] - th[2:]) / (dev.std(0)[2:] / np.sqrt(4000))
     assert np.all(np.abs(z) <= 4), np.round(z, 2)
-    a = discrete_chain(3, p, N=20, generations=5, seeds=50, real_fraction=0.8)
-    b = discrete_chain(3, p, N=20, generations=5, seeds=50, synthetic=5)
+    a = discrete_chain(p, key=3, N=20, generations=5, seeds=50, real_fraction=0.8)
+    b = discrete_chain(p, key=3, N=20, generations=5, seeds=50, synthetic=5)
     np.testing.assert_array_equal(a.probs, b.probs)
 
 
@@ -487,3 +489,54 @@ def test_accumulate_min_norm_matches_the_pseudo_inverse():
             expected = np.linalg.pinv(np.concatenate(X_all)) @ np.concatenate(y_all)
             np.testing.assert_allclose(np.asarray(w_new), expected, rtol=1e-8, atol=1e-10)
             w = w_new
+
+
+def test_a_strategy_is_declared_once_and_mapped_per_family(monkeypatch):
+    """The recipe of CONTRIBUTING.md, followed in a test: a strategy declared in engine/strategies.py and given an
+    entry in one family's table (here the regression generator steps, mapped to the replace step) runs there and
+    gives that step's numbers bit for bit; a family without an entry refuses it by name (the regression theory's
+    table, the Gaussian chain); options a strategy does not take are refused; undeclared names are refused."""
+    from collapse_jax.distributions import gaussian_chain
+    from collapse_jax.engine import strategies as declared
+    from collapse_jax.regression import chain
+
+    new = declared.Strategy("fresh_copy", pools=False, subsample=False, takes=(), summary="replace, renamed")
+    monkeypatch.setitem(declared.STRATEGIES, "fresh_copy", new)
+    monkeypatch.setitem(chain.GENERATOR_STEPS, "fresh_copy", chain.GENERATOR_STEPS["replace"])
+    spec, down = cj.Spectrum.isotropic(4), cj.Downstream(T=12)
+    ours = cj.simulate(spec, cj.Generators(T0=12, strategy="fresh_copy"), down, 2, 8, key=1)
+    theirs = cj.simulate(spec, cj.Generators(T0=12), down, 2, 8, key=1)
+    np.testing.assert_array_equal(ours.test_error, theirs.test_error)
+    with pytest.raises(ValueError, match="strategy 'fresh_copy' is not implemented by the regression theory family"):
+        cj.theory.formula_kind(spec, cj.Generators(T0=12, strategy="fresh_copy"), down)
+    with pytest.raises(ValueError, match="not implemented by the distributions \\(Gaussian\\) family"):
+        gaussian_chain(5, 2, 4, key=0, strategy="fresh_copy")
+    with pytest.raises(ValueError, match="real_fraction is not an option of strategy 'fresh_copy'"):
+        cj.Generators(T0=12, strategy="fresh_copy", real_fraction=0.2)
+    monkeypatch.undo()
+    with pytest.raises(
+        ValueError, match="strategy must be one of \\('replace', 'accumulate', 'accumulate_subsample'\\)"
+    ):
+        cj.Generators(T0=12, strategy="fresh_copy")
+
+
+def test_formula_kind_is_read_off_the_formulas_that_ran():
+    """metrics_and_kind returns the kind of the branch that computed the value: exact OLS chains, a DE as soon as a
+    ridge step enters (generators or downstream, also one lambda of a per-generation lam), and formula_kind
+    agrees with it."""
+    iso, pl = cj.Spectrum.isotropic(10), cj.Spectrum.power_law(10, 1.5, 0.5)
+    cases = [
+        (iso, cj.Generators(T0=40), cj.Downstream(T=40), "exact"),
+        (iso, cj.Generators(T0=40, strategy="accumulate"), cj.Downstream(T=40, synthetic_fraction=0.5), "exact"),
+        (iso, cj.Generators(T0=5), cj.Downstream(T=5), "exact"),  # min-norm, isotropic
+        (pl, cj.Generators(T0=40), cj.Downstream(T=5), "DE"),  # min-norm downstream, anisotropic
+        (iso, cj.Generators(T0=40, lam=0.1), cj.Downstream(T=40), "DE"),
+        (iso, cj.Generators(T0=40), cj.Downstream(T=40, lam=[0.0, 0.0, 0.1]), "DE"),
+        (iso, cj.Generators(T0=40, strategy="accumulate_subsample"), cj.Downstream(T=40), "none"),
+    ]
+    for spec, gen, down, kind in cases:
+        assert cj.theory.formula_kind(spec, gen, down) == kind, (gen, down)
+        if kind != "none":
+            m, k = cj.theory.metrics_and_kind(spec, gen, down, [0, 1])
+            np.testing.assert_array_equal(m.test_error, cj.theory.metrics(spec, gen, down, [0, 1]).test_error)
+            assert k == kind or np.ndim(down.lam) == 1  # a per-n lam: n = 0, 1 see only the zeros

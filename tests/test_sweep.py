@@ -63,6 +63,28 @@ def test_spectrum_fields_sweep_like_single_runs(tmp_path):
         )
 
 
+def test_spectrum_recipe_survives_replace_and_tree_map(tmp_path):
+    """Spectrum.recipe is a static field: dataclasses.replace and jax.tree.map keep it, and a spec.beta sweep on
+    the copies gives the arrays of the original; arrays that no longer match the recipe are refused by name."""
+    import dataclasses
+
+    import jax
+
+    base = cj.Spectrum.power_law(8, beta=1.5, r=0.5)
+    grid = {"spec.beta": [1.0, 2.0]}
+    args = dict(grid=grid, generations=1, seeds=6, key=4, progress=False)
+    want = cj.sweep(base, GEN, DOWN, out=tmp_path / "base", **args).test_error
+    for name, copy in [("replace", dataclasses.replace(base)), ("tree_map", jax.tree.map(lambda x: x, base))]:
+        assert copy.recipe == base.recipe and hash(copy.recipe) == hash(base.recipe)
+        np.testing.assert_array_equal(cj.sweep(copy, GEN, DOWN, out=tmp_path / name, **args).test_error, want)
+    assert jax.tree.structure(base.values()) == jax.tree.structure(cj.Spectrum.power_law(8, beta=2.0, r=0.5).values())
+    changed = dataclasses.replace(base, eigenvalues=np.ones(8))
+    with pytest.raises(ValueError, match=r"grid field 'spec\.beta': the spectrum's arrays no longer match its recipe"):
+        cj.sweep(changed, GEN, DOWN, out=tmp_path / "changed", **args)
+    with pytest.raises(ValueError, match="recipe must be None or a dict with kind in"):
+        cj.Spectrum(np.ones(2), np.ones(2), recipe={"kind": "bad"})
+
+
 def test_chunks_shards_and_resume_give_identical_arrays(tmp_path):
     whole = run(tmp_path / "whole")
     chunked = run(tmp_path / "chunked", chunk_size=6)

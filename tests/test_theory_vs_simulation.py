@@ -16,7 +16,7 @@ POW = cj.Spectrum.power_law(40, beta=1.5, r=0.5)
 
 
 def check(spec, gen, down, generations, seeds, *, de_rel=0.0, key=0, label=""):
-    res = cj.simulate(spec, gen, down, generations, seeds, key)
+    res = cj.simulate(spec, gen, down, generations, seeds, key=key)
     theory = cj.theory.metrics(spec, gen, down, np.arange(generations + 1))
     assert_theory(res, theory, de_rel=de_rel, label=label)
     return res, theory

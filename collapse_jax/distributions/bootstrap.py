@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax.engine import checks
+from collapse_jax.engine.calls import key_moved
 from collapse_jax.engine.checks import Int, Key, OneOf, Optional, checked
 from collapse_jax.engine.rng import uniform_index
 from collapse_jax.engine.seeds import builder_cache, map_seeds
@@ -31,8 +32,10 @@ class BootstrapChain(NamedTuple):
     winner: np.ndarray
 
 
+@key_moved("key", "M", "generations", "seeds")
 @checked(
     key=Key(),
+    seed_offset=Int(0),
     generations=Int(1, checks.MAX_GENERATIONS),
     seeds=Int(1),
     chunk_size=Optional(Int(1)),
@@ -40,31 +43,43 @@ class BootstrapChain(NamedTuple):
     M=Int(2, checks.MAX_SIZE),
 )
 def bootstrap_chain(
-    key, M: int, generations: int, seeds: int, *, initial=None, chunk_size: int | None = None, progress: bool = False
+    M: int,
+    generations: int,
+    seeds: int,
+    *,
+    key=0,
+    seed_offset: int = 0,
+    initial=None,
+    chunk_size: int | None = None,
+    progress: bool = False,
 ) -> BootstrapChain:
     """Resample M points with replacement `generations` times, for `seeds` chains.
 
     Args:
         initial: labels of the M starting points (ints in 0..M-1; repeats mean repeated values). Default:
             M distinct values.
+        key: int or PRNG key; seed i uses fold_in(key, seed_offset + i). (The key used to be the first positional
+            argument; that call still works, with a DeprecationWarning.)
+        seed_offset: first seed index, so that slices of one run can be computed apart and joined.
 
     Returns:
         BootstrapChain: distinct values and collision probability per generation, fixation time and winner.
 
     Example:
         >>> from collapse_jax.distributions import bootstrap_chain
-        >>> out = bootstrap_chain(0, M=100, generations=400, seeds=200)
+        >>> out = bootstrap_chain(M=100, generations=400, seeds=200, key=0)
         >>> int(out.distinct[0, 0]), out.distinct.shape, bool((out.fixation_time > 0).mean() > 0.5)
         (100, (200, 401), True)
     """
-    M = checks.size("M", M, lo=2)
-    generations = checks.size("generations", generations, lo=0)
+    M, generations = int(M), int(generations)  # checked above
     labels0 = np.arange(M) if initial is None else np.asarray(initial)
     if labels0.shape != (M,) or not np.issubdtype(labels0.dtype, np.integer) or labels0.min() < 0 or labels0.max() >= M:
         raise ValueError(f"initial must be {M} integer labels in 0..{M - 1}, got shape {labels0.shape}")
 
     one_seed = _bootstrap_seed(M, generations, tuple(labels0.tolist()))
-    return BootstrapChain(*map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress))
+    return BootstrapChain(
+        *map_seeds(one_seed, key, seeds, chunk_size=chunk_size, seed_offset=seed_offset, progress=progress)
+    )
 
 
 @builder_cache(32)

@@ -16,8 +16,10 @@ import numpy as np
 
 from collapse_jax.distributions import distances
 from collapse_jax.engine import checks
+from collapse_jax.engine.calls import key_moved
 from collapse_jax.engine.checks import Int, Key, OneOf, Optional, checked
 from collapse_jax.engine.seeds import builder_cache, map_seeds
+from collapse_jax.engine.strategies import strategy as strategy_named
 
 
 class DiscreteChain(NamedTuple):
@@ -40,22 +42,25 @@ def check_probabilities(p) -> np.ndarray:
     return p
 
 
+@key_moved("key", "p", "N", "generations", "seeds")
 @checked(
     key=Key(),
+    seed_offset=Int(0),
     generations=Int(1, checks.MAX_GENERATIONS),
     seeds=Int(1),
     chunk_size=Optional(Int(1)),
     progress=OneOf(True, False),
     N=Int(1, checks.MAX_SIZE),
-    synthetic=Optional(Int(0, checks.MAX_SIZE)),
+    synthetic=Optional(Int(1, checks.MAX_SIZE)),
 )
 def discrete_chain(
-    key,
     p,
     N: int,
     generations: int,
     seeds: int,
     *,
+    key=0,
+    seed_offset: int = 0,
     synthetic: int | None = None,
     real_fraction: float | None = None,
     strategy: str = "replace",
@@ -73,19 +78,21 @@ def discrete_chain(
             samples, i.e. synthetic = round(N (1 - pi) / pi) (0 < pi < 1). Give one of the two.
         strategy: "replace" (each later fit: the real samples, if mixed in, plus the newest synthetic draw) or
             "accumulate" (every sample so far: the N real ones and all synthetic draws).
+        key: int or PRNG key; seed i uses fold_in(key, seed_offset + i). (The key used to be the first positional
+            argument; that call still works, with a DeprecationWarning.)
+        seed_offset: first seed index, so that slices of one run can be computed apart and joined.
 
     Returns:
         DiscreteChain: the fitted probabilities, their total variation to p and the support per generation.
 
     Example:
         >>> from collapse_jax.distributions import discrete_chain
-        >>> out = discrete_chain(0, [0.5, 0.3, 0.2], N=20, generations=200, seeds=100)
+        >>> out = discrete_chain([0.5, 0.3, 0.2], N=20, generations=200, seeds=100, key=0)
         >>> out.probs.shape, int(out.support[:, -1].max())
         ((100, 201, 3), 1)
     """
     p = check_probabilities(p)
-    N = checks.size("N", N, lo=1)
-    generations = checks.size("generations", generations, lo=1)
+    N, generations = int(N), int(generations)  # checked above
     if real_fraction is not None:
         if synthetic is not None:
             raise ValueError("give synthetic or real_fraction, not both")
@@ -93,13 +100,15 @@ def discrete_chain(
         if not 0 < pi < 1 or np.ndim(pi):
             raise ValueError(f"real_fraction must be one number in (0, 1), got {real_fraction!r}")
         synthetic = max(1, round(N * (1 - pi) / pi))
-    checks.choice("strategy", strategy, ("replace", "accumulate"))
-    s = N if synthetic is None else checks.size("synthetic", synthetic, lo=1)
+    pooled = strategy_named(strategy, allowed=("replace", "accumulate")).pools  # no subsample of counts (yet)
+    s = N if synthetic is None else int(synthetic)
     real_weight = 0.0 if synthetic is None else N / (N + s)
-    if strategy == "accumulate":
+    if pooled:
         real_weight = -1.0  # marks the pooled chain below
     one_seed = _discrete_seed(tuple(p.tolist()), N, s, real_weight, generations)
-    return DiscreteChain(*map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress))
+    return DiscreteChain(
+        *map_seeds(one_seed, key, seeds, chunk_size=chunk_size, seed_offset=seed_offset, progress=progress)
+    )
 
 
 @builder_cache(32)

@@ -27,6 +27,8 @@ from collapse_jax.distributions.gaussian import gaussian_chain
 from collapse_jax.distributions.kde import Mixture, kde_chain
 from collapse_jax.engine import checks, plotting
 from collapse_jax.engine.header import Header, read_header
+from collapse_jax.engine.strategies import STRATEGIES
+from collapse_jax.engine.strategies import strategy as declared
 
 # the [chain] table of each kind: every key a runner reads, with its type (collapse_jax.engine.checks.table)
 CHAIN_KEYS = {
@@ -123,7 +125,7 @@ def _gaussian_chain(exp, progress):
     fig, axs = plotting.panels(2, sharey=False)
     lines: dict[str, list] = dict(mu=[], sd=[])
     for i, M in enumerate(Ms):
-        out = gaussian_chain(exp.key + i, M, G, exp.seeds, estimator=est, progress=progress)
+        out = gaussian_chain(M, G, exp.seeds, key=exp.key + i, estimator=est, progress=progress)
         dmu, dsd = out.mean[:, ns], np.sqrt(out.var[:, ns]) - 1.0
         th_mu = theory.gaussian_mean_var(M, ns, est)
         th_sd = theory.gaussian_var_mean(M, ns, est) - 2 * theory.gaussian_sd_mean(M, ns, est) + 1
@@ -176,7 +178,7 @@ def _gaussian_w2(exp, progress):
     )
     for i, M in enumerate(Ms):
         for est in ("mle", "unbiased"):
-            out = gaussian_chain(exp.key + i, M, G, exp.seeds, estimator=est, progress=progress)
+            out = gaussian_chain(M, G, exp.seeds, key=exp.key + i, estimator=est, progress=progress)
             w2 = np.asarray(distances.w2sq_gaussian(0.0, 1.0, out.mean[:, ns], out.var[:, ns]))
             th = theory.gaussian_w2(M, ns, est)
             ok, spread = _reliable(M, ns, est)
@@ -233,10 +235,10 @@ def _kde_chain(exp, progress):
     for r, (start_name, init) in enumerate(starts.items()):
         for i, bw in enumerate(bws):
             out = kde_chain(
-                exp.key + 10 * r + i,
                 M,
                 G,
                 exp.seeds,
+                key=exp.key + 10 * r + i,
                 bandwidth=bw,
                 init=init,
                 keep=keep,
@@ -300,7 +302,7 @@ def _bootstrap(exp, progress):
     ]
     arrays, zs, curves = dict(t=t), [], dict[str, list](distinct=[], collision=[])
     for i, M in enumerate(Ms):
-        out = bootstrap_chain(exp.key + i, M, G, exp.seeds, progress=progress)
+        out = bootstrap_chain(M, G, exp.seeds, key=exp.key + i, progress=progress)
         th_d, th_c = theory.distinct_mean(M, t), theory.collision_mean(M, t)
         z = (_zmax(out.distinct[:, t], th_d), _zmax(out.collision[:, t], th_c))
         zs += list(z)
@@ -347,7 +349,7 @@ def _discrete(exp, progress):
     ]
     arrays, zs, curves = dict(m=m), [], []
     for i, s in enumerate(options):
-        out = discrete_chain(exp.key + i, p, N, G, exp.seeds, synthetic=s, progress=progress)
+        out = discrete_chain(p, N, G, exp.seeds, key=exp.key + i, synthetic=s, progress=progress)
         dev = np.sum((out.probs[:, m] - out.probs[:, 1:2]) ** 2, -1)
         th = theory.discrete_deviation(p, N, m, s)
         zs.append(_zmax(dev[:, 1:], th[1:]))
@@ -403,12 +405,13 @@ def _gaussian_strategies(exp, progress):
     zs = []
     for i, d in enumerate(dims):
         for j, (strategy, pi) in enumerate(variants):
+            has = not declared(strategy, "chain.strategies").subsample  # no formula for a subsample of the pool
             for k, M in enumerate(Ms):
                 out = gaussian_chain(
-                    exp.key + 100 * i + k,
                     int(max(M, d + 2)),
                     G,
                     exp.seeds,
+                    key=exp.key + 100 * i + k,
                     d=d,
                     estimator=est,
                     strategy=strategy,
@@ -422,15 +425,14 @@ def _gaussian_strategies(exp, progress):
                     else (out.mean[:, -1], np.trace(out.var[:, -1], axis1=-2, axis2=-1)[:, None] / d)
                 )
                 sim[i, j, k] = np.sum(mu**2, -1), var[:, 0]
-                if strategy != "accumulate_subsample":
+                if has:
                     dev, s2 = theory.gaussian_strategy_moments(int(max(M, d + 2)), G, est, strategy, pi)
                     th[i, j, k] = dev * d, s2
-            has = strategy != "accumulate_subsample"
             # replacing without real points collapses sigma: where log sigma^2 spreads by more than 1 the seed mean
             # no longer estimates E sigma^2 (see _reliable), so those M are left out of the variance's z
             ok = (
                 np.ones(len(Ms), bool)
-                if (strategy != "replace" or pi is not None)
+                if (STRATEGIES[strategy].pools or pi is not None)
                 else np.array([_reliable(int(max(M, d + 2)), np.asarray([G]), est)[0][0] for M in Ms])
             )
             z = [
@@ -456,7 +458,7 @@ def _gaussian_strategies(exp, progress):
                 Ms,
                 mean[i, :, :, m],
                 sem[i, :, :, m],
-                [label(s, pi) + ("" if s != "accumulate_subsample" else " (no formula)") for s, pi in variants],
+                [label(s, pi) + (" (no formula)" if STRATEGIES[s].subsample else "") for s, pi in variants],
                 xlabel="samples per generation M",
                 ylabel=names[m],
                 title=f"d = {d}: {names[m]} at n = {G}",
@@ -464,9 +466,10 @@ def _gaussian_strategies(exp, progress):
                 legend_title="strategy",
                 ax=axs[m, i],
             )
-            axs[m, i].get_legend().remove()  # one legend for the figure, below the panels: none covers data
+            axs[m, i].get_legend().remove()  # one legend for the figure, beside the panels: none covers data
     handles, names_ = axs[0, 0].get_legend_handles_labels()
-    fig.legend(handles, names_, title="strategy", loc="outside lower center", ncol=min(len(handles), 4), fontsize=8)
+    with plotting.style():
+        fig.legend(handles, names_, title="strategy", loc="outside right upper", fontsize=8)
     fig.suptitle(exp.description or f"Gaussian chains under data strategies ({est}, n = {G})")
     arrays = dict(error=sim, theory=th, d=np.asarray(dims), M=Ms)
     axes = dict(

@@ -16,10 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax.engine import checks
-from collapse_jax.engine.checks import Int, Key, OneOf, Optional, Real, checked
-from collapse_jax.engine.rng import chi_square, log_gamma, subset
+from collapse_jax.engine.calls import key_moved
+from collapse_jax.engine.checks import Int, Key, OneOf, Optional, checked
+from collapse_jax.engine.rng import log_gamma, subset
 from collapse_jax.engine.seeds import builder_cache, map_seeds
-from collapse_jax.regression.samplers import strictly_lower
+from collapse_jax.engine.strategies import check_takes, lookup
+from collapse_jax.engine.strategies import table as strategy_table
+from collapse_jax.engine.wishart import bartlett
 
 ESTIMATORS = ("mle", "unbiased")
 
@@ -52,23 +55,24 @@ def sample_sizes(M, generations: int) -> np.ndarray:
     return Ms
 
 
+@key_moved("key", "M", "generations", "seeds")
 @checked(
     key=Key(),
+    seed_offset=Int(0),
     generations=Int(1, checks.MAX_GENERATIONS),
     seeds=Int(1),
     chunk_size=Optional(Int(1)),
     progress=OneOf(True, False),
     M=Int(2, checks.MAX_SIZE, many=True),
     d=Int(1, 10**4),
-    mu0=Real(lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX, ndim=(0, 1)),
-    sigma0=Real(hi=checks.SCALE_MAX, ndim=(0, 2)),
 )
 def gaussian_chain(
-    key,
     M,
     generations: int,
     seeds: int,
     *,
+    key=0,
+    seed_offset: int = 0,
     d: int = 1,
     estimator: str = "mle",
     mu0=0.0,
@@ -82,7 +86,6 @@ def gaussian_chain(
     """Fit a Gaussian to M samples of the previous fit, `generations` times, for `seeds` independent chains.
 
     Args:
-        key: int or PRNG key; seed i uses fold_in(key, i).
         M: samples per fit (>= 2; >= d + 1 in d dimensions), or one per generation (growing sample sizes).
         estimator: "mle" (divide the scatter by M) or "unbiased" (by M - 1).
         mu0: the true mean; in d dimensions a scalar or a d-vector.
@@ -93,29 +96,39 @@ def gaussian_chain(
             replacement from the pool, kept point by point). Kazdan et al. 2024's Gaussian setting.
         real_fraction: of each generation's M fresh points, round(pi M) come from the true distribution
             (a number or one per generation). Strategies and real points draw the points themselves.
+        key: int or PRNG key; seed i uses fold_in(key, seed_offset + i). (The key used to be the first positional
+            argument; that call still works, with a DeprecationWarning.)
+        seed_offset: first seed index, so that slices of one run can be computed apart and joined.
 
     Returns:
         GaussianChain: the fitted mean and variance (or covariance) of every seed and generation, index 0 the truth.
 
     Example:
         >>> from collapse_jax.distributions import gaussian_chain
-        >>> out = gaussian_chain(0, M=100, generations=50, seeds=1000)
+        >>> out = gaussian_chain(M=100, generations=50, seeds=1000, key=0)
         >>> out.mean.shape, out.var.shape, float(out.var[:, 0].max())
         ((1000, 51), (1000, 51), 1.0)
     """
     Ms = sample_sizes(M, generations)
-    d = checks.size("d", d, lo=1)
+    d = int(d)  # checked above
     checks.choice("estimator", estimator, ESTIMATORS)
     checks.choice("sampler", sampler, ("suffstats", "direct"))
     if d > 1 and Ms.min() < d + 1:
         raise ValueError(f"M must be >= d + 1 = {d + 1} for a non-singular covariance, got {Ms.min()}")
-    checks.real_array("mu0", mu0, ndim=(0,) if d == 1 else (0, 1))
+    # mu0 and sigma0 are checked here, once, because their allowed shapes depend on d
+    bound = checks.SCALE_MAX
+    checks.real_array("mu0", mu0, lo=-bound, hi=bound, ndim=(0,) if d == 1 else (0, 1))
     if np.ndim(mu0) == 1 and np.shape(mu0)[0] != d:
         raise ValueError(f"mu0 must be a scalar or a vector of length d = {d}, got length {np.shape(mu0)[0]}")
     checks.real_array(
-        "sigma0", sigma0, lo=0 if np.ndim(sigma0) == 0 else None, lo_open=True, ndim=(0,) if d == 1 else (0, 2)
+        "sigma0",
+        sigma0,
+        lo=0 if np.ndim(sigma0) == 0 else None,
+        lo_open=True,
+        hi=bound,
+        ndim=(0,) if d == 1 else (0, 2),
     )
-    checks.choice("strategy", strategy, checks.STRATEGIES)
+    check_takes(strategy, real_fraction=real_fraction)
     # real_fraction = 0 is the replace chain in law: drawn by its exact samplers (the pooled path refits a
     # covariance that underflows at small M, NaN from ~generation 40 at M = 2)
     pooled = strategy != "replace" or (real_fraction is not None and np.any(np.asarray(real_fraction) != 0))
@@ -134,7 +147,7 @@ def gaussian_chain(
             estimator == "unbiased",
             strategy,
         )
-        mean, cov = map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress)
+        mean, cov = map_seeds(one_seed, key, seeds, chunk_size=chunk_size, seed_offset=seed_offset, progress=progress)
         if d == 1:
             return GaussianChain(mean[..., 0], cov[..., 0, 0], np.log(cov[..., 0, 0]))
         return GaussianChain(mean, cov)
@@ -142,14 +155,18 @@ def gaussian_chain(
     steps = (tuple(float(m) for m in Ms), tuple(float(c) for c in divisor))  # hashable: builders are cached
     if d == 1:
         one_seed = _chain_1d(float(mu0), float(sigma0), steps, int(Ms.max()), sampler)
-        mean, log_var = map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress)
+        mean, log_var = map_seeds(
+            one_seed, key, seeds, chunk_size=chunk_size, seed_offset=seed_offset, progress=progress
+        )
         _warn_if_spread(log_var, "log var")
         return GaussianChain(mean, np.exp(log_var), log_var)
     mean0 = np.broadcast_to(np.asarray(mu0, float), (d,))
     cov0 = np.asarray(sigma0, float) ** 2 * np.eye(d) if np.ndim(sigma0) == 0 else np.asarray(sigma0, float)
     _check_cov(cov0, d)
     one_seed = _chain_nd(tuple(mean0.tolist()), tuple(map(tuple, cov0.tolist())), steps, int(Ms.max()), sampler)
-    mean, cov, log_det = map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress)
+    mean, cov, log_det = map_seeds(
+        one_seed, key, seeds, chunk_size=chunk_size, seed_offset=seed_offset, progress=progress
+    )
     _warn_if_spread(log_det, "log det")
     return GaussianChain(mean, cov, None, log_det)
 
@@ -198,6 +215,38 @@ def _chain_strategy(mean0, cov0, Ms, n_real, unbiased, strategy):
     def fit(scatter, count):
         return scatter / (count - unbiased)
 
+    def replace(pool, x, w, M, k_pick):
+        m, S = stats(x, w, M)
+        return (m, fit(S, M)), pool
+
+    def accumulate(pool, x, w, M, k_pick):  # merge the block's mean and scatter into the pool's
+        N, pool_mean, pool_scatter = pool
+        m, S = stats(x, w, M)
+        total = N + M
+        delta = m - pool_mean
+        pool_mean = pool_mean + (M / total) * delta
+        pool_scatter = pool_scatter + S + (N * M / total) * jnp.outer(delta, delta)
+        return (pool_mean, fit(pool_scatter, total)), (total, pool_mean, pool_scatter)
+
+    def accumulate_subsample(pool, x, w, M, k_pick):  # keep the points, fit M of them drawn without replacement
+        N, points = pool
+        points = jax.lax.dynamic_update_slice(points, x, (N.astype(jnp.int32), jnp.zeros((), jnp.int32)))
+        N = N + M
+        m, S = stats(points[subset(k_pick, N, capacity, M_max)], w, M)
+        return (m, fit(S, M)), (N, points)
+
+    # (what a seed carries, built inside the trace; how a generation updates it and fits), one entry per strategy
+    # (engine/strategies.py)
+    steps = strategy_table(
+        "distributions (Gaussian)",
+        {
+            "replace": (lambda: None, replace),
+            "accumulate": (lambda: (jnp.zeros(()), jnp.zeros(d), jnp.zeros((d, d))), accumulate),
+            "accumulate_subsample": (lambda: (jnp.zeros(()), jnp.zeros((capacity, d))), accumulate_subsample),
+        },
+    )
+    pool0, update = lookup(steps, strategy, "distributions (Gaussian)")
+
     def step(carry, inputs):
         (mean, cov), pool = carry
         key, (M, r) = inputs
@@ -205,38 +254,12 @@ def _chain_strategy(mean0, cov0, Ms, n_real, unbiased, strategy):
         z = jax.random.normal(k_x, (M_max, d))
         i = jnp.arange(M_max)
         x = jnp.where((i < r)[:, None], mean0[None] + z @ L0.T, mean[None] + z @ jnp.linalg.cholesky(cov).T)
-        w = (i < M).astype(x.dtype)
-        if strategy == "replace":
-            m, S = stats(x, w, M)
-            new = (m, fit(S, M))
-        elif strategy == "accumulate":  # merge the block's mean and scatter into the pool's
-            N, pool_mean, pool_scatter = pool
-            m, S = stats(x, w, M)
-            total = N + M
-            delta = m - pool_mean
-            pool_mean = pool_mean + (M / total) * delta
-            pool_scatter = pool_scatter + S + (N * M / total) * jnp.outer(delta, delta)
-            pool = (total, pool_mean, pool_scatter)
-            new = (pool_mean, fit(pool_scatter, total))
-        else:  # accumulate_subsample: keep the points, fit M of them drawn without replacement
-            N, points = pool
-            points = jax.lax.dynamic_update_slice(points, x, (N.astype(jnp.int32), jnp.zeros((), jnp.int32)))
-            N = N + M
-            picked = points[subset(k_pick, N, capacity, M_max)]
-            m, S = stats(picked, w, M)
-            pool = (N, points)
-            new = (m, fit(S, M))
+        new, pool = update(pool, x, (i < M).astype(x.dtype), M, k_pick)
         return (new, pool), new
 
     def one_seed(key):
-        zero = jnp.zeros(())
-        pool = {
-            "replace": None,
-            "accumulate": (zero, jnp.zeros(d), jnp.zeros((d, d))),
-            "accumulate_subsample": (zero, jnp.zeros((capacity, d))),
-        }[strategy]
         init = (mean0, jnp.asarray(cov0))
-        _, (means, covs) = jax.lax.scan(step, (init, pool), (jax.random.split(key, G), xs))
+        _, (means, covs) = jax.lax.scan(step, (init, pool0()), (jax.random.split(key, G), xs))
         return jnp.concatenate([mean0[None], means]), jnp.concatenate([init[1][None], covs])
 
     return one_seed
@@ -286,13 +309,6 @@ def _chain_1d(mu0, sigma0, steps, M_max, sampler):
     return suffstats if sampler == "suffstats" else direct
 
 
-def _bartlett(key, dof, d):
-    """Lower-triangular B with B B^T ~ Wishart(I_d, dof): sqrt(chi^2_{dof - i}) on the diagonal, N(0, 1) below."""
-    k1, k2 = jax.random.split(key)
-    diag = jnp.sqrt(chi_square(k1, dof - jnp.arange(d)))
-    return strictly_lower(jax.random.normal(k2, (d * (d - 1) // 2,)), d) + jnp.diag(diag)
-
-
 @builder_cache(32)
 def _chain_nd(mean0, cov0, steps, M_max, sampler):
     """d dimensions, carried as the Cholesky factor U diag(e^l) with U unit lower triangular and l the log of
@@ -318,7 +334,7 @@ def _chain_nd(mean0, cov0, steps, M_max, sampler):
         k1, k2 = jax.random.split(key)
         if sampler == "suffstats":
             mean_new = mean + U @ (jnp.exp(l) * jax.random.normal(k1, (d,))) / jnp.sqrt(M)
-            B = _bartlett(k2, M - 1, d)
+            B = bartlett(k2, d, M - 1)
         else:
             # the M points are mean + z (U e^l)'; they are centred as (z - z_bar) (U e^l)', without the mean, so
             # that points far below the mean's float resolution still have a spread

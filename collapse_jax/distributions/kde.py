@@ -19,9 +19,12 @@ import numpy as np
 from collapse_jax.distributions import distances
 from collapse_jax.distributions.theory import bandwidth_factor
 from collapse_jax.engine import checks
+from collapse_jax.engine.calls import key_moved
 from collapse_jax.engine.checks import Int, Key, OneOf, Optional, Real, checked
 from collapse_jax.engine.rng import subset, uniform_index
 from collapse_jax.engine.seeds import builder_cache, map_seeds
+from collapse_jax.engine.strategies import check_takes, lookup
+from collapse_jax.engine.strategies import table as strategy_table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,8 +126,10 @@ class KDEChain(NamedTuple):
     keep: tuple
 
 
+@key_moved("key", "M", "generations", "seeds")
 @checked(
     key=Key(),
+    seed_offset=Int(0),
     generations=Int(1, checks.MAX_GENERATIONS),
     seeds=Int(1),
     chunk_size=Optional(Int(1)),
@@ -133,11 +138,12 @@ class KDEChain(NamedTuple):
     keep=Int(0, checks.MAX_GENERATIONS, many=True),
 )
 def kde_chain(
-    key,
     M: int,
     generations: int,
     seeds: int,
     *,
+    key=0,
+    seed_offset: int = 0,
     bandwidth="scott",
     init: Mixture | None = None,
     keep=(0,),
@@ -163,18 +169,20 @@ def kde_chain(
             point so far, the starting data included; a bandwidth rule then uses the pool's size and spread) or
             "accumulate_subsample" (M of them drawn without replacement). Statistics describe the newest M points.
         real_fraction: of each generation's M new points, round(pi M) are drawn from `init` (the true data).
+        key: int or PRNG key; seed i uses fold_in(key, seed_offset + i). (The key used to be the first positional
+            argument; that call still works, with a DeprecationWarning.)
+        seed_offset: first seed index, so that slices of one run can be computed apart and joined.
 
     Returns:
         KDEChain: mean, variance, W2^2 and KL at the measured generations, and the kept samples.
 
     Example:
         >>> from collapse_jax.distributions import kde_chain
-        >>> out = kde_chain(0, M=200, generations=20, seeds=50, bandwidth=0.1, keep=(0, 20))
+        >>> out = kde_chain(M=200, generations=20, seeds=50, key=0, bandwidth=0.1, keep=(0, 20))
         >>> out.var.shape, out.w2sq.shape, out.samples.shape
         ((50, 21, 1), (50, 21), (50, 2, 200, 1))
     """
-    M = checks.size("M", M, lo=2)
-    G = checks.size("generations", generations, lo=0)
+    M, G = int(M), int(generations)  # checked above
     init = Mixture.gaussian() if init is None else init
     d = init.d
     if isinstance(bandwidth, str):
@@ -188,8 +196,8 @@ def kde_chain(
     if any(k > G for k in keep) or measure.max() > G:
         raise ValueError(f"keep and measure must list generations in 0..{G}, got {keep} and {measure.max()}")
     gens = tuple(np.unique(np.concatenate([[0], measure, keep])).astype(int).tolist())
-    checks.choice("strategy", strategy, checks.STRATEGIES)
-    if strategy != "replace" or real_fraction is not None:
+    check_takes(strategy, real_fraction=real_fraction)
+    if strategy != "replace" or real_fraction is not None:  # the strategy table; plain replace: the fast path
         n_real = 0 if real_fraction is None else int(round(checks.fraction("real_fraction", real_fraction) * M))  # noqa: RUF046 - round() of a NumPy scalar
         if np.ndim(real_fraction) > 0:
             raise ValueError("real_fraction must be one number for kde_chain")
@@ -201,7 +209,7 @@ def kde_chain(
         one_seed = _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real)
     else:
         one_seed = _kde_seed(M, G, bandwidth if factor is None else None, factor, init, keep, gens)
-    stats, samples = map_seeds(one_seed, key, seeds, chunk_size=chunk_size, progress=progress)
+    stats, samples = map_seeds(one_seed, key, seeds, chunk_size=chunk_size, seed_offset=seed_offset, progress=progress)
     return KDEChain(np.asarray(gens), stats["mean"], stats["var"], stats.get("w2sq"), stats.get("kl"), samples, keep)
 
 
@@ -288,6 +296,20 @@ def _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real):
         cov = r.T @ r / (count - 1)
         return lambda z: f * z @ jnp.linalg.cholesky(cov).T
 
+    # the points (and how many) the KDE of a generation is fitted to, one entry per strategy (engine/strategies.py)
+    fitted_to = lookup(
+        strategy_table(
+            "distributions (KDE)",
+            {
+                "replace": lambda x, pool, count, key: (x, M),
+                "accumulate": lambda x, pool, count, key: (pool, count),
+                "accumulate_subsample": lambda x, pool, count, key: (pool[subset(key, count, cap, M)], M),
+            },
+        ),
+        strategy,
+        "distributions (KDE)",
+    )
+
     def one_seed(key):
         k0, kref, kchain = jax.random.split(key, 3)
         x0 = init.sample(k0, M)
@@ -298,12 +320,7 @@ def _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real):
             x, pool, buf, stats = carry
             k_pick, k_noise, k_real, k_sub = jax.random.split(jax.random.fold_in(kchain, g), 4)
             count = g * M  # points in the pool before this generation's
-            if strategy == "replace":
-                fit, n_fit = x, M
-            elif strategy == "accumulate":
-                fit, n_fit = pool, count
-            else:
-                fit, n_fit = pool[subset(k_sub, count, cap, M)], M
+            fit, n_fit = fitted_to(x, pool, count, k_sub)
             picked = fit[uniform_index(k_pick, (M,), n_fit)]
             new = picked + kernel_scale(fit, n_fit)(jax.random.normal(k_noise, (M, d)))
             x = jnp.where((jnp.arange(M) < n_real)[:, None], init.sample(k_real, M), new)

@@ -14,6 +14,7 @@ from jax.scipy import special as jsp
 from collapse_jax.distributions.gaussian import ESTIMATORS, sample_sizes
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Int, OneOf, Optional, Real, checked
+from collapse_jax.engine.strategies import strategy as strategy_named
 
 
 def _special(name, x):
@@ -169,14 +170,14 @@ def gaussian_strategy_moments(M, n, estimator="mle", strategy="replace", real_fr
         >>> float(mse[1]), float(var[1])  # one generation: 1/M and (M-1)/M
         (0.05, 0.95)
     """
-    if strategy == "accumulate_subsample":
+    pooled = strategy_named(strategy).pools  # refuses an undeclared strategy by name
+    if strategy_named(strategy).subsample:
         from collapse_jax.regression.theory._common import NoFormulaError
 
         raise NoFormulaError(
             "accumulate_subsample Gaussian chains have no formula in the lab (points picked "
             "again bring back their old noise); simulate instead"
         )
-    checks.choice("strategy", strategy, checks.STRATEGIES)
     n, Ms, _ = _steps(M, n, estimator)
     pi = np.broadcast_to(0.0 if real_fraction is None else checks.fraction("real_fraction", real_fraction), Ms.shape)
     unbiased = estimator == "unbiased"
@@ -185,11 +186,11 @@ def gaussian_strategy_moments(M, n, estimator="mle", strategy="replace", real_fr
     for M_k, p_k in zip(Ms, pi, strict=True):
         r = float(np.round(p_k * M_k))
         s = M_k - r
-        prev = N if strategy == "accumulate" else 0.0
+        prev = N if pooled else 0.0
         total = prev + M_k
         q_block = max(r - 1, 0) + s2 * max(s - 1, 0) + (r * s / M_k) * dev + (s + r * s2) / M_k * (r >= 1 and s >= 1)
         gap = (r / M_k) ** 2 * dev + (r + s * s2) / M_k**2  # E (mu_{k-1} - block mean)^2
-        q = (q if strategy == "accumulate" else 0.0) + q_block + (prev * M_k / total) * gap
+        q = (q if pooled else 0.0) + q_block + (prev * M_k / total) * gap
         dev = ((prev + s) / total) ** 2 * dev + (r + s * s2) / total**2
         N = total
         s2 = q / (total - unbiased)
@@ -288,7 +289,7 @@ def kde_pooled_var_strategy(M, n, var0, bandwidth, strategy="replace", real_frac
     accumulate and accumulate_subsample share P_g = pi' var0 + (1 - pi') (mean_{i<g} P_i + h^2); replace uses
     P_{g-1} alone. Exact (the recursion is linear). Bandwidth rules have no such formula (h depends on the sample).
     """
-    checks.choice("strategy", strategy, checks.STRATEGIES)
+    pooled = strategy_named(strategy).pools  # a subsample of the pool picks a uniform pool point too
     if isinstance(bandwidth, str):
         from collapse_jax.regression.theory._common import NoFormulaError
 
@@ -298,7 +299,7 @@ def kde_pooled_var_strategy(M, n, var0, bandwidth, strategy="replace", real_frac
     h2, P = float(bandwidth) ** 2, [float(var0)]
     total = float(var0)  # a running sum: the mean over i < g in O(1) per generation (np.mean was O(g), quadratic)
     for _ in range(int(n.max())):
-        prev = P[-1] if strategy == "replace" else total / len(P)
+        prev = total / len(P) if pooled else P[-1]
         P.append(share * var0 + (1 - share) * (prev + h2))
         total += P[-1]
     return np.asarray(P)[n]
@@ -401,7 +402,7 @@ def discrete_deviation(p, N, n, synthetic=None, strategy="replace"):
     strategy="accumulate" (every sample kept, n_m = N + (m - 1) s of them): a martingale whose steps have
     E ||step||^2 = (s / n_m^2)(G - e_{m-1}), so e_m = e_{m-1} + s (G - e_{m-1}) / n_m^2, exactly.
     """
-    checks.choice("strategy", strategy, ("replace", "accumulate"))
+    pooled = strategy_named(strategy, allowed=("replace", "accumulate")).pools  # as discrete_chain
     p = _sums_to_one(p)
     s = N if synthetic is None else synthetic
     if s == 0:
@@ -411,7 +412,7 @@ def discrete_deviation(p, N, n, synthetic=None, strategy="replace"):
     n = np.asarray(n)
     e = [np.sum(p * (1 - p)) / N, 0.0]
     for m in range(2, int(n.max()) + 1):
-        if strategy == "accumulate":
+        if pooled:
             e.append(e[-1] + s * (G - e[-1]) / (N + (m - 1) * s) ** 2)
         else:
             e.append(alpha**2 * G / s + alpha**2 * (1 - 1 / s) * e[-1])

@@ -2,7 +2,12 @@
 
 * `seeds`: one key per seed (fold_in(root, i)), vmapped batches, host-side chunks, sharding over devices;
 * `checks`: the validation rules of every public door (`@checked`, TOML tables);
-* `rng`: exact samplers JAX lacks or makes slow under vmap (chi-square, subsets);
+* `rng`: exact samplers JAX lacks or makes slow under vmap (chi-square, subsets, uniform indices);
+* `wishart`: Bartlett factors of Wishart draws (regression designs, d-dimensional Gaussian scatters);
+* `progress`: the one place progress lines are printed (stderr, silenced by progress=False);
+* `strategies`: the data strategies, declared once (each family maps them to its steps and theory in one table);
+* `fields`: a config's grid axes and static fields, read off its dataclass metadata;
+* `calls`: the one calling convention of every chain, and the deprecation of older calls;
 * `threefry`: JAX's own random bits, lowered on CPU as one fused loop (same bits, 5x faster), opt-in:
   `use_fused_threefry()` (the CLI, the tests and the benchmarks call it; importing the package does not);
 * `io`: results as .npz with a JSON sidecar of axes, coordinates and configuration;

@@ -16,6 +16,8 @@ import os
 import jax
 import numpy as np
 
+from collapse_jax.engine.strategies import NAMES
+
 
 def is_concrete(x) -> bool:
     """True for numbers and arrays whose values can be inspected now (not tracers, not placeholders)."""
@@ -126,7 +128,7 @@ def choice(name: str, x, allowed: tuple):
     return x
 
 
-STRATEGIES = ("replace", "accumulate", "accumulate_subsample")  # data strategies, the same words in every family
+STRATEGIES = NAMES  # data strategies, the same words in every family: declared in engine/strategies.py
 
 
 def fraction(name: str, x):

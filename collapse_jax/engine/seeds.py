@@ -11,7 +11,6 @@ import dataclasses
 import functools
 import math
 import os
-import sys
 import time
 
 import jax
@@ -20,6 +19,7 @@ import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 from collapse_jax.engine import checks
+from collapse_jax.engine.progress import reporter
 
 
 def seed_mean(metrics):
@@ -69,7 +69,7 @@ def run_chunks(call, seeds: int, chunk: int, seed_offset: int = 0, progress: boo
             "larger ids would wrap around and reuse seeds"
         )
     sharding = seed_sharding()
-    parts, start, t0 = [], 0, time.perf_counter()
+    parts, start, t0, say = [], 0, time.perf_counter(), reporter(progress)
     n_chunks = math.ceil(seeds / chunk)
     for i in range(n_chunks):
         ids = np.arange(seed_offset + start, seed_offset + start + chunk, dtype=np.uint32)
@@ -77,13 +77,8 @@ def run_chunks(call, seeds: int, chunk: int, seed_offset: int = 0, progress: boo
         take = min(chunk, seeds - start)
         parts.append(jax.tree.map(lambda a, take=take: np.asarray(a)[:take], out))
         start += take
-        if progress:
-            rate = start / (time.perf_counter() - t0)
-            print(
-                f"chunk {i + 1}/{n_chunks}: {start}/{seeds} seeds, {rate:.0f} seeds/s, "
-                f"ETA {(seeds - start) / rate:.0f}s",
-                file=sys.stderr,
-            )
+        rate = start / (time.perf_counter() - t0)
+        say(f"chunk {i + 1}/{n_chunks}: {start}/{seeds} seeds, {rate:.0f} seeds/s, ETA {(seeds - start) / rate:.0f}s")
     if len(parts) == 1:  # one chunk: a plain (writable) copy; concatenating the views of one part ran every
         return jax.tree.map(np.array, parts[0])  # other call of a 10,000-seed Gaussian chain 1.5x slower
     return jax.tree.map(lambda *a: np.concatenate(a), *parts)

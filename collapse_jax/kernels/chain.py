@@ -22,8 +22,10 @@ import numpy as np
 
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Int, Key, OneOf, Optional, Real, checked
-from collapse_jax.engine.rng import subset
+from collapse_jax.engine.rng import subset, uniform_index
 from collapse_jax.engine.seeds import builder_cache, map_seeds
+from collapse_jax.engine.strategies import check_takes, lookup
+from collapse_jax.engine.strategies import table as strategy_table
 
 
 class KRRChain(NamedTuple):
@@ -62,9 +64,10 @@ def resolve_lambdas(lam, T: int, generations: int) -> np.ndarray:
 
 @checked(
     key=Key(),
+    seed_offset=Int(0),
     T0=Int(1, checks.MAX_SIZE),
     T=Int(1, checks.MAX_SIZE),
-    generations=Int(0, checks.MAX_GENERATIONS),
+    generations=Int(1, checks.MAX_GENERATIONS),
     seeds=Int(1),
     sigma=Real(lo=0.0, hi=checks.SCALE_MAX, ndim=(0,)),
     chunk_size=Optional(Int(1)),
@@ -81,6 +84,7 @@ def krr_chain(
     generations: int,
     seeds: int,
     key=0,
+    seed_offset: int = 0,
     sigma0=0.0,
     sigma=0.0,
     lam=1e-3,
@@ -112,6 +116,8 @@ def krr_chain(
         real_fraction: of each generator's T0 points, round(pi T0) carry the real targets (plus sigma0 noise).
         synthetic_fraction: of the downstream's T points, round(p T) are labelled by generation n, the rest by
             the real targets (None: all of them).
+        key: int or PRNG key; seed i uses fold_in(key, seed_offset + i).
+        seed_offset: first seed index, so that slices of one run can be computed apart and joined.
 
     Returns:
         KRRChain: held-out test error (and accuracy) per seed, lambda and generation, the generators' errors
@@ -141,12 +147,10 @@ def krr_chain(
     for name, idx in (("pool", pool), ("test", test)):
         if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= len(K):
             raise ValueError(f"{name} must be a non-empty array of indices in 0..{len(K) - 1}")
-    T0, T = checks.size("T0", T0, lo=1), checks.size("T", T, lo=1)
-    G = checks.size("generations", generations, lo=1)
+    T0, T, G = int(T0), int(T), int(generations)  # checked above
     lams = resolve_lambdas(lam, T, G)
     gen_noise = _per_generation("sigma0", sigma0, G, lo=0.0, hi=checks.SCALE_MAX)
     gen_lam = _per_generation("lam_gen", lam_gen, G, lo=0.0, lo_open=True, hi=checks.SCALE_MAX)
-    checks.real_array("sigma", sigma, lo=0.0, ndim=(0,))
     if labels is not None:  # one integer class per point, each a column of Y (else accuracy would be 0)
         checks.Int(0, Y.shape[1] - 1, many=True)(
             "labels", list(labels) if isinstance(labels, (list, tuple)) else labels
@@ -154,7 +158,7 @@ def krr_chain(
         if np.ndim(labels) != 1 or len(labels) != len(K):
             raise ValueError(f"labels must hold one class per point of K ({len(K)}), got shape {np.shape(labels)}")
     classes = np.zeros(len(test), int) if labels is None else np.asarray(labels, int)[test]
-    checks.choice("strategy", strategy, checks.STRATEGIES)
+    check_takes(strategy, real_fraction=real_fraction)
     n_syn = (
         None
         if synthetic_fraction is None
@@ -162,7 +166,7 @@ def krr_chain(
     )
     if n_syn is not None and np.ndim(synthetic_fraction):
         raise ValueError("synthetic_fraction must be one number")
-    if strategy == "replace" and real_fraction is None:
+    if strategy == "replace" and real_fraction is None:  # plain replace: the fast path; else the strategy table
         one_seed = _krr_seed(T0, T, G, float(sigma), labels is not None, n_syn)
     else:
         pi = np.broadcast_to(0.0 if real_fraction is None else checks.fraction("real_fraction", real_fraction), (G,))
@@ -170,7 +174,9 @@ def krr_chain(
         one_seed = _krr_seed_strategy(T0, T, G, float(sigma), labels is not None, n_syn, strategy, n_real)
     data = (K[np.ix_(pool, pool)], K[np.ix_(test, pool)], Y[pool], Y[test], classes, lams, gen_noise, gen_lam)
     with jax.enable_x64(True):
-        err, acc, gen_err = map_seeds(one_seed, key, seeds, data=data, chunk_size=chunk_size, progress=progress)
+        err, acc, gen_err = map_seeds(
+            one_seed, key, seeds, data=data, chunk_size=chunk_size, seed_offset=seed_offset, progress=progress
+        )
     return KRRChain(np.moveaxis(err, 1, 2), None if labels is None else np.moveaxis(acc, 1, 2), gen_err, lams)
 
 
@@ -204,7 +210,7 @@ def _downstream(T, sigma, with_labels, n_syn, key, K_PP, K_QP, Y_P, Y_Q, classes
     fit(y_D, lam_n, key) scores the KRR on labels y_D (the first n_syn rows kept, the rest real when n_syn is
     set) for every lambda of the grid row lam_n: (squared error, accuracy) on the held-out points."""
     kD, k_eps = jax.random.split(key)
-    D = jax.random.randint(kD, (T,), 0, K_PP.shape[0])
+    D = uniform_index(kD, (T,), K_PP.shape[0])
     e, U = jnp.linalg.eigh(K_PP[D[:, None], D[None, :]])
     KQU = K_QP[:, D] @ U
 
@@ -236,24 +242,37 @@ def _krr_seed_strategy(T0, T, G, sigma, with_labels, n_syn, strategy, n_real):
             A = A + jnp.diag(jnp.sum(live) * lam_k * live + (1 - live))
             return jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(A), True), y * live[:, None])
 
+        def replace(S, y, S_pool, y_pool, count, lam_k, k_pick):  # the newest T0 points
+            return S, solve(S, y, lam_k, jnp.ones(T0))
+
+        def accumulate(S, y, S_pool, y_pool, count, lam_k, k_pick):  # every point so far
+            return S_pool, solve(S_pool, y_pool, lam_k, (jnp.arange(cap) < count).astype(y.dtype))
+
+        def accumulate_subsample(S, y, S_pool, y_pool, count, lam_k, k_pick):  # T0 of them, without replacement
+            pick = subset(k_pick, count, cap, T0)
+            return S_pool[pick], solve(S_pool[pick], y_pool[pick], lam_k, jnp.ones(T0))
+
+        # the model (S, alpha) each strategy fits, one entry per strategy (engine/strategies.py)
+        fit_model = lookup(
+            strategy_table(
+                "kernels",
+                {"replace": replace, "accumulate": accumulate, "accumulate_subsample": accumulate_subsample},
+            ),
+            strategy,
+            "kernels",
+        )
+
         def generation(carry, xs):
             (S_model, alpha), (S_pool, y_pool, count) = carry
             key, lam_n, noise_k, lam_k, r = xs
             kS, k_fit, k_d, k_pick = jax.random.split(key, 4)
-            S = jax.random.randint(kS, (T0,), 0, K_PP.shape[0], dtype=jnp.int32)
+            S = uniform_index(kS, (T0,), K_PP.shape[0])
             y = jnp.where((jnp.arange(T0) < r)[:, None], Y_P[S], K_PP[S[:, None], S_model[None, :]] @ alpha)
             y = y + noise_k * jax.random.normal(k_fit, y.shape)
             S_pool = jax.lax.dynamic_update_slice(S_pool, S, (count,))
             y_pool = jax.lax.dynamic_update_slice(y_pool, y, (count, jnp.zeros((), jnp.int32)))
             count = count + T0
-            if strategy == "replace":
-                model = (S, solve(S, y, lam_k, jnp.ones(T0)))
-            elif strategy == "accumulate":
-                model = (S_pool, solve(S_pool, y_pool, lam_k, (jnp.arange(cap) < count).astype(y.dtype)))
-            else:
-                pick = subset(k_pick, count, cap, T0)
-                model = (S_pool[pick], solve(S_pool[pick], y_pool[pick], lam_k, jnp.ones(T0)))
-            S_m, a_m = model
+            S_m, a_m = fit_model(S, y, S_pool, y_pool, count, lam_k, k_pick)
             gen_err = jnp.mean(jnp.sum((K_QP[:, S_m] @ a_m - Y_Q) ** 2, -1))
             # the model's coefficients are padded to the pool's size so that the carry keeps one shape
             S_keep = jnp.zeros(cap, S_m.dtype).at[: S_m.shape[0]].set(S_m)
@@ -291,7 +310,7 @@ def _krr_seed(T0, T, G, sigma, with_labels, n_syn=None):
             S_prev, alpha_prev = carry
             key, lam_n, noise_k, lam_k = xs
             kS, k_fit, k_d = jax.random.split(key, 3)
-            S = jax.random.randint(kS, (T0,), 0, K_PP.shape[0])
+            S = uniform_index(kS, (T0,), K_PP.shape[0])
             alpha = fit(k_fit, S, K_PP[S[:, None], S_prev[None, :]] @ alpha_prev, noise_k, lam_k)
             return (S, alpha), measure(S, alpha, lam_n, k_d)
 
@@ -301,7 +320,7 @@ def _krr_seed(T0, T, G, sigma, with_labels, n_syn=None):
 
         clean = downstream(Y_P[D], lam_grid[:, 0], jax.random.fold_in(k_eps, 0)) + (jnp.zeros(()),)
         kS, k_fit, k_d = jax.random.split(k_first, 3)
-        S1 = jax.random.randint(kS, (T0,), 0, K_PP.shape[0])
+        S1 = uniform_index(kS, (T0,), K_PP.shape[0])
         alpha1 = fit(k_fit, S1, Y_P[S1], noise[0], lam_g[0])
         first = measure(S1, alpha1, lam_grid[:, 1], k_d)
         _, rest = jax.lax.scan(

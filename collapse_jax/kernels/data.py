@@ -145,7 +145,7 @@ def synthetic_power_law(N: int, p: int, beta: float, r: float, key: int = 0, sig
         >>> data.X.shape, data.Y.shape, data.labels is None
         ((500, 50), (500, 1), True)
     """
-    from collapse_jax.regression.spectra import Spectrum
+    from collapse_jax.regression import Spectrum
 
     spec = Spectrum.power_law(checks.size("p", p, lo=1), beta, r, signal=signal)
     X = np.random.default_rng(key).standard_normal((checks.size("N", N, lo=2), p)) * np.sqrt(spec.eigenvalues)

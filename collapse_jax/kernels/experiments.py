@@ -20,13 +20,13 @@ count), [kernel] (name and its parameters), [chain] and [simulation] (seeds, key
 from __future__ import annotations
 
 import dataclasses
-import sys
 from typing import Any
 
 import numpy as np
 
 from collapse_jax.engine import checks, plotting
 from collapse_jax.engine.header import Header, read_header
+from collapse_jax.engine.progress import reporter
 from collapse_jax.kernels import data as datasets
 from collapse_jax.kernels import theory
 from collapse_jax.kernels.chain import krr_chain, resolve_lambdas
@@ -96,8 +96,7 @@ def _setup(exp, progress):
     data = load_data(exp.data)
     kernel = dict(exp.kernel)
     name = kernel.pop("name", "rbf")
-    if progress:
-        print(f"[{exp.name}] {data.name}: {len(data.X)} points; {name} kernel {kernel}", file=sys.stderr)
+    reporter(progress)(f"[{exp.name}] {data.name}: {len(data.X)} points; {name} kernel {kernel}")
     K = kernel_matrix(name, data.X, **kernel)
     pool, test = datasets.split(data, int(exp.data.get("test", max(1, len(data.X) // 6))), exp.key)
     emp = theory.empirical_spectrum(K[np.ix_(pool, pool)], data.Y[pool])

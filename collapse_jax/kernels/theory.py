@@ -22,8 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from collapse_jax.engine.checks import Instance, checked
-from collapse_jax.regression.problem import Downstream, Generators
-from collapse_jax.regression.spectra import Spectrum
+from collapse_jax.regression import Downstream, Generators, Spectrum
 
 
 class EmpiricalSpectrum(NamedTuple):

@@ -6,28 +6,20 @@ model is fitted on data labelled by generation n. So one run gives the whole err
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Instance, Int, checked, choice
+from collapse_jax.engine.strategies import STRATEGIES, lookup
+from collapse_jax.engine.strategies import table as strategy_table
+from collapse_jax.engine.wishart import bartlett
 from collapse_jax.regression import samplers, strategies
+from collapse_jax.regression.metrics import Metrics
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
 
 SAMPLERS = ("auto", "direct", "suffstats")
-
-
-class Metrics(NamedTuple):
-    """Per-generation quantities, shared by simulation (per seed, mean, sem) and theory."""
-
-    test_error: (
-        jax.Array | np.ndarray
-    )  # (w_pred - w0)' Sigma (w_pred - w0) of the downstream model on generation-n data
-    generator_error: jax.Array | np.ndarray  # (w_n - w0)' Sigma (w_n - w0) of generation n itself (0 at n = 0)
 
 
 def resolve_sampler(sampler: str, d: int, gen: Generators, down: Downstream) -> tuple[str, str]:
@@ -35,7 +27,7 @@ def resolve_sampler(sampler: str, d: int, gen: Generators, down: Downstream) -> 
     T >= d, and every row labelled by one model (no real rows mixed in, no subsample of kept rows)."""
     choice("sampler", sampler, SAMPLERS)
     exact = (
-        min(gen.T0_tuple) >= d and gen.real_fraction is None and gen.strategy != "accumulate_subsample",
+        min(gen.T0_tuple) >= d and gen.real_fraction is None and not STRATEGIES[gen.strategy].subsample,
         down.T >= d and down.synthetic_fraction is None,
     )
     if sampler == "suffstats" and not all(exact):
@@ -50,7 +42,7 @@ def resolve_sampler(sampler: str, d: int, gen: Generators, down: Downstream) -> 
 def working_rows(gen: Generators, down: Downstream, generations: int) -> int:
     """Rows of data one seed holds at once: the largest design, or the pool of accumulate_subsample."""
     rows = max(max(gen.T0_tuple), down.T)
-    if gen.strategy == "accumulate_subsample":
+    if STRATEGIES[gen.strategy].subsample:  # the pool's rows themselves are kept
         T = gen.per_generation(generations)[0]
         rows = max(rows, int(T.sum()) + max(gen.T0_tuple))
     return rows
@@ -59,13 +51,14 @@ def working_rows(gen: Generators, down: Downstream, generations: int) -> int:
 def _generator_fit(gen: Generators, d: int, sampler: str, generations: int):
     """(init, step) for the generators: init(key, sqrt_eig) draws what a seed keeps (a fixed design, a pool);
     step(state, key, w, w0, sqrt_eig, T, s, lam, n_real) -> (w, state) fits generation k."""
+    return lookup(GENERATOR_STEPS, gen.strategy, "regression")(gen, d, sampler, generations)
+
+
+def _replace(gen: Generators, d: int, sampler: str, generations: int):
+    """Generation k fits its own fresh rows (or relabels one fixed design)."""
     T0 = gen.T0_tuple
     ridge = gen.lam is not None
     mixes_real = gen.real_fraction is not None
-    if gen.strategy == "accumulate":
-        return strategies.accumulate(d, T0, gen.fixed, sampler, mixes_real)
-    if gen.strategy == "accumulate_subsample":
-        return strategies.accumulate_subsample(d, T0, generations, ridge, mixes_real)
 
     def keep(fit):  # a replace step keeps its state (a fixed design, or nothing) unchanged
         return lambda state, key, w, w0, sqrt_eig, T, s, lam, n_real: (
@@ -76,7 +69,7 @@ def _generator_fit(gen: Generators, d: int, sampler: str, generations: int):
     real = (lambda w0, n_real: (w0, n_real)) if mixes_real else (lambda w0, n_real: None)
     if gen.fixed:
         if sampler == "suffstats":
-            init = lambda key, sqrt_eig: samplers.bartlett(key, d, T0[0])
+            init = lambda key, sqrt_eig: bartlett(key, d, T0[0])
 
             def fit(L, key, w, w0, sqrt_eig, T, s, lam, n_real):
                 z = jax.random.normal(key, (d,), w.dtype)
@@ -111,6 +104,22 @@ def _generator_fit(gen: Generators, d: int, sampler: str, generations: int):
     return init, keep(fit_rows)
 
 
+# One entry per declared strategy (engine/strategies.py): its generator step (init, step), built from
+# (gen, d, sampler, generations). The pooled steps live in regression/strategies.py.
+GENERATOR_STEPS = strategy_table(
+    "regression",
+    {
+        "replace": _replace,
+        "accumulate": lambda gen, d, sampler, generations: strategies.accumulate(
+            d, gen.T0_tuple, gen.fixed, sampler, gen.real_fraction is not None
+        ),
+        "accumulate_subsample": lambda gen, d, sampler, generations: strategies.accumulate_subsample(
+            d, gen.T0_tuple, generations, gen.lam is not None, gen.real_fraction is not None
+        ),
+    },
+)
+
+
 def _downstream_fit(down: Downstream, d: int, sampler: str, w0):
     """(init, fit) for the downstream model: init(key, sqrt_eig, lam) draws one design per seed (and factors
     it when lam is the same for every n), fit(state, key, w, sqrt_eig, lam) labels it by w plus fresh noise
@@ -128,7 +137,7 @@ def _downstream_fit(down: Downstream, d: int, sampler: str, w0):
         factor = lambda L, sqrt_eig, lam: samplers.bartlett_factor(L, sqrt_eig, jnp.asarray(T, L.dtype), lam)
 
         def init(key, sqrt_eig, lam):
-            L = samplers.bartlett(key, d, T)
+            L = bartlett(key, d, T)
             return L, (factor(L, sqrt_eig, lam) if shared else None)
 
         def fit(state, key, w, sqrt_eig, lam):

@@ -16,13 +16,13 @@ The table says for each curve which kind of formula it was checked against (exac
 from __future__ import annotations
 
 import dataclasses
-import sys
 import textwrap
 
 import numpy as np
 
 from collapse_jax.engine import checks, plotting
 from collapse_jax.engine.header import Header, read_header
+from collapse_jax.engine.progress import reporter
 from collapse_jax.regression import theory
 from collapse_jax.regression.experiments import PROBLEM
 from collapse_jax.regression.problem import Downstream, Generators
@@ -105,7 +105,7 @@ def _variant_at(gen, down, x, value):
 
 def run(exp: Comparison, progress: bool = True):
     """Simulate every (panel, variant, x) and put the theory beside it."""
-    say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
+    say = reporter(progress)
     P, V, X = len(exp.panels), len(exp.panels[0][2]), len(exp.xs)
     sim = np.full((P, V, X, exp.seeds), np.nan)
     th = np.full((P, V, X), np.nan)

@@ -29,6 +29,7 @@ import optax
 
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Instance, Int, Real, checked
+from collapse_jax.engine.strategies import STRATEGIES
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
 from collapse_jax.regression.theory import moments, ridge, strategies
@@ -152,7 +153,7 @@ def joint_lambdas_problem(spec, gen, down, n, tune_generators=True):
     n = checks.size("n", n, lo=1)
     if gen.lam is None:
         raise ValueError("gen.lam: joint_lambdas needs ridge generators; give Generators(lam=...) a start > 0")
-    if gen.strategy != "replace" or gen.real_fraction is not None or gen.fixed:
+    if STRATEGIES[gen.strategy].pools or gen.real_fraction is not None or gen.fixed:
         raise ValueError("gen: joint_lambdas covers replace chains of fresh designs (theory/ridge.md's recursion)")
     T, sigma, lam = gen.per_generation(n)
     eig, w0 = _arrays(spec)
@@ -335,7 +336,7 @@ def least_real_fraction(
 
 def _ols_replace(spec, gen, n):
     T = gen.per_generation(n)[0]
-    if gen.lam is not None or gen.strategy != "replace" or gen.fixed or np.any(T < spec.d + 2):
+    if gen.lam is not None or STRATEGIES[gen.strategy].pools or gen.fixed or np.any(T < spec.d + 2):
         raise ValueError(
             f"gen: real-fraction schedules are optimised for OLS generators under replace with fresh "
             f"designs and T0 >= d + 2 = {spec.d + 2} (the exact recursion of theory/strategies.md)"

@@ -14,8 +14,10 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from collapse_jax.engine import checks
+from collapse_jax.engine.strategies import NAMES, check_takes
+from collapse_jax.engine.strategies import strategy as declared
 
-STRATEGIES = checks.STRATEGIES
+STRATEGIES = NAMES  # declared in engine/strategies.py
 
 
 @checks.strict_init
@@ -81,8 +83,7 @@ class Generators:
             checks.config_array("real_fraction", self.real_fraction, lo=0.0, hi=1.0)
         if not isinstance(self.fixed, (bool, np.bool_)):
             raise ValueError(f"fixed must be True or False, got {self.fixed!r}")
-        checks.choice("strategy", self.strategy, STRATEGIES)
-        if self.fixed and self.strategy == "accumulate_subsample":
+        if check_takes(self.strategy, real_fraction=self.real_fraction).subsample and self.fixed:
             raise ValueError(
                 "strategy='accumulate_subsample' needs fresh rows each generation (fixed=False): a "
                 "subsample of one relabelled design is not a growing pool"
@@ -101,7 +102,7 @@ class Generators:
     @property
     def pooled(self) -> bool:
         """True when generation k's fit draws on the rows of earlier generations (accumulate strategies)."""
-        return self.strategy != "replace"
+        return declared(self.strategy).pools
 
     @property
     def T0_tuple(self) -> tuple[int, ...]:

@@ -15,35 +15,15 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.scipy.linalg import cho_factor, cho_solve
 
 from collapse_jax.engine.rng import chi_square
+from collapse_jax.engine.wishart import bartlett, strictly_lower  # noqa: F401 (this module's names since 0.1)
 
 
 def design(key, sqrt_eig, rows: int):
     """X = Z Sigma^1/2 with Z a (rows, d) standard normal matrix."""
     return jax.random.normal(key, (rows, sqrt_eig.shape[0]), sqrt_eig.dtype) * sqrt_eig[None, :]
-
-
-def bartlett(key, d: int, T):
-    """Lower-triangular L with L L' ~ Wishart(I_d, T) (Bartlett): L_ii^2 ~ chi2(T - i + 1), L_ij ~ N(0, 1), i > j.
-
-    T is data, so one compiled function serves every sample size (T >= d).
-    """
-    k_diag, k_low = jax.random.split(key)
-    dtype = jnp.zeros(()).dtype
-    dof = jnp.asarray(T, dtype) - jnp.arange(d, dtype=dtype)
-    diag = jnp.sqrt(chi_square(k_diag, dof))  # the lab's gamma sampler: 4x faster than jax.random's under vmap
-    return strictly_lower(jax.random.normal(k_low, (d * (d - 1) // 2,), dtype), d) + jnp.diag(diag)
-
-
-def strictly_lower(values, d: int):
-    """A d x d matrix with `values` (d(d-1)/2 of them) below the diagonal and zeros elsewhere: half the normal
-    draws of a full matrix masked by tril, which dominated the cost of a Bartlett factor (profiled at d = 100)."""
-    slot = np.zeros((d, d), np.int32)
-    slot[np.tril_indices(d, -1)] = np.arange(1, d * (d - 1) // 2 + 1)
-    return jnp.concatenate([jnp.zeros(1, values.dtype), values])[slot]  # a gather with constant indices
 
 
 def ols_step(key, w, sqrt_eig, T, s):

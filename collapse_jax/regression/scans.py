@@ -7,20 +7,16 @@ curve (largest |z|, relative error, and for T-scans the fitted log-log slopes be
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 
 import jax
 import numpy as np
 
+from collapse_jax.engine.progress import reporter
 from collapse_jax.regression import regularization, theory
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.simulate import simulate
 from collapse_jax.regression.spectra import Spectrum
-
-
-def _say(progress):
-    return (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
 
 
 def lambda_scan(
@@ -35,7 +31,7 @@ def lambda_scan(
     progress: bool = True,
 ):
     """Error for every (lambda, n): simulation (lam, seed, n) and theory (lam, n)."""
-    say, t0, sims = _say(progress), time.perf_counter(), []
+    say, t0, sims = reporter(progress), time.perf_counter(), []
     for i, lam in enumerate(lams):
         # Same key for every lambda (common random numbers): smoother curves, each point still exact.
         res = simulate(spec, gen, dataclasses.replace(down, lam=float(lam)), generations, seeds, key, sampler=sampler)
@@ -115,7 +111,7 @@ def rule_label(rule, mathtext: bool = True) -> str:
 
 def T_scan(spec, gen, down, Ts, rules, generations, seeds, key, sampler="auto", beta=None, r=None, progress=True):
     """Error against T for each lambda rule: simulation (rule, T, seed, n), theory and lambda (rule, T, n)."""
-    say, t0 = _say(progress), time.perf_counter()
+    say, t0 = reporter(progress), time.perf_counter()
     test, theo, lam_used = [], [], []
     for rule in rules:
         per_T = []
@@ -123,7 +119,7 @@ def T_scan(spec, gen, down, Ts, rules, generations, seeds, key, sampler="auto", 
             d = dataclasses.replace(down, T=int(T))
             sched = schedule(rule, spec, gen, d, beta, r)
             d = dataclasses.replace(d, lam=sched).resolved(generations)
-            res = simulate(spec, gen, d, generations, seeds, key, sampler=sampler)
+            res = simulate(spec, gen, d, generations, seeds, key=key, sampler=sampler)
             th = theory.metrics(spec, gen, d, np.arange(generations + 1))
             per_T.append((res.test_error, np.asarray(th.test_error), np.asarray(d.lam)))
             say(f"  {rule_label(rule, mathtext=False)}, T = {T}: {time.perf_counter() - t0:.1f}s")
@@ -174,7 +170,7 @@ def optimal_lambda_scan(
     The grid is local on purpose: a parabola through a wide span of an asymmetric U-curve is biased (a
     span of x10 put the argmin 10-13% low at n = 0, several bootstrap standard errors).
     """
-    say, t0 = _say(progress), time.perf_counter()
+    say, t0 = reporter(progress), time.perf_counter()
     generations = max(ns)
     ns = np.asarray(ns)
     lam_theory = np.stack([np.asarray(regularization.optimal_lambda(spec, gen, down, ns, T=float(T))) for T in Ts])

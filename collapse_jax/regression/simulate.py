@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from collapse_jax.engine import checks, io
+from collapse_jax.engine.calls import key_moved
 from collapse_jax.engine.checks import Instance, Int, Key, OneOf, Optional, checked
 from collapse_jax.engine.seeds import (
     chunk_size_for,
@@ -112,6 +113,7 @@ def seed_batch(root, seed_ids, spec, gen, down, generations, sampler):
 _chunk = jax.jit(seed_batch, static_argnames=("generations", "sampler"))
 
 
+@key_moved("spec", "gen", "down", "generations", "seeds", "key")
 @checked(
     spec=Instance(Spectrum),
     gen=Instance(Generators),
@@ -130,8 +132,8 @@ def simulate(
     down: Downstream,
     generations: int = 20,
     seeds: int = 1000,
-    key=0,
     *,
+    key=0,
     sampler: str = "auto",
     chunk_size: int | None = None,
     seed_offset: int = 0,
@@ -145,7 +147,9 @@ def simulate(
         down: the downstream ridge model (`Downstream`); a lambda schedule is resolved per generation.
         generations: N >= 0; every n = 0..N is measured.
         seeds: number of independent chains.
-        key: int or PRNG key; seed i uses fold_in(key, seed_offset + i).
+        key: int or PRNG key; seed i uses fold_in(key, seed_offset + i). Keyword-only, as in every chain (the
+            older positional call simulate(spec, gen, down, generations, seeds, key) still works, with a
+            DeprecationWarning).
         sampler: 'auto' (sufficient statistics wherever T >= d, exact and fast), 'direct' or 'suffstats'.
         chunk_size: seeds per compiled call (default: fits DEFAULT_MEMORY); never changes the numbers.
         seed_offset: first seed index, so that slices of one run can be computed apart and merged.
@@ -181,7 +185,7 @@ def simulate(
     )
 
     root = root_key(key)
-    call = lambda ids: _chunk(root, ids, spec, gen, down, generations, sampler)
+    call = lambda ids: _chunk(root, ids, spec.values(), gen, down, generations, sampler)
     test_error, generator_error = run_chunks(call, seeds, chunk, seed_offset, progress)
     config = dict(
         spectrum=dict(d=d),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import typing
 from typing import cast
 
 import jax
@@ -45,15 +46,25 @@ class Spectrum:
     eigenvalues: ArrayLike  # held as given (a numpy or JAX array; lists become numpy arrays)
     w0: ArrayLike
     # How the named constructors built it ({"kind": "power_law", "d": 100, "beta": 1.5, ...}), so that a sweep can
-    # rebuild it with other parameters. A plain attribute, not a pytree field: arrays stacked over spectra of
-    # different betas still share one tree structure.
-    recipe = None
+    # rebuild it with other parameters. A static field (part of the tree structure, hashable), so it survives
+    # dataclasses.replace and jax.tree.map; `values()` drops it where one compiled program should serve spectra of
+    # different recipes (simulate, sweep).
+    recipe: Recipe | None = dataclasses.field(default=None, metadata=dict(static=True))
+    # a sweep's axes: the recipes' parameters (rebuilt at each point), d static (it sets the shapes)
+    GRID_FIELDS: typing.ClassVar[dict] = {"d": True, "beta": False, "r": False, "signal": False}
 
     def __post_init__(self):
         for name in ("eigenvalues", "w0"):  # a string, None or a table is never a spectrum (tracers pass)
             value = getattr(self, name)
             if value is None or isinstance(value, (str, bytes, dict, set, numbers.Number)):
                 raise ValueError(f"{name} must be a 1-D array of real numbers, got {value!r}"[:300])
+        if self.recipe is not None:
+            if not isinstance(self.recipe, dict) or self.recipe.get("kind") not in _BUILDERS:
+                raise ValueError(
+                    f"recipe must be None or a dict with kind in {sorted(_BUILDERS)} (as Spectrum.isotropic and "
+                    f"Spectrum.power_law set it), got {self.recipe!r}"[:300]
+                )
+            object.__setattr__(self, "recipe", Recipe(self.recipe))
         for name in ("eigenvalues", "w0"):  # lists and tuples are one array each, not pytrees of scalars
             if isinstance(getattr(self, name), (list, tuple)):
                 checks.real_array(name, getattr(self, name), ndim=(1,))
@@ -67,6 +78,22 @@ class Spectrum:
                 raise ValueError(
                     f"w0 must have the shape of eigenvalues {np.shape(self.eigenvalues)}, got {np.shape(self.w0)}"
                 )
+
+    def values(self) -> Spectrum:
+        """This spectrum without its recipe: the tree structure depends on d alone, so a jit-compiled function
+        called on spectra of other betas or signals reuses one compilation."""
+        return self if self.recipe is None else dataclasses.replace(self, recipe=None)
+
+    def matches_recipe(self) -> bool:
+        """True when the recipe rebuilds this spectrum's arrays (to float32 precision), so that a sweep may rebuild it
+        with other parameters. Needs concrete values; False without a recipe."""
+        if self.recipe is None:
+            return False
+        params = {k: v for k, v in self.recipe.items() if k != "kind"}
+        return all(
+            np.shape(a) == np.shape(b) and np.allclose(np.asarray(a, float), b, rtol=1e-6, atol=0)
+            for a, b in zip((self.eigenvalues, self.w0), _BUILDERS[self.recipe["kind"]](**params), strict=True)
+        )
 
     @property
     def d(self) -> int:
@@ -89,7 +116,8 @@ class Spectrum:
         """Sigma = I_d and a teacher with equal coordinates, scaled so that ||w0||^2 = signal."""
         checks.Int(1, checks.MAX_SIZE)("d", d)
         checks.real_array("signal", signal, lo=0.0, hi=checks.SCALE_MAX, ndim=(0,))
-        return cls(np.ones(d), np.full(d, np.sqrt(signal / d)))._made_by(kind="isotropic", d=d, signal=signal)
+        eigenvalues, w0 = _isotropic(d, signal)
+        return cls(eigenvalues, w0, recipe=_recipe(kind="isotropic", d=d, signal=signal))
 
     @classmethod
     def power_law(cls, d: int, beta: float, r: float, signal: float = 1.0) -> Spectrum:
@@ -101,18 +129,8 @@ class Spectrum:
         checks.real_array("beta", beta, lo=0.0, lo_open=True, ndim=(0,))
         checks.real_array("r", r, lo=0.0, lo_open=True, ndim=(0,))
         checks.real_array("signal", signal, lo=0.0, hi=checks.SCALE_MAX, ndim=(0,))
-        j = np.arange(1, d + 1, dtype=float)
-        eigenvalues = j**-beta
-        energy = j ** -(1.0 + 2.0 * beta * r)  # lambda_j w0_j^2 before normalisation
-        if not (eigenvalues[-1] > 0 and energy[0] / energy.sum() > 0 and np.all(np.isfinite(energy))):
-            raise ValueError(
-                f"beta = {beta} and r = {r} at d = {d}: j^-beta or j^-(1 + 2 beta r) underflows "
-                "float64; take smaller exponents or a smaller d"
-            )
-        energy *= signal / energy.sum()
-        return cls(eigenvalues, np.sqrt(energy / eigenvalues))._made_by(
-            kind="power_law", d=d, beta=beta, r=r, signal=signal
-        )
+        eigenvalues, w0 = _power_law(d, beta, r, signal)
+        return cls(eigenvalues, w0, recipe=_recipe(kind="power_law", d=d, beta=beta, r=r, signal=signal))
 
     @classmethod
     def stack(cls, spectra, dtype) -> Spectrum:
@@ -126,13 +144,10 @@ class Spectrum:
         except TypeError:
             raise ValueError(f"dtype must be a numpy dtype, got {dtype!r}") from None
         out = object.__new__(cls)
+        object.__setattr__(out, "recipe", None)
         for name in ("eigenvalues", "w0"):
             object.__setattr__(out, name, jnp.stack([jnp.asarray(getattr(s, name), dtype) for s in spectra]))
         return out
-
-    def _made_by(self, **recipe) -> Spectrum:
-        object.__setattr__(self, "recipe", {k: (v.item() if hasattr(v, "item") else v) for k, v in recipe.items()})
-        return self
 
     @classmethod
     def from_config(cls, cfg: dict) -> Spectrum:
@@ -163,3 +178,43 @@ class Spectrum:
             return getattr(cls, kind)(**cfg)
         except TypeError as err:
             raise ValueError(f"[spectrum]: {err}") from None
+
+
+class Recipe(dict):
+    """A spectrum's recipe: a dict (it reads, merges with `|` and serialises as one) that is hashable and refuses
+    changes, as a static pytree field must be."""
+
+    def __hash__(self):  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+    def _frozen(self, *args, **kwargs):
+        raise TypeError("a Spectrum's recipe cannot be changed; use Spectrum.from_config(spec.recipe | {...})")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = __ior__ = _frozen
+
+
+def _recipe(**params) -> Recipe:
+    return Recipe({k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()})
+
+
+def _isotropic(d: int, signal: float):
+    return np.ones(d), np.full(d, np.sqrt(signal / d))
+
+
+def _power_law(d: int, beta: float, r: float, signal: float):
+    j = np.arange(1, d + 1, dtype=float)
+    eigenvalues = j**-beta
+    energy = j ** -(1.0 + 2.0 * beta * r)  # lambda_j w0_j^2 before normalisation
+    if not (eigenvalues[-1] > 0 and energy[0] / energy.sum() > 0 and np.all(np.isfinite(energy))):
+        raise ValueError(
+            f"beta = {beta} and r = {r} at d = {d}: j^-beta or j^-(1 + 2 beta r) underflows "
+            "float64; take smaller exponents or a smaller d"
+        )
+    energy *= signal / energy.sum()
+    return eigenvalues, np.sqrt(energy / eigenvalues)
+
+
+_BUILDERS: dict[str, typing.Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+    "isotropic": _isotropic,
+    "power_law": _power_law,
+}

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jax.scipy.linalg import cho_factor, cho_solve
 
 from collapse_jax.engine.rng import subset
+from collapse_jax.engine.wishart import bartlett
 from collapse_jax.regression import samplers
 
 
@@ -39,7 +40,7 @@ def accumulate(d: int, T0: tuple[int, ...], fixed: bool, sampler: str, mixes_rea
         """The new block's Z'Z, Z'y and (for the min-norm stage) its rows Z and labels y."""
         k_x, k_e = jax.random.split(key)
         if sampler == "suffstats":
-            L = fixed_part if fixed else samplers.bartlett(k_x, d, T)
+            L = fixed_part if fixed else bartlett(k_x, d, T)
             Wk = L @ L.T
             return Wk, Wk @ u + s * (L @ jax.random.normal(k_e, (d,), u.dtype)), None, None
         Z = fixed_part if fixed else jax.random.normal(k_x, (rows, d), u.dtype)
@@ -54,7 +55,7 @@ def accumulate(d: int, T0: tuple[int, ...], fixed: bool, sampler: str, mixes_rea
         if not fixed:
             part = None
         elif sampler == "suffstats":
-            part = samplers.bartlett(key, d, T0[0])
+            part = bartlett(key, d, T0[0])
         else:
             part = jax.random.normal(key, (rows, d), dtype)
         buf = (jnp.zeros((kept, d), dtype), jnp.zeros(kept, dtype)) if few_rows else None

@@ -30,7 +30,6 @@ import dataclasses
 import functools
 import itertools
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -40,20 +39,22 @@ import numpy as np
 from filelock import Timeout
 
 from collapse_jax.engine import checks, io, store
+from collapse_jax.engine.fields import grid_fields
+from collapse_jax.engine.progress import reporter
 from collapse_jax.engine.seeds import chunk_size_for, describe, root_key, seed_mean, seed_sem, seed_sharding
 from collapse_jax.engine.store import FileLock
+from collapse_jax.engine.strategies import STRATEGIES
 from collapse_jax.regression import theory
 from collapse_jax.regression.chain import Metrics, resolve_sampler
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.simulate import DEFAULT_MEMORY, default_chunk, seed_batch
 from collapse_jax.regression.spectra import Spectrum
 
-FIELDS = {
-    "spec": ("d", "beta", "r", "signal"),
-    "gen": ("T0", "sigma0", "lam", "fixed", "strategy", "real_fraction"),
-    "down": ("T", "sigma", "lam", "synthetic_fraction"),
-}
-STATIC = {"spec.d", "gen.T0", "gen.fixed", "gen.strategy", "down.T"}
+# Grid axes and which of them are static, read off the configs' own declarations: a dataclass field's metadata
+# (static=True; sweep=False keeps a field off the grid) and the parameters of the Spectrum recipes.
+_OWNERS = {"spec": Spectrum, "gen": Generators, "down": Downstream}
+FIELDS = {owner: tuple(grid_fields(cls)) for owner, cls in _OWNERS.items()}
+STATIC = {f"{owner}.{name}" for owner, cls in _OWNERS.items() for name, static in grid_fields(cls).items() if static}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,7 +201,7 @@ def sweep(
         [max(gen.T0_tuple), down.T]
         + [int(np.max(v)) for n in static_names if n in ("gen.T0", "down.T") for v in values[n]]
     )
-    if "accumulate_subsample" in [gen.strategy] + values.get("gen.strategy", []):
+    if any(STRATEGIES[s].subsample for s in [gen.strategy] + values.get("gen.strategy", []) if s in STRATEGIES):
         rows *= generations + 1  # a pool of every generation's rows
     d_max = max([spec.d] + values.get("spec.d", []))
     chunk = chunk_size_for(
@@ -230,7 +231,7 @@ def sweep(
 
     jobs = list(itertools.product(range(_count(values, static_names)), range(n_chunks)))
     mine = [j for k, j in enumerate(jobs) if k % n_shards == i_shard]
-    say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
+    say = reporter(progress)
     store.clean_stale_temporaries(out)
     shape_of = lambda c: (n_data, min(chunk, seeds - c * chunk), generations + 1)
     done = lambda j: store.read_chunk(out, j[0], j[1], shape_of(j[1]), Metrics._fields, say) is not None
@@ -426,12 +427,10 @@ def merge(out: str | Path, progress: bool = True) -> SweepResult:
         dict(config=m, grid=values, invalid=invalid, no_theory=no_theory, root_seed=m["key"], d=res.d),
         coords=coords,
     )
-    if progress:
-        print(
-            f"[sweep] merged {out}: {len(invalid)} invalid point(s), {len(no_theory)} without theory", file=sys.stderr
-        )
-        for label, why in invalid.items():
-            print(f"  invalid point ({label}): {why}", file=sys.stderr)
+    say = reporter(progress)
+    say(f"[sweep] merged {out}: {len(invalid)} invalid point(s), {len(no_theory)} without theory")
+    for label, why in invalid.items():
+        say(f"  invalid point ({label}): {why}")
     return res
 
 
@@ -523,6 +522,12 @@ def _check_grid(grid: dict, spec: Spectrum):
                 else "the spectrum was not made by Spectrum.isotropic or Spectrum.power_law"
             )
             raise ValueError(f"grid field {name!r}: {made}, so it cannot be rebuilt with other values")
+        if owner == "spec" and not spec.matches_recipe():
+            raise ValueError(
+                f"grid field {name!r}: the spectrum's arrays no longer match its recipe {dict(spec.recipe or {})} (changed "
+                "by dataclasses.replace or jax.tree.map?), so it cannot be rebuilt; build it with "
+                "Spectrum.from_config or pass recipe=None"
+            )
         values[name] = vals
     return names, values
 

@@ -16,6 +16,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+import matplotlib.layout_engine
 import matplotlib.pyplot as plt  # the backend is the user's (inline in a notebook); the CLI picks Agg
 import matplotlib.ticker
 import numpy as np
@@ -208,8 +209,12 @@ def save(fig, stem: str | Path, note: str | None = NOTE) -> list[Path]:
         fig.set_size_inches(*_current["size"])
     for ax in fig.axes:
         _plain_minor_ticks(ax)
-    if note:  # below everything (va="top" at y = 0): the tight bounding box grows to hold it, nothing overlaps
-        fig.text(0.99, 0.0, note, ha="right", va="top", fontsize=7, color="0.35")
+    if note:
+        style = dict(ha="right", fontsize=7, color="0.35")
+        if isinstance(fig.get_layout_engine(), matplotlib.layout_engine.ConstrainedLayoutEngine):
+            fig.supxlabel(note, x=0.99, **style)  # the layout keeps a row for it, below legends outside the axes
+        else:  # below everything (va="top" at y = 0): the tight bounding box grows to hold it
+            fig.text(0.99, 0.0, note, va="top", **style)
     for p in paths:  # tight, as the styles ask (savefig runs outside their context): the note is drawn, not cut
         fig.savefig(p, bbox_inches="tight")
     plt.close(fig)

@@ -29,7 +29,7 @@ import numpy as np
 
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Instance, Int, checked
-from collapse_jax.regression.chain import Metrics
+from collapse_jax.regression.metrics import Metrics
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
 from collapse_jax.regression.theory import moments, overparam, powerlaw, ridge, strategies
@@ -59,6 +59,7 @@ __all__ = [
     "isotropic_test_error",
     "kappa",
     "metrics",
+    "metrics_and_kind",
     "moments",
     "overparam",
     "powerlaw",
@@ -70,7 +71,6 @@ __all__ = [
 ]
 
 
-@float64
 @checked(
     spec=Instance(Spectrum),
     gen=Instance(Generators),
@@ -81,6 +81,7 @@ def metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Metrics:
     """Expected test and generator errors after n generations: the strongest formula that applies.
 
     Exact where one exists, a deterministic equivalent otherwise (ridge models, ridge generators); in float64.
+    `metrics_and_kind` returns the same numbers with the kind of the formulas that computed them.
 
     Args:
         spec: the covariance spectrum and teacher.
@@ -101,14 +102,50 @@ def metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Metrics:
         >>> m.test_error.shape, float(m.generator_error[0])
         ((3,), 0.0)
     """
+    return metrics_and_kind(spec, gen, down, n)[0]
+
+
+@float64
+@checked(
+    spec=Instance(Spectrum),
+    gen=Instance(Generators),
+    down=Instance(Downstream),
+    n=Int(0, checks.MAX_GENERATIONS, many=True),
+)
+def metrics_and_kind(spec: Spectrum, gen: Generators, down: Downstream, n) -> tuple[Metrics, str]:
+    """The predictions of `metrics` and the kind of the formulas that computed them.
+
+    Each branch that computes a value names its kind, so the kind cannot drift from the value: a deterministic
+    equivalent anywhere in the chain of formulas (ridge generators, a ridge downstream) makes the whole a DE.
+
+    Args:
+        spec: the covariance spectrum and teacher.
+        gen: the generators' chain.
+        down: the downstream ridge model; a lambda schedule is resolved per generation.
+        n: an int or an int array of generations.
+
+    Returns:
+        (Metrics, kind) with kind "exact" or "DE".
+
+    Raises:
+        NoFormulaError: the lab has no formula for this config.
+
+    Example:
+        >>> import collapse_jax as cj
+        >>> m, kind = cj.theory.metrics_and_kind(cj.Spectrum.isotropic(10), cj.Generators(T0=40),
+        ...                                      cj.Downstream(T=40, lam=0.1), [0, 1])
+        >>> kind, m.test_error.shape
+        ('DE', (2,))
+    """
     n = moments.generations_array(n, gen)
     down = down.resolved(int(n.max()))
-    mom = moments.generator_moments(spec, gen, n)
+    mom, gen_kind = moments.generator_moments_and_kind(spec, gen, n)
     gen_err = moments.generator_error(spec, mom)
     lam = down.lam
     assert not callable(lam)  # resolved above
     if np.ndim(lam) == 0:
-        return Metrics(_downstream_error(spec, mom, gen_err, down), gen_err)
+        test, down_kind = _downstream_error(spec, mom, gen_err, down)
+        return Metrics(test, gen_err), _weakest(gen_kind, down_kind)
     # one lambda per generation: evaluate each n with its own lambda
     flat = [
         _downstream_error(
@@ -119,12 +156,15 @@ def metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Metrics:
         )
         for i, k in enumerate(n.ravel())
     ]
-    return Metrics(jnp.stack(flat).reshape(n.shape), gen_err)
+    test = jnp.stack([value for value, _ in flat]).reshape(n.shape)
+    return Metrics(test, gen_err), _weakest(gen_kind, *(kind for _, kind in flat))
 
 
 @checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream))
 def formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
     """Which kind of prediction `metrics` makes for this config. Decides how a comparison is judged.
+
+    Read off the formulas `metrics_and_kind` evaluates (n = 0, 1, and every lambda of a per-generation lam).
 
     Args:
         spec: the covariance spectrum and teacher.
@@ -141,17 +181,17 @@ def formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
         >>> [cj.theory.formula_kind(spec, gen, cj.Downstream(T=40, lam=lam)) for lam in (0.0, 0.1)]
         ['exact', 'DE']
     """
+    lam = down.lam
+    per_n = not callable(lam) and checks.is_concrete(lam) and np.ndim(lam) == 1
+    last = len(np.asarray(lam)) - 1 if per_n and not callable(lam) else 1  # every lambda of a per-n lam
     try:
-        metrics(spec, gen, down, np.arange(min(gen.length or 1, 1) + 1))
+        return metrics_and_kind(spec, gen, down, np.arange(min(gen.length or last, last) + 1))[1]
     except NoFormulaError:
         return "none"
-    lam = down.resolved(1).lam
-    if gen.lam is not None or not np.all(np.asarray(lam) == 0):
-        return "DE"
-    d = spec.d
-    if down.T >= d + 2 or (down.T <= d - 2 and down.synthetic_fraction is None and _isotropic(spec)):
-        return "exact"
-    return "DE"
+
+
+def _weakest(*kinds: str) -> str:
+    return "DE" if "DE" in kinds else "exact"
 
 
 Z_MAX = 4.0  # an exact formula agrees when every |z| <= 4 (a fixed key; false alarms ~6e-5 per point)
@@ -273,9 +313,9 @@ def _downstream_error(spec: Spectrum, mom: moments.Moments, gen_err, down: Downs
         s = down.synthetic_rows()
         de = ridge.mixture_test_error(eig, w0, mom, float(T), sigma, lam, s)
         if T < d + 2:
-            return de
+            return de, "DE"
         exact = strategies.carry_over(s, T, d) * gen_err + sigma**2 * d / (T - d - 1)
-        return jnp.where(lam == 0, exact, de)
+        return _exact_at_zero_lam(down.lam, exact, de)
     de = ridge.test_error(eig, w0, mom, float(T), sigma, lam)
     if T >= d + 2:
         # OLS is unbiased and its noise independent of the labels' source: it adds exactly sigma^2 d/(T-d-1).
@@ -288,8 +328,16 @@ def _downstream_error(spec: Spectrum, mom: moments.Moments, gen_err, down: Downs
         w0_sq = jnp.sum(w0**2)
         exact = c * (q * a - 2 * q * b + w0_sq) + sigma**2 * T / (d - T - 1)
     else:
-        return de
-    return jnp.where(lam == 0, exact, de)
+        return de, "DE"
+    return _exact_at_zero_lam(down.lam, exact, de)
+
+
+def _exact_at_zero_lam(lam, exact, de):
+    """(value, kind) where lam = 0 takes the exact formula and lam > 0 the DE: "exact" only when every lam is a
+    concrete zero (a traced lam could be either)."""
+    lam_arr = jnp.asarray(lam, jnp.float64)
+    kind = "exact" if checks.is_concrete(lam) and np.all(np.asarray(lam) == 0) else "DE"
+    return jnp.where(lam_arr == 0, exact, de), kind
 
 
 def _concrete_zero(x) -> bool:

@@ -26,6 +26,7 @@ from collapse_jax.regression.problem import Generators
 from collapse_jax.regression.spectra import Spectrum
 from collapse_jax.regression.theory import overparam, strategies
 from collapse_jax.regression.theory._common import NoFormulaError
+from collapse_jax.regression.theory.fixed_point import df, kappa
 
 
 class Moments(NamedTuple):
@@ -45,25 +46,33 @@ def generations_array(n, gen: Generators) -> np.ndarray:
 
 def generator_moments(spec: Spectrum, gen: Generators, n: np.ndarray) -> Moments:
     """Moments of w_n for each entry of n (a concrete int array), in float64."""
+    return generator_moments_and_kind(spec, gen, n)[0]
+
+
+def generator_moments_and_kind(spec: Spectrum, gen: Generators, n: np.ndarray) -> tuple[Moments, str]:
+    """(moments of w_n, their kind): "exact", or "DE" for ridge generators; the kind is set by the branch that
+    computes the moments, so it cannot drift from them. Raises NoFormulaError where no branch applies."""
     d = spec.d
     T, sigma, lam = gen.per_generation(int(n.max()))
     eig = jnp.asarray(spec.eigenvalues, jnp.float64)
     w0_sq = along_last(jnp.asarray(spec.w0, jnp.float64) ** 2, n.ndim + 1)
+    # every strategy but plain replace goes through the strategy table (theory/strategies.py); plain replace has the
+    # general formulas below (ridge and min-norm generators, fixed designs)
     if gen.strategy != "replace" or gen.real_fraction is not None:
         c = strategies.ols_moments_scale(gen, d, T, sigma, gen.real_rows(int(n.max())))[n]
-        return Moments(w0_sq + 0 * c[..., None], w0_sq + c[..., None] / along_last(eig, c.ndim + 1))
+        return Moments(w0_sq + 0 * c[..., None], w0_sq + c[..., None] / along_last(eig, c.ndim + 1)), "exact"
     if gen.lam is not None:
         if gen.fixed:
             raise NoFormulaError(
                 "lam (generators) with fixed=True: ridge generators on one fixed design have no "
                 "formula in the lab; simulate instead"
             )
-        return ridge_generator_moments(eig, jnp.asarray(spec.w0, jnp.float64), T, sigma, lam, n)
+        return ridge_generator_moments(eig, jnp.asarray(spec.w0, jnp.float64), T, sigma, lam, n), "DE"
     if np.all(T >= d + 2):
         # OLS generators, fresh or fixed design alike: each adds noise with covariance sigma_k^2 Sigma^-1/(T_k-d-1).
         steps = sigma.astype(jnp.float64) ** 2 / (T - d - 1)
         c = jnp.concatenate([jnp.zeros(1), jnp.cumsum(steps)])[n]
-        return Moments(w0_sq + 0 * c[..., None], w0_sq + c[..., None] / along_last(eig, c.ndim + 1))
+        return Moments(w0_sq + 0 * c[..., None], w0_sq + c[..., None] / along_last(eig, c.ndim + 1)), "exact"
     near = T[(T >= d - 1) & (T <= d + 1)]
     if near.size:
         raise ValueError(
@@ -79,7 +88,7 @@ def generator_moments(spec: Spectrum, gen: Generators, n: np.ndarray) -> Moments
         float(np.asarray(spec.eigenvalues)[0]), d, float((np.asarray(spec.w0) ** 2).sum()), T, sigma, gen.fixed
     )
     ones = jnp.ones(n.shape + (d,))
-    return Moments(b[n][..., None] / d * ones, a[n][..., None] / d * ones)
+    return Moments(b[n][..., None] / d * ones, a[n][..., None] / d * ones), "exact"
 
 
 def ridge_generator_moments(eig, w0, T, sigma, lam, n) -> Moments:
@@ -92,8 +101,6 @@ def ridge_generator_moments(eig, w0, T, sigma, lam, n) -> Moments:
 
 @jax.jit
 def _ridge_recursion(eig, w0, T, sigma, lam):
-    from collapse_jax.regression.theory.ridge import df, kappa
-
     def step(carry, xs):
         shrink, noise, M_prev = carry
         T_k, s_k, l_k = xs

@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax.engine import checks
+from collapse_jax.engine.strategies import NoFormula, lookup
+from collapse_jax.engine.strategies import table as strategy_table
 from collapse_jax.regression.theory._common import NoFormulaError
 
 
@@ -53,6 +55,7 @@ def carry_over(s, T, d: int):
 
 def ols_moments_scale(gen, d: int, T: np.ndarray, sigma, n_real) -> jnp.ndarray:
     """c_0..c_N of M = w0 w0' + c_n Sigma^-1 for OLS generators under gen.strategy (see the module docstring)."""
+    entry = lookup(OLS_SCALES, gen.strategy, "regression theory")
     if gen.lam is not None:
         raise NoFormulaError(
             f"ridge generators (lam) with strategy={gen.strategy!r} or real_fraction have no "
@@ -67,36 +70,51 @@ def ols_moments_scale(gen, d: int, T: np.ndarray, sigma, n_real) -> jnp.ndarray:
     mixes = gen.real_fraction is not None and not (
         checks.is_concrete(gen.real_fraction) and np.all(np.asarray(gen.real_fraction) == 0)
     )
-    if gen.strategy == "replace":
-        if gen.fixed and mixes:
-            raise NoFormulaError(
-                "real_fraction with fixed=True: one projection reused every generation has no "
-                "formula in the lab; simulate instead"
-            )
-        gamma = carry_over(T - n_real, T, d) if mixes else jnp.ones(len(T))
-        noise = sigma2 / (T - d - 1)
+    if isinstance(entry, NoFormula):
+        raise NoFormulaError(entry.why)
+    return jnp.concatenate([jnp.zeros(1), entry(gen, d, T, sigma2, n_real, mixes)])
 
-        def step(c, xs):
-            g, v = xs
-            c = g * c + v
-            return c, c
 
-        _, c = jax.lax.scan(step, jnp.zeros((), jnp.float64), (gamma, noise))
-        return jnp.concatenate([jnp.zeros(1), c])
-    if gen.strategy == "accumulate":
-        if mixes:
-            raise NoFormulaError(
-                "real_fraction with strategy='accumulate': the pooled design is shared with earlier "
-                "errors, and the lab has no formula; simulate instead"
-            )
-        k = np.arange(1, len(T) + 1)
-        if gen.fixed:  # one design relabelled: generation k averages k label sets, each step adds X^+ eps / k
-            steps = sigma2 / (k**2 * (T - d - 1))
-        else:  # the normal equations telescope: w_k = w_{k-1} + G_k^-1 X_k' eps_k, G_k the pooled Gram
-            N = np.cumsum(T)
-            steps = sigma2 * T / (N * (N - d - 1))
-        return jnp.concatenate([jnp.zeros(1), jnp.cumsum(steps)])
-    raise NoFormulaError(
-        "strategy='accumulate_subsample' has no formula in the lab: rows picked again carry their "
-        "old labels and noise into later fits (theory/strategies.md); simulate instead"
-    )
+def _replace(gen, d: int, T, sigma2, n_real, mixes):
+    """c_k = gamma_k c_{k-1} + sigma_k^2/(T_k - d - 1), gamma_k the carry-over of the synthetic rows."""
+    if gen.fixed and mixes:
+        raise NoFormulaError(
+            "real_fraction with fixed=True: one projection reused every generation has no "
+            "formula in the lab; simulate instead"
+        )
+    gamma = carry_over(T - n_real, T, d) if mixes else jnp.ones(len(T))
+
+    def step(c, xs):
+        g, v = xs
+        c = g * c + v
+        return c, c
+
+    return jax.lax.scan(step, jnp.zeros((), jnp.float64), (gamma, sigma2 / (T - d - 1)))[1]
+
+
+def _accumulate(gen, d: int, T, sigma2, n_real, mixes):
+    """Fresh designs: the normal equations telescope, w_k = w_{k-1} + G_k^-1 X_k' eps_k with G_k the pooled Gram;
+    one fixed design relabelled: generation k averages k label sets, each step adds X^+ eps / k."""
+    if mixes:
+        raise NoFormulaError(
+            "real_fraction with strategy='accumulate': the pooled design is shared with earlier "
+            "errors, and the lab has no formula; simulate instead"
+        )
+    k = np.arange(1, len(T) + 1)
+    N = np.cumsum(T)
+    steps = sigma2 / (k**2 * (T - d - 1)) if gen.fixed else sigma2 * T / (N * (N - d - 1))
+    return jnp.cumsum(steps)
+
+
+# c_1..c_N for OLS generators, one entry per declared strategy (engine/strategies.py), or why there is none.
+OLS_SCALES = strategy_table(
+    "regression theory",
+    {
+        "replace": _replace,
+        "accumulate": _accumulate,
+        "accumulate_subsample": NoFormula(
+            "strategy='accumulate_subsample' has no formula in the lab: rows picked again carry their "
+            "old labels and noise into later fits (theory/strategies.md); simulate instead"
+        ),
+    },
+)
