@@ -65,8 +65,8 @@ def test_gaussian_real_fraction_zero_is_the_replace_chain():
     """real_fraction = 0.0 went through the pooled path, whose covariance underflows: NaN from ~generation 39."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        a = gaussian_chain(0, M=2, generations=60, seeds=8, real_fraction=0.0)
-        b = gaussian_chain(0, M=2, generations=60, seeds=8)
+        a = gaussian_chain(key=0, M=2, generations=60, seeds=8, real_fraction=0.0)
+        b = gaussian_chain(key=0, M=2, generations=60, seeds=8)
     assert np.all(np.isfinite(a.log_var))
     np.testing.assert_array_equal(a.log_var, b.log_var)
 
@@ -75,13 +75,13 @@ def test_gaussian_direct_sampler_at_M_2_stays_finite():
     """The direct 1-D sampler subtracted mu from points that had collapsed onto it: log 0, then NaN."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        out = gaussian_chain(0, M=2, generations=1500, seeds=4, sampler="direct")
+        out = gaussian_chain(key=0, M=2, generations=1500, seeds=4, sampler="direct")
     assert np.all(np.isfinite(out.log_var)) and np.all(np.isfinite(out.mean))
 
 
 def test_gaussian_chain_warns_where_the_spread_of_log_var_makes_means_unreliable():
     with pytest.warns(RuntimeWarning, match="spread of log var"):
-        gaussian_chain(0, M=5, generations=20, seeds=64)
+        gaussian_chain(key=0, M=5, generations=20, seeds=64)
 
 
 def test_simulate_records_an_infinite_expectation_by_name():
@@ -113,8 +113,11 @@ def test_simulate_records_an_infinite_expectation_by_name():
         (lambda: cj.Downstream(T=50, lam=np.array([True, False])), "lam must be a real number"),
         (lambda: cj.Downstream(T=20, lam=lambda T, n: "x").resolved(2), "lam schedule|schedule's values"),
         (lambda: cj.Downstream(T=20, lam=lambda T, n: np.ones((2, 2))).resolved(2), "lam schedule must return"),
-        (lambda: gaussian_chain(0, M=5, generations=2, seeds=2, d=2, mu0=np.ones(3)), "mu0 must be .* length d = 2"),
-        (lambda: discrete_chain(0, p=["a", "b"], N=10, generations=2, seeds=2), "^p must be a real"),
+        (
+            lambda: gaussian_chain(key=0, M=5, generations=2, seeds=2, d=2, mu0=np.ones(3)),
+            "mu0 must be .* length d = 2",
+        ),
+        (lambda: discrete_chain(key=0, p=["a", "b"], N=10, generations=2, seeds=2), "^p must be a real"),
         (lambda: dtheory.discrete_deviation([0.3, 0.3], 10, 3), "p must hold at least 2 probabilities summing to 1"),
         (lambda: dtheory.distinct_mean(10**5, 3), r"M = 100000 and t = 3: .* GiB"),
         (lambda: Mixture((1.0,), ("gaussian",), (float("nan"),), (1.0,)), "mixture loc must be finite"),
@@ -400,7 +403,7 @@ def test_smallest_chains_in_float64_then_float32_in_one_process():
         warnings.simplefilter("ignore", RuntimeWarning)
         for x64 in (True, False):
             with jax.enable_x64(x64):
-                one = gaussian_chain(0, M=2, generations=1, seeds=1)
-                two = gaussian_chain(0, M=3, generations=1, seeds=1, d=2)
+                one = gaussian_chain(key=0, M=2, generations=1, seeds=1)
+                two = gaussian_chain(key=0, M=3, generations=1, seeds=1, d=2)
             assert one.log_var.dtype == (np.float64 if x64 else np.float32)
             assert np.all(np.isfinite(one.log_var)) and np.all(np.isfinite(two.log_det))
