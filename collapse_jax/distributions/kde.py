@@ -20,7 +20,7 @@ from collapse_jax.distributions import distances
 from collapse_jax.distributions.theory import bandwidth_factor
 from collapse_jax.engine import checks
 from collapse_jax.engine.calls import key_moved
-from collapse_jax.engine.checks import Int, Key, OneOf, Optional, Real, checked
+from collapse_jax.engine.checks import Instance, Int, Key, OneOf, Optional, Real, checked
 from collapse_jax.engine.rng import subset, uniform_index
 from collapse_jax.engine.seeds import builder_cache, map_seeds
 from collapse_jax.engine.strategies import check_takes, lookup
@@ -136,6 +136,8 @@ class KDEChain(NamedTuple):
     progress=OneOf(True, False),
     M=Int(2, checks.MAX_SIZE),
     keep=Int(0, checks.MAX_GENERATIONS, many=True),
+    measure=Optional(Int(0, checks.MAX_GENERATIONS, many=True)),
+    init=Optional(Instance(Mixture)),
 )
 def kde_chain(
     M: int,

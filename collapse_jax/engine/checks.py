@@ -222,8 +222,8 @@ def RealArray(lo: float | None = None, hi: float | None = None, ndim=(1,), finit
             raise ValueError(f"{name} must be a numpy or jax array, got {type(x).__name__}: {x!r}"[:300])
         if finite:
             real_array(name, x, lo=lo, hi=hi, ndim=ndim)
-        elif np.asarray(x).dtype.kind not in "iuf" or np.ndim(x) not in ndim:
-            raise ValueError(f"{name} must be a real array with {ndim} dimension(s), got {x.dtype} {np.shape(x)}")
+        elif np.asarray(x).dtype.kind not in "iuf" or np.ndim(x) not in ndim or np.isnan(np.asarray(x, float)).any():
+            raise ValueError(f"{name} must be a real array (no NaN) with {ndim} dimension(s), got {x!r}"[:300])
 
     return rule
 
