@@ -12,6 +12,8 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -62,7 +64,7 @@ def main(argv=None) -> int:
         help="section.key=value settings applied to the file, e.g. "
         "downstream.T=500 generators.sigma0=0.5 (values parsed as TOML)",
     )
-    run.add_argument("--seeds", type=int, help="override [simulation] seeds")
+    run.add_argument("--seeds", type=_positive, help="override [simulation] seeds")
     run.add_argument("--out", default="results", help="output folder (default: results)")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     sw = sub.add_parser("sweep", help="a grid of configs x seeds, chunked, resumable, shardable over processes")
@@ -76,7 +78,9 @@ def main(argv=None) -> int:
     )
     sw.add_argument("--out", help="output folder (default: results/sweeps/NAME)")
     sw.add_argument("--shard", default="0/1", help="i/N: run the i-th of N slices (then `merge`)")
-    sw.add_argument("--chunk-size", type=int, help="seeds per chunk of a regression sweep (default: bounded by memory)")
+    sw.add_argument(
+        "--chunk-size", type=_positive, help="seeds per chunk of a regression sweep (default: bounded by memory)"
+    )
     sw.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     va = sub.add_parser("validate", help="every closed form of the lab against simulation: table and report")
     mode = va.add_mutually_exclusive_group()
@@ -93,6 +97,7 @@ def main(argv=None) -> int:
     mg = sub.add_parser("merge", help="join the chunks of a sweep run in slices")
     mg.add_argument("out", help="the sweep's output folder")
     args = parser.parse_args(argv)
+    interrupted = _watch_interrupts()
     try:
         if args.command == "run":
             if args.config and "=" in args.config:  # `run key=value` on the default experiment
@@ -112,15 +117,55 @@ def main(argv=None) -> int:
     except ValueError as err:
         print(f"collapse-jax: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        if os.environ.get("COLLAPSE_JAX_DEBUG"):
+            raise
+        print(f"collapse-jax: {_one_line(err, args)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
+        interrupted.append(True)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if interrupted:  # also a Ctrl-C whose KeyboardInterrupt was swallowed (inside JAX's garbage-collection callback)
         resume = " every finished chunk is on disk: the same command resumes" if args.command == "sweep" else ""
-        print(f"collapse-jax: interrupted;{resume or ' nothing was written for this run'}", file=sys.stderr)
+        print(f"collapse-jax: interrupted;{resume or ' results of this run may be incomplete'}", file=sys.stderr)
         return 130
     return 0
 
 
+def _watch_interrupts() -> list:
+    """Install a SIGINT handler that remembers every Ctrl-C before raising KeyboardInterrupt: where Python swallows
+    the exception (it is raised inside a garbage-collection callback, as JAX's are, and printed as "Exception
+    ignored"), the run still ends with status 130 instead of 0. Returns the list it appends to."""
+    seen: list = []
+
+    def handler(signum, frame):
+        seen.append(True)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    return seen
+
+
+def _positive(text: str) -> int:
+    """argparse type: an integer >= 1 (0 would silently mean 'the default')."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def _one_line(err: Exception, args) -> str:
+    """An error from a bad folder or file as one line naming the path (the traceback with COLLAPSE_JAX_DEBUG=1)."""
+    where = getattr(err, "filename", None) or getattr(args, "out", None) or getattr(args, "config", None)
+    text = " ".join(str(err).split())[:300]
+    return f"{type(err).__name__} at {str(where)!r}: {text} (COLLAPSE_JAX_DEBUG=1 shows the traceback)"
+
+
 def _sweep(args):
-    import numpy as np
 
     from collapse_jax import experiment
     from collapse_jax.engine import checks
@@ -159,9 +204,6 @@ def _sweep(args):
             else grid_values(f"grid.{k}", v)
         )
         for k, v in cfg.get("grid", {}).items()
-    }
-    grid = {
-        k: (np.asarray(v).round().astype(int) if k in ("gen.T0", "down.T", "spec.d") else v) for k, v in grid.items()
     }
     res = sweep(
         *problem(cfg),

@@ -22,7 +22,7 @@ import numpy as np
 
 # importing the families' experiment modules registers their kinds
 from collapse_jax.distributions import experiments as _distributions  # noqa: F401
-from collapse_jax.engine import agreement, checks, grid, io, plotting, protocol
+from collapse_jax.engine import agreement, checks, grid, io, plotting, protocol, store
 from collapse_jax.engine.progress import reporter
 from collapse_jax.engine.protocol import ExperimentOutput, Summary
 from collapse_jax.kernels import experiments as _kernels  # noqa: F401
@@ -74,9 +74,11 @@ def read_toml(path: str | Path, settings=(), what: str = "file") -> dict:
         raise ValueError(f"{what} {str(path)!r} does not exist")
     try:
         cfg = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{what} {str(path)!r} is not valid TOML: {err}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError, OSError) as err:
+        raise ValueError(f"{what} {str(path)!r} is not valid TOML: {type(err).__name__}: {err}"[:500]) from None
     for item in settings:
+        if not isinstance(item, str) or not item.isprintable():  # a newline would smuggle in another key
+            raise ValueError(f"a setting must be one printable line section.key=value, got {item!r}"[:300])
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"a setting must look like section.key=value, got {item!r}")
@@ -92,6 +94,9 @@ def read_toml(path: str | Path, settings=(), what: str = "file") -> dict:
 
 def _merge(cfg: dict, parsed: dict, item: str):
     for k, v in parsed.items():
+        if k in cfg and isinstance(cfg[k], dict) and set(cfg[k]) == {"logspace"}:  # a grid written as a logspace
+            cfg[k] = v
+            continue
         if k in cfg and isinstance(cfg[k], dict) and not isinstance(v, dict):
             raise ValueError(f"setting {item!r}: {k!r} is a table in the file; set its keys (e.g. {k}.key=value)")
         if isinstance(v, dict):
@@ -190,6 +195,7 @@ def _at_point(cfg: dict, kind, values) -> dict:
 
 
 def _run(exp, out_dir, progress: bool) -> Summary:
+    store.not_a_sweep(out_dir, "an experiment's results")  # before anything runs
     t0 = time.perf_counter()
     output = compute(exp, progress)
     summary = dataclasses.replace(output.summary, seconds=time.perf_counter() - t0)

@@ -1,8 +1,21 @@
 """Statistical helpers for Monte-Carlo-against-theory tests (numpy only)."""
 
+import os
+
 import numpy as np
 
 from collapse_jax.engine import agreement
+
+
+def timeout_for(quiet_seconds: float, floor: float = 600.0) -> float:
+    """A subprocess timeout sized from its work rather than fixed: the seconds it takes alone on 2 cores, times the
+    machine's current slowdown (load average per core, at least 1), times a margin of 10, and at least `floor`.
+    On a quiet machine a 30 s sweep gets 600 s; with seven JAX processes on 2 cores, about 1050 s."""
+    try:
+        load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:
+        load = 1.0
+    return max(floor, 10.0 * quiet_seconds * max(1.0, load))
 
 
 def ks_2samp_pvalue(a, b) -> float:
@@ -31,12 +44,3 @@ def assert_theory(res, theory, *, gap: float = 0.0, label: str = ""):
         )
         verdicts.append(v)
     return verdicts
-
-
-def patient(seconds: float) -> float:
-    """A subprocess timeout sized from the work and the machine's load: `seconds` is what the work takes on an idle
-    2-core machine with a wide margin, stretched by the load per core (the suite runs beside other jobs; two sweep
-    tests timed out at a fixed 300 s on a loaded 2-core machine)."""
-    import os
-
-    return seconds * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))

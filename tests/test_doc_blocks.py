@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from stats import patient
+from stats import timeout_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = ["README.md", "experiments/README.md"] + sorted(
@@ -72,7 +72,7 @@ def test_the_documents_have_blocks_and_markers_parse():
         parse_marker("seeds=2000 -> seeds=16")
 
 
-@pytest.mark.timeout(patient(600))  # a shell block runs whole experiments (small): stretched by the load
+@pytest.mark.timeout(timeout_for(60))  # a shell block runs whole experiments (small): stretched by the load
 @pytest.mark.parametrize("kind, code", BLOCKS)
 def test_block_runs(kind, code, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

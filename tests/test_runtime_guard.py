@@ -10,6 +10,7 @@ import sys
 import textwrap
 
 import jax
+from stats import timeout_for
 
 PROGRAM = textwrap.dedent("""
     import jax, jax.numpy as jnp
@@ -30,7 +31,9 @@ PROGRAM = textwrap.dedent("""
 def test_jit_vmap_scan_does_not_hang():
     env = dict(os.environ)
     env.pop("XLA_FLAGS", None)  # XLA's default compile, as a user's program gets (conftest sets quick compiles)
-    done = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True, timeout=120, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", PROGRAM], capture_output=True, text=True, timeout=timeout_for(10, floor=120), env=env
+    )
     assert done.returncode == 0, done.stderr
     assert "ok (4, 3)" in done.stdout
 

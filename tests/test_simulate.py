@@ -8,7 +8,7 @@ import textwrap
 import jax
 import numpy as np
 import pytest
-from stats import patient
+from stats import timeout_for
 
 import collapse_jax as cj
 
@@ -81,7 +81,7 @@ def test_devices_do_not_change_results(tmp_path):
     for devices, chunk in [(1, 37), (4, 8)]:
         path = tmp_path / f"{devices}.npy"
         subprocess.run(
-            [sys.executable, "-c", SHARDED, str(devices), str(chunk), str(path)], check=True, timeout=patient(300)
+            [sys.executable, "-c", SHARDED, str(devices), str(chunk), str(path)], check=True, timeout=timeout_for(30)
         )
         out.append(np.load(path))
     np.testing.assert_array_equal(out[0], out[1])

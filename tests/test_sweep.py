@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from stats import patient
+from stats import timeout_for
 
 import collapse_jax as cj
 
@@ -159,18 +159,18 @@ def test_two_processes_then_merge_equal_one_run(tmp_path):
     cfg.write_text(TOML)
     cmd = [sys.executable, "-m", "collapse_jax.cli", "sweep", str(cfg)]
     procs = [subprocess.Popen(cmd + ["--quiet", "--out", str(tmp_path / "two"), "--shard", f"{i}/2"]) for i in range(2)]
-    assert all(p.wait(timeout=patient(300)) == 0 for p in procs)
+    assert all(p.wait(timeout=timeout_for(30)) == 0 for p in procs)
     subprocess.run(
-        [sys.executable, "-m", "collapse_jax.cli", "merge", str(tmp_path / "two")], check=True, timeout=patient(300)
+        [sys.executable, "-m", "collapse_jax.cli", "merge", str(tmp_path / "two")], check=True, timeout=timeout_for(30)
     )
     procs = [
         subprocess.Popen(cmd + ["--out", str(tmp_path / "both")], stderr=subprocess.PIPE, text=True) for _ in range(2)
     ]
-    logs = [p.communicate(timeout=patient(300))[1] for p in procs]
+    logs = [p.communicate(timeout=timeout_for(30))[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], logs
     computed = [sum(line.startswith("[sweep] chunk ") for line in log.splitlines()) for log in logs]
     assert sum(computed) == 3, (computed, logs)  # 3 chunks of 8 seeds, each computed once
-    subprocess.run(cmd + ["--quiet", "--out", str(tmp_path / "one")], check=True, timeout=patient(300))
+    subprocess.run(cmd + ["--quiet", "--out", str(tmp_path / "one")], check=True, timeout=timeout_for(30))
     one = cj.sweep_load(tmp_path / "one")
     assert one.test_error.shape == (3, 2, 24, 4)
     for other in ("two", "both"):
@@ -202,7 +202,7 @@ def test_jax_distributed_two_processes_equal_one_run(tmp_path):
         port = str(s.getsockname()[1])
     out = tmp_path / "dist"
     procs = [subprocess.Popen([sys.executable, "-c", DISTRIBUTED, port, str(i), str(out)]) for i in range(2)]
-    assert all(p.wait(timeout=patient(300)) == 0 for p in procs)
+    assert all(p.wait(timeout=timeout_for(30)) == 0 for p in procs)
     one = cj.sweep(
         SPEC,
         GEN,
@@ -236,7 +236,7 @@ def test_devices_do_not_change_sweep_results(tmp_path):
     out = []
     for devices in (1, 4):
         path = str(tmp_path / f"dev{devices}")
-        subprocess.run([sys.executable, "-c", ON_DEVICES, str(devices), path], check=True, timeout=patient(300))
+        subprocess.run([sys.executable, "-c", ON_DEVICES, str(devices), path], check=True, timeout=timeout_for(30))
         out.append(np.load(path + ".npy"))
     np.testing.assert_array_equal(out[0], out[1])
 

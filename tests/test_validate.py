@@ -6,14 +6,14 @@ all of it (the catalogue runs once per session)."""
 from __future__ import annotations
 
 import pytest
-from stats import patient
+from stats import timeout_for
 
 from collapse_jax import cli, validate
 from collapse_jax.engine import agreement
 from collapse_jax.regression import theory
 
 # the catalogue runs once, inside the first test's time: ~100 s of CPU on an idle machine, stretched by the load
-pytestmark = pytest.mark.timeout(patient(600))
+pytestmark = pytest.mark.timeout(timeout_for(60))
 
 
 @pytest.fixture(scope="module")

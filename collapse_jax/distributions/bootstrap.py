@@ -6,7 +6,6 @@ through the labels alone: the points' values never matter.
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -17,7 +16,7 @@ from collapse_jax.engine import checks
 from collapse_jax.engine.calls import key_moved
 from collapse_jax.engine.checks import Int, Key, OneOf, Optional, checked
 from collapse_jax.engine.rng import uniform_index
-from collapse_jax.engine.seeds import map_seeds
+from collapse_jax.engine.seeds import builder_cache, map_seeds
 
 
 class BootstrapChain(NamedTuple):
@@ -84,7 +83,7 @@ def bootstrap_chain(
     )
 
 
-@functools.lru_cache(maxsize=32)
+@builder_cache(32)
 def _bootstrap_seed(M, generations, labels0):
     def summary(labels):
         counts = jnp.zeros(M, jnp.int32).at[labels].add(1)  # an int32 scatter: half the bytes of int64

@@ -9,7 +9,6 @@ previous fit, p^(m+1) = (1 - alpha) p^(1) + alpha q_m with alpha = s / (N + s), 
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -20,7 +19,7 @@ from collapse_jax.distributions import distances
 from collapse_jax.engine import checks
 from collapse_jax.engine.calls import key_moved
 from collapse_jax.engine.checks import Int, Key, OneOf, Optional, checked
-from collapse_jax.engine.seeds import map_seeds
+from collapse_jax.engine.seeds import builder_cache, map_seeds
 from collapse_jax.engine.strategies import strategy as strategy_named
 
 
@@ -34,6 +33,8 @@ class DiscreteChain(NamedTuple):
 
 
 def check_probabilities(p) -> np.ndarray:
+    """p as a float vector of at least 2 non-negative probabilities summing to 1, else a ValueError naming p."""
+    checks.real_array("p", p, ndim=(1,))  # numbers (a string is named); the range is checked below
     p = np.asarray(p, float)
     if p.ndim != 1 or p.size < 2:
         raise ValueError(f"p must be a vector of at least 2 probabilities, got shape {p.shape}")
@@ -124,7 +125,7 @@ def discrete_chain(
     )
 
 
-@functools.lru_cache(maxsize=32)
+@builder_cache(32)
 def _discrete_seed(p, N, s, real_weight, generations):
 
     def frequencies(key, probs, n):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from collapse_jax.engine.checks import SCALE_MAX, Real, checked, is_concrete
+from collapse_jax.engine.checks import SCALE_MAX, Probabilities, Real, RealArray, checked, is_concrete
 
 _MEAN = Real(lo=-SCALE_MAX, hi=SCALE_MAX, ndim=(0, 1, 2, 3))  # squared differences stay finite
 _VAR = _MEAN  # scalar variances (broadcast over seeds and generations) or covariance matrices
@@ -31,6 +31,7 @@ def _variances(var1, var2):
     return var1, var2
 
 
+@checked(x=RealArray(ndim=(1, 2), finite=False))
 def sort(x):
     """jnp.sort of a 1-D float array, 3-4 times faster on CPU: XLA sorts integers much faster than floats (whose
     comparator orders NaNs), and flipping the magnitude bits of negative floats maps float order to integer
@@ -89,6 +90,7 @@ def kl_gaussian(mean1, var1, mean2, var2):
     return 0.5 * (jnp.trace(A) + u @ u - d + logdet)
 
 
+@checked(x=RealArray(lo=-SCALE_MAX, hi=SCALE_MAX, ndim=(1, 2)), y=RealArray(lo=-SCALE_MAX, hi=SCALE_MAX, ndim=(1, 2)))
 def w2sq_samples(x, y):
     """W2^2 between the empirical distributions of two 1-D samples, exactly: the integral over u in (0, 1) of
     (F_x^-1(u) - F_y^-1(u))^2, both quantile functions being step functions (any two sample sizes).
@@ -102,6 +104,7 @@ def w2sq_samples(x, y):
     return w2sq_sorted(sort(x), sort(y))
 
 
+@checked(x=RealArray(lo=-SCALE_MAX, hi=SCALE_MAX, ndim=(1, 2)), y=RealArray(lo=-SCALE_MAX, hi=SCALE_MAX, ndim=(1, 2)))
 def w2sq_sorted(x, y):
     """`w2sq_samples` for samples already sorted (chains that sort once and measure several distances)."""
     n, m = x.shape[0], y.shape[0]
@@ -115,6 +118,7 @@ def w2sq_sorted(x, y):
     return jnp.sum(width * (x[xi] - y[yi]) ** 2)
 
 
+@checked(x=RealArray(lo=-SCALE_MAX, hi=SCALE_MAX, ndim=(1, 2)), y=RealArray(lo=-SCALE_MAX, hi=SCALE_MAX, ndim=(1, 2)))
 def kl_samples(x, y):
     """Nearest-neighbour estimate of KL(P || Q) from 1-D samples x ~ P (n points) and y ~ Q (m points).
 
@@ -126,6 +130,7 @@ def kl_samples(x, y):
     return kl_sorted(sort(x), sort(y))
 
 
+@checked(x=RealArray(lo=-SCALE_MAX, hi=SCALE_MAX, ndim=(1, 2)), y=RealArray(lo=-SCALE_MAX, hi=SCALE_MAX, ndim=(1, 2)))
 def kl_sorted(x, y):
     """`kl_samples` for samples already sorted."""
     n, m = x.shape[0], y.shape[0]
@@ -136,14 +141,14 @@ def kl_sorted(x, y):
     return jnp.mean(jnp.log(nu / rho)) + jnp.log(m / (n - 1))
 
 
-@checked(p=Real(lo=0.0, hi=1.0), q=Real(lo=0.0, hi=1.0))
+@checked(p=Probabilities(), q=Probabilities())
 def tv(p, q):
     """Total variation between two probability vectors: half the L1 distance."""
     p, q = jnp.asarray(p), jnp.asarray(q)
     return 0.5 * jnp.sum(jnp.abs(p - q), axis=-1)
 
 
-@checked(p=Real(lo=0.0, hi=1.0), q=Real(lo=0.0, hi=1.0))
+@checked(p=Probabilities(), q=Probabilities())
 def kl_discrete(p, q):
     """KL(p || q) for probability vectors (infinite where q loses a category that p has)."""
     p, q = jnp.asarray(p), jnp.asarray(q)

@@ -11,7 +11,6 @@ n = 0. Chosen generations keep their samples for plotting.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import NamedTuple
 
 import jax
@@ -22,9 +21,9 @@ from collapse_jax.distributions import distances
 from collapse_jax.distributions.theory import bandwidth_factor
 from collapse_jax.engine import checks
 from collapse_jax.engine.calls import key_moved
-from collapse_jax.engine.checks import Int, Key, OneOf, Optional, checked
+from collapse_jax.engine.checks import Instance, Int, Key, OneOf, Optional, Real, checked
 from collapse_jax.engine.rng import subset, uniform_index
-from collapse_jax.engine.seeds import map_seeds
+from collapse_jax.engine.seeds import builder_cache, map_seeds
 from collapse_jax.engine.strategies import check_takes, lookup
 from collapse_jax.engine.strategies import table as strategy_table
 
@@ -59,12 +58,19 @@ class Mixture:
         checks.real_array("mixture scale", np.asarray(self.scale, float), lo=0, lo_open=True)
         if len({np.size(v) for v in self.loc}) != 1:
             raise ValueError("every component's loc must have the same dimension d")
+        checks.real_array("mixture loc", [list(v) for v in self.loc], lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX)
 
     @classmethod
+    @checked(
+        d=Int(1, 10**4),
+        mean=Real(lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX, ndim=(0,)),
+        std=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)),
+    )
     def gaussian(cls, d: int = 1, mean: float = 0.0, std: float = 1.0) -> Mixture:
         return cls((1.0,), ("gaussian",), (tuple([float(mean)] * d),), (float(std),))
 
     @classmethod
+    @checked(d=Int(1, 10**4))
     def gaussian_uniform(cls, d: int = 1) -> Mixture:
         """0.6 N(0, 1) + 0.4 U[3, 7]^d: a smooth mode next to a flat block with hard edges."""
         return cls((0.6, 0.4), ("gaussian", "uniform"), ((0.0,) * d, (5.0,) * d), (1.0, 2.0))
@@ -130,6 +136,9 @@ class KDEChain(NamedTuple):
     chunk_size=Optional(Int(1)),
     progress=OneOf(True, False),
     M=Int(2, checks.MAX_SIZE),
+    keep=Int(0, checks.MAX_GENERATIONS, many=True),
+    measure=Optional(Int(0, checks.MAX_GENERATIONS, many=True)),
+    init=Optional(Instance(Mixture)),
 )
 def kde_chain(
     M: int,
@@ -217,7 +226,7 @@ def kde_chain(
     return KDEChain(np.asarray(gens), stats["mean"], stats["var"], stats.get("w2sq"), stats.get("kl"), samples, keep)
 
 
-@functools.lru_cache(maxsize=32)
+@builder_cache(32)
 def _kde_seed(M, G, bandwidth, factor, init, keep, gens):
     """One seed's KDE chain for a given configuration (cached: the same config compiles once)."""
     d = init.d
@@ -292,7 +301,7 @@ def _check_kde_weight(real_weight, real_fraction, strategy, bandwidth, n_real, M
     check_groups("real_weight", real_weight, n_real, M)
 
 
-@functools.lru_cache(maxsize=32)
+@builder_cache(32)
 def _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real, real_weight=None):
     """One seed's KDE chain under a data strategy: the KDE is fitted to the first `count` points of a pool
     (capacity M (G + 1)), generation g's M new points are drawn from it, n_real of them from `init` instead."""

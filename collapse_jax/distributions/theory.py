@@ -39,6 +39,7 @@ def _gammaln(x):
     return _special("gammaln", x)
 
 
+@checked(k=Real(lo=0.0, lo_open=True))
 def chi_mean(k):
     """c_k = E sqrt(chi^2_k / k) = sqrt(2/k) Gamma((k+1)/2) / Gamma(k/2)."""
     k = np.asarray(k, float)
@@ -280,7 +281,7 @@ def _bandwidth(name, h):
 @checked(
     M=Int(2, checks.MAX_SIZE),
     n=Int(0, checks.MAX_GENERATIONS, many=True),
-    var0=Real(lo=0.0, hi=checks.SCALE_MAX),
+    var0=Real(lo=0.0, hi=checks.SCALE_MAX, ndim=(0,)),
     bandwidth=_bandwidth,
     d=Int(1, 10**4),
 )
@@ -339,9 +340,11 @@ def kde_pooled_var_strategy(M, n, var0, bandwidth, strategy="replace", real_frac
     n = np.asarray(n)
     share = 0.0 if real_fraction is None else round(checks.fraction("real_fraction", real_fraction) * M) / M
     h2, P = float(bandwidth) ** 2, [float(var0)]
+    total = float(var0)  # a running sum: the mean over i < g in O(1) per generation (np.mean was O(g), quadratic)
     for _ in range(int(n.max())):
-        prev = float(np.mean(P)) if pooled else P[-1]
+        prev = total / len(P) if pooled else P[-1]
         P.append(share * var0 + (1 - share) * (prev + h2))
+        total += P[-1]
     return np.asarray(P)[n]
 
 
@@ -393,6 +396,13 @@ def _wright_fisher_matrix(M):
     return np.where(np.isfinite(logpmf), np.exp(logpmf), 0.0)
 
 
+def _sums_to_one(p) -> np.ndarray:
+    p = np.asarray(p, float)
+    if p.size < 2 or not np.isclose(p.sum(), 1.0, atol=1e-9):
+        raise ValueError(f"p must hold at least 2 probabilities summing to 1, got sum {p.sum()!r} over {p.size}")
+    return p
+
+
 @checked(M=Int(2, checks.MAX_SIZE), t=Int(0, checks.MAX_GENERATIONS, many=True))
 def distinct_mean(M, t, counts=None):
     """E (number of distinct original values) after t resamplings, exactly.
@@ -402,6 +412,16 @@ def distinct_mean(M, t, counts=None):
     About M (1 - (1 - 1/M)^M) after one generation and 2M/(t + 2) later.
     """
     t = np.asarray(t)
+    work = (int(t.max()) + 1) * (M + 1) ** 2  # t matrix-vector products with the (M + 1) x (M + 1) matrix
+    if (M + 1) ** 2 * 8 * 4 > 2**31 or work > 10**11:
+        raise ValueError(
+            f"M = {M} and t = {int(t.max())}: the exact Wright-Fisher recursion needs an (M + 1)^2 matrix "
+            f"({(M + 1) ** 2 * 8 / 2**30:.1f} GiB) and {work:.1e} operations; take M <= 8000 and t M^2 <= 1e11"
+        )
+    if counts is not None:
+        checks.Int(1, M, many=True)("counts", counts)
+        if int(np.sum(counts)) > M:
+            raise ValueError(f"counts must add up to at most M = {M}, got {int(np.sum(counts))}")
     counts = np.ones(M, int) if counts is None else np.asarray(counts)
     P = _wright_fisher_matrix(M)
     lost = np.zeros(M + 1)
@@ -413,7 +433,9 @@ def distinct_mean(M, t, counts=None):
     return (counts.size - np.stack(by_t)[:, counts].sum(1))[t]
 
 
-@checked(M=Int(2, checks.MAX_SIZE), t=Int(0, checks.MAX_GENERATIONS, many=True))
+@checked(
+    M=Int(2, checks.MAX_SIZE), t=Int(0, checks.MAX_GENERATIONS, many=True), s0=Optional(Real(lo=0.0, hi=1.0, ndim=(0,)))
+)
 def collision_mean(M, t, s0=None):
     """E S_t = E sum_i p_i^2 = 1 - (1 - 1/M)^t (1 - S_0); S_0 = 1/M for M distinct values."""
     s0 = 1 / M if s0 is None else s0
@@ -470,8 +492,10 @@ def discrete_deviation(p, N, n, synthetic=None, strategy="replace", real_weight=
     E ||step||^2 = (s / n_m^2)(G - e_{m-1}), so e_m = e_{m-1} + s (G - e_{m-1}) / n_m^2, exactly.
     """
     pooled = strategy_named(strategy, allowed=("replace", "accumulate")).pools  # as discrete_chain
-    p = np.asarray(p, float)
+    p = _sums_to_one(p)
     s = N if synthetic is None else synthetic
+    if s == 0:
+        raise ValueError("synthetic must be >= 1 (0 synthetic samples leave p^(1) unchanged: no chain)")
     alpha = 1.0 if synthetic is None else s / (N + s)
     if real_weight is not None:
         checks.real_array("real_weight", real_weight, lo=0.0, hi=1.0, ndim=(0,))
@@ -492,6 +516,6 @@ def discrete_deviation(p, N, n, synthetic=None, strategy="replace", real_weight=
 @checked(p=Real(lo=0.0, hi=1.0, ndim=(1,)), N=Int(1, checks.MAX_SIZE), synthetic=Optional(Int(0, checks.MAX_SIZE)))
 def discrete_deviation_limit(p, N, synthetic):
     """The stationary E ||p - p^(1)||^2 with real data mixed in: G s / (N^2 + 2 N s + s) ~ sum p(1-p) s/(N(N+2s))."""
-    p = np.asarray(p, float)
+    p = _sums_to_one(p)
     G = (1 - 1 / N) * np.sum(p * (1 - p))
     return G * synthetic / (N**2 + 2 * N * synthetic + synthetic)

@@ -11,6 +11,7 @@ import difflib
 import functools
 import inspect
 import numbers
+import os
 
 import jax
 import numpy as np
@@ -35,10 +36,13 @@ def real_array(
         return x
     if isinstance(x, (bool, np.bool_)) or (isinstance(x, (list, tuple)) and any(isinstance(v, (bool, str)) for v in x)):
         raise ValueError(f"{name} must be a real number or array of them, got {x!r}")
+    kind = np.asarray(x).dtype.kind if isinstance(x, (np.ndarray, jax.Array, np.generic)) else None
+    if kind is not None and kind not in "iuf":  # complex (imaginary part dropped), bool, str, object arrays
+        raise ValueError(f"{name} must be a real number or array of them, got dtype {np.asarray(x).dtype}: {x!r}"[:300])
     try:
         a = np.asarray(x, dtype=float) if not isinstance(x, jax.Array) else np.asarray(x).astype(float)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number or array of them, got {x!r}") from None
+        raise ValueError(f"{name} must be a real number or array of them, got {x!r}"[:300]) from None
     if a.ndim not in ndim:
         raise ValueError(f"{name} must have {' or '.join(map(str, ndim))} dimension(s), got shape {a.shape}")
     if a.size == 0:
@@ -53,6 +57,16 @@ def real_array(
     if hi is not None and np.any(a > hi):
         raise ValueError(f"{name} must be <= {hi}, got {a[a > hi].ravel()[0].item()!r}")
     return x
+
+
+def config_array(name: str, x, *, ndim=(0, 1), lo=None, lo_open=False, hi=None):
+    """real_array for a field of a config: what a user passes has ndim in `ndim`; a jax array may carry leading
+    axes beyond (the sweep stacks configs over its grid points); a string, None or a table is refused. Returns x."""
+    if x is None or isinstance(x, (str, bytes, dict, set, complex)):
+        raise ValueError(f"{name} must be a real number or array of them, got {x!r}"[:300])
+    if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer):
+        ndim = tuple(range(max(ndim) + 3))
+    return real_array(name, x, lo=lo, lo_open=lo_open, hi=hi, ndim=ndim)
 
 
 def size(name: str, x, *, lo: int = 1):
@@ -87,10 +101,24 @@ def build(cls, table: dict, what: str):
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in table.items()})
 
 
+NAME_MAX = 100  # a results name; file systems allow 255 bytes, and the name gains suffixes (.pid.tmp.json)
+
+
 def name(value, what: str = "name") -> str:
-    """A results name: a plain file name (no separators, not empty, not '.' or '..'), so output stays in --out."""
-    if not isinstance(value, str) or not value or value in (".", "..") or any(c in value for c in "/\\\0"):
-        raise ValueError(f"{what} must be a plain file name (no '/', '\\', not empty, not '.' or '..'), got {value!r}")
+    """A results name: a plain file name (no separators or control characters such as a newline or ESC, not
+    empty, not '.' or '..', at most NAME_MAX characters), so output stays in --out and the terminal stays clean."""
+    if (
+        not isinstance(value, str)
+        or not value
+        or value in (".", "..")
+        or any(c in value for c in "/\\\0")
+        or not value.isprintable()
+        or len(value) > NAME_MAX
+    ):
+        raise ValueError(
+            f"{what} must be a plain file name (no '/', '\\' or control characters, not empty, not '.' or '..', "
+            f"at most {NAME_MAX} characters), got {value!r}"[:300]
+        )
     return value
 
 
@@ -183,12 +211,50 @@ def Real(lo: float | None = None, lo_open: bool = False, hi: float | None = None
     return lambda name, x: real_array(name, x, lo=lo, lo_open=lo_open, hi=hi, ndim=ndim)
 
 
+def RealArray(lo: float | None = None, hi: float | None = None, ndim=(1,), finite: bool = True):
+    """A numpy or jax array (not a list: array functions need .shape and .dtype) of finite reals in range (with
+    finite=False: of any real values, infinities included, as a sort takes them)."""
+
+    def rule(name, x):
+        if isinstance(x, jax.core.Tracer):
+            return
+        if not isinstance(x, (np.ndarray, jax.Array)):
+            raise ValueError(f"{name} must be a numpy or jax array, got {type(x).__name__}: {x!r}"[:300])
+        if finite:
+            real_array(name, x, lo=lo, hi=hi, ndim=ndim)
+        elif np.asarray(x).dtype.kind not in "iuf" or np.ndim(x) not in ndim or np.isnan(np.asarray(x, float)).any():
+            raise ValueError(f"{name} must be a real array (no NaN) with {ndim} dimension(s), got {x!r}"[:300])
+
+    return rule
+
+
+def Probabilities():
+    """Probability vectors (the last axis): entries in [0, 1] summing to 1."""
+
+    def rule(name, x):
+        real_array(name, x, lo=0.0, hi=1.0, ndim=(1, 2, 3))
+        if is_concrete(x) and not np.allclose(np.sum(np.asarray(x, float), axis=-1), 1.0, atol=1e-6):
+            raise ValueError(f"{name} must hold probabilities summing to 1 (along its last axis), got {x!r}"[:300])
+
+    return rule
+
+
 def Instance(*classes):
     """An instance of one of `classes` (the lab's configs: Spectrum, Generators, Downstream, ...)."""
 
     def rule(name, x):
         if not isinstance(x, classes):
             raise ValueError(f"{name} must be a {' or '.join(c.__name__ for c in classes)}, got {x!r}"[:300])
+
+    return rule
+
+
+def PathLike():
+    """A file or folder path: a non-empty str or os.PathLike (a number or a list is not a path)."""
+
+    def rule(name, x):
+        if not isinstance(x, (str, os.PathLike)) or not str(x):
+            raise ValueError(f"{name} must be a path (a non-empty str or pathlib.Path), got {x!r}"[:300])
 
     return rule
 

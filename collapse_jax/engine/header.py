@@ -30,6 +30,13 @@ class Header:
     config: dict  # the resolved TOML, recorded beside the results
 
 
+def _description(value) -> str:
+    """A description: one string (a number or a table is a mistake, not a description)."""
+    if not isinstance(value, str):
+        raise ValueError(f"description must be a string, got {value!r}"[:300])
+    return value
+
+
 def read_header(
     cfg: dict,
     default_name: str,
@@ -51,7 +58,7 @@ def read_header(
     return dict(
         name=checks.name(cfg.get("name", default_name)),
         kind=kind,
-        description=str(cfg.get("description", "")),
+        description=_description(cfg.get("description", "")),
         seeds=checks.size("simulation.seeds", sim.get("seeds", seeds)),
         key=checks.size("simulation.key", sim.get("key", 0), lo=0),
         plot=plot_table,

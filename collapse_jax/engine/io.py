@@ -1,10 +1,14 @@
 """Results on disk: arrays in a compressed .npz with named axes, and a .json sidecar with the config,
-the axes, the versions, the x64 flag, the devices and the root seed. Both are written to a temporary name and
-renamed, so an interrupted run never leaves a half-written file."""
+the axes, the versions, the x64 flag, the devices and the root seed. Both are written to temporary names first and
+then renamed, sidecar first, and the sidecar records the hash of its .npz: an interrupted or failed save leaves the
+old pair, or a pair that `load` refuses, never a mismatched pair that loads. Temporaries are created afresh
+(`new_file`), so a symbolic link planted under their name is replaced, never followed out of the folder."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -49,6 +53,11 @@ def save(stem: str | Path, arrays: dict, axes: dict, meta: dict, coords: dict | 
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     coords = {k: np.asarray(v) for k, v in (coords or {}).items()}
+    for axis, values in coords.items():
+        if values.ndim != 1:  # `load` could not name its axes: refused before anything is written
+            raise ValueError(
+                f"the coordinate of axis {axis!r} must be 1-D (see io.coordinate), got shape {values.shape}"
+            )
     for name, arr in arrays.items():
         if name not in axes or len(axes[name]) != np.ndim(arr):
             raise ValueError(f"axes must name every axis of array {name!r} (shape {np.shape(arr)})")
@@ -61,14 +70,70 @@ def save(stem: str | Path, arrays: dict, axes: dict, meta: dict, coords: dict | 
     axes = dict(axes) | {f"coord:{k}": [k] for k in coords}
     npz, sidecar = stem.with_suffix(".npz"), stem.with_suffix(".json")
     tmp = stem.with_name(f"{stem.name}.{os.getpid()}.tmp.npz")  # per process: two writers never share one
-    payload: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
-    np.savez_compressed(tmp, **payload)
-    os.replace(tmp, npz)
-    doc = dict(axes=axes, **meta, environment=environment())
     tmp_json = stem.with_name(f"{stem.name}.{os.getpid()}.tmp.json")
-    tmp_json.write_text(json.dumps(doc, indent=2, default=_jsonable))
-    os.replace(tmp_json, sidecar)
+    try:
+        payload: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
+        with new_file(tmp) as f:
+            np.savez_compressed(f, **payload)
+        doc = dict(axes=axes, **meta, environment=environment(), npz_sha256=file_sha256(tmp))
+        with new_file(tmp_json) as f:
+            f.write(json.dumps(doc, indent=2, default=_jsonable).encode())
+        # sidecar first: between the two renames the new sidecar names a hash the old .npz does not have
+        os.replace(tmp_json, sidecar)
+        os.replace(tmp, npz)
+    finally:
+        for t in (tmp, tmp_json):
+            with contextlib.suppress(OSError):
+                if t.is_symlink() or t.is_file():
+                    t.unlink()
     return npz, sidecar
+
+
+@contextlib.contextmanager
+def new_file(path: str | Path):
+    """A binary file freshly created at `path` for writing: whatever was there (a stale temporary, a planted
+    symbolic link) is unlinked first (unlinking a link never touches its target), and the file is opened with
+    O_EXCL | O_NOFOLLOW, so a write never follows a link out of its folder.
+
+    Example:
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "x.tmp")
+        >>> with new_file(p) as f:
+        ...     _ = f.write(b"ok")
+        >>> open(p, "rb").read()
+        b'ok'
+    """
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise ValueError(f"{str(path)!r} is a directory where a file is to be written; remove it")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with os.fdopen(fd, "wb") as f:
+        yield f
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes (the link between a results .npz and its sidecar)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def coordinate(values) -> np.ndarray:
+    """A 1-D coordinate array for an axis of values: the values, or their JSON text where some are sequences
+    (a per-generation setting as a grid value).
+
+    Example:
+        >>> coordinate([[1, 2], [3, 4]]).tolist()
+        ['[1, 2]', '[3, 4]']
+    """
+    values = list(values)
+    if any(isinstance(v, (list, tuple, np.ndarray)) for v in values):
+        return np.asarray([json.dumps(np.asarray(v).tolist()) for v in values])
+    return np.asarray(values)
 
 
 def load(stem: str | Path) -> tuple[dict, dict]:
@@ -80,15 +145,23 @@ def load(stem: str | Path) -> tuple[dict, dict]:
         if not path.is_file():
             raise ValueError(f"results file {str(path)!r} does not exist")
     try:
+        meta = json.loads(sidecar.read_text())
+        axes = meta["axes"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, OSError) as err:
+        raise ValueError(f"{sidecar} is not a results sidecar ({type(err).__name__}: {err})") from None
+    if not isinstance(meta, dict) or not isinstance(axes, dict):
+        raise ValueError(f"{sidecar} is not a results sidecar (its 'axes' must be a table of array names)")
+    recorded = meta.get("npz_sha256")  # absent in files written before the hash was recorded
+    if recorded is not None and recorded != file_sha256(npz):
+        raise ValueError(
+            f"{npz} does not match its sidecar {sidecar} (the sidecar records another file's hash: an interrupted "
+            "save or an edited file); rerun what wrote them"
+        )
+    try:
         with np.load(npz, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
     except Exception as err:  # truncated, not a zip, a pickle
         raise ValueError(f"{npz} is not a readable results file ({type(err).__name__}: {err})") from None
-    try:
-        meta = json.loads(sidecar.read_text())
-        axes = meta["axes"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
-        raise ValueError(f"{sidecar} is not a results sidecar ({type(err).__name__}: {err})") from None
     for name, arr in arrays.items():
         if not isinstance(axes.get(name), list) or len(axes[name]) != arr.ndim:
             raise ValueError(

@@ -108,6 +108,33 @@ def map_seeds(
     )
 
 
+def builder_cache(maxsize: int = 32):
+    """functools.lru_cache for the builders of a chain's one_seed, keyed also by the precision (jax_enable_x64):
+    a builder's closure holds arrays made at build time, so one built under float64 and reused under float32
+    mixed dtypes inside the scan (a TypeError or a lowering error at the smallest sizes).
+
+    Example:
+        >>> @builder_cache(4)
+        ... def build(n):
+        ...     return jnp.zeros(n).dtype
+        >>> with jax.enable_x64(False):
+        ...     str(build(2))
+        'float32'
+    """
+
+    def wrap(fn):
+        cached = functools.lru_cache(maxsize=maxsize)(lambda x64, *args: fn(*args))
+
+        @functools.wraps(fn)
+        def inner(*args):
+            return cached(jax.dtypes.canonicalize_dtype(np.float64) == np.float64, *args)
+
+        inner.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+        return inner
+
+    return wrap
+
+
 @functools.lru_cache(maxsize=64)
 def _seed_batch(one_seed):
     """The jit-compiled batch of one_seed over seed ids, kept per function: chains build their one_seed

@@ -20,12 +20,40 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from filelock import FileLock, Timeout
+from filelock import FileLock as _FileLock
+from filelock import Timeout
+
+from collapse_jax.engine import io
+
+
+def FileLock(path: Path):
+    """An OS file lock at `path`, refused when a symbolic link sits there (opening it would create or truncate the
+    link's target, outside the folder)."""
+    if path.is_symlink() or path.is_dir():
+        raise ValueError(f"{str(path)!r} is a symbolic link or a directory where a lock file belongs; remove it")
+    return _FileLock(path)
+
+
+def folder(path: Path) -> Path:
+    """`path` as a real folder of the sweep (created when missing), refused when it is a symbolic link (files
+    written there would land outside the output folder) or a file."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise ValueError(f"{str(path)!r} must be a folder of the sweep, not a symbolic link or a file; remove it")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def not_a_sweep(out: str | Path, what: str):
+    """Refuse to write `what` into the folder of a chunked sweep (it holds manifest.json): its sweep.npz/.json
+    would stop matching its manifest and chunks."""
+    if (Path(out) / "manifest.json").exists():
+        raise ValueError(f"{str(out)!r} holds a chunked sweep (manifest.json, chunks/); write {what} to another folder")
 
 
 def claim(out: Path, manifest: dict):
     """Write the manifest, or check that the one on disk describes the same sweep (its chunk hashes aside)."""
     out.mkdir(parents=True, exist_ok=True)
+    folder(out / "chunks")
     with FileLock(out / "manifest.lock"):
         old = read_manifest(out)
         if old is None:
@@ -45,14 +73,31 @@ def read_manifest(out: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
         raise ValueError(f"{path} is not a sweep manifest ({err}); delete the folder or use another") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path} is not a sweep manifest (a table), got {type(doc).__name__}; delete the folder")
+    sealed = doc.pop("manifest_sha256", None)  # absent in manifests written before the seal
+    if sealed is not None and sealed != seal(doc):
+        raise ValueError(
+            f"{path} was edited after the sweep wrote it (its seal does not match its config, grid or chunk "
+            "hashes), so its chunks cannot be labelled from it; rerun the sweep in a fresh folder"
+        )
+    return doc
+
+
+def seal(manifest: dict) -> str:
+    """A hash of a manifest's content (the config, the grid axes and values, the chunk hashes): an edited
+    manifest, which would relabel the chunks' numbers at merge, is detected."""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
 
 
 def write_manifest(out: Path, manifest: dict):
     tmp = out / f"manifest.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(manifest, sort_keys=True))
+    manifest = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    with io.new_file(tmp) as f:
+        f.write(json.dumps(dict(manifest, manifest_sha256=seal(manifest)), sort_keys=True).encode())
     os.replace(tmp, out / "manifest.json")
 
 
@@ -114,18 +159,28 @@ def write_chunk(out: Path, s_idx: int, c_idx: int, arrays: dict):
             raise ValueError(f"{out}: no manifest.json to record chunk {path.name} in; claim the folder first")
         manifest.setdefault("chunk_sha256", {})[path.name] = digest(arrays)
         write_manifest(out, manifest)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    folder(path.parent)
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
+    with io.new_file(tmp) as f:
+        np.savez_compressed(f, **arrays)
     os.replace(tmp, path)
 
 
 def clean_stale_temporaries(out: Path):
-    """Remove chunk temporaries left by processes that no longer run (their pid is in the name)."""
-    for tmp in (out / "chunks").glob("*.tmp.npz"):
+    """Remove temporaries left by processes that no longer run (their pid is in the name): chunk temporaries, and
+    those of the merged sweep.npz/.json and the manifest; a symbolic link under such a name is never ours."""
+    candidates = list((out / "chunks").glob("*.tmp.npz")) + list(out.glob("sweep.*.tmp.*"))
+    candidates += list(out.glob("manifest.*.tmp"))
+    for tmp in candidates:
+        if tmp.is_symlink():  # never a temporary of ours: planted
+            tmp.unlink()
+            continue
+        pid = next((p for p in tmp.name.split(".") if p.isdigit()), None)
+        if pid is None:
+            continue
         try:
-            os.kill(int(tmp.name.split(".")[-3]), 0)
-        except (ValueError, IndexError, ProcessLookupError):
+            os.kill(int(pid), 0)
+        except (ValueError, OverflowError, ProcessLookupError):
             tmp.unlink(missing_ok=True)
         except PermissionError:  # alive, another user's
             pass
@@ -133,6 +188,8 @@ def clean_stale_temporaries(out: Path):
 
 def shard_of(shard) -> tuple[int, int]:
     """(i, N) checked, or this process's slice under jax.distributed when shard is None."""
+    if shard is not None and not (isinstance(shard, (tuple, list)) and len(shard) == 2):
+        raise ValueError(f"shard must be two integers (i, N) with 0 <= i < N, got {shard!r}")
     i, n = shard if shard is not None else (jax.process_index(), jax.process_count())
     if not (isinstance(n, int) and n >= 1 and isinstance(i, int) and 0 <= i < n):
         raise ValueError(f"shard must be (i, N) with 0 <= i < N, got {shard}")

@@ -14,7 +14,6 @@ generation) costs one matrix product each; label noise is fresh for every n, as 
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -24,7 +23,7 @@ import numpy as np
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Int, Key, OneOf, Optional, Real, checked
 from collapse_jax.engine.rng import subset
-from collapse_jax.engine.seeds import map_seeds
+from collapse_jax.engine.seeds import builder_cache, map_seeds
 from collapse_jax.engine.strategies import check_takes, lookup
 from collapse_jax.engine.strategies import table as strategy_table
 from collapse_jax.regression.samplers import row_weights
@@ -139,11 +138,16 @@ def krr_chain(
         >>> out.test_error.shape, out.lam.shape
         ((50, 2, 4), (2, 4))
     """
+    checks.real_array("K", K, ndim=(2,))
+    checks.real_array("Y", Y, ndim=(2,))
     K, Y = np.asarray(K, float), np.asarray(Y, float)
     if K.ndim != 2 or K.shape[0] != K.shape[1]:
         raise ValueError(f"K must be a square kernel matrix, got shape {K.shape}")
     if Y.ndim != 2 or len(Y) != len(K):
         raise ValueError(f"Y must be (N, C) with N = {len(K)} rows like K, got shape {Y.shape}")
+    _check_psd(K)
+    for name, idx in (("pool", pool), ("test", test)):  # indices: integers, not floats rounded down
+        checks.Int(0, len(K) - 1, many=True)(name, list(idx) if isinstance(idx, (list, tuple)) else idx)
     pool, test = np.asarray(pool, int), np.asarray(test, int)
     for name, idx in (("pool", pool), ("test", test)):
         if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= len(K):
@@ -152,6 +156,12 @@ def krr_chain(
     lams = resolve_lambdas(lam, T, G)
     gen_noise = _per_generation("sigma0", sigma0, G, lo=0.0, hi=checks.SCALE_MAX)
     gen_lam = _per_generation("lam_gen", lam_gen, G, lo=0.0, lo_open=True, hi=checks.SCALE_MAX)
+    if labels is not None:  # one integer class per point, each a column of Y (else accuracy would be 0)
+        checks.Int(0, Y.shape[1] - 1, many=True)(
+            "labels", list(labels) if isinstance(labels, (list, tuple)) else labels
+        )
+        if np.ndim(labels) != 1 or len(labels) != len(K):
+            raise ValueError(f"labels must hold one class per point of K ({len(K)}), got shape {np.shape(labels)}")
     classes = np.zeros(len(test), int) if labels is None else np.asarray(labels, int)[test]
     check_takes(strategy, real_fraction=real_fraction)
     n_syn = (
@@ -195,6 +205,22 @@ def _real_weights(real_weight, real_fraction, strategy, n_real, T0, G):
     return np.concatenate([[1.0], w[1:]])
 
 
+def _check_psd(K: np.ndarray):
+    """A kernel matrix is symmetric positive semi-definite; else KRR's solves return NaN or nonsense silently."""
+    scale = max(float(np.abs(K).max()), 1e-300)
+    if not np.allclose(K, K.T, rtol=1e-10, atol=1e-12 * scale):
+        raise ValueError("K must be a symmetric kernel matrix (K = K.T), got an asymmetric one")
+    d = np.sqrt(np.clip(np.diag(K), 0.0, None))
+    if np.any(np.diag(K) < -1e-12 * scale) or np.any(np.abs(K) > d[:, None] * d[None, :] * (1 + 1e-8) + 1e-12 * scale):
+        raise ValueError("K must be positive semi-definite (a kernel matrix): |K_ij| <= sqrt(K_ii K_jj) fails")
+    if len(K) <= 1000:  # an eigendecomposition costs O(N^3): checked in full where it is cheap
+        low = float(np.linalg.eigvalsh(K)[0])
+        if low < -1e-8 * scale * len(K):
+            raise ValueError(
+                f"K must be positive semi-definite (a kernel matrix), its smallest eigenvalue is {low:.3g}"
+            )
+
+
 def _per_generation(name, value, generations, **bounds) -> np.ndarray:
     arr = np.asarray(checks.real_array(name, value, ndim=(0, 1), **bounds), float)
     if arr.ndim == 0:
@@ -225,7 +251,7 @@ def _downstream(T, sigma, with_labels, n_syn, key, K_PP, K_QP, Y_P, Y_Q, classes
     return D, k_eps, fit
 
 
-@functools.lru_cache(maxsize=16)
+@builder_cache(16)
 def _krr_seed_strategy(T0, T, G, sigma, with_labels, n_syn, strategy, n_real, weighted=False):
     """One seed's KRR chain under a data strategy. A model is (S, alpha): pool indices and coefficients. The
     pool of labelled points (capacity G T0) holds every point drawn so far with the labels it got then."""
@@ -303,7 +329,7 @@ def _krr_seed_strategy(T0, T, G, sigma, with_labels, n_syn, strategy, n_real, we
     return one_seed
 
 
-@functools.lru_cache(maxsize=16)
+@builder_cache(16)
 def _krr_seed(T0, T, G, sigma, with_labels, n_syn=None):
     """One seed's KRR chain for given sizes (cached: the same sizes compile once; the matrices are arguments)."""
 

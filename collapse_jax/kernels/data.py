@@ -7,6 +7,7 @@ for regression). `split` makes the pool the chains sample from and the held-out 
 from __future__ import annotations
 
 import gzip
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -94,8 +95,10 @@ def _mnist_npz(path):
             X, y = f["x_train"], f["y_train"]
             if {"x_test", "y_test"} <= set(f.files):
                 X, y = np.concatenate([X, f["x_test"]]), np.concatenate([y, f["y_test"]])
-    except (OSError, EOFError) as err:
-        raise ValueError(f"{str(path)!r} is not a readable .npz file ({err})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, ValueError) as err:  # truncated, not a zip, a pickle
+        if isinstance(err, ValueError) and "must hold arrays" in str(err):
+            raise
+        raise ValueError(f"{str(path)!r} is not a readable .npz file ({type(err).__name__}: {err})") from None
     if X.ndim not in (2, 3) or len(X) != len(y) or y.ndim != 1:
         raise ValueError(
             f"{str(path)!r}: x_train must be (N, 28, 28) or (N, 784) with y_train (N,), got {X.shape} and {y.shape}"

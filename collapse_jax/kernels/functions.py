@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax.engine import checks
+from collapse_jax.engine.checks import OneOf, Real, RealArray, checked
 
 
 def _sq_dists(X, Y):
@@ -27,11 +28,20 @@ def _sq_dists(X, Y):
     return jnp.maximum(d2, 0.0)
 
 
+@checked(
+    X=RealArray(lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX, ndim=(2,)),
+    Y=RealArray(lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX, ndim=(2,)),
+)
 def linear(X, Y):
     """k(x, y) = x.y: kernel ridge regression with it is ridge regression on the inputs."""
     return X @ Y.T
 
 
+@checked(
+    X=RealArray(lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX, ndim=(2,)),
+    Y=RealArray(lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX, ndim=(2,)),
+    lengthscale=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)),
+)
 def rbf(X, Y, lengthscale=1.0):
     """k(x, y) = exp(-|x - y|^2 / (2 lengthscale^2))."""
     return jnp.exp(-_sq_dists(X, Y) / (2 * lengthscale**2))
@@ -43,17 +53,34 @@ def _row_by_row(f, X, Y):
     return jax.lax.map(lambda x: f(x, Y), X, batch_size=16)
 
 
+@checked(
+    X=RealArray(lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX, ndim=(2,)),
+    Y=RealArray(lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX, ndim=(2,)),
+    lengthscale=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)),
+)
 def laplace(X, Y, lengthscale=1.0):
     """k(x, y) = exp(-|x - y| / lengthscale). The distance is taken from explicit differences: through the
     expansion its roundoff near x = y would be sqrt(eps |x|^2), about 1e-8."""
     return _row_by_row(lambda x, Y: jnp.exp(-jnp.sqrt(jnp.sum((x[None] - Y) ** 2, 1)) / lengthscale), X, Y)
 
 
+@checked(
+    X=RealArray(lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX, ndim=(2,)),
+    Y=RealArray(lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX, ndim=(2,)),
+    degree=Real(lo=0.0, hi=100.0, ndim=(0,)),
+    offset=Real(lo=0.0, hi=checks.SCALE_MAX, ndim=(0,)),
+    scale=Real(lo=0.0, lo_open=True, hi=checks.SCALE_MAX, ndim=(0,)),
+)
 def polynomial(X, Y, degree=3, offset=1.0, scale=1.0):
     """k(x, y) = (scale x.y + offset)^degree (offset >= 0 and an integer degree keep it positive semi-definite)."""
     return (scale * (X @ Y.T) + offset) ** degree
 
 
+@checked(
+    X=RealArray(lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX, ndim=(2,)),
+    Y=RealArray(lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX, ndim=(2,)),
+    order=OneOf(0, 1, 2),
+)
 def arccos(X, Y, order=1):
     """The arc-cosine kernel of Cho and Saul (2009): an infinitely wide one-hidden-layer network with the
     activation max(0, u)^order (order 0: step, 1: ReLU, 2: squared ReLU), k = |x|^n |y|^n J_n(theta) / pi."""
@@ -111,6 +138,9 @@ def kernel_matrix(kernel, X, Y=None, *, block_size: int = 1024, **params) -> np.
     Y = X if symmetric else _inputs("Y", Y)
     if X.shape[1] != Y.shape[1]:
         raise ValueError(f"X and Y must have the same number of features, got {X.shape[1]} and {Y.shape[1]}")
+    from collapse_jax.engine.seeds import fits_in_memory
+
+    fits_in_memory(8 * X.shape[0] * Y.shape[0], f"the {X.shape[0]} x {Y.shape[0]} kernel matrix (X has {len(X)} rows)")
     out = np.empty((X.shape[0], Y.shape[0]))
     with jax.enable_x64(True):
         block = jax.jit(functools.partial(kernel, **{k: float(v) for k, v in params.items()}))

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from collapse_jax.engine.checks import Instance, checked
 from collapse_jax.regression import Downstream, Generators, Spectrum
 
 
@@ -52,6 +53,7 @@ def empirical_spectrum(K_pool, Y_pool, rel_tol: float = 1e-10) -> EmpiricalSpect
     return EmpiricalSpectrum(mu[keep], theta[keep], float(total - np.sum(theta[keep] ** 2)), Y_pool.shape[1])
 
 
+@checked(emp=Instance(EmpiricalSpectrum))
 def problem(
     emp: EmpiricalSpectrum,
     T0,
@@ -83,6 +85,7 @@ def problem(
     )
 
 
+@checked(emp=Instance(EmpiricalSpectrum))
 def test_error(emp: EmpiricalSpectrum, n, *, T0, T, sigma0=0.0, sigma=0.0, lam=1e-3, lam_gen=1e-3, **strategy):
     """Predicted downstream test error (squared error summed over outputs, averaged over points) after n
     generations, for one lambda (a number, per-n array or schedule); n may be an array. `strategy`: the
@@ -93,6 +96,7 @@ def test_error(emp: EmpiricalSpectrum, n, *, T0, T, sigma0=0.0, sigma=0.0, lam=1
     return np.asarray(theory.test_error(spec, gen, down, np.asarray(n))) + emp.residual
 
 
+@checked(emp=Instance(EmpiricalSpectrum))
 def generator_error(emp: EmpiricalSpectrum, n, *, T0, sigma0=0.0, lam_gen=1e-3):
     """Predicted error of the generation-n generator itself against the real targets."""
     from collapse_jax.regression import theory
@@ -109,6 +113,7 @@ class PowerLawFit(NamedTuple):
     tail_prefactor: float
 
 
+@checked(emp=Instance(EmpiricalSpectrum))
 def fit_power_law(emp: EmpiricalSpectrum, k_range=None) -> PowerLawFit:
     """Least-squares fits on log-log axes over k in k_range (default: 2 .. a third of the kept spectrum):
     beta from the eigenvalues, and r from the tail of the target energy, whose slope is -2 beta r when

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax.engine import checks
-from collapse_jax.engine.checks import choice
+from collapse_jax.engine.checks import Instance, Int, checked, choice
 from collapse_jax.engine.strategies import STRATEGIES, lookup
 from collapse_jax.engine.strategies import table as strategy_table
 from collapse_jax.engine.wishart import bartlett
@@ -269,6 +269,12 @@ def _projected_fit(down: Downstream, d: int, sampler: str, w0, shared: bool):
     return init, fit
 
 
+@checked(
+    spec=Instance(Spectrum),
+    gen=Instance(Generators),
+    down=Instance(Downstream),
+    generations=Int(0, checks.MAX_GENERATIONS),
+)
 def run_chain(key, spec: Spectrum, gen: Generators, down: Downstream, generations: int, sampler: str = "auto"):
     """Metrics of one seed for n = 0..generations: the chain `simulate` vmaps over seeds.
 

@@ -64,6 +64,14 @@ def from_config(cfg: dict, default_name: str) -> Comparison:
     else:
         xs = np.asarray(checks.size("scan.T", list(scan.get("T", [])) or [0], lo=1))
         n = checks.size("scan.n", scan.get("n", 1), lo=0)
+        tables = [("", cfg)] + [(f"panels[{i}].", p) for i, p in enumerate(cfg.get("panels", []))]
+        tables += [(f"variants[{j}].", v) for j, v in enumerate(cfg.get("variants", []))]
+        for where, t in tables:  # a setting the run would not use is refused, naming what overrides it
+            if isinstance(t, dict) and isinstance(t.get("downstream"), dict) and "T" in t["downstream"]:
+                raise ValueError(
+                    f"{where}downstream.T = {t['downstream']['T']!r} is overridden by scan.T (x = 'T' runs every "
+                    "T of scan.T); set scan.T or drop downstream.T"
+                )
     panels = []
     for i, p in enumerate(cfg.get("panels", [{}])):
         checks.sections(p, {"title", "spectrum", "generators", "downstream"}, f"[[panels]] entry {i}")

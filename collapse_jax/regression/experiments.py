@@ -92,13 +92,23 @@ def from_config(cfg: dict, default_name: str = "experiment") -> Experiment:
     scan, plot = dict(cfg.get("scan", {})), head["plot"]
     checks.sections(scan, {"lam", "T", "n", "rules"}, "[scan]")
     down_cfg = dict(cfg.get("downstream", {}))
+    for key in ("T", "lam"):  # a setting the run would not use is refused, naming what overrides it
+        if key in scan and key in down_cfg and (kind == "lambda_scan" or key == "T"):
+            raise ValueError(
+                f"downstream.{key} = {down_cfg[key]!r} is overridden by scan.{key} = {scan[key]!r}, which this "
+                f"{kind} runs instead; set scan.{key} (e.g. scan.{key}=[{down_cfg[key]!r}]) or drop downstream.{key}"
+            )
+    if "n" in scan:
+        checks.Int(0, checks.MAX_GENERATIONS, many=True)("scan.n", scan["n"])
     if kind == "lambda_scan":
         scan["lam"] = grid_values("scan.lam", scan.get("lam", [down_cfg.get("lam", 0.0)]))
         if plot.get("x", "lam") == "lam" and np.any(scan["lam"] <= 0):
             raise ValueError("scan.lam must be > 0 with plot.x = 'lam' (a log axis); use plot.x = 'n' to include 0")
         down_cfg["lam"] = float(scan["lam"][0])
     else:
-        scan["T"] = grid_values("scan.T", scan.get("T", [down_cfg.get("T", 300)])).round().astype(int)
+        scan["T"] = grid_values("scan.T", scan.get("T", [down_cfg.get("T", 300)]))
+        checks.Int(1, checks.MAX_SIZE, many=True)("scan.T", [int(t) if t == int(t) else float(t) for t in scan["T"]])
+        scan["T"] = scan["T"].astype(int)
         down_cfg["T"] = int(scan["T"][0])
         down_cfg.setdefault("lam", 0.0)
         scan.setdefault("rules", ["adaptive"])
@@ -118,11 +128,22 @@ def from_config(cfg: dict, default_name: str = "experiment") -> Experiment:
 register = protocol.family("regression", from_config)
 
 
+MAX_GRID = 10_000  # values on one axis of a scan or sweep: more is a typo, not an experiment
+
+
 def grid_values(name, spec) -> np.ndarray:
-    """A TOML grid: a list of numbers, or {logspace = [a, b, num]}, as a 1-D float array."""
-    if isinstance(spec, dict) and "logspace" in spec:
-        a, b, num = spec["logspace"]
-        return np.logspace(a, b, int(num))
+    """A TOML grid: a list of numbers, or {logspace = [a, b, num]}, as a 1-D float array (at most MAX_GRID)."""
+    if isinstance(spec, dict):
+        checks.sections(spec, {"logspace"}, name)
+        ends = spec.get("logspace")
+        if not isinstance(ends, list) or len(ends) != 3:
+            raise ValueError(f"{name}.logspace must be [a, b, num] (10^a to 10^b, num values), got {ends!r}")
+        checks.real_array(f"{name}.logspace ends", ends[:2], lo=-300.0, hi=300.0, ndim=(1,))
+        checks.Int(1, MAX_GRID)(f"{name}.logspace num", ends[2])
+        return np.logspace(ends[0], ends[1], ends[2])
+    checks.real_array(name, spec, ndim=(0, 1))
+    if np.size(spec) > MAX_GRID:
+        raise ValueError(f"{name} has {np.size(spec)} values, more than {MAX_GRID}")
     arr = np.atleast_1d(np.asarray(spec, dtype=float))
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a non-empty list or {{logspace = [a, b, num]}}, got {spec!r}")

@@ -28,6 +28,7 @@ import numpy as np
 import optax
 
 from collapse_jax.engine import checks
+from collapse_jax.engine.checks import Instance, Int, Real, checked
 from collapse_jax.engine.strategies import STRATEGIES
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
@@ -55,6 +56,11 @@ def minimize(fun: Callable, x0, args=(), *, method: str = "lbfgs", steps: int = 
     are traced, so a loop over them (a bisection on a budget, say) compiles once."""
     checks.choice("method", method, METHODS)
     steps = checks.size("steps", steps, lo=1)
+    checks.Int(1, 10**6)("steps", steps)
+    # a negative rate ascends, silently; a zero one never moves
+    checks.real_array("learning_rate", learning_rate, lo=0.0, lo_open=True, hi=1e6, ndim=(0,))
+    if not callable(fun):
+        raise ValueError(f"fun must be a function fun(x, *args) -> number, got {fun!r}"[:300])
     return _run(fun, method, steps, float(learning_rate))(x0, tuple(args))
 
 
@@ -124,6 +130,7 @@ def _downstream_lam(down, n):
 
 
 @float64
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(1, 10**4))
 def joint_lambdas(
     spec: Spectrum,
     gen: Generators,
@@ -140,6 +147,7 @@ def joint_lambdas(
     return _optimum(*joint_lambdas_problem(spec, gen, down, n, tune_generators), method=method, steps=steps)
 
 
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(1, 10**4))
 def joint_lambdas_problem(spec, gen, down, n, tune_generators=True):
     """(to_params, objective, x0, args) of `joint_lambdas`: the objective maps unconstrained knobs to the error."""
     n = checks.size("n", n, lo=1)
@@ -164,6 +172,14 @@ def joint_lambdas_problem(spec, gen, down, n, tune_generators=True):
 
 
 @float64
+@checked(
+    spec=Instance(Spectrum),
+    gen=Instance(Generators),
+    down=Instance(Downstream),
+    n=Int(0, 10**4, many=True),
+    start=Real(lo=0.0, hi=checks.SCALE_MAX, ndim=(1,)),
+    T_range=Real(lo=1.0, hi=checks.SCALE_MAX, ndim=(1,)),
+)
 def schedule(
     spec: Spectrum,
     gen: Generators,
@@ -181,6 +197,14 @@ def schedule(
     return _optimum(*schedule_problem(spec, gen, down, n, T_range, points, start), method=method, steps=steps)
 
 
+@checked(
+    spec=Instance(Spectrum),
+    gen=Instance(Generators),
+    down=Instance(Downstream),
+    n=Int(0, 10**4, many=True),
+    start=Real(lo=0.0, hi=checks.SCALE_MAX, ndim=(1,)),
+    T_range=Real(lo=1.0, hi=checks.SCALE_MAX, ndim=(1,)),
+)
 def schedule_problem(spec, gen, down, n, T_range, points=12, start=(1.0, 0.5)):
     """(to_params, objective, x0, args) of `schedule`."""
     ns = moments.generations_array(np.atleast_1d(n), gen)
@@ -244,6 +268,7 @@ def _real_error(spec, gen, down, n):
 
 
 @float64
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(1, 10**4))
 def real_fractions(
     spec: Spectrum,
     gen: Generators,
@@ -300,6 +325,7 @@ def _best_of_starts(to_params, fun, starts, args, method, steps) -> Optimum:
     return Optimum(params, float(best[1]), start, np.asarray(best[2]), float(best[3]))
 
 
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(1, 10**4))
 def real_fractions_problem(spec, gen, down, n):
     """(to_params, objective, x0) of `real_fractions`; the objective takes (theta, budget)."""
     n = checks.size("n", n, lo=1)
@@ -316,6 +342,7 @@ def real_fractions_problem(spec, gen, down, n):
     return to_params, fun, jnp.zeros(n)
 
 
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(1, 10**4))
 def real_fraction_error(spec: Spectrum, gen: Generators, down: Downstream, n: int):
     """The predicted error at generation n as a differentiable function of the per-generation real fractions."""
     _ols_replace(spec, gen, checks.size("n", n, lo=1))
@@ -334,6 +361,7 @@ def rounded(pi, T):
     return np.round(np.asarray(pi, float) * T) / T
 
 
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(1, 10**4))
 def least_real_fraction(
     spec: Spectrum, gen: Generators, down: Downstream, n: int, eps: float, *, spread: bool = False, tol: float = 1e-4
 ) -> float:
@@ -386,6 +414,8 @@ def _least(spec, gen, down, n, eps, spread, tol):
     from collapse_jax.regression import theory
 
     checks.real_array("eps", eps, lo=0.0, lo_open=True, ndim=(0,))
+    # a bisection halves [0, 1] until it is narrower than tol: tol <= 0 never ends, NaN stops at once
+    checks.real_array("tol", tol, lo=1e-12, hi=0.5, ndim=(0,))
     n = checks.size("n", n, lo=1)
     _ols_replace(spec, gen, n)
     error = float64(_real_error(spec, gen, down, n))
@@ -434,6 +464,7 @@ def _ols_replace(spec, gen, n):
 
 
 @float64
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(1, 10**4))
 def sample_sizes(
     spec: Spectrum, gen: Generators, down: Downstream, n: int, budget: float, *, method: str = "lbfgs", steps: int = 80
 ) -> Optimum:
@@ -443,6 +474,7 @@ def sample_sizes(
     return _optimum(*sample_sizes_problem(spec, gen, down, n, budget), method=method, steps=steps)
 
 
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(1, 10**4))
 def sample_sizes_problem(spec, gen, down, n, budget):
     """(to_params, objective, x0, args) of `sample_sizes`."""
     n = checks.size("n", n, lo=1)
@@ -477,12 +509,15 @@ def real_weight(
     Weighted OLS generators (T0 >= d + 2), deterministic equivalent of theory/weighted.md; w = sigmoid(theta).
 
     Args:
-        spec, gen, down: the chain; gen needs real_fraction (gen.real_weight, if given, is the start, else the
-            pooled weight round(pi T)/T). down may be a ridge or a (weighted) mixture.
+        spec: the spectrum and teacher.
+        gen: the generators; they need real_fraction (gen.real_weight, if given, is the start, else the pooled
+            weight round(pi T)/T).
+        down: the downstream model; a ridge or a (weighted) mixture.
         n: the generation whose error is minimised; None: the stationary error (n -> infinity; constant T0,
             sigma0 and real_fraction).
         per_generation: one weight per generation 1..n (needs an int n) instead of one for all.
-        method, steps: as in `minimize`.
+        method: as in `minimize`.
+        steps: as in `minimize`.
 
     Returns:
         An `Optimum` with params["gen.real_weight"]: a number, or an array of n weights.

@@ -84,11 +84,12 @@ class Generators:
         ):  # a sequence is one per-generation array, not a pytree
             if isinstance(getattr(self, name), (list, tuple)):
                 object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=float))
-        checks.real_array("sigma0", self.sigma0, lo=0.0)
+        checks.config_array("sigma0", self.sigma0, lo=0.0, hi=checks.SCALE_MAX)
         if self.lam is not None:
-            checks.real_array("lam (generators)", self.lam, lo=0.0)
+            checks.config_array("lam (generators)", self.lam, lo=0.0, hi=checks.SCALE_MAX)
+            object.__setattr__(self, "lam", _ols_when_zero(self.lam))
         if self.real_fraction is not None:
-            checks.real_array("real_fraction", self.real_fraction, lo=0.0, hi=1.0)
+            checks.config_array("real_fraction", self.real_fraction, lo=0.0, hi=1.0)
         if self.real_weight is not None:
             checks.real_array("real_weight", self.real_weight, lo=0.0, hi=1.0, ndim=(0, 1))
         if not isinstance(self.fixed, (bool, np.bool_)):
@@ -228,11 +229,11 @@ class Downstream:
             raise ValueError(f"T must be a single integer, got {self.T}")
         if isinstance(self.lam, (list, tuple)):
             object.__setattr__(self, "lam", np.asarray(self.lam, dtype=float))
-        checks.real_array("sigma", self.sigma, lo=0.0)
+        checks.config_array("sigma", self.sigma, lo=0.0, hi=checks.SCALE_MAX, ndim=(0,))
         if not callable(self.lam):  # a schedule (T, n) -> lam, see collapse_jax.regression.regularization
-            checks.real_array("lam", self.lam, lo=0.0)
+            checks.config_array("lam", self.lam, lo=0.0, hi=checks.SCALE_MAX)
         if self.synthetic_fraction is not None:
-            checks.real_array("synthetic_fraction", self.synthetic_fraction, lo=0.0, hi=1.0)
+            checks.config_array("synthetic_fraction", self.synthetic_fraction, lo=0.0, hi=1.0, ndim=(0,))
         if self.real_weight is not None:  # the loss weight of the real rows (theory/weighted.md)
             checks.real_array("real_weight (downstream)", self.real_weight, lo=0.0, hi=1.0, ndim=(0,))
             if self.synthetic_fraction is None:
@@ -252,7 +253,14 @@ class Downstream:
         """This config with lam as a number or an array of one lambda per n = 0..generations."""
         lam = self.lam
         if callable(lam):  # schedules take an array of generations and broadcast against it
-            lam = np.broadcast_to(np.asarray(lam(self.T, np.arange(generations + 1)), float), (generations + 1,))
+            out = lam(self.T, np.arange(generations + 1))
+            if not isinstance(out, jax.core.Tracer):
+                checks.real_array("lam (the schedule's values lam(T, n))", out, lo=0.0, hi=checks.SCALE_MAX)
+                if np.ndim(out) > 1 or np.size(out) not in (1, generations + 1):
+                    raise ValueError(
+                        f"lam schedule must return one value or one per n = 0..{generations}, got shape {np.shape(out)}"
+                    )
+            lam = np.broadcast_to(np.asarray(out, float), (generations + 1,))
         if checks.is_concrete(lam) and np.ndim(lam) == 1 and np.shape(lam)[0] < generations + 1:
             raise ValueError(f"lam per generation must have at least generations + 1 = {generations + 1} entries")
         return dataclasses.replace(self, lam=lam)
@@ -290,6 +298,24 @@ def check_group_sizes(name: str, weight, n_real, T, d: int, ridge):
                 f"{name} = {w:g} fits the {group} rows alone, and there are {int(rows)} of them: an OLS fit needs at "
                 f"least d = {d} (raise T or the fraction, or use a weight in (0, 1))"
             )
+
+
+def _ols_when_zero(lam):
+    """Generators' lam = 0 is OLS (T0 >= d) or min-norm (T0 < d), exactly the chain of lam = None, which has exact
+    formulas; so a concrete zero (a number, or zeros per generation) becomes None. A per-generation lam mixing 0
+    with ridge values is refused: one chain is either ridge or not (the choice is static). Jax arrays pass as they
+    are (JAX rebuilds configs from their leaves: the pytree structure must not change)."""
+    if isinstance(lam, jax.Array) or not checks.is_concrete(lam):
+        return lam
+    zero = np.asarray(lam) == 0
+    if np.all(zero):
+        return None
+    if np.any(zero):
+        raise ValueError(
+            f"lam (generators) must be > 0 in every generation (ridge) or 0 in all (OLS/min-norm, the same as "
+            f"lam=None), got {np.asarray(lam).tolist()}"
+        )
+    return lam
 
 
 def _is_sequence(x) -> bool:

@@ -145,6 +145,9 @@ def adaptive(spec: Spectrum, gen: Generators, down: Downstream) -> Schedule:
     return lambda T, n=0: optimal_lambda(spec, gen, down, n, T)
 
 
+@checked(generations=Int(0, checks.MAX_GENERATIONS))
 def per_generation(schedule: Callable[[int], float], generations: int) -> tuple[float, ...]:
     """lam_k = schedule(k) for generations k = 1..N: a per-generation sequence for `Generators(lam=...)`."""
+    if not callable(schedule):
+        raise ValueError(f"schedule must be a function of the generation k, got {schedule!r}"[:300])
     return tuple(float(schedule(k)) for k in range(1, generations + 1))

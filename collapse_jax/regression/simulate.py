@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 
 import jax
 import numpy as np
@@ -77,7 +78,15 @@ class Result:
 
     def zscore(self, theory: Metrics) -> Metrics:
         """(mean - theory) / sem per generation; 0 where the sem vanishes and so does the difference, up to
-        float64 roundoff of the theory (the generator error at n = 0)."""
+        float64 roundoff of the theory (the generator error at n = 0).
+
+        Raises:
+            ValueError: with one seed (a standard error needs two).
+        """
+        if self.test_error.shape[0] < 2:
+            raise ValueError(
+                f"seeds must be >= 2 for a z-score (a standard error needs two), got {self.test_error.shape[0]}"
+            )
         return Metrics(*map(agreement.zscore, self.mean(), self.sem(), theory))
 
 
@@ -170,6 +179,8 @@ def simulate(
     seed_offset = checks.size("seed_offset", seed_offset, lo=0)
     fits_in_memory(2 * seeds * (generations + 1) * 8, "the result arrays (seeds x (generations + 1) x 2 metrics)")
     d = spec.d
+    # the d x d and rows x d arrays of one seed, at least: a d of 10^5 is refused here, not by the allocator
+    fits_in_memory(8 * (2 * d * d + 2 * working_rows(gen, down, generations) * d), f"one seed at d = {d}")
     sampler_used = resolve_sampler(sampler, d, gen, down)
     gen.per_generation(generations)  # checks generations against a per-generation config
     down = down.resolved(generations)  # a lambda schedule becomes one lambda per generation
@@ -197,4 +208,28 @@ def simulate(
         devices=jax.local_device_count(),
         x64=bool(jax.config.read("jax_enable_x64")),
     )
+    notes = infinite_expectations(d, gen, down, generations)
+    if notes:  # the means are finite numbers, but they estimate nothing: say so, in the result and on stderr
+        config["infinite_expectation"] = notes
+        warnings.warn("; ".join(notes), RuntimeWarning, stacklevel=2)
     return Result(test_error, generator_error, config=config)
+
+
+def infinite_expectations(d: int, gen: Generators, down: Downstream, generations: int) -> list[str]:
+    """Sentences naming the sizes at which an OLS or min-norm fit has an infinite expected error (T in
+    {d-1, d, d+1}, theory/overparam.md): the simulated means there are finite but estimate nothing."""
+    notes = []
+    if generations > 0 and gen.lam is None and gen.strategy == "replace":
+        near = sorted({t for t in gen.T0_tuple[: generations if gen.length else 1] if d - 1 <= t <= d + 1})
+        if near:
+            notes.append(
+                f"T0 = {near} is within 1 of d = {d}: the OLS/min-norm generators' expected error is infinite, "
+                "so the simulated means of generations >= 1 do not estimate an expectation"
+            )
+    lam = down.lam
+    if d - 1 <= down.T <= d + 1 and checks.is_concrete(lam) and np.any(np.asarray(lam) == 0):
+        notes.append(
+            f"T = {down.T} is within 1 of d = {d} with lam = 0: the downstream OLS/min-norm fit's expected error "
+            "is infinite, so the simulated test_error means do not estimate an expectation"
+        )
+    return notes

@@ -7,6 +7,7 @@ and formula in the lab works in this basis.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import typing
 from typing import cast
 
@@ -16,6 +17,8 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from collapse_jax.engine import checks
+
+EIG_MIN, EIG_MAX = 1e-100, 1e100  # covariance eigenvalues the float64 theory handles without over- or underflow
 
 
 @checks.strict_init
@@ -51,6 +54,10 @@ class Spectrum:
     GRID_FIELDS: typing.ClassVar[dict] = {"d": True, "beta": False, "r": False, "signal": False}
 
     def __post_init__(self):
+        for name in ("eigenvalues", "w0"):  # a string, None or a table is never a spectrum (tracers pass)
+            value = getattr(self, name)
+            if value is None or isinstance(value, (str, bytes, dict, set, numbers.Number)):
+                raise ValueError(f"{name} must be a 1-D array of real numbers, got {value!r}"[:300])
         if self.recipe is not None:
             if not isinstance(self.recipe, dict) or self.recipe.get("kind") not in _BUILDERS:
                 raise ValueError(
@@ -63,9 +70,10 @@ class Spectrum:
                 checks.real_array(name, getattr(self, name), ndim=(1,))
                 object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=float))
         if checks.is_concrete(self.eigenvalues):
-            checks.real_array("eigenvalues", self.eigenvalues, lo=0.0, lo_open=True, ndim=(1,))
+            # beyond [EIG_MIN, EIG_MAX] the theory's squares and inverses leave float64's range (NaN theory)
+            checks.real_array("eigenvalues", self.eigenvalues, lo=EIG_MIN, hi=EIG_MAX, ndim=(1,))
         if checks.is_concrete(self.w0):
-            checks.real_array("w0", self.w0, ndim=(1,))
+            checks.real_array("w0", self.w0, lo=-checks.SCALE_MAX, hi=checks.SCALE_MAX, ndim=(1,))
             if checks.is_concrete(self.eigenvalues) and np.shape(self.w0) != np.shape(self.eigenvalues):
                 raise ValueError(
                     f"w0 must have the shape of eigenvalues {np.shape(self.eigenvalues)}, got {np.shape(self.w0)}"
@@ -128,6 +136,13 @@ class Spectrum:
     def stack(cls, spectra, dtype) -> Spectrum:
         """Spectra of one dimension as one Spectrum whose arrays have a leading axis over them, to vmap over
         (built without __post_init__, whose checks are for one spectrum)."""
+        spectra = list(spectra) if isinstance(spectra, (list, tuple)) else None
+        if not spectra or not all(isinstance(s, Spectrum) for s in spectra):
+            raise ValueError("spectra must be a non-empty list of Spectrum")
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise ValueError(f"dtype must be a numpy dtype, got {dtype!r}") from None
         out = object.__new__(cls)
         object.__setattr__(out, "recipe", None)
         for name in ("eigenvalues", "w0"):
@@ -138,6 +153,8 @@ class Spectrum:
     def from_config(cls, cfg: dict) -> Spectrum:
         """From a TOML [spectrum] table: kind = "isotropic" (d, signal), "power_law" (d, beta, r, signal) or
         "custom" (eigenvalues, w0)."""
+        if not isinstance(cfg, dict):
+            raise ValueError(f"[spectrum] must be a table, got {cfg!r}"[:300])
         cfg = dict(cfg)
         kind = cfg.pop("kind", "isotropic")
         keys = {
@@ -152,6 +169,8 @@ class Spectrum:
             missing = keys[kind] - set(cfg)
             if missing:
                 raise ValueError(f"[spectrum] kind = 'custom' needs {sorted(missing)}")
+            for key in ("eigenvalues", "w0"):  # a ragged or non-numeric list is named, not a numpy message
+                checks.real_array(f"spectrum.{key}", cfg[key], ndim=(1,))
             return cls(np.asarray(cfg["eigenvalues"], float), np.asarray(cfg["w0"], float))
         if "d" not in cfg:
             raise ValueError(f"[spectrum] kind = {kind!r} needs d")

@@ -114,6 +114,16 @@ class SweepResult:
         return Metrics(*map(agreement.zscore, self.mean(), self.sem(), theory_))
 
 
+@checks.checked(
+    spec=checks.Instance(Spectrum),
+    gen=checks.Instance(Generators),
+    down=checks.Instance(Downstream),
+    grid=checks.Instance(dict),
+    out=checks.PathLike(),
+    max_memory=checks.Int(1),
+    wait=checks.Real(lo=0.0, ndim=(0,)),
+    progress=checks.OneOf(True, False),
+)
 def sweep(
     spec: Spectrum,
     gen: Generators,
@@ -169,6 +179,8 @@ def sweep(
         >>> res.test_error.shape, cj.sweep_load(out).formula.tolist()
         ((2, 8, 2), ['exact', 'DE'])
     """
+    checks.Int(0, checks.MAX_GENERATIONS)("generations", generations)  # as `simulate` refuses them
+    checks.Int(1, checks.MAX_SIZE)("seeds", seeds)
     generations = checks.size("generations", generations, lo=0)
     seeds = checks.size("seeds", seeds, lo=1)
     key = checks.size("key (an int seed for sweeps)", key, lo=0)
@@ -232,7 +244,7 @@ def _manifest(spec, gen, down, names, values, generations, seeds, key, sampler, 
         generators=describe(gen),
         downstream=describe(down),
         axes=names,
-        grid={n: np.asarray(values[n]).tolist() for n in names},
+        grid={n: list(values[n]) for n in names},
         generations=generations,
         seeds=seeds,
         key=key,
@@ -242,6 +254,7 @@ def _manifest(spec, gen, down, names, values, generations, seeds, key, sampler, 
     )
 
 
+@checks.checked(out=checks.PathLike(), progress=checks.OneOf(True, False))
 def merge(out: str | Path, progress: bool = True):
     """Assemble the chunk files of a finished sweep (all shards) into sweep.npz/.json, with theory. A folder of
     an experiment sweep of any family (`collapse_jax.experiment.sweep_file`) is merged by `engine.grid.merge`.
@@ -271,6 +284,11 @@ def merge(out: str | Path, progress: bool = True):
         raise ValueError(f"cannot merge {out}: it holds no sweep manifest")
     if "kind" in m:
         return grid.merge(out, progress)
+    needed = {"spectrum", "generators", "downstream", "axes", "grid", "generations", "seeds", "chunk_size", "key"}
+    lacking = sorted(needed - set(m))
+    if lacking or not isinstance(m["spectrum"], dict) or not isinstance(m["grid"], dict):
+        raise ValueError(f"{out / 'manifest.json'} is not a sweep manifest (lacks {lacking or 'tables'})")
+    store.clean_stale_temporaries(out)
     names = m["axes"]  # the grid's axis order (the manifest's keys are sorted)
     values = {n: m["grid"][n] for n in names}
     spec, gen, down = _manifest_configs(m)
@@ -358,6 +376,7 @@ def _theory_on_grid(spec, gen, down, names, values, generations, arrays):
     return (th[0], th[1]), formula, invalid, no_theory, min(dims)
 
 
+@checks.checked(out=checks.PathLike())
 def load(out: str | Path):
     """Read a merged sweep back (`cj.sweep_load`), of any family.
 
@@ -441,6 +460,7 @@ def _check_grid(grid: dict, spec: Spectrum):
         vals = list(np.asarray(grid[name]).tolist()) if not isinstance(grid[name], list) else list(grid[name])
         if not vals:
             raise ValueError(f"grid field {name!r} has no values")
+        vals = [_check_value(name, v) for v in vals]
         if owner == "spec" and field not in (spec.recipe or {}):
             made = (
                 f"spectrum kind {spec.recipe['kind']!r} has no {field!r}"
@@ -456,6 +476,39 @@ def _check_grid(grid: dict, spec: Spectrum):
             )
         values[name] = vals
     return names, values
+
+
+GRID_KINDS = {"gen.fixed": "bool", "gen.strategy": "str"}  # every other field takes numbers
+POSITIVE = {"gen.lam"}  # lam = 0 is OLS/min-norm, a different (static) chain: Generators(lam=None)
+
+
+def _check_value(name: str, v):
+    """One grid value of field `name`, refused by name when it is of the wrong type (a value of the right type
+    out of its field's range makes an invalid point, reported at merge)."""
+    kind = GRID_KINDS.get(name, "real")
+    if kind == "bool":
+        if not isinstance(v, (bool, np.bool_)):
+            raise ValueError(f"grid field {name!r} takes true or false, got {v!r}")
+        return bool(v)
+    if kind == "str":
+        return checks.choice(f"grid field {name!r}", v, checks.STRATEGIES)
+    if isinstance(v, (list, tuple, np.ndarray)):  # stacking needs one shape: per-generation values sweep apart
+        raise ValueError(
+            f"grid field {name!r} takes single values, got {v!r}: sweep per-generation settings in separate runs"[:300]
+        )
+    if name in STATIC:  # sizes: integers, never rounded
+        v = v.item() if isinstance(v, np.generic) else v
+        if isinstance(v, float) and v.is_integer():  # a TOML grid read as floats (grid_values): 200.0 is 200
+            v = int(v)
+        checks.Int(-checks.MAX_SIZE, checks.MAX_SIZE)(f"grid field {name!r}", v)  # < 1: an invalid point
+        return v
+    checks.real_array(f"grid field {name!r}", v, ndim=(0,))
+    if name in POSITIVE and v == 0:
+        raise ValueError(
+            f"grid field {name!r} must not be 0 (ridge generators), got {v!r}: lam = 0 is OLS/min-norm, "
+            "Generators(lam=None), a different chain; sweep it in a separate run"
+        )
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _count(values, names) -> int:

@@ -46,7 +46,7 @@ from collapse_jax.regression.theory.powerlaw import (
     sigma_eff2,
     slow_exponent,
 )
-from collapse_jax.regression.theory.ridge import df, isotropic_test_error, kappa
+from collapse_jax.regression.theory.ridge import isotropic_test_error, kappa
 
 __all__ = [
     "Z_MAX",
@@ -198,6 +198,21 @@ def formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
 
 def _weakest(*kinds: str) -> str:
     return "DE" if "DE" in kinds else "exact"
+
+
+@checked(
+    eigenvalues=checks.Real(lo=0.0, lo_open=True, ndim=(1, 2)),
+    kappa=checks.Real(lo=0.0, hi=checks.SCALE_MAX),
+    m=Int(0, 100),
+)
+def df(eigenvalues, kappa, m: int):
+    """Degrees of freedom df_m(kappa) = tr Sigma^m (Sigma + kappa)^-m (`ridge.df`, checked at the public door).
+
+    Example:
+        >>> float(df(np.ones(4), 1.0, 1))
+        2.0
+    """
+    return ridge.df(jnp.asarray(eigenvalues), kappa, m)
 
 
 @checked(
