@@ -330,7 +330,9 @@ def test_distribution_experiments_run_and_save(name, tmp_path):
     # while 40 000 seeds put the formula within |z| 1.1; 1000 seeds make |z| <= 4 the test it means to be.
     cfg["simulation"]["seeds"] = 1000 if name == "shumailov_gaussian" else 200
     summary = experiment.run(experiment.from_config(cfg, name), tmp_path, progress=False)
-    assert summary.max_abs_z <= 4 and summary.formula == "exact" and summary.agrees
+    assert summary.max_abs_z <= 4 and summary.formula == "exact"
+    # a smoke run at 200 seeds may be too weak to conclude (gaussian_w2: detects ~26%): then it says so, never agrees
+    assert summary.agrees or summary.verdict.endswith(f"inconclusive (detects only {summary.band:.1%})"), summary
     arrays, meta = io.load(tmp_path / name)
     assert meta["config"]["kind"] == cfg["kind"] and (tmp_path / f"{name}.png").stat().st_size > 10_000
     assert all(np.all(np.isfinite(a)) for a in arrays.values() if a.dtype.kind == "f")

@@ -56,9 +56,12 @@ def test_sweep_refuses_a_zero_generator_lambda(tmp_path):
 
 
 def test_agreement_refuses_an_unknown_kind():
-    with pytest.raises(ValueError, match="kind must be 'exact', 'DE' or 'none', got 'bogus'"):
+    with pytest.raises(
+        ValueError, match=r"kind must be one of \('exact', 'DE', 'approximation', 'none'\), got 'bogus'"
+    ):
         theory.agreement("bogus", 100.0, None, 10)
-    assert theory.agreement("none", 100.0, None, 10)[0]
+    # 'none' is a kind, not an error: nothing was judged, so it is no agreement either (engine/agreement.py)
+    assert theory.agreement("none", 100.0, None, 10) == (False, "no closed form: nothing to judge")
 
 
 def test_gaussian_real_fraction_zero_is_the_replace_chain():
@@ -227,12 +230,15 @@ def test_sweep_folders_refuse_symlinks_and_edited_manifests(tmp_path):
         cj.sweep(*args, out=out, progress=False)
     (out / "chunks").unlink()
     cj.sweep(*args, out=out, progress=False)
-    m = json.loads((out / "manifest.json").read_text())
+    sealed = (out / "manifest.json").read_text()
+    m = json.loads(sealed)
     m["grid"]["down.lam"] = [1.0, 0.1]  # relabel the data
     (out / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(ValueError, match="was edited after the sweep wrote it"):
         cj.merge(out)
-    with pytest.raises(ValueError, match="holds a chunked sweep"):
+    (out / "manifest.json").write_text(sealed)
+    # an experiment sweep (on the same chunk store) refuses the folder of another sweep before computing anything
+    with pytest.raises(ValueError, match="holds a sweep with a different config"):
         experiment.sweep_file({"kind": "kde_chain", "grid": {"chain.M": [10]}}, out, progress=False)
 
 

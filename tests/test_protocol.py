@@ -69,13 +69,13 @@ def test_a_new_kind_is_one_function_and_one_toml(tmp_path, capsys):
         path = tmp_path / "toy.toml"
         path.write_text(TOY)
         assert cli.main(["run", str(path), "--out", str(tmp_path), "--quiet"]) == 0
-        assert "exact formula, judged by |z| <= 4" in capsys.readouterr().out and (tmp_path / "toy.png").exists()
+        assert "exact formula, |z| <= 4: largest |z|" in capsys.readouterr().out and (tmp_path / "toy.png").exists()
         cfg = tomllib.loads(TOY)
         summary = experiment.run(experiment.from_config(cfg, "toy"), tmp_path, progress=False)
         assert summary.agrees and summary.formula == "exact" and summary.max_abs_z <= 4
         cfg["chain"]["shift"] = 0.4
         bad = experiment.run(experiment.from_config(cfg, "toy"), tmp_path, progress=False)
-        assert not bad.agrees and "DISAGREES" in bad.verdict
+        assert not bad.agrees and bad.verdict.endswith("-> disagrees")
         with pytest.raises(ValueError, match="chain"):
             experiment.from_config({"kind": "toy_normal_mean", "chain": {"shfit": 0.0}})
     finally:
@@ -90,7 +90,7 @@ def test_output_and_summary_refuse_what_they_cannot_hold():
     with pytest.raises(ValueError, match="name different arrays"):
         ExperimentOutput(dict(a=np.zeros(2)), dict(b=["n"]), [], Summary("none"), None)
     judged = experiment.judge(Summary("DE", max_abs_z=9.0, max_rel_gap=0.01, d=100))
-    assert judged.agrees and "2/d = 2.0%" in judged.verdict  # a DE within its finite-size gap
+    assert judged.agrees and "beyond a gap bound of 2.0%" in judged.verdict  # a DE within its finite-size gap
     assert not experiment.judge(Summary("DE", max_abs_z=9.0, max_rel_gap=0.03, d=100)).agrees
     assert experiment.judge(Summary("none")).verdict == "no closed form checked"
 

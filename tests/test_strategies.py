@@ -380,7 +380,9 @@ def test_strategy_experiments_run_save_and_agree(name, changes, tmp_path):
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     assert meta["config"]["kind"] == ("gaussian_strategies" if name == "gaussian_strategies" else "compare")
     if name == "gaussian_strategies":
-        assert summary.max_abs_z <= 4 and summary.formula == "exact" and summary.agrees
+        assert summary.max_abs_z <= 4 and summary.formula == "exact"
+        # a shrunk run may be too weak to conclude (detects ~5.6% at 300 seeds): it then says so, never agrees
+        assert summary.agrees or summary.verdict.endswith(f"inconclusive (detects only {summary.band:.1%})")
     else:
         kinds = {c["variant"]: c["formula"] for c in summary.details["curves"]}
         assert "none" in kinds.values() or name == "strong_collapse"

@@ -100,9 +100,9 @@ def mean_sem(x, axis: int = 0):
 
 
 def zscore(mean, sem, theory, *, atol: float = 1e-12, sem_floor=None):
-    """(mean - theory) / sem, elementwise; 0 where both the sem and the difference vanish (up to atol relative to
-    the mean: a deterministic quantity that equals its formula), +-inf where only the sem vanishes, unless a
-    sem_floor (broadcast) stands in for a vanishing sem (a column that every seed fixes at one value).
+    """(mean - theory) / sem, elementwise; 0 where the difference vanishes up to atol relative to the mean (a
+    deterministic quantity that equals its formula, whatever rounding left in its sem), +-inf where only the sem
+    vanishes, unless a sem_floor (broadcast) stands in for a vanishing sem (a column every seed fixes at one value).
 
     Example:
         >>> zscore(np.array([1.1, 2.0]), np.array([0.05, 0.0]), np.array([1.0, 2.0]))
@@ -112,9 +112,11 @@ def zscore(mean, sem, theory, *, atol: float = 1e-12, sem_floor=None):
     if sem_floor is not None:
         sem = np.where(sem > 0, sem, sem_floor)
     diff = mean - theory
+    # a difference at rounding level is equality, whatever the sem: identical seeds (a collision probability of
+    # 1/M at t = 0) leave a sem of ~1e-19 from rounding, and 1e-17 / 1e-19 is no evidence (it read |z| = 85)
     same = np.abs(diff) <= atol * (1 + np.abs(mean))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(sem > 0, diff / sem, np.where(same, 0.0, np.sign(diff) * np.inf))
+        return np.where(same, 0.0, np.where(sem > 0, diff / sem, np.sign(diff) * np.inf))
 
 
 def band(mean, sem) -> float:

@@ -108,7 +108,7 @@ def merge(out, progress: bool = True) -> GridSweep:
     out = Path(out)
     m = store.read_manifest(out)
     if m is None:  # cj.merge checks this first; grid.merge may also be called directly
-        raise ValueError(f"cannot merge {out}: it holds no sweep manifest")
+        raise ValueError(f"cannot merge {str(out)!r}: it is not a sweep folder (no manifest.json in it)")
     names, grid = m["axes"], m["grid"]
     shape = tuple(len(grid[k]) for k in names)
     points = [_read_point(out, p) for p in range(math.prod(shape))]

@@ -192,7 +192,7 @@ def shard_of(shard) -> tuple[int, int]:
         raise ValueError(f"shard must be two integers (i, N) with 0 <= i < N, got {shard!r}")
     i, n = shard if shard is not None else (jax.process_index(), jax.process_count())
     if not (isinstance(n, int) and n >= 1 and isinstance(i, int) and 0 <= i < n):
-        raise ValueError(f"shard must be (i, N) with 0 <= i < N, got {shard}")
+        raise ValueError(f"shard must be two integers (i, N) with 0 <= i < N, got {shard}")
     return i, n
 
 

@@ -281,7 +281,7 @@ def merge(out: str | Path, progress: bool = True):
     out = Path(out)
     m = store.read_manifest(out)
     if m is None:
-        raise ValueError(f"cannot merge {out}: it holds no sweep manifest")
+        raise ValueError(f"cannot merge {str(out)!r}: it is not a sweep folder (no manifest.json in it)")
     if "kind" in m:
         return grid.merge(out, progress)
     needed = {"spectrum", "generators", "downstream", "axes", "grid", "generations", "seeds", "chunk_size", "key"}
