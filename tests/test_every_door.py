@@ -31,6 +31,7 @@ from collapse_jax.distributions import theory as dtheory
 from collapse_jax.engine import io
 from collapse_jax.kernels import kernel_matrix
 from collapse_jax.kernels import theory as ktheory
+from collapse_jax.regression.experiments import grid_values
 
 NAMESPACES = (
     cj,
@@ -263,7 +264,7 @@ def _first_point(cfg: dict) -> dict:
         section, _, key = name.partition(".")
         section = {"spec": "spectrum", "gen": "generators", "down": "downstream"}.get(section, section)
         first = (
-            experiment.regression_experiments.grid_values(name, values)[0]
+            grid_values(name, values)[0]
             if not isinstance(values, list) or (values and not isinstance(values[0], (str, bool)))
             else values[0]
         )
@@ -312,7 +313,6 @@ def test_every_cli_option(tmp_path, capsys):
         ["sweep", "experiments/sweeps/default_grid.toml", "--shard", "3/2"],
         ["sweep", "experiments/sweeps/default_grid.toml", "--shard", "a"],
         ["sweep", "experiments/sweeps/default_grid.toml", "--chunk-size", "-1"],
-        ["sweep", "experiments/sweeps/kde_M_grid.toml", "--shard", "0/2"],
         ["sweep", "experiments/sweeps/default_grid.toml", "simulation.generations=10000000"],
         ["sweep", "experiments/sweeps/default_grid.toml", "simulation.seeds=1000000000"],
         ["sweep", "experiments/sweeps/default_grid.toml", 'grid."gen.fixed"=["no"]'],

@@ -167,7 +167,9 @@ def test_optimisation_experiments_run_and_agree(name, changes, tmp_path):
     io.load(tmp_path / name)  # the saved pair loads
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     if name == "real_data_budget":
-        assert summary.max_abs_z <= 4 and summary.formula == "exact" and summary.agrees
+        assert summary.max_abs_z <= 4 and summary.formula == "exact"
+        # a shrunk run may be too weak to conclude (detects ~8%): it then says so, never agrees
+        assert summary.agrees or summary.verdict.endswith(f"inconclusive (detects only {summary.band:.1%})")
         assert summary.details["target_met"], summary.details["target_missed"]  # judged against its target too
         least = np.asarray(summary.details["least_constant"])
         assert np.all(np.asarray(summary.details["least_spread"]) <= least + 1e-3)

@@ -42,7 +42,7 @@ def test_weighted_generators_match_theory_isotropic(T0):
         gen = cj.Generators(T0=T0, sigma0=1.0, real_fraction=0.5, real_weight=w)
         res = _simulate(ISO, gen, down)
         assert cj.theory.formula_kind(ISO, gen, down) == "DE"
-        assert_theory(res, cj.theory.metrics(ISO, gen, down, np.arange(4)), de_rel=de_rel, label=f"T0={T0} w={w}")
+        assert_theory(res, cj.theory.metrics(ISO, gen, down, np.arange(4)), gap=de_rel, label=f"T0={T0} w={w}")
 
 
 def test_weighted_mixture_power_law_and_negative_control():
@@ -69,7 +69,7 @@ def test_weighted_ridge_generators_match_theory():
         for w in WEIGHTS:
             gen = cj.Generators(T0=2 * D, sigma0=1.0, lam=lam, real_fraction=0.5, real_weight=w)
             theory = cj.theory.metrics(ISO, gen, down, np.arange(5))
-            assert_theory(_simulate(ISO, gen, down, generations=4, key=5), theory, de_rel=cj.theory.de_gap(D))
+            assert_theory(_simulate(ISO, gen, down, generations=4, key=5), theory, gap=cj.theory.de_gap(D))
 
 
 def test_min_norm_weights_in_between_change_nothing():

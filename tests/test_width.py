@@ -27,13 +27,13 @@ def _check(spec, gen, down, seeds, generations=2, key=0):
     th = cj.theory.metrics(spec, gen, down, ns)
     kind = cj.theory.formula_kind(spec, gen, down)
     gap = 0.0 if kind == "exact" else cj.theory.de_gap(spec.d)
-    assert_theory(res, th, de_rel=gap, label=f"{kind} width={down.width} T={down.T} lam={down.lam}")
+    assert_theory(res, th, gap=gap, label=f"{kind} width={down.width} T={down.T} lam={down.lam}")
     # negative control: the same simulation against the theory scaled by 1 +- 2 x the detectable error must fail
     mean, sem = res.mean().test_error, res.sem().test_error
     detect = float(np.max(4 * sem / mean)) + gap
     for sign in (-1, 1):
         with pytest.raises(AssertionError):
-            assert_theory(res, th._replace(test_error=th.test_error * (1 + sign * 2 * detect)), de_rel=gap)
+            assert_theory(res, th._replace(test_error=th.test_error * (1 + sign * 2 * detect)), gap=gap)
     return kind, (mean - th.test_error) / sem, mean / th.test_error - 1
 
 

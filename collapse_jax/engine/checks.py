@@ -26,6 +26,14 @@ def is_concrete(x) -> bool:
     return isinstance(x, (numbers.Number, np.ndarray, jax.Array, list, tuple))
 
 
+def listed(name: str, x) -> list:
+    """A TOML array (list) of settings, refused by name when it is anything else (a number or a string would
+    otherwise be iterated, or fail far away)."""
+    if not isinstance(x, (list, tuple)):
+        raise ValueError(f"{name} must be a list (a TOML array), got {x!r}"[:300])
+    return list(x)
+
+
 def real_array(
     name: str, x, *, lo: float | None = None, lo_open: bool = False, hi: float | None = None, ndim: tuple = (0, 1, 2, 3)
 ):

@@ -141,7 +141,7 @@ def families() -> tuple[str, ...]:
 
 def lookup(kind: str) -> Kind:
     """The registered kind, or a ValueError naming every registered kind."""
-    if kind not in REGISTRY:
+    if not isinstance(kind, str) or kind not in REGISTRY:
         raise ValueError(f"kind must be one of {tuple(REGISTRY)}, got {kind!r}")
     return REGISTRY[kind]
 

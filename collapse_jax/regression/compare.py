@@ -64,7 +64,9 @@ def from_config(cfg: dict, default_name: str) -> Comparison:
     else:
         xs = np.asarray(checks.size("scan.T", list(scan.get("T", [])) or [0], lo=1))
         n = checks.size("scan.n", scan.get("n", 1), lo=0)
-        tables = [("", cfg)] + [(f"panels[{i}].", p) for i, p in enumerate(cfg.get("panels", []))]
+        tables = [("", cfg)] + [
+            (f"panels[{i}].", p) for i, p in enumerate(checks.listed("panels", cfg.get("panels", [])))
+        ]
         tables += [(f"variants[{j}].", v) for j, v in enumerate(cfg.get("variants", []))]
         for where, t in tables:  # a setting the run would not use is refused, naming what overrides it
             if isinstance(t, dict) and isinstance(t.get("downstream"), dict) and "T" in t["downstream"]:
@@ -73,11 +75,11 @@ def from_config(cfg: dict, default_name: str) -> Comparison:
                     "T of scan.T); set scan.T or drop downstream.T"
                 )
     panels = []
-    for i, p in enumerate(cfg.get("panels", [{}])):
+    for i, p in enumerate(checks.listed("panels", cfg.get("panels", [{}]))):
         checks.sections(p, {"title", "spectrum", "generators", "downstream"}, f"[[panels]] entry {i}")
         spec = Spectrum.from_config(p.get("spectrum", cfg.get("spectrum", {})))
         variants = []
-        for j, v in enumerate(cfg.get("variants", [{"label": "base"}])):
+        for j, v in enumerate(checks.listed("variants", cfg.get("variants", [{"label": "base"}]))):
             checks.sections(v, {"label", "generators", "downstream"}, f"[[variants]] entry {j}")
             g = cfg.get("generators", {}) | p.get("generators", {}) | v.get("generators", {})
             d = cfg.get("downstream", {}) | p.get("downstream", {}) | v.get("downstream", {})

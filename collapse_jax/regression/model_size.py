@@ -57,18 +57,26 @@ def from_config(cfg: dict, default_name: str) -> ModelSize:
     scan = dict(cfg.get("scan", {}))
     checks.sections(scan, {"width_ratio", "width", "T", "p", "lam", "n"}, "[scan]")
     spec, gen, down = problem(cfg)
-    ps = tuple(checks.fraction("scan.p", float(p)) for p in scan.get("p", [0.1]))
-    rules = tuple(scan.get("lam", ["ridgeless", "tuned"]))
+    ps = tuple(checks.fraction("scan.p", p) for p in checks.listed("scan.p", scan.get("p", [0.1])))
+    rules = tuple(checks.listed("scan.lam", scan.get("lam", ["ridgeless", "tuned"])))
     for r in rules:
         if not (r in ("ridgeless", "tuned") or (isinstance(r, (int, float)) and not isinstance(r, bool) and r >= 0)):
             raise ValueError(f"scan.lam entries must be 'ridgeless', 'tuned' or a number >= 0, got {r!r}")
     if head["kind"] == "model_size":
-        ratios = np.asarray(scan.get("width_ratio", [0.25, 0.5, 2.0, 4.0]), float)
+        ratios = checks.real_array(
+            "scan.width_ratio",
+            checks.listed("scan.width_ratio", scan.get("width_ratio", [0.25, 0.5, 2.0, 4.0])),
+            lo=0.0,
+            lo_open=True,
+            hi=1e6,
+            ndim=(1,),
+        )
+        ratios = np.asarray(ratios, float)
         xs = np.unique(np.maximum(1, np.round(ratios * down.T)).astype(int))
         series = ps
     else:
-        xs = np.asarray(checks.size("scan.T", list(scan.get("T", [down.T]))))
-        series = checks.size("scan.width", list(scan.get("width", [spec.d])))
+        xs = np.asarray(checks.size("scan.T", checks.listed("scan.T", scan.get("T", [down.T]))))
+        series = checks.size("scan.width", checks.listed("scan.width", scan.get("width", [spec.d])))
         series = tuple(series)
     return ModelSize(
         **head,

@@ -357,6 +357,8 @@ def rounded(pi, T):
         >>> rounded(np.array([0.5, 0.3]), np.array([25, 40])) * np.array([25, 40])
         array([12., 12.])
     """
+    pi = checks.real_array("pi", pi, lo=0.0, hi=1.0, ndim=(0, 1))
+    T = checks.real_array("T", T, lo=1.0, ndim=(0, 1))
     T = np.asarray(T, float)
     return np.round(np.asarray(pi, float) * T) / T
 
@@ -378,6 +380,7 @@ def least_real_fraction(
     return _least(spec, gen, down, n, eps, spread, tol)[0]
 
 
+@checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream), n=Int(1, 10**4))
 def least_real_schedule(
     spec: Spectrum, gen: Generators, down: Downstream, n: int, eps: float, *, spread: bool = False, tol: float = 1e-4
 ) -> np.ndarray:
