@@ -18,7 +18,7 @@ def grid_fields(cls) -> dict[str, bool]:
         >>> import collapse_jax as cj
         >>> from collapse_jax.engine.fields import grid_fields
         >>> grid_fields(cj.Downstream)
-        {'T': True, 'sigma': False, 'lam': False, 'synthetic_fraction': False}
+        {'T': True, 'sigma': False, 'lam': False, 'synthetic_fraction': False, 'real_weight': False, 'width': True}
     """
     if hasattr(cls, "GRID_FIELDS"):
         return dict(cls.GRID_FIELDS)
