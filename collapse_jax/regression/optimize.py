@@ -357,8 +357,8 @@ def rounded(pi, T):
         >>> rounded(np.array([0.5, 0.3]), np.array([25, 40])) * np.array([25, 40])
         array([12., 12.])
     """
-    pi = checks.real_array("pi", pi, lo=0.0, hi=1.0, ndim=(0, 1))
-    T = checks.real_array("T", T, lo=1.0, ndim=(0, 1))
+    pi = checks.real_array("pi", pi, lo=0.0, hi=1.0)
+    T = checks.real_array("T", T, lo=1.0)
     T = np.asarray(T, float)
     return np.round(np.asarray(pi, float) * T) / T
 
