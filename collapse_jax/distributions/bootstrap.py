@@ -14,7 +14,7 @@ import numpy as np
 
 from collapse_jax.engine import checks
 from collapse_jax.engine.calls import key_moved
-from collapse_jax.engine.checks import Int, Key, OneOf, Optional, checked
+from collapse_jax.engine.checks import Int, checked
 from collapse_jax.engine.rng import uniform_index
 from collapse_jax.engine.seeds import builder_cache, map_seeds
 
@@ -35,12 +35,7 @@ class BootstrapChain(NamedTuple):
 
 @key_moved("key", "M", "generations", "seeds")
 @checked(
-    key=Key(),
-    seed_offset=Int(0),
-    generations=Int(1, checks.MAX_GENERATIONS),
-    seeds=Int(1),
-    chunk_size=Optional(Int(1)),
-    progress=OneOf(True, False),
+    **checks.chain_rules(),
     M=Int(2, checks.MAX_SIZE),
 )
 def bootstrap_chain(

@@ -18,7 +18,7 @@ import numpy as np
 from collapse_jax.distributions import distances
 from collapse_jax.engine import checks
 from collapse_jax.engine.calls import key_moved
-from collapse_jax.engine.checks import Int, Key, OneOf, Optional, checked
+from collapse_jax.engine.checks import Int, Optional, checked
 from collapse_jax.engine.seeds import builder_cache, map_seeds
 from collapse_jax.engine.strategies import strategy as strategy_named
 
@@ -45,12 +45,7 @@ def check_probabilities(p) -> np.ndarray:
 
 @key_moved("key", "p", "N", "generations", "seeds")
 @checked(
-    key=Key(),
-    seed_offset=Int(0),
-    generations=Int(1, checks.MAX_GENERATIONS),
-    seeds=Int(1),
-    chunk_size=Optional(Int(1)),
-    progress=OneOf(True, False),
+    **checks.chain_rules(),
     N=Int(1, checks.MAX_SIZE),
     synthetic=Optional(Int(1, checks.MAX_SIZE)),
 )

@@ -18,7 +18,7 @@ import numpy as np
 
 from collapse_jax.engine import checks
 from collapse_jax.engine.calls import key_moved
-from collapse_jax.engine.checks import Int, Key, OneOf, Optional, checked
+from collapse_jax.engine.checks import Int, checked
 from collapse_jax.engine.rng import log_gamma, subset
 from collapse_jax.engine.seeds import builder_cache, map_seeds
 from collapse_jax.engine.strategies import check_takes, lookup
@@ -58,12 +58,7 @@ def sample_sizes(M, generations: int) -> np.ndarray:
 
 @key_moved("key", "M", "generations", "seeds")
 @checked(
-    key=Key(),
-    seed_offset=Int(0),
-    generations=Int(1, checks.MAX_GENERATIONS),
-    seeds=Int(1),
-    chunk_size=Optional(Int(1)),
-    progress=OneOf(True, False),
+    **checks.chain_rules(),
     M=Int(2, checks.MAX_SIZE, many=True),
     d=Int(1, 10**4),
 )

@@ -21,7 +21,7 @@ from collapse_jax.distributions import distances
 from collapse_jax.distributions.theory import bandwidth_factor
 from collapse_jax.engine import checks
 from collapse_jax.engine.calls import key_moved
-from collapse_jax.engine.checks import Instance, Int, Key, OneOf, Optional, Real, checked
+from collapse_jax.engine.checks import Instance, Int, Optional, Real, checked
 from collapse_jax.engine.rng import subset, uniform_index
 from collapse_jax.engine.seeds import builder_cache, map_seeds
 from collapse_jax.engine.strategies import check_takes, lookup
@@ -129,12 +129,7 @@ class KDEChain(NamedTuple):
 
 @key_moved("key", "M", "generations", "seeds")
 @checked(
-    key=Key(),
-    seed_offset=Int(0),
-    generations=Int(1, checks.MAX_GENERATIONS),
-    seeds=Int(1),
-    chunk_size=Optional(Int(1)),
-    progress=OneOf(True, False),
+    **checks.chain_rules(),
     M=Int(2, checks.MAX_SIZE),
     keep=Int(0, checks.MAX_GENERATIONS, many=True),
     measure=Optional(Int(0, checks.MAX_GENERATIONS, many=True)),

@@ -289,6 +289,19 @@ def Key():
     return rule
 
 
+def chain_rules() -> dict:
+    """The rules every chain's run-time arguments share (key, seed_offset, generations, seeds, chunk_size,
+    progress), written once: `@checked(**chain_rules(), M=Int(2))`."""
+    return dict(
+        key=Key(),
+        seed_offset=Int(0),
+        generations=Int(1, MAX_GENERATIONS),
+        seeds=Int(1),
+        chunk_size=Optional(Int(1)),
+        progress=OneOf(True, False),
+    )
+
+
 def checked(**rules):
     """Decorator: validate the named arguments with their rules before the call; an unknown keyword argument or a
     missing one is a ValueError too (not a TypeError traceback)."""

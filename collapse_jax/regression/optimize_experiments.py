@@ -47,12 +47,18 @@ class OptimizeExperiment(Header):
         return dict(d=self.spec.d, T0=self.gen.T0, T=self.down.T)
 
 
-def from_config(cfg: dict, default_name: str) -> OptimizeExperiment:
+def read_problem(cfg: dict, default_name: str, scan_keys: dict) -> dict:
+    """The header, problem and [scan] table (its keys checked against scan_keys[kind]) of an experiment whose
+    config is a problem plus a scan: the fields of `OptimizeExperiment`."""
     head = read_header(cfg, default_name, PROBLEM | {"scan"}, seeds=400)
     scan = dict(cfg.get("scan", {}))
-    checks.sections(scan, SCAN[cfg["kind"]], "[scan]")
+    checks.sections(scan, scan_keys[cfg["kind"]], "[scan]")
     spec, gen, down = problem(cfg)
-    return OptimizeExperiment(**head, spec=spec, gen=gen, down=down, scan=scan)
+    return dict(head, spec=spec, gen=gen, down=down, scan=scan)
+
+
+def from_config(cfg: dict, default_name: str) -> OptimizeExperiment:
+    return OptimizeExperiment(**read_problem(cfg, default_name, SCAN))
 
 
 register = protocol.family("regression", from_config)

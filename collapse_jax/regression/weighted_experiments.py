@@ -19,13 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax.engine import checks, plotting, protocol
-from collapse_jax.engine.header import Header, read_header
+from collapse_jax.engine.agreement import mean_sem
 from collapse_jax.engine.protocol import ExperimentOutput, Summary, subkey
 from collapse_jax.regression import optimize, theory
-from collapse_jax.regression.experiments import PROBLEM, problem
-from collapse_jax.regression.problem import Downstream, Generators
+from collapse_jax.regression.optimize_experiments import OptimizeExperiment, read_problem
 from collapse_jax.regression.simulate import simulate
-from collapse_jax.regression.spectra import Spectrum
 from collapse_jax.regression.theory import weighted
 from collapse_jax.regression.theory._common import float64
 
@@ -36,34 +34,20 @@ SCAN = {
 PHI = (1 + 5**0.5) / 2
 
 
-@dataclasses.dataclass(frozen=True)
-class WeightedExperiment(Header):
-    spec: Spectrum
-    gen: Generators
-    down: Downstream
-    scan: dict
-
-    @property
-    def chain(self) -> dict:
-        return dict(d=self.spec.d, T0=self.gen.T0, T=self.down.T)
+class WeightedExperiment(OptimizeExperiment):
+    """A golden_ratio or weighted_strategies experiment: a problem and its [scan] table."""
 
 
 def from_config(cfg: dict, default_name: str) -> WeightedExperiment:
     """The experiment of a golden_ratio or weighted_strategies file, its [scan] keys checked by name."""
-    head = read_header(cfg, default_name, PROBLEM | {"scan"}, seeds=400)
-    scan = dict(cfg.get("scan", {}))
-    checks.sections(scan, SCAN[cfg["kind"]], "[scan]")
-    spec, gen, down = problem(cfg)
+    fields = read_problem(cfg, default_name, SCAN)
+    gen = fields["gen"]
     if not isinstance(gen.T0, int):
         raise ValueError(f"[generators] T0 must be one integer here, got {gen.T0}")
-    return WeightedExperiment(**head, spec=spec, gen=gen, down=down, scan=scan)
+    return WeightedExperiment(**fields)
 
 
 register = protocol.family("regression", from_config)
-
-
-def _mean_sem(x, axis=0):
-    return x.mean(axis), x.std(axis, ddof=1) / np.sqrt(x.shape[axis])
 
 
 def _reals(scan, key, default, lo=0.0, hi=None):
@@ -112,7 +96,7 @@ def _golden_ratio(exp, progress):
         for j, w in enumerate(weights):
             g = dataclasses.replace(gen, real_weight=float(w))
             sim[i, j] = simulate(exp.spec, g, exp.down, G, exp.seeds, key=subkey(exp.key, 0, i)).generator_error[:, G]
-        mean, sem = _mean_sem(sim[i], axis=1)
+        mean, sem = mean_sem(sim[i], axis=1)
         z = (mean - th_at[i]) / sem
         zs += list(np.abs(z))
         limit = float(weighted.limit_optimum(ratio))
@@ -238,7 +222,7 @@ def _strategies(exp, progress):
         g = dataclasses.replace(gen, real_weight=w)
         res = simulate(exp.spec, g, exp.down, G, exp.seeds, key=exp.key)
         th = np.asarray(theory.test_error(exp.spec, g, exp.down, n))
-        mean, sem = _mean_sem(res.test_error)
+        mean, sem = mean_sem(res.test_error)
         z = (mean[1:] - th[1:]) / sem[1:]
         zs += list(np.abs(z))
         (line,) = axs[0].plot(n, th, label=f"{label}: {theory.formula_kind(exp.spec, g, exp.down)}")
@@ -256,7 +240,7 @@ def _strategies(exp, progress):
         out = gaussian_chain(key=exp.key, M=M, generations=G, seeds=exp.seeds, real_fraction=pi, real_weight=w)
         e, _ = dt.gaussian_weighted_moments(M, n, pi, w)
         sim = (out.mean - out.mean[:, :1]) ** 2
-        mean, sem = _mean_sem(sim)
+        mean, sem = mean_sem(sim)
         z = (mean[1:] - e[1:]) / sem[1:]
         zs += list(np.abs(z))
         (line,) = axs[1].plot(n, e, label=f"{label}: exact")
