@@ -43,7 +43,12 @@ _OK, _CHUNK, _ERROR, _NOTHING = b"o", b"c", b"e", b"-"  # the first byte of ever
 
 
 def active(shard) -> bool:
-    """True when a sweep exchanges its chunks through collectives: no explicit shard and several processes."""
+    """True when a sweep exchanges its chunks through collectives: no explicit shard and several processes.
+
+    Example:
+        >>> active(None)  # one process here
+        False
+    """
     return shard is None and jax.process_count() > 1
 
 
@@ -89,18 +94,44 @@ def start(coordinator: str | None, processes: int | None, process_id: int | None
 
 
 def stop():
-    """`jax.distributed.shutdown`, once every process is done (a no-op when `start` was not called)."""
+    """`jax.distributed.shutdown`, once every process is done (a no-op when `start` was not called).
+
+    Example:
+        >>> stop()
+    """
     jax.distributed.shutdown()
 
 
 def run(out: Path, manifest: dict, jobs: list, compute, done, merge, say, describe, on_written=None, fail_after=None):
-    """Run (or resume) a sweep's `jobs` over every process; process 0 writes the chunks and returns merge(out), the
-    others return None.
+    """Run (or resume) a sweep's `jobs` over every process; process 0 writes the chunks and merges.
 
-    compute(job) returns a chunk's arrays; done(job) says whether it is whole on disk (called on process 0 only);
-    describe(on_disk, total) is the line said before starting; on_written(job, count, left) reports each chunk
-    written (on process 0); fail_after makes this process fail after computing that many chunks (tests inject an
-    interruption with it). Every process must call it with the same jobs.
+    Args:
+        out: the sweep's folder (read and written by process 0 only).
+        manifest: the sweep's config, checked against the folder's (`store.claim`).
+        jobs: every (static, chunk) of the sweep, the same list in every process.
+        compute: job -> the chunk's arrays (any dtypes and shapes).
+        done: job -> whether its chunk is whole on disk (called on process 0 only).
+        merge: out -> the merged result (called on process 0 once every chunk is written).
+        say: a progress printer.
+        describe: (on_disk, total) -> the line process 0 says before computing.
+        on_written: (job, count, left) -> None, on process 0 after each chunk written.
+        fail_after: this process fails after computing that many chunks (tests inject an interruption with it).
+
+    Returns:
+        merge(out) on process 0, None on the others.
+
+    Raises:
+        RuntimeError: another process failed (its message), or stopped answering (died); this process's own
+            error is raised as it was. Every chunk written before is whole on disk.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> out = Path(tempfile.mkdtemp())  # in one process it runs as one round per chunk
+        >>> done = lambda j: store.read_chunk(out, *j, None) is not None
+        >>> run(out, {"n": 1}, [(0, 0)], lambda j: {"x": np.arange(2.0)}, done, lambda o: "merged", print,
+        ...     lambda k, n: f"{k} of {n} on disk")
+        0 of 1 on disk
+        'merged'
     """
     me, n = jax.process_index(), jax.process_count()
     failure, found = None, np.zeros(len(jobs), np.uint8)

@@ -88,7 +88,9 @@ def run(out, manifest: dict, points: int, compute, *, shard=None, progress=True,
     out, say = Path(out), reporter(progress)
     jobs = [(p, 0) for p in range(points)]
     done = lambda j: store.read_chunk(out, j[0], j[1], None, None, say) is not None
-    describe = lambda on_disk, total: f"[sweep] {out}: {points} grid points; {on_disk} of the {total} to run here already on disk"
+    describe = lambda on_disk, total: (
+        f"[sweep] {out}: {points} grid points; {on_disk} of the {total} to run here already on disk"
+    )
     t0 = time.perf_counter()
 
     def report(job, written, left):
