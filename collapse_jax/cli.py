@@ -41,6 +41,11 @@ def main(argv=None) -> int:
 
     from collapse_jax.engine import use_fused_threefry
 
+    from collapse_jax.engine import compilation_cache, timing
+
+    timings = os.environ.get("COLLAPSE_JAX_TIMINGS")
+    if timings:  # where this command's time goes, written at exit (benchmarks/time_to_result.py)
+        timing.record()
     jax.config.update("jax_enable_x64", True)  # the CLI runs in float64 and records it in the results
     use_fused_threefry()  # the same draws, made faster: the lab's own process, so its global lowering is ours to set
     matplotlib.use("Agg")  # the CLI writes figure files and opens no window
@@ -114,6 +119,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     interrupted, distributed = _watch_interrupts(), False
     try:
+        compilation_cache.enable()  # a second run loads its programs instead of compiling them
         if args.command == "run":
             if args.config and "=" in args.config:  # `run key=value` on the default experiment
                 args.settings, args.config = [args.config] + args.settings, None
@@ -144,6 +150,8 @@ def main(argv=None) -> int:
         interrupted.append(True)
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        if timings:
+            timing.write(timings, command=sys.argv[1:] if argv is None else list(argv))
     if interrupted:  # also a Ctrl-C whose KeyboardInterrupt was swallowed (inside JAX's garbage-collection callback)
         resume = " every finished chunk is on disk: the same command resumes" if args.command == "sweep" else ""
         print(f"collapse-jax: interrupted;{resume or ' results of this run may be incomplete'}", file=sys.stderr)

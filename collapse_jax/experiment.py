@@ -22,7 +22,7 @@ import numpy as np
 
 # importing the families' experiment modules registers their kinds
 from collapse_jax.distributions import experiments as _distributions  # noqa: F401
-from collapse_jax.engine import agreement, checks, grid, io, plotting, protocol, store
+from collapse_jax.engine import agreement, checks, grid, io, plotting, protocol, store, timing
 from collapse_jax.engine.progress import reporter
 from collapse_jax.engine.protocol import ExperimentOutput, Summary
 from collapse_jax.kernels import experiments as _kernels  # noqa: F401
@@ -202,8 +202,10 @@ def _run(exp, out_dir, progress: bool) -> Summary:
     summary = dataclasses.replace(output.summary, seconds=time.perf_counter() - t0)
     out = Path(out_dir) / checks.name(exp.name)
     record = dict(config=exp.config, root_seed=exp.key, summary=summary.as_dict())
-    npz, sidecar = io.save(out, output.arrays, output.axes, record)
-    figs = plotting.save(output.figure, out)
+    with timing.stage("save"):
+        npz, sidecar = io.save(out, output.arrays, output.axes, record)
+    with timing.stage("figure"):
+        figs = plotting.save(output.figure, out)
     print(f"{exp.name}: theory vs simulation ({exp.seeds} seeds per point, {summary.seconds:.1f}s)")
     for row in output.rows:
         print(row)

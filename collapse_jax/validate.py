@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from collapse_jax import experiment  # noqa: F401  (registers every family's experiment kinds)
-from collapse_jax.engine import agreement, checks, plotting, protocol
+from collapse_jax.engine import agreement, checks, plotting, protocol, timing
 from collapse_jax.engine.progress import reporter
 from collapse_jax.regression import theory
 
@@ -440,7 +440,8 @@ def main(args) -> int:
                 else ""
             )
         )
-    path = report(rows, args.out, mode)
+    with timing.stage("figure"):
+        path = report(rows, args.out, mode)
     print(
         f"{len(rows) - len(failed)} of {len(rows)} formulas agree with simulation ({mode}, band <= "
         f"{TARGETS[mode]:.0%}); {time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU "

@@ -266,7 +266,9 @@ def _downstream_error(spec: Spectrum, mom: moments.Moments, gen_err, down: Downs
     eig = jnp.asarray(spec.eigenvalues, jnp.float64)
     w0 = jnp.asarray(spec.w0, jnp.float64)
     if down.real_weight is not None:  # a weighted real/synthetic mixture (theory/weighted.md)
-        return weighted.downstream_error(d, gen_err, down), "DE"
+        if _concrete_zero(down.lam):
+            return weighted.downstream_error(d, gen_err, down), "DE"
+        return weighted.ridge_downstream_error(eig, w0, mom, down), "DE"
     if down.synthetic_fraction is not None:  # a real/synthetic mixture (theory/strategies.md)
         s = down.synthetic_rows()
         de = ridge.mixture_test_error(eig, w0, mom, float(T), sigma, lam, s)
