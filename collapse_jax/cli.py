@@ -39,9 +39,7 @@ def main(argv=None) -> int:
     import jax
     import matplotlib
 
-    from collapse_jax.engine import use_fused_threefry
-
-    from collapse_jax.engine import compilation_cache, timing
+    from collapse_jax.engine import compilation_cache, timing, use_fused_threefry
 
     timings = os.environ.get("COLLAPSE_JAX_TIMINGS")
     if timings:  # where this command's time goes, written at exit (benchmarks/time_to_result.py)
@@ -117,7 +115,7 @@ def main(argv=None) -> int:
     mg = sub.add_parser("merge", help="join the chunks of a sweep run in slices")
     mg.add_argument("out", help="the sweep's output folder")
     args = parser.parse_args(argv)
-    interrupted, distributed = _watch_interrupts(), False
+    interrupted, distributed, failed = _watch_interrupts(), False, False
     try:
         compilation_cache.enable()  # a second run loads its programs instead of compiling them
         if args.command == "run":
@@ -140,18 +138,22 @@ def main(argv=None) -> int:
             merge(args.out)  # a sweep of any family
     except ValueError as err:
         print(f"collapse-jax: {err}", file=sys.stderr)
-        return _failed(distributed)
+        failed = True
+        return 2
     except Exception as err:
         if os.environ.get("COLLAPSE_JAX_DEBUG"):
             raise
         print(f"collapse-jax: {_one_line(err, args)}", file=sys.stderr)
-        return _failed(distributed)
+        failed = True
+        return 2
     except KeyboardInterrupt:
         interrupted.append(True)
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         if timings:
             timing.write(timings, command=sys.argv[1:] if argv is None else list(argv))
+        if distributed and failed:  # JAX's shutdown would wait for the failed or dead processes, then abort
+            _exit_now(2)
     if interrupted:  # also a Ctrl-C whose KeyboardInterrupt was swallowed (inside JAX's garbage-collection callback)
         resume = " every finished chunk is on disk: the same command resumes" if args.command == "sweep" else ""
         print(f"collapse-jax: interrupted;{resume or ' results of this run may be incomplete'}", file=sys.stderr)
@@ -185,14 +187,12 @@ def _start_distributed(args) -> bool:
     return True
 
 
-def _failed(distributed: bool) -> int:
-    """Exit status 2; under jax.distributed, the process ends here: JAX's shutdown would wait for processes that
-    failed or died, then abort."""
-    if distributed:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(2)
-    return 2
+def _exit_now(code: int):
+    """End the process now, skipping JAX's shutdown (which, after another process failed or died, waits for it at
+    a barrier, then aborts the process)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _watch_interrupts() -> list:
