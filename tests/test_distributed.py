@@ -144,15 +144,8 @@ def test_killed_process_leaves_whole_chunks_and_a_rerun_resumes(tmp_path, one):
     the rest and gives the arrays of one process."""
     cfg, out = tmp_path / "s.toml", tmp_path / "out"
     cfg.write_text(TOML)
-    cmd = lambda port, n, i: (
-        ["sweep", str(cfg), "--out", str(out), "--chunk-size", "2", "--heartbeat", "10"]
-        + [
-            "--distributed",
-            f"127.0.0.1:{port}",
-            str(n),
-            str(i),
-        ]
-    )
+    options = ["--out", str(out), "--chunk-size", "2", "--heartbeat", "10", "--distributed"]
+    cmd = lambda port, n, i: ["sweep", str(cfg), *options, f"127.0.0.1:{port}", str(n), str(i)]
     env = os.environ | dict(KILL_AT="3", KILL_PROCESS="2")  # exchanges: the start, round 1, round 2 (killed)
     codes, logs, ended = _launch(3, lambda port, n, i: [DYING, *cmd(port, n, i)], tmp_path / "logs", env)
     assert codes == [2, 2, -9], [log[-2000:] for log in logs]
@@ -163,6 +156,7 @@ def test_killed_process_leaves_whole_chunks_and_a_rerun_resumes(tmp_path, one):
     assert [p.name for p in chunks] == [f"s0000_c{c:05d}.npz" for c in range(3)]  # round 1, written by process 0
     assert all(store.read_chunk(out, 0, c, (2, 2, 3)) is not None for c in range(3))  # hashes match
     assert not list(out.rglob("*.tmp*")) and not (out / "sweep.npz").exists()
+    written = {p.name: p.stat().st_mtime_ns for p in chunks}
 
     codes, logs, _ = _launch(
         2,
@@ -174,7 +168,10 @@ def test_killed_process_leaves_whole_chunks_and_a_rerun_resumes(tmp_path, one):
     )
     assert codes == [0, 0], [log[-2000:] for log in logs]
     assert "3 of the 6 to run here already on disk" in logs[0]
-    assert np.array_equal(cj.sweep_load(out).test_error, one.test_error)
+    assert all((out / "chunks" / name).stat().st_mtime_ns == t for name, t in written.items())  # not rewritten
+    resumed = cj.sweep_load(out)
+    assert np.array_equal(resumed.test_error, one.test_error)
+    assert np.array_equal(resumed.generator_error, one.generator_error)
 
 
 @pytest.mark.parametrize(
