@@ -14,8 +14,10 @@ family computes a grid point with host code around its jitted chains (judging, s
 cannot hold; a gathered chunk serves both kinds of sweep, and each process runs the very program of a
 single-process run. A chunk travels as the bytes of its .npz: any dtype arrives bit for bit (a float64 array
 gathered as an array is cast to float32 when x64 is off) and any shape (arrays gathered together must have one
-shape: the round's byte strings are padded, to a power of two so that few gather programs are compiled). JAX offers an all-gather, not a gather to one process, so every process holds a round's N
-chunks at once (N times a chunk's bytes, at most twice that padded): with many processes, keep chunks small.
+shape in every process, else gloo aborts the process: the round's byte strings are padded, to a power of two so
+that few gather programs are compiled). JAX offers an all-gather, not a gather to one process, so every process
+holds a round's N chunks at once (N times a chunk's bytes, at most twice that padded): with many processes, keep
+chunks small.
 
 A process that fails raises in its turn and the others learn it in the same exchange, so that all stop with
 its message. A process that dies (killed, its machine lost) breaks the gather's connections: the others stop
