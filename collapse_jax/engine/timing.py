@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import json
@@ -40,6 +41,7 @@ class Times:
     seconds: dict = dataclasses.field(default_factory=dict)
     programs: int = 0  # XLA programs built (compiled, or loaded from the cache)
     cache_hits: int = 0  # of those, loaded from the persistent cache
+    names: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # programs by function name
     start: float = dataclasses.field(default_factory=time.perf_counter)
 
     def add(self, stage: str, seconds: float):
@@ -48,7 +50,8 @@ class Times:
     def as_dict(self) -> dict:
         """Seconds per stage, the wall time since `record()`, and the program counts."""
         wall = time.perf_counter() - self.start
-        return dict(wall=wall, seconds=dict(self.seconds), programs=self.programs, cache_hits=self.cache_hits)
+        top = dict(self.names.most_common(12))
+        return dict(wall=wall, seconds=dict(self.seconds), programs=self.programs, cache_hits=self.cache_hits, top=top)
 
 
 _current: Times | None = None
@@ -62,10 +65,12 @@ def record() -> Times:
         _current = Times()
         times = _current
 
-        def on_duration(event: str, duration: float, **_):
+        def on_duration(event: str, duration: float, fun_name: str = "?", **_):
             if event in EVENTS:
                 times.add(EVENTS[event], duration)
-                times.programs += event.endswith("backend_compile_duration")
+                if EVENTS[event] == "compile":
+                    times.programs += 1
+                    times.names[fun_name] += 1
 
         def on_event(event: str, **_):
             times.cache_hits += event == CACHE_HIT

@@ -190,10 +190,13 @@ def formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
     lam = down.lam
     per_n = not callable(lam) and checks.is_concrete(lam) and np.ndim(lam) == 1
     last = len(np.asarray(lam)) - 1 if per_n and not callable(lam) else 1  # every lambda of a per-n lam
+    ns = np.arange(min(gen.length or last, last) + 1)
+    kind = []  # the kind is decided while the formulas are traced: trace them (eval_shape), compile nothing
     try:
-        return metrics_and_kind(spec, gen, down, np.arange(min(gen.length or last, last) + 1))[1]
+        jax.eval_shape(lambda: kind.append(metrics_and_kind(spec, gen, down, ns)[1]))
     except NoFormulaError:
         return "none"
+    return kind[0]
 
 
 def _weakest(*kinds: str) -> str:
