@@ -96,7 +96,9 @@ def enable(base: str | Path | None = None) -> Path | None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ValueError(f"COLLAPSE_JAX_CACHE: cannot create {str(path)!r} ({err}); name another folder, or 'off'") from None
+        raise ValueError(
+            f"COLLAPSE_JAX_CACHE: cannot create {str(path)!r} ({err}); name another folder, or 'off'"
+        ) from None
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

@@ -65,14 +65,14 @@ def record() -> Times:
         _current = Times()
         times = _current
 
-        def on_duration(event: str, duration: float, fun_name: str = "?", **_):
+        def on_duration(event: str, duration_secs: float, **kwargs: str | int) -> None:
             if event in EVENTS:
-                times.add(EVENTS[event], duration)
+                times.add(EVENTS[event], duration_secs)
                 if EVENTS[event] == "compile":
                     times.programs += 1
-                    times.names[fun_name] += 1
+                    times.names[str(kwargs.get("fun_name", "?"))] += 1
 
-        def on_event(event: str, **_):
+        def on_event(event: str, **kwargs: str | int) -> None:
             times.cache_hits += event == CACHE_HIT
 
         jax.monitoring.register_event_duration_secs_listener(on_duration)

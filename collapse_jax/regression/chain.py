@@ -196,16 +196,16 @@ def _downstream_fit(down: Downstream, d: int, sampler: str, w0):
             shared,
         )
 
-        def init(key, sqrt_eig, lam):
+        def init_suff(key, sqrt_eig, lam):
             L = bartlett(key, d, T)
             return L, keep((L, sqrt_eig, L @ L.T / T_(L.dtype)), lam)
 
-        def fit(state, key, w, sqrt_eig, lam):
+        def fit_suff(state, key, w, sqrt_eig, lam):
             L, kept = state
             z = jax.random.normal(key, (d,), w.dtype)
             return samplers.bartlett_solve(L, factor_for(kept, lam), z, w, sqrt_eig, T_(w.dtype), s, lam)
 
-        return init, fit
+        return init_suff, fit_suff
 
     real = None if down.synthetic_fraction is None else (w0, T - down.synthetic_rows())
     # weighted: the design's rows scaled once by sqrt(T x loss weight); pooled: every row weighs 1

@@ -222,7 +222,7 @@ def one_lambda(down: Downstream, generations: int) -> Downstream:
     (what the schedules of a T scan give, lam(T) without n): the chain then factors one system per seed instead
     of one per n. The same numbers, one program fewer to pay for."""
     lam = down.lam
-    if checks.is_concrete(lam) and np.ndim(lam) == 1:
+    if not callable(lam) and checks.is_concrete(lam) and np.ndim(lam) == 1:
         used = np.asarray(lam)[: generations + 1]
         if np.all(used == used[0]):
             return dataclasses.replace(down, lam=float(used[0]))
