@@ -36,6 +36,7 @@ docs-serve: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve
 
 bench: $(STAMP)
+	$(PY) benchmarks/time_to_result.py --seeds 40
 	$(PY) benchmarks/bench_simulate.py
 	$(PY) benchmarks/bench_theory.py
 	$(PY) benchmarks/bench_sweep.py

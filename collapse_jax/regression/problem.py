@@ -241,7 +241,8 @@ class Downstream:
                     "real_weight (downstream) needs synthetic_fraction (every row is synthetic without it)"
                 )
             if checks.is_concrete(self.real_weight) and checks.is_concrete(self.synthetic_fraction):
-                check_groups("real_weight (downstream)", self.real_weight, self.T - self.synthetic_rows(), self.T)
+                synthetic = np.round(np.asarray(self.synthetic_fraction, float) * self.T)  # as synthetic_rows, in numpy
+                check_groups("real_weight (downstream)", self.real_weight, self.T - synthetic, self.T)
 
     def synthetic_rows(self):
         """round(p T): how many downstream rows the generation-n model labels (T when synthetic_fraction is None)."""
