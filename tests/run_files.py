@@ -11,9 +11,11 @@ the previous run, else their sizes) so that the last one to finish is a short on
 Compiles are quick (conftest.py turns LLVM's optimisation off) except in the files of EXECUTION_BOUND, which
 spend their time running kernel matrices and KRR solves and are faster with XLA's default optimisation.
 
-No persistent compilation cache: tried (a folder per run, shared by the files and the processes they start),
-XLA:CPU reloaded its entries with warnings of mismatched machine features ("could lead to execution errors
-such as SIGILL") and the two-process sweep test then failed; every process compiles for itself.
+No persistent compilation cache in the suite: CI starts from an empty one, so it would only add writes. (An
+earlier try saw XLA:CPU reload entries with warnings of mismatched machine features, "could lead to execution
+errors such as SIGILL": those name two LLVM tuning options, not CPU features, and the program loads; the CLI's
+cache, collapse_jax/engine/compilation_cache.py, keys its folder by the CPU's real features and silences them.)
+conftest.py sets COLLAPSE_JAX_CACHE=off; tests/test_compilation_cache.py tests the cache in a folder of its own.
 
 The closing line is the plain "N passed, N failed" form that CI reads.
 
