@@ -4,7 +4,8 @@ Usage:
 
     collapse-jax run                       the default experiment (experiments/default.toml)
     collapse-jax run experiments/NAME.toml [section.key=value ...] [--seeds N] [--out DIR] [--quiet]
-    collapse-jax sweep SWEEP.toml [section.key=value ...] [--out DIR] [--shard i/N] [--chunk-size N] [--quiet]
+    collapse-jax sweep SWEEP.toml [section.key=value ...] [--out DIR] [--shard i/N | --distributed HOST:PORT N ID
+                 | --distributed auto] [--heartbeat SECONDS] [--chunk-size N] [--quiet]
     collapse-jax merge DIR                 join the chunks that the shards of a sweep wrote
     collapse-jax validate [--quick | --full] [--controls] [--family F] [--out DIR]   every closed form against simulation
 """
@@ -65,13 +66,16 @@ def main(argv=None) -> int:
     import jax
     import matplotlib
 
-    from collapse_jax.engine import use_fused_threefry
+    from collapse_jax.engine import compilation_cache, timing, use_fused_threefry
 
+    timings = os.environ.get("COLLAPSE_JAX_TIMINGS")
+    if timings:  # where this command's time goes, written at exit (benchmarks/time_to_result.py)
+        timing.record()
     jax.config.update("jax_enable_x64", True)  # the CLI runs in float64 and records it in the results
     use_fused_threefry()  # the same draws, made faster: the lab's own process, so its global lowering is ours to set
     matplotlib.use("Agg")  # the CLI writes figure files and opens no window
     from collapse_jax import experiment
-    from collapse_jax.engine import protocol
+    from collapse_jax.engine import collective, protocol
 
     parser = argparse.ArgumentParser(
         prog="collapse-jax",
@@ -104,7 +108,21 @@ def main(argv=None) -> int:
         "settings", nargs="*", help='section.key=value settings, e.g. simulation.seeds=200 grid."down.lam"=[0.1,1.0]'
     )
     sw.add_argument("--out", help="output folder (default: results/sweeps/NAME)")
-    sw.add_argument("--shard", default="0/1", help="i/N: run the i-th of N slices (then `merge`)")
+    sw.add_argument("--shard", help="i/N: run the i-th of N slices (then `merge`); default 0/1, the whole sweep")
+    sw.add_argument(
+        "--distributed",
+        nargs="+",
+        metavar="ARG",
+        help="HOST:PORT N ID: process ID of N under jax.distributed (HOST:PORT: process 0's coordinator), or `auto` "
+        "(JAX detects them on Slurm, Open MPI, ...): the processes split the chunks and exchange them through JAX's "
+        "collectives; process 0 writes the folder and merges",
+    )
+    sw.add_argument(
+        "--heartbeat",
+        type=_positive,
+        help="with --distributed: seconds without a heartbeat after which a process counts as dead and the others "
+        "stop (default 100)",
+    )
     sw.add_argument(
         "--chunk-size", type=_positive, help="seeds per chunk of a regression sweep (default: bounded by memory)"
     )
@@ -124,15 +142,19 @@ def main(argv=None) -> int:
     mg = sub.add_parser("merge", help="join the chunks of a sweep run in slices")
     mg.add_argument("out", help="the sweep's output folder")
     args = parser.parse_args(argv)
-    interrupted = _watch_interrupts()
+    interrupted, distributed, failed = _watch_interrupts(), False, False
     try:
+        compilation_cache.enable()  # a second run loads its programs instead of compiling them
         if args.command == "run":
             if args.config and "=" in args.config:  # `run key=value` on the default experiment
                 args.settings, args.config = [args.config] + args.settings, None
             exp = experiment.load(experiment_file(args.config), args.settings, seeds=args.seeds)
             experiment.run(exp, args.out, progress=not args.quiet)
         elif args.command == "sweep":
-            _sweep(args)
+            distributed = _start_distributed(args)
+            _sweep(args, shard=None if distributed else _shard(args.shard or "0/1"))
+            if distributed:
+                collective.stop()
         elif args.command == "validate":
             from collapse_jax import validate
 
@@ -143,21 +165,61 @@ def main(argv=None) -> int:
             merge(args.out)  # a sweep of any family
     except ValueError as err:
         print(f"collapse-jax: {err}", file=sys.stderr)
+        failed = True
         return 2
     except Exception as err:
         if os.environ.get("COLLAPSE_JAX_DEBUG"):
             raise
         print(f"collapse-jax: {_one_line(err, args)}", file=sys.stderr)
+        failed = True
         return 2
     except KeyboardInterrupt:
         interrupted.append(True)
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        if timings:
+            timing.write(timings, command=sys.argv[1:] if argv is None else list(argv))
+        if distributed and failed:  # JAX's shutdown would wait for the failed or dead processes, then abort
+            _exit_now(2)
     if interrupted:  # also a Ctrl-C whose KeyboardInterrupt was swallowed (inside JAX's garbage-collection callback)
         resume = " every finished chunk is on disk: the same command resumes" if args.command == "sweep" else ""
         print(f"collapse-jax: interrupted;{resume or ' results of this run may be incomplete'}", file=sys.stderr)
         return 130
     return 0
+
+
+def _start_distributed(args) -> bool:
+    """jax.distributed.initialize from --distributed (and --heartbeat), before any JAX computation; False without."""
+    from collapse_jax.engine import collective
+
+    if args.distributed is None:
+        if args.heartbeat is not None:
+            raise ValueError("--heartbeat applies with --distributed only")
+        return False
+    if args.shard is not None:
+        raise ValueError("--shard and --distributed exclude each other: --distributed splits the sweep by itself")
+    given = args.distributed
+    if given == ["auto"]:
+        collective.start(None, None, None, args.heartbeat or 100)
+        return True
+    if len(given) != 3:
+        raise ValueError(f"--distributed takes HOST:PORT N ID (three values) or `auto`, got {' '.join(given)!r}")
+    numbers = []
+    for what, text in (("the number of processes N", given[1]), ("the process ID", given[2])):
+        try:
+            numbers.append(int(text))
+        except ValueError:
+            raise ValueError(f"--distributed: {what} must be an integer, got {text!r}") from None
+    collective.start(given[0], numbers[0], numbers[1], args.heartbeat or 100)
+    return True
+
+
+def _exit_now(code: int):
+    """End the process now, skipping JAX's shutdown (which, after another process failed or died, waits for it at
+    a barrier, then aborts the process)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _watch_interrupts() -> list:
@@ -192,8 +254,15 @@ def _one_line(err: Exception, args) -> str:
     return f"{type(err).__name__} at {str(where)!r}: {text} (COLLAPSE_JAX_DEBUG=1 shows the traceback)"
 
 
-def _sweep(args):
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like i/N, got {text!r}") from None
+    return i, n
 
+
+def _sweep(args, shard):
     from collapse_jax import experiment
     from collapse_jax.engine import checks
     from collapse_jax.regression.experiments import grid_values, problem
@@ -201,10 +270,6 @@ def _sweep(args):
 
     path = experiment_file(args.config)
     cfg = experiment.read_toml(path, args.settings, "sweep file")
-    try:
-        i, n = (int(x) for x in args.shard.split("/"))
-    except ValueError:
-        raise ValueError(f"--shard must look like i/N, got {args.shard!r}") from None
     if "kind" in cfg:  # an experiment of any family with a [grid] of its own keys: one chunk per grid point
         if args.chunk_size:
             raise ValueError(
@@ -212,7 +277,7 @@ def _sweep(args):
                 "stores one chunk per grid point"
             )
         out = args.out or Path("results/sweeps") / checks.name(cfg.get("name", path.stem))
-        res = experiment.sweep_file(cfg, out, progress=not args.quiet, shard=(i, n))
+        res = experiment.sweep_file(cfg, out, progress=not args.quiet, shard=shard)
         if res is not None:
             print(f"sweep done: {len(res.arrays)} arrays over {list(res.grid)} written to {out}/sweep.npz")
             print("  " + res.summary["verdict"])
@@ -241,7 +306,7 @@ def _sweep(args):
         out=args.out or Path("results/sweeps") / checks.name(cfg.get("name", path.stem)),
         sampler=sim.get("sampler", "auto"),
         chunk_size=args.chunk_size or sim.get("chunk_size"),
-        shard=(i, n),
+        shard=shard,
         progress=not args.quiet,
     )
     if res is not None:

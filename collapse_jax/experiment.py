@@ -22,7 +22,7 @@ import numpy as np
 
 # importing the families' experiment modules registers their kinds
 from collapse_jax.distributions import experiments as _distributions  # noqa: F401
-from collapse_jax.engine import agreement, checks, grid, io, plotting, protocol, store
+from collapse_jax.engine import agreement, checks, grid, io, plotting, protocol, store, timing
 from collapse_jax.engine.progress import reporter
 from collapse_jax.engine.protocol import ExperimentOutput, Summary
 from collapse_jax.kernels import experiments as _kernels  # noqa: F401
@@ -143,11 +143,12 @@ def judge(summary: Summary) -> Summary:
     return dataclasses.replace(summary, agrees=bool(ok), verdict=sentence)
 
 
-def sweep_file(cfg: dict, out: str | Path, progress: bool = True, shard=(0, 1), wait: float = 3600.0, _fail_after=None):
+def sweep_file(cfg: dict, out: str | Path, progress: bool = True, shard=None, _fail_after=None):
     """Sweep an experiment of any family over a [grid] of its own keys ("chain.M", "kernel.lengthscale",
     "spectrum.beta", ...): every combination runs the experiment with those values set (a scalar value of a
     list key, chain.M = 10, runs that one value), one chunk per point on the sweep store (resumable; shard =
-    (i, N) runs every N-th point, then `collapse-jax merge`). Writes out/sweep.npz and out/sweep.json (arrays
+    (i, N) runs every N-th point, then `collapse-jax merge`; the default None is one process, or under jax.distributed splits the points
+    over the processes, which exchange them through JAX's collectives, process 0 writing and merging). Writes out/sweep.npz and out/sweep.json (arrays
     with the grid axes in front, typed coordinates, each point's summary and the sweep's verdict). Returns the
     `engine.grid.GridSweep`, or None while other shards are unfinished.
 
@@ -179,7 +180,7 @@ def sweep_file(cfg: dict, out: str | Path, progress: bool = True, shard=(0, 1), 
         plotting.close(output.figure)
         return output
 
-    return grid.run(out, manifest, len(exps), point, shard=shard, wait=wait, progress=progress, _fail_after=_fail_after)
+    return grid.run(out, manifest, len(exps), point, shard=shard, progress=progress, _fail_after=_fail_after)
 
 
 def _at_point(cfg: dict, kind, values) -> dict:
@@ -201,8 +202,10 @@ def _run(exp, out_dir, progress: bool) -> Summary:
     summary = dataclasses.replace(output.summary, seconds=time.perf_counter() - t0)
     out = Path(out_dir) / checks.name(exp.name)
     record = dict(config=exp.config, root_seed=exp.key, summary=summary.as_dict())
-    npz, sidecar = io.save(out, output.arrays, output.axes, record)
-    figs = plotting.save(output.figure, out)
+    with timing.stage("save"):
+        npz, sidecar = io.save(out, output.arrays, output.axes, record)
+    with timing.stage("figure"):
+        figs = plotting.save(output.figure, out)
     print(f"{exp.name}: theory vs simulation ({exp.seeds} seeds per point, {summary.seconds:.1f}s)")
     for row in output.rows:
         print(row)

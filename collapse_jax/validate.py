@@ -32,7 +32,7 @@ import numpy as np
 
 from collapse_jax import experiment  # noqa: F401  (registers every family's experiment kinds)
 from collapse_jax.distributions import catalogue as _distributions
-from collapse_jax.engine import agreement, checks, plotting, protocol
+from collapse_jax.engine import agreement, checks, plotting, protocol, timing
 from collapse_jax.engine.catalogue import MARGIN as MARGIN  # re-exported: the seed rule's constants and record
 from collapse_jax.engine.catalogue import MIN_SEEDS as MIN_SEEDS
 from collapse_jax.engine.catalogue import Check
@@ -222,7 +222,8 @@ def main(args) -> int:
                 else ""
             )
         )
-    path = report(rows, args.out, mode)
+    with timing.stage("figure"):
+        path = report(rows, args.out, mode)
     print(
         f"{len(rows) - len(failed)} of {len(rows)} formulas agree with simulation ({mode}, band <= "
         f"{TARGETS[mode]:.0%}); {time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU "

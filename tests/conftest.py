@@ -20,6 +20,9 @@ for _flag in ("--xla_force_host_platform_device_count=2",) + _quick:
     if _flag.split("=")[0] not in _flags:
         _flags += " " + _flag
 os.environ["XLA_FLAGS"] = _flags.strip()
+# No persistent compilation cache in the suite (CI starts from nothing, so it would only write): the CLI processes
+# the tests start inherit this; tests/test_compilation_cache.py turns it on in a folder of its own.
+os.environ["COLLAPSE_JAX_CACHE"] = "off"
 
 import jax  # noqa: E402
 

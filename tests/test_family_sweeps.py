@@ -170,7 +170,7 @@ def test_family_sweep_shards_resume_and_merge(tmp_path, capsys):
     assert cli.main(["sweep", str(path), "--out", str(out), "--shard", "1/2", "--quiet"]) == 0
     first = cj.sweep_load(out).arrays["var"]
     assert cli.main(["sweep", str(path), "--out", str(out)]) == 0
-    assert "2 of this shard's already on disk" in capsys.readouterr().err
+    assert "2 of the 2 to run here already on disk" in capsys.readouterr().err
     assert cli.main(["merge", str(out)]) == 0
     np.testing.assert_array_equal(cj.sweep_load(out).arrays["var"], first)
     path.write_text(KDE.replace("seeds = 16", "seeds = 8"))  # another config in the same folder is refused

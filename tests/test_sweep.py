@@ -177,46 +177,6 @@ def test_two_processes_then_merge_equal_one_run(tmp_path):
         np.testing.assert_array_equal(cj.sweep_load(tmp_path / other).test_error, one.test_error)
 
 
-DISTRIBUTED = """
-import sys
-import jax
-jax.config.update("jax_enable_x64", True)
-jax.distributed.initialize(coordinator_address="127.0.0.1:" + sys.argv[1], num_processes=2, process_id=int(sys.argv[2]))
-import numpy as np
-import collapse_jax as cj
-assert jax.process_count() == 2
-res = cj.sweep(cj.Spectrum.isotropic(12), cj.Generators(T0=30), cj.Downstream(T=30, sigma=0.5),
-               grid={"down.lam": [0.0, 0.3], "gen.sigma0": [0.5, 1.0]}, generations=3, seeds=20, key=2,
-               out=sys.argv[3], chunk_size=6, wait=240, progress=False)
-assert (res is not None) == (jax.process_index() == 0)
-jax.distributed.shutdown()
-"""
-
-
-def test_jax_distributed_two_processes_equal_one_run(tmp_path):
-    """Two processes under jax.distributed.initialize each take their slice; process 0 merges."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
-    out = tmp_path / "dist"
-    procs = [subprocess.Popen([sys.executable, "-c", DISTRIBUTED, port, str(i), str(out)]) for i in range(2)]
-    assert all(p.wait(timeout=timeout_for(30)) == 0 for p in procs)
-    one = cj.sweep(
-        SPEC,
-        GEN,
-        DOWN,
-        grid={"down.lam": [0.0, 0.3], "gen.sigma0": [0.5, 1.0]},
-        generations=3,
-        seeds=20,
-        key=2,
-        out=tmp_path / "one",
-        progress=False,
-    )
-    np.testing.assert_array_equal(cj.sweep_load(out).test_error, one.test_error)
-
-
 ON_DEVICES = """
 import os, sys
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=" + sys.argv[1]

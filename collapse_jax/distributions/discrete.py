@@ -59,7 +59,7 @@ def discrete_chain(
     seed_offset: int = 0,
     synthetic: int | None = None,
     real_fraction: float | None = None,
-    real_weight: float | None = None,
+    real_weight=None,
     strategy: str = "replace",
     chunk_size: int | None = None,
     progress: bool = False,
@@ -74,8 +74,9 @@ def discrete_chain(
         real_fraction: the same choice in the lab's words: the share pi of each later fit that is the N real
             samples, i.e. synthetic = round(N (1 - pi) / pi) (0 < pi < 1). Give one of the two.
         real_weight: the weight w of the real samples' counts in each later fit (None: counts pooled, w =
-            N/(N + s)): p^(m+1) = w p^(1) + (1 - w) q_m; needs synthetic or real_fraction and strategy "replace"
-            (theory/weighted.md §6).
+            N/(N + s)): p^(m+1) = w p^(1) + (1 - w) q_m; a number or one per generation (data: one compiled
+            program serves every weight; generation 1, the real samples alone, ignores its entry); needs synthetic
+            or real_fraction and strategy "replace" (theory/weighted.md §7).
         strategy: "replace" (each later fit: the real samples, if mixed in, plus the newest synthetic draw) or
             "accumulate" (every sample so far: the N real ones and all synthetic draws).
         key: int or PRNG key; seed i uses fold_in(key, seed_offset + i). (The key used to be the first positional
@@ -103,20 +104,23 @@ def discrete_chain(
     pooled = strategy_named(strategy, allowed=("replace", "accumulate")).pools  # no subsample of counts (yet)
     s = N if synthetic is None else int(synthetic)
     weight = real_weight
+    data: tuple = ()
     real_weight = 0.0 if synthetic is None else N / (N + s)
-    if weight is not None:  # weighted counts (theory/weighted.md)
-        checks.real_array("real_weight", weight, lo=0.0, hi=1.0, ndim=(0,))
+    if weight is not None:  # weighted counts (theory/weighted.md): the weights enter as data, one per generation
+        w = np.broadcast_to(checks.fraction("real_weight", weight), (generations,))
+        if np.ndim(weight) == 1 and np.shape(weight) != (generations,):
+            raise ValueError(f"real_weight must be a number or one per generation ({generations}), got {weight!r}")
         if synthetic is None or pooled:
             raise ValueError(
                 "real_weight needs real data mixed in (synthetic or real_fraction) and strategy='replace', got "
                 f"synthetic={synthetic!r}, strategy={strategy!r}"
             )
-        real_weight = float(weight)
+        real_weight, data = None, (np.array(w[1:], float),)  # generation 1 is the real samples alone
     if pooled:
         real_weight = -1.0  # marks the pooled chain below
     one_seed = _discrete_seed(tuple(p.tolist()), N, s, real_weight, generations)
     return DiscreteChain(
-        *map_seeds(one_seed, key, seeds, chunk_size=chunk_size, seed_offset=seed_offset, progress=progress)
+        *map_seeds(one_seed, key, seeds, data=data, chunk_size=chunk_size, seed_offset=seed_offset, progress=progress)
     )
 
 
@@ -126,7 +130,7 @@ def _discrete_seed(p, N, s, real_weight, generations):
     def frequencies(key, probs, n):
         return jax.random.multinomial(key, n, probs) / n
 
-    def one_seed(key):
+    def one_seed(key, weights=None):  # weights (real_weight None): generations 2.. as data
         p_true = jnp.asarray(np.asarray(p))
         k1, k2 = jax.random.split(key)
         p1 = frequencies(k1, p_true, float(N))
@@ -135,13 +139,20 @@ def _discrete_seed(p, N, s, real_weight, generations):
             q = real_weight * p1 + (1 - real_weight) * frequencies(key, q, float(s))
             return q, q
 
+        def weighted(q, inputs):
+            key, w = inputs
+            q = w * p1 + (1 - w) * frequencies(key, q, float(s))
+            return q, q
+
         def pooled(carry, key):  # accumulate: counts of every sample so far, the N real ones first
             counts, n = carry
             counts, n = counts + s * frequencies(key, counts / n, float(s)), n + s
             return (counts, n), counts / n
 
         keys = jax.random.split(k2, generations - 1)
-        if real_weight < 0:
+        if real_weight is None:
+            _, qs = jax.lax.scan(weighted, p1, (keys, weights))
+        elif real_weight < 0:
             _, qs = jax.lax.scan(pooled, (N * p1, jnp.asarray(float(N))), keys)
         else:
             _, qs = jax.lax.scan(step, p1, keys)

@@ -148,9 +148,12 @@ def gaussian_chain(
             tuple(np.round(pi * Ms).astype(int).tolist()),
             estimator == "unbiased",
             strategy,
-            weights,
+            weights is not None,
         )
-        mean, cov = map_seeds(one_seed, key, seeds, chunk_size=chunk_size, seed_offset=seed_offset, progress=progress)
+        data = () if weights is None else (weights,)  # the weights are data: one program serves every weight
+        mean, cov = map_seeds(
+            one_seed, key, seeds, data=data, chunk_size=chunk_size, seed_offset=seed_offset, progress=progress
+        )
         if d == 1:
             return GaussianChain(mean[..., 0], cov[..., 0, 0], np.log(cov[..., 0, 0]))
         return GaussianChain(mean, cov)
@@ -175,7 +178,8 @@ def gaussian_chain(
 
 
 def _real_weights(real_weight, real_fraction, strategy, estimator, Ms):
-    """real_weight checked against its chain, as a tuple of one weight per generation (None stays None)."""
+    """real_weight checked against its chain (concrete values), as an array of one weight per generation (None stays
+    None): it enters the chain as data."""
     if real_weight is None:
         return None
     w = np.broadcast_to(checks.fraction("real_weight", real_weight), Ms.shape)
@@ -188,7 +192,7 @@ def _real_weights(real_weight, real_fraction, strategy, estimator, Ms):
 
     n_real = np.round(np.broadcast_to(checks.fraction("real_fraction", real_fraction), Ms.shape) * Ms)
     check_groups("real_weight", w, n_real, Ms)
-    return tuple(float(v) for v in w)
+    return np.array(w, float)
 
 
 SPREAD_MAX = 1.0  # the seeds' standard deviation of log sigma^2 past which a mean of sigma^2 stops being reliable
@@ -218,14 +222,14 @@ def _check_cov(cov0, d):
 
 
 @builder_cache(32)
-def _chain_strategy(mean0, cov0, Ms, n_real, unbiased, strategy, weights=None):
+def _chain_strategy(mean0, cov0, Ms, n_real, unbiased, strategy, weighted=False):
     """One seed's chain under a data strategy, drawing each generation's points: the first n_real[k] of
-    generation k's M_k points come from the true N(mean0, cov0), the rest from the current fit. weights (replace
-    only): the real points' loss weight w_k per generation, for the weighted maximum-likelihood fit."""
+    generation k's M_k points come from the true N(mean0, cov0), the rest from the current fit. weighted (replace
+    only): one_seed(key, weights) takes the real points' loss weight w_k per generation (data, so that one compiled
+    program serves every weight) for the weighted maximum-likelihood fit."""
     mean0, L0 = jnp.asarray(mean0), jnp.linalg.cholesky(jnp.asarray(cov0))
     d, M_max, G = mean0.shape[0], max(Ms), len(Ms)
     capacity = sum(Ms) + M_max
-    xs = (np.asarray(Ms, float), np.asarray(n_real, float), np.asarray(weights or np.zeros(G), float))
 
     def stats(x, w, count):
         """Mean and scatter of the rows with weight 1."""
@@ -275,7 +279,7 @@ def _chain_strategy(mean0, cov0, Ms, n_real, unbiased, strategy, weights=None):
         z = jax.random.normal(k_x, (M_max, d))
         i = jnp.arange(M_max)
         x = jnp.where((i < r)[:, None], mean0[None] + z @ L0.T, mean[None] + z @ jnp.linalg.cholesky(cov).T)
-        if weights is not None:  # weighted ML: point weights w/r (real), (1 - w)/(M - r) (synthetic), sum 1
+        if weighted:  # weighted ML: point weights w/r (real), (1 - w)/(M - r) (synthetic), sum 1
             p = jnp.where(i < r, w_real / jnp.maximum(r, 1), jnp.where(i < M, (1 - w_real) / jnp.maximum(M - r, 1), 0))
             m = p @ x
             new = (m, (p[:, None] * (x - m[None])).T @ (x - m[None]))
@@ -283,8 +287,9 @@ def _chain_strategy(mean0, cov0, Ms, n_real, unbiased, strategy, weights=None):
             new, pool = update(pool, x, (i < M).astype(x.dtype), M, k_pick)
         return (new, pool), new
 
-    def one_seed(key):
+    def one_seed(key, weights=None):
         init = (mean0, jnp.asarray(cov0))
+        xs = (np.asarray(Ms, float), np.asarray(n_real, float), np.zeros(G) if weights is None else weights)
         _, (means, covs) = jax.lax.scan(step, (init, pool0()), (jax.random.split(key, G), xs))
         return jnp.concatenate([mean0[None], means]), jnp.concatenate([init[1][None], covs])
 

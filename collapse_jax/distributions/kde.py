@@ -170,8 +170,10 @@ def kde_chain(
         real_fraction: of each generation's M new points, round(pi M) are drawn from `init` (the true data).
         real_weight: the kernel weight w of the real points in the KDE (None: every point 1/M): a new synthetic
             point picks a real point with probability w, else a synthetic one (uniformly within its group);
-            needs real_fraction, strategy "replace" and a fixed bandwidth (theory/weighted.md §8). The KDE fitted
-            to the starting data (generation 0, all real) weighs its points alike.
+            needs real_fraction, strategy "replace" and a fixed bandwidth (theory/weighted.md §8). A number or
+            one per generation g = 1..G (data: one compiled program serves every weight): generation g's points
+            are drawn from the KDE weighted by w_g; generation 1's come from the starting data (generation 0,
+            all real), weighed alike, so it ignores its entry.
         key: int or PRNG key; seed i uses fold_in(key, seed_offset + i). (The key used to be the first positional
             argument; that call still works, with a DeprecationWarning.)
         seed_offset: first seed index, so that slices of one run can be computed apart and joined.
@@ -200,6 +202,7 @@ def kde_chain(
         raise ValueError(f"keep and measure must list generations in 0..{G}, got {keep} and {measure.max()}")
     gens = tuple(np.unique(np.concatenate([[0], measure, keep])).astype(int).tolist())
     check_takes(strategy, real_fraction=real_fraction)
+    data: tuple = ()
     if strategy != "replace" or real_fraction is not None:  # the strategy table; plain replace: the fast path
         n_real = 0 if real_fraction is None else int(round(checks.fraction("real_fraction", real_fraction) * M))  # noqa: RUF046 - round() of a NumPy scalar
         if np.ndim(real_fraction) > 0:
@@ -209,15 +212,16 @@ def kde_chain(
                 f"M * (generations + 1) must be < 2**31 for strategy {strategy!r} (a pool of every "
                 f"point drawn), got {M * (G + 1)}"
             )
-        if real_weight is not None:
-            _check_kde_weight(real_weight, real_fraction, strategy, bandwidth, n_real, M)
-            real_weight = float(real_weight)
-        one_seed = _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real, real_weight)
+        if real_weight is not None:  # data: one compiled program serves every weight
+            data = (_check_kde_weight(real_weight, real_fraction, strategy, bandwidth, n_real, M, G),)
+        one_seed = _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real, real_weight is not None)
     else:
         if real_weight is not None:
             raise ValueError("real_weight needs real_fraction (the real points it weighs), got None")
         one_seed = _kde_seed(M, G, bandwidth if factor is None else None, factor, init, keep, gens)
-    stats, samples = map_seeds(one_seed, key, seeds, chunk_size=chunk_size, seed_offset=seed_offset, progress=progress)
+    stats, samples = map_seeds(
+        one_seed, key, seeds, data=data, chunk_size=chunk_size, seed_offset=seed_offset, progress=progress
+    )
     return KDEChain(np.asarray(gens), stats["mean"], stats["var"], stats.get("w2sq"), stats.get("kl"), samples, keep)
 
 
@@ -284,8 +288,11 @@ def _measure(x, ref):
     return out
 
 
-def _check_kde_weight(real_weight, real_fraction, strategy, bandwidth, n_real, M):
-    checks.real_array("real_weight", real_weight, lo=0.0, hi=1.0, ndim=(0,))
+def _check_kde_weight(real_weight, real_fraction, strategy, bandwidth, n_real, M, G):
+    """real_weight checked (concrete values) and returned as one weight per generation 1..G."""
+    w = np.broadcast_to(checks.fraction("real_weight", real_weight), (G,))
+    if np.ndim(real_weight) == 1 and np.shape(real_weight) != (G,):
+        raise ValueError(f"real_weight must be a number or one per generation ({G}), got {real_weight!r}")
     if real_fraction is None or strategy != "replace" or isinstance(bandwidth, str):
         raise ValueError(
             "real_weight needs real_fraction, strategy='replace' and a fixed bandwidth, got "
@@ -293,11 +300,12 @@ def _check_kde_weight(real_weight, real_fraction, strategy, bandwidth, n_real, M
         )
     from collapse_jax.regression.problem import check_groups
 
-    check_groups("real_weight", real_weight, n_real, M)
+    check_groups("real_weight", w, n_real, M)
+    return np.array(w, float)
 
 
 @builder_cache(32)
-def _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real, real_weight=None):
+def _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real, weighted=False):
     """One seed's KDE chain under a data strategy: the KDE is fitted to the first `count` points of a pool
     (capacity M (G + 1)), generation g's M new points are drawn from it, n_real of them from `init` instead."""
     d, cap = init.d, M * (G + 1)
@@ -330,7 +338,7 @@ def _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real, real
         "distributions (KDE)",
     )
 
-    def one_seed(key):
+    def one_seed(key, weights=None):  # weighted: weights, one per generation 1..G, are data
         k0, kref, kchain = jax.random.split(key, 3)
         x0 = init.sample(k0, M)
         ref = distances.sort(init.sample(kref, M)[:, 0])
@@ -341,16 +349,16 @@ def _kde_seed_strategy(M, G, bandwidth, init, keep, gens, strategy, n_real, real
             k_pick, k_noise, k_real, k_sub = jax.random.split(jax.random.fold_in(kchain, g), 4)
             count = g * M  # points in the pool before this generation's
             fit, n_fit = fitted_to(x, pool, count, k_sub)
-            if real_weight is None:
+            if not weighted:
                 picked = fit[uniform_index(k_pick, (M,), n_fit)]
             else:  # a real point with probability w, else a synthetic one; generation 0 is all real: uniform
                 k_pick, k_group, k_real_i, k_syn_i = jax.random.split(k_pick, 4)
-                weighted = jnp.where(
-                    jax.random.uniform(k_group, (M,)) < real_weight,
+                by_group = jnp.where(
+                    jax.random.uniform(k_group, (M,)) < weights[jnp.maximum(g - 1, 0)],
                     uniform_index(k_real_i, (M,), max(n_real, 1)),
                     n_real + uniform_index(k_syn_i, (M,), max(M - n_real, 1)),
                 )
-                picked = fit[jnp.where(g > 1, weighted, uniform_index(k_pick, (M,), n_fit))]
+                picked = fit[jnp.where(g > 1, by_group, uniform_index(k_pick, (M,), n_fit))]
             new = picked + kernel_scale(fit, n_fit)(jax.random.normal(k_noise, (M, d)))
             x = jnp.where((jnp.arange(M) < n_real)[:, None], init.sample(k_real, M), new)
             pool = jax.lax.dynamic_update_slice(pool, x, (count, 0))

@@ -71,17 +71,16 @@ def pack(output: ExperimentOutput) -> dict:
     )
 
 
-def run(out, manifest: dict, points: int, compute, *, shard=(0, 1), wait=3600.0, progress=True, _fail_after=None):
+def run(out, manifest: dict, points: int, compute, *, shard=None, progress=True, _fail_after=None):
     """Compute (or resume) the points of this shard, compute(p) -> ExperimentOutput for point p in C order; merge
-    once every point is on disk. Returns the GridSweep, or None while other shards are unfinished."""
+    once every point is on disk (shard None: every process under jax.distributed, see `store.execute`). Returns
+    the GridSweep, or None in a process that does not merge."""
     out, say = Path(out), reporter(progress)
-    i, n = store.shard_of(shard)
-    store.claim(out, manifest)
-    store.clean_stale_temporaries(out)
     jobs = [(p, 0) for p in range(points)]
     done = lambda j: store.read_chunk(out, j[0], j[1], None, None, say) is not None
-    todo = [j for j in jobs[i::n] if not done(j)]
-    say(f"[sweep] {out}: {points} grid points, {len(jobs[i::n]) - len(todo)} of this shard's already on disk")
+    describe = lambda on_disk, total: (
+        f"[sweep] {out}: {points} grid points; {on_disk} of the {total} to run here already on disk"
+    )
     t0 = time.perf_counter()
 
     def report(job, written, left):
@@ -89,8 +88,11 @@ def run(out, manifest: dict, points: int, compute, *, shard=(0, 1), wait=3600.0,
             f"[sweep] point {job[0] + 1}/{points} done ({written} here, {len(left)} left, {time.perf_counter() - t0:.0f}s)"
         )
 
-    store.run_jobs(out, todo, lambda j: pack(compute(j[0])), done, report, _fail_after)
-    return store.finish(out, jobs, shard, wait, lambda o: merge(o, progress), say)
+    merged = lambda o: merge(o, progress)
+    hooks = dict(on_written=report, fail_after=_fail_after)
+    return store.execute(
+        out, manifest, jobs, lambda j: pack(compute(j[0])), done, merged, say, describe, shard=shard, **hooks
+    )
 
 
 def merge(out, progress: bool = True) -> GridSweep:

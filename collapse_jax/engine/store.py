@@ -4,8 +4,10 @@ resume, to share between processes and to check.
 `out/manifest.json` holds the config (a different config in the same folder is refused) and a hash of every
 chunk's numbers; `out/chunks/s<static>_c<chunk>.npz` are written atomically under a per-process name, each
 under an OS file lock, so that processes sharing a folder split the chunks and a damaged, edited or foreign
-file is detected and recomputed. `run_jobs` computes the missing chunks of this process's shard under those
-locks and `finish` merges once every shard is done: the regression sweep (`collapse_jax.regression.sweep`,
+file is detected and recomputed. `execute` runs a sweep on them: `run_jobs` computes the missing chunks of this
+process's shard under those locks and `finish` merges once every shard is done; under jax.distributed the
+processes exchange their chunks through JAX's collectives instead (`engine/collective.py`) and process 0 alone
+writes the folder. The regression sweep (`collapse_jax.regression.sweep`,
 chunks of seeds) and the experiment sweeps of every family (`collapse_jax.experiment.sweep_file`, one chunk per
 grid point) both run on them.
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 
 import jax
@@ -109,15 +110,6 @@ def digest(arrays: dict) -> str:
         h.update(f"{k}{a.dtype.str}{a.shape}".encode())
         h.update(a.tobytes())
     return h.hexdigest()
-
-
-def wait_for(paths, timeout: float):
-    deadline = time.monotonic() + timeout
-    while not all(p.exists() for p in paths):
-        if time.monotonic() > deadline:
-            missing = sum(not p.exists() for p in paths)
-            raise TimeoutError(f"{missing} chunk file(s) from other processes did not appear within {timeout:.0f}s")
-        time.sleep(0.5)
 
 
 def chunk_path(out: Path, static_idx: int, chunk_idx: int) -> Path:
@@ -229,19 +221,59 @@ def run_jobs(out: Path, todo: list, compute, done, on_written=None, fail_after: 
     return written
 
 
-def finish(out: Path, jobs: list, shard, wait: float, merge, say):
-    """After this process's chunks: merge when every chunk of `jobs` is on disk (under a lock, so processes
-    that finish together merge one after the other), else say what is left and return None. Under
-    jax.distributed (shard None, several processes) process 0 waits up to `wait` seconds for the others' chunks
-    and alone merges."""
-    i, n = shard_of(shard)
-    if shard is None and n > 1:
-        if i != 0:
-            say(f"[sweep] process {i}/{n} done; process 0 merges")
-            return None
-        wait_for([chunk_path(out, *j) for j in jobs], wait)
+def finish(out: Path, jobs: list, shard: tuple[int, int], merge, say):
+    """After this process's chunks: merge when every chunk of `jobs` is on disk (under a lock, so processes that
+    finish together merge one after the other), else say what is left and return None."""
     if all(chunk_path(out, *j).exists() for j in jobs):
         with FileLock(out / "merge.lock"):
             return merge(out)
-    say(f"[sweep] shard {i}/{n} done; run `collapse-jax merge {out}` once every shard has finished")
+    say(f"[sweep] shard {shard[0]}/{shard[1]} done; run `collapse-jax merge {out}` once every shard has finished")
     return None
+
+
+def execute(out: Path, manifest: dict, jobs: list, compute, done, merge, say, describe, *, shard=None, **hooks):
+    """Run (or resume) a sweep's `jobs` (static, chunk) into `out`; returns merge(out) where this process merges
+    (once every chunk is on disk), else None.
+
+    With shard (i, N), or one process: this process claims the folder and computes the missing chunks of its
+    slice jobs[i::N] under the chunk locks (`run_jobs`), then merges if every slice is done. With shard None
+    under jax.distributed (several processes): the processes split the missing chunks and exchange them through
+    JAX's collectives, process 0 alone writing the folder (`engine/collective.py`).
+
+    Args:
+        out: the sweep's folder.
+        manifest: its config, checked against the one on disk (`claim`).
+        jobs: every (static, chunk) of the sweep, in the same order in every process.
+        compute: job -> the chunk's arrays.
+        done: job -> whether its chunk is whole on disk.
+        merge: out -> the merged result.
+        say: a progress printer.
+        describe: (on_disk, total) -> the line said before computing.
+        shard: (i, N), or None for (jax.process_index(), jax.process_count()).
+        hooks: on_written(job, count, left) after each chunk written; fail_after (tests' interruption).
+
+    Returns:
+        merge(out), or None in a process that does not merge.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> out = Path(tempfile.mkdtemp())
+        >>> done = lambda j: read_chunk(out, *j, None) is not None
+        >>> merged = lambda o: sorted(p.name for p in (o / "chunks").glob("*.npz"))
+        >>> execute(out, {"n": 2}, [(0, 0), (0, 1)], lambda j: {"x": np.ones(2) * j[1]}, done, merged, print,
+        ...         lambda k, n: f"{k} of {n} on disk")
+        0 of 2 on disk
+        ['s0000_c00000.npz', 's0000_c00001.npz']
+    """
+    from collapse_jax.engine import collective  # it builds on this module
+
+    if collective.active(shard):
+        return collective.run(out, manifest, jobs, compute, done, merge, say, describe, **hooks)
+    i, n = shard_of(shard)
+    claim(out, manifest)
+    clean_stale_temporaries(out)
+    mine = jobs[i::n]
+    todo = [j for j in mine if not done(j)]
+    say(describe(len(mine) - len(todo), len(mine)))
+    run_jobs(out, todo, compute, done, **hooks)
+    return finish(out, jobs, (i, n), merge, say)

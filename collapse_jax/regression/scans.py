@@ -58,9 +58,10 @@ def lambda_scan(
 
 
 def theory_over_lambda(spec, gen, down, lams, ns) -> theory.Metrics:
-    """Theory metrics of shape (len(lams), len(ns)), vmapped over lambda (one compiled evaluation)."""
+    """Theory metrics of shape (len(lams), len(ns)), vmapped over lambda (one compiled evaluation: under a bare
+    vmap every operation of the theory would be dispatched, and compiled, on its own, ~200 programs)."""
     one = lambda lam: theory.metrics(spec, gen, dataclasses.replace(down, lam=lam), np.asarray(ns))
-    return jax.tree.map(np.asarray, jax.vmap(one)(jax.numpy.asarray(lams)))
+    return jax.tree.map(np.asarray, jax.jit(jax.vmap(one))(jax.numpy.asarray(lams)))
 
 
 def schedule(rule, spec, gen, down, beta=None, r=None):

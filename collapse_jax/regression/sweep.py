@@ -121,7 +121,6 @@ class SweepResult:
     grid=checks.Instance(dict),
     out=checks.PathLike(),
     max_memory=checks.Int(1),
-    wait=checks.Real(lo=0.0, ndim=(0,)),
     progress=checks.OneOf(True, False),
 )
 def sweep(
@@ -138,7 +137,6 @@ def sweep(
     chunk_size: int | None = None,
     max_memory: int = DEFAULT_MEMORY,
     shard: tuple[int, int] | None = None,
-    wait: float = 3600.0,
     progress: bool = True,
     _fail_after: int | None = None,
 ):
@@ -156,11 +154,10 @@ def sweep(
         sampler: 'auto', 'direct' or 'suffstats' (see `simulate`).
         chunk_size: seeds per chunk (default: what fits `max_memory` bytes for all data points at once).
         shard: (i, N): this process runs the chunks whose index is i mod N; `merge(out)` joins them. By default
-            (None) it is (jax.process_index(), jax.process_count()): under `jax.distributed.initialize` every
-            process takes its slice, and process 0 waits up to `wait` seconds for the others' chunk files (on a
-            shared filesystem) and merges. No collective runs between processes.
+            (None), one process runs them all; under `jax.distributed.initialize` (several processes) the processes
+            split the missing chunks and exchange them through JAX's collectives, process 0 alone writes the
+            folder and merges (no shared filesystem needed; `engine/collective.py`), bit-identical to one process.
         max_memory: bytes one chunk may use, all data points together (sets the default chunk_size).
-        wait: seconds process 0 waits for the other shards' chunks before giving up.
         progress: print one line per chunk to stderr.
         _fail_after: raise after writing that many chunks (tests inject an interruption with it).
 
@@ -184,7 +181,7 @@ def sweep(
     generations = checks.size("generations", generations, lo=0)
     seeds = checks.size("seeds", seeds, lo=1)
     key = checks.size("key (an int seed for sweeps)", key, lo=0)
-    i_shard, n_shards = store.shard_of(shard)
+    store.shard_of(shard)  # checked before anything runs
     names, values = _check_grid(grid, spec)
     static_names = [n for n in names if n in STATIC]
     data_names = [n for n in names if n not in STATIC]
@@ -193,17 +190,14 @@ def sweep(
     checks.choice("sampler", sampler, ("auto", "direct", "suffstats"))  # before anything is written
 
     out = Path(out)
-    store.claim(out, _manifest(spec, gen, down, names, values, generations, seeds, key, sampler, chunk))
+    manifest = _manifest(spec, gen, down, names, values, generations, seeds, key, sampler, chunk)
     jobs = list(itertools.product(range(_count(values, static_names)), range(math.ceil(seeds / chunk))))
-    mine = jobs[i_shard::n_shards]
     say = reporter(progress)
-    store.clean_stale_temporaries(out)
     shape_of = lambda c: (n_data, min(chunk, seeds - c * chunk), generations + 1)
     done = lambda j: store.read_chunk(out, j[0], j[1], shape_of(j[1]), Metrics._fields, say) is not None
-    todo = [j for j in mine if not done(j)]
-    say(
+    describe = lambda on_disk, total: (
         f"[sweep] {out}: {len(names)} axes, {_count(values, names)} points x {seeds} seeds, {len(jobs)} chunks "
-        f"({len(mine) - len(todo)} of this shard's {len(mine)} already on disk)"
+        f"({on_disk} of the {total} to run here already on disk)"
     )
     root, t0, here = root_key(key), time.perf_counter(), []
     point_seeds = lambda js: sum(n_data * shape_of(c)[1] for _, c in js)
@@ -222,8 +216,9 @@ def sweep(
             f"done here, {point_seeds(left)} left, {rate:.0f}/s, ETA {point_seeds(left) / rate:.0f}s"
         )
 
-    store.run_jobs(out, todo, compute, done, report, _fail_after)
-    return store.finish(out, jobs, shard, wait, lambda o: merge(o, progress=progress), say)
+    merged = lambda o: merge(o, progress=progress)
+    hooks = dict(on_written=report, fail_after=_fail_after)
+    return store.execute(out, manifest, jobs, compute, done, merged, say, describe, shard=shard, **hooks)
 
 
 def _default_chunk(spec, gen, down, values, generations, n_data, max_memory) -> int:

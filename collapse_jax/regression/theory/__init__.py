@@ -190,10 +190,13 @@ def formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
     lam = down.lam
     per_n = not callable(lam) and checks.is_concrete(lam) and np.ndim(lam) == 1
     last = len(np.asarray(lam)) - 1 if per_n and not callable(lam) else 1  # every lambda of a per-n lam
+    ns = np.arange(min(gen.length or last, last) + 1)
+    kind = []  # the kind is decided while the formulas are traced: trace them (eval_shape), compile nothing
     try:
-        return metrics_and_kind(spec, gen, down, np.arange(min(gen.length or last, last) + 1))[1]
+        jax.eval_shape(lambda: kind.append(metrics_and_kind(spec, gen, down, ns)[1]))
     except NoFormulaError:
         return "none"
+    return kind[0]
 
 
 def _weakest(*kinds: str) -> str:
@@ -266,7 +269,9 @@ def _downstream_error(spec: Spectrum, mom: moments.Moments, gen_err, down: Downs
     eig = jnp.asarray(spec.eigenvalues, jnp.float64)
     w0 = jnp.asarray(spec.w0, jnp.float64)
     if down.real_weight is not None:  # a weighted real/synthetic mixture (theory/weighted.md)
-        return weighted.downstream_error(d, gen_err, down), "DE"
+        if _concrete_zero(down.lam):
+            return weighted.downstream_error(d, gen_err, down), "DE"
+        return weighted.ridge_downstream_error(eig, w0, mom, down), "DE"
     if down.synthetic_fraction is not None:  # a real/synthetic mixture (theory/strategies.md)
         s = down.synthetic_rows()
         de = ridge.mixture_test_error(eig, w0, mom, float(T), sigma, lam, s)

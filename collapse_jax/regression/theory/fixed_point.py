@@ -43,6 +43,7 @@ def kappa(eigenvalues, lam, T):
 
 
 @jax.custom_jvp
+@jax.jit  # one program per shape: evaluated eagerly, the bisection loop would compile anew at every call
 def _kappa(eigenvalues, lam, T):
     # g(k) = k (1 - df_1(k)/T) <= k, and g(k) >= k - tr(Sigma)/T: the root lies in [lo, lam + tr Sigma/T].
     # Below lo = 1e-12 min(eig), df_1 > d - 1, so g(lo) < 0 whenever d > T, and g(lo) <= lo <= lam always.

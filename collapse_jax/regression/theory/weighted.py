@@ -144,14 +144,111 @@ def ridge_recursion(W, n_r, n_s, w, d: int, lam, sigma):
     return jax.lax.scan(step, (W, W), xs)[1]
 
 
+_BISECTIONS = 100  # log delta in [log 1e-12, log 1e15]: width < 63, halved 100 times, far below float64 resolution
+
+
+def _spectral_fixed_point(eig, n_r, n_s, w, lam):
+    """(e_r, e_s, tau, S, kappa) of the weighted Gram matrix sum_i D_i x_i x_i' + lam with x_i ~ N(0, Sigma) for any
+    spectrum (theory/weighted.md §3b): delta = tr Sigma Q is the root of
+    N(delta) = rho df_1(lam/tau(delta)), N(delta) = sum_i D_i delta/(1 + D_i delta), tau = sum_i D_i/(1 + D_i delta),
+    rho = (d + 1)/d the inverse-Wishart shift, kappa = lam/tau. N - rho df_1 increases in delta (N rises, tau falls,
+    kappa rises, df_1 falls), so bisection on log delta finds the one root; one Newton step from the (stopped)
+    bisection root carries the implicit-function derivative, so jax.grad in w is that of the solved root."""
+    n_r, n_s, w, lam = (jnp.asarray(x, jnp.float64) for x in (n_r, n_s, w, lam))
+    a, b = w / jnp.maximum(n_r, 1.0), (1 - w) / jnp.maximum(n_s, 1.0)
+    rho = (eig.shape[-1] + 1.0) / eig.shape[-1]
+
+    def H(delta):
+        tau = n_r * a / (1 + a * delta) + n_s * b / (1 + b * delta)
+        return delta * tau - rho * jnp.sum(eig / (eig + (lam / tau)[..., None]), axis=-1)
+
+    def halve(_, bracket):
+        lo, hi = bracket
+        mid = 0.5 * (lo + hi)
+        below = H(jnp.exp(mid)) < 0
+        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+
+    start = (jnp.log(1e-12) + 0 * (a + b + lam), jnp.log(1e15) + 0 * (a + b + lam))
+    lo, hi = jax.lax.fori_loop(0, _BISECTIONS, halve, start)
+    root = jax.lax.stop_gradient(jnp.exp(0.5 * (lo + hi)))
+    slope = jax.jvp(H, (root,), (jnp.ones_like(root),))[1]  # H acts entry by entry on a batch of roots
+    delta = root - H(root) / slope
+    e_r, e_s = a / (1 + a * delta), b / (1 + b * delta)
+    tau = n_r * e_r + n_s * e_s
+    return e_r, e_s, tau, n_r * e_r**2 + n_s * e_s**2, lam / tau
+
+
+def spectral_ridge_step(eig, w0_sq, w0_m, M_diag, n_r, n_s, w, lam, sigma):
+    """One weighted ridge fit on rows x ~ N(0, diag(eig)) [DE, theory/weighted.md §3b]: the real rows are labelled
+    by w0, the synthetic ones by the previous model with moments (w0 o m, diag M) (any leading shape, the last
+    axis the d eigen-coordinates); returns the new fit's (w0 o m, diag M). At Sigma = c I it is `ridge_step`,
+    at lam = 0 the OLS recursion of `step_factors`.
+
+    Example:
+        >>> import jax
+        >>> import jax.numpy as jnp
+        >>> eig, w0_sq = jnp.array([1.0, 0.1]), jnp.array([1.0, 1.0])
+        >>> with jax.enable_x64(True):  # no penalty, no noise, huge samples: w0 again
+        ...     b, M = spectral_ridge_step(eig, w0_sq, w0_sq, w0_sq, 1e9, 1e9, 0.5, 0.0, 0.0)
+        >>> [round(float(x), 6) for x in M]
+        [1.0, 1.0]
+    """
+    n_r, n_s = jnp.asarray(n_r, jnp.float64), jnp.asarray(n_s, jnp.float64)
+    ndim = max(jnp.ndim(M_diag), 1)
+
+    def meet(x):  # the fit's scalars meet the moments, whose last axis is the d coordinates
+        return jnp.reshape(x, (1,) * (ndim - 1) + (1,))
+
+    e_r, e_s, tau, S, kap = (meet(x) for x in _spectral_fixed_point(eig, n_r, n_s, w, lam))
+    n_r, n_s = meet(n_r), meet(n_s)
+    rho = (eig.shape[-1] + 1.0) / eig.shape[-1]
+    eig, w0_sq = (jnp.reshape(x, (1,) * (ndim - 1) + (-1,)) for x in (eig, w0_sq))
+    p, q = n_r * e_r / tau, n_s * e_s / tau  # the consensus target p w0 + q w_prev
+    shrink, g = eig / (eig + kap), eig / (eig + kap) ** 2
+    target_sq = p**2 * w0_sq + 2 * p * q * w0_m + q**2 * M_diag  # diag E tt'
+    misfit = jnp.sum(eig * (M_diag - 2 * w0_m + w0_sq), axis=-1, keepdims=True)  # E||w_prev - w0||^2_Sigma
+    unfit = kap**2 * jnp.sum(g * target_sq, axis=-1, keepdims=True)  # the part of t ridge cannot fit
+    denom = tau**2 - rho * S * jnp.sum(shrink**2, axis=-1, keepdims=True)
+    rows = (n_r * e_r**2 * q**2 + n_s * e_s**2 * p**2) * misfit  # the rows' disagreement, like label noise
+    noise = S * meet(jnp.asarray(sigma, jnp.float64)) ** 2
+    c = (rho * S * unfit + rho * rows + noise) / denom
+    return shrink * (p * w0_sq + q * w0_m), shrink**2 * target_sq + c * g
+
+
+def spectral_ridge_recursion(eig, w0, n_r, n_s, w, lam, sigma):
+    """(w0 o m_k, diag M_k) for k = 0..G of weighted ridge generators on any spectrum [DE]; the inputs after w0 are
+    per-generation arrays of length G. Example: see `ridge_generator_moments`."""
+    eig, w0_sq = jnp.asarray(eig, jnp.float64), jnp.asarray(w0, jnp.float64) ** 2
+
+    def step(carry, xs):
+        carry = spectral_ridge_step(eig, w0_sq, *carry, *xs)
+        return carry, carry
+
+    xs = tuple(jnp.asarray(x, jnp.float64) for x in (n_r, n_s, w, lam, sigma))
+    _, (b, M) = jax.lax.scan(step, (w0_sq, w0_sq), xs)
+    return jnp.concatenate([w0_sq[None], b]), jnp.concatenate([w0_sq[None], M])
+
+
 def ridge_generator_moments(spec, gen, n):
-    """Moments after weighted ridge generators on an isotropic spectrum [DE]: only A_n = E||w_n||^2 and
-    B_n = w0'E w_n matter, spread evenly over the coordinates (as for min-norm generators)."""
+    """Moments after weighted ridge generators [DE]. Isotropic spectra: only A_n = E||w_n||^2 and B_n = w0'E w_n
+    matter, spread evenly over the coordinates (as for min-norm generators); any other spectrum: the
+    per-eigendirection recursion `spectral_ridge_recursion` (theory/weighted.md §3b).
+
+    Example:
+        >>> import collapse_jax as cj
+        >>> gen = cj.Generators(T0=40, lam=0.1, real_fraction=0.5, real_weight=0.618)
+        >>> mom = ridge_generator_moments(cj.Spectrum.power_law(10, beta=1.5, r=0.5), gen, np.arange(3))
+        >>> mom.M_diag.shape
+        (3, 10)
+    """
     from collapse_jax.regression.theory.moments import Moments
 
-    if not spec.is_isotropic:
-        raise NoFormulaError("real_weight with ridge generators has a formula for isotropic spectra only; simulate")
     d, G = spec.d, int(np.max(n))
+    if not spec.is_isotropic:
+        T, sigma, lam = gen.per_generation(G)
+        n_r = gen.real_rows(G)
+        b, M = spectral_ridge_recursion(spec.eigenvalues, spec.w0, n_r, T - n_r, gen.real_weights(G), lam, sigma)
+        return Moments(b[n], M[n])
     T, sigma, lam = gen.per_generation(G)
     c = float(np.asarray(spec.eigenvalues)[0])  # Sigma = c I: whitened w0 is sqrt(c) w0, the penalty lam/c
     W = c * float(np.sum(np.asarray(spec.w0) ** 2))
@@ -214,9 +311,30 @@ def downstream_error(d: int, gen_err, down):
     """E test error of a weighted downstream OLS fit whose T rows hold s = round(p T) synthetic ones [DE]:
     gamma gen_err + sigma^2 nu d (the generators enter through their error only, whatever their law)."""
     if not np.all(np.asarray(down.lam) == 0):
-        raise NoFormulaError("real_weight (downstream) with lam > 0 has no formula in the lab; simulate instead")
+        raise NoFormulaError("real_weight (downstream) with lam > 0 needs the moments: use ridge_downstream_error")
     if down.T < d + 2:
         raise NoFormulaError(f"real_weight (downstream) has a formula for T >= d+2 = {d + 2}, got T = {down.T}")
     s = down.synthetic_rows()
     gamma, nu = step_factors(down.T - s, s, down.real_weight, d)
     return gamma * gen_err + jnp.asarray(down.sigma, jnp.float64) ** 2 * nu * d
+
+
+def ridge_downstream_error(eig, w0, mom, down):
+    """E test error of a weighted downstream ridge fit whose T rows hold s = round(p T) synthetic ones, labelled by
+    the generators' output with moments `mom` [DE, theory/weighted.md §3b]: one `spectral_ridge_step` from mom,
+    then E||w - w0||^2_Sigma. At lam = 0 it equals `downstream_error` (to rounding).
+
+    Example:
+        >>> import collapse_jax as cj
+        >>> spec, down = cj.Spectrum.power_law(10, beta=1.5, r=0.5), cj.Downstream(
+        ...     T=40, lam=0.1, synthetic_fraction=0.5, real_weight=0.7)
+        >>> gen = cj.Generators(T0=40, lam=0.1, real_fraction=0.5, real_weight=0.618)
+        >>> mom = ridge_generator_moments(spec, gen, np.arange(3))
+        >>> ridge_downstream_error(spec.eigenvalues, spec.w0, mom, down).shape
+        (3,)
+    """
+    eig, w0_sq = jnp.asarray(eig, jnp.float64), jnp.asarray(w0, jnp.float64) ** 2
+    s = down.synthetic_rows()
+    b, M = spectral_ridge_step(eig, w0_sq, mom.w0_m, mom.M_diag, down.T - s, s, down.real_weight, down.lam, down.sigma)
+    eig, w0_sq = (jnp.reshape(x, (1,) * (M.ndim - 1) + (-1,)) for x in (eig, w0_sq))
+    return jnp.sum(eig * (M - 2 * b + w0_sq), axis=-1)

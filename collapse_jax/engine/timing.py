@@ -1,0 +1,98 @@
+"""Where a command's time goes: JAX's tracing, lowering and XLA compilation (or loading from the persistent
+cache), the lab's saving and figure rendering, and the rest (execution and Python).
+
+JAX reports each compilation step as a monitoring event; `record()` listens to them and `stage(name)` times a
+block of the lab's own work. The CLI records when COLLAPSE_JAX_TIMINGS names a JSON file, which it writes at
+exit; benchmarks/time_to_result.py runs every command twice that way and tabulates the files. Nothing listens
+unless `record()` was called.
+
+Example:
+    >>> import jax, jax.numpy as jnp
+    >>> times = record()
+    >>> _ = jax.jit(lambda x: x + 1)(jnp.ones(3))
+    >>> times.programs >= 1
+    True
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import jax
+
+# JAX's monitoring events (jax/_src/dispatch.py and compiler.py), by the stage they measure
+EVENTS = {
+    "/jax/core/compile/jaxpr_trace_duration": "trace",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
+    "/jax/core/compile/backend_compile_duration": "compile",
+}
+CACHE_HIT = "/jax/compilation_cache/cache_hits"
+
+
+@dataclasses.dataclass
+class Times:
+    """Seconds per stage, and how many XLA programs were compiled or loaded from the persistent cache."""
+
+    seconds: dict = dataclasses.field(default_factory=dict)
+    programs: int = 0  # XLA programs built (compiled, or loaded from the cache)
+    cache_hits: int = 0  # of those, loaded from the persistent cache
+    names: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # programs by function name
+    start: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def add(self, stage: str, seconds: float):
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    def as_dict(self) -> dict:
+        """Seconds per stage, the wall time since `record()`, and the program counts."""
+        wall = time.perf_counter() - self.start
+        top = dict(self.names.most_common(12))
+        return dict(wall=wall, seconds=dict(self.seconds), programs=self.programs, cache_hits=self.cache_hits, top=top)
+
+
+_current: Times | None = None
+
+
+def record() -> Times:
+    """Start recording this process's compilation events and stages (once per process; later calls return the
+    same record)."""
+    global _current
+    if _current is None:
+        _current = Times()
+        times = _current
+
+        def on_duration(event: str, duration_secs: float, **kwargs: str | int) -> None:
+            if event in EVENTS:
+                times.add(EVENTS[event], duration_secs)
+                if EVENTS[event] == "compile":
+                    times.programs += 1
+                    times.names[str(kwargs.get("fun_name", "?"))] += 1
+
+        def on_event(event: str, **kwargs: str | int) -> None:
+            times.cache_hits += event == CACHE_HIT
+
+        jax.monitoring.register_event_duration_secs_listener(on_duration)
+        jax.monitoring.register_event_listener(on_event)
+    return _current
+
+
+@contextlib.contextmanager
+def stage(name: str):
+    """Time a block of the lab's own work under `name` (a no-op unless `record()` was called)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        if _current is not None:
+            _current.add(name, time.perf_counter() - start)
+
+
+def write(path: str | Path, **extra):
+    """Write the record (and `extra` entries, e.g. the command) as JSON to `path`."""
+    if _current is None:
+        raise ValueError("timing.write: nothing recorded (call timing.record() first)")
+    Path(path).write_text(json.dumps(dict(_current.as_dict(), **extra), indent=1))
