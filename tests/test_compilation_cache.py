@@ -22,7 +22,16 @@ def _run(tmp_path, cache, label):
     env = dict(os.environ, COLLAPSE_JAX_CACHE=str(cache), COLLAPSE_JAX_TIMINGS=str(tmp_path / f"{label}.json"))
     env.pop("XLA_FLAGS", None)  # a user's process: XLA's default compile (the conftest's quick flags aside)
     out = tmp_path / label
-    cmd = [sys.executable, "-m", "collapse_jax", "run", str(ROOT / "experiments/default.toml"), *TINY, "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "collapse_jax",
+        "run",
+        str(ROOT / "experiments/default.toml"),
+        *TINY,
+        "--out",
+        str(out),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     return done, json.loads((tmp_path / f"{label}.json").read_text()), io.load(out / "default")[0]

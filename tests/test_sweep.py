@@ -101,6 +101,10 @@ def test_chunks_shards_and_resume_give_identical_arrays(tmp_path):
     assert not list((tmp_path / "killed").rglob("*.tmp*"))
     resumed = run(tmp_path / "killed", chunk_size=6)
     np.testing.assert_array_equal(resumed.test_error, whole.test_error)
+    # resumed without a chunk size on a machine with other memory: the folder's own chunks, not a refusal
+    with pytest.raises(RuntimeError, match="injected"):
+        run(tmp_path / "memory", chunk_size=6, _fail_after=1)
+    np.testing.assert_array_equal(run(tmp_path / "memory", max_memory=1).test_error, whole.test_error)
 
 
 def test_mismatched_config_is_refused(tmp_path):

@@ -148,13 +148,33 @@ def _seed_batch(one_seed):
     return batch
 
 
+def physical_memory() -> int | None:
+    """This machine's memory in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def working_memory() -> int:
+    """Bytes one chunk of seeds may use by default: 1/16 of this machine's memory, within [256 MiB, 2 GiB].
+
+    A fixed 256 MiB gave a sweep of 60 data points at d = 150 one seed per chunk (2,000 chunks, each too small to
+    keep two cores busy); the share keeps chunks large where memory allows, and depends only on the machine, so
+    a sweep resumed on it chooses the same chunks (a sweep folder also keeps its own, `regression.sweep`).
+
+    Example:
+        >>> 256 * 2**20 <= working_memory() <= 2 * 2**30
+        True
+    """
+    total = physical_memory()
+    return 256 * 2**20 if total is None else min(max(total // 16, 256 * 2**20), 2 * 2**30)
+
+
 def fits_in_memory(nbytes: int, what: str):
     """Refuse up front what could not be held in this machine's memory, saying how much it would need."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return
-    if nbytes > total:
+    total = physical_memory()
+    if total is not None and nbytes > total:
         raise ValueError(
             f"{what} would need {nbytes / 2**30:.1f} GiB, more than this machine's "
             f"{total / 2**30:.1f} GiB; use fewer seeds, or run slices with seed_offset"

@@ -88,6 +88,16 @@ def read_manifest(out: Path) -> dict | None:
     return doc
 
 
+def recorded_chunk_size(out: Path) -> int | None:
+    """The chunk size of the sweep already in `out` (None when there is none, or it did not record one)."""
+    try:
+        manifest = read_manifest(out)
+    except ValueError:
+        return None  # a damaged manifest is refused, by name, when the sweep claims the folder
+    size = (manifest or {}).get("chunk_size")
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 1 else None
+
+
 def seal(manifest: dict) -> str:
     """A hash of a manifest's content (the config, the grid axes and values, the chunk hashes): an edited
     manifest, which would relabel the chunks' numbers at merge, is detected."""

@@ -40,12 +40,20 @@ import numpy as np
 from collapse_jax.engine import agreement, checks, grid, io, store
 from collapse_jax.engine.fields import grid_fields
 from collapse_jax.engine.progress import reporter
-from collapse_jax.engine.seeds import chunk_size_for, describe, root_key, seed_mean, seed_sem, seed_sharding
+from collapse_jax.engine.seeds import (
+    chunk_size_for,
+    describe,
+    root_key,
+    seed_mean,
+    seed_sem,
+    seed_sharding,
+    working_memory,
+)
 from collapse_jax.engine.strategies import STRATEGIES
 from collapse_jax.regression import theory
 from collapse_jax.regression.chain import Metrics, resolve_sampler
 from collapse_jax.regression.problem import Downstream, Generators
-from collapse_jax.regression.simulate import DEFAULT_MEMORY, default_chunk, seed_batch
+from collapse_jax.regression.simulate import default_chunk, seed_batch
 from collapse_jax.regression.spectra import Spectrum
 
 # Grid axes and which of them are static, read off the configs' own declarations: a dataclass field's metadata
@@ -120,7 +128,7 @@ class SweepResult:
     down=checks.Instance(Downstream),
     grid=checks.Instance(dict),
     out=checks.PathLike(),
-    max_memory=checks.Int(1),
+    max_memory=checks.Optional(checks.Int(1)),
     progress=checks.OneOf(True, False),
 )
 def sweep(
@@ -135,7 +143,7 @@ def sweep(
     out: str | Path,
     sampler: str = "auto",
     chunk_size: int | None = None,
-    max_memory: int = DEFAULT_MEMORY,
+    max_memory: int | None = None,
     shard: tuple[int, int] | None = None,
     progress: bool = True,
     _fail_after: int | None = None,
@@ -152,12 +160,14 @@ def sweep(
         key: an int root seed; seed i of every point uses fold_in(key, i), as `simulate` does.
         out: the folder for the manifest, the chunks and the merged sweep.
         sampler: 'auto', 'direct' or 'suffstats' (see `simulate`).
-        chunk_size: seeds per chunk (default: what fits `max_memory` bytes for all data points at once).
+        chunk_size: seeds per chunk (default: the chunk size of the sweep already in `out`, resumed; else what fits
+            `max_memory` bytes for all data points at once).
         shard: (i, N): this process runs the chunks whose index is i mod N; `merge(out)` joins them. By default
             (None), one process runs them all; under `jax.distributed.initialize` (several processes) the processes
             split the missing chunks and exchange them through JAX's collectives, process 0 alone writes the
             folder and merges (no shared filesystem needed; `engine/collective.py`), bit-identical to one process.
-        max_memory: bytes one chunk may use, all data points together (sets the default chunk_size).
+        max_memory: bytes one chunk may use, all data points together (sets the default chunk_size; default
+            `engine.seeds.working_memory()`, 1/16 of this machine's memory within [256 MiB, 2 GiB]).
         progress: print one line per chunk to stderr.
         _fail_after: raise after writing that many chunks (tests inject an interruption with it).
 
@@ -186,10 +196,13 @@ def sweep(
     static_names = [n for n in names if n in STATIC]
     data_names = [n for n in names if n not in STATIC]
     n_data = _count(values, data_names)
-    chunk = chunk_size_for(seeds, chunk_size, _default_chunk(spec, gen, down, values, generations, n_data, max_memory))
+    out = Path(out)
+    if chunk_size is None:  # a sweep resumed keeps its chunks, whatever memory this machine has
+        chunk_size = store.recorded_chunk_size(out)
+    memory = working_memory() if max_memory is None else max_memory
+    chunk = chunk_size_for(seeds, chunk_size, _default_chunk(spec, gen, down, values, generations, n_data, memory))
     checks.choice("sampler", sampler, ("auto", "direct", "suffstats"))  # before anything is written
 
-    out = Path(out)
     manifest = _manifest(spec, gen, down, names, values, generations, seeds, key, sampler, chunk)
     jobs = list(itertools.product(range(_count(values, static_names)), range(math.ceil(seeds / chunk))))
     say = reporter(progress)
