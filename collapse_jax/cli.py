@@ -19,13 +19,40 @@ import sys
 from pathlib import Path
 
 DEFAULT = "experiments/default.toml"
+# Where the lab's own experiment files are: experiments/ in a clone (their one home), collapse_jax/experiments/ in an
+# installed wheel (pyproject.toml maps the folder there).
+SHIPPED = (Path(__file__).resolve().parents[1] / "experiments", Path(__file__).resolve().parent / "experiments")
 
 
-def _default_experiment() -> Path:
-    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
-        if (base / DEFAULT).is_file():
-            return base / DEFAULT
-    raise SystemExit(f"collapse-jax: cannot find {DEFAULT}; pass an experiment file")
+def experiment_file(config: str | None = None) -> Path:
+    """The file that `collapse-jax run CONFIG` (or `sweep CONFIG`) reads.
+
+    CONFIG where it exists; where it is a missing relative `experiments/NAME` (no CONFIG: experiments/default.toml),
+    the file of that name that ships with the lab, so that the README's commands work from any folder and from a
+    wheel. Anything else comes back as given, for the reader to name the missing path.
+
+    Args:
+        config: the path given on the command line, or None for the default experiment.
+
+    Returns:
+        The path to read.
+
+    Raises:
+        ValueError: no CONFIG, and no experiments/default.toml here or shipped.
+
+    Example:
+        >>> experiment_file().name
+        'default.toml'
+    """
+    path = Path(config or DEFAULT)
+    if path.is_file() or path.is_absolute() or path.parts[:1] != ("experiments",):
+        return path
+    for folder in SHIPPED:
+        if folder.joinpath(*path.parts[1:]).is_file():
+            return folder.joinpath(*path.parts[1:])
+    if config is None:
+        raise ValueError(f"cannot find {DEFAULT} here or in {', '.join(map(str, SHIPPED))}; pass an experiment file")
+    return path
 
 
 def _kinds_help() -> str:
@@ -121,7 +148,7 @@ def main(argv=None) -> int:
         if args.command == "run":
             if args.config and "=" in args.config:  # `run key=value` on the default experiment
                 args.settings, args.config = [args.config] + args.settings, None
-            exp = experiment.load(args.config or _default_experiment(), args.settings, seeds=args.seeds)
+            exp = experiment.load(experiment_file(args.config), args.settings, seeds=args.seeds)
             experiment.run(exp, args.out, progress=not args.quiet)
         elif args.command == "sweep":
             distributed = _start_distributed(args)
@@ -241,7 +268,7 @@ def _sweep(args, shard):
     from collapse_jax.regression.experiments import grid_values, problem
     from collapse_jax.regression.sweep import sweep
 
-    path = Path(args.config)
+    path = experiment_file(args.config)
     cfg = experiment.read_toml(path, args.settings, "sweep file")
     if "kind" in cfg:  # an experiment of any family with a [grid] of its own keys: one chunk per grid point
         if args.chunk_size:

@@ -1,15 +1,16 @@
 """`collapse-jax validate`: every closed form the lab ships, simulated at a few configurations and compared.
 
-Each catalogue entry (`Check`, one small record) names a formula, the theory note that derives it, its kind, its
-gap bound, its measured per-seed spread and a function returning per-seed simulated values (seeds, points) with the
-theory at the same points. The seeds of a mode follow from its target statistical band (`TARGETS`); the verdict is
+Each catalogue entry (`Check`, one small record of `engine/catalogue.py`; every family writes its own in
+`<family>/catalogue.py`) names a formula, the theory note that derives it, its kind, its gap bound, its measured
+per-seed spread and a function returning per-seed simulated values (seeds, points) with the theory at the same
+points. The seeds of a mode follow from its target statistical band (`TARGETS`); the verdict is
 the lab's one rule (`engine/agreement.py`): a point agrees when |mean - theory| <= gap |theory| + 4 sem. Each
 row says what its check `detects` (gap + 4 sem/|mean|), and its negative controls (the theory scaled by
 1 -+ 2 detects) must fail. The test suite runs the same catalogue (quick), so report and tests cannot drift.
 
     collapse-jax validate [--quick | --full] [--controls] [--family regression,distributions,kernels]
 
-To add a formula: append one `Check` (or `_regression(...)`) to `_catalogue`, with cv from `calibrate`.
+To add a formula: append one `Check` to its family's `catalogue.entries()`, with cv from `calibrate`.
 
 Example:
     >>> from collapse_jax import validate
@@ -22,252 +23,33 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from collapse_jax import experiment  # noqa: F401  (registers every family's experiment kinds)
+from collapse_jax.distributions import catalogue as _distributions
 from collapse_jax.engine import agreement, checks, plotting, protocol, timing
+from collapse_jax.engine.catalogue import MARGIN as MARGIN  # re-exported: the seed rule's constants and record
+from collapse_jax.engine.catalogue import MIN_SEEDS as MIN_SEEDS
+from collapse_jax.engine.catalogue import Check
 from collapse_jax.engine.progress import reporter
-from collapse_jax.regression import theory
+from collapse_jax.kernels import catalogue as _kernels
+from collapse_jax.regression import catalogue as _regression
 
 FAMILIES = protocol.families()  # the families that registered experiment kinds
 
 
 TARGETS = {"quick": 0.05, "full": 0.01}  # the statistical band each mode must reach (issue #22: <= 5% / <= 1%)
-MARGIN = 1.15  # seeds = (Z_MAX cv MARGIN / target)^2: the margin covers the error of cv measured at 2000 seeds
-# (cv: `calibrate(select(), 2000, key=1)`, a key the catalogue does not use; heavy tails (Gaussian sigma_n^2) vary most)
-MIN_SEEDS = 200
 
 
-@dataclasses.dataclass(frozen=True)
-class Check:
-    """One catalogue entry: a formula, where it is derived, how it is judged, and how to simulate it.
-
-    `cv` is the per-seed standard deviation over |mean| at the entry's best-resolved point, measured once
-    (`calibrate`); the seed count of a mode follows from it and the mode's target band, never from runtime.
-    """
-
-    family: str
-    formula: str
-    note: str  # the theory note that derives it: theory/<note>.md
-    config: str
-    kind: str  # "exact", "DE" or "approximation" (engine/agreement.py)
-    gap: float  # relative bound beyond the statistical band: 0 (exact), de_gap(d) (DE), stated accuracy
-    cv: float
-    simulate: Callable  # (seeds, key) -> (x, simulated (seeds, points), theory (points,))
-
-    def seeds(self, target: float) -> int:
-        """Seeds that bring the statistical band Z_MAX * sem / |mean| to `target`, or to the gap bound where that
-        is wider: a DE detects gap + band, so a band below its gap would at most halve what it detects."""
-        return max(MIN_SEEDS, math.ceil((agreement.Z_MAX * self.cv * MARGIN / max(target, self.gap)) ** 2))
-
-
-def _regression(formula, note, spec, gen, down, cv, n=5):
-    import collapse_jax as cj
-
-    kind = theory.formula_kind(spec, gen, down)
-
-    def sim(seeds, key):
-        ns = np.arange(n + 1)
-        res = cj.simulate(spec, gen, down, n, seeds, key=key)
-        return ns, res.test_error, np.asarray(theory.test_error(spec, gen, down, ns))
-
-    config = (
-        f"d={spec.d}{'' if spec.is_isotropic else ' power law'}, T0={gen.T0}, T={down.T}, "
-        f"lam={down.lam}, strategy={gen.strategy}"
-        + (f", real {gen.real_fraction}" if gen.real_fraction is not None else "")
-        + (f", synthetic {down.synthetic_fraction}" if down.synthetic_fraction is not None else "")
-    )
-    gap = agreement.de_gap(spec.d) if kind == "DE" else 0.0
-    return Check("regression", formula, note, config, kind, gap, cv, sim)
-
-
-def _catalogue():
-    import collapse_jax as cj
-    from collapse_jax.distributions import bootstrap_chain, discrete_chain, gaussian_chain, kde_chain
-    from collapse_jax.distributions import theory as dt
-
-    iso, pl = cj.Spectrum.isotropic(20), cj.Spectrum.power_law(50, 2.0, 0.5)
-    G, D = cj.Generators, cj.Downstream
-    strategies = "theory/strategies.md"
-    catalogue = [
-        _regression("OLS chain", 'theory/moments.md "OLS generators"', iso, G(T0=60), D(T=60), 0.336),
-        _regression(
-            "ridge downstream",
-            'theory/ridge.md "Composition with any generators"',
-            pl,
-            G(T0=150),
-            D(T=100, lam=0.05),
-            0.509,
-        ),
-        _regression("min-norm generators, isotropic", "theory/overparam.md", iso, G(T0=12), D(T=60), 0.395),
-        _regression(
-            "accumulate, fresh designs",
-            f'{strategies} "Accumulate, fresh designs"',
-            iso,
-            G(T0=30, strategy="accumulate"),
-            D(T=60),
-            0.395,
-        ),
-        _regression(
-            "real rows mixed into OLS generators",
-            f'{strategies} "Real rows mixed in"',
-            iso,
-            G(T0=60, real_fraction=0.3),
-            D(T=60),
-            0.345,
-        ),
-        _regression(
-            "downstream real/synthetic mixture, OLS",
-            f'{strategies} "The downstream on a mixture"',
-            iso,
-            G(T0=60),
-            D(T=60, synthetic_fraction=0.5),
-            0.387,
-        ),
-        _regression(
-            "downstream mixture, ridge",
-            f'{strategies} "The downstream on a mixture"',
-            pl,
-            G(T0=150),
-            D(T=100, lam=0.05, synthetic_fraction=0.5),
-            0.531,
-        ),
-        _regression(
-            "weighted real/synthetic OLS generators and downstream",
-            "theory/weighted.md",
-            pl,
-            G(T0=150, real_fraction=0.5, real_weight=0.618),
-            D(T=100, synthetic_fraction=0.5, real_weight=0.7),
-            0.55,  # not calibrated yet: the ridge mixture's cv, rounded up (more seeds)
-        ),
-        _regression(
-            "width-m model on random projections, DE",
-            "theory/projection.md",
-            pl,
-            G(T0=150),
-            D(T=100, lam=0.05, width=30, synthetic_fraction=0.5),
-            0.55,  # not calibrated yet: the ridge mixture's cv, rounded up (more seeds)
-        ),
-        _regression(
-            "min-norm generators, power law, DE",
-            "theory/overparam.md",
-            pl,
-            G(T0=10, sigma0=0.3),
-            D(T=100),
-            0.55,  # not calibrated yet: a conservative cv (more seeds)
-        ),
-    ]
-
-    def gaussian_var(seeds, key):
-        n = np.arange(5, 51, 5)  # n = 0 is sigma_0^2 = 1 for every seed: an identity, not a statistical check
-        out = gaussian_chain(key=key, M=20, generations=50, seeds=seeds)
-        return n, out.var[:, n], dt.gaussian_var_mean(20, n)
-
-    def gaussian_logdet(seeds, key):
-        n = np.array([10, 100, 1000])
-        out = gaussian_chain(key=key, M=10, generations=1000, seeds=seeds, d=2, estimator="unbiased")
-        return n, out.log_det[:, n], dt.gaussian_logdet_drift(10, n, 2, "unbiased")
-
-    def gaussian_accumulate(seeds, key):
-        n = np.arange(1, 21)
-        out = gaussian_chain(key=key, M=10, generations=20, seeds=seeds, strategy="accumulate", real_fraction=0.2)
-        return n, out.var[:, n], dt.gaussian_strategy_moments(10, n, strategy="accumulate", real_fraction=0.2)[1]
-
-    def gaussian_weighted(seeds, key):
-        n = np.arange(1, 21)
-        out = gaussian_chain(key=key, M=20, generations=20, seeds=seeds, real_fraction=0.5, real_weight=0.618)
-        return n, out.var[:, n], dt.gaussian_weighted_moments(20, n, 0.5, 0.618)[1]
-
-    def kde_fixed(seeds, key):
-        out = kde_chain(key=key, M=50, generations=20, seeds=seeds, bandwidth=0.3)
-        return out.generations, out.var[:, :, 0], dt.kde_var(50, out.generations, 1.0, 0.3)
-
-    def bootstrap_distinct(seeds, key):
-        t = np.array([1, 2, 5, 10, 20, 50])
-        out = bootstrap_chain(30, 50, seeds, key=key)
-        return t, out.distinct[:, t], dt.distinct_mean(30, t)
-
-    def discrete_dev(seeds, key):
-        p, N, n = np.array([0.5, 0.3, 0.2]), 20, np.array([0, 2, 5, 10])
-        out = discrete_chain(p, N, 10, seeds, key=key)
-        dev = np.sum((out.probs[:, n] - out.probs[:, 1:2]) ** 2, -1)
-        return n, dev, dt.discrete_deviation(p, N, n)
-
-    def dist(formula, note, config, cv, fn):
-        return Check("distributions", formula, note, config, "exact", 0.0, cv, fn)
-
-    gauss = 'theory/distributions.md "Gaussian fit-and-resample"'
-    catalogue += [
-        dist("Gaussian fit-and-resample, E sigma_n^2", gauss, "1-D, M=20, mle", 0.847, gaussian_var),
-        dist("Gaussian, E log det Sigma_n drift", gauss, "d=2, M=10, unbiased, 1000 gens", 0.062, gaussian_logdet),
-        dist(
-            "Gaussian accumulate + 20% real, E sigma_n^2",
-            'theory/distributions.md "Data strategies"',
-            "1-D, M=10",
-            0.360,
-            gaussian_accumulate,
-        ),
-        dist(
-            "Gaussian, weighted real/synthetic ML fit, E sigma_n^2",
-            "theory/weighted.md",
-            "1-D, M=20, 50% real, w=0.618",
-            0.85,  # not calibrated yet: the plain Gaussian chain's cv, conservative (more seeds)
-            gaussian_weighted,
-        ),
-        dist(
-            "KDE chain, fixed bandwidth, E s_n^2",
-            'theory/distributions.md "KDE chains"',
-            "M=50, h=0.3",
-            0.195,
-            kde_fixed,
-        ),
-        dist(
-            "bootstrap, E distinct values",
-            'theory/distributions.md "Wright-Fisher resampling"',
-            "M=30",
-            0.090,
-            bootstrap_distinct,
-        ),
-        dist(
-            "discrete resampling, E ‖p_n − p_1‖²",
-            'theory/distributions.md "Discrete distributions with real data mixed in"',
-            "3 categories, N=20",
-            0.845,
-            discrete_dev,
-        ),
-    ]
-
-    def krr(seeds, key):
-        from collapse_jax.kernels import kernel_matrix, krr_chain, synthetic_power_law
-        from collapse_jax.kernels import theory as kt
-
-        data = synthetic_power_law(1000, 50, beta=1.5, r=0.5, key=1)
-        K = kernel_matrix("linear", data.X)
-        pool, n = np.arange(1000), np.arange(4)
-        kw = dict(T0=150, T=150, sigma0=0.3, sigma=0.3, lam=0.01, lam_gen=0.01)
-        out = krr_chain(K, data.Y, pool, pool, generations=3, seeds=seeds, key=key, chunk_size=256, **kw)
-        return n, out.test_error[:, 0], np.asarray(kt.test_error(kt.empirical_spectrum(K, data.Y), n, **kw))
-
-    catalogue.append(
-        Check(
-            "kernels",
-            "KRR chain on the empirical spectrum",
-            'theory/kernels.md "From a kernel matrix to a linear problem"',
-            "linear kernel, power-law data p=50, T0=T=150",
-            "DE",
-            agreement.de_gap(50),
-            0.27,
-            krr,
-        )
-    )
-    return catalogue
+def _catalogue() -> list[Check]:
+    """Every family's checks. The order is part of the record: `run` draws check i from key + i, so the families
+    come in the order their checks were first written (regression, distributions, kernels), not alphabetically."""
+    return [*_regression.entries(), *_distributions.entries(), *_kernels.entries()]
 
 
 def calibrate(selected: list[Check], seeds: int = 2000, key: int = 1) -> list[tuple[str, float]]:

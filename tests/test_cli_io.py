@@ -53,7 +53,7 @@ def test_run_writes_results_and_figure(tmp_path, capsys):
 
 
 def test_default_experiment_file_loads():
-    exp = experiment.load(cli._default_experiment())
+    exp = experiment.load(cli.experiment_file())
     assert exp.spec.d == 100 and exp.ns == (0, 1, 2, 5, 10) and len(exp.scan["lam"]) == 11
 
 

@@ -7,7 +7,7 @@ runs it with XLA's full optimisation, like test_kernels.py.
 
 import numpy as np
 import pytest
-from test_kernels import _linear_problem
+from test_kernels import _assert_same_means, _krr_beside_linear
 
 import collapse_jax as cj
 from collapse_jax.engine import agreement
@@ -28,39 +28,7 @@ from collapse_jax.kernels import theory as kernel_theory
 def test_linear_kernel_chain_matches_the_linear_chain_under_strategies(options):
     """The KRR chain's strategies against the linear chain's, both simulated (independent code): the difference
     of their means has |z| <= 4 at every n, for the downstream and the generators."""
-    data, spec = _linear_problem()
-    K = kernel_matrix("linear", data.X)
-    pool = np.arange(len(data.X))
-    T0, T, G = 40, 30, 4
-    krr = krr_chain(
-        K,
-        data.Y,
-        pool,
-        pool,
-        T0=T0,
-        T=T,
-        generations=G,
-        seeds=1000,
-        key=1,
-        sigma0=0.5,
-        sigma=0.5,
-        lam=0.05,
-        lam_gen=0.05,
-        **options,
-    )
-    down = {k: v for k, v in options.items() if k == "synthetic_fraction"}
-    gen = {k: v for k, v in options.items() if k != "synthetic_fraction"}
-    lin = cj.simulate(
-        spec,
-        cj.Generators(T0=T0, sigma0=0.5, lam=0.05, **gen),
-        cj.Downstream(T=T, sigma=0.5, lam=0.05, **down),
-        generations=G,
-        seeds=1000,
-        key=2,
-    )
-    for a, b in ((krr.test_error[:, 0], lin.test_error), (krr.generator_error[:, 1:], lin.generator_error[:, 1:])):
-        z = (a.mean(0) - b.mean(0)) / np.sqrt(a.var(0, ddof=1) / len(a) + b.var(0, ddof=1) / len(b))
-        assert np.all(np.abs(z) <= 4), np.round(z, 2)
+    _assert_same_means(*_krr_beside_linear(0.05, seeds=1000, **options))
 
 
 def test_krr_mixture_follows_the_empirical_spectrum_theory():

@@ -1,6 +1,7 @@
 """The package as others receive it: what a wheel holds, and what importing it does to the user's process."""
 
 import importlib.metadata
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -25,14 +26,16 @@ def _setuptools_floor_met() -> bool:
 @pytest.mark.skipif(
     not _setuptools_floor_met(), reason="needs setuptools>=77 in this environment (make's set-up installs it)"
 )
-def test_wheel_holds_the_package_its_data_and_its_license(tmp_path):
+def test_wheel_holds_the_package_its_data_and_its_license(tmp_path, monkeypatch):
     """Built offline (no build isolation, no index) from a copy of what a clone holds: every module, the packaged
-    .mplstyle files, the LICENSE, the SPDX licence, the one version and the console script."""
+    .mplstyle files, every experiment file (experiments/ mapped to collapse_jax/experiments/, where the CLI finds
+    the default experiment from any folder), the LICENSE, the SPDX licence, the one version and the console script."""
     src = tmp_path / "src"
     src.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
-    shutil.copytree(ROOT / "collapse_jax", src / "collapse_jax", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("collapse_jax", "experiments"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
         [
             sys.executable,
@@ -65,6 +68,24 @@ def test_wheel_holds_the_package_its_data_and_its_license(tmp_path):
     assert "License-Expression: MIT" in meta and f"Version: {collapse_jax.__version__}" in meta
     assert "collapse-jax = collapse_jax.cli:main" in zipfile.ZipFile(wheel).read(f"{info}/entry_points.txt").decode()
     assert not any(n.startswith(("tests/", "experiments/", "benchmarks/")) for n in names)
+    tomls = {f"collapse_jax/{p.relative_to(ROOT).as_posix()}" for p in (ROOT / "experiments").rglob("*.toml")}
+    assert len(tomls) >= 20 and tomls <= names, f"missing experiment files: {sorted(tomls - names)}"
+
+    # the wheel unpacked as an installer lays it out, its CLI module loaded from there, asked from a folder that
+    # holds no experiments/: it finds the shipped files (without importing the package and JAX)
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    spec = importlib.util.spec_from_file_location("wheel_cli", site / "collapse_jax" / "cli.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    monkeypatch.chdir(tmp_path)
+    shipped = site / "collapse_jax" / "experiments"
+    assert cli.experiment_file() == shipped / "default.toml"
+    assert cli.experiment_file("experiments/sweeps/kde_M_grid.toml") == shipped / "sweeps" / "kde_M_grid.toml"
+    assert cli.experiment_file("experiments/nonesuch.toml") == Path("experiments/nonesuch.toml")  # reader names it
+    (shipped / "default.toml").unlink()
+    with pytest.raises(ValueError, match=r"cannot find experiments/default\.toml"):
+        cli.experiment_file()
 
 
 def test_import_changes_no_global_state():

@@ -8,9 +8,11 @@ axes and its judged summary (JSON strings). At the merge a coordinate must be th
 changes but has a single entry at each point (chain.M = [10] at one point, [20] at the next) is the grid axis
 itself, and its axis is dropped.
 
+Grid values become typed coordinates by `io.coordinate` (re-exported here as `coordinate`).
+
 Example:
-    >>> coordinate([[10], [20]]).tolist(), coordinate([0.1, "silverman"]).tolist(), coordinate([50, 200]).dtype.kind
-    ([10, 20], ['0.1', 'silverman'], 'i')
+    >>> coordinate([[10], [20]]).tolist(), coordinate is io.coordinate
+    ([10, 20], True)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from collapse_jax.engine import io, store
+from collapse_jax.engine.io import coordinate
 from collapse_jax.engine.progress import reporter
 from collapse_jax.engine.protocol import ExperimentOutput
 
@@ -56,19 +59,6 @@ class GridSweep:
     def agreement(self) -> list[str]:
         """The sweep's verdict: how many grid points agree, and the sentence of the worst one."""
         return [self.summary["verdict"]] if self.summary.get("verdict") else []
-
-
-def coordinate(values) -> np.ndarray:
-    """Grid values as a typed coordinate: numbers as an int or float array, one-entry lists unwrapped, strings
-    as strings, anything else (mixed, nested) as its text."""
-    values = list(values)
-    if values and all(isinstance(v, list) and len(v) == 1 for v in values):
-        return coordinate([v[0] for v in values])
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return np.asarray(values)
-    if all(isinstance(v, (str, bool)) for v in values) and len({type(v) for v in values}) == 1:
-        return np.asarray(values)
-    return np.asarray([v if isinstance(v, str) else json.dumps(v) for v in values])
 
 
 def pack(output: ExperimentOutput) -> dict:

@@ -123,17 +123,24 @@ def file_sha256(path: str | Path) -> str:
 
 
 def coordinate(values) -> np.ndarray:
-    """A 1-D coordinate array for an axis of values: the values, or their JSON text where some are sequences
-    (a per-generation setting as a grid value).
+    """A typed 1-D coordinate for an axis of values (the grid values of a sweep): numbers as an int or float
+    array, one-entry lists unwrapped, strings as strings, anything else (a per-generation setting as a grid value,
+    mixed types) as its JSON text. NumPy scalars and arrays count as the numbers and lists they hold.
 
     Example:
+        >>> coordinate([[10], [20]]).tolist(), coordinate([0.1, "silverman"]).tolist(), coordinate([50, 200]).dtype.kind
+        ([10, 20], ['0.1', 'silverman'], 'i')
         >>> coordinate([[1, 2], [3, 4]]).tolist()
         ['[1, 2]', '[3, 4]']
     """
-    values = list(values)
-    if any(isinstance(v, (list, tuple, np.ndarray)) for v in values):
-        return np.asarray([json.dumps(np.asarray(v).tolist()) for v in values])
-    return np.asarray(values)
+    values = [v.tolist() if isinstance(v, (np.ndarray, np.generic)) else v for v in values]
+    if values and all(isinstance(v, list) and len(v) == 1 for v in values):
+        return coordinate([v[0] for v in values])
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return np.asarray(values)
+    if all(isinstance(v, (str, bool)) for v in values) and len({type(v) for v in values}) == 1:
+        return np.asarray(values)
+    return np.asarray([v if isinstance(v, str) else json.dumps(v) for v in values])
 
 
 def load(stem: str | Path) -> tuple[dict, dict]:

@@ -241,8 +241,9 @@ class Downstream:
                     "real_weight (downstream) needs synthetic_fraction (every row is synthetic without it)"
                 )
             if checks.is_concrete(self.real_weight) and checks.is_concrete(self.synthetic_fraction):
-                synthetic = np.round(np.asarray(self.synthetic_fraction, float) * self.T)  # as synthetic_rows, in numpy
-                check_groups("real_weight (downstream)", self.real_weight, self.T - synthetic, self.T)
+                # in numpy, as synthetic_rows rounds: inside a trace (formula_kind's eval_shape) jnp would stage it
+                real_rows = self.T - np.round(np.asarray(self.synthetic_fraction, float) * self.T)
+                check_groups("real_weight (downstream)", self.real_weight, real_rows, self.T)
 
     def synthetic_rows(self):
         """round(p T): how many downstream rows the generation-n model labels (T when synthetic_fraction is None)."""
