@@ -63,5 +63,5 @@ def test_the_cache_folder_is_keyed_by_the_machine_and_xla_flags(tmp_path, monkey
     assert compilation_cache.folder() is None and compilation_cache.enable() is None
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("COLLAPSE_JAX_CACHE", str(tmp_path / "file"))
-    with pytest.raises(ValueError, match="COLLAPSE_JAX_CACHE .* is a file"):
+    with pytest.raises(ValueError, match=r"COLLAPSE_JAX_CACHE .* is a file"):
         compilation_cache.folder()
