@@ -11,6 +11,7 @@ import pytest
 from stats import timeout_for
 
 import collapse_jax as cj
+from collapse_jax.regression.simulate import simulate_lambdas
 
 SPEC = cj.Spectrum.power_law(12, beta=1.5, r=0.5)
 CASES = {
@@ -40,6 +41,11 @@ def test_a_lambda_per_generation_equals_each_lambda_alone(down):
     for n, lam in enumerate(lams):
         np.testing.assert_allclose(per_n[:, n], run(float(lam))[:, n], rtol=1e-11)
     np.testing.assert_array_equal(run(np.full(3, 0.3)), run(0.3))
+    # every lambda of a scan in one program (the lambda scans' path): the same numbers as one run per lambda
+    together = simulate_lambdas(SPEC, gen, cj.Downstream(sigma=0.5, **down), lams, 2, 6, key=5)
+    for lam, res in zip(lams, together, strict=True):
+        np.testing.assert_allclose(res.test_error, run(float(lam)), rtol=1e-12)
+        assert res.config["downstream"]["lam"] == lam
 
 
 def test_slices_merged_equal_one_run():

@@ -15,7 +15,7 @@ import numpy as np
 from collapse_jax.engine.progress import reporter
 from collapse_jax.regression import regularization, theory
 from collapse_jax.regression.problem import Downstream, Generators
-from collapse_jax.regression.simulate import simulate
+from collapse_jax.regression.simulate import simulate, simulate_lambdas
 from collapse_jax.regression.spectra import Spectrum
 
 
@@ -31,12 +31,11 @@ def lambda_scan(
     progress: bool = True,
 ):
     """Error for every (lambda, n): simulation (lam, seed, n) and theory (lam, n)."""
-    say, t0, sims = reporter(progress), time.perf_counter(), []
-    for i, lam in enumerate(lams):
-        # Same key for every lambda (common random numbers): smoother curves, each point still exact.
-        res = simulate(spec, gen, dataclasses.replace(down, lam=float(lam)), generations, seeds, key, sampler=sampler)
-        sims.append(res)
-        say(f"  lambda {i + 1}/{len(lams)} = {lam:.3g}: {time.perf_counter() - t0:.1f}s")
+    say, t0 = reporter(progress), time.perf_counter()
+    # Same key for every lambda (common random numbers): smoother curves, each point still exact; and one program
+    # for all of them, which draws what does not depend on lambda once per seed.
+    sims = simulate_lambdas(spec, gen, down, lams, generations, seeds, key=key, sampler=sampler, progress=progress)
+    say(f"  {len(lams)} lambdas: {time.perf_counter() - t0:.1f}s")
     th = theory_over_lambda(spec, gen, down, lams, np.arange(generations + 1))
     arrays = dict(
         test_error=np.stack([r.test_error for r in sims]),
@@ -181,14 +180,8 @@ def optimal_lambda_scan(
     for i, T in enumerate(Ts):
         d = dataclasses.replace(down, T=int(T))
         grid = np.outer(lam_theory[i], offsets)  # (n, points)
-        errs = np.stack(
-            [
-                simulate(
-                    spec, gen, dataclasses.replace(d, lam=float(lam)), generations, seeds, key, sampler=sampler
-                ).test_error
-                for lam in grid.ravel()
-            ]
-        )
+        runs = simulate_lambdas(spec, gen, d, grid.ravel(), generations, seeds, key=key, sampler=sampler)
+        errs = np.stack([r.test_error for r in runs])
         errs = errs.reshape(grid.shape + errs.shape[1:])  # (n, points, seed, generation)
         for j, n in enumerate(ns):
             e = errs[j, :, :, n]

@@ -11,6 +11,7 @@ import functools
 import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax.engine import agreement, checks, io
@@ -177,43 +178,133 @@ def simulate(
     generations = checks.size("generations", generations, lo=0)
     seeds = checks.size("seeds", seeds, lo=1)
     seed_offset = checks.size("seed_offset", seed_offset, lo=0)
+    down, described, used = _plan(spec, gen, down, generations, seeds, sampler)
+    rows = working_rows(gen, down, generations)
+    chunk = chunk_size_for(
+        seeds, chunk_size, default_chunk(spec.d, rows, generations=generations, width=down.width or 0)
+    )
+    root = root_key(key)
+    call = lambda ids: _chunk(root, ids, spec.values(), gen, down, generations, sampler)
+    test_error, generator_error = run_chunks(call, seeds, chunk, seed_offset, progress)
+    run = dict(
+        generations=generations, seeds=seeds, seed_offset=seed_offset, key=key, sampler=sampler, chunk_size=chunk
+    )
+    return _result(test_error, generator_error, spec, gen, down, described, used, run)
+
+
+@checked(
+    spec=Instance(Spectrum),
+    gen=Instance(Generators),
+    down=Instance(Downstream),
+    generations=Int(0, checks.MAX_GENERATIONS),
+    seeds=Int(1),
+    key=Key(),
+    sampler=OneOf("auto", "direct", "suffstats"),
+    chunk_size=Optional(Int(1)),
+    progress=OneOf(True, False),
+)
+def simulate_lambdas(
+    spec: Spectrum,
+    gen: Generators,
+    down: Downstream,
+    lams,
+    generations: int = 20,
+    seeds: int = 1000,
+    *,
+    key=0,
+    sampler: str = "auto",
+    chunk_size: int | None = None,
+    progress: bool = False,
+) -> list[Result]:
+    """`simulate` at every downstream lambda of `lams`, in one program: a list of Results, each the Result of
+    `simulate(spec, gen, replace(down, lam=lam), ...)` with the same key: the same draws, the same numbers to
+    rounding (bit for bit where the downstream uses sufficient statistics; the batched solves of a drawn design
+    may differ in the last bits, a few 1e-16 relative).
+
+    Why: with one key for every lambda (common random numbers), the generators' chain and each seed's downstream
+    design do not depend on lambda; vmapped over lambda they are drawn once per seed and only the factor and the
+    solves are repeated per lambda, where separate runs would redo everything (the lambda scans' shape).
+
+    Args:
+        spec, gen, down, generations, seeds, key, sampler, chunk_size, progress: as in `simulate` (down.lam is
+            replaced by each lambda).
+        lams: the downstream lambdas, a 1-D array of numbers >= 0.
+
+    Returns:
+        One Result per lambda, in the order of `lams`.
+
+    Example:
+        >>> import collapse_jax as cj
+        >>> from collapse_jax.regression.simulate import simulate_lambdas
+        >>> spec, gen, down = cj.Spectrum.isotropic(10), cj.Generators(T0=40), cj.Downstream(T=40)
+        >>> runs = simulate_lambdas(spec, gen, down, [0.0, 0.1], generations=2, seeds=8, key=1)
+        >>> alone = cj.simulate(spec, gen, cj.Downstream(T=40, lam=0.1), generations=2, seeds=8, key=1)
+        >>> bool((runs[1].test_error == alone.test_error).all())
+        True
+    """
+    lams = np.asarray(checks.real_array("lams", lams, lo=0.0, hi=checks.SCALE_MAX, ndim=(1,)), float)
+    if lams.size == 0:
+        raise ValueError("lams must hold at least one lambda")
+    generations = checks.size("generations", generations, lo=0)
+    seeds = checks.size("seeds", seeds, lo=1)
+    plans = [_plan(spec, gen, dataclasses.replace(down, lam=float(lam)), generations, seeds, sampler) for lam in lams]
+    down = plans[0][0]
+    rows = working_rows(gen, down, generations)
+    memory = max(1, DEFAULT_MEMORY // len(lams))  # the per-lambda factors and solves of every seed at once
+    chunk = chunk_size_for(seeds, chunk_size, default_chunk(spec.d, rows, memory, generations, down.width or 0))
+    root = root_key(key)
+    call = lambda ids: _lambda_chunk(root, ids, spec.values(), gen, down, jnp.asarray(lams), generations, sampler)
+    test_error, generator_error = run_chunks(call, seeds, chunk, 0, progress)  # (seed, lambda, n)
+    run = dict(generations=generations, seeds=seeds, seed_offset=0, key=key, sampler=sampler, chunk_size=chunk)
+    return [
+        _result(test_error[:, i], generator_error[:, i], spec, gen, d, described, used, run)
+        for i, (d, described, used) in enumerate(plans)
+    ]
+
+
+def _lambda_batch(root, seed_ids, spec, gen, down, lams, generations, sampler):
+    """`seed_batch` vmapped over the downstream lambda, with the seed on axis 0: (seed, lambda, n)."""
+    at = lambda lam: seed_batch(root, seed_ids, spec, gen, dataclasses.replace(down, lam=lam), generations, sampler)
+    return jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1), jax.vmap(at)(lams))
+
+
+_lambda_chunk = jax.jit(_lambda_batch, static_argnames=("generations", "sampler"))
+
+
+def _plan(spec: Spectrum, gen: Generators, down: Downstream, generations: int, seeds: int, sampler: str):
+    """`simulate`'s checks of one config, before anything runs: (down as the chain takes it, its description for
+    the results, the samplers used)."""
     fits_in_memory(2 * seeds * (generations + 1) * 8, "the result arrays (seeds x (generations + 1) x 2 metrics)")
     d = spec.d
     # the d x d and rows x d arrays of one seed, at least: a d of 10^5 is refused here, not by the allocator
     fits_in_memory(8 * (2 * d * d + 2 * working_rows(gen, down, generations) * d), f"one seed at d = {d}")
-    sampler_used = resolve_sampler(sampler, d, gen, down)
+    used = resolve_sampler(sampler, d, gen, down)
     gen.per_generation(generations)  # checks generations against a per-generation config
     down = down.resolved(generations)  # a lambda schedule becomes one lambda per generation
     width_fits(d, down.T, down.width)
-    described = describe(down)
-    down = one_lambda(down, generations)
-    chunk = chunk_size_for(
-        seeds,
-        chunk_size,
-        default_chunk(d, working_rows(gen, down, generations), generations=generations, width=down.width or 0),
-    )
+    return one_lambda(down, generations), describe(down), used
 
-    root = root_key(key)
-    call = lambda ids: _chunk(root, ids, spec.values(), gen, down, generations, sampler)
-    test_error, generator_error = run_chunks(call, seeds, chunk, seed_offset, progress)
+
+def _result(test_error, generator_error, spec, gen, down, described, used, run: dict) -> Result:
+    """A Result with the config that made it; a warning where its means estimate an infinite expectation."""
     config = dict(
-        spectrum=dict(d=d),
+        spectrum=dict(d=spec.d),
         generators=describe(gen),
         downstream=described,
-        generations=generations,
-        seeds=seeds,
-        seed_offset=seed_offset,
-        key=key if isinstance(key, int) else "custom",
-        sampler=sampler,
-        sampler_used=dict(generators=sampler_used[0], downstream=sampler_used[1]),
-        chunk_size=chunk,
+        generations=run["generations"],
+        seeds=run["seeds"],
+        seed_offset=run["seed_offset"],
+        key=run["key"] if isinstance(run["key"], int) else "custom",
+        sampler=run["sampler"],
+        sampler_used=dict(generators=used[0], downstream=used[1]),
+        chunk_size=run["chunk_size"],
         devices=jax.local_device_count(),
         x64=bool(jax.config.read("jax_enable_x64")),
     )
-    notes = infinite_expectations(d, gen, down, generations)
+    notes = infinite_expectations(spec.d, gen, down, run["generations"])
     if notes:  # the means are finite numbers, but they estimate nothing: say so, in the result and on stderr
         config["infinite_expectation"] = notes
-        warnings.warn("; ".join(notes), RuntimeWarning, stacklevel=2)
+        warnings.warn("; ".join(notes), RuntimeWarning, stacklevel=3)
     return Result(test_error, generator_error, config=config)
 
 
