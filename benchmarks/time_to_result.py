@@ -15,6 +15,7 @@ writes its own stages through COLLAPSE_JAX_TIMINGS (collapse_jax/engine/timing.p
     python benchmarks/time_to_result.py --seeds 40              experiments at 40 seeds (compile share: worst case)
     python benchmarks/time_to_result.py --only default,fig1b_scaling --no-cache   today's behaviour, no cache
     python benchmarks/time_to_result.py --tree /path/to/old/checkout              another checkout, wall time only
+    python benchmarks/time_to_result.py --figures experiments/figures             and refresh the docs gallery
 
 Writes the table to stdout and the records to results/time_to_result.json.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,14 +59,15 @@ def run_once(tree: Path, args: list[str], cache: str, scratch: Path, label: str)
         text=True,
     )
     wall = time.perf_counter() - start
-    if done.returncode not in (0, 1):  # validate returns 1 when a formula disagrees: still timed
-        raise RuntimeError(f"{args}: exit {done.returncode}\n{done.stderr[-2000:]}")
-    stages = json.loads(record.read_text()) if record.exists() else None
-    return dict(wall=wall, stages=stages)
+    failed = done.returncode not in (0, 1)  # validate returns 1 when a formula disagrees: still timed
+    stages = json.loads(record.read_text()) if record.exists() and not failed else None
+    return dict(wall=wall, stages=stages, error=done.stderr.strip().splitlines()[-1][:200] if failed else None)
 
 
 def row(label: str, which: str, r: dict) -> str:
     s = r["stages"]
+    if r.get("error"):
+        return f"| {label} | {which} | failed: {r['error']} | | | | | | | | |"
     if s is None:
         return f"| {label} | {which} | {r['wall']:.1f} | | | | | | | | |"
     sec = s["seconds"]
@@ -98,6 +101,7 @@ def main(argv=None):
     ap.add_argument("--no-cache", action="store_true", help="both runs without the persistent cache")
     ap.add_argument("--tree", default=str(ROOT), help="the checkout to time (default: this one)")
     ap.add_argument("--json", default=str(ROOT / "results" / "time_to_result.json"))
+    ap.add_argument("--figures", help="copy each experiment's PNG here (experiments/figures: the docs gallery)")
     a = ap.parse_args(argv)
     only = set(a.only.split(",")) if a.only else None
     records = []
@@ -108,6 +112,9 @@ def main(argv=None):
             scratch.mkdir()
             cache = "off" if a.no_cache else str(scratch / "cache")
             runs = [run_once(Path(a.tree), args, cache, scratch, f"run{i}") for i in (1, 2)]
+            if a.figures and args[0] == "run":  # the gallery's figures, from this run
+                for png in (scratch / "out").glob("*.png"):
+                    shutil.copyfile(png, Path(a.figures) / png.name)
             for which, r in zip(("first", "second"), runs, strict=True):
                 print(row(label, which, r), flush=True)
             records.append(dict(label=label, args=args, cache=not a.no_cache, runs=runs))
