@@ -32,9 +32,9 @@ def test_chunk_size_does_not_change_results(case):
 
 @pytest.mark.parametrize("down", [dict(T=20), dict(T=9), dict(T=20, width=8)], ids=["suffstats", "dual", "width"])
 def test_a_lambda_per_generation_equals_each_lambda_alone(down):
-    """A schedule keeps the lambda-free system once per seed and factors it per n (chain._per_lambda): column n of
-    the schedule's run is the run at lambda_n alone (the same designs, to rounding), and a schedule with one value
-    for every n is that value's run bit for bit (simulate.one_lambda)."""
+    """A schedule factors each seed's system per n: column n of the schedule's run is the run at lambda_n alone (the
+    same designs, to rounding), and a schedule with one value for every n is that value's run bit for bit
+    (simulate.one_lambda)."""
     gen, lams = cj.Generators(T0=30), np.array([0.0, 0.05, 0.3])
     run = lambda lam: cj.simulate(SPEC, gen, cj.Downstream(sigma=0.5, lam=lam, **down), 2, 6, key=5).test_error
     per_n = run(lams)

@@ -162,18 +162,6 @@ GENERATOR_STEPS = strategy_table(
 )
 
 
-def _per_lambda(factor, shared: bool):
-    """(keep, factor_for): what a seed keeps of its downstream system, and the factor a fit at one lambda solves with.
-
-    One lambda for every n (shared): the seed keeps the factor itself. One lambda per n: it keeps the lambda-free
-    part (a Gram matrix) and factors it per n, so a schedule costs one Cholesky per n on top of what a single
-    lambda costs, not a Gram product and a Cholesky. factor(system, lam) -> the factor.
-    """
-    keep = lambda system, lam: factor(system, lam) if shared else system
-    factor_for = lambda kept, lam: kept if shared else factor(kept, lam)
-    return keep, factor_for
-
-
 def _downstream_fit(down: Downstream, d: int, sampler: str, w0):
     """(init, fit) for the downstream model: init(key, sqrt_eig, lam) draws one design per seed (and factors
     it when lam is the same for every n), fit(state, key, w, sqrt_eig, lam) labels it by w plus fresh noise
@@ -190,44 +178,47 @@ def _downstream_fit(down: Downstream, d: int, sampler: str, w0):
     if down.width is not None:
         return _projected_fit(down, d, sampler, w0, shared)
     if sampler == "suffstats":
-        T_ = lambda dtype: jnp.asarray(T, dtype)
-        keep, factor_for = _per_lambda(
-            lambda system, lam: samplers.bartlett_factor(system[0], system[1], T_(system[0].dtype), lam, system[2]),
-            shared,
-        )
+        factor = lambda L, sqrt_eig, lam: samplers.bartlett_factor(L, sqrt_eig, jnp.asarray(T, L.dtype), lam)
 
-        def init_suff(key, sqrt_eig, lam):
+        def init(key, sqrt_eig, lam):
             L = bartlett(key, d, T)
-            return L, keep((L, sqrt_eig, L @ L.T / T_(L.dtype)), lam)
+            return L, (factor(L, sqrt_eig, lam) if shared else None)
 
-        def fit_suff(state, key, w, sqrt_eig, lam):
-            L, kept = state
+        def fit(state, key, w, sqrt_eig, lam):
+            L, f = state
             z = jax.random.normal(key, (d,), w.dtype)
-            return samplers.bartlett_solve(L, factor_for(kept, lam), z, w, sqrt_eig, T_(w.dtype), s, lam)
+            f = f if shared else factor(L, sqrt_eig, lam)
+            return samplers.bartlett_solve(L, f, z, w, sqrt_eig, jnp.asarray(T, w.dtype), s, lam)
 
-        return init_suff, fit_suff
+        return init, fit
 
     real = None if down.synthetic_fraction is None else (w0, T - down.synthetic_rows())
-    # weighted: the design's rows scaled once by sqrt(T x loss weight); pooled: every row weighs 1
-    root = None
-    if down.real_weight is not None:  # real_weight is refused without synthetic_fraction (check_groups)
-        n_real = T - down.synthetic_rows()
+    if down.real_weight is not None:  # weighted: the design's rows scaled once by sqrt(T x loss weight)
+        n_real = T - down.synthetic_rows()  # real_weight is refused without synthetic_fraction (check_groups)
         root = jnp.sqrt(samplers.row_weights(T, T, n_real, jnp.asarray(down.real_weight, w0.dtype)))
-    live = None if root is None else (root > 0).astype(w0.dtype)
-    scaled = (lambda X: X) if root is None else (lambda X: X * root[:, None])
-    keep, factor_for = _per_lambda(lambda system, lam: samplers.gram_factor(system[0], system[1] * lam), shared)
+        live = (root > 0).astype(w0.dtype)
 
-    def init(key, sqrt_eig, lam):
+        def init(key, sqrt_eig, lam):
+            X = samplers.design(key, sqrt_eig, T)
+            return X, (samplers.direct_factor(X * root[:, None], lam, T, live) if shared else None)
+
+        def fit(state, key, w, sqrt_eig, lam):
+            X, f = state
+            f = f if shared else samplers.direct_factor(X * root[:, None], lam, T, live)
+            return samplers.direct_solve(X * root[:, None], f, samplers.labels(X, key, w, s, real) * root, T)
+
+        return init, fit
+
+    def init_direct(key, sqrt_eig, lam):
         X = samplers.design(key, sqrt_eig, T)
-        Xs = scaled(X)
-        return X, keep((samplers.direct_gram(Xs, T, live), samplers.direct_lam_scale(Xs, T)), lam)
+        return X, (samplers.direct_factor(X, lam, T) if shared else None)
 
-    def fit(state, key, w, sqrt_eig, lam):
-        X, kept = state
-        y = samplers.labels(X, key, w, s, real)
-        return samplers.direct_solve(scaled(X), factor_for(kept, lam), y if root is None else y * root, T)
+    def fit_direct(state, key, w, sqrt_eig, lam):
+        X, f = state
+        f = f if shared else samplers.direct_factor(X, lam, T)
+        return samplers.direct_solve(X, f, samplers.labels(X, key, w, s, real), T)
 
-    return init, fit
+    return init_direct, fit_direct
 
 
 def _projected_fit(down: Downstream, d: int, sampler: str, w0, shared: bool):
@@ -240,37 +231,37 @@ def _projected_fit(down: Downstream, d: int, sampler: str, w0, shared: bool):
     T, s, m = down.T, down.sigma, down.width
     assert m is not None  # only called for a projected downstream
     if sampler == "suffstats":
-        keep, factor_for = _per_lambda(lambda G, lam: samplers.gram_factor(G, lam, lower=True), shared)
+        factor = lambda B, lam: samplers.projected_bartlett_factor(B, jnp.asarray(T, B.dtype), lam)
 
         def init_suff(key, sqrt_eig, lam):  # the design from the same key as width=None: m >= d, lam = 0 is OLS
             L = samplers.bartlett(key, d, T)
             k_s = jax.random.fold_in(key, 1)
             S = samplers.projection(k_s, m, d, L.dtype)
             B = (S * sqrt_eig[None, :]) @ L
-            return S, B, L, keep(samplers.projected_gram(B, jnp.asarray(T, B.dtype)), lam)
+            return S, B, L, (factor(B, lam) if shared else None)
 
         def fit_suff(state, key, w, sqrt_eig, lam):
-            S, B, L, kept = state
+            S, B, L, f = state
             z = jax.random.normal(key, (d,), w.dtype)
-            f = factor_for(kept, lam)
+            f = f if shared else factor(B, lam)
             return samplers.projected_bartlett_solve(S, B, L, f, z, w, sqrt_eig, jnp.asarray(T, w.dtype), s)
 
         return init_suff, fit_suff
 
     real = None if down.synthetic_fraction is None else (w0, T - down.synthetic_rows())
     deficient = d < min(T, m)  # Z = XS' has rank d < min(T, m): at lam = 0 its least-squares fit is OLS on x
-    keep, factor_for = _per_lambda(lambda system, lam: samplers.gram_factor(system[0], system[1] * lam), shared)
 
     def init(key, sqrt_eig, lam):
         X, k_s = samplers.design(key, sqrt_eig, T), jax.random.fold_in(key, 1)
         S = samplers.projection(k_s, m, d, X.dtype)
         Z = X @ S.T
-        return X, S, Z, keep((samplers.direct_gram(Z, T), samplers.direct_lam_scale(Z, T)), lam)
+        return X, S, Z, (samplers.direct_factor(Z, lam, T) if shared else None)
 
     def fit(state, key, w, sqrt_eig, lam):
-        X, S, Z, kept = state
+        X, S, Z, f = state
         y = samplers.labels(X, key, w, s, real)
-        out = S.T @ samplers.direct_solve(Z, factor_for(kept, lam), y, T)  # primal (T >= m) or dual (T < m) in R^m
+        f = f if shared else samplers.direct_factor(Z, lam, T)
+        out = S.T @ samplers.direct_solve(Z, f, y, T)  # primal (T >= m) or dual (T < m) normal equations in R^m
         if deficient:  # the minimum-norm v then has S'v = (X'X)^-1 X'y (theory/projection.md, section 4)
             out = jnp.where(lam == 0, samplers.ridge_direct(X, y, 0.0, T), out)
         return out

@@ -35,15 +35,13 @@ def ols_step(key, w, sqrt_eig, T, s):
     return w + s * g / (jnp.sqrt(c) * sqrt_eig)
 
 
-def bartlett_factor(L, sqrt_eig, T, lam, LLt=None):
+def bartlett_factor(L, sqrt_eig, T, lam):
     """Cholesky factor of W/T + lam Sigma^-1, the whitened ridge system of a Bartlett draw (see below).
 
     At lam = 0 that factor is L / sqrt(T) itself: taking it avoids refactoring L L', whose condition number
     (the square of L's) breaks a float32 Cholesky near T = d, where chi2(T - d + 1) diagonals get tiny.
-    LLt: L L'/T when the caller computed it once for several lambdas.
     """
-    LLt = L @ L.T / T if LLt is None else LLt
-    c, lower = cho_factor(LLt + jnp.diag(lam / sqrt_eig**2), lower=True)
+    c, lower = cho_factor(L @ L.T / T + jnp.diag(lam / sqrt_eig**2), lower=True)
     return jnp.where(lam == 0, L / jnp.sqrt(T), c), lower
 
 
@@ -79,32 +77,16 @@ def direct_factor(X, lam, n, mask=None):
     Padded rows (mask false) have X = 0 and y = 0: they add nothing to the primal system, and in the dual
     system a unit diagonal keeps their (zero) coefficients determined.
     """
-    return gram_factor(direct_gram(X, n, mask), direct_lam_scale(X, n) * lam)
-
-
-def direct_gram(X, n, mask=None):
-    """The lambda-free part of `direct_factor`'s system: X'X/n (primal) or XX' plus a unit diagonal on padded rows
-    (dual). Computed once, it serves every lambda of a per-generation schedule (`gram_factor`)."""
     rows, d = X.shape
+    n = jnp.asarray(n, X.dtype)
     if rows >= d:
-        return X.T @ X / jnp.asarray(n, X.dtype)
+        return cho_factor(X.T @ X / n + lam * jnp.eye(d, dtype=X.dtype))
     pad = 0.0 if mask is None else (1.0 - mask)
-    return X @ X.T + jnp.diag(pad * jnp.ones(rows, X.dtype))
-
-
-def direct_lam_scale(X, n):
-    """What one unit of lambda adds to the diagonal of `direct_gram(X, n)`: 1 (primal) or n (dual)."""
-    rows, d = X.shape
-    return 1.0 if rows >= d else jnp.asarray(n, X.dtype)
-
-
-def gram_factor(G, penalty, lower=False):
-    """Cholesky factor of G + penalty I (a `cho_solve` factor)."""
-    return cho_factor(G + penalty * jnp.eye(G.shape[0], dtype=G.dtype), lower=lower)
+    return cho_factor(X @ X.T + jnp.diag((n * lam + pad) * jnp.ones(rows, X.dtype)))
 
 
 def direct_solve(X, factor, y, n):
-    """The ridge fit (X'X/n + lam)^-1 X'y/n from a factor of `direct_factor` (or `gram_factor` of `direct_gram`)."""
+    """The ridge fit (X'X/n + lam)^-1 X'y/n from a factor of `direct_factor`."""
     rows, d = X.shape
     if rows >= d:
         return cho_solve(factor, X.T @ y / jnp.asarray(n, X.dtype))
@@ -195,11 +177,12 @@ def projection(key, m: int, d: int, dtype):
     return jax.random.normal(key, (m, d), dtype) / jnp.sqrt(jnp.asarray(d, dtype))
 
 
-def projected_gram(B, T):
-    """The width-m ridge system from B = S Sigma^1/2 L (m x d) without lambda, in min(m, d) dimensions: B'B/T when
-    m >= d (push-through), else BB'/T. Plus lam I (`gram_factor`) it is non-singular at lam = 0 (T >= d)."""
+def projected_bartlett_factor(B, T, lam):
+    """Cholesky factor of the width-m ridge system from B = S Sigma^1/2 L (m x d), solved in min(m, d) dimensions:
+    B'B/T + lam I_d when m >= d (push-through), else BB'/T + lam I_m. Both are non-singular at lam = 0 (T >= d)."""
     m, d = B.shape
-    return (B.T @ B if m >= d else B @ B.T) / T
+    G = B.T @ B if m >= d else B @ B.T
+    return cho_factor(G / T + lam * jnp.eye(min(m, d), dtype=B.dtype), lower=True)
 
 
 def projected_bartlett_solve(S, B, L, factor, z, w, sqrt_eig, T, s):
