@@ -171,8 +171,8 @@ def joint_lambdas_problem(spec, gen, down, n, tune_generators=True):
     return to_params, fun, x0, ()
 
 
-@float64
-@checked(
+# the argument rules of `schedule` and `schedule_problem`
+SCHEDULE_RULES = dict(
     spec=Instance(Spectrum),
     gen=Instance(Generators),
     down=Instance(Downstream),
@@ -180,6 +180,10 @@ def joint_lambdas_problem(spec, gen, down, n, tune_generators=True):
     start=Real(lo=0.0, hi=checks.SCALE_MAX, ndim=(1,)),
     T_range=Real(lo=1.0, hi=checks.SCALE_MAX, ndim=(1,)),
 )
+
+
+@float64
+@checked(**SCHEDULE_RULES)
 def schedule(
     spec: Spectrum,
     gen: Generators,
@@ -197,14 +201,7 @@ def schedule(
     return _optimum(*schedule_problem(spec, gen, down, n, T_range, points, start), method=method, steps=steps)
 
 
-@checked(
-    spec=Instance(Spectrum),
-    gen=Instance(Generators),
-    down=Instance(Downstream),
-    n=Int(0, 10**4, many=True),
-    start=Real(lo=0.0, hi=checks.SCALE_MAX, ndim=(1,)),
-    T_range=Real(lo=1.0, hi=checks.SCALE_MAX, ndim=(1,)),
-)
+@checked(**SCHEDULE_RULES)
 def schedule_problem(spec, gen, down, n, T_range, points=12, start=(1.0, 0.5)):
     """(to_params, objective, x0, args) of `schedule`."""
     ns = moments.generations_array(np.atleast_1d(n), gen)

@@ -117,9 +117,8 @@ def seed_batch(root, seed_ids, spec, gen, down, generations, sampler):
 
 _chunk = jax.jit(seed_batch, static_argnames=("generations", "sampler"))
 
-
-@key_moved("spec", "gen", "down", "generations", "seeds", "key")
-@checked(
+# the argument rules of `simulate` and `simulate_lambdas` (checked once, at the door)
+RULES = dict(
     spec=Instance(Spectrum),
     gen=Instance(Generators),
     down=Instance(Downstream),
@@ -128,9 +127,12 @@ _chunk = jax.jit(seed_batch, static_argnames=("generations", "sampler"))
     key=Key(),
     sampler=OneOf("auto", "direct", "suffstats"),
     chunk_size=Optional(Int(1)),
-    seed_offset=Int(0),
     progress=OneOf(True, False),
 )
+
+
+@key_moved("spec", "gen", "down", "generations", "seeds", "key")
+@checked(**RULES, seed_offset=Int(0))
 def simulate(
     spec: Spectrum,
     gen: Generators,
@@ -192,17 +194,7 @@ def simulate(
     return _result(test_error, generator_error, spec, gen, down, described, used, run)
 
 
-@checked(
-    spec=Instance(Spectrum),
-    gen=Instance(Generators),
-    down=Instance(Downstream),
-    generations=Int(0, checks.MAX_GENERATIONS),
-    seeds=Int(1),
-    key=Key(),
-    sampler=OneOf("auto", "direct", "suffstats"),
-    chunk_size=Optional(Int(1)),
-    progress=OneOf(True, False),
-)
+@checked(**RULES)
 def simulate_lambdas(
     spec: Spectrum,
     gen: Generators,
