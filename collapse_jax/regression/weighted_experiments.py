@@ -202,6 +202,14 @@ def _golden_ratio(exp, progress):
     return ExperimentOutput(arrays, axes, rows, summary, fig)
 
 
+def _curve(ax, n, sim, theory_line, label):
+    """Theory as a line and the seed mean +- 1 s.e. as markers of its colour; (mean, sem, z for n >= 1)."""
+    mean, sem = mean_sem(sim)
+    (line,) = ax.plot(n, theory_line, label=label)
+    ax.errorbar(n, mean, yerr=sem, fmt="o", color=line.get_color(), mfc="white")
+    return mean, sem, (mean[1:] - theory_line[1:]) / sem[1:]
+
+
 @register("weighted_strategies")
 def _strategies(exp, progress):
     from collapse_jax.distributions import gaussian_chain
@@ -222,11 +230,8 @@ def _strategies(exp, progress):
         g = dataclasses.replace(gen, real_weight=w)
         res = simulate(exp.spec, g, exp.down, G, exp.seeds, key=exp.key)
         th = np.asarray(theory.test_error(exp.spec, g, exp.down, n))
-        mean, sem = mean_sem(res.test_error)
-        z = (mean[1:] - th[1:]) / sem[1:]
+        mean, sem, z = _curve(axs[0], n, res.test_error, th, f"{label}: {theory.formula_kind(exp.spec, g, exp.down)}")
         zs += list(np.abs(z))
-        (line,) = axs[0].plot(n, th, label=f"{label}: {theory.formula_kind(exp.spec, g, exp.down)}")
-        axs[0].errorbar(n, mean, yerr=sem, fmt="o", color=line.get_color(), mfc="white")
         rows.append(
             f"{label:>24}: error at n = {G}: sim {mean[-1]:.4g} +- {sem[-1]:.2g}, theory {th[-1]:.4g}, max |z| {np.max(np.abs(z)):.2f}"
         )
@@ -240,11 +245,8 @@ def _strategies(exp, progress):
         out = gaussian_chain(key=exp.key, M=M, generations=G, seeds=exp.seeds, real_fraction=pi, real_weight=w)
         e, _ = dt.gaussian_weighted_moments(M, n, pi, w)
         sim = (out.mean - out.mean[:, :1]) ** 2
-        mean, sem = mean_sem(sim)
-        z = (mean[1:] - e[1:]) / sem[1:]
+        mean, sem, z = _curve(axs[1], n, sim, e, f"{label}: exact")
         zs += list(np.abs(z))
-        (line,) = axs[1].plot(n, e, label=f"{label}: exact")
-        axs[1].errorbar(n, mean, yerr=sem, fmt="o", color=line.get_color(), mfc="white")
         rows.append(
             f"Gaussian M = {M}, {label}: E(mu_n - mu_0)^2 at n = {G}: sim {mean[-1]:.4g}, exact {e[-1]:.4g}, max |z| {np.max(np.abs(z)):.2f}"
         )
