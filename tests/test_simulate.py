@@ -30,11 +30,30 @@ def test_chunk_size_does_not_change_results(case):
         np.testing.assert_array_equal(r.generator_error, runs[0].generator_error)
 
 
-@pytest.mark.parametrize("down", [dict(T=20), dict(T=9), dict(T=20, width=8)], ids=["suffstats", "dual", "width"])
-def test_a_lambda_per_generation_equals_each_lambda_alone(down):
-    """A schedule factors each seed's system per n: column n of the schedule's run is the run at lambda_n alone (the
-    same designs, to rounding), and a schedule with one value for every n is that value's run bit for bit
-    (simulate.one_lambda)."""
+@pytest.fixture(params=[False, True], ids=["cholesky_per_n", "one_reduction"])
+def reduction(request, monkeypatch):
+    """Both ways a per-n lambda is solved (regression/samplers.py `shifts_pay`): a Cholesky per n, or, from
+    SHIFTS_MIN lambdas and systems of SHIFTS_MIN_SIZE on (float64), one tridiagonal reduction per seed for all n.
+    The second is forced here at a small size; programs traced under the other rule are dropped."""
+    from collapse_jax.regression import samplers
+
+    if request.param:
+        monkeypatch.setattr(samplers, "SHIFTS_MIN", 2)
+        monkeypatch.setattr(samplers, "SHIFTS_MIN_SIZE", 1)
+    jax.clear_caches()
+    yield request.param
+    jax.clear_caches()
+
+
+@pytest.mark.parametrize(
+    "down",
+    [dict(T=20), dict(T=9), dict(T=20, width=8), dict(T=20, synthetic_fraction=0.5, real_weight=0.7)],
+    ids=["suffstats", "dual", "width", "weighted"],
+)
+def test_a_lambda_per_generation_equals_each_lambda_alone(down, reduction):
+    """A schedule solves each seed's system per n (a Cholesky per n, or one reduction for every n): column n of the
+    schedule's run is the run at lambda_n alone (the same designs, to rounding), and a schedule with one value for
+    every n is that value's run bit for bit (simulate.one_lambda)."""
     gen, lams = cj.Generators(T0=30), np.array([0.0, 0.05, 0.3])
     run = lambda lam: cj.simulate(SPEC, gen, cj.Downstream(sigma=0.5, lam=lam, **down), 2, 6, key=5).test_error
     per_n = run(lams)

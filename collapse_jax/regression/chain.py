@@ -174,49 +174,47 @@ def _downstream_fit(down: Downstream, d: int, sampler: str, w0):
     """
     T, s, lam = down.T, down.sigma, down.lam
     assert not callable(lam), "resolve a lambda schedule first (Downstream.resolved)"
-    shared = jnp.ndim(lam) == 0  # a per-n lambda needs a factor per n
+    shared = jnp.ndim(lam) == 0  # a per-n lambda needs a factor per n, or one reduction for all of them
     if down.width is not None:
         return _projected_fit(down, d, sampler, w0, shared)
+    shifts = 1 if shared else jnp.shape(lam)[0]
     if sampler == "suffstats":
-        factor = lambda L, sqrt_eig, lam: samplers.bartlett_factor(L, sqrt_eig, jnp.asarray(T, L.dtype), lam)
+        reduced = samplers.shifts_pay(shifts, d, w0.dtype)
+        factor = lambda L, sqrt_eig, lam, r=None: samplers.bartlett_factor(L, sqrt_eig, jnp.asarray(T, L.dtype), lam, r)
 
         def init(key, sqrt_eig, lam):
             L = bartlett(key, d, T)
-            return L, (factor(L, sqrt_eig, lam) if shared else None)
+            if shared:
+                return L, factor(L, sqrt_eig, lam)
+            return L, (samplers.bartlett_reduced(L, sqrt_eig, jnp.asarray(T, L.dtype)) if reduced else None)
 
         def fit(state, key, w, sqrt_eig, lam):
             L, f = state
             z = jax.random.normal(key, (d,), w.dtype)
-            f = f if shared else factor(L, sqrt_eig, lam)
+            f = f if shared else factor(L, sqrt_eig, lam, f)
             return samplers.bartlett_solve(L, f, z, w, sqrt_eig, jnp.asarray(T, w.dtype), s, lam)
 
         return init, fit
 
     real = None if down.synthetic_fraction is None else (w0, T - down.synthetic_rows())
+    reduced = samplers.shifts_pay(shifts, min(T, d), w0.dtype)
+    root, live = None, None
     if down.real_weight is not None:  # weighted: the design's rows scaled once by sqrt(T x loss weight)
         n_real = T - down.synthetic_rows()  # real_weight is refused without synthetic_fraction (check_groups)
         root = jnp.sqrt(samplers.row_weights(T, T, n_real, jnp.asarray(down.real_weight, w0.dtype)))
         live = (root > 0).astype(w0.dtype)
-
-        def init(key, sqrt_eig, lam):
-            X = samplers.design(key, sqrt_eig, T)
-            return X, (samplers.direct_factor(X * root[:, None], lam, T, live) if shared else None)
-
-        def fit(state, key, w, sqrt_eig, lam):
-            X, f = state
-            f = f if shared else samplers.direct_factor(X * root[:, None], lam, T, live)
-            return samplers.direct_solve(X * root[:, None], f, samplers.labels(X, key, w, s, real) * root, T)
-
-        return init, fit
+    weigh = (lambda a: a) if root is None else (lambda a: a * (root[:, None] if a.ndim == 2 else root))
 
     def init_direct(key, sqrt_eig, lam):
         X = samplers.design(key, sqrt_eig, T)
-        return X, (samplers.direct_factor(X, lam, T) if shared else None)
+        if shared:
+            return X, samplers.direct_factor(weigh(X), lam, T, live)
+        return X, (samplers.direct_reduced(weigh(X), T, live) if reduced else None)
 
     def fit_direct(state, key, w, sqrt_eig, lam):
         X, f = state
-        f = f if shared else samplers.direct_factor(X, lam, T)
-        return samplers.direct_solve(X, f, samplers.labels(X, key, w, s, real), T)
+        f = f if shared else samplers.direct_factor(weigh(X), lam, T, live, f)
+        return samplers.direct_solve(weigh(X), f, weigh(samplers.labels(X, key, w, s, real)), T)
 
     return init_direct, fit_direct
 

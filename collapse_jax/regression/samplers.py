@@ -13,6 +13,8 @@ distribution:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import cho_factor, cho_solve
@@ -35,14 +37,77 @@ def ols_step(key, w, sqrt_eig, T, s):
     return w + s * g / (jnp.sqrt(c) * sqrt_eig)
 
 
-def bartlett_factor(L, sqrt_eig, T, lam):
-    """Cholesky factor of W/T + lam Sigma^-1, the whitened ridge system of a Bartlett draw (see below).
+class Reduced(NamedTuple):
+    """A symmetric system reduced once for every shift: K = Q T Q' with T tridiagonal (`diag`, `off`), standing
+    for diag(scale)^-1 (K + shift I) diag(scale)^-1. Solving it (`solve`) costs O(m^2) whatever the shift, where
+    a Cholesky costs O(m^3) per shift: a lambda that changes with n then costs one reduction per seed, not one
+    factor per n (theory/samplers.md "One design, many lambdas")."""
 
-    At lam = 0 that factor is L / sqrt(T) itself: taking it avoids refactoring L L', whose condition number
+    Q: jax.Array
+    diag: jax.Array
+    off: jax.Array
+    scale: jax.Array
+
+    def shifted(self, shift):
+        return self._replace(diag=self.diag + shift)
+
+
+def reduce(K, scale=None) -> Reduced:
+    """Householder reduction of a symmetric K to tridiagonal form (LAPACK's sytrd, then Q from its reflectors)."""
+    m = K.shape[0]
+    scale = jnp.ones(m, K.dtype) if scale is None else scale
+    if m == 1:
+        return Reduced(jnp.ones((1, 1), K.dtype), K[0], jnp.zeros(0, K.dtype), scale)
+    packed, diag, off, taus = jax.lax.linalg.tridiagonal(K, lower=True)
+    # sytrd with lower=True leaves Q = diag(1, Q') with Q' the product of the reflectors below the subdiagonal
+    Q = jnp.eye(m, dtype=K.dtype).at[1:, 1:].set(jax.lax.linalg.householder_product(packed[1:, :-1], taus))
+    return Reduced(Q, diag, off, scale)
+
+
+def shifts_pay(shifts: int, m: int, dtype) -> bool:
+    """Whether one reduction (`reduce`) beats a Cholesky per shift for `shifts` systems of size m.
+
+    Measured on 2 CPU cores (benchmarks/README.md, "A lambda per generation"): the reduction and its Q cost about
+    4 Choleskys at m = 400-800 and 10 at m = 100. float32 keeps a Cholesky per shift: the whitened Bartlett
+    system below stays well conditioned there, the reduced one (Sigma^1/2 W Sigma^1/2) does not.
+    """
+    return jnp.dtype(dtype) == jnp.float64 and m >= SHIFTS_MIN_SIZE and shifts >= SHIFTS_MIN
+
+
+SHIFTS_MIN, SHIFTS_MIN_SIZE = 6, 200
+
+
+def solve(factor, b):
+    """factor^-1 b for a Cholesky factor (cho_factor's pair) or a shifted `Reduced`."""
+    if not isinstance(factor, Reduced):
+        return cho_solve(factor, b)
+    Q, diag, off, scale = factor
+    zero = jnp.zeros(1, off.dtype)
+    rotated = Q.T @ (scale * b)
+    y = jax.lax.linalg.tridiagonal_solve(
+        jnp.concatenate([zero, off]), diag, jnp.concatenate([off, zero]), rotated[:, None]
+    )
+    return scale * (Q @ y[:, 0])
+
+
+def bartlett_factor(L, sqrt_eig, T, lam, reduced: Reduced | None = None):
+    """Cholesky factor of W/T + lam Sigma^-1, the whitened ridge system of a Bartlett draw (see below); with
+    `reduced` (`bartlett_reduced`), that system at this lambda from the one reduction instead.
+
+    At lam = 0 the Cholesky factor is L / sqrt(T) itself: taking it avoids refactoring L L', whose condition number
     (the square of L's) breaks a float32 Cholesky near T = d, where chi2(T - d + 1) diagonals get tiny.
     """
+    if reduced is not None:
+        return reduced.shifted(lam)
     c, lower = cho_factor(L @ L.T / T + jnp.diag(lam / sqrt_eig**2), lower=True)
     return jnp.where(lam == 0, L / jnp.sqrt(T), c), lower
+
+
+def bartlett_reduced(L, sqrt_eig, T) -> Reduced:
+    """W/T + lam Sigma^-1 = S^-1 (S W S / T + lam I) S^-1 (S = Sigma^1/2): one reduction of S W S / T, the
+    sample covariance, serves every lambda."""
+    SL = sqrt_eig[:, None] * L
+    return reduce(SL @ SL.T / T, scale=sqrt_eig)
 
 
 def bartlett_solve(L, factor, z, w, sqrt_eig, T, s, lam):
@@ -53,7 +118,7 @@ def bartlett_solve(L, factor, z, w, sqrt_eig, T, s, lam):
     Sigma^-1 only adds to its diagonal. lam = 0 gives OLS.
     """
     rhs = s * (L @ z) / T - lam * w / sqrt_eig
-    return w + cho_solve(factor, rhs) / sqrt_eig
+    return w + solve(factor, rhs) / sqrt_eig
 
 
 def ridge_from_bartlett(L, z, w, sqrt_eig, T, s, lam):
@@ -70,27 +135,39 @@ def ridge_step(key, w, sqrt_eig, T, s, lam):
     return ridge_from_bartlett(L, jax.random.normal(k_z, (d,), w.dtype), w, sqrt_eig, T, s, lam)
 
 
-def direct_factor(X, lam, n, mask=None):
+def direct_factor(X, lam, n, mask=None, reduced: Reduced | None = None):
     """Cholesky factor of the ridge system of X: primal (X'X/n + lam) when X has at least d rows, else
-    dual (XX' + n lam); lam = 0 then gives OLS or the minimum-norm interpolator.
+    dual (XX' + n lam); lam = 0 then gives OLS or the minimum-norm interpolator. With `reduced`
+    (`direct_reduced(X, n, mask)`), that system at this lambda from the one reduction instead.
 
     Padded rows (mask false) have X = 0 and y = 0: they add nothing to the primal system, and in the dual
     system a unit diagonal keeps their (zero) coefficients determined.
     """
     rows, d = X.shape
     n = jnp.asarray(n, X.dtype)
+    if reduced is not None:
+        return reduced.shifted(lam if rows >= d else n * lam)
     if rows >= d:
         return cho_factor(X.T @ X / n + lam * jnp.eye(d, dtype=X.dtype))
     pad = 0.0 if mask is None else (1.0 - mask)
     return cho_factor(X @ X.T + jnp.diag((n * lam + pad) * jnp.ones(rows, X.dtype)))
 
 
+def direct_reduced(X, n, mask=None) -> Reduced:
+    """The ridge system of `direct_factor` without its lambda, reduced once for every lambda."""
+    rows, d = X.shape
+    if rows >= d:
+        return reduce(X.T @ X / jnp.asarray(n, X.dtype))
+    pad = 0.0 if mask is None else (1.0 - mask)
+    return reduce(X @ X.T + jnp.diag(pad * jnp.ones(rows, X.dtype)))
+
+
 def direct_solve(X, factor, y, n):
     """The ridge fit (X'X/n + lam)^-1 X'y/n from a factor of `direct_factor`."""
     rows, d = X.shape
     if rows >= d:
-        return cho_solve(factor, X.T @ y / jnp.asarray(n, X.dtype))
-    return X.T @ cho_solve(factor, y)
+        return solve(factor, X.T @ y / jnp.asarray(n, X.dtype))
+    return X.T @ solve(factor, y)
 
 
 def ridge_direct(X, y, lam, n, mask=None):
