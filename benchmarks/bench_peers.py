@@ -274,7 +274,10 @@ def main(argv=None):
     import jax
     import numpy as np
 
+    from collapse_jax.engine import use_fused_threefry
+
     jax.config.update("jax_enable_x64", True)
+    use_fused_threefry()  # as the CLI runs (same draws, faster); importing the package no longer does it
     rng = np.random.default_rng(0)
     print(
         f"numpy {np.__version__}, jax {jax.__version__}, {jax.local_device_count()} jax device(s), "

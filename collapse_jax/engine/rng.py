@@ -28,6 +28,10 @@ def log_gamma(key, a):
     Shapes below 1 use Gamma(a) = Gamma(a + 1) U^(1/a); on the log scale small shapes never underflow.
     Every lane gets one proposal; the rejected ones (about 0.06% at a = 50, 5% at a = 1) are then gathered into a
     pool of n/64 + 16 lanes and redrawn there, so a rejection costs a few pool-sized draws, not a full redraw.
+    A proposal returns log v with NaN for a rejection (one fused loop, where a separate accept flag made XLA
+    compute the normal three times), and the first pool pass runs outside any loop (a loop over passes, batched
+    by the engine's vmap over seeds, copied the whole array each pass): 2,000 x 1,000 draws at a = 49.5 take
+    0.75x the time of the loop version (measured side by side), and the draws are the same bit for bit.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -44,6 +48,9 @@ def log_gamma(key, a):
     c = 1 / jnp.sqrt(9 * d)
 
     def propose(key, d, c):
+        """log v of one proposal per lane, NaN where it is rejected. One output, not (log v, accepted): with two,
+        XLA:CPU split the proposal over five fusions and recomputed the normal's threefry hash and inverse erf in
+        three of them (seen in the optimised HLO); with one, the whole proposal is one fused loop."""
         k1, k2 = jax.random.split(key)
         x = jax.random.normal(k1, d.shape)
         t = 1 + c * x
@@ -51,28 +58,35 @@ def log_gamma(key, a):
         t = jnp.where(positive, t, 1.0)
         log_v = 3 * jnp.log(t)
         u = jax.random.uniform(k2, d.shape)  # compared with an exp rather than logged: exp is half log's cost here
-        return log_v, positive & (u < jnp.exp(0.5 * x**2 + d - d * t * t * t + d * log_v))
+        accepted = positive & (u < jnp.exp(0.5 * x**2 + d - d * t * t * t + d * log_v))
+        return jnp.where(accepted, log_v, jnp.nan)
 
     pool = min(n, 16 + n // 64)
 
-    def settle_pool(state):
+    def settle_pool(i, log_v):
         """Gather up to `pool` rejected lanes (a float32 top-k: fast on CPU), redraw them there until each is
         accepted, and scatter them back: the full arrays are touched once per pass, not once per redraw."""
-        i, log_v, ok = state
-        lanes = jax.lax.top_k(jnp.where(ok, 0.0, 1.0).astype(jnp.float32), pool)[1]
-        waiting = ~ok[lanes]
+        lanes = jax.lax.top_k(jnp.isnan(log_v).astype(jnp.float32), pool)[1]
         d_pool, c_pool, k_pass = d[lanes], c[lanes], jax.random.fold_in(k_loop, i)
 
         def again(inner):
-            j, v, done = inner
-            new, new_ok = propose(jax.random.fold_in(k_pass, j), d_pool, c_pool)
-            return j + 1, jnp.where(done, v, new), done | new_ok
+            j, v = inner
+            return j + 1, jnp.where(jnp.isnan(v), propose(jax.random.fold_in(k_pass, j), d_pool, c_pool), v)
 
-        _, v, _ = jax.lax.while_loop(lambda s: ~jnp.all(s[2]), again, (0, log_v[lanes], ~waiting))
-        return i + 1, log_v.at[lanes].set(v), ok.at[lanes].set(True)
+        _, v = jax.lax.while_loop(lambda s: jnp.any(jnp.isnan(s[1])), again, (0, log_v[lanes]))
+        return log_v.at[lanes].set(v)
+
+    def next_pass(state):
+        i, log_v = state
+        return i + 1, settle_pool(i, log_v)
 
     k_boost, k_first, k_loop = jax.random.split(key, 3)
-    _, log_v, _ = jax.lax.while_loop(lambda s: ~jnp.all(s[2]), settle_pool, (0, *propose(k_first, d, c)))
+    # The first pass runs unconditionally, outside any loop: the pool almost always takes every rejected lane,
+    # and a pass with nothing to redraw changes nothing, so the draws are those of a loop over passes, bit for bit.
+    # Inside a while loop batched by the engine's vmap over seeds, a pass also selected and copied the whole
+    # (seeds, n) array (optimised HLO); the loop now only runs when a pool overflowed.
+    log_v = settle_pool(0, propose(k_first, d, c))
+    _, log_v = jax.lax.while_loop(lambda s: jnp.any(jnp.isnan(s[1])), next_pass, (1, log_v))
     out = (jnp.log(d) + log_v).reshape(shape)
     if _known_at_least_one(a):  # no shape below 1: skip the boost's uniforms and logarithms
         return out
