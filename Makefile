@@ -38,6 +38,7 @@ docs-serve: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/time_to_result.py --seeds 40
 	$(PY) benchmarks/bench_simulate.py
+	$(PY) benchmarks/bench_lambda_schedule.py
 	$(PY) benchmarks/bench_theory.py
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_distributions.py
