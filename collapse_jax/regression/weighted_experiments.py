@@ -229,7 +229,7 @@ def _strategies(exp, progress):
     for label, w in layouts.items():
         g = dataclasses.replace(gen, real_weight=w)
         res = simulate(exp.spec, g, exp.down, G, exp.seeds, key=exp.key)
-        th = np.asarray(theory.test_error(exp.spec, g, exp.down, n))
+        th = theory.compiled_metrics(exp.spec, g, exp.down, n).test_error  # one program, not one per operation
         mean, sem, z = _curve(axs[0], n, res.test_error, th, f"{label}: {theory.formula_kind(exp.spec, g, exp.down)}")
         zs += list(np.abs(z))
         rows.append(
