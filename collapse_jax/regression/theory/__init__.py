@@ -335,7 +335,9 @@ def _projected_error(spec: Spectrum, mom: moments.Moments, gen_err, down: Downst
     eig = jnp.asarray(spec.eigenvalues, jnp.float64)
     w0 = jnp.asarray(spec.w0, jnp.float64)
     s = None if down.synthetic_fraction is None else down.synthetic_rows()
-    de = projection.test_error(eig, w0, mom, float(T), sigma, lam, float(m), s)
+    # T and m as float64 arrays, as regularization.optimal_lambda passes them: one trace of the jitted formula
+    # serves both (Python floats are weakly typed, another signature: traced and lowered again)
+    de = projection.test_error(eig, w0, mom, jnp.float64(T), sigma, lam, jnp.float64(m), s)
     if m >= d and T >= d + 2:
         exact, _ = _downstream_error(spec, mom, gen_err, dataclasses.replace(down, width=None))
         return _exact_at_zero_lam(down.lam, exact, de)
