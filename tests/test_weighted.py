@@ -204,6 +204,18 @@ def test_optimum_large_sample_limit(pi, expected):
     np.testing.assert_allclose(weighted.limit_optimum((1 - pi) / pi), expected, rtol=1e-12)
 
 
+def test_real_weight_traces_one_search_for_many_configurations():
+    """golden_ratio's loops (16 optima over T0, real fraction and ridge lambda): the generators' numbers are data
+    of the objective, so every OLS optimum with one spectrum and downstream shares one traced, lowered and
+    compiled search, and so does every ridge one (it was one program per call)."""
+    down = cj.Downstream(T=4 * D, sigma=0.7)  # a downstream no other test uses: its runs start empty
+    for T0, pi, lam in ((3 * D, 0.5, None), (5 * D, 1 / 3, None), (3 * D, 0.5, 0.1), (5 * D, 2 / 3, 0.3)):
+        optimize.real_weight(ISO, cj.Generators(T0=T0, real_fraction=pi, lam=lam), down)
+    for lam in (None, 0.1):
+        fun = optimize.real_weight_problem(ISO, cj.Generators(T0=3 * D, real_fraction=0.5, lam=lam), down)[1]
+        assert optimize._run(fun.func, "lbfgs", 60, 0.05)._cache_size() == 1
+
+
 def test_optimum_matches_a_dense_grid_at_finite_size():
     """T0 = 2d: the optimiser's w* is the argmin of its own objective on a grid of 2001 weights (within 1e-3), and
     lies above 1/phi (a finite sample carries more synthetic error, so the real rows get more weight)."""

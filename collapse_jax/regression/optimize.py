@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -61,14 +62,18 @@ def minimize(fun: Callable, x0, args=(), *, method: str = "lbfgs", steps: int = 
     checks.real_array("learning_rate", learning_rate, lo=0.0, lo_open=True, hi=1e6, ndim=(0,))
     if not callable(fun):
         raise ValueError(f"fun must be a function fun(x, *args) -> number, got {fun!r}"[:300])
-    return _run(fun, method, steps, float(learning_rate))(x0, tuple(args))
+    fun = fun if isinstance(fun, jax.tree_util.Partial) else jax.tree_util.Partial(fun)
+    return _run(fun.func, method, steps, float(learning_rate))(fun, x0, tuple(args))
 
 
 _RUNS: dict = {}  # compiled runs per objective; the newest few are kept
 
 
-def _run(fun, method, steps, learning_rate):
-    key = (fun, method, steps, learning_rate)
+def _run(func, method, steps, learning_rate):
+    """The jitted search for objectives `func`. The objective comes in as a jax.tree_util.Partial, whose bound
+    arguments are traced data: the problems below bind their numbers (sizes, noise levels, lambdas) that way, so
+    that a loop over configurations (golden_ratio: 16 optima) traces and lowers one search, not one per call."""
+    key = (func, method, steps, learning_rate)
     if key in _RUNS:
         return _RUNS[key]
     if len(_RUNS) >= 32:
@@ -76,7 +81,7 @@ def _run(fun, method, steps, learning_rate):
     opt = optax.lbfgs() if method == "lbfgs" else optax.adam(learning_rate)
 
     @jax.jit
-    def run(x0, args):
+    def run(fun, x0, args):
         f = lambda x: fun(x, *args)
         value_and_grad = optax.value_and_grad_from_state(f) if method == "lbfgs" else jax.value_and_grad(f)
 
@@ -100,7 +105,9 @@ def _run(fun, method, steps, learning_rate):
 
 def _optimum(to_params, fun, x0, args=(), **options) -> Optimum:
     """Run `minimize` and return the knobs in natural units, refusing a non-finite result by name."""
-    start = fun(x0, *args)
+    # a Partial's objective at the start as one program shared by its calls (op by op, each call's operations
+    # would be dispatched one by one); a plain closure is evaluated as it comes, as before
+    start = _value(fun, x0, args) if isinstance(fun, jax.tree_util.Partial) else fun(x0, *args)
     x, value, history, grad_norm = minimize(fun, x0, args, **options)
     params = {k: np.asarray(v) for k, v in to_params(x, *args).items()}
     if not np.isfinite(float(value)) or not all(np.all(np.isfinite(v)) for v in params.values()):
@@ -109,6 +116,43 @@ def _optimum(to_params, fun, x0, args=(), **options) -> Optimum:
             "sizes (T0 and T against d) and the starting values"
         )
     return Optimum(params, float(value), float(start), np.asarray(history), float(grad_norm))
+
+
+@jax.jit
+def _value(fun, x, args):
+    """fun(x, *args) for a jax.tree_util.Partial fun, compiled once per objective."""
+    return fun(x, *args)
+
+
+_OBJECTIVES: dict = {}  # objectives by what they close over (see `_objective`); the newest few are kept
+
+
+def _objective(key, build):
+    """The objective built by build(), reused for an equal key: the same function object for equal problems, so
+    that jit's cache (keyed by the Partial's function) hits across calls that differ only in bound data."""
+    if key not in _OBJECTIVES:
+        if len(_OBJECTIVES) >= 64:
+            _OBJECTIVES.pop(next(iter(_OBJECTIVES)))
+        _OBJECTIVES[key] = build()
+    return _OBJECTIVES[key]
+
+
+def _by_value(obj):
+    """A hashable key of a Spectrum or Downstream by the values of its fields (arrays by dtype, shape and bytes;
+    a schedule by identity); under a trace (a traced field) a key equal to no other, so nothing is shared."""
+    out: list = []
+    for field in dataclasses.fields(obj):
+        v = getattr(obj, field.name)
+        if v is None or callable(v) or isinstance(v, (bool, int, float, str)):
+            out.append(v)
+        elif isinstance(v, dict):  # a spectrum's recipe
+            out.append(repr(sorted(v.items())))
+        elif not checks.is_concrete(v):
+            return object()
+        else:
+            a = np.asarray(v)
+            out.append((a.dtype.str, a.shape, a.tobytes()))
+    return (type(obj).__name__, tuple(out))
 
 
 def _log(x, name):
@@ -552,24 +596,32 @@ def real_weight_problem(spec, gen, down, n=None, per_generation=False):
     d = spec.d
     T, sigma, _ = gen.per_generation(horizon)
     n_r = gen.real_rows(horizon)
-    downstream = _downstream_of_ols(spec, down, horizon)
-    if down.real_weight is not None:
-        downstream = lambda c: weighted.downstream_error(d, c * d, down)
     start = gen.real_weights(horizon) if gen.real_weight is not None else n_r / T
     start = jnp.clip(jnp.asarray(start, jnp.float64), 1e-3, 1 - 1e-3)
     x0 = jnp.log(start / (1 - start)) if per_generation else jnp.log(jnp.mean(start) / (1 - jnp.mean(start)))
 
-    def to_params(x):
-        return {"gen.real_weight": jax.nn.sigmoid(x)}
+    def build():
+        downstream = _downstream_of_ols(spec, down, horizon)
+        if down.real_weight is not None:
+            downstream = lambda c: weighted.downstream_error(d, c * d, down)
 
-    def fun(x):
-        w = jnp.broadcast_to(jax.nn.sigmoid(x), (horizon,))
-        if stationary:
-            return downstream(weighted.stationary_scale(n_r[0], T[0] - n_r[0], w[0], d, sigma[0]))
-        gamma, nu = weighted.step_factors(n_r, T - n_r, w, d)
-        return downstream(weighted.scale_recursion(gamma, sigma**2 * nu)[-1])
+        def fun(n_r, T, sigma, x):
+            w = jnp.broadcast_to(jax.nn.sigmoid(x), (horizon,))
+            if stationary:
+                return downstream(weighted.stationary_scale(n_r[0], T[0] - n_r[0], w[0], d, sigma[0]))
+            gamma, nu = weighted.step_factors(n_r, T - n_r, w, d)
+            return downstream(weighted.scale_recursion(gamma, sigma**2 * nu)[-1])
 
-    return to_params, fun, x0, ()
+        return fun
+
+    # the generators' numbers are bound as data: one compiled search for every T0 and real fraction (see `_run`)
+    fun = _objective(("ols_weight", horizon, stationary, _by_value(spec), _by_value(down)), build)
+    data = tuple(jnp.asarray(v, jnp.float64) for v in (n_r, T, sigma))
+    return _sigmoid_params, jax.tree_util.Partial(fun, *data), x0, ()
+
+
+def _sigmoid_params(x):
+    return {"gen.real_weight": jax.nn.sigmoid(x)}
 
 
 _STATIONARY_GENERATIONS = 200  # ridge generators: the stationary error as the error after this many generations
@@ -596,19 +648,22 @@ def _ridge_weight_problem(spec, gen, down, horizon, stationary, per_generation):
     start = jnp.clip(jnp.asarray(start, jnp.float64), 1e-3, 1 - 1e-3)
     x0 = jnp.log(start / (1 - start)) if per_generation else jnp.log(jnp.mean(start) / (1 - jnp.mean(start)))
 
-    def to_params(x):
-        return {"gen.real_weight": jax.nn.sigmoid(x)}
+    def build():
+        def fun(n_r, T, lam, sigma, x):
+            w = jnp.broadcast_to(jax.nn.sigmoid(x), (len(T),))
+            A, B = weighted.ridge_recursion(W, n_r, T - n_r, w, d, lam / c, sigma)
+            ones = jnp.ones((1, d))
+            mom = moments.Moments(B[-1] / (c * d) * ones, A[-1] / (c * d) * ones)
+            gen_err = moments.generator_error(spec, mom)
+            if down.real_weight is not None:
+                return weighted.downstream_error(d, gen_err, down)[0]
+            if np.all(np.asarray(down.lam) == 0) and down.T >= d + 2:
+                return gen_err[0] + down.sigma**2 * d / (down.T - d - 1)
+            return ridge.test_error(eig, w0, mom, float(down.T), down.sigma, _downstream_lam(down, horizon))[0]
 
-    def fun(x):
-        w = jnp.broadcast_to(jax.nn.sigmoid(x), (len(T),))
-        A, B = weighted.ridge_recursion(W, n_r, T - n_r, w, d, jnp.asarray(lam) / c, jnp.asarray(sigma))
-        ones = jnp.ones((1, d))
-        mom = moments.Moments(B[-1] / (c * d) * ones, A[-1] / (c * d) * ones)
-        gen_err = moments.generator_error(spec, mom)
-        if down.real_weight is not None:
-            return weighted.downstream_error(d, gen_err, down)[0]
-        if np.all(np.asarray(down.lam) == 0) and down.T >= d + 2:
-            return gen_err[0] + down.sigma**2 * d / (down.T - d - 1)
-        return ridge.test_error(eig, w0, mom, float(down.T), down.sigma, _downstream_lam(down, horizon))[0]
+        return fun
 
-    return to_params, fun, x0, ()
+    # the generators' numbers (sizes, lambdas, noise) are bound as data: one compiled search for all (see `_run`)
+    fun = _objective(("ridge_weight", len(T), horizon, _by_value(spec), _by_value(down)), build)
+    data = tuple(jnp.asarray(v, jnp.float64) for v in (n_r, T, lam, sigma))
+    return _sigmoid_params, jax.tree_util.Partial(fun, *data), x0, ()

@@ -14,7 +14,9 @@ Kinds, each with [spectrum], [generators] (T0, sigma0), [downstream], [scan] and
 from __future__ import annotations
 
 import dataclasses
+import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -66,8 +68,15 @@ def _split(T0, ratio):
 @float64
 def _theory_error(n_r, n_s, w, d, sigma, G):
     """The generators' error at generation G for weights w (array), constant sizes [DE]: c_G d."""
-    gamma, nu = weighted.step_factors(n_r, n_s, jnp.asarray(w), d)
-    return np.asarray(sigma**2 * nu * (1 - gamma**G) / (1 - gamma) * d)
+    # one program per shape of w for every ratio: eagerly, the fixed point's loop was traced, lowered and
+    # compiled anew at every call (9 calls in golden_ratio), and each other operation was a program of its own
+    return np.asarray(_theory_error_program(n_r, n_s, jnp.asarray(w, jnp.float64), d, sigma, G))
+
+
+@functools.partial(jax.jit, static_argnames=("d", "G"))
+def _theory_error_program(n_r, n_s, w, d, sigma, G):
+    gamma, nu = weighted.step_factors(n_r, n_s, w, d)
+    return sigma**2 * nu * (1 - gamma**G) / (1 - gamma) * d
 
 
 @register("golden_ratio")
@@ -229,7 +238,7 @@ def _strategies(exp, progress):
     for label, w in layouts.items():
         g = dataclasses.replace(gen, real_weight=w)
         res = simulate(exp.spec, g, exp.down, G, exp.seeds, key=exp.key)
-        th = np.asarray(theory.test_error(exp.spec, g, exp.down, n))
+        th = theory.compiled_metrics(exp.spec, g, exp.down, n).test_error  # one program, not one per operation
         mean, sem, z = _curve(axs[0], n, res.test_error, th, f"{label}: {theory.formula_kind(exp.spec, g, exp.down)}")
         zs += list(np.abs(z))
         rows.append(
