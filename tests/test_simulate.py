@@ -30,33 +30,42 @@ def test_chunk_size_does_not_change_results(case):
         np.testing.assert_array_equal(r.generator_error, runs[0].generator_error)
 
 
-@pytest.fixture(params=[False, True], ids=["cholesky_per_n", "one_reduction"])
-def reduction(request, monkeypatch):
-    """Both ways a per-n lambda is solved (regression/samplers.py `shifts_pay`): a Cholesky per n, or, from
-    SHIFTS_MIN lambdas and systems of SHIFTS_MIN_SIZE on (float64), one tridiagonal reduction per seed for all n.
-    The second is forced here at a small size; programs traced under the other rule are dropped."""
+@pytest.fixture
+def forced_reduction(monkeypatch):
+    """The second way a per-n lambda is solved (regression/samplers.py `shifts_pay`): from SHIFTS_MIN lambdas and
+    systems of SHIFTS_MIN_SIZE on (float64), one tridiagonal reduction per seed for all n instead of a Cholesky per
+    n. Forced here at a small size; programs traced under the other rule are dropped before and after."""
     from collapse_jax.regression import samplers
 
-    if request.param:
-        monkeypatch.setattr(samplers, "SHIFTS_MIN", 2)
-        monkeypatch.setattr(samplers, "SHIFTS_MIN_SIZE", 1)
+    monkeypatch.setattr(samplers, "SHIFTS_MIN", 2)
+    monkeypatch.setattr(samplers, "SHIFTS_MIN_SIZE", 1)
+    traced, reduce = [], samplers.reduce
+    monkeypatch.setattr(samplers, "reduce", lambda *a, **k: traced.append(1) or reduce(*a, **k))
     jax.clear_caches()
-    yield request.param
+    yield traced  # how often a reduction was traced: the test checks that the route was taken
     jax.clear_caches()
 
 
-@pytest.mark.parametrize(
-    "down",
-    [dict(T=20), dict(T=9), dict(T=20, width=8), dict(T=20, synthetic_fraction=0.5, real_weight=0.7)],
-    ids=["suffstats", "dual", "width", "weighted"],
-)
-def test_a_lambda_per_generation_equals_each_lambda_alone(down, reduction):
-    """A schedule solves each seed's system per n (a Cholesky per n, or one reduction for every n): column n of the
-    schedule's run is the run at lambda_n alone (the same designs, to rounding), and a schedule with one value for
-    every n is that value's run bit for bit (simulate.one_lambda)."""
+DOWNSTREAMS = {
+    "suffstats": dict(T=20),
+    "dual": dict(T=9),
+    "width": dict(T=20, width=8),
+    "weighted": dict(T=20, synthetic_fraction=0.5, real_weight=0.7),
+}
+ROUTES = [(name, False) for name in DOWNSTREAMS] + [(name, True) for name in DOWNSTREAMS if name != "width"]
+
+
+@pytest.mark.parametrize(("down", "reduced"), ROUTES, ids=[f"{n}-{'reduced' if r else 'cholesky'}" for n, r in ROUTES])
+def test_a_lambda_per_generation_equals_each_lambda_alone(down, reduced, request):
+    """A schedule solves each seed's system per n (a Cholesky per n, or one reduction for every n; a width-m
+    model always factors per n): column n of the schedule's run is the run at lambda_n alone (the same designs, to
+    rounding), and a schedule with one value for every n is that value's run bit for bit (simulate.one_lambda)."""
+    traced = request.getfixturevalue("forced_reduction") if reduced else None
+    down = DOWNSTREAMS[down]
     gen, lams = cj.Generators(T0=30), np.array([0.0, 0.05, 0.3])
     run = lambda lam: cj.simulate(SPEC, gen, cj.Downstream(sigma=0.5, lam=lam, **down), 2, 6, key=5).test_error
     per_n = run(lams)
+    assert traced is None or traced, "the forced route was not taken"
     for n, lam in enumerate(lams):
         np.testing.assert_allclose(per_n[:, n], run(float(lam))[:, n], rtol=1e-11)
     np.testing.assert_array_equal(run(np.full(3, 0.3)), run(0.3))
