@@ -8,6 +8,7 @@ from jax._src import prng
 from jax._src.interpreters import mlir
 from stats import ks_2samp_pvalue
 
+from collapse_jax.engine import rng
 from collapse_jax.engine.rng import _mul_32x32, log_gamma, uniform_index
 from collapse_jax.engine.threefry import use_fused_threefry
 
@@ -88,3 +89,25 @@ def test_gamma_with_mixed_traced_shapes():
     for i, shape in enumerate([0.3, 5.0]):
         lane = x[i::2]
         assert abs(lane.mean() - shape) <= 4 * np.sqrt(shape / lane.size), (shape, lane.mean())
+
+
+@pytest.mark.parametrize("n", [1, 20, 64])
+def test_small_arrays_settle_in_one_pool_with_the_draws_of_the_16_lane_pool(n, monkeypatch):
+    """Up to rng.WHOLE lanes the pool is the whole array and the loop over passes is left out; its first 16 lanes
+    draw what a pool of 16 draws, so the draws are the same bit for bit (here at shape 1, 5% rejected, where most
+    seeds redraw some lane). With rng.WHOLE = 0 the pool is 16 lanes and the loop over passes is there, as before
+    (bit-identical to the sampler before the change, checked then for 60 shapes and sizes up to 300 lanes)."""
+    keys = jax.random.split(jax.random.key(n), 400)
+    a = jnp.broadcast_to(jnp.linspace(1.0, 1.2, n), (400, n))
+
+    def draws():
+        program = jax.jit(jax.vmap(lambda k, s: log_gamma(k, s)))
+        return np.asarray(program(keys, a)), program.lower(keys, a).as_text().count("stablehlo.while")
+
+    whole, loops_whole = draws()
+    monkeypatch.setattr(rng, "WHOLE", 0)
+    pooled, loops_pooled = draws()
+    np.testing.assert_array_equal(whole, pooled)
+    # one loop (the pool's redraws) against three (those, and the loop over passes with its own redraws), where
+    # the array is larger than 16 lanes: up to 16, the pool was the whole array before too
+    assert (loops_whole, loops_pooled) == (1, 1 if n <= 16 else 3) and np.isfinite(whole).all()

@@ -14,6 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 
 
+WHOLE = 64  # arrays up to this size are redrawn as one pool (`log_gamma`)
+
+
 def _known_at_least_one(a) -> bool:
     """True when `a` is a concrete array (not traced) whose entries are all >= 1: a branch can then be skipped."""
     try:
@@ -61,12 +64,16 @@ def log_gamma(key, a):
         accepted = positive & (u < jnp.exp(0.5 * x**2 + d - d * t * t * t + d * log_v))
         return jnp.where(accepted, log_v, jnp.nan)
 
-    pool = min(n, 16 + n // 64)
+    # Up to WHOLE lanes the pool is the whole array, so the first pass settles every lane and the loop over passes
+    # is left out of the program (a third of its compile time). The pool's first 16 lanes draw what a pool of 16
+    # draws (threefry bits depend on the index, not the shape), so the draws are those of the 16-lane pool unless
+    # more than 16 lanes are rejected at once (about 1e-7 for 64 lanes at the highest rejection rate, 5%).
+    pool = n if n <= WHOLE else min(n, 16 + n // 64)
 
     def settle_pool(i, log_v):
         """Gather up to `pool` rejected lanes (a float32 top-k: fast on CPU), redraw them there until each is
         accepted, and scatter them back: the full arrays are touched once per pass, not once per redraw."""
-        lanes = jax.lax.top_k(jnp.isnan(log_v).astype(jnp.float32), pool)[1]
+        lanes = jax.lax.top_k(jnp.isnan(log_v).astype(jnp.float32), pool)[1] if n > 1 else jnp.zeros(1, int)
         d_pool, c_pool, k_pass = d[lanes], c[lanes], jax.random.fold_in(k_loop, i)
 
         def again(inner):
@@ -86,7 +93,8 @@ def log_gamma(key, a):
     # Inside a while loop batched by the engine's vmap over seeds, a pass also selected and copied the whole
     # (seeds, n) array (optimised HLO); the loop now only runs when a pool overflowed.
     log_v = settle_pool(0, propose(k_first, d, c))
-    _, log_v = jax.lax.while_loop(lambda s: jnp.any(jnp.isnan(s[1])), next_pass, (1, log_v))
+    if pool < n:
+        _, log_v = jax.lax.while_loop(lambda s: jnp.any(jnp.isnan(s[1])), next_pass, (1, log_v))
     out = (jnp.log(d) + log_v).reshape(shape)
     if _known_at_least_one(a):  # no shape below 1: skip the boost's uniforms and logarithms
         return out
