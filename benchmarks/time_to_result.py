@@ -9,7 +9,11 @@ writes its own stages through COLLAPSE_JAX_TIMINGS (collapse_jax/engine/timing.p
     lower     lowering the traced programs to MLIR
     compile   XLA compilation, or loading the program from the persistent cache on a hit
     output    saving results and rendering figures
-    rest      everything else: execution, and Python between the programs
+    rest      wall time in none of these: execution, and Python between the programs
+
+trace, lower and compile are summed over threads (validate simulates two checks at once, so they may add up to
+more than the wall time); the compile share is the wall time during which some thread was tracing, lowering or
+compiling, over the whole wall time.
 
     python benchmarks/time_to_result.py                         make run, validate --quick, every experiment
     python benchmarks/time_to_result.py --seeds 40              experiments at 40 seeds (compile share: worst case)
@@ -70,10 +74,11 @@ def row(label: str, which: str, r: dict) -> str:
         return f"| {label} | {which} | failed: {r['error']} | | | | | | | | |"
     if s is None:
         return f"| {label} | {which} | {r['wall']:.1f} | | | | | | | | |"
-    sec = s["seconds"]
-    compile_ = sec.get("trace", 0) + sec.get("lower", 0) + sec.get("compile", 0)
+    sec = s["seconds"]  # summed over threads
+    covered = s.get("covered")  # wall time each stage covers (older trees: only the sums, one thread)
+    compile_ = covered["build"] if covered else sec.get("trace", 0) + sec.get("lower", 0) + sec.get("compile", 0)
     output = sec.get("save", 0) + sec.get("figure", 0)
-    rest = s["wall"] - compile_ - output
+    rest = s["wall"] - (covered["all"] if covered else compile_ + output)
     cells = [
         f"{r['wall']:.1f}",
         f"{r['wall'] - s['wall']:.1f}",

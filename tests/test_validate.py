@@ -5,11 +5,15 @@ all of it (the catalogue runs once per session)."""
 
 from __future__ import annotations
 
+import time
+
+import numpy as np
 import pytest
 from stats import timeout_for
 
 from collapse_jax import cli, validate
 from collapse_jax.engine import agreement
+from collapse_jax.engine.catalogue import Check
 from collapse_jax.regression import theory
 
 # the catalogue runs once, inside the first test's time: ~100 s of CPU on an idle machine, stretched by the load
@@ -76,3 +80,37 @@ def test_bad_family_is_refused():
     with pytest.raises(ValueError, match="family"):
         validate.select("regresion")
     assert cli.main(["validate", "--family", "nope"]) == 2
+
+
+def test_checks_side_by_side_give_the_rows_of_one_at_a_time(rows):
+    """Two checks simulated at once (the default) draw what one at a time draws: check i uses key + i in either.
+    The first three checks again, one thread, against the session's rows (their programs are compiled by now)."""
+    alone = validate.run(validate.select()[:3], full=False, progress=False, threads=1)
+    for a, b in zip(alone, rows[:3], strict=True):
+        assert a["formula"] == b["formula"] and a["seeds"] == b["seeds"]
+        np.testing.assert_array_equal(a["mean"], b["mean"])
+        np.testing.assert_array_equal(a["sem"], b["sem"])
+
+
+def test_a_failing_check_stops_the_run_and_says_which():
+    started = []
+
+    def simulate(name, fails):
+        def run(seeds, key):
+            started.append(name)
+            if fails:
+                raise ValueError(f"{name}: broken on purpose")
+            time.sleep(0.2)
+            return np.arange(2), np.ones((seeds, 2)) + np.arange(seeds)[:, None] * 1e-3, np.ones(2)
+
+        return run
+
+    fake = [
+        Check("regression", n, "theory/moments.md", "toy", "exact", 0.0, 0.01, simulate(n, n == "b")) for n in "abcdef"
+    ]
+    with pytest.raises(ValueError, match="b: broken on purpose"):
+        validate.run(fake, progress=False, threads=2)
+    time.sleep(0.5)  # the checks already running finish (each takes 0.2 s); none still queued starts
+    assert set(started[:2]) == {"a", "b"} and "e" not in started and "f" not in started, started
+    with pytest.raises(ValueError, match="threads"):
+        validate.run(fake, threads=0)

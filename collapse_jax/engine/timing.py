@@ -38,20 +38,50 @@ CACHE_HIT = "/jax/compilation_cache/cache_hits"
 class Times:
     """Seconds per stage, and how many XLA programs were compiled or loaded from the persistent cache."""
 
-    seconds: dict = dataclasses.field(default_factory=dict)
+    seconds: dict = dataclasses.field(default_factory=dict)  # summed over threads: may exceed the wall time
+    spans: dict = dataclasses.field(default_factory=dict)  # stage -> [(start, end)], to know the wall time covered
     programs: int = 0  # XLA programs built (compiled, or loaded from the cache)
     cache_hits: int = 0  # of those, loaded from the persistent cache
     names: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # programs by function name
     start: float = dataclasses.field(default_factory=time.perf_counter)
 
     def add(self, stage: str, seconds: float):
+        """Count `seconds` of `stage` that ended just now."""
+        end = time.perf_counter()
         self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+        self.spans.setdefault(stage, []).append((end - seconds, end))
+
+    def covered(self, *stages: str) -> float:
+        """Wall seconds during which at least one thread was in one of `stages`: where work overlaps (validate
+        simulates two checks at once) the summed `seconds` count the same wall second twice, this does not.
+
+        Example:
+            >>> t = Times()
+            >>> t.spans = {"trace": [(0.0, 2.0)], "compile": [(1.0, 3.0), (5.0, 6.0)]}
+            >>> t.covered("trace", "compile")
+            4.0
+        """
+        total, reach = 0.0, float("-inf")
+        for start, end in sorted(span for s in stages for span in self.spans.get(s, [])):
+            total += max(0.0, end - max(start, reach))
+            reach = max(reach, end)
+        return total
 
     def as_dict(self) -> dict:
-        """Seconds per stage, the wall time since `record()`, and the program counts."""
+        """Seconds per stage (summed over threads, and the wall time each covers), the wall time since
+        `record()`, and the program counts."""
         wall = time.perf_counter() - self.start
         top = dict(self.names.most_common(12))
-        return dict(wall=wall, seconds=dict(self.seconds), programs=self.programs, cache_hits=self.cache_hits, top=top)
+        covered = {s: self.covered(s) for s in self.spans} | {"build": self.covered("trace", "lower", "compile")}
+        covered["all"] = self.covered(*self.spans)
+        return dict(
+            wall=wall,
+            seconds=dict(self.seconds),
+            covered=covered,
+            programs=self.programs,
+            cache_hits=self.cache_hits,
+            top=top,
+        )
 
 
 _current: Times | None = None
