@@ -13,7 +13,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
 WHOLE = 64  # arrays up to this size are redrawn as one pool (`log_gamma`)
 
 
