@@ -24,21 +24,29 @@ def _draws(key):
 
 
 def test_fused_threefry_draws_the_same_bits_as_the_rolled_loop():
-    """Same numbers bit for bit; and the two lowerings really differ (the rolled one is a while loop), so the
-    comparison cannot pass by comparing a program with itself."""
+    """Same numbers bit for bit as JAX's rolled loop and JAX's own unrolled rule; and the lowerings really differ
+    (the rolled one is a while loop, JAX's unrolled one a private function), so the comparison cannot pass by
+    comparing a program with itself."""
     assert use_fused_threefry()
     key = jax.random.key(3)
     fused_text = jax.jit(lambda k: _draws(k)).lower(key).as_text()
     fused = jax.jit(lambda k: _draws(k))(key)
-    mlir.register_lowering(prng.threefry2x32_p, prng._threefry2x32_cpu_lowering_rule, platform="cpu")
-    try:
-        rolled_text = jax.jit(lambda k: _draws(k)).lower(key).as_text()
-        rolled = jax.jit(lambda k: _draws(k))(key)
-    finally:
-        assert use_fused_threefry()
-    assert "stablehlo.while" in rolled_text and "stablehlo.while" not in fused_text
-    for a, b in zip(fused, rolled, strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    others = {}
+    for name, rule in [
+        ("rolled", prng._threefry2x32_cpu_lowering_rule),
+        ("jax unrolled", prng._threefry2x32_lowering_rule),
+    ]:
+        mlir.register_lowering(prng.threefry2x32_p, rule, platform="cpu")
+        try:
+            others[name] = jax.jit(lambda k: _draws(k)).lower(key).as_text(), jax.jit(lambda k: _draws(k))(key)
+        finally:
+            assert use_fused_threefry()
+    assert "stablehlo.while" in others["rolled"][0] and "stablehlo.while" not in fused_text
+    assert "_unrolled" in mlir._platform_specific_lowerings["cpu"][prng.threefry2x32_p].rule.__qualname__
+    assert fused_text != others["jax unrolled"][0]  # the same ops, emitted differently
+    for _, draws in others.values():
+        for a, b in zip(fused, draws, strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_mul_32x32_is_the_64_bit_product():
