@@ -5,9 +5,11 @@ everywhere; tests that need another device count run in a subprocess.
 
 Most test files spend their time compiling (hundreds of small XLA programs, each run once), and most of a
 compile is LLVM's optimisation passes, so they compile with them off (--xla_backend_optimization_level=0: a
-third less CPU time), and with XLA:CPU's older fusion emitters (--xla_cpu_use_fusion_emitters=false: at that
-level a chain program compiles in 0.6-0.7 of the time, measured on three of validate's programs, 2 December
-2026). The programs compute the same numbers up to rounding (not bit for bit): measured
+third less CPU time). tests/run_files.py also asks (COLLAPSE_JAX_TEST_LEGACY_EMITTERS=1) for XLA:CPU's older
+fusion emitters (--xla_cpu_use_fusion_emitters=false: at level 0 a chain program compiles in 0.6-0.7 of the
+time, measured on three of validate's programs, 2 December 2026), except in files that compare two different
+programs bit for bit; a plain `pytest` run keeps the default emitters. The programs compute the same numbers up
+to rounding (not bit for bit): measured
 on simulate (two samplers), kde, d-dimensional Gaussian and KRR chains, at most 4e-14 relative. Files that
 spend their time running large kernels instead (kernel matrices, KRR) are slower unoptimised: tests/run_files.py
 sets COLLAPSE_JAX_TEST_OPTIMIZE=1 for them and they keep XLA's default. `make run`, the experiments and the
@@ -17,11 +19,9 @@ benchmarks always keep the default; tests/test_runtime_guard.py runs its program
 import os
 
 _flags = os.environ.get("XLA_FLAGS", "")
-_quick = (
-    ()
-    if os.environ.get("COLLAPSE_JAX_TEST_OPTIMIZE") == "1"
-    else ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
-)
+_quick = () if os.environ.get("COLLAPSE_JAX_TEST_OPTIMIZE") == "1" else ("--xla_backend_optimization_level=0",)
+if os.environ.get("COLLAPSE_JAX_TEST_LEGACY_EMITTERS") == "1":  # set by tests/run_files.py per file
+    _quick += ("--xla_cpu_use_fusion_emitters=false",)
 for _flag in ("--xla_force_host_platform_device_count=2",) + _quick:
     if _flag.split("=")[0] not in _flags:
         _flags += " " + _flag
