@@ -131,18 +131,9 @@ def _row(c: Check, seeds: int, x, sim, th, seconds: float) -> dict:
         z = agreement.excess_z(mean, sem, scaled, c.gap)
         controls.append(dict(scale=1 + sign * 2 * v.detects, excess_z=z, fails=z > agreement.Z_MAX))
     return dict(
-        family=c.family,
-        formula=c.formula,
-        note=c.note,
-        config=c.config,
-        kind=c.kind,
+        **{k: getattr(c, k) for k in ("family", "formula", "note", "config", "kind", "gap")},
+        **{k: getattr(v, k) for k in ("max_abs_z", "max_rel_gap", "band", "detects", "agrees")},
         seeds=seeds,
-        max_abs_z=v.max_abs_z,
-        max_rel_gap=v.max_rel_gap,
-        gap=c.gap,
-        band=v.band,
-        detects=v.detects,
-        agrees=v.agrees,
         verdict=v.sentence,
         controls=controls,
         seconds=seconds,
