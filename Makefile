@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_distributions.py
 	$(PY) benchmarks/bench_kernels.py
+	$(PY) benchmarks/bench_krr_predictions.py
 	$(PY) benchmarks/bench_strategies.py
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/bench_peers.py
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/profile_stages.py

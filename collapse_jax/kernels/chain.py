@@ -182,7 +182,7 @@ def krr_chain(
         )
     if real_weight is not None and real_fraction is None:
         raise ValueError("real_weight needs real_fraction (the real points it weighs), got None")
-    data: tuple = (K[np.ix_(pool, pool)], K[np.ix_(test, pool)], Y[pool], Y[test], classes, lams, gen_noise, gen_lam)
+    data: tuple = (K[np.ix_(pool, pool)], K[np.ix_(pool, test)], Y[pool], Y[test], classes, lams, gen_noise, gen_lam)
     if real_weight is not None:
         data = (*data, weights)
     with jax.enable_x64(True):
@@ -230,25 +230,49 @@ def _per_generation(name, value, generations, **bounds) -> np.ndarray:
     return arr
 
 
-def _downstream(T, sigma, with_labels, n_syn, key, K_PP, K_QP, Y_P, Y_Q, classes):
+# Where a model with coefficients on the pool points idx predicts the held-out points, K_QP[:, idx] @ coef, the
+# gathered columns cost more than their multiply-adds on XLA:CPU. Scattering the coefficients onto the whole pool
+# and taking one matrix product over the seeds instead was 11x faster at (pool P, outputs x lambdas C, points T) =
+# (2000, 1, 200), 2.9x at (1500, 10, 300), 4.8x at (5000, 10, 1000), and slower from P C / T ~ 300 on
+# (benchmarks/bench_krr_predictions.py, 2 December 2026). Above P C = 64 T the rows of K_PQ are gathered instead:
+# contiguous, 2-3x faster than the columns of K_QP.
+SCATTER_BELOW = 64
+
+
+def _predictor(K_PQ, idx, width: int):
+    """coef -> K_QP[:, idx] @ coef (shape (Q, ...)) for coefficients (len(idx), ...) of `width` numbers per point."""
+    P = K_PQ.shape[0]
+    if P * width <= SCATTER_BELOW * idx.shape[0]:
+        return lambda coef: jnp.tensordot(K_PQ, jnp.zeros((P, *coef.shape[1:]), coef.dtype).at[idx].add(coef), (0, 0))
+    rows = K_PQ[idx]  # gathered once, used by every call
+    return lambda coef: jnp.tensordot(rows, coef, (0, 0))
+
+
+def _downstream(T, sigma, with_labels, n_syn, key, K_PP, K_PQ, Y_P, Y_Q, classes, L):
     """One downstream sample D of T pool points per seed, eigendecomposed once: returns (D, fit), where
     fit(y_D, lam_n, key) scores the KRR on labels y_D (the first n_syn rows kept, the rest real when n_syn is
     set) for every lambda of the grid row lam_n: (squared error, accuracy) on the held-out points."""
     kD, k_eps = jax.random.split(key)
     D = jax.random.randint(kD, (T,), 0, K_PP.shape[0])
     e, U = jnp.linalg.eigh(K_PP[D[:, None], D[None, :]])
-    KQU = K_QP[:, D] @ U
+    predict = _predictor(K_PQ, D, L * Y_P.shape[1])
 
     def fit(y_D, lam_n, key):
         if n_syn is not None:
             y_D = jnp.where((jnp.arange(T) < n_syn)[:, None], y_D, Y_P[D])
         z = U.T @ (y_D + sigma * jax.random.normal(key, y_D.shape))
-        pred = jnp.einsum("qt,ltc->lqc", KQU, z[None] / (e[None, :, None] + T * lam_n[:, None, None]))
+        coef = jnp.einsum("tk,lkc->tlc", U, z[None] / (e[None, :, None] + T * lam_n[:, None, None]))
+        pred = jnp.moveaxis(predict(coef), 1, 0)  # (L, Q, C)
         err = jnp.mean(jnp.sum((pred - Y_Q[None]) ** 2, -1), -1)
         acc = jnp.zeros_like(err) if not with_labels else jnp.mean(jnp.argmax(pred, -1) == classes[None], -1)
         return err, acc
 
     return D, k_eps, fit
+
+
+def _generator_error(K_PQ, S, alpha, Y_Q):
+    """The generator's squared error on the held-out points."""
+    return jnp.mean(jnp.sum((_predictor(K_PQ, S, alpha.shape[1])(alpha) - Y_Q) ** 2, -1))
 
 
 @builder_cache(16)
@@ -257,9 +281,11 @@ def _krr_seed_strategy(T0, T, G, sigma, with_labels, n_syn, strategy, n_real, we
     pool of labelled points (capacity G T0) holds every point drawn so far with the labels it got then."""
     cap = G * T0
 
-    def one_seed(key, K_PP, K_QP, Y_P, Y_Q, classes, lam_grid, noise, lam_g, weights=None):
+    def one_seed(key, K_PP, K_PQ, Y_P, Y_Q, classes, lam_grid, noise, lam_g, weights=None):
         k_down, k_chain = jax.random.split(key)
-        D, k_eps, downstream = _downstream(T, sigma, with_labels, n_syn, k_down, K_PP, K_QP, Y_P, Y_Q, classes)
+        D, k_eps, downstream = _downstream(
+            T, sigma, with_labels, n_syn, k_down, K_PP, K_PQ, Y_P, Y_Q, classes, lam_grid.shape[0]
+        )
 
         def solve_weighted(S, y, lam_k, r, w):
             """Weighted KRR: (R K R + T0 lam) b = R y with R = diag(sqrt(T0 x loss weight)), alpha = R b."""
@@ -307,7 +333,7 @@ def _krr_seed_strategy(T0, T, G, sigma, with_labels, n_syn, strategy, n_real, we
                 S_m, a_m = S, solve_weighted(S, y, lam_k, r.astype(y.dtype), xs[5])
             else:
                 S_m, a_m = fit_model(S, y, S_pool, y_pool, count, lam_k, k_pick)
-            gen_err = jnp.mean(jnp.sum((K_QP[:, S_m] @ a_m - Y_Q) ** 2, -1))
+            gen_err = _generator_error(K_PQ, S_m, a_m, Y_Q)
             # the model's coefficients are padded to the pool's size so that the carry keeps one shape
             S_keep = jnp.zeros(cap, S_m.dtype).at[: S_m.shape[0]].set(S_m)
             a_keep = jnp.zeros((cap, a_m.shape[1])).at[: a_m.shape[0]].set(a_m)
@@ -333,9 +359,11 @@ def _krr_seed_strategy(T0, T, G, sigma, with_labels, n_syn, strategy, n_real, we
 def _krr_seed(T0, T, G, sigma, with_labels, n_syn=None):
     """One seed's KRR chain for given sizes (cached: the same sizes compile once; the matrices are arguments)."""
 
-    def one_seed(key, K_PP, K_QP, Y_P, Y_Q, classes, lam_grid, noise, lam_g):
+    def one_seed(key, K_PP, K_PQ, Y_P, Y_Q, classes, lam_grid, noise, lam_g):
         k_down, k_first, k_chain = jax.random.split(key, 3)
-        D, k_eps, downstream = _downstream(T, sigma, with_labels, n_syn, k_down, K_PP, K_QP, Y_P, Y_Q, classes)
+        D, k_eps, downstream = _downstream(
+            T, sigma, with_labels, n_syn, k_down, K_PP, K_PQ, Y_P, Y_Q, classes, lam_grid.shape[0]
+        )
 
         def fit(key, S, y, noise_k, lam_k):
             y = y + noise_k * jax.random.normal(key, y.shape)
@@ -351,7 +379,7 @@ def _krr_seed(T0, T, G, sigma, with_labels, n_syn=None):
             return (S, alpha), measure(S, alpha, lam_n, k_d)
 
         def measure(S, alpha, lam_n, key):
-            gen_err = jnp.mean(jnp.sum((K_QP[:, S] @ alpha - Y_Q) ** 2, -1))
+            gen_err = _generator_error(K_PQ, S, alpha, Y_Q)
             return downstream(K_PP[D[:, None], S[None, :]] @ alpha, lam_n, key) + (gen_err,)
 
         clean = downstream(Y_P[D], lam_grid[:, 0], jax.random.fold_in(k_eps, 0)) + (jnp.zeros(()),)
