@@ -1,7 +1,8 @@
 """Three ways to predict the held-out points from a KRR model on pool points, K_QP[:, idx] @ coef, for 100 seeds
-in one compiled program: gather columns of K_QP, gather rows of K_PQ, or scatter the coefficients onto the whole
-pool and take one matrix product over the seeds. kernels/chain.py (`_predictor`) picks the scatter below
-pool x outputs = SCATTER_BELOW x points, else the rows; this table is where that rule comes from.
+in one compiled program: gather columns of K_QP (the lab before issue 26), gather rows of K_PQ (the lab now,
+kernels/chain.py `_predict`), or scatter the coefficients onto the whole pool and take one matrix product over the
+seeds (fastest at small pools, not used: the shared product rounds a seed's numbers by the batch's size, so a
+seed's result would depend on its chunk).
 
     python benchmarks/bench_krr_predictions.py
 """
@@ -51,14 +52,10 @@ def best_of(fn, *args, repeats=3):
 
 
 def main():
-    from collapse_jax.kernels.chain import SCATTER_BELOW
-
     rng = np.random.default_rng(0)
     print(f"jax {jax.__version__}, {jax.devices()[0].platform}, {SEEDS} seeds per program, best of 3 (ms)\n")
-    print(
-        "| Q | P | C | T | P C / T | gather columns of K_QP | gather rows of K_PQ | scatter + one product | lab's choice |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("| Q | P | C | T | P C / T | gather columns of K_QP | gather rows of K_PQ | scatter + one product |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for Q, P, C, T in SHAPES:
         K_QP = jnp.asarray(rng.normal(size=(Q, P)))
         K_PQ = K_QP.T.copy()
@@ -66,8 +63,7 @@ def main():
         ms = [
             best_of(jax.vmap(way, (None, None, 0, 0)), K_QP, K_PQ, idx, coef) * 1e3 for way in (columns, rows, scatter)
         ]
-        choice = "scatter" if P * C <= SCATTER_BELOW * T else "rows"
-        print(f"| {Q} | {P} | {C} | {T} | {P * C / T:.0f} | {ms[0]:.0f} | {ms[1]:.0f} | {ms[2]:.0f} | {choice} |")
+        print(f"| {Q} | {P} | {C} | {T} | {P * C / T:.0f} | {ms[0]:.0f} | {ms[1]:.0f} | {ms[2]:.0f} |")
 
 
 if __name__ == "__main__":

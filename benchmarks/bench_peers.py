@@ -219,22 +219,14 @@ def krr_problem():
 def krr_numpy(rng, seeds, problem, T0=T0_KRR, G=G_KRR, lam=LAM_KRR, sigma0=0.1):
     """The lab's KRR chain on stacks: per generation, gather (seeds, T0, T0) kernel blocks and solve them all at
     once; per seed one downstream sample of T = T0 points, eigendecomposed once and scored after every
-    generation on the held-out points. Predictions on the held-out points as the lab makes them at this size
-    (kernels/chain.py, `_predictor`): coefficients scattered onto the pool, then one matrix product for all seeds.
-    Returns the generator error after G generations."""
+    generation on the held-out points. Returns the generator error after G generations."""
     import numpy as np
 
     K, Y, pool, test = problem
     K_PP, K_QP, Y_P, Y_Q = K[np.ix_(pool, pool)], K[np.ix_(test, pool)], Y[pool], Y[test]
-    rows = np.arange(seeds)[:, None]
-
-    def predict(idx, coef):  # K_QP[:, idx] @ coef per seed, by a scatter onto the pool and one product
-        V = np.zeros((seeds, len(pool), coef.shape[-1]))
-        np.add.at(V, (rows, idx), coef)
-        return np.einsum("qp,spc->sqc", K_QP, V, optimize=True)
-
     D = rng.integers(0, len(pool), (seeds, T0))
     e, U = np.linalg.eigh(K_PP[D[:, :, None], D[:, None, :]])
+    KQU = np.einsum("sqt,stu->squ", K_QP[:, D].transpose(1, 0, 2), U)
     S, y, alpha = None, None, None
     for _ in range(G):
         S_new = rng.integers(0, len(pool), (seeds, T0))
@@ -244,9 +236,9 @@ def krr_numpy(rng, seeds, problem, T0=T0_KRR, G=G_KRR, lam=LAM_KRR, sigma0=0.1):
         alpha = np.linalg.solve(A, y + sigma0 * rng.standard_normal(y.shape))
         y_D = np.einsum("stu,suc->stc", K_PP[D[:, :, None], S[:, None, :]], alpha)
         z = np.einsum("sut,suc->stc", U, y_D)
-        down = predict(D, np.einsum("stu,suc->stc", U, z / (e[..., None] + T0 * lam)))
+        down = np.einsum("sqt,stc->sqc", KQU, z / (e[..., None] + T0 * lam))
         down_err = np.mean(np.sum((down - Y_Q[None]) ** 2, -1), -1)  # noqa: F841 - computed as the lab does
-    pred = predict(S, alpha)
+    pred = np.einsum("squ,suc->sqc", K_QP[:, S].transpose(1, 0, 2), alpha)
     return np.mean(np.sum((pred - Y_Q[None]) ** 2, -1), -1)
 
 

@@ -165,20 +165,6 @@ def test_empirical_spectrum_prediction_on_synthetic_power_law(p):
     assert np.all(np.abs(out.generator_error[:, 1:].mean(0) / th_gen - 1) <= 0.03)
 
 
-@pytest.mark.parametrize("points", [4, 40])  # pool 200, 3 outputs: 600 > 64 x 4 takes rows, 600 <= 64 x 40 scatters
-def test_held_out_predictions_equal_the_gathered_columns_times_the_coefficients(points):
-    """`_predictor` (kernels/chain.py) scatters the coefficients onto the pool or gathers rows of K_PQ, by size:
-    either way the predictions are K_QP[:, idx] @ coef, repeated pool points included (their coefficients add)."""
-    from collapse_jax.kernels.chain import SCATTER_BELOW, _predictor
-
-    K_QP, idx = RNG.normal(size=(30, 200)), RNG.integers(0, 200, points)
-    idx[1] = idx[0]  # a point drawn twice
-    coef = RNG.normal(size=(points, 3))
-    assert (200 * 3 <= SCATTER_BELOW * points) == (points == 40)
-    got = _predictor(jax.numpy.asarray(K_QP.T), jax.numpy.asarray(idx), 3)(coef)
-    np.testing.assert_allclose(got, K_QP[:, idx] @ coef, rtol=1e-12, atol=1e-12)
-
-
 def test_power_law_fit_recovers_the_synthetic_exponents():
     data = synthetic_power_law(4000, 300, beta=1.5, r=0.5, key=2)
     fit = theory.fit_power_law(theory.empirical_spectrum(kernel_matrix("linear", data.X), data.Y), (2, 60))

@@ -230,39 +230,32 @@ def _per_generation(name, value, generations, **bounds) -> np.ndarray:
     return arr
 
 
-# Where a model with coefficients on the pool points idx predicts the held-out points, K_QP[:, idx] @ coef, the
-# gathered columns cost more than their multiply-adds on XLA:CPU. Scattering the coefficients onto the whole pool
-# and taking one matrix product over the seeds instead was 11x faster at (pool P, outputs x lambdas C, points T) =
-# (2000, 1, 200), 2.9x at (1500, 10, 300), 4.8x at (5000, 10, 1000), and slower from P C / T ~ 300 on
-# (benchmarks/bench_krr_predictions.py, 2 December 2026). Above P C = 64 T the rows of K_PQ are gathered instead:
-# contiguous, 2-3x faster than the columns of K_QP.
-SCATTER_BELOW = 64
+# The held-out points' kernel block is kept as K_PQ (pool x held out), so that a model on pool points idx predicts
+# them from gathered rows, K_PQ[idx] (contiguous), where it gathered the columns K_QP[:, idx]: 2-3x faster
+# (benchmarks/bench_krr_predictions.py). Scattering the coefficients onto the pool and one matrix product for all
+# seeds was faster still at small pools, but a product shared by the seeds rounds each seed's numbers by the
+# batch's size: a seed's result would then depend on its chunk, and it must not (tests/test_inputs.py).
 
 
-def _predictor(K_PQ, idx, width: int):
-    """coef -> K_QP[:, idx] @ coef (shape (Q, ...)) for coefficients (len(idx), ...) of `width` numbers per point."""
-    P = K_PQ.shape[0]
-    if P * width <= SCATTER_BELOW * idx.shape[0]:
-        return lambda coef: jnp.tensordot(K_PQ, jnp.zeros((P, *coef.shape[1:]), coef.dtype).at[idx].add(coef), (0, 0))
-    rows = K_PQ[idx]  # gathered once, used by every call
-    return lambda coef: jnp.tensordot(rows, coef, (0, 0))
+def _predict(K_PQ, idx, coef):
+    """K_QP[:, idx] @ coef, shape (Q, ...), for coefficients (len(idx), ...) on the pool points idx."""
+    return jnp.tensordot(K_PQ[idx], coef, (0, 0))
 
 
-def _downstream(T, sigma, with_labels, n_syn, key, K_PP, K_PQ, Y_P, Y_Q, classes, L):
+def _downstream(T, sigma, with_labels, n_syn, key, K_PP, K_PQ, Y_P, Y_Q, classes):
     """One downstream sample D of T pool points per seed, eigendecomposed once: returns (D, fit), where
     fit(y_D, lam_n, key) scores the KRR on labels y_D (the first n_syn rows kept, the rest real when n_syn is
     set) for every lambda of the grid row lam_n: (squared error, accuracy) on the held-out points."""
     kD, k_eps = jax.random.split(key)
     D = jax.random.randint(kD, (T,), 0, K_PP.shape[0])
     e, U = jnp.linalg.eigh(K_PP[D[:, None], D[None, :]])
-    predict = _predictor(K_PQ, D, L * Y_P.shape[1])
+    KQU = _predict(K_PQ, D, U)
 
     def fit(y_D, lam_n, key):
         if n_syn is not None:
             y_D = jnp.where((jnp.arange(T) < n_syn)[:, None], y_D, Y_P[D])
         z = U.T @ (y_D + sigma * jax.random.normal(key, y_D.shape))
-        coef = jnp.einsum("tk,lkc->tlc", U, z[None] / (e[None, :, None] + T * lam_n[:, None, None]))
-        pred = jnp.moveaxis(predict(coef), 1, 0)  # (L, Q, C)
+        pred = jnp.einsum("qt,ltc->lqc", KQU, z[None] / (e[None, :, None] + T * lam_n[:, None, None]))
         err = jnp.mean(jnp.sum((pred - Y_Q[None]) ** 2, -1), -1)
         acc = jnp.zeros_like(err) if not with_labels else jnp.mean(jnp.argmax(pred, -1) == classes[None], -1)
         return err, acc
@@ -272,7 +265,7 @@ def _downstream(T, sigma, with_labels, n_syn, key, K_PP, K_PQ, Y_P, Y_Q, classes
 
 def _generator_error(K_PQ, S, alpha, Y_Q):
     """The generator's squared error on the held-out points."""
-    return jnp.mean(jnp.sum((_predictor(K_PQ, S, alpha.shape[1])(alpha) - Y_Q) ** 2, -1))
+    return jnp.mean(jnp.sum((_predict(K_PQ, S, alpha) - Y_Q) ** 2, -1))
 
 
 @builder_cache(16)
@@ -283,9 +276,7 @@ def _krr_seed_strategy(T0, T, G, sigma, with_labels, n_syn, strategy, n_real, we
 
     def one_seed(key, K_PP, K_PQ, Y_P, Y_Q, classes, lam_grid, noise, lam_g, weights=None):
         k_down, k_chain = jax.random.split(key)
-        D, k_eps, downstream = _downstream(
-            T, sigma, with_labels, n_syn, k_down, K_PP, K_PQ, Y_P, Y_Q, classes, lam_grid.shape[0]
-        )
+        D, k_eps, downstream = _downstream(T, sigma, with_labels, n_syn, k_down, K_PP, K_PQ, Y_P, Y_Q, classes)
 
         def solve_weighted(S, y, lam_k, r, w):
             """Weighted KRR: (R K R + T0 lam) b = R y with R = diag(sqrt(T0 x loss weight)), alpha = R b."""
@@ -361,9 +352,7 @@ def _krr_seed(T0, T, G, sigma, with_labels, n_syn=None):
 
     def one_seed(key, K_PP, K_PQ, Y_P, Y_Q, classes, lam_grid, noise, lam_g):
         k_down, k_first, k_chain = jax.random.split(key, 3)
-        D, k_eps, downstream = _downstream(
-            T, sigma, with_labels, n_syn, k_down, K_PP, K_PQ, Y_P, Y_Q, classes, lam_grid.shape[0]
-        )
+        D, k_eps, downstream = _downstream(T, sigma, with_labels, n_syn, k_down, K_PP, K_PQ, Y_P, Y_Q, classes)
 
         def fit(key, S, y, noise_k, lam_k):
             y = y + noise_k * jax.random.normal(key, y.shape)
