@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -65,3 +67,117 @@ def test_the_cache_folder_is_keyed_by_the_machine_and_xla_flags(tmp_path, monkey
     monkeypatch.setenv("COLLAPSE_JAX_CACHE", str(tmp_path / "file"))
     with pytest.raises(ValueError, match=r"COLLAPSE_JAX_CACHE .* is a file"):
         compilation_cache.folder()
+
+
+def test_a_second_run_that_loads_stored_programs_gives_the_same_numbers_even_after_they_are_deleted(
+    tmp_path, monkeypatch
+):
+    """The chain's programs are kept by `Stored` in the folder's programs/: run 2 loads them without tracing. With
+    them deleted, run 3 finds the programs in JAX's own cache, builds them afresh anyway (the bypass: a program
+    JAX loaded serializes into a blob that fails when run) and run 4 loads those. Every run, the same arrays."""
+    cache = tmp_path / "cache"
+    _, t1, a1 = _run(tmp_path, cache, "first")
+    monkeypatch.delenv("XLA_FLAGS")  # as in the runs: their folder is the one this machine gets without flags
+    programs = compilation_cache.folder(cache) / "programs"
+    stored = sorted(programs.rglob("*.program"))
+    assert len(stored) >= 1
+    _, t2, a2 = _run(tmp_path, cache, "second")
+    built, loaded = "jit(_lambda_batch)", "collapse_jax.regression.simulate._lambda_batch"  # JAX's name; Stored's
+    assert built in t1["top"] and loaded not in t1["top"]
+    assert built not in t2["top"] and t2["top"][loaded] == 1  # loaded: not traced, lowered or compiled
+    for p in stored:
+        p.unlink()
+    _, t3, a3 = _run(tmp_path, cache, "third")
+    assert built in t3["top"]  # built again
+    assert sorted(programs.rglob("*.program")) == stored
+    _, t4, a4 = _run(tmp_path, cache, "fourth")
+    assert t4["programs"] == t1["programs"] == t4["cache_hits"]
+    for k in a1:
+        for other in (a2, a3, a4):
+            np.testing.assert_array_equal(a1[k], other[k])
+
+
+def test_a_program_that_jax_loaded_from_its_cache_does_not_survive_serialization(tmp_path):
+    """The negative control of the bypass: without it, the stored program of a JAX cache hit fails when run. If a
+    new jaxlib makes this pass, `_BypassableCache` can go."""
+    script = f"""
+import pickle, sys, jax, jax.numpy as jnp
+from jax.experimental.serialize_executable import serialize, deserialize_and_load
+jax.config.update("jax_compilation_cache_dir", {str(tmp_path / "jax")!r})
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+f = jax.jit(lambda x: (jnp.arange(16.0).reshape(4, 4) + jnp.sin(x)) @ x.T)
+x = jnp.ones((4, 4))
+blob = {str(tmp_path / "blob")!r}
+if sys.argv[1] == "store":
+    open(blob, "wb").write(pickle.dumps(serialize(f.trace(x).lower().compile())))
+else:
+    print(round(float(deserialize_and_load(*pickle.loads(open(blob, "rb").read()))(x).sum()), 2))
+"""
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    run = lambda step: subprocess.run(
+        [sys.executable, "-c", script, step], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert run("store").returncode == 0  # compiled: JAX writes its cache, and the blob is sound
+    assert run("load").stdout.strip() == "533.85"
+    assert run("store").returncode == 0  # now a hit in JAX's cache
+    broken = run("load")
+    assert broken.returncode != 0 and "not found" in broken.stderr
+
+
+def test_stored_loads_what_it_built_and_rebuilds_what_does_not_load(tmp_path, monkeypatch):
+    """In one process: a second Stored of the same name loads the program (fn is not traced again: its body
+    counts the traces), with the same numbers; a file cut short is compiled again, with a warning that names it."""
+    monkeypatch.setattr(compilation_cache, "_programs", tmp_path)
+    traces = []
+
+    def fn(x, power):
+        traces.append(power)
+        return jnp.cumsum(jnp.sin(x) ** power)
+
+    x = jnp.linspace(0.0, 3.0, 7)
+    first = compilation_cache.Stored(fn, ("power",), name="test.fn")(x, power=3)
+    again = compilation_cache.Stored(fn, ("power",), name="test.fn")
+    np.testing.assert_array_equal(again(x, power=3), first)
+    assert traces == [3]
+    [path] = tmp_path.glob("*.program")
+    path.write_bytes(path.read_bytes()[:100])
+    jax.clear_caches()  # or the rebuild would take JAX's in-memory trace of fn, and not count
+    with pytest.warns(UserWarning, match=r"compiling again: the stored program .*\.program did not load"):
+        np.testing.assert_array_equal(compilation_cache.Stored(fn, ("power",), name="test.fn")(x, power=3), first)
+    assert traces == [3, 3] and path.stat().st_size > 100  # rebuilt, and the file replaced
+    assert not list(tmp_path.glob("*.part"))
+    monkeypatch.setattr(compilation_cache, "_programs", None)  # no folder: the plain jit, nothing written
+    compilation_cache.Stored(fn, ("power",), name="test.other")(x, power=2)
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_the_key_of_a_stored_program_names_what_its_lowering_depends_on():
+    key = compilation_cache.program_key
+    x = jnp.ones(3, jnp.float32)
+    base = key("f", (x,), {"n": 1})
+    assert key("f", (x + 1,), {"n": 1}) == base  # values are data
+    assert key("g", (x,), {"n": 1}) != base  # another function, or a closure with another recipe
+    assert key("f", (x,), {"n": 2}) != base  # a static argument
+    assert key("f", (jnp.ones(4, jnp.float32),), {"n": 1}) != base  # a shape
+    assert key("f", (x.astype(jnp.int32),), {"n": 1}) != base  # a dtype
+    assert key("f", ((x,),), {"n": 1}) != base  # the arguments' structure
+    with jax.enable_x64(not jax.config.jax_enable_x64):
+        assert key("f", (x,), {"n": 1}) != base  # the precision: float64 programs differ
+    with jax.numpy_rank_promotion("warn" if jax.config.jax_numpy_rank_promotion != "warn" else "allow"):
+        assert key("f", (x,), {"n": 1}) != base  # JAX's tracing configuration
+
+
+def test_a_chain_built_by_a_cached_builder_is_named_by_its_recipe():
+    """builder_cache names one_seed by its builder and arguments where their repr says everything (so its
+    program can be stored), and not where it may differ between processes (a set's order, an object's address)."""
+    from collapse_jax.engine import seeds
+
+    @seeds.builder_cache(4)
+    def build(n, scale):
+        return lambda key: jnp.full(n, scale)
+
+    assert build(3, (0.5, "a", None)).recipe.endswith("build(3, (0.5, 'a', None))")
+    assert not hasattr(build(3, frozenset({"a", "b"})), "recipe")  # its order differs between processes
+    assert not hasattr(build(3, object()), "recipe")
+    assert isinstance(seeds._seed_batch(build(3, 1.0)), compilation_cache.Stored)

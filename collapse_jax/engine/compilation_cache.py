@@ -15,6 +15,12 @@ result"). The CLI turns it on (`enable`); a library user can call `enable` too. 
   folder is keyed by the real features, that check says nothing here, so while the cache is on XLA's C++ log
   shows fatal errors only (Python errors are unaffected).
 
+JAX's cache still traces and lowers every program before it can look it up (its key is a hash of the lowered
+module): 0.3-0.5 s for a regression chain program, a third of a second run. `Stored` skips that for the lab's
+big programs: it keys a compiled program by everything its lowering depends on (the function, the lab's source,
+the argument structure, static values, shapes, dtypes and shardings, JAX's tracing configuration, x64 and the
+threefry lowering) and keeps it in the same folder, serialized; a second run loads it in ~0.05 s.
+
 Environment: COLLAPSE_JAX_CACHE unset uses $XDG_CACHE_HOME/collapse_jax (else ~/.cache/collapse_jax); a path
 uses that folder instead; "off" or "0" turns the cache off. JAX's own JAX_COMPILATION_CACHE_DIR, when set, is
 left as the user set it.
@@ -22,15 +28,26 @@ left as the user set it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import pickle
 import platform
+import shutil
+import threading
+import time
+import warnings
 from pathlib import Path
 
 import jax
 import jaxlib
+import numpy as np
+
+from collapse_jax.engine import threefry
 
 OFF = ("off", "0", "false", "no")
+LOADED = "/collapse_jax/programs/load_duration"  # a monitoring event: a stored program loaded (engine/timing.py)
+_programs: Path | None = None  # where `Stored` keeps its programs; None (the default) keeps none
 
 
 def machine_key() -> str:
@@ -102,7 +119,183 @@ def enable(base: str | Path | None = None) -> Path | None:
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    global _programs
+    if _programs is None and _bypassable():
+        _programs = _program_folder(path / "programs")
     from jaxlib import utils
 
     utils.absl_set_min_log_level(3)  # the loader's false alarm about tuning options (module docstring)
     return path
+
+
+class Stored:
+    """`jax.jit(fn, static_argnames)` whose compiled programs are kept in the cache folder once `enable` has
+    chosen one: a later process with the same key loads the program instead of tracing, lowering and
+    compiling it (the module docstring). Without a folder it is the plain jit. Called with the arguments of fn,
+    the static ones by keyword. `name` stands for fn in the key: a closure must pass one that determines what it
+    closes over (`seeds.builder_cache` names a chain's one_seed by its builder and arguments).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> double = Stored(lambda x, times: x * times, static_argnames=("times",))
+        >>> double(jnp.arange(3.0), times=2).tolist()
+        [0.0, 2.0, 4.0]
+    """
+
+    def __init__(self, fn, static_argnames: tuple[str, ...] = (), name: str | None = None):
+        self.jitted = jax.jit(fn, static_argnames=static_argnames)
+        self.name = name or f"{fn.__module__}.{fn.__qualname__}"  # a closure's name must say what it closes over
+        self.loaded: dict[str, jax.stages.Compiled] = {}
+
+    def __call__(self, *args, **static):
+        if _programs is None:
+            return self.jitted(*args, **static)
+        key = program_key(self.name, args, static)
+        if key not in self.loaded:
+            self.loaded[key] = self._load(_programs / f"{key}.program") or self._build(_programs, key, args, static)
+        return self.loaded[key](*args)
+
+    def _load(self, path: Path):
+        from jax.experimental.serialize_executable import deserialize_and_load
+
+        start = time.perf_counter()
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            _lapack_ready()
+            devices, payload, in_tree, out_tree = pickle.loads(blob)
+            by_id = {d.id: d for d in jax.devices()}
+            program = deserialize_and_load(payload, in_tree, out_tree, execution_devices=[by_id[i] for i in devices])
+        except Exception as err:  # a file cut short or from an older jaxlib: compile again, and overwrite it
+            warnings.warn(f"compiling again: the stored program {path} did not load ({err})", stacklevel=3)
+            return None
+        jax.monitoring.record_event_duration_secs(LOADED, time.perf_counter() - start, fun_name=self.name)
+        return program
+
+    def _build(self, folder: Path, key: str, args, static):
+        from jax.experimental.serialize_executable import serialize
+
+        _bypass.on = True
+        try:
+            program = self.jitted.trace(*args, **static).lower().compile()
+        finally:
+            _bypass.on = False
+        try:  # with the devices it runs on, in order: loaded, it would otherwise expect every device
+            devices = [d.id for d in program._executable.xla_executable.local_devices()]
+            blob = pickle.dumps((devices, *serialize(program)))
+        except Exception:  # a program JAX cannot serialize (one holding constants, ...) is used, not stored
+            return program
+        part = folder / f"{key}.{os.getpid()}.{threading.get_ident()}.part"  # validate builds in two threads
+        try:  # written whole, then renamed: a process killed while writing leaves a .part, never a bad program
+            part.write_bytes(blob)
+            os.replace(part, folder / f"{key}.program")
+        except OSError:  # a full or read-only disk costs the next run a compile, not this run its result
+            part.unlink(missing_ok=True)
+        return program
+
+
+class _Bypass(threading.local):
+    on = False  # this thread is building a program for `Stored`
+
+
+_bypass = _Bypass()
+
+
+class _BypassableCache:
+    """JAX's persistent cache, but neither read nor written by a thread building a program for `Stored`: a
+    program JAX loaded from its cache serializes into a blob whose functions are missing ("Function
+    sine_add_fusion not found" when it runs, measured), so `Stored` must keep a freshly compiled one."""
+
+    def __init__(self, cache):
+        self.cache = cache
+
+    def get(self, key):
+        return None if _bypass.on else self.cache.get(key)
+
+    def put(self, key, value):
+        if not _bypass.on:
+            self.cache.put(key, value)
+
+    def __getattr__(self, name):
+        return getattr(self.cache, name)
+
+
+def _bypassable() -> bool:
+    """Put `_BypassableCache` in front of JAX's persistent cache; False (Stored stays a plain jit) where this
+    JAX's internals differ."""
+    try:
+        from jax._src import compilation_cache as jax_cache
+
+        jax_cache._initialize_cache()
+        if jax_cache._cache is None:
+            return False
+        if not isinstance(jax_cache._cache, _BypassableCache):
+            jax_cache._cache = _BypassableCache(jax_cache._cache)  # type: ignore[assignment]
+        return True
+    except (ImportError, AttributeError):
+        return False
+
+
+def _program_folder(programs: Path, keep: int = 4) -> Path | None:
+    """The folder of this version of the lab's programs, under `programs`, where the `keep` versions used last keep
+    theirs (two checkouts can take turns) and older ones are removed: every edit of the source makes its programs
+    stale, and a developer's edits would otherwise pile them up (about 1 MB each)."""
+    here = programs / _source_hash()[:16]
+    try:
+        here.mkdir(parents=True, exist_ok=True)
+        os.utime(here)  # used now
+        versions = sorted(programs.iterdir(), key=_last_used, reverse=True)
+    except OSError:  # a folder it cannot write: no stored programs, JAX's cache alone
+        return None
+    for old in versions[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return here
+
+
+def _last_used(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed meanwhile by another process
+        return 0.0
+
+
+def program_key(name: str, args, static: dict) -> str:
+    """A hash of everything the program of `name` at (args, static) depends on, short of the machine and the lab's
+    source (the folders' names have those): JAX's tracing configuration (x64 included), the threefry lowering,
+    the devices, the arguments' structure with their static fields, and each leaf's type and sharding.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> program_key("f", (jnp.ones(3),), {}) == program_key("f", (jnp.zeros(3),), {})  # values are data
+        True
+        >>> program_key("f", (jnp.ones(3),), {}) == program_key("f", (jnp.ones(4),), {})
+        False
+    """
+    from jax._src.config import trace_context
+
+    leaves, tree = jax.tree.flatten(args)
+    parts = [name, repr(tree), repr(sorted(static.items())), repr(trace_context())]
+    parts += [str(jax.dtypes.canonicalize_dtype(np.float64)), str(threefry.fused), repr(jax.devices())]
+    parts += [f"{jax.typeof(x)!r} {x.sharding if isinstance(x, jax.Array) else ''}" for x in leaves]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+@functools.cache
+def _lapack_ready():
+    """Point jaxlib's LAPACK kernels at scipy's LAPACK, as lowering a linalg operation does first: a loaded
+    program that calls a kernel before this crashes the process (a segmentation fault, measured)."""
+    from jaxlib import lapack
+
+    lapack._lapack.initialize()
+
+
+@functools.cache
+def _source_hash() -> str:
+    """A hash of the lab's Python source: any edit to it makes every stored program stale."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + path.read_bytes())
+    return digest.hexdigest()

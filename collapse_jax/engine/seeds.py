@@ -19,6 +19,7 @@ import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 from collapse_jax.engine import agreement, checks
+from collapse_jax.engine.compilation_cache import Stored
 from collapse_jax.engine.progress import reporter
 
 
@@ -127,7 +128,10 @@ def builder_cache(maxsize: int = 32):
 
         @functools.wraps(fn)
         def inner(*args):
-            return cached(jax.dtypes.canonicalize_dtype(np.float64) == np.float64, *args)
+            one_seed = cached(jax.dtypes.canonicalize_dtype(np.float64) == np.float64, *args)
+            if callable(one_seed) and _spelled_out(args):  # what `_seed_batch` names a stored program by
+                one_seed.recipe = f"{fn.__module__}.{fn.__qualname__}{args!r}"
+            return one_seed
 
         inner.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
         return inner
@@ -135,17 +139,30 @@ def builder_cache(maxsize: int = 32):
     return wrap
 
 
+def _spelled_out(value) -> bool:
+    """Whether repr(value) says all of it: numbers, strings, None, and tuples and dataclasses of them (an array's
+    repr elides its middle, an object's names its address)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, tuple):
+        return all(map(_spelled_out, value))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return all(_spelled_out(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return False
+
+
 @functools.lru_cache(maxsize=64)
 def _seed_batch(one_seed):
     """The jit-compiled batch of one_seed over seed ids, kept per function: chains build their one_seed
-    through cached builders, so calling a chain again with the same config does not compile again."""
+    through cached builders, so calling a chain again with the same config does not compile again. A one_seed
+    from `builder_cache` is named by its recipe, so its program can be kept on disk (`Stored`)."""
 
-    @jax.jit
     def batch(root, ids, data):
         keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(root, ids)
         return jax.vmap(one_seed, in_axes=(0,) + (None,) * len(data))(keys, *data)
 
-    return batch
+    recipe = getattr(one_seed, "recipe", None)  # set by `builder_cache`: the builder and its arguments
+    return jax.jit(batch) if recipe is None else Stored(batch, name=recipe)
 
 
 def physical_memory() -> int | None:

@@ -21,6 +21,8 @@ import warnings
 
 import numpy as np
 
+fused = False  # whether this process lowers threefry with `_unrolled` (a stored program's key names it)
+
 
 def use_fused_threefry() -> bool:
     """Register an unrolled threefry lowering for CPU. Returns whether it is in place.
@@ -36,12 +38,14 @@ def use_fused_threefry() -> bool:
         >>> use_fused_threefry()
         True
     """
+    global fused
     try:
         from jax._src import prng
         from jax._src.interpreters import mlir
         from jax._src.lib.mlir.dialects import hlo
 
         mlir.register_lowering(prng.threefry2x32_p, _unrolled(mlir, hlo), platform="cpu")
+        fused = True
     except (ImportError, AttributeError) as err:
         warnings.warn(
             f"collapse_jax: threefry stays JAX's rolled CPU loop ({err}); draws are unchanged, only slower",

@@ -25,11 +25,14 @@ from pathlib import Path
 
 import jax
 
+from collapse_jax.engine.compilation_cache import LOADED
+
 # JAX's monitoring events (jax/_src/dispatch.py and compiler.py), by the stage they measure
 EVENTS = {
     "/jax/core/compile/jaxpr_trace_duration": "trace",
     "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
     "/jax/core/compile/backend_compile_duration": "compile",
+    LOADED: "compile",  # compilation_cache.Stored loaded a program: built nothing, like a hit in JAX's cache
 }
 CACHE_HIT = "/jax/compilation_cache/cache_hits"
 
@@ -101,6 +104,7 @@ def record() -> Times:
                 if EVENTS[event] == "compile":
                     times.programs += 1
                     times.names[str(kwargs.get("fun_name", "?"))] += 1
+                    times.cache_hits += event == LOADED
 
         def on_event(event: str, **kwargs: str | int) -> None:
             times.cache_hits += event == CACHE_HIT

@@ -17,6 +17,7 @@ import numpy as np
 from collapse_jax.engine import agreement, checks, io
 from collapse_jax.engine.calls import key_moved
 from collapse_jax.engine.checks import Instance, Int, Key, OneOf, Optional, checked
+from collapse_jax.engine.compilation_cache import Stored
 from collapse_jax.engine.seeds import (
     chunk_size_for,
     describe,
@@ -115,7 +116,7 @@ def seed_batch(root, seed_ids, spec, gen, down, generations, sampler):
     return jax.vmap(one_seed, in_axes=(0, None, None, None))(keys, spec, gen, down)
 
 
-_chunk = jax.jit(seed_batch, static_argnames=("generations", "sampler"))
+_chunk = Stored(seed_batch, static_argnames=("generations", "sampler"))  # kept on disk where the CLI enables it
 
 # the argument rules of `simulate` and `simulate_lambdas` (checked once, at the door)
 RULES = dict(
@@ -186,7 +187,7 @@ def simulate(
         seeds, chunk_size, default_chunk(spec.d, rows, generations=generations, width=down.width or 0)
     )
     root = root_key(key)
-    call = lambda ids: _chunk(root, ids, spec.values(), gen, down, generations, sampler)
+    call = lambda ids: _chunk(root, ids, spec.values(), gen, down, generations=generations, sampler=sampler)
     test_error, generator_error = run_chunks(call, seeds, chunk, seed_offset, progress)
     run = dict(
         generations=generations, seeds=seeds, seed_offset=seed_offset, key=key, sampler=sampler, chunk_size=chunk
@@ -245,7 +246,9 @@ def simulate_lambdas(
     memory = max(1, DEFAULT_MEMORY // len(lams))  # the per-lambda factors and solves of every seed at once
     chunk = chunk_size_for(seeds, chunk_size, default_chunk(spec.d, rows, memory, generations, down.width or 0))
     root = root_key(key)
-    call = lambda ids: _lambda_chunk(root, ids, spec.values(), gen, down, jnp.asarray(lams), generations, sampler)
+    call = lambda ids: _lambda_chunk(
+        root, ids, spec.values(), gen, down, jnp.asarray(lams), generations=generations, sampler=sampler
+    )
     test_error, generator_error = run_chunks(call, seeds, chunk, 0, progress)  # (seed, lambda, n)
     run = dict(generations=generations, seeds=seeds, seed_offset=0, key=key, sampler=sampler, chunk_size=chunk)
     return [
@@ -260,7 +263,7 @@ def _lambda_batch(root, seed_ids, spec, gen, down, lams, generations, sampler):
     return jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1), jax.vmap(at)(lams))
 
 
-_lambda_chunk = jax.jit(_lambda_batch, static_argnames=("generations", "sampler"))
+_lambda_chunk = Stored(_lambda_batch, static_argnames=("generations", "sampler"))
 
 
 def _plan(spec: Spectrum, gen: Generators, down: Downstream, generations: int, seeds: int, sampler: str):

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_jax.engine import agreement, checks, grid, io, store
+from collapse_jax.engine.compilation_cache import Stored
 from collapse_jax.engine.fields import grid_fields
 from collapse_jax.engine.progress import reporter
 from collapse_jax.engine.seeds import (
@@ -433,11 +434,13 @@ def load(out: str | Path):
     )
 
 
-@functools.partial(jax.jit, static_argnames=("generations", "sampler"))
-def _chunk(root, seed_ids, spec, gen, down, generations, sampler):
+def _points_batch(root, seed_ids, spec, gen, down, generations, sampler):
     """(data points, seeds, n) metrics: the simulator's batch over seeds, vmapped over stacked data points."""
     batch = functools.partial(seed_batch, generations=generations, sampler=sampler)
     return jax.vmap(batch, in_axes=(None, None, 0, 0, 0))(root, seed_ids, spec, gen, down)
+
+
+_chunk = Stored(_points_batch, static_argnames=("generations", "sampler"))  # kept on disk where the CLI enables it
 
 
 def _compute_chunk(
@@ -452,7 +455,8 @@ def _compute_chunk(
     if bad is not None:  # the whole static combination is invalid: NaNs, so that the sweep can complete
         return {k: np.full(shape, np.nan) for k in Metrics._fields}
     ids = np.arange(start, start + chunk, dtype=np.uint32)
-    metrics = _chunk(root, jax.device_put(ids, seed_sharding()), spec_s, gen_s, down_s, generations, sampler)
+    ids = jax.device_put(ids, seed_sharding())
+    metrics = _chunk(root, ids, spec_s, gen_s, down_s, generations=generations, sampler=sampler)
     return {k: np.asarray(v)[:, : shape[1]] for k, v in metrics._asdict().items()}
 
 
