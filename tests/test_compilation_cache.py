@@ -181,3 +181,20 @@ def test_a_chain_built_by_a_cached_builder_is_named_by_its_recipe():
     assert not hasattr(build(3, frozenset({"a", "b"})), "recipe")  # its order differs between processes
     assert not hasattr(build(3, object()), "recipe")
     assert isinstance(seeds._seed_batch(build(3, 1.0)), compilation_cache.Stored)
+
+
+def test_a_closure_is_stored_under_a_digest_of_the_values_it_closes_over(tmp_path, monkeypatch):
+    """The theory's programs hold their configuration as constants: two configurations that differ in one value,
+    one bit, or a dtype get two programs; one that cannot be digested (a callable, a tracer) gets the plain jit."""
+    monkeypatch.setattr(compilation_cache, "_programs", tmp_path)
+    a = np.linspace(0.0, 1.0, 5)
+    name = lambda values: compilation_cache.stored_closure("t", lambda: 0, values).name
+    assert name((a, 2)) == name((a.copy(), 2))
+    nudged = a.copy()
+    nudged[3] = np.nextafter(nudged[3], 2.0)
+    names = {name((a, 2)), name((nudged, 2)), name((a.astype(np.float32), 2)), name((a, 3)), name((a, 2.0))}
+    assert len(names) == 5
+    assert not isinstance(compilation_cache.stored_closure("t", lambda: 0, (a, np.sin)), compilation_cache.Stored)
+    inside = jax.jit(lambda x: compilation_cache.stored_closure("t", lambda: x * 2, x)())
+    np.testing.assert_array_equal(inside(jnp.arange(3.0)), [0.0, 2.0, 4.0])  # a tracer: jitted inside, not stored
+    assert not list(tmp_path.iterdir())

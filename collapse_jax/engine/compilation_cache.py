@@ -196,6 +196,39 @@ class Stored:
         return program
 
 
+def stored_closure(label: str, fn, closed_over):
+    """fn jitted, as a `Stored` program named by `label` and a digest of `closed_over`, the values fn closes over
+    (their structure, dtypes, shapes and bytes), where they are all data; the plain jit where one is not (a
+    callable; a tracer, when fn runs inside another program): fn's program holds those values as constants, so
+    they must be in its name.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> a = jnp.arange(3.0)
+        >>> stored_closure("example.shift", lambda x: x + a, a)(jnp.ones(3)).tolist()
+        [1.0, 2.0, 3.0]
+    """
+    digest = _value_digest(closed_over)
+    return jax.jit(fn) if digest is None else Stored(fn, name=f"{label} {digest}")
+
+
+def _value_digest(tree) -> str | None:
+    leaves, structure = jax.tree.flatten(tree)
+    digest = hashlib.sha256(repr(structure).encode())
+    for leaf in leaves:
+        if leaf is None or isinstance(leaf, (bool, int, float, str)):
+            digest.update(repr(leaf).encode())
+        elif isinstance(leaf, (np.ndarray, np.generic, jax.Array)) and not isinstance(leaf, jax.core.Tracer):
+            try:
+                arr = np.asarray(leaf)
+            except (RuntimeError, ValueError):  # an array spread over other processes' devices
+                return None
+            digest.update(f"{arr.dtype.str}{arr.shape}".encode() + np.ascontiguousarray(arr).tobytes())
+        else:
+            return None
+    return digest.hexdigest()[:32]
+
+
 class _Bypass(threading.local):
     on = False  # this thread is building a program for `Stored`
 

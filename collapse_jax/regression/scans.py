@@ -12,6 +12,7 @@ import time
 import jax
 import numpy as np
 
+from collapse_jax.engine.compilation_cache import stored_closure
 from collapse_jax.engine.progress import reporter
 from collapse_jax.regression import regularization, theory
 from collapse_jax.regression.problem import Downstream, Generators
@@ -60,7 +61,8 @@ def theory_over_lambda(spec, gen, down, lams, ns) -> theory.Metrics:
     """Theory metrics of shape (len(lams), len(ns)), vmapped over lambda (one compiled evaluation: under a bare
     vmap every operation of the theory would be dispatched, and compiled, on its own, ~200 programs)."""
     one = lambda lam: theory.metrics(spec, gen, dataclasses.replace(down, lam=lam), np.asarray(ns))
-    return jax.tree.map(np.asarray, jax.jit(jax.vmap(one))(jax.numpy.asarray(lams)))
+    program = stored_closure("scans.theory_over_lambda", jax.vmap(one), (spec, gen, down, ns))
+    return jax.tree.map(np.asarray, program(jax.numpy.asarray(lams)))
 
 
 def schedule(rule, spec, gen, down, beta=None, r=None):

@@ -33,6 +33,7 @@ import numpy as np
 from collapse_jax.engine import checks
 from collapse_jax.engine.agreement import Z_MAX, agreement, de_gap  # the lab's one rule (engine/agreement.py)
 from collapse_jax.engine.checks import Instance, Int, checked
+from collapse_jax.engine.compilation_cache import stored_closure
 from collapse_jax.regression.metrics import Metrics
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
@@ -181,7 +182,8 @@ def compiled_metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Me
         >>> m.test_error.round(6).tolist()
         [0.344828, 0.689655]
     """
-    return jax.tree.map(np.asarray, jax.jit(lambda: metrics(spec, gen, down, n))())
+    program = stored_closure("theory.metrics", lambda: metrics(spec, gen, down, n), (spec, gen, down, n))
+    return jax.tree.map(np.asarray, program())
 
 
 @checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream))
