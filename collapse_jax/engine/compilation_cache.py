@@ -17,9 +17,14 @@ result"). The CLI turns it on (`enable`); a library user can call `enable` too. 
 
 JAX's cache still traces and lowers every program before it can look it up (its key is a hash of the lowered
 module): 0.3-0.5 s for a regression chain program, a third of a second run. `Stored` skips that for the lab's
-big programs: it keys a compiled program by everything its lowering depends on (the function, the lab's source,
-the argument structure, static values, shapes, dtypes and shardings, JAX's tracing configuration, x64 and the
-threefry lowering) and keeps it in the same folder, serialized; a second run loads it in ~0.05 s.
+big programs, the chains of every family and the regression theory: it keys a compiled program by everything
+its lowering depends on (the function, or the recipe or values a closure closes over; the argument structure,
+static values, shapes, dtypes and shardings; JAX's tracing configuration, x64 and the threefry lowering) and
+keeps it serialized in programs/<hash of the lab's source>/ of the same folder (the four source versions used
+last keep theirs). A second run loads it in 0.05-0.2 s, bit for bit the program the first run compiled. Three
+details, each found by a crash or a failure: a program is built outside JAX's cache (`_BypassableCache`: one JAX
+loaded from it serializes into a blob that fails when run), is loaded with the devices it ran on, in order, and
+jaxlib's LAPACK kernels are initialised before a load (a loaded program that calls one first crashes).
 
 Environment: COLLAPSE_JAX_CACHE unset uses $XDG_CACHE_HOME/collapse_jax (else ~/.cache/collapse_jax); a path
 uses that folder instead; "off" or "0" turns the cache off. JAX's own JAX_COMPILATION_CACHE_DIR, when set, is
