@@ -198,3 +198,11 @@ def test_a_closure_is_stored_under_a_digest_of_the_values_it_closes_over(tmp_pat
     inside = jax.jit(lambda x: compilation_cache.stored_closure("t", lambda: x * 2, x)())
     np.testing.assert_array_equal(inside(jnp.arange(3.0)), [0.0, 2.0, 4.0])  # a tracer: jitted inside, not stored
     assert not list(tmp_path.iterdir())
+
+
+def test_stored_takes_its_static_arguments_by_keyword_and_nothing_else():
+    double = compilation_cache.Stored(lambda x, times: x * times, static_argnames=("times",), name="test.double")
+    with pytest.raises(ValueError, match=r"test.double: pass exactly \['times'\] by keyword, got \['times', 'x'\]"):
+        double(times=2, x=jnp.ones(2))
+    with pytest.raises(ValueError, match=r"pass exactly \['times'\] by keyword, got \[\]"):
+        double(jnp.ones(2), 2)

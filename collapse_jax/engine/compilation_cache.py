@@ -150,9 +150,12 @@ class Stored:
     def __init__(self, fn, static_argnames: tuple[str, ...] = (), name: str | None = None):
         self.jitted = jax.jit(fn, static_argnames=static_argnames)
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"  # a closure's name must say what it closes over
+        self.static = set(static_argnames)
         self.loaded: dict[str, jax.stages.Compiled] = {}
 
     def __call__(self, *args, **static):
+        if set(static) != self.static:  # a keyword is taken for static: an array passed by name would be baked in
+            raise ValueError(f"{self.name}: pass exactly {sorted(self.static)} by keyword, got {sorted(static)}")
         if _programs is None:
             return self.jitted(*args, **static)
         key = program_key(self.name, args, static)
