@@ -206,3 +206,14 @@ def test_stored_takes_its_static_arguments_by_keyword_and_nothing_else():
         double(times=2, x=jnp.ones(2))
     with pytest.raises(ValueError, match=r"pass exactly \['times'\] by keyword, got \[\]"):
         double(jnp.ones(2), 2)
+
+
+def test_an_argument_named_by_its_address_is_not_stored(tmp_path, monkeypatch):
+    """A Partial's function is part of the argument structure, and its repr names an address that no other process
+    shares: such a program runs as the plain jit and writes nothing."""
+    monkeypatch.setattr(compilation_cache, "_programs", tmp_path)
+    apply = compilation_cache.Stored(lambda f, x: f(x), name="test.apply")
+    partial = jax.tree_util.Partial(lambda x, y: x * y, 3.0)
+    assert compilation_cache.program_key("test.apply", (partial, jnp.ones(2)), {}) is None
+    np.testing.assert_array_equal(apply(partial, jnp.ones(2)), [3.0, 3.0])
+    assert not list(tmp_path.iterdir())

@@ -159,6 +159,8 @@ class Stored:
         if _programs is None:
             return self.jitted(*args, **static)
         key = program_key(self.name, args, static)
+        if key is None:
+            return self.jitted(*args, **static)
         if key not in self.loaded:
             self.loaded[key] = self._load(_programs / f"{key}.program") or self._build(_programs, key, args, static)
         return self.loaded[key](*args)
@@ -302,10 +304,12 @@ def _last_used(path: Path) -> float:
         return 0.0
 
 
-def program_key(name: str, args, static: dict) -> str:
+def program_key(name: str, args, static: dict) -> str | None:
     """A hash of everything the program of `name` at (args, static) depends on, short of the machine and the lab's
     source (the folders' names have those): JAX's tracing configuration (x64 included), the threefry lowering,
-    the devices, the arguments' structure with their static fields, and each leaf's type and sharding.
+    the devices, the arguments' structure with their static fields, and each leaf's type and sharding. None where
+    the structure or a static value names an object by its address (a function inside a `Partial`): no other
+    process would find that key, so storing the program would only fill the disk.
 
     Example:
         >>> import jax.numpy as jnp
@@ -318,6 +322,8 @@ def program_key(name: str, args, static: dict) -> str:
 
     leaves, tree = jax.tree.flatten(args)
     parts = [name, repr(tree), repr(sorted(static.items())), repr(trace_context())]
+    if any(" at 0x" in part for part in parts):
+        return None
     parts += [str(jax.dtypes.canonicalize_dtype(np.float64)), str(threefry.fused), repr(jax.devices())]
     parts += [f"{jax.typeof(x)!r} {x.sharding if isinstance(x, jax.Array) else ''}" for x in leaves]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
