@@ -52,6 +52,9 @@ jax.config.update("jax_enable_x64", True)
 from collapse_jax.engine import collective
 port, n, i, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 collective.start("127.0.0.1:" + port, n, i, heartbeat=10)
+if len(sys.argv) > 5:  # the CLI's program folder: stored programs under jax.distributed
+    from collapse_jax.engine import compilation_cache
+    compilation_cache.enable(sys.argv[5])
 import collapse_jax as cj
 from collapse_jax import experiment
 res = cj.sweep(cj.Spectrum.isotropic(6), cj.Generators(T0=12), cj.Downstream(T=12), **{REGRESSION!r},
@@ -192,3 +195,24 @@ def test_distributed_options_are_refused_by_name(tmp_path, capsys, options, mess
     assert cli.main(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "o"), *options]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_stored_programs_under_jax_distributed_give_the_numbers_of_one_process(tmp_path, one):
+    """With the CLI's program folder on in every process, run 1 stores each process's programs (sharded over its
+    own devices) and run 2 loads them: both runs give one process's arrays bit for bit."""
+    cache = tmp_path / "cache"
+    for run in ("first", "second"):
+        out = tmp_path / run
+        codes, logs, _ = _launch(
+            3, lambda port, n, i, out=out: [API, port, str(n), str(i), str(out), str(cache)], tmp_path / f"logs_{run}"
+        )
+        assert codes == [0, 0, 0], [log[-2000:] for log in logs]
+        many = cj.sweep_load(out / "regression")
+        assert np.array_equal(many.test_error, one.test_error) and np.array_equal(
+            many.generator_error, one.generator_error
+        )
+        files = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cache.rglob("*.program")}
+        if run == "first":
+            stored = files
+            assert len(stored) >= 3  # a chain program per process, at least
+    assert files == stored  # run 2 loaded them all, and wrote none
