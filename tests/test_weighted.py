@@ -20,6 +20,7 @@ from collapse_jax.distributions.theory import (
     kde_pooled_var_strategy,
     kde_weighted_var,
 )
+from collapse_jax.engine.compilation_cache import Stored
 from collapse_jax.regression import optimize
 from collapse_jax.regression.theory import weighted
 
@@ -213,7 +214,9 @@ def test_real_weight_traces_one_search_for_many_configurations():
         optimize.real_weight(ISO, cj.Generators(T0=T0, real_fraction=pi, lam=lam), down)
     for lam in (None, 0.1):
         fun = optimize.real_weight_problem(ISO, cj.Generators(T0=3 * D, real_fraction=0.5, lam=lam), down)[1]
-        assert optimize._run(fun.func, "lbfgs", 60, 0.05)._cache_size() == 1
+        search = optimize._run(fun.func, "lbfgs", 60, 0.05)
+        assert isinstance(search, Stored)  # the objective has a recipe: the CLI keeps the search on disk
+        assert search.jitted._cache_size() == 1
 
 
 def test_optimum_matches_a_dense_grid_at_finite_size():

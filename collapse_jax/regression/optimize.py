@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -30,6 +31,7 @@ import optax
 
 from collapse_jax.engine import checks
 from collapse_jax.engine.checks import Instance, Int, Real, checked
+from collapse_jax.engine.compilation_cache import Stored
 from collapse_jax.engine.strategies import STRATEGIES
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
@@ -63,7 +65,7 @@ def minimize(fun: Callable, x0, args=(), *, method: str = "lbfgs", steps: int = 
     if not callable(fun):
         raise ValueError(f"fun must be a function fun(x, *args) -> number, got {fun!r}"[:300])
     fun = fun if isinstance(fun, jax.tree_util.Partial) else jax.tree_util.Partial(fun)
-    return _run(fun.func, method, steps, float(learning_rate))(fun, x0, tuple(args))
+    return _run(fun.func, method, steps, float(learning_rate))((fun.args, fun.keywords), x0, tuple(args))
 
 
 _RUNS: dict = {}  # compiled runs per objective; the newest few are kept
@@ -80,8 +82,8 @@ def _run(func, method, steps, learning_rate):
         _RUNS.pop(next(iter(_RUNS)))
     opt = optax.lbfgs() if method == "lbfgs" else optax.adam(learning_rate)
 
-    @jax.jit
-    def run(fun, x0, args):
+    def run(bound, x0, args):  # bound: the Partial's arguments, data; func itself is this program's own
+        fun = jax.tree_util.Partial(func, *bound[0], **bound[1])
         f = lambda x: fun(x, *args)
         value_and_grad = optax.value_and_grad_from_state(f) if method == "lbfgs" else jax.value_and_grad(f)
 
@@ -99,8 +101,11 @@ def _run(func, method, steps, learning_rate):
         value, grad = jax.value_and_grad(f)(x)
         return x, value, history, optax.tree.norm(grad)
 
-    _RUNS[key] = run
-    return run
+    # an objective from `_objective` has a recipe (what it closes over), so its search can be stored on disk
+    recipe = getattr(func, "recipe", None)
+    name = f"optimize.minimize {method} {steps} {learning_rate!r} {func.__module__}.{func.__qualname__} {recipe}"
+    _RUNS[key] = jax.jit(run) if recipe is None else Stored(run, name=name)
+    return _RUNS[key]
 
 
 def _optimum(to_params, fun, x0, args=(), **options) -> Optimum:
@@ -134,6 +139,8 @@ def _objective(key, build):
         if len(_OBJECTIVES) >= 64:
             _OBJECTIVES.pop(next(iter(_OBJECTIVES)))
         _OBJECTIVES[key] = build()
+        if " at 0x" not in repr(key):  # the key names what build() closes over, the same in every process
+            _OBJECTIVES[key].recipe = hashlib.sha256(repr(key).encode()).hexdigest()[:32]
     return _OBJECTIVES[key]
 
 
