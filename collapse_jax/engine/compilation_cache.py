@@ -17,7 +17,7 @@ result"). The CLI turns it on (`enable`); a library user can call `enable` too. 
 
 JAX's cache still traces and lowers every program before it can look it up (its key is a hash of the lowered
 module): 0.3-0.5 s for a regression chain program, a third of a second run. `Stored` skips that for the lab's
-big programs, the chains of every family and the regression theory: it keys a compiled program by everything
+big programs, the chains of every family, the regression theory and the optimiser's searches: it keys a compiled program by everything
 its lowering depends on (the function, or the recipe or values a closure closes over; the argument structure,
 static values, shapes, dtypes and shardings; JAX's tracing configuration, x64 and the threefry lowering) and
 keeps it serialized in programs/<hash of the lab's source>/ of the same folder (the four source versions used
