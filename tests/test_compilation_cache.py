@@ -217,3 +217,12 @@ def test_an_argument_named_by_its_address_is_not_stored(tmp_path, monkeypatch):
     assert compilation_cache.program_key("test.apply", (partial, jnp.ones(2)), {}) is None
     np.testing.assert_array_equal(apply(partial, jnp.ones(2)), [3.0, 3.0])
     assert not list(tmp_path.iterdir())
+
+
+def test_stored_keeps_only_its_newest_programs_in_memory(tmp_path, monkeypatch):
+    """A sweep over many static sizes must not hold every program it ever loaded: the newest `keep` stay."""
+    monkeypatch.setattr(compilation_cache, "_programs", tmp_path)
+    monkeypatch.setattr(compilation_cache.Stored, "keep", 2)
+    total = compilation_cache.Stored(jnp.sum, name="test.sum")
+    assert [float(total(jnp.ones(n))) for n in (1, 2, 3, 4)] == [1.0, 2.0, 3.0, 4.0]
+    assert len(total.loaded) == 2 and len(list(tmp_path.glob("*.program"))) == 4

@@ -147,6 +147,8 @@ class Stored:
         [0.0, 2.0, 4.0]
     """
 
+    keep = 64  # programs held in memory per Stored
+
     def __init__(self, fn, static_argnames: tuple[str, ...] = (), name: str | None = None):
         self.jitted = jax.jit(fn, static_argnames=static_argnames)
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"  # a closure's name must say what it closes over
@@ -162,6 +164,8 @@ class Stored:
         if key is None:
             return self.jitted(*args, **static)
         if key not in self.loaded:
+            if len(self.loaded) >= self.keep:  # a sweep over many static sizes: keep the newest ones
+                self.loaded.pop(next(iter(self.loaded)))
             self.loaded[key] = self._load(_programs / f"{key}.program") or self._build(_programs, key, args, static)
         return self.loaded[key](*args)
 
