@@ -226,3 +226,16 @@ def test_stored_keeps_only_its_newest_programs_in_memory(tmp_path, monkeypatch):
     total = compilation_cache.Stored(jnp.sum, name="test.sum")
     assert [float(total(jnp.ones(n))) for n in (1, 2, 3, 4)] == [1.0, 2.0, 3.0, 4.0]
     assert len(total.loaded) == 2 and len(list(tmp_path.glob("*.program"))) == 4
+
+
+def test_stored_refuses_what_it_cannot_compile_by_name():
+    with pytest.raises(ValueError, match="fn must be a function to compile, got array"):
+        compilation_cache.Stored(np.ones(2))
+    with pytest.raises(ValueError, match="static_argnames must be a tuple of argument names, got 'times'"):
+        compilation_cache.Stored(jnp.sum, static_argnames="times")
+    with pytest.raises(ValueError, match="name must be a string or None, got 3"):
+        compilation_cache.Stored(jnp.sum, name=3)
+    with pytest.raises(ValueError, match=r"fn must be a function to compile, got 1\.5"):
+        compilation_cache.stored_closure("t", 1.5, ())
+    with pytest.raises(ValueError, match="label must be a string, got None"):
+        compilation_cache.stored_closure(None, jnp.sum, ())

@@ -150,6 +150,11 @@ class Stored:
     keep = 64  # programs held in memory per Stored
 
     def __init__(self, fn, static_argnames: tuple[str, ...] = (), name: str | None = None):
+        _check_callable(fn)
+        if isinstance(static_argnames, str) or not all(isinstance(a, str) for a in static_argnames):
+            raise ValueError(f"static_argnames must be a tuple of argument names, got {static_argnames!r}"[:300])
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"name must be a string or None, got {name!r}"[:300])
         self.jitted = jax.jit(fn, static_argnames=static_argnames)
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"  # a closure's name must say what it closes over
         self.static = set(static_argnames)
@@ -222,8 +227,16 @@ def stored_closure(label: str, fn, closed_over):
         >>> stored_closure("example.shift", lambda x: x + a, a)(jnp.ones(3)).tolist()
         [1.0, 2.0, 3.0]
     """
+    _check_callable(fn)
+    if not isinstance(label, str):
+        raise ValueError(f"label must be a string, got {label!r}"[:300])
     digest = _value_digest(closed_over)
     return jax.jit(fn) if digest is None else Stored(fn, name=f"{label} {digest}")
+
+
+def _check_callable(fn):
+    if not callable(fn):
+        raise ValueError(f"fn must be a function to compile, got {fn!r}"[:300])
 
 
 def _value_digest(tree) -> str | None:
