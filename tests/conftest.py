@@ -8,12 +8,18 @@ compile is LLVM's optimisation passes, so they compile with them off (--xla_back
 third less CPU time). tests/run_files.py also asks (COLLAPSE_JAX_TEST_LEGACY_EMITTERS=1) for XLA:CPU's older
 fusion emitters (--xla_cpu_use_fusion_emitters=false: at level 0 a chain program compiles in 0.6-0.7 of the
 time, measured on three of validate's programs, 2 December 2026), except in files that compare two different
-programs bit for bit; a plain `pytest` run keeps the default emitters. The programs compute the same numbers up
-to rounding (not bit for bit): measured
-on simulate (two samplers), kde, d-dimensional Gaussian and KRR chains, at most 4e-14 relative. Files that
-spend their time running large kernels instead (kernel matrices, KRR) are slower unoptimised: tests/run_files.py
-sets COLLAPSE_JAX_TEST_OPTIMIZE=1 for them and they keep XLA's default. `make run`, the experiments and the
-benchmarks always keep the default; tests/test_runtime_guard.py runs its program with the default flags too.
+programs bit for bit; a plain `pytest` run keeps the default emitters. Those programs compute the same numbers up
+to rounding (not bit for bit): measured on simulate (two samplers), kde, d-dimensional Gaussian and KRR chains,
+at most 4e-14 relative. Files that spend their time running large kernels instead (kernel matrices, KRR) are
+slower unoptimised: tests/run_files.py sets COLLAPSE_JAX_TEST_OPTIMIZE=1 for them and they keep XLA's default.
+
+Every file compiles each LLVM module in one piece (--xla_cpu_parallel_codegen_split_count=1): with three files
+sharing two cores, splitting a module for parallel codegen only adds work (3-10% less CPU time for test_width,
+test_samplers and test_powerlaw_regularization, measured side by side, 3 December 2026). The split decides where
+a function is compiled, not what it computes. Subprocesses that change the device count keep these flags.
+
+`make run`, the experiments and the benchmarks always keep XLA's default; tests/test_runtime_guard.py runs its
+program with the default flags too, and tests/test_compilation_cache.py runs the CLI as a user would.
 """
 
 import os
@@ -22,7 +28,7 @@ _flags = os.environ.get("XLA_FLAGS", "")
 _quick = () if os.environ.get("COLLAPSE_JAX_TEST_OPTIMIZE") == "1" else ("--xla_backend_optimization_level=0",)
 if os.environ.get("COLLAPSE_JAX_TEST_LEGACY_EMITTERS") == "1":  # set by tests/run_files.py per file
     _quick += ("--xla_cpu_use_fusion_emitters=false",)
-for _flag in ("--xla_force_host_platform_device_count=2",) + _quick:
+for _flag in ("--xla_force_host_platform_device_count=2", "--xla_cpu_parallel_codegen_split_count=1") + _quick:
     if _flag.split("=")[0] not in _flags:
         _flags += " " + _flag
 os.environ["XLA_FLAGS"] = _flags.strip()

@@ -111,7 +111,8 @@ def test_sampler_choice_is_recorded():
 
 SHARDED = textwrap.dedent("""
     import os, sys
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=" + sys.argv[1]
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f]  # the suite's compile flags stay
+    os.environ["XLA_FLAGS"] = " ".join(flags + ["--xla_force_host_platform_device_count=" + sys.argv[1]])
     import jax, numpy as np
     jax.config.update("jax_enable_x64", True)
     import collapse_jax as cj
