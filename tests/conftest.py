@@ -7,11 +7,12 @@ Most test files spend their time compiling (hundreds of small XLA programs, each
 compile is LLVM's optimisation passes, so they compile with them off (--xla_backend_optimization_level=0: a
 third less CPU time). tests/run_files.py also asks (COLLAPSE_JAX_TEST_LEGACY_EMITTERS=1) for XLA:CPU's older
 fusion emitters (--xla_cpu_use_fusion_emitters=false: at level 0 a chain program compiles in 0.6-0.7 of the
-time, measured on three of validate's programs, 2 December 2026), except in files that compare two different
-programs bit for bit; a plain `pytest` run keeps the default emitters. Those programs compute the same numbers up
-to rounding (not bit for bit): measured on simulate (two samplers), kde, d-dimensional Gaussian and KRR chains,
-at most 4e-14 relative. Files that spend their time running large kernels instead (kernel matrices, KRR) are
-slower unoptimised: tests/run_files.py sets COLLAPSE_JAX_TEST_OPTIMIZE=1 for them and they keep XLA's default.
+time, measured on three of validate's programs, 2 December 2026); a plain `pytest` run keeps the default
+emitters. Those programs compute the same numbers up to rounding (not bit for bit): measured on simulate (two
+samplers), kde, d-dimensional Gaussian and KRR chains, at most 4e-14 relative. Tests that spend their time
+running programs instead (kernel matrices, KRR, an optimiser's many steps, large Monte Carlo) are slower
+unoptimised: they are marked `execution_bound`, and tests/run_files.py runs them with COLLAPSE_JAX_TEST_OPTIMIZE=1
+(XLA's default).
 
 Subprocesses that change the device count keep these flags. Not used: compiling each LLVM module in one piece
 (--xla_cpu_parallel_codegen_split_count=1) took 3-10% less CPU time, but it changed the last bits of one of two

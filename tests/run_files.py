@@ -10,8 +10,11 @@ a file that waits for its subprocesses or runs Python leaves its core idle (2 De
 clone: 1,247 s with two files at a time, 1,019 s with three, 186% of the two cores busy). Longest files start first (their times from
 the previous run, else their sizes) so that the last one to finish is a short one.
 
-Compiles are quick (conftest.py turns LLVM's optimisation off) except in the files of EXECUTION_BOUND, which
-spend their time running kernel matrices and KRR solves and are faster with XLA's default optimisation.
+Compiles are quick (conftest.py turns LLVM's optimisation off) except for the tests marked `execution_bound`
+(a whole file with `pytestmark`), which spend their time running programs (kernel matrices, KRR solves, an
+optimiser's many steps, large Monte Carlo) and are faster with XLA's default optimisation. A file with some tests
+marked runs in two processes: its marked tests optimised, the others not; the marks come from timing each test
+both ways (benchmarks/README.md, "The suite's time").
 
 No persistent compilation cache in the suite: CI starts from an empty one, so it would only add writes. (An
 earlier try saw XLA:CPU reload entries with warnings of mismatched machine features, "could lead to execution
@@ -34,24 +37,31 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 HERE = Path(__file__).parent
-EXECUTION_BOUND = {"test_kernels.py", "test_kernel_strategies.py", "test_theory_vs_simulation.py"}
-# Files that compare two different programs bit for bit (a vmapped stack of weights against each run alone): the
-# older fusion emitters (conftest.py, COLLAPSE_JAX_TEST_LEGACY_EMITTERS) vectorise the two differently, and the
-# arrays then differ in the last bit (1.8e-14 relative, seen in CI), so these keep XLA's default emitters
-BIT_FOR_BIT = {"test_weighted.py"}
+MARK = "execution_bound"  # the pytest marker (pyproject.toml) of tests faster optimised
 TIMES = HERE.parent / ".pytest_cache" / "file_times.json"
 KEYS = ("passed", "failed", "errors", "skipped")
 
 
-def run_file(path, extra):
+def parts(path):
+    """(name, optimised, pytest -m expression) for each process a file runs in: one, or two where only some of its
+    tests are marked (a whole file is marked by a `pytestmark = ... execution_bound` line)."""
+    text = path.read_text()
+    if re.search(rf"^pytestmark = .*\b{MARK}\b", text, re.M):
+        return [(path.name, True, None)]
+    if f"pytest.mark.{MARK}" in text:
+        return [(path.name, False, f"not {MARK}"), (f"{path.name}[{MARK}]", True, MARK)]
+    return [(path.name, False, None)]
+
+
+def run_file(path, optimised, select, extra):
     start = time.perf_counter()
     env = dict(
         os.environ,
-        COLLAPSE_JAX_TEST_OPTIMIZE="1" if path.name in EXECUTION_BOUND else "0",
-        COLLAPSE_JAX_TEST_LEGACY_EMITTERS="0" if path.name in EXECUTION_BOUND | BIT_FOR_BIT else "1",
+        COLLAPSE_JAX_TEST_OPTIMIZE="1" if optimised else "0",
+        COLLAPSE_JAX_TEST_LEGACY_EMITTERS="0" if optimised else "1",
     )
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "--durations=5", str(path), *extra],
+        [sys.executable, "-m", "pytest", "-q", "--durations=5", str(path), *(["-m", select] if select else []), *extra],
         capture_output=True,
         text=True,
         env=env,
@@ -79,23 +89,23 @@ def count(summary, key):
 
 
 def main(extra):
-    files = sorted(HERE.glob("test_*.py"))
     known = json.loads(TIMES.read_text()) if TIMES.exists() else {}
-    files.sort(key=lambda p: known.get(p.name, p.stat().st_size / 100), reverse=True)
+    runs = [(path, *part) for path in sorted(HERE.glob("test_*.py")) for part in parts(path)]
+    runs.sort(key=lambda run: known.get(run[1], run[0].stat().st_size / 100), reverse=True)
     jobs = int(os.environ.get("TEST_JOBS", (os.cpu_count() or 1) + 1))
     totals, bad, times, t0 = dict.fromkeys(KEYS, 0), [], {}, time.perf_counter()
     with ThreadPoolExecutor(jobs) as pool:
-        running = {pool.submit(run_file, path, extra): path for path in files}
+        running = {
+            pool.submit(run_file, path, optimised, select, extra): name for path, name, optimised, select in runs
+        }
         for future in as_completed(running):
-            path, (done, summary, seconds) = running[future], future.result()
-            times[path.name] = round(seconds)
+            name, (done, summary, seconds) = running[future], future.result()
+            times[name] = round(seconds)
             for key in KEYS:
                 totals[key] += count(summary, key)
-            print(
-                f"{path.name}: {summary.strip('= ')} ({seconds:.0f}s)", *slowest(done.stdout), sep="\n    ", flush=True
-            )
-            if done.returncode not in (0, 5):
-                bad.append(path.name)
+            print(f"{name}: {summary.strip('= ')} ({seconds:.0f}s)", *slowest(done.stdout), sep="\n    ", flush=True)
+            if done.returncode not in (0, 5):  # 5: no test selected (every test of the file marked, or -k)
+                bad.append(name)
                 print(done.stdout[-20000:], done.stderr[-5000:], sep="\n", flush=True)
     TIMES.parent.mkdir(exist_ok=True)
     TIMES.write_text(json.dumps(times, indent=1))

@@ -17,6 +17,9 @@ from collapse_jax.distributions import (
 )
 from collapse_jax.engine import agreement
 
+# tests/run_files.py runs these optimised, in a process of their own: they spend their time running, not compiling
+EXECUTION_BOUND = pytest.mark.execution_bound
+
 
 def z(samples, expected):
     """z-scores of the mean over axis 0 against `expected` (0 where a column is constant and equals it)."""
@@ -175,6 +178,7 @@ def test_bootstrap_distinct_values_and_collisions(M):
     np.testing.assert_allclose(theory.distinct_mean(M, 1), M * (1 - (1 - 1 / M) ** M), rtol=1e-12)
 
 
+@EXECUTION_BOUND
 def test_bootstrap_repeated_start_fixation_probability_and_time():
     M = 40
     initial = np.concatenate([np.zeros(M // 2, int), np.arange(1, M // 2 + 1)])  # value 0 holds half the points
@@ -187,6 +191,7 @@ def test_bootstrap_repeated_start_fixation_probability_and_time():
     assert_z((out.winner == 0).astype(float), 0.5, "P(value 0 takes over)")
 
 
+@EXECUTION_BOUND
 @pytest.mark.parametrize("M", [20, 30])
 def test_bootstrap_fixation_time_against_the_coalescent(M):
     """The coalescent fixation time is an approximation: judged as one, within its stated bound 2/M plus the
@@ -208,6 +213,7 @@ def test_bootstrap_fixation_time_against_the_coalescent(M):
 # --- Discrete distributions ---------------------------------------------------------------------------------------
 
 
+@EXECUTION_BOUND
 @pytest.mark.parametrize(
     "p,N,synthetic", [([0.4, 0.3, 0.2, 0.1], 50, 100), ([0.4, 0.3, 0.2, 0.1], 50, None), (np.full(10, 0.1), 200, 50)]
 )

@@ -1,8 +1,8 @@
 """Data strategies in kernel ridge chains (theory/strategies.md, theory/kernels.md): the KRR chain's strategies against the linear chain's,
 and the real/synthetic mixture against the empirical-spectrum theory.
 
-A file of its own because these tests run kernel matrices and KRR solves, not compilation: tests/run_files.py
-runs it with XLA's full optimisation, like test_kernels.py.
+A file of its own because these tests run kernel matrices and KRR solves, not compilation: marked
+execution_bound, tests/run_files.py runs it with XLA's full optimisation, like test_kernels.py.
 """
 
 import numpy as np
@@ -13,6 +13,8 @@ import collapse_jax as cj
 from collapse_jax.engine import agreement
 from collapse_jax.kernels import kernel_matrix, krr_chain, synthetic_power_law
 from collapse_jax.kernels import theory as kernel_theory
+
+pytestmark = pytest.mark.execution_bound  # the whole file runs optimised (tests/run_files.py)
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,8 @@ from collapse_jax.kernels import (
     theory,
 )
 
+# the whole file runs optimised (tests/run_files.py): its time is kernel matrices and KRR solves, not compiling
+pytestmark = pytest.mark.execution_bound
 RNG = np.random.default_rng(0)
 X_RANDOM = RNG.normal(size=(60, 5))
 

@@ -13,6 +13,8 @@ from collapse_jax.engine import agreement
 
 ISO = cj.Spectrum.isotropic(40, signal=1.0)
 POW = cj.Spectrum.power_law(40, beta=1.5, r=0.5)
+# tests/run_files.py runs these optimised, in a process of their own: they spend their time running, not compiling
+EXECUTION_BOUND = pytest.mark.execution_bound
 
 
 def check(spec, gen, down, generations, seeds, *, de=False, key=0, label=""):
@@ -78,19 +80,38 @@ def test_ridge_math_reference_configs(T, lam, n):
 @pytest.mark.parametrize(
     "gen, down, generations",
     [
-        (cj.Generators(T0=20, sigma0=0.0), cj.Downstream(T=100, sigma=0.5, lam=0.0), 20),  # noiseless collapse
-        (cj.Generators(T0=25, sigma0=1.0), cj.Downstream(T=100, sigma=1.0, lam=0.0), 10),
-        (cj.Generators(T0=25, sigma0=1.0, fixed=True), cj.Downstream(T=100, sigma=1.0, lam=0.0), 10),
-        (cj.Generators(T0=(25, 100, 10), sigma0=1.0), cj.Downstream(T=100, sigma=1.0, lam=0.0), 3),  # mixed
-        (cj.Generators(T0=30, sigma0=0.5), cj.Downstream(T=20, sigma=1.0, lam=0.0), 8),  # min-norm downstream
+        pytest.param(
+            cj.Generators(T0=20, sigma0=0.0),
+            cj.Downstream(T=100, sigma=0.5, lam=0.0),
+            20,
+            marks=EXECUTION_BOUND,
+            id="noiseless",
+        ),
+        pytest.param(cj.Generators(T0=25, sigma0=1.0), cj.Downstream(T=100, sigma=1.0, lam=0.0), 10, id="noisy"),
+        pytest.param(
+            cj.Generators(T0=25, sigma0=1.0, fixed=True),
+            cj.Downstream(T=100, sigma=1.0, lam=0.0),
+            10,
+            id="fixed_design",
+        ),
+        pytest.param(
+            cj.Generators(T0=(25, 100, 10), sigma0=1.0),
+            cj.Downstream(T=100, sigma=1.0, lam=0.0),
+            3,
+            marks=EXECUTION_BOUND,
+            id="mixed_regimes",
+        ),
+        pytest.param(
+            cj.Generators(T0=30, sigma0=0.5), cj.Downstream(T=20, sigma=1.0, lam=0.0), 8, id="min_norm_downstream"
+        ),
     ],
-    ids=["noiseless", "noisy", "fixed_design", "mixed_regimes", "min_norm_downstream"],
 )
 def test_overparameterised_exact(gen, down, generations):
     """theory/overparam.md: E||w_n - w0||^2 = (1 - q^n)(||w0||^2 + ...); exact with an OLS or min-norm downstream."""
     check(ISO, gen, down, generations, 3000, label="overparam")
 
 
+@EXECUTION_BOUND
 @pytest.mark.parametrize("lam", [0.05, 1.0])
 def test_overparameterised_ridge_downstream(lam):
     """theory/overparam.md generators composed with the ridge deterministic equivalent: 4 sem + 2%."""
@@ -114,23 +135,27 @@ def test_noiseless_collapse_tends_to_null_risk():
 @pytest.mark.parametrize(
     "spec, gen, down",
     [
-        (
+        pytest.param(
             cj.Spectrum.power_law(200, beta=1.5, r=0.5),
             cj.Generators(T0=100, sigma0=0.5, lam=0.1),
             cj.Downstream(T=150, sigma=0.5, lam=0.05),
+            marks=EXECUTION_BOUND,
+            id="power_law_overparameterised",
         ),
-        (
+        pytest.param(
             cj.Spectrum.power_law(200, beta=1.5, r=0.5),
             cj.Generators(T0=(150, 400, 150), sigma0=0.5, lam=(1.0, 0.01, 0.1)),
             cj.Downstream(T=100, sigma=0.5, lam=0.01),
+            marks=EXECUTION_BOUND,
+            id="power_law_per_generation",
         ),
-        (
+        pytest.param(
             cj.Spectrum.isotropic(100),
             cj.Generators(T0=400, sigma0=0.5, lam=0.01),
             cj.Downstream(T=300, sigma=0.5, lam=0.1),
+            id="isotropic",
         ),
     ],
-    ids=["power_law_overparameterised", "power_law_per_generation", "isotropic"],
 )
 def test_ridge_generators_deterministic_equivalent(spec, gen, down):
     """Ridge generators (theory/ridge.md): m and diag M recursed through first- and second-order deterministic
