@@ -390,8 +390,8 @@ def test_distribution_weights_are_data_one_program_for_a_stack():
     Not bit for bit: the stack is another program, which XLA may vectorise otherwise, so the last bits can differ.
     Seen (3 December 2026): 90 of 256 KDE variances off by up to 8.9e-16 (5e-16 relative) under XLA's default
     flags; 59 of 256 Gaussian means off by up to 2.2e-16 (1.8e-14 relative: a mean near 0) with the older fusion
-    emitters; none at LLVM level 0 with the default emitters. A weight read wrongly moves these arrays by 1e-3 or
-    more."""
+    emitters; none at LLVM level 0 with the default emitters. The negative control: against the run of the other
+    row's weights the stack differs by up to 1.3 (Gaussian means), 0.18 (discrete) and 1.5 (KDE variances)."""
     from collapse_jax.distributions import discrete, gaussian, kde
     from collapse_jax.distributions.kde import Mixture
     from collapse_jax.engine.seeds import map_seeds
@@ -407,18 +407,30 @@ def test_distribution_weights_are_data_one_program_for_a_stack():
     for j, run in enumerate(runs):
         _to_rounding(means[:, j, :, 0], run.mean)
         _to_rounding(covs[:, j, :, 0, 0], run.var)
+    _differ(means[:, 0, :, 0], runs[1].mean)
     build = discrete._discrete_seed((0.5, 0.3, 0.2), 20, 20, None, G)
     probs = stacked(lambda key, w: build(key, w[1:]))[0]
-    for j, w in enumerate(ws):
-        run = discrete_chain([0.5, 0.3, 0.2], 20, G, 64, key=0, synthetic=20, real_weight=w)
+    runs = [discrete_chain([0.5, 0.3, 0.2], 20, G, 64, key=0, synthetic=20, real_weight=w) for w in ws]
+    for j, run in enumerate(runs):
         _to_rounding(probs[:, j], run.probs)
+    _differ(probs[:, 0], runs[1].probs)
     build = kde._kde_seed_strategy(20, G, 0.3, Mixture.gaussian(), (), tuple(range(G + 1)), "replace", 4, True)
     var = stacked(build)[0]["var"]
-    for j, w in enumerate(ws):
-        run = kde_chain(key=0, M=20, generations=G, seeds=64, bandwidth=0.3, real_fraction=0.2, real_weight=w)
+    runs = [
+        kde_chain(key=0, M=20, generations=G, seeds=64, bandwidth=0.3, real_fraction=0.2, real_weight=w) for w in ws
+    ]
+    for j, run in enumerate(runs):
         _to_rounding(var[:, j], run.var)
+    _differ(var[:, 0], runs[1].var)
 
 
 def _to_rounding(actual, desired):
     """Equal up to the last bits of float64: 1e-13 relative, with an absolute floor for values near 0."""
     np.testing.assert_allclose(actual, desired, rtol=1e-13, atol=1e-15)
+
+
+def _differ(actual, other):
+    """The negative control of `_to_rounding`: arrays of another weight fail it by far (more than 0.1 somewhere)."""
+    assert np.max(np.abs(np.asarray(actual) - np.asarray(other))) > 0.1
+    with pytest.raises(AssertionError):
+        _to_rounding(actual, other)
