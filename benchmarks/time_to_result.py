@@ -7,7 +7,8 @@ writes its own stages through COLLAPSE_JAX_TIMINGS (collapse_jax/engine/timing.p
     startup   interpreter and imports, before the command starts (wall minus the command's own wall)
     trace     JAX tracing (Python running the model code to build programs)
     lower     lowering the traced programs to MLIR
-    compile   XLA compilation, or loading the program from the persistent cache on a hit
+    compile   XLA compilation, or loading the program from the persistent cache on a hit (for a program loaded
+              ahead in the background, the time the run waited for it; the background seconds are noted apart)
     output    saving results and rendering figures
     rest      wall time in none of these: execution, and Python between the programs
 
@@ -87,7 +88,8 @@ def row(label: str, which: str, r: dict) -> str:
         f"{sec.get('compile', 0):.1f}",
         f"{output:.1f}",
         f"{rest:.1f}",
-        f"{s['programs']} ({s['cache_hits']} cached)",
+        f"{s['programs']} ({s['cache_hits']} cached"
+        + (f"; {sec['ahead']:.1f} s loaded ahead)" if "ahead" in sec else ")"),
         f"{compile_ / r['wall']:.0%}",
     ]
     return f"| {label} | {which} | " + " | ".join(cells) + " |"

@@ -149,7 +149,8 @@ def main(argv=None) -> int:
             if args.config and "=" in args.config:  # `run key=value` on the default experiment
                 args.settings, args.config = [args.config] + args.settings, None
             exp = experiment.load(experiment_file(args.config), args.settings, seeds=args.seeds)
-            experiment.run(exp, args.out, progress=not args.quiet)
+            with compilation_cache.loading_ahead(_programs_named_by(args)):
+                experiment.run(exp, args.out, progress=not args.quiet)
         elif args.command == "sweep":
             distributed = _start_distributed(args)
             _sweep(args, shard=None if distributed else _shard(args.shard or "0/1"))
@@ -158,7 +159,8 @@ def main(argv=None) -> int:
         elif args.command == "validate":
             from collapse_jax import validate
 
-            return validate.main(args)
+            with compilation_cache.loading_ahead(_programs_named_by(args)):
+                return validate.main(args)
         else:
             from collapse_jax.regression.sweep import merge
 
@@ -186,6 +188,12 @@ def main(argv=None) -> int:
         print(f"collapse-jax: interrupted;{resume or ' results of this run may be incomplete'}", file=sys.stderr)
         return 130
     return 0
+
+
+def _programs_named_by(args) -> str:
+    """What decides the programs a `run` or `validate` builds: the parsed arguments but the output folder and the
+    progress lines (a run into another folder loads the same programs ahead)."""
+    return repr(sorted((k, v) for k, v in vars(args).items() if k not in ("out", "quiet")))
 
 
 def _start_distributed(args) -> bool:

@@ -48,6 +48,7 @@ def test_a_second_run_loads_every_program_and_gives_the_same_numbers(tmp_path, m
     assert t1["programs"] >= 3 and t1["cache_hits"] == 0
     assert t2["programs"] == t1["programs"] and t2["cache_hits"] == t2["programs"]
     assert t2["seconds"]["compile"] < t1["seconds"]["compile"]
+    assert "ahead" not in t1["seconds"] and t2["seconds"]["ahead"] > 0  # run 2 loaded run 1's stored programs ahead
     monkeypatch.delenv("XLA_FLAGS")  # as in the runs: their folder is the one this machine gets without flags
     assert [p.name for p in cache.iterdir()] == [compilation_cache.folder(cache).name]
     for k in a1:
@@ -239,3 +240,48 @@ def test_stored_refuses_what_it_cannot_compile_by_name():
         compilation_cache.stored_closure("t", 1.5, ())
     with pytest.raises(ValueError, match="label must be a string, got None"):
         compilation_cache.stored_closure(None, jnp.sum, ())
+
+
+def test_programs_used_by_a_command_are_loaded_ahead_by_its_next_run(tmp_path, monkeypatch):
+    """`loading_ahead` writes down the keys a command used, in order; the next run of the same command loads them
+    in a background thread and Stored takes them from there (not traced: the body counts traces), with the same
+    numbers. Another command loads nothing ahead; a key whose program is gone is skipped; a key the run did not use
+    is dropped at the end, and the list is rewritten with what this run used."""
+    monkeypatch.setattr(compilation_cache, "_programs", tmp_path)
+    traces = []
+
+    def fn(x, power):
+        traces.append(power)
+        return jnp.cumsum(jnp.cos(x) ** power)
+
+    x = jnp.linspace(0.0, 2.0, 5)
+    with compilation_cache.loading_ahead("cmd"):
+        first = [compilation_cache.Stored(fn, ("power",), name="test.ahead")(x, power=p) for p in (1, 2)]
+    keys = [compilation_cache.program_key("test.ahead", (x,), {"power": p}) for p in (1, 2)]
+    [manifest] = (tmp_path / "runs").glob("*.keys")
+    assert manifest.read_text().split() == keys
+    jax.clear_caches()
+    with compilation_cache.loading_ahead("cmd"):
+        assert set(compilation_cache._ahead.pending) == set(keys)
+        compilation_cache._ahead.pending[keys[1]].result()  # loaded in the background
+        stored = tmp_path / f"{keys[1]}.program"
+        stored.rename(tmp_path / "aside")  # so that the call can take it from the background thread only
+        again = compilation_cache.Stored(fn, ("power",), name="test.ahead")
+        np.testing.assert_array_equal(again(x, power=2), first[1])
+        assert set(compilation_cache._ahead.pending) == {keys[0]}
+        (tmp_path / "aside").rename(stored)
+    assert traces == [1, 2] and compilation_cache._ahead.pending == {}
+    assert manifest.read_text().split() == [keys[1]]  # what the second run used
+    with compilation_cache.loading_ahead("another command"):
+        assert compilation_cache._ahead.pending == {}
+    (tmp_path / f"{keys[1]}.program").unlink()
+    with compilation_cache.loading_ahead("cmd"):
+        assert compilation_cache._ahead.pending == {}  # its program is gone: nothing to load
+    assert not list(tmp_path.rglob("*.part"))
+    with pytest.raises(ValueError, match="command must be a string, got 3"):
+        with compilation_cache.loading_ahead(3):
+            pass
+    with compilation_cache.loading_ahead("cmd"):
+        with pytest.raises(ValueError, match="loading_ahead: a block is already open"):
+            with compilation_cache.loading_ahead("cmd"):
+                pass

@@ -25,6 +25,8 @@ last keep theirs). A second run loads it in 0.05-0.2 s, bit for bit the program 
 details, each found by a crash or a failure: a program is built outside JAX's cache (`_BypassableCache`: one JAX
 loaded from it serializes into a blob that fails when run), is loaded with the devices it ran on, in order, and
 jaxlib's LAPACK kernels are initialised before a load (a loaded program that calls one first crashes).
+Within `loading_ahead` (the CLI's `run` and `validate`), the programs the last run of the same command used are
+loaded in a background thread before they are needed (`_Ahead`).
 
 Environment: COLLAPSE_JAX_CACHE unset uses $XDG_CACHE_HOME/collapse_jax (else ~/.cache/collapse_jax); a path
 uses that folder instead; "off" or "0" turns the cache off. JAX's own JAX_COMPILATION_CACHE_DIR, when set, is
@@ -33,6 +35,8 @@ left as the user set it.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import functools
 import hashlib
 import os
@@ -52,6 +56,7 @@ from collapse_jax.engine import threefry
 
 OFF = ("off", "0", "false", "no")
 LOADED = "/collapse_jax/programs/load_duration"  # a monitoring event: a stored program loaded (engine/timing.py)
+AHEAD = "/collapse_jax/programs/load_ahead_duration"  # one loaded in the background (`loading_ahead`)
 _programs: Path | None = None  # where `Stored` keeps its programs; None (the default) keeps none
 
 
@@ -171,27 +176,13 @@ class Stored:
         if key not in self.loaded:
             if len(self.loaded) >= self.keep:  # a sweep over many static sizes: keep the newest ones
                 self.loaded.pop(next(iter(self.loaded)))
-            self.loaded[key] = self._load(_programs / f"{key}.program") or self._build(_programs, key, args, static)
+            start = time.perf_counter()
+            program = _ahead.take(key) or _load(_programs / f"{key}.program")
+            if program is not None:  # the time this call waited for it (loaded ahead, often none)
+                jax.monitoring.record_event_duration_secs(LOADED, time.perf_counter() - start, fun_name=self.name)
+            self.loaded[key] = program or self._build(_programs, key, args, static)
+            _ahead.used(key)
         return self.loaded[key](*args)
-
-    def _load(self, path: Path):
-        from jax.experimental.serialize_executable import deserialize_and_load
-
-        start = time.perf_counter()
-        try:
-            blob = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        try:
-            _lapack_ready()
-            devices, payload, in_tree, out_tree = pickle.loads(blob)
-            by_id = {d.id: d for d in jax.devices()}
-            program = deserialize_and_load(payload, in_tree, out_tree, execution_devices=[by_id[i] for i in devices])
-        except Exception as err:  # a file cut short or from an older jaxlib: compile again, and overwrite it
-            warnings.warn(f"compiling again: the stored program {path} did not load ({err})", stacklevel=3)
-            return None
-        jax.monitoring.record_event_duration_secs(LOADED, time.perf_counter() - start, fun_name=self.name)
-        return program
 
     def _build(self, folder: Path, key: str, args, static):
         from jax.experimental.serialize_executable import serialize
@@ -213,6 +204,121 @@ class Stored:
         except OSError:  # a full or read-only disk costs the next run a compile, not this run its result
             part.unlink(missing_ok=True)
         return program
+
+
+def _load(path: Path):
+    """The program stored at `path`, or None where there is none or it does not load (then a warning)."""
+    from jax.experimental.serialize_executable import deserialize_and_load
+
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        _lapack_ready()
+        devices, payload, in_tree, out_tree = pickle.loads(blob)
+        by_id = {d.id: d for d in jax.devices()}
+        return deserialize_and_load(payload, in_tree, out_tree, execution_devices=[by_id[i] for i in devices])
+    except Exception as err:  # a file cut short or from an older jaxlib: compile again, and overwrite it
+        warnings.warn(f"compiling again: the stored program {path} did not load ({err})", stacklevel=4)
+        return None
+
+
+class _Ahead:
+    """The programs the last run of the same command used, loaded in one background thread in the order that run
+    needed them, while this run imports, computes its theory and runs the programs it already has. Loading
+    (XLA:CPU rebuilding a program's optimised HLO module and linking its object code: 0.1-0.3 s per chain
+    program) is C++ that mostly runs without the GIL, so it fills the core the run leaves idle. `Stored` takes a
+    program from here (waiting while it loads, or loading it itself if its turn has not come) and notes the keys
+    it used, which `finish` writes down for the next run. A key the run does not use costs its load, in the
+    background; a command never run before (or run before an edit of the lab's source) loads nothing ahead."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.pending: dict = {}  # key -> Future of its program
+        self.order: list[str] = []  # keys in the order this process first used them
+        self.pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self.manifest: Path | None = None
+
+    def start(self, command: str):
+        if _programs is None or self.manifest is not None:
+            return
+        self.manifest = _programs / "runs" / f"{hashlib.sha256(command.encode()).hexdigest()[:32]}.keys"
+        try:
+            keys = self.manifest.read_text().split()
+        except OSError:  # the first run of this command: nothing to load ahead
+            return
+        keys = [k for k in keys if (_programs / f"{k}.program").exists()]
+        if not keys:
+            return
+        _lapack_ready()  # here, before the loading thread's first load
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="collapse_jax-load-ahead")
+        with self.lock:
+            self.pending = {k: self.pool.submit(self._load_ahead, _programs / f"{k}.program") for k in keys}
+
+    @staticmethod
+    def _load_ahead(path: Path):
+        start = time.perf_counter()
+        program = _load(path)
+        jax.monitoring.record_event_duration_secs(AHEAD, time.perf_counter() - start)
+        return program
+
+    def take(self, key: str):
+        """The program of `key` loaded ahead (waiting while it loads), or None: not queued, or its turn has not
+        come (it is then taken off the queue and the caller loads it)."""
+        with self.lock:
+            future = self.pending.pop(key, None)
+        if future is None or future.cancel():
+            return None
+        return future.result()
+
+    def used(self, key: str):
+        with self.lock:
+            if self.manifest is not None and key not in self.order:  # noted within `loading_ahead` only
+                self.order.append(key)
+
+    def finish(self):
+        """Stop loading ahead (after the load under way), drop what was not used, and write down the keys this
+        run used, in order, for the next run of the same command."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        with self.lock:
+            manifest, order = self.manifest, list(self.order)
+            self.pending, self.order, self.pool, self.manifest = {}, [], None, None
+        if manifest is None or not order:
+            return
+        part = manifest.with_suffix(f".{os.getpid()}.part")
+        try:  # written whole, then renamed, as the programs are
+            manifest.parent.mkdir(exist_ok=True)
+            part.write_text("\n".join(order) + "\n")
+            os.replace(part, manifest)
+        except OSError:  # a read-only or full disk: the next run loads each program when it first needs it
+            part.unlink(missing_ok=True)
+
+
+_ahead = _Ahead()
+
+
+@contextlib.contextmanager
+def loading_ahead(command: str):
+    """Within the block, `Stored` takes the programs that the last run of `command` used (any string that names
+    what the process will do; the CLI passes its arguments) from a background thread that loads them ahead; at
+    its end, the keys this run used are written down for the next run. Without a cache folder (`enable`) it
+    does nothing.
+
+    Example:
+        >>> with loading_ahead("run experiments/default.toml"):  # doctest: +SKIP
+        ...     experiment.run(...)
+    """
+    if not isinstance(command, str):
+        raise ValueError(f"command must be a string, got {command!r}"[:300])
+    if _ahead.manifest is not None:
+        raise ValueError("loading_ahead: a block is already open in this process; open one at a time")
+    _ahead.start(command)
+    try:
+        yield
+    finally:
+        _ahead.finish()
 
 
 def stored_closure(label: str, fn, closed_over):
