@@ -122,7 +122,7 @@ def run(exp: Comparison, progress: bool = True) -> ExperimentOutput:
                 if exp.x == "n":
                     sim[p, v] = res.test_error.T
                     if kinds[p, v] != "none":
-                        th[p, v] = np.asarray(theory.test_error(spec, g, d, exp.xs))
+                        th[p, v] = theory.compiled_metrics(spec, g, d, exp.xs).test_error  # one stored program
                 else:
                     sim[p, v, j] = res.test_error[:, exp.n]
                     if kinds[p, v] != "none":
