@@ -285,3 +285,21 @@ def test_programs_used_by_a_command_are_loaded_ahead_by_its_next_run(tmp_path, m
         with pytest.raises(ValueError, match="loading_ahead: a block is already open"):
             with compilation_cache.loading_ahead("cmd"):
                 pass
+
+
+def test_a_program_that_does_not_load_ahead_is_built_again_with_one_warning(tmp_path, monkeypatch):
+    """A stored file cut short fails in the background thread: the call builds the program again (and rewrites
+    the file) without trying the file a second time, so the warning that names it comes once."""
+    monkeypatch.setattr(compilation_cache, "_programs", tmp_path)
+    fn, x = (lambda x: jnp.sin(x) * 2), jnp.arange(3.0)
+    with compilation_cache.loading_ahead("cmd"):
+        first = compilation_cache.Stored(fn, name="test.cut")(x)
+    [path] = tmp_path.glob("*.program")
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.warns(UserWarning, match=r"compiling again: the stored program .*\.program did not load") as seen:
+        with compilation_cache.loading_ahead("cmd"):
+            [future] = compilation_cache._ahead.pending.values()
+            assert future.result() is None  # it failed in the background
+            np.testing.assert_array_equal(compilation_cache.Stored(fn, name="test.cut")(x), first)
+    assert sum("did not load" in str(w.message) for w in seen) == 1
+    assert path.stat().st_size > 100

@@ -47,6 +47,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import jax
 import jaxlib
@@ -177,7 +178,8 @@ class Stored:
             if len(self.loaded) >= self.keep:  # a sweep over many static sizes: keep the newest ones
                 self.loaded.pop(next(iter(self.loaded)))
             start = time.perf_counter()
-            program = _ahead.take(key) or _load(_programs / f"{key}.program")
+            taken, program = _ahead.take(key)
+            program = program if taken else _load(_programs / f"{key}.program")
             if program is not None:  # the time this call waited for it (loaded ahead, often none)
                 jax.monitoring.record_event_duration_secs(LOADED, time.perf_counter() - start, fun_name=self.name)
             self.loaded[key] = program or self._build(_programs, key, args, static)
@@ -263,14 +265,15 @@ class _Ahead:
         jax.monitoring.record_event_duration_secs(AHEAD, time.perf_counter() - start)
         return program
 
-    def take(self, key: str):
-        """The program of `key` loaded ahead (waiting while it loads), or None: not queued, or its turn has not
-        come (it is then taken off the queue and the caller loads it)."""
+    def take(self, key: str) -> tuple[bool, Any]:
+        """(True, the program of `key` loaded ahead, waiting while it loads; None if it did not load), or
+        (False, None) where the caller must load it: not queued, or its turn has not come (then it is taken off
+        the queue)."""
         with self.lock:
             future = self.pending.pop(key, None)
         if future is None or future.cancel():
-            return None
-        return future.result()
+            return False, None
+        return True, future.result()
 
     def used(self, key: str):
         with self.lock:
