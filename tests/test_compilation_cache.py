@@ -296,6 +296,7 @@ def test_a_program_that_does_not_load_ahead_is_built_again_with_one_warning(tmp_
         first = compilation_cache.Stored(fn, name="test.cut")(x)
     [path] = tmp_path.glob("*.program")
     path.write_bytes(path.read_bytes()[:100])
+    # warnings raised in the loading thread reach pytest.warns: Python 3.11-3.13 keep one warnings state per process
     with pytest.warns(UserWarning, match=r"compiling again: the stored program .*\.program did not load") as seen:
         with compilation_cache.loading_ahead("cmd"):
             [future] = compilation_cache._ahead.pending.values()
@@ -303,3 +304,29 @@ def test_a_program_that_does_not_load_ahead_is_built_again_with_one_warning(tmp_
             np.testing.assert_array_equal(compilation_cache.Stored(fn, name="test.cut")(x), first)
     assert sum("did not load" in str(w.message) for w in seen) == 1
     assert path.stat().st_size > 100
+
+
+def test_a_damaged_list_loads_nothing_ahead_and_a_failed_run_keeps_the_last_list(tmp_path, monkeypatch):
+    """The list of keys is the cache's own file: bytes that are not text, or lines that are not keys (a path out of
+    the folder), cost the run its loading ahead and nothing else. A run that fails inside the block leaves the list
+    of the last run that finished, not its own shorter one."""
+    monkeypatch.setattr(compilation_cache, "_programs", tmp_path)
+    x = jnp.arange(3.0)
+    with compilation_cache.loading_ahead("cmd"):
+        compilation_cache.Stored(jnp.cumsum, name="test.listed")(x)
+    [manifest] = (tmp_path / "runs").glob("*.keys")
+    listed = manifest.read_text()
+    (tmp_path / "outside.program").write_bytes(b"")
+    path_line = f"../{tmp_path.name}/outside\n".encode()  # names outside.program, an existing file, by a path
+    for damaged in (b"\xff\xfe\x00", path_line + listed.encode()):
+        manifest.write_bytes(damaged)
+        with compilation_cache.loading_ahead("cmd"):
+            assert list(compilation_cache._ahead.pending) == listed.split()[: damaged.startswith(b"..")]
+    manifest.write_text(listed)
+    with pytest.raises(RuntimeError, match="stopped"):
+        with compilation_cache.loading_ahead("cmd"):
+            compilation_cache.Stored(jnp.sum, name="test.other")(x)
+            raise RuntimeError("stopped")
+    assert manifest.read_text() == listed
+    with compilation_cache.loading_ahead("cmd"):  # the block closed: a new one opens
+        pass

@@ -42,6 +42,7 @@ import hashlib
 import os
 import pickle
 import platform
+import re
 import shutil
 import threading
 import time
@@ -59,6 +60,7 @@ OFF = ("off", "0", "false", "no")
 LOADED = "/collapse_jax/programs/load_duration"  # a monitoring event: a stored program loaded (engine/timing.py)
 AHEAD = "/collapse_jax/programs/load_ahead_duration"  # one loaded in the background (`loading_ahead`)
 _programs: Path | None = None  # where `Stored` keeps its programs; None (the default) keeps none
+_KEY = re.compile(r"[0-9a-f]{32}")  # what `program_key` returns
 
 
 def machine_key() -> str:
@@ -222,7 +224,7 @@ def _load(path: Path):
         by_id = {d.id: d for d in jax.devices()}
         return deserialize_and_load(payload, in_tree, out_tree, execution_devices=[by_id[i] for i in devices])
     except Exception as err:  # a file cut short or from an older jaxlib: compile again, and overwrite it
-        warnings.warn(f"compiling again: the stored program {path} did not load ({err})", stacklevel=4)
+        warnings.warn(f"compiling again: the stored program {path} did not load ({err})", stacklevel=3)
         return None
 
 
@@ -248,9 +250,10 @@ class _Ahead:
         self.manifest = _programs / "runs" / f"{hashlib.sha256(command.encode()).hexdigest()[:32]}.keys"
         try:
             keys = self.manifest.read_text().split()
-        except OSError:  # the first run of this command: nothing to load ahead
+        except (OSError, ValueError):  # the first run of this command (or a damaged list): nothing to load ahead
             return
-        keys = [k for k in keys if (_programs / f"{k}.program").exists()]
+        # keys are hex digests (`program_key`): any other line names no program of this folder
+        keys = [k for k in keys if _KEY.fullmatch(k) and (_programs / f"{k}.program").exists()]
         if not keys:
             return
         _lapack_ready()  # here, before the loading thread's first load
@@ -280,15 +283,16 @@ class _Ahead:
             if self.manifest is not None and key not in self.order:  # noted within `loading_ahead` only
                 self.order.append(key)
 
-    def finish(self):
+    def finish(self, write: bool = True):
         """Stop loading ahead (after the load under way), drop what was not used, and write down the keys this
-        run used, in order, for the next run of the same command."""
+        run used, in order, for the next run of the same command (not after a run that failed or was
+        interrupted: its list would be cut short)."""
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
         with self.lock:
             manifest, order = self.manifest, list(self.order)
             self.pending, self.order, self.pool, self.manifest = {}, [], None, None
-        if manifest is None or not order:
+        if manifest is None or not order or not write:
             return
         part = manifest.with_suffix(f".{os.getpid()}.part")
         try:  # written whole, then renamed, as the programs are
@@ -317,11 +321,13 @@ def loading_ahead(command: str):
         raise ValueError(f"command must be a string, got {command!r}"[:300])
     if _ahead.manifest is not None:
         raise ValueError("loading_ahead: a block is already open in this process; open one at a time")
-    _ahead.start(command)
     try:
+        _ahead.start(command)
         yield
-    finally:
-        _ahead.finish()
+    except BaseException:
+        _ahead.finish(write=False)
+        raise
+    _ahead.finish()
 
 
 def stored_closure(label: str, fn, closed_over):
