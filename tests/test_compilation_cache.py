@@ -126,16 +126,23 @@ else:
     assert broken.returncode != 0 and "not found" in broken.stderr
 
 
-def test_stored_loads_what_it_built_and_rebuilds_what_does_not_load(tmp_path, monkeypatch):
-    """In one process: a second Stored of the same name loads the program (fn is not traced again: its body
-    counts the traces), with the same numbers; a file cut short is compiled again, with a warning that names it."""
-    monkeypatch.setattr(compilation_cache, "_programs", tmp_path)
-    traces = []
+def _counting_traces(traces: list):
+    """fn(x, power) for Stored that appends `power` to `traces` each time JAX traces it: a program taken from a
+    file (or from the loading thread) leaves `traces` as it was."""
 
     def fn(x, power):
         traces.append(power)
         return jnp.cumsum(jnp.sin(x) ** power)
 
+    return fn
+
+
+def test_stored_loads_what_it_built_and_rebuilds_what_does_not_load(tmp_path, monkeypatch):
+    """In one process: a second Stored of the same name loads the program (fn is not traced again: its body
+    counts the traces), with the same numbers; a file cut short is compiled again, with a warning that names it."""
+    monkeypatch.setattr(compilation_cache, "_programs", tmp_path)
+    traces = []
+    fn = _counting_traces(traces)
     x = jnp.linspace(0.0, 3.0, 7)
     first = compilation_cache.Stored(fn, ("power",), name="test.fn")(x, power=3)
     again = compilation_cache.Stored(fn, ("power",), name="test.fn")
@@ -249,11 +256,7 @@ def test_programs_used_by_a_command_are_loaded_ahead_by_its_next_run(tmp_path, m
     is dropped at the end, and the list is rewritten with what this run used."""
     monkeypatch.setattr(compilation_cache, "_programs", tmp_path)
     traces = []
-
-    def fn(x, power):
-        traces.append(power)
-        return jnp.cumsum(jnp.cos(x) ** power)
-
+    fn = _counting_traces(traces)
     x = jnp.linspace(0.0, 2.0, 5)
     with compilation_cache.loading_ahead("cmd"):
         first = [compilation_cache.Stored(fn, ("power",), name="test.ahead")(x, power=p) for p in (1, 2)]
