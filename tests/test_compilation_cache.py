@@ -160,6 +160,37 @@ def test_stored_loads_what_it_built_and_rebuilds_what_does_not_load(tmp_path, mo
     assert len(list(tmp_path.iterdir())) == 1
 
 
+def test_a_stored_function_called_under_a_transformation_is_part_of_the_outer_program(tmp_path, monkeypatch):
+    """Tracers have no key (a compiled program cannot take them): under jax.vmap a Stored function is traced into
+    the outer program and stores nothing. `optimal_lambda` (a Stored search) gives the same lambdas bit for bit
+    built, loaded from its file and vmapped over T."""
+    from collapse_jax.regression import Downstream, Generators, Spectrum, regularization
+
+    monkeypatch.setattr(compilation_cache, "_programs", tmp_path)
+    traces = []
+    stored = compilation_cache.Stored(_counting_traces(traces), ("power",), name="test.vmapped")
+    xs = jnp.linspace(0.0, 1.0, 6).reshape(2, 3)
+    keys = []
+
+    def inner(x):
+        keys.append(compilation_cache.program_key("f", (x,), {}))
+        return stored(x, power=2)
+
+    np.testing.assert_allclose(jax.vmap(inner)(xs), jnp.cumsum(jnp.sin(xs) ** 2, -1), rtol=1e-6)
+    assert keys == [None] and traces == [2] and not list(tmp_path.iterdir())
+    spec, gen, down = Spectrum.isotropic(20), Generators(T0=60), Downstream(T=60, lam=0.1)
+    T = np.array([100.0, 300.0])
+    with jax.enable_x64(True):
+        built = regularization.optimal_lambda(spec, gen, down, n=1, T=T)
+        [program] = tmp_path.glob("*.program")
+        regularization._argmin.loaded.clear()  # the next call loads the file
+        loaded = regularization.optimal_lambda(spec, gen, down, n=1, T=T)
+        vmapped = jax.vmap(lambda t: regularization.optimal_lambda(spec, gen, down, n=1, T=t))(T)
+    np.testing.assert_array_equal(loaded, built)
+    np.testing.assert_allclose(vmapped, built, rtol=1e-12)
+    assert list(tmp_path.glob("*.program")) == [program]
+
+
 def test_the_key_of_a_stored_program_names_what_its_lowering_depends_on():
     key = compilation_cache.program_key
     x = jnp.ones(3, jnp.float32)

@@ -188,6 +188,37 @@ def test_optimisation_experiments_run_and_agree(name, changes, tmp_path):
         assert summary.max_rel_gap == max(f["max_abs_rel_error"] for f in summary.details["fits"])
 
 
+def test_schedule_and_joint_lambdas_keep_one_stored_search_per_spectrum_and_downstream():
+    """The generators' moments, the T grid and the generators' numbers are data of the objective: problems that
+    differ only in them share one objective and one traced search, which the CLI keeps on disk (a `Stored`: it
+    was a plain jit per call, traced again in every run, 2.1 s of schedule_fit's second run). The negative
+    control: another downstream is another objective."""
+    from collapse_jax.engine.compilation_cache import Stored
+
+    down = cj.Downstream(T=50, sigma=0.45)  # a downstream no other test uses: its searches start empty
+    problems = {
+        "schedule": [
+            optimize.schedule_problem(POW, cj.Generators(T0=T0, sigma0=s), down, [1, 2], (10, hi), points=5)
+            for T0, s, hi in ((200, 1.0, 200), (300, 0.5, 400))
+        ],
+        "joint": [
+            optimize.joint_lambdas_problem(
+                POW, cj.Generators(T0=T0, sigma0=0.5, lam=lam), dataclasses.replace(down, lam=0.1), 2
+            )
+            for T0, lam in ((50, 0.01), (80, 0.3))
+        ],
+    }
+    for (_, a, x0, _), (_, b, _, _) in problems.values():
+        assert a.func is b.func and hasattr(a.func, "recipe")
+        search = optimize._run(a.func, "lbfgs", 3, 0.05)
+        assert isinstance(search, Stored)
+        for fun in (a, b):
+            optimize.minimize(fun, x0, steps=3)
+        assert search.jitted._cache_size() == 1
+    other = optimize.schedule_problem(POW, cj.Generators(T0=200), cj.Downstream(T=50, sigma=0.4), [1], (10, 200))[1]
+    assert other.func is not problems["schedule"][0][1].func
+
+
 def test_optimisation_vmaps_over_settings():
     """One compiled L-BFGS run vmapped over budgets equals the runs one by one."""
     gen, down = cj.Generators(T0=40, sigma0=1.0), cj.Downstream(T=100, sigma=1.0)

@@ -441,7 +441,9 @@ def program_key(name: str, args, static: dict) -> str | None:
     source (the folders' names have those): JAX's tracing configuration (x64 included), the threefry lowering,
     the devices, the arguments' structure with their static fields, and each leaf's type and sharding. None where
     the structure or a static value names an object by its address (a function inside a `Partial`): no other
-    process would find that key, so storing the program would only fill the disk.
+    process would find that key, so storing the program would only fill the disk. None as well where an argument
+    is a tracer: called inside another transformation (`optimal_lambda` under `jax.vmap`), the function is part of
+    the outer program, and a compiled program cannot take tracers.
 
     Example:
         >>> import jax.numpy as jnp
@@ -453,6 +455,8 @@ def program_key(name: str, args, static: dict) -> str | None:
     from jax._src.config import trace_context
 
     leaves, tree = jax.tree.flatten(args)
+    if any(isinstance(x, jax.core.Tracer) for x in leaves):
+        return None
     parts = [name, repr(tree), repr(sorted(static.items())), repr(trace_context())]
     if any(" at 0x" in part for part in parts):
         return None

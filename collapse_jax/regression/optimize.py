@@ -207,19 +207,26 @@ def joint_lambdas_problem(spec, gen, down, n, tune_generators=True):
     if STRATEGIES[gen.strategy].pools or gen.real_fraction is not None or gen.fixed:
         raise ValueError("gen: joint_lambdas covers replace chains of fresh designs (theory/ridge.md's recursion)")
     T, sigma, lam = gen.per_generation(n)
-    eig, w0 = _arrays(spec)
     x0 = {"gen": _log(np.asarray(lam), "lam (generators)"), "down": _log(_downstream_lam(down, n), "lam")}
     fixed_gen = jnp.asarray(lam, jnp.float64)
 
     def to_params(x):
         return {"gen.lam": jnp.exp(x["gen"]) if tune_generators else fixed_gen, "down.lam": jnp.exp(x["down"])}
 
-    def fun(x):
-        p = to_params(x)
-        mom = moments.ridge_generator_moments(eig, w0, T, sigma, p["gen.lam"], np.asarray([n]))
-        return _down_error(down)(eig, w0, mom, float(down.T), down.sigma, p["down.lam"])[0]
+    def build():
+        eig, w0 = _arrays(spec)
 
-    return to_params, fun, x0, ()
+        def fun(T, sigma, fixed_gen, x):
+            gen_lam = jnp.exp(x["gen"]) if tune_generators else fixed_gen
+            mom = moments.ridge_generator_moments(eig, w0, T, sigma, gen_lam, np.asarray([n]))
+            return _down_error(down)(eig, w0, mom, float(down.T), down.sigma, jnp.exp(x["down"]))[0]
+
+        return fun
+
+    # the generators' numbers are bound as data: one stored search per spectrum, downstream and n
+    fun = _objective(("joint", n, tune_generators, _by_value(spec), _by_value(down)), build)
+    data = tuple(jnp.asarray(v, jnp.float64) for v in (T, sigma, fixed_gen))
+    return to_params, jax.tree_util.Partial(fun, *data), x0, ()
 
 
 # the argument rules of `schedule` and `schedule_problem`
@@ -261,19 +268,27 @@ def schedule_problem(spec, gen, down, n, T_range, points=12, start=(1.0, 0.5)):
         raise ValueError(f"T_range must be (T_min, T_max) with 1 <= T_min < T_max, got {T_range!r}")
     Ts = jnp.asarray(np.geomspace(float(T_range[0]), float(T_range[1]), checks.size("points", points, lo=2)))
     mom = moments.generator_moments(spec, gen, ns)
-    eig, w0 = _arrays(spec)
     c0, ell0 = start
     x0 = {"log_c": _log(c0, "start c"), "ell": jnp.asarray(float(ell0), jnp.float64)}
 
-    def to_params(x):
-        return {"c": jnp.exp(x["log_c"]), "ell": x["ell"]}
+    def build():
+        eig, w0 = _arrays(spec)
 
-    def fun(x):
-        lam = jnp.exp(x["log_c"]) * Ts ** -x["ell"]
-        err = jax.vmap(lambda T, l: _down_error(down)(eig, w0, mom, T, down.sigma, l))(Ts, lam)  # (T, n)
-        return jnp.mean(jnp.log(err))
+        def fun(w0_m, M_diag, Ts, x):
+            lam = jnp.exp(x["log_c"]) * Ts ** -x["ell"]
+            mom = moments.Moments(w0_m, M_diag)
+            err = jax.vmap(lambda T, l: _down_error(down)(eig, w0, mom, T, down.sigma, l))(Ts, lam)  # (T, n)
+            return jnp.mean(jnp.log(err))
 
-    return to_params, fun, x0, ()
+        return fun
+
+    # the generators' moments and the T grid are bound as data: one stored search per spectrum and downstream
+    fun = _objective(("schedule", _by_value(spec), _by_value(down)), build)
+    return _schedule_params, jax.tree_util.Partial(fun, *mom, Ts), x0, ()
+
+
+def _schedule_params(x):
+    return {"c": jnp.exp(x["log_c"]), "ell": x["ell"]}
 
 
 def _down_error(down: Downstream):
@@ -604,8 +619,7 @@ def real_weight_problem(spec, gen, down, n=None, per_generation=False):
     T, sigma, _ = gen.per_generation(horizon)
     n_r = gen.real_rows(horizon)
     start = gen.real_weights(horizon) if gen.real_weight is not None else n_r / T
-    start = jnp.clip(jnp.asarray(start, jnp.float64), 1e-3, 1 - 1e-3)
-    x0 = jnp.log(start / (1 - start)) if per_generation else jnp.log(jnp.mean(start) / (1 - jnp.mean(start)))
+    x0 = _logit_start(start, per_generation)
 
     def build():
         downstream = _downstream_of_ols(spec, down, horizon)
@@ -625,6 +639,14 @@ def real_weight_problem(spec, gen, down, n=None, per_generation=False):
     fun = _objective(("ols_weight", horizon, stationary, _by_value(spec), _by_value(down)), build)
     data = tuple(jnp.asarray(v, jnp.float64) for v in (n_r, T, sigma))
     return _sigmoid_params, jax.tree_util.Partial(fun, *data), x0, ()
+
+
+def _logit_start(start, per_generation):
+    """The search's start theta = logit(w) (w clipped into [1e-3, 1 - 1e-3]): one per generation, or of the mean.
+    In numpy: a handful of scalar operations, each a program of its own if done op by op in JAX."""
+    start = np.clip(np.asarray(start, np.float64), 1e-3, 1 - 1e-3)
+    start = start if per_generation else np.mean(start)
+    return jnp.asarray(np.log(start / (1 - start)), jnp.float64)
 
 
 def _sigmoid_params(x):
@@ -652,8 +674,7 @@ def _ridge_weight_problem(spec, gen, down, horizon, stationary, per_generation):
     W = c * float(np.sum(np.asarray(spec.w0) ** 2))
     n_r = np.round(np.broadcast_to(np.asarray(gen.real_fraction, float), (len(T),)) * T)
     start = gen.real_weights(horizon) if gen.real_weight is not None else n_r[:horizon] / T[:horizon]
-    start = jnp.clip(jnp.asarray(start, jnp.float64), 1e-3, 1 - 1e-3)
-    x0 = jnp.log(start / (1 - start)) if per_generation else jnp.log(jnp.mean(start) / (1 - jnp.mean(start)))
+    x0 = _logit_start(start, per_generation)
 
     def build():
         def fun(n_r, T, lam, sigma, x):
