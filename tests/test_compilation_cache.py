@@ -162,8 +162,8 @@ def test_stored_loads_what_it_built_and_rebuilds_what_does_not_load(tmp_path, mo
 
 def test_a_stored_function_called_under_a_transformation_is_part_of_the_outer_program(tmp_path, monkeypatch):
     """Tracers have no key (a compiled program cannot take them): under jax.vmap a Stored function is traced into
-    the outer program and stores nothing. `optimal_lambda` (a Stored search) gives the same lambdas bit for bit
-    built, loaded from its file and vmapped over T."""
+    the outer program and stores nothing. `optimal_lambda` (a Stored search) gives the same lambdas built and
+    loaded from its file (bit for bit) and vmapped over T (the outer program's own rounding: to 1e-12)."""
     from collapse_jax.regression import Downstream, Generators, Spectrum, regularization
 
     monkeypatch.setattr(compilation_cache, "_programs", tmp_path)

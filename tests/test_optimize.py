@@ -219,6 +219,23 @@ def test_schedule_and_joint_lambdas_keep_one_stored_search_per_spectrum_and_down
     assert other.func is not problems["schedule"][0][1].func
 
 
+def test_an_objective_is_built_again_in_the_other_precision():
+    """`_objective` keys by the float64 setting too: build() makes its constants (the spectrum's arrays) in the
+    precision of the moment it runs, so an objective built with float64 off must not serve a float64 search."""
+    made = []
+
+    def build():
+        made.append(jnp.asarray(1.0, jnp.float64).dtype)
+        return lambda x: x
+
+    with jax.enable_x64(False):
+        low = optimize._objective(("test: precision",), build)
+    with jax.enable_x64(True):
+        high = optimize._objective(("test: precision",), build)
+        assert optimize._objective(("test: precision",), build) is high
+    assert low is not high and made == [jnp.float32, jnp.float64]
+
+
 def test_optimisation_vmaps_over_settings():
     """One compiled L-BFGS run vmapped over budgets equals the runs one by one."""
     gen, down = cj.Generators(T0=40, sigma0=1.0), cj.Downstream(T=100, sigma=1.0)

@@ -134,7 +134,9 @@ _OBJECTIVES: dict = {}  # objectives by what they close over (see `_objective`);
 
 def _objective(key, build):
     """The objective built by build(), reused for an equal key: the same function object for equal problems, so
-    that jit's cache (keyed by the Partial's function) hits across calls that differ only in bound data."""
+    that jit's cache (keyed by the Partial's function) hits across calls that differ only in bound data. The key
+    is taken with the float64 setting: build() makes its constants in the precision of the moment it runs."""
+    key = (key, jax.dtypes.canonicalize_dtype(np.float64) == np.float64)  # as seeds.builder_cache does
     if key not in _OBJECTIVES:
         if len(_OBJECTIVES) >= 64:
             _OBJECTIVES.pop(next(iter(_OBJECTIVES)))
@@ -643,10 +645,10 @@ def real_weight_problem(spec, gen, down, n=None, per_generation=False):
 
 def _logit_start(start, per_generation):
     """The search's start theta = logit(w) (w clipped into [1e-3, 1 - 1e-3]): one per generation, or of the mean.
-    In numpy: a handful of scalar operations, each a program of its own if done op by op in JAX."""
-    start = np.clip(np.asarray(start, np.float64), 1e-3, 1 - 1e-3)
-    start = start if per_generation else np.mean(start)
-    return jnp.asarray(np.log(start / (1 - start)), jnp.float64)
+    In JAX: the real rows and weights are traced where real_fraction or real_weight is."""
+    start = jnp.clip(jnp.asarray(start, jnp.float64), 1e-3, 1 - 1e-3)
+    start = start if per_generation else jnp.mean(start)
+    return jnp.log(start / (1 - start))
 
 
 def _sigmoid_params(x):
