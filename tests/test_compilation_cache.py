@@ -239,6 +239,50 @@ def test_a_closure_is_stored_under_a_digest_of_the_values_it_closes_over(tmp_pat
     assert not list(tmp_path.iterdir())
 
 
+def test_a_remembered_value_is_read_back_instead_of_computed(tmp_path, monkeypatch):
+    """`remembered` calls fn once per label and inputs by value, then reads the file (fn is not called again);
+    inputs that are not data call fn every time and write nothing; a damaged file is computed and written again;
+    with no folder nothing is written."""
+    monkeypatch.setattr(compilation_cache, "_programs", tmp_path)
+    calls = []
+    remember = lambda label, value, inputs: compilation_cache.remembered(
+        label, lambda: calls.append(value) or value, inputs
+    )
+    a = np.arange(3.0)
+    assert remember("t", "x", (a, 2)) == "x"
+    assert remember("t", "y", (a.copy(), 2)) == "x" and calls == ["x"]  # equal inputs: read back, fn not called
+    assert remember("t", "z", (a, 3)) == "z" and remember("u", "w", (a, 2)) == "w"  # other inputs, other label
+    assert len(list(tmp_path.glob("*.value"))) == 3
+    assert remember("t", "s", (a, np.sin)) == "s" and remember("t", "s", (a, np.sin)) == "s"  # not data
+    assert calls == ["x", "z", "w", "s", "s"] and len(list(tmp_path.glob("*.value"))) == 3
+    for path in tmp_path.glob("*.value"):
+        path.write_text('"cut')
+    assert remember("t", "x2", (a, 2)) == "x2" and remember("t", "x3", (a, 2)) == "x2"  # damaged: computed again
+    assert not list(tmp_path.glob("*.part"))
+    monkeypatch.setattr(compilation_cache, "_programs", None)
+    assert remember("t", "v", (a, 2)) == "v" and remember("t", "v2", (a, 2)) == "v2"  # no folder: fn every time
+
+
+def test_formula_kind_is_traced_once_per_configuration_with_a_folder(tmp_path, monkeypatch):
+    """With a folder (the CLI), the kinds that formula_kind finds by tracing the formulas are read back by later
+    calls and later processes; the negative control shows the file is what is read: edited, it is returned."""
+    import collapse_jax as cj
+    from collapse_jax.regression import theory
+
+    monkeypatch.setattr(compilation_cache, "_programs", tmp_path)
+    traced = []
+    original = theory._formula_kind
+    monkeypatch.setattr(theory, "_formula_kind", lambda *config: traced.append(config) or original(*config))
+    spec, gen = cj.Spectrum.isotropic(10), cj.Generators(T0=40)
+    kinds = [theory.formula_kind(spec, gen, cj.Downstream(T=40, lam=lam)) for lam in (0.0, 0.1, 0.0, 0.1)]
+    assert kinds == ["exact", "DE", "exact", "DE"] and len(traced) == 2
+    assert theory.formula_kind(spec, gen, cj.Downstream(T=40, lam=lambda T, n: 0.1)) == "DE"  # a callable: traced
+    assert len(traced) == 3 and len(list(tmp_path.glob("*.value"))) == 2
+    for path in tmp_path.glob("*.value"):
+        path.write_text('"none"')
+    assert theory.formula_kind(spec, gen, cj.Downstream(T=40, lam=0.1)) == "none" and len(traced) == 3
+
+
 def test_stored_takes_its_static_arguments_by_keyword_and_nothing_else():
     double = compilation_cache.Stored(lambda x, times: x * times, static_argnames=("times",), name="test.double")
     with pytest.raises(ValueError, match=r"test.double: pass exactly \['times'\] by keyword, got \['times', 'x'\]"):

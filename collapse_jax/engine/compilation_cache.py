@@ -39,6 +39,7 @@ import concurrent.futures
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import pickle
 import platform
@@ -347,6 +348,39 @@ def stored_closure(label: str, fn, closed_over):
         raise ValueError(f"label must be a string, got {label!r}"[:300])
     digest = _value_digest(closed_over)
     return jax.jit(fn) if digest is None else Stored(fn, name=f"{label} {digest}")
+
+
+def remembered(label: str, fn, inputs):
+    """fn(), a short JSON value that takes tracing to find, kept in the cache folder under `label` and a digest of
+    `inputs` by value: a later process with equal inputs reads it instead of calling fn. The folder is that of the
+    lab's source version, so an edit makes every remembered value stale, as it does the programs. fn() alone where
+    no folder is chosen, or where an input is not data (a callable, a tracer: then no other process could find
+    it). For which kind of formula a configuration has (`theory.formula_kind` traces the formulas to read it:
+    validate asks for 20 kinds before it simulates).
+
+    Example:
+        >>> remembered("example.kind", lambda: "exact", (np.arange(3.0), 2))
+        'exact'
+    """
+    _check_callable(fn)
+    if not isinstance(label, str):
+        raise ValueError(f"label must be a string, got {label!r}"[:300])
+    folder, digest = _programs, _value_digest(inputs)
+    if folder is None or digest is None or " at 0x" in repr(jax.tree.structure(inputs)):
+        return fn()
+    path = folder / f"{hashlib.sha256(f'{label} {digest}'.encode()).hexdigest()[:32]}.value"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):  # none yet, or a file cut short: computed again, and written again
+        pass
+    value = fn()
+    part = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
+    try:  # written whole, then renamed, as the programs are
+        part.write_text(json.dumps(value))
+        os.replace(part, path)
+    except OSError:  # a full or read-only disk costs the next run the tracing, not this run its result
+        part.unlink(missing_ok=True)
+    return value
 
 
 def _check_callable(fn):

@@ -110,10 +110,8 @@ def _run(func, method, steps, learning_rate):
 
 def _optimum(to_params, fun, x0, args=(), **options) -> Optimum:
     """Run `minimize` and return the knobs in natural units, refusing a non-finite result by name."""
-    # a Partial's objective at the start as one program shared by its calls (op by op, each call's operations
-    # would be dispatched one by one); a plain closure is evaluated as it comes, as before
-    start = _value(fun, x0, args) if isinstance(fun, jax.tree_util.Partial) else fun(x0, *args)
     x, value, history, grad_norm = minimize(fun, x0, args, **options)
+    start = history[0]  # both methods evaluate the objective at x0 in their first step: no program of its own
     params = {k: np.asarray(v) for k, v in to_params(x, *args).items()}
     if not np.isfinite(float(value)) or not all(np.all(np.isfinite(v)) for v in params.values()):
         raise ValueError(
@@ -121,12 +119,6 @@ def _optimum(to_params, fun, x0, args=(), **options) -> Optimum:
             "sizes (T0 and T against d) and the starting values"
         )
     return Optimum(params, float(value), float(start), np.asarray(history), float(grad_norm))
-
-
-@jax.jit
-def _value(fun, x, args):
-    """fun(x, *args) for a jax.tree_util.Partial fun, compiled once per objective."""
-    return fun(x, *args)
 
 
 _OBJECTIVES: dict = {}  # objectives by what they close over (see `_objective`); the newest few are kept

@@ -33,7 +33,7 @@ import numpy as np
 from collapse_jax.engine import checks
 from collapse_jax.engine.agreement import Z_MAX, agreement, de_gap  # the lab's one rule (engine/agreement.py)
 from collapse_jax.engine.checks import Instance, Int, checked
-from collapse_jax.engine.compilation_cache import stored_closure
+from collapse_jax.engine.compilation_cache import remembered, stored_closure
 from collapse_jax.regression.metrics import Metrics
 from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
@@ -207,6 +207,12 @@ def formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
         >>> [cj.theory.formula_kind(spec, gen, cj.Downstream(T=40, lam=lam)) for lam in (0.0, 0.1)]
         ['exact', 'DE']
     """
+    # the kind is found by tracing the formulas; the CLI keeps it on disk beside the programs, so a second run
+    # (validate asks for 20 kinds before it simulates) reads it instead of tracing again
+    return remembered("theory.formula_kind", lambda: _formula_kind(spec, gen, down), (spec, gen, down))
+
+
+def _formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
     lam = down.lam
     per_n = not callable(lam) and checks.is_concrete(lam) and np.ndim(lam) == 1
     last = len(np.asarray(lam)) - 1 if per_n and not callable(lam) else 1  # every lambda of a per-n lam
