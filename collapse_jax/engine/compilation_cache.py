@@ -26,7 +26,8 @@ details, each found by a crash or a failure: a program is built outside JAX's ca
 loaded from it serializes into a blob that fails when run), is loaded with the devices it ran on, in order, and
 jaxlib's LAPACK kernels are initialised before a load (a loaded program that calls one first crashes).
 Within `loading_ahead` (the CLI's `run` and `validate`), the programs the last run of the same command used are
-loaded in a background thread before they are needed (`_Ahead`).
+loaded in a background thread before they are needed (`_Ahead`). A few small values that take tracing to find
+(the kind of a configuration's formulas) are kept in the same folder (`remembered`).
 
 Environment: COLLAPSE_JAX_CACHE unset uses $XDG_CACHE_HOME/collapse_jax (else ~/.cache/collapse_jax); a path
 uses that folder instead; "off" or "0" turns the cache off. JAX's own JAX_COMPILATION_CACHE_DIR, when set, is

@@ -111,6 +111,7 @@ def _run(func, method, steps, learning_rate):
 def _optimum(to_params, fun, x0, args=(), **options) -> Optimum:
     """Run `minimize` and return the knobs in natural units, refusing a non-finite result by name."""
     x, value, history, grad_norm = minimize(fun, x0, args, **options)
+    history = np.asarray(history)  # read on the host: indexing a device array would dispatch a program
     start = history[0]  # both methods evaluate the objective at x0 in their first step: no program of its own
     params = {k: np.asarray(v) for k, v in to_params(x, *args).items()}
     if not np.isfinite(float(value)) or not all(np.all(np.isfinite(v)) for v in params.values()):
