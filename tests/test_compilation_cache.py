@@ -259,8 +259,13 @@ def test_a_remembered_value_is_read_back_instead_of_computed(tmp_path, monkeypat
         path.write_text('"cut')
     assert remember("t", "x2", (a, 2)) == "x2" and remember("t", "x3", (a, 2)) == "x2"  # damaged: computed again
     assert not list(tmp_path.glob("*.part"))
+    assert remember("t", {1}, (a, 4)) == {1} and not list(tmp_path.glob("*.part"))  # not JSON: returned, not kept
     monkeypatch.setattr(compilation_cache, "_programs", None)
     assert remember("t", "v", (a, 2)) == "v" and remember("t", "v2", (a, 2)) == "v2"  # no folder: fn every time
+    with pytest.raises(ValueError, match="fn must be a function"):
+        compilation_cache.remembered("t", "exact", (a, 2))
+    with pytest.raises(ValueError, match="label must be a string"):
+        compilation_cache.remembered(3, lambda: "exact", (a, 2))
 
 
 def test_formula_kind_is_traced_once_per_configuration_with_a_folder(tmp_path, monkeypatch):

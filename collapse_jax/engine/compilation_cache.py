@@ -379,8 +379,8 @@ def remembered(label: str, fn, inputs):
     try:  # written whole, then renamed, as the programs are
         part.write_text(json.dumps(value))
         os.replace(part, path)
-    except OSError:  # a full or read-only disk costs the next run the tracing, not this run its result
-        part.unlink(missing_ok=True)
+    except (OSError, TypeError):  # a full or read-only disk (or a value JSON cannot write) costs the next run the
+        part.unlink(missing_ok=True)  # tracing, not this run its result
     return value
 
 
