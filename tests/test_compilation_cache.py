@@ -266,6 +266,8 @@ def test_a_remembered_value_is_read_back_instead_of_computed(tmp_path, monkeypat
         compilation_cache.remembered("t", "exact", (a, 2))
     with pytest.raises(ValueError, match="label must be a string"):
         compilation_cache.remembered(3, lambda: "exact", (a, 2))
+    with pytest.raises(ValueError, match="valid must be a function"):
+        compilation_cache.remembered("t", lambda: "exact", (a, 2), valid=True)
 
 
 def test_formula_kind_is_traced_once_per_configuration_with_a_folder(tmp_path, monkeypatch):
@@ -286,6 +288,10 @@ def test_formula_kind_is_traced_once_per_configuration_with_a_folder(tmp_path, m
     for path in tmp_path.glob("*.value"):
         path.write_text('"none"')
     assert theory.formula_kind(spec, gen, cj.Downstream(T=40, lam=0.1)) == "none" and len(traced) == 3
+    for path in tmp_path.glob("*.value"):
+        path.write_text('"maybe"')  # not a kind: traced again, and written again
+    assert theory.formula_kind(spec, gen, cj.Downstream(T=40, lam=0.1)) == "DE" and len(traced) == 4
+    assert theory.formula_kind(spec, gen, cj.Downstream(T=40, lam=0.1)) == "DE" and len(traced) == 4
 
 
 def test_stored_takes_its_static_arguments_by_keyword_and_nothing_else():

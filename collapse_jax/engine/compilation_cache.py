@@ -351,19 +351,22 @@ def stored_closure(label: str, fn, closed_over):
     return jax.jit(fn) if digest is None else Stored(fn, name=f"{label} {digest}")
 
 
-def remembered(label: str, fn, inputs):
+def remembered(label: str, fn, inputs, valid=lambda value: True):
     """fn(), a short JSON value that takes tracing to find, kept in the cache folder under `label` and a digest of
     `inputs` by value: a later process with equal inputs reads it instead of calling fn. The folder is that of the
     lab's source version, so an edit makes every remembered value stale, as it does the programs. fn() alone where
     no folder is chosen, or where an input is not data (a callable, a tracer: then no other process could find
-    it). For which kind of formula a configuration has (`theory.formula_kind` traces the formulas to read it:
-    validate asks for 20 kinds before it simulates).
+    it). A file that does not read as JSON, or whose value `valid` refuses, is computed and written again. For
+    which kind of formula a configuration has (`theory.formula_kind` traces the formulas to read it: validate
+    asks for 20 kinds before it simulates).
 
     Example:
-        >>> remembered("example.kind", lambda: "exact", (np.arange(3.0), 2))
+        >>> remembered("example.kind", lambda: "exact", (np.arange(3.0), 2), valid=lambda v: v in ("exact", "DE"))
         'exact'
     """
     _check_callable(fn)
+    if not callable(valid):
+        raise ValueError(f"valid must be a function of the value -> bool, got {valid!r}"[:300])
     if not isinstance(label, str):
         raise ValueError(f"label must be a string, got {label!r}"[:300])
     folder, digest = _programs, _value_digest(inputs)
@@ -371,7 +374,9 @@ def remembered(label: str, fn, inputs):
         return fn()
     path = folder / f"{hashlib.sha256(f'{label} {digest}'.encode()).hexdigest()[:32]}.value"
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
+        if valid(value):
+            return value
     except (OSError, ValueError):  # none yet, or a file cut short: computed again, and written again
         pass
     value = fn()

@@ -186,6 +186,9 @@ def compiled_metrics(spec: Spectrum, gen: Generators, down: Downstream, n) -> Me
     return jax.tree.map(np.asarray, program())
 
 
+FORMULA_KINDS = ("exact", "DE", "none")  # what formula_kind says
+
+
 @checked(spec=Instance(Spectrum), gen=Instance(Generators), down=Instance(Downstream))
 def formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
     """Which kind of prediction `metrics` makes for this config. Decides how a comparison is judged.
@@ -209,7 +212,12 @@ def formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
     """
     # the kind is found by tracing the formulas; the CLI keeps it on disk beside the programs, so a second run
     # (validate asks for 20 kinds before it simulates) reads it instead of tracing again
-    return remembered("theory.formula_kind", lambda: _formula_kind(spec, gen, down), (spec, gen, down))
+    return remembered(
+        "theory.formula_kind",
+        lambda: _formula_kind(spec, gen, down),
+        (spec, gen, down),
+        valid=FORMULA_KINDS.__contains__,
+    )
 
 
 def _formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
