@@ -358,7 +358,7 @@ def remembered(label: str, fn, inputs, valid=lambda value: True):
     no folder is chosen, or where an input is not data (a callable, a tracer: then no other process could find
     it). A file that does not read as JSON, or whose value `valid` refuses, is computed and written again. For
     which kind of formula a configuration has (`theory.formula_kind` traces the formulas to read it: validate
-    asks for 20 kinds before it simulates).
+    asks for the kinds of its 10 regression checks before it simulates).
 
     Example:
         >>> remembered("example.kind", lambda: "exact", (np.arange(3.0), 2), valid=lambda v: v in ("exact", "DE"))

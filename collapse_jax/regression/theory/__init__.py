@@ -211,7 +211,7 @@ def formula_kind(spec: Spectrum, gen: Generators, down: Downstream) -> str:
         ['exact', 'DE']
     """
     # the kind is found by tracing the formulas; the CLI keeps it on disk beside the programs, so a second run
-    # (validate asks for 20 kinds before it simulates) reads it instead of tracing again
+    # (validate asks for the kinds of its 10 regression checks first) reads it instead of tracing again
     return remembered(
         "theory.formula_kind",
         lambda: _formula_kind(spec, gen, down),
