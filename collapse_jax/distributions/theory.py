@@ -36,7 +36,12 @@ def _trigamma(x):
 
 
 def _gammaln(x):
-    return _special("gammaln", x)
+    """log Gamma by the C library's lgamma, element by element: as exact as JAX's and no program to compile
+    (JAX's eager gammaln compiled one per argument shape, about 0.4 s each; validate met two)."""
+    return _lgamma(np.asarray(x, float))
+
+
+_lgamma = np.vectorize(math.lgamma, otypes=[float])
 
 
 @checked(k=Real(lo=0.0, lo_open=True))
