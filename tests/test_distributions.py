@@ -85,6 +85,47 @@ def test_gaussian_log_variance_is_a_random_walk(estimator):
     assert np.all(np.diff(mean) < 0) and np.median(out.log_var[:, 50]) < np.log(4.0) - 10
 
 
+def test_gaussian_chain_in_two_chunks_is_the_chain_in_one():
+    """The 1-D chain's default splits 600 seeds into two chunks of 300, both in flight at once: the same arrays,
+    bit for bit, as one chunk of 600 or chunks of 7 (seed i draws from fold_in(key, i) whatever the chunk)."""
+    runs = [gaussian_chain(20, 30, 600, key=9, chunk_size=c) for c in (None, 600, 7)]
+    for r in runs[1:]:
+        np.testing.assert_array_equal(r.mean, runs[0].mean)
+        np.testing.assert_array_equal(r.log_var, runs[0].log_var)
+    assert runs[0].mean.flags.writeable and runs[0].log_var.flags.writeable
+
+
+def test_run_chunks_reads_a_chunk_back_after_dispatching_the_next():
+    """Two chunks in flight: chunk i + 1 is dispatched before chunk i is read back, and the padded last chunk is
+    cut to the seeds asked for."""
+    from collapse_jax.engine.seeds import run_chunks
+
+    events = []
+
+    class Result:  # stands for a jax array whose computation is still running: reading it waits
+        def __init__(self, ids):
+            self.ids = np.asarray(ids)
+
+        def __array__(self, dtype=None, copy=None):
+            events.append(("read", int(self.ids[0])))
+            return self.ids.astype(float)
+
+    def call(ids):
+        events.append(("dispatch", int(np.asarray(ids)[0])))
+        return Result(ids)
+
+    out = run_chunks(call, seeds=10, chunk=4)
+    np.testing.assert_array_equal(out, np.arange(10.0))
+    assert events == [
+        ("dispatch", 0),
+        ("dispatch", 4),
+        ("read", 0),
+        ("dispatch", 8),
+        ("read", 4),
+        ("read", 8),
+    ]
+
+
 def test_gaussian_closed_forms_by_hand():
     M, n = 100, np.array([0, 1, 7])
     a = (M - 1) / M

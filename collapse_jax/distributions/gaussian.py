@@ -20,7 +20,7 @@ from collapse_jax.engine import checks
 from collapse_jax.engine.calls import key_moved
 from collapse_jax.engine.checks import Int, checked
 from collapse_jax.engine.rng import log_gamma, subset
-from collapse_jax.engine.seeds import builder_cache, map_seeds
+from collapse_jax.engine.seeds import builder_cache, map_seeds, two_chunks
 from collapse_jax.engine.strategies import check_takes, lookup
 from collapse_jax.engine.strategies import table as strategy_table
 from collapse_jax.engine.wishart import bartlett
@@ -161,9 +161,8 @@ def gaussian_chain(
     steps = (tuple(float(m) for m in Ms), tuple(float(c) for c in divisor))  # hashable: builders are cached
     if d == 1:
         one_seed = _chain_1d(float(mu0), float(sigma0), steps, int(Ms.max()), sampler)
-        mean, log_var = map_seeds(
-            one_seed, key, seeds, chunk_size=chunk_size, seed_offset=seed_offset, progress=progress
-        )
+        chunk = two_chunks(seeds) if chunk_size is None else chunk_size  # the same draws for any chunk size
+        mean, log_var = map_seeds(one_seed, key, seeds, chunk_size=chunk, seed_offset=seed_offset, progress=progress)
         _warn_if_spread(log_var, "log var")
         return GaussianChain(mean, np.exp(log_var), log_var)
     mean0 = np.broadcast_to(np.asarray(mu0, float), (d,))

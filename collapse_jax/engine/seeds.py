@@ -41,6 +41,19 @@ def chunk_size_for(seeds: int, requested: int | None, default: int) -> int:
     return math.ceil(min(chunk, seeds) / n) * n
 
 
+def two_chunks(seeds: int, smallest: int = 256) -> int:
+    """Half the seeds (all of them below 2 x `smallest`): a default chunk for a chain whose per-step work is too
+    small to spread over the cores (the 1-D Gaussian's scan adds one number per seed and step), so that
+    `run_chunks` keeps two chunks in flight and their sequential parts run side by side.
+
+    Example:
+        >>> two_chunks(2000), two_chunks(300)
+        (1000, 300)
+    """
+    seeds = checks.size("seeds", seeds, lo=1)
+    return seeds if seeds < 2 * smallest else math.ceil(seeds / 2)
+
+
 def seed_sharding() -> NamedSharding:
     """The seed axis split over this process's devices. Local devices only: in a multi-process run each
     process computes its own slice of seeds or grid points, with no collective between processes."""
@@ -63,6 +76,10 @@ def run_chunks(call, seeds: int, chunk: int, seed_offset: int = 0, progress: boo
 
     call maps a uint32 array of seed ids to a pytree of arrays with the seed on axis 0. The last chunk is
     padded to keep one compiled shape, and the padding is dropped. Returns the pytree as numpy arrays.
+
+    The next chunk is dispatched before this one is read back (JAX dispatches asynchronously), so two chunks are
+    in flight: the second computes while the first finishes and is copied out, and a chain's sequential part
+    (the scan over generations) runs on two cores instead of one. Peak memory is up to two chunks' worth.
     """
     if seed_offset + seeds > 2**32:
         raise ValueError(
@@ -70,16 +87,22 @@ def run_chunks(call, seeds: int, chunk: int, seed_offset: int = 0, progress: boo
             "larger ids would wrap around and reuse seeds"
         )
     sharding = seed_sharding()
-    parts, start, t0, say = [], 0, time.perf_counter(), reporter(progress)
-    n_chunks = math.ceil(seeds / chunk)
-    for i in range(n_chunks):
+    starts = range(0, seeds, chunk)
+    parts, t0, say = [], time.perf_counter(), reporter(progress)
+
+    def dispatch(start: int):
         ids = np.arange(seed_offset + start, seed_offset + start + chunk, dtype=np.uint32)
-        out = call(jax.device_put(ids, sharding))
-        take = min(chunk, seeds - start)
+        return call(jax.device_put(ids, sharding)), min(chunk, seeds - start)
+
+    ahead = dispatch(0)
+    for i in range(len(starts)):
+        out, take = ahead
+        if i + 1 < len(starts):
+            ahead = dispatch(starts[i + 1])
         parts.append(jax.tree.map(lambda a, take=take: np.asarray(a)[:take], out))
-        start += take
-        rate = start / (time.perf_counter() - t0)
-        say(f"chunk {i + 1}/{n_chunks}: {start}/{seeds} seeds, {rate:.0f} seeds/s, ETA {(seeds - start) / rate:.0f}s")
+        done = starts[i] + take
+        rate = done / (time.perf_counter() - t0)
+        say(f"chunk {i + 1}/{len(starts)}: {done}/{seeds} seeds, {rate:.0f} seeds/s, ETA {(seeds - done) / rate:.0f}s")
     if len(parts) == 1:  # one chunk: a plain (writable) copy; concatenating the views of one part ran every
         return jax.tree.map(np.array, parts[0])  # other call of a 10,000-seed Gaussian chain 1.5x slower
     return jax.tree.map(lambda *a: np.concatenate(a), *parts)
