@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import math
 import textwrap
@@ -86,11 +85,6 @@ def select(families: str | None = None) -> list[Check]:
 
 
 def run(selected: list[Check], full: bool = False, key: int = 0, progress: bool = True, threads: int = 2) -> list[dict]:
-    """Every row of `each_row` (below), as a list."""
-    return list(each_row(selected, full, key, progress, threads))
-
-
-def each_row(selected: list[Check], full: bool = False, key: int = 0, progress: bool = True, threads: int = 2):
     """Simulate every check at the seeds its mode's target needs; one row per check with the verdict
     (engine/agreement.py), what the check detects, and its negative controls.
 
@@ -100,8 +94,7 @@ def each_row(selected: list[Check], full: bool = False, key: int = 0, progress: 
     `threads` checks are simulated at once: a check spends most of its first run compiling, which keeps
     about one and a half of two cores busy, and the next check's tracing and compiling fill the rest
     (validate --quick's first run: 55 s in one thread, 46 s in two, same draws: check i always uses key + i).
-    Rows, verdicts and progress lines come in the catalogue's order whatever finishes first, each yielded as soon
-    as it and the rows before it are done: the caller can draw a finished family while the next one runs.
+    Rows, verdicts and progress lines come in the catalogue's order whatever finishes first.
     """
     target = TARGETS["full" if full else "quick"]
     checks.size("threads", threads, lo=1)
@@ -112,18 +105,19 @@ def each_row(selected: list[Check], full: bool = False, key: int = 0, progress: 
         x, sim, th = c.simulate(seeds, key + i)
         return seeds, x, sim, th, time.perf_counter() - t0
 
+    rows = []
     pool = concurrent.futures.ThreadPoolExecutor(threads)
     try:
         for c, done in zip(selected, [pool.submit(simulate, i, c) for i, c in enumerate(selected)], strict=True):
             seeds, x, sim, th, seconds = done.result()
-            row = _row(c, seeds, x, sim, th, seconds)
+            rows.append(_row(c, seeds, x, sim, th, seconds))
             reporter(progress)(
-                f"[validate] {'ok  ' if row['agrees'] else 'FAIL'} {c.formula} ({seeds} seeds, detects "
-                f"{row['detects']:.1%}, {seconds:.1f}s wall{', beside other checks' if threads > 1 else ''})"
+                f"[validate] {'ok  ' if rows[-1]['agrees'] else 'FAIL'} {c.formula} ({seeds} seeds, detects "
+                f"{rows[-1]['detects']:.1%}, {seconds:.1f}s wall{', beside other checks' if threads > 1 else ''})"
             )
-            yield row
-    finally:  # a failed check, or a caller that stops early, stops the run: checks not yet started never start
-        pool.shutdown(cancel_futures=True)
+    finally:
+        pool.shutdown(cancel_futures=True)  # a failed check stops the run: the checks not yet started never start
+    return rows
 
 
 def _row(c: Check, seeds: int, x, sim, th, seconds: float) -> dict:
@@ -181,10 +175,10 @@ def control_table(rows: list[dict]) -> list[str]:
     ]
 
 
-def report(rows: list[dict], out: str | Path, mode: str, figures: dict | None = None) -> Path:
-    """results/validate/report.md with the table, the criteria, and one figure per family (`figure`; those in
-    `figures`, family -> PNG path, were drawn already)."""
+def report(rows: list[dict], out: str | Path, mode: str) -> Path:
+    """results/validate/report.md with the table, the criteria, and one figure per family."""
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     lines = (
         [
             f"# collapse_jax validate ({mode})",
@@ -197,47 +191,30 @@ def report(rows: list[dict], out: str | Path, mode: str, figures: dict | None = 
         + control_table(rows)
         + [""]
     )
-    figures = dict(figures or {})
     for family in dict.fromkeys(r["family"] for r in rows):
-        png = figures.get(family) or figure([r for r in rows if r["family"] == family], out)
+        mine = [r for r in rows if r["family"] == family]
+        fig, axs = plotting.panels(len(mine), sharey=False, ncols=3)  # rows of three: every panel keeps its y label
+        for ax, r in zip(axs, mine, strict=True):
+            ax.plot(r["x"], r["theory"], "-", color="C0", label=f"theory ({r['kind']})")
+            ax.errorbar(r["x"], r["mean"], yerr=r["sem"], fmt="o", ms=3, color="C1", label="simulation")
+            ax.set_title(textwrap.fill(r["formula"], 40), fontsize=8)
+            ax.set_xlabel("n")
+            ax.set_ylabel("test error" if family == "regression" else "mean over seeds (title)", fontsize=8)
+            ax.legend(fontsize=7)
+        png, pdf = plotting.save(fig, out / family)
         lines.append(f"![{family}]({png.name})")  # markdown viewers show PNG; the PDF is for print
-        lines.append(f"[{family} (PDF)]({png.with_suffix('.pdf').name})")
+        lines.append(f"[{family} (PDF)]({pdf.name})")
         lines.append("")
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def figure(mine: list[dict], out: str | Path) -> Path:
-    """out/<family>.png and .pdf: one panel per check of one family, theory as a line, simulation as markers.
-    Returns the PNG's path."""
-    family = mine[0]["family"]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    fig, axs = plotting.panels(len(mine), sharey=False, ncols=3)  # rows of three: every panel keeps its y label
-    for ax, r in zip(axs, mine, strict=True):
-        ax.plot(r["x"], r["theory"], "-", color="C0", label=f"theory ({r['kind']})")
-        ax.errorbar(r["x"], r["mean"], yerr=r["sem"], fmt="o", ms=3, color="C1", label="simulation")
-        ax.set_title(textwrap.fill(r["formula"], 40), fontsize=8)
-        ax.set_xlabel("n")
-        ax.set_ylabel("test error" if family == "regression" else "mean over seeds (title)", fontsize=8)
-        ax.legend(fontsize=7)
-    png, _ = plotting.save(fig, out / family)
-    return png
-
-
 def main(args) -> int:
     selected = select(args.family)
     mode = "full" if args.full else "quick"
     t0, c0 = time.perf_counter(), time.process_time()
-    left = collections.Counter(c.family for c in selected)
-    rows, figures = [], {}
-    for row in each_row(selected, full=args.full, progress=not args.quiet):
-        rows.append(row)
-        left[row["family"]] -= 1
-        if not left[row["family"]]:  # drawn while the next family's checks run (a figure costs about a second)
-            with timing.stage("figure"):
-                figures[row["family"]] = figure([r for r in rows if r["family"] == row["family"]], args.out)
+    rows = run(selected, full=args.full, progress=not args.quiet)
     for line in table(rows):
         print(line)
     failed = [r for r in rows if not r["agrees"]]
@@ -254,7 +231,8 @@ def main(args) -> int:
                 else ""
             )
         )
-    path = report(rows, args.out, mode, figures)
+    with timing.stage("figure"):
+        path = report(rows, args.out, mode)
     print(
         f"{len(rows) - len(failed)} of {len(rows)} formulas agree with simulation ({mode}, band <= "
         f"{TARGETS[mode]:.0%}); {time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU "

@@ -50,7 +50,7 @@ def test_every_negative_control_fails(rows):
 
 
 def test_cli_table_controls_and_report(rows, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(validate, "each_row", lambda *a, **k: iter(rows))  # the CLI over the same simulation
+    monkeypatch.setattr(validate, "run", lambda *a, **k: rows)  # the CLI over the same simulation
     assert cli.main(["validate", "--quick", "--controls", "--quiet", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     table = [line for line in out.splitlines() if line.startswith("| ") and "verdict" not in line]
@@ -59,25 +59,6 @@ def test_cli_table_controls_and_report(rows, tmp_path, capsys, monkeypatch):
     assert "s CPU" in out
     report = (tmp_path / "report.md").read_text()
     assert all(f"{family}.png" in report for family in validate.FAMILIES) and "fails (good)" in report
-
-
-def test_a_family_is_drawn_while_the_next_one_runs(rows, tmp_path, monkeypatch):
-    """The CLI draws each family's figure as soon as its last row is in, before the next family's rows arrive;
-    the report links the same files."""
-    seen = []
-
-    def each_row(*a, **k):
-        for r in rows:
-            seen.append((r["family"], sorted(p.name for p in tmp_path.glob("*.png"))))
-            yield r
-
-    monkeypatch.setattr(validate, "each_row", each_row)
-    assert cli.main(["validate", "--quick", "--quiet", "--out", str(tmp_path)]) == 0
-    first_of = {f: pngs for f, pngs in reversed(seen)}  # the figures on disk when each family's first row came
-    assert first_of["regression"] == [] and first_of["distributions"] == ["regression.png"]
-    assert first_of["kernels"] == ["distributions.png", "regression.png"]
-    report = (tmp_path / "report.md").read_text()
-    assert all(f"({f}.png)" in report and f"({f}.pdf)" in report for f in validate.FAMILIES)
 
 
 def test_seeds_follow_from_the_target():
