@@ -96,8 +96,8 @@ def test_gaussian_chain_in_two_chunks_is_the_chain_in_one():
 
 
 def test_run_chunks_reads_a_chunk_back_after_dispatching_the_next():
-    """Two chunks in flight: chunk i + 1 is dispatched before chunk i is read back, and the padded last chunk is
-    cut to the seeds asked for."""
+    """Two chunks in flight where asked (`ahead`, as `map_seeds` does): chunk i + 1 is dispatched before chunk i
+    is read back; one at a time otherwise. The padded last chunk is cut to the seeds asked for."""
     from collapse_jax.engine.seeds import run_chunks
 
     events = []
@@ -114,7 +114,11 @@ def test_run_chunks_reads_a_chunk_back_after_dispatching_the_next():
         events.append(("dispatch", int(np.asarray(ids)[0])))
         return Result(ids)
 
-    out = run_chunks(call, seeds=10, chunk=4)
+    out = run_chunks(call, seeds=10, chunk=4)  # one at a time (the regression chain's way)
+    np.testing.assert_array_equal(out, np.arange(10.0))
+    assert [e[0] for e in events] == ["dispatch", "read"] * 3
+    events.clear()
+    out = run_chunks(call, seeds=10, chunk=4, ahead=True)
     np.testing.assert_array_equal(out, np.arange(10.0))
     assert events == [
         ("dispatch", 0),
