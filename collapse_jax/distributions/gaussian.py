@@ -100,6 +100,8 @@ def gaussian_chain(
         key: int or PRNG key; seed i uses fold_in(key, seed_offset + i). (The key used to be the first positional
             argument; that call still works, with a DeprecationWarning.)
         seed_offset: first seed index, so that slices of one run can be computed apart and joined.
+        chunk_size: seeds per compiled call. Default: all of them, except the 1-D chain without a strategy, which
+            runs two chunks of half the seeds side by side from 512 seeds on. The draws do not depend on it.
 
     Returns:
         GaussianChain: the fitted mean and variance (or covariance) of every seed and generation, index 0 the truth.

@@ -114,9 +114,9 @@ def map_seeds(
     one_seed, key, seeds: int, *, data=(), chunk_size: int | None = None, seed_offset: int = 0, progress: bool = False
 ):
     """Run one_seed(key, *data) -> pytree for `seeds` seeds (seed i gets fold_in(key, seed_offset + i)), vmapped
-    and jit-compiled, in chunks of chunk_size seeds (default: all). `data` (arrays shared by every seed, such as
-    a kernel matrix) are passed as arguments rather than captured, so that they are not compiled in as
-    constants. Returns the pytree stacked on axis 0, as numpy.
+    and jit-compiled, in chunks of chunk_size seeds (default: all; two chunks are in flight at a time). `data`
+    (arrays shared by every seed, such as a kernel matrix) are passed as arguments rather than captured, so that
+    they are not compiled in as constants. Returns the pytree stacked on axis 0, as numpy.
 
     Example:
         >>> import jax
