@@ -102,9 +102,10 @@ def test_run_chunks_reads_a_chunk_back_after_dispatching_the_next():
 
     events = []
 
-    class Result:  # stands for a jax array whose computation is still running: reading it waits
+    class Result:  # stands for a jax array whose computation is still running: reading its values waits
         def __init__(self, ids):
             self.ids = np.asarray(ids)
+            self.shape, self.dtype = self.ids.shape, np.dtype(float)
 
         def __array__(self, dtype=None, copy=None):
             events.append(("read", int(self.ids[0])))
