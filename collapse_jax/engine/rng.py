@@ -68,10 +68,11 @@ def log_gamma(key, a):
         accepted = positive & (u < jnp.exp(0.5 * x**2 + d - d * t * t * t + d * log_v))
         return jnp.where(accepted, log_v, jnp.nan)
 
-    # Up to WHOLE lanes the pool is the whole array, so the first pass settles every lane and the loop over passes
-    # is left out of the program (a third of its compile time; `whole_pool`). The pool's first 16 lanes draw what a pool of 16
-    # draws (threefry bits depend on the index, not the shape), so the draws are those of the 16-lane pool unless
-    # more than 16 lanes are rejected at once (about 1e-7 for 64 lanes at the highest rejection rate, 5%).
+    # Up to WHOLE lanes the pool is the whole array (`whole_pool`), so the first pass settles every lane and the
+    # loop over passes is left out of the program (a third of its compile time). The pool's first 16 lanes draw
+    # what a pool of 16 draws (threefry bits depend on the index, not the shape), so the draws are those of the
+    # 16-lane pool unless more than 16 lanes are rejected at once (about 1e-7 for 64 lanes at the highest
+    # rejection rate, 5%).
     pool = n if n <= WHOLE else min(n, 16 + n // 64)
 
     def settle_pool(i, log_v):
