@@ -94,7 +94,9 @@ def log_gamma(key, a):
         per call (0.50-1.10 s before, 1 to 50 lanes), 1.5-2x faster to run at 20-64 lanes, 1.1x slower at one.
         Round 0 proposes for every lane in order with k_first. `settle_pool` would then put the rejected lanes
         first, in index order, and redraw at their positions there with fold_in(k_pass, j - 1) in round j: so a
-        lane rejected in round 0 takes the draws at its rank among those lanes. The same draws, bit for bit."""
+        lane rejected in round 0 takes the draws at its rank among those lanes. The same draws, bit for bit, in a
+        batch of two or more seeds; a batch of one now draws what a larger one does (the pool's one-lane draws took
+        other last bits there)."""
 
         def round_(state):
             j, order, log_v = state
