@@ -130,7 +130,9 @@ def main(argv=None) -> int:
     va = sub.add_parser("validate", help="every closed form of the lab against simulation: table and report")
     mode = va.add_mutually_exclusive_group()
     mode.add_argument(
-        "--quick", action="store_true", help="seeds for a 5%% statistical band, about a minute on 2 cores (default)"
+        "--quick",
+        action="store_true",
+        help="seeds for a 5%% statistical band, under a minute on 2 cores, ~15 s once compiled (default)",
     )
     mode.add_argument("--full", action="store_true", help="seeds for a 1%% statistical band (25x quick)")
     va.add_argument(
