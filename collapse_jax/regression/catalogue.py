@@ -94,7 +94,7 @@ def entries() -> list[Check]:
             pl,
             G(T0=150, real_fraction=0.5, real_weight=0.618),
             D(T=100, synthetic_fraction=0.5, real_weight=0.7),
-            0.55,  # not calibrated yet: the ridge mixture's cv, rounded up (more seeds)
+            0.280,
         ),
         _entry(
             "width-m model on random projections, DE",
@@ -102,7 +102,7 @@ def entries() -> list[Check]:
             pl,
             G(T0=150),
             D(T=100, lam=0.05, width=30, synthetic_fraction=0.5),
-            0.55,  # not calibrated yet: the ridge mixture's cv, rounded up (more seeds)
+            0.456,
         ),
         _entry(
             "min-norm generators, power law, DE",
@@ -110,6 +110,6 @@ def entries() -> list[Check]:
             pl,
             G(T0=10, sigma0=0.3),
             D(T=100),
-            0.55,  # not calibrated yet: a conservative cv (more seeds)
+            0.283,
         ),
     ]
