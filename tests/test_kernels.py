@@ -193,6 +193,20 @@ def test_multi_output_theory_is_the_sum_over_outputs():
     np.testing.assert_allclose(pooled, separate, rtol=1e-10)
 
 
+def test_theory_as_one_program_is_the_theory_op_by_op():
+    """`one_program=True` (validate's check) evaluates the same formulas as one compiled program: the same numbers
+    to float64 rounding, for a DE (ridge) and a downstream mixture. A bad flag is refused by name."""
+    X = RNG.normal(size=(300, 8)) * np.arange(1, 9) ** -0.7
+    emp = theory.empirical_spectrum(kernel_matrix("linear", X), (X @ RNG.normal(size=8))[:, None])
+    n = np.arange(4)
+    for kw in (dict(T0=40, T=50, sigma0=0.4, sigma=0.3, lam=0.05), dict(T0=40, T=50, synthetic_fraction=0.5)):
+        eager = theory.test_error(emp, n, **kw)
+        np.testing.assert_allclose(theory.test_error(emp, n, one_program=True, **kw), eager, rtol=1e-12)
+        assert np.all(np.diff(eager) > 1e-6 * eager[0])  # the errors grow with n: a comparison that can fail
+    with pytest.raises(ValueError, match="one_program"):
+        theory.test_error(emp, n, T0=40, T=50, one_program="yes")
+
+
 @pytest.mark.parametrize("options", [{}, {"strategy": "accumulate"}, {"synthetic_fraction": 0.5}])
 def test_one_lambda_by_cholesky_is_the_grid_by_eigendecomposition(options):
     """One downstream lambda throughout is solved with one Cholesky factor per seed, a grid with one
