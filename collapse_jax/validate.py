@@ -84,7 +84,9 @@ def select(families: str | None = None) -> list[Check]:
     return [c for c in _catalogue() if c.family in wanted]
 
 
-def run(selected: list[Check], full: bool = False, key: int = 0, progress: bool = True, threads: int = 2) -> list[dict]:
+def run(
+    selected: list[Check], full: bool = False, key: int = 0, progress: bool = True, threads: int = 2, on_row=None
+) -> list[dict]:
     """Simulate every check at the seeds its mode's target needs; one row per check with the verdict
     (engine/agreement.py), what the check detects, and its negative controls.
 
@@ -94,10 +96,14 @@ def run(selected: list[Check], full: bool = False, key: int = 0, progress: bool 
     `threads` checks are simulated at once: a check spends most of its first run compiling, which keeps
     about one and a half of two cores busy, and the next check's tracing and compiling fill the rest
     (validate --quick's first run: 55 s in one thread, 46 s in two, same draws: check i always uses key + i).
-    Rows, verdicts and progress lines come in the catalogue's order whatever finishes first.
+    Rows, verdicts and progress lines come in the catalogue's order whatever finishes first; `on_row(rows)`, when
+    given, is called with the rows so far after each one, while the later checks still run (`main` draws a
+    family's figure there).
     """
     target = TARGETS["full" if full else "quick"]
     checks.size("threads", threads, lo=1)
+    if on_row is not None and not callable(on_row):
+        raise ValueError(f"on_row must be a function of the rows so far, or None, got {on_row!r}"[:300])
 
     def simulate(i: int, c: Check):
         seeds = c.seeds(target)
@@ -115,6 +121,8 @@ def run(selected: list[Check], full: bool = False, key: int = 0, progress: bool 
                 f"[validate] {'ok  ' if rows[-1]['agrees'] else 'FAIL'} {c.formula} ({seeds} seeds, detects "
                 f"{rows[-1]['detects']:.1%}, {seconds:.1f}s wall{', beside other checks' if threads > 1 else ''})"
             )
+            if on_row is not None:
+                on_row(rows)
     finally:
         pool.shutdown(cancel_futures=True)  # a failed check stops the run: the checks not yet started never start
     return rows
@@ -175,10 +183,32 @@ def control_table(rows: list[dict]) -> list[str]:
     ]
 
 
-def report(rows: list[dict], out: str | Path, mode: str) -> Path:
-    """results/validate/report.md with the table, the criteria, and one figure per family."""
+def family_figure(rows: list[dict], out: str | Path) -> tuple[Path, Path]:
+    """out/<family>.png and .pdf: one panel per check of the family of `rows`, theory as a line and the simulated
+    means with their standard errors as markers."""
+    families = {r["family"] for r in rows}
+    if len(families) != 1:
+        raise ValueError(f"rows must be one family's, got {sorted(families)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    fig, axs = plotting.panels(len(rows), sharey=False, ncols=3)  # rows of three: every panel keeps its y label
+    for ax, r in zip(axs, rows, strict=True):
+        ax.plot(r["x"], r["theory"], "-", color="C0", label=f"theory ({r['kind']})")
+        ax.errorbar(r["x"], r["mean"], yerr=r["sem"], fmt="o", ms=3, color="C1", label="simulation")
+        ax.set_title(textwrap.fill(r["formula"], 40), fontsize=8)
+        ax.set_xlabel("n")
+        ax.set_ylabel("test error" if r["family"] == "regression" else "mean over seeds (title)", fontsize=8)
+        ax.legend(fontsize=7)
+    png, pdf = plotting.save(fig, out / rows[0]["family"])
+    return png, pdf
+
+
+def report(rows: list[dict], out: str | Path, mode: str, figures: dict | None = None) -> Path:
+    """results/validate/report.md with the table, the criteria, and one figure per family (`figures`: those
+    already drawn, family -> (png, pdf); the others are drawn here)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = dict(figures or {})
     lines = (
         [
             f"# collapse_jax validate ({mode})",
@@ -192,16 +222,9 @@ def report(rows: list[dict], out: str | Path, mode: str) -> Path:
         + [""]
     )
     for family in dict.fromkeys(r["family"] for r in rows):
-        mine = [r for r in rows if r["family"] == family]
-        fig, axs = plotting.panels(len(mine), sharey=False, ncols=3)  # rows of three: every panel keeps its y label
-        for ax, r in zip(axs, mine, strict=True):
-            ax.plot(r["x"], r["theory"], "-", color="C0", label=f"theory ({r['kind']})")
-            ax.errorbar(r["x"], r["mean"], yerr=r["sem"], fmt="o", ms=3, color="C1", label="simulation")
-            ax.set_title(textwrap.fill(r["formula"], 40), fontsize=8)
-            ax.set_xlabel("n")
-            ax.set_ylabel("test error" if family == "regression" else "mean over seeds (title)", fontsize=8)
-            ax.legend(fontsize=7)
-        png, pdf = plotting.save(fig, out / family)
+        if family not in figures:
+            figures[family] = family_figure([r for r in rows if r["family"] == family], out)
+        png, pdf = figures[family]
         lines.append(f"![{family}]({png.name})")  # markdown viewers show PNG; the PDF is for print
         lines.append(f"[{family} (PDF)]({pdf.name})")
         lines.append("")
@@ -214,7 +237,18 @@ def main(args) -> int:
     selected = select(args.family)
     mode = "full" if args.full else "quick"
     t0, c0 = time.perf_counter(), time.process_time()
-    rows = run(selected, full=args.full, progress=not args.quiet)
+    figures: dict = {}
+    per_family = {f: sum(c.family == f for c in selected) for f in dict.fromkeys(c.family for c in selected)}
+
+    def draw_complete_family(rows):
+        """A family's figure is drawn once its last row is in, while the later checks still simulate: a core
+        that would idle through the last check's run draws it (validate --quick: 3-4 s of figures)."""
+        mine = [r for r in rows if r["family"] == rows[-1]["family"]]
+        if len(mine) == per_family[rows[-1]["family"]]:
+            with timing.stage("figure"):
+                figures[rows[-1]["family"]] = family_figure(mine, args.out)
+
+    rows = run(selected, full=args.full, progress=not args.quiet, on_row=draw_complete_family)
     for line in table(rows):
         print(line)
     failed = [r for r in rows if not r["agrees"]]
@@ -232,7 +266,7 @@ def main(args) -> int:
             )
         )
     with timing.stage("figure"):
-        path = report(rows, args.out, mode)
+        path = report(rows, args.out, mode, figures)
     print(
         f"{len(rows) - len(failed)} of {len(rows)} formulas agree with simulation ({mode}, band <= "
         f"{TARGETS[mode]:.0%}); {time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU "

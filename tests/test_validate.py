@@ -6,6 +6,7 @@ all of it (the catalogue runs once per session)."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -114,3 +115,47 @@ def test_a_failing_check_stops_the_run_and_says_which():
     assert "a" in started and set(started) <= {"a", "b", "c"}, started
     with pytest.raises(ValueError, match="threads"):
         validate.run(fake, threads=0)
+
+
+def test_a_family_figure_is_drawn_while_later_checks_run(tmp_path, monkeypatch):
+    """`validate` draws a family's figure as soon as its last row is in, while later checks run: the last check of
+    this toy catalogue waits (up to 20 s) for the regression figure, which is drawn only at the end if it is not
+    drawn during the run. The report links every family's figure. Rows reach `on_row` in the catalogue's order; a
+    bad `on_row` or a figure of two families is refused by name."""
+    seen = []
+
+    def simulate(name, family):
+        def run(seeds, key):
+            deadline = time.monotonic() + (20 if name == "c" else 0)
+            while not (tmp_path / "regression.png").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            seen.append((name, (tmp_path / "regression.png").exists()))
+            spread = 1e-3 * (np.arange(seeds)[:, None] % 2 - 0.5)  # mean 1 exactly at an even seed count
+            return np.arange(2), np.ones((seeds, 2)) + spread, np.ones(2)
+
+        return run
+
+    fake = [
+        Check(f, n, "theory/moments.md", "toy", "exact", 0.0, 0.01, simulate(n, f))
+        for n, f in (("a", "regression"), ("b", "regression"), ("c", "distributions"))
+    ]
+    monkeypatch.setattr(validate, "select", lambda families=None: fake)
+    monkeypatch.setattr(validate, "run", lambda *a, **k: _run_one_thread(*a, **k))
+    assert cli.main(["validate", "--quick", "--quiet", "--out", str(tmp_path)]) == 0
+    assert seen == [("a", False), ("b", False), ("c", True)]
+    report = (tmp_path / "report.md").read_text()
+    assert "regression.png" in report and "distributions.png" in report
+    orders = []
+    _run_one_thread(fake, progress=False, on_row=lambda rows: orders.append([r["formula"] for r in rows]))
+    assert orders == [["a"], ["a", "b"], ["a", "b", "c"]]
+    with pytest.raises(ValueError, match="on_row"):
+        _run_one_thread(fake, on_row="draw")
+    with pytest.raises(ValueError, match="one family"):
+        validate.family_figure(_run_one_thread(fake, progress=False), tmp_path)
+
+
+_REAL_RUN = validate.run
+
+
+def _run_one_thread(*args, **kwargs):
+    return _REAL_RUN(*args, **{**kwargs, "threads": 1})
