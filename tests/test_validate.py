@@ -117,6 +117,13 @@ def test_a_failing_check_stops_the_run_and_says_which():
         validate.run(fake, threads=0)
 
 
+_REAL_RUN = validate.run  # the test below replaces validate.run with this, on one thread
+
+
+def _run_one_thread(*args, **kwargs):
+    return _REAL_RUN(*args, **{**kwargs, "threads": 1})
+
+
 def test_a_family_figure_is_drawn_while_later_checks_run(tmp_path, monkeypatch):
     """`validate` draws a family's figure as soon as its last row is in, while later checks run: the last check of
     this toy catalogue waits (up to 20 s) for the regression figure, which is drawn only at the end if it is not
@@ -152,10 +159,3 @@ def test_a_family_figure_is_drawn_while_later_checks_run(tmp_path, monkeypatch):
         _run_one_thread(fake, on_row="draw")
     with pytest.raises(ValueError, match="one family"):
         validate.family_figure(_run_one_thread(fake, progress=False), tmp_path)
-
-
-_REAL_RUN = validate.run
-
-
-def _run_one_thread(*args, **kwargs):
-    return _REAL_RUN(*args, **{**kwargs, "threads": 1})
