@@ -33,7 +33,7 @@ import numpy as np
 
 from collapse_jax import experiment  # noqa: F401  (registers every family's experiment kinds)
 from collapse_jax.distributions import catalogue as _distributions
-from collapse_jax.engine import agreement, checks, plotting, protocol, timing
+from collapse_jax.engine import agreement, checks, compile_options, plotting, protocol, timing
 from collapse_jax.engine.catalogue import MARGIN as MARGIN  # re-exported: the seed rule's constants and record
 from collapse_jax.engine.catalogue import MIN_SEEDS as MIN_SEEDS
 from collapse_jax.engine.catalogue import Check
@@ -96,6 +96,8 @@ def run(
     `threads` checks are simulated at once: a check spends most of its first run compiling, which keeps
     about one and a half of two cores busy, and the next check's tracing and compiling fill the rest
     (validate --quick's first run: 55 s in one thread, 46 s in two, same draws: check i always uses key + i).
+    Each check's programs are compiled for latency (`compile_options.for_latency`): they run once, for well under
+    their compile time, and their numbers are the same bit for bit.
     Rows, verdicts and progress lines come in the catalogue's order whatever finishes first; `on_row(rows)`, when
     given, is called with the rows so far after each one, while the later checks still run (`main` draws a
     family's figure there).
@@ -108,7 +110,8 @@ def run(
     def simulate(i: int, c: Check):
         seeds = c.seeds(target)
         t0 = time.perf_counter()
-        x, sim, th = c.simulate(seeds, key + i)
+        with compile_options.for_latency():  # each program runs once: compiled faster, the same numbers
+            x, sim, th = c.simulate(seeds, key + i)
         return seeds, x, sim, th, time.perf_counter() - t0
 
     rows = []

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from collapse_jax.engine import compilation_cache, io
+from collapse_jax.engine import compilation_cache, compile_options, io
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["spectrum.d=12", "generators.T0=40", "downstream.T=30", "--seeds", "40", "--quiet"]
@@ -158,6 +158,32 @@ def test_stored_loads_what_it_built_and_rebuilds_what_does_not_load(tmp_path, mo
     monkeypatch.setattr(compilation_cache, "_programs", None)  # no folder: the plain jit, nothing written
     compilation_cache.Stored(fn, ("power",), name="test.other")(x, power=2)
     assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_program_compiled_for_latency_is_another_program_with_the_same_numbers(tmp_path, monkeypatch):
+    """Inside `compile_options.for_latency()` a Stored function is compiled with FOR_LATENCY: another key and another
+    stored program, the same numbers; a second Stored of the name loads it in the block. The options reach XLA
+    (an option XLA does not know is refused, by name, where options that were dropped would pass), and the block
+    closes on an error."""
+    monkeypatch.setattr(compilation_cache, "_programs", tmp_path)
+    fn, x = _counting_traces([]), jnp.linspace(0.0, 3.0, 7)
+    stored = compilation_cache.Stored(fn, ("power",), name="test.latency")
+    plain, key = stored(x, power=2), compilation_cache.program_key("test.latency", (x,), {"power": 2})
+    assert compile_options.current() == {}
+    with compile_options.for_latency():
+        assert compile_options.current() == compile_options.FOR_LATENCY
+        assert compilation_cache.program_key("test.latency", (x,), {"power": 2}) != key
+        np.testing.assert_array_equal(stored(x, power=2), plain)
+        traces: list = []
+        again = compilation_cache.Stored(_counting_traces(traces), ("power",), name="test.latency")
+        np.testing.assert_array_equal(again(x, power=2), plain)
+        assert traces == []  # loaded from its file, not traced
+    assert len(list(tmp_path.glob("*.program"))) == 2 and len(stored.jits) == 2
+    assert compile_options.current() == {}
+    monkeypatch.setattr(compile_options, "FOR_LATENCY", {"xla_no_such_option": True})
+    with pytest.raises(Exception, match="xla_no_such_option"), compile_options.for_latency():
+        stored(x, power=3)
+    assert compile_options.current() == {}
 
 
 def test_a_stored_function_called_under_a_transformation_is_part_of_the_outer_program(tmp_path, monkeypatch):

@@ -5,6 +5,9 @@ all of it (the catalogue runs once per session)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -13,7 +16,7 @@ import pytest
 from stats import timeout_for
 
 from collapse_jax import cli, validate
-from collapse_jax.engine import agreement
+from collapse_jax.engine import agreement, compile_options
 from collapse_jax.engine.catalogue import Check
 from collapse_jax.regression import theory
 
@@ -91,6 +94,46 @@ def test_checks_side_by_side_give_the_rows_of_one_at_a_time(rows):
         assert a["formula"] == b["formula"] and a["seeds"] == b["seeds"]
         np.testing.assert_array_equal(a["mean"], b["mean"])
         np.testing.assert_array_equal(a["sem"], b["sem"])
+
+
+def test_validate_compiles_each_check_for_latency_with_the_numbers_of_xla_defaults():
+    """`validate.run` simulates each check inside `compile_options.for_latency()`. The suite compiles with flags of
+    its own (conftest.py), so the claim that this changes no number is checked in a process with XLA's defaults:
+    the OLS chain and the Gaussian chain give the same arrays bit for bit either way."""
+    seen = []
+    toy = Check(
+        "regression",
+        "toy",
+        "theory/moments.md",
+        "toy",
+        "exact",
+        0.0,
+        0.01,
+        lambda seeds, key: (
+            seen.append(compile_options.current())
+            or (np.arange(2), np.ones((seeds, 2)) + np.arange(seeds)[:, None] * 1e-3, np.ones(2))
+        ),
+    )
+    validate.run([toy], progress=False)
+    assert seen == [compile_options.FOR_LATENCY] and compile_options.current() == {}
+    script = """
+import jax, numpy as np
+jax.config.update("jax_enable_x64", True)
+from collapse_jax.engine import compile_options, use_fused_threefry
+use_fused_threefry()
+from collapse_jax import validate
+for i in (0, 10):
+    c = validate.select()[i]
+    plain = c.simulate(200, i)[1]
+    with compile_options.for_latency():
+        fast = c.simulate(200, i)[1]
+    print(c.formula, np.array_equal(plain, fast), bool(np.isfinite(plain).all()) and plain.std() > 0)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines == ["OLS chain True True", "Gaussian fit-and-resample, E sigma_n^2 True True"], lines
 
 
 def test_a_failing_check_stops_the_run_and_says_which():

@@ -56,7 +56,7 @@ import jax
 import jaxlib
 import numpy as np
 
-from collapse_jax.engine import threefry
+from collapse_jax.engine import compile_options, threefry
 
 OFF = ("off", "0", "false", "no")
 LOADED = "/collapse_jax/programs/load_duration"  # a monitoring event: a stored program loaded (engine/timing.py)
@@ -165,10 +165,21 @@ class Stored:
             raise ValueError(f"static_argnames must be a tuple of argument names, got {static_argnames!r}"[:300])
         if name is not None and not isinstance(name, str):
             raise ValueError(f"name must be a string or None, got {name!r}"[:300])
-        self.jitted = jax.jit(fn, static_argnames=static_argnames)
+        self.fn, self.static_argnames = fn, static_argnames
+        self.jits: dict[str, Any] = {}  # the jit of fn per set of XLA options (engine/compile_options.py)
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"  # a closure's name must say what it closes over
         self.static = set(static_argnames)
         self.loaded: dict[str, jax.stages.Compiled] = {}
+
+    @property
+    def jitted(self):
+        """jax.jit of fn, compiled with the XLA options in force now (`compile_options.current()`)."""
+        options = compile_options.current()
+        if repr(options) not in self.jits:
+            self.jits[repr(options)] = jax.jit(
+                self.fn, static_argnames=self.static_argnames, compiler_options=options or None
+            )
+        return self.jits[repr(options)]
 
     def __call__(self, *args, **static):
         if set(static) != self.static:  # a keyword is taken for static: an array passed by name would be baked in
@@ -479,9 +490,10 @@ def _last_used(path: Path) -> float:
 def program_key(name: str, args, static: dict) -> str | None:
     """A hash of everything the program of `name` at (args, static) depends on, short of the machine and the lab's
     source (the folders' names have those): JAX's tracing configuration (x64 included), the threefry lowering,
-    the devices, the arguments' structure with their static fields, and each leaf's type and sharding. None where
-    the structure or a static value names an object by its address (a function inside a `Partial`): no other
-    process would find that key, so storing the program would only fill the disk. None as well where an argument
+    the XLA options (`compile_options`), the devices, the arguments' structure with their static fields, and each
+    leaf's type and sharding. None where the structure or a static value names an object by its address (a
+    function inside a `Partial`): no other process would find that key, so storing the program would only fill
+    the disk. None as well where an argument
     is a tracer: called inside another transformation (`optimal_lambda` under `jax.vmap`), the function is part of
     the outer program, and a compiled program cannot take tracers.
 
@@ -501,6 +513,7 @@ def program_key(name: str, args, static: dict) -> str | None:
     if any(" at 0x" in part for part in parts):
         return None
     parts += [str(jax.dtypes.canonicalize_dtype(np.float64)), str(threefry.fused), repr(jax.devices())]
+    parts.append(repr(compile_options.current()))  # a program compiled with other XLA options is another program
     parts += [f"{jax.typeof(x)!r} {x.sharding if isinstance(x, jax.Array) else ''}" for x in leaves]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 

@@ -1,0 +1,53 @@
+"""How XLA compiles the lab's programs: its defaults, or, for programs that run once and briefly, options that
+compile faster and leave every number the same.
+
+XLA:CPU writes each fused kernel through its newer MLIR fusion emitters and then LLVM; compiling is most of a
+first run wherever a program runs only once for well under a second, as each of `collapse-jax validate`'s checks
+does (benchmarks/README.md, "Where a chain program's compile goes"). With `xla_cpu_use_fusion_emitters` off, XLA
+uses its older elemental emitters: measured on the project's 2-core CPU (jax 0.9.2), validate --quick's 45 programs
+compiled in 23.5-24.5 s instead of 30.7-33.2 s, with the same results bit for bit for every check of the
+catalogue (tests/test_validate.py checks two of them). The price is speed once compiled: the regression chain
+at d = 100 ran at about 0.75x (benchmarks/README.md). So the lab's defaults stay XLA's, and `for_latency()`
+opens a block whose programs are compiled this way; `validate.run` opens one, because each of its programs runs
+once.
+
+The options apply to the programs `compilation_cache.Stored` builds (every chain, the regression theory, the
+optimiser's searches), whose keys name them; JAX's own small programs (a conversion, an op outside a program)
+keep XLA's defaults. The block is process-wide, not per thread, because validate builds its programs in a pool.
+
+Example:
+    >>> current()
+    {}
+    >>> with for_latency():
+    ...     current()
+    {'xla_cpu_use_fusion_emitters': False}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+FOR_LATENCY = {"xla_cpu_use_fusion_emitters": False}  # XLA:CPU's elemental emitters (the module docstring)
+
+_lock = threading.Lock()
+_open = 0  # for_latency blocks open in this process (validate's threads may nest theirs)
+
+
+def current() -> dict:
+    """The XLA options for a program built now: FOR_LATENCY inside a `for_latency` block, else none (XLA's own)."""
+    return dict(FOR_LATENCY) if _open else {}
+
+
+@contextlib.contextmanager
+def for_latency():
+    """Within the block, `Stored` programs are compiled with FOR_LATENCY: faster to compile, slower to run, the
+    same numbers. For programs that each run once, briefly."""
+    global _open
+    with _lock:
+        _open += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _open -= 1
