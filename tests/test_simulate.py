@@ -1,6 +1,7 @@
 """cj.simulate: shapes, reproducibility, and results that do not depend on chunking, slicing or devices."""
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ import pytest
 from stats import timeout_for
 
 import collapse_jax as cj
+from collapse_jax.engine.seeds import chunk_size_for
 from collapse_jax.regression.simulate import simulate_lambdas
 
 SPEC = cj.Spectrum.power_law(12, beta=1.5, r=0.5)
@@ -28,6 +30,25 @@ def test_chunk_size_does_not_change_results(case):
     for r in runs[1:]:
         np.testing.assert_array_equal(r.test_error, runs[0].test_error)
         np.testing.assert_array_equal(r.generator_error, runs[0].generator_error)
+
+
+@pytest.mark.parametrize("seeds", [1, 7, 50, 618, 1001, 4096])
+def test_chunks_are_spread_evenly_and_never_larger_than_asked(seeds):
+    """The last chunk is padded to the others' shape, so `chunk_size_for` evens the chunks out: never larger than
+    the request rounded to the devices (the memory bound it stands for), never more chunks, padding under one
+    device share per chunk, and the same size when asked again (a resumed sweep). The old rule, for contrast,
+    padded 618 seeds in chunks of 256 with 150 seeds that were computed and thrown away."""
+    n = jax.local_device_count()
+    for requested in (1, 3, 64, 256, 1000, 10**6):
+        old = math.ceil(min(requested, seeds) / n) * n
+        chunk = chunk_size_for(seeds, requested, default=1)
+        pieces = math.ceil(seeds / chunk)
+        assert chunk % n == 0 and chunk <= old and pieces <= math.ceil(seeds / old), (requested, chunk)
+        assert pieces * chunk - seeds < pieces * n, (requested, chunk)
+        assert chunk_size_for(seeds, chunk, default=1) == chunk
+    assert chunk_size_for(seeds, None, default=seeds) == math.ceil(seeds / n) * n  # the default: one chunk
+    if seeds == 618:
+        assert chunk_size_for(618, 256, default=1) == 206 and 3 * 256 - 618 == 150
 
 
 @pytest.fixture

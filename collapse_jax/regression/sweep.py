@@ -198,10 +198,11 @@ def sweep(
     data_names = [n for n in names if n not in STATIC]
     n_data = _count(values, data_names)
     out = Path(out)
-    if chunk_size is None:  # a sweep resumed keeps its chunks, whatever memory this machine has
-        chunk_size = store.recorded_chunk_size(out)
+    recorded = store.recorded_chunk_size(out) if chunk_size is None else None
     memory = working_memory() if max_memory is None else max_memory
-    chunk = chunk_size_for(seeds, chunk_size, _default_chunk(spec, gen, down, values, generations, n_data, memory))
+    chunk = recorded or chunk_size_for(  # a sweep resumed keeps its chunks, whatever this machine or version chooses
+        seeds, chunk_size, _default_chunk(spec, gen, down, values, generations, n_data, memory)
+    )
     checks.choice("sampler", sampler, ("auto", "direct", "suffstats"))  # before anything is written
 
     manifest = _manifest(spec, gen, down, names, values, generations, seeds, key, sampler, chunk)
