@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     mode.add_argument(
         "--quick",
         action="store_true",
-        help="seeds for a 5%% statistical band, ~40 s on 2 cores, ~11 s once compiled (default)",
+        help="seeds for a 5%% statistical band, ~35 s on 2 cores, ~12 s once compiled (default)",
     )
     mode.add_argument("--full", action="store_true", help="seeds for a 1%% statistical band (25x quick)")
     va.add_argument(
