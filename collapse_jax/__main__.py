@@ -2,6 +2,6 @@
 
 import sys
 
-from collapse_jax.cli import main
+from collapse_jax.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

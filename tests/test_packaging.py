@@ -66,7 +66,7 @@ def test_wheel_holds_the_package_its_data_and_its_license(tmp_path, monkeypatch)
     assert f"{info}/licenses/LICENSE" in names
     meta = zipfile.ZipFile(wheel).read(f"{info}/METADATA").decode()
     assert "License-Expression: MIT" in meta and f"Version: {collapse_jax.__version__}" in meta
-    assert "collapse-jax = collapse_jax.cli:main" in zipfile.ZipFile(wheel).read(f"{info}/entry_points.txt").decode()
+    assert "collapse-jax = collapse_jax.cli:entry" in zipfile.ZipFile(wheel).read(f"{info}/entry_points.txt").decode()
     assert not any(n.startswith(("tests/", "experiments/", "benchmarks/")) for n in names)
     tomls = {f"collapse_jax/{p.relative_to(ROOT).as_posix()}" for p in (ROOT / "experiments").rglob("*.toml")}
     assert len(tomls) >= 20 and tomls <= names, f"missing experiment files: {sorted(tomls - names)}"

@@ -117,7 +117,7 @@ def test_validate_compiles_each_check_for_latency_with_the_numbers_of_xla_defaul
     validate.run([toy], progress=False)
     assert seen == [compile_options.FOR_LATENCY] and compile_options.current() == {}
     script = """
-import jax, numpy as np
+import hashlib, jax, numpy as np
 jax.config.update("jax_enable_x64", True)
 from collapse_jax.engine import compile_options, use_fused_threefry
 use_fused_threefry()
@@ -127,13 +127,56 @@ for i in (0, 10):
     plain = c.simulate(200, i)[1]
     with compile_options.for_latency():
         fast = c.simulate(200, i)[1]
-    print(c.formula, np.array_equal(plain, fast), bool(np.isfinite(plain).all()) and plain.std() > 0)
+    ok = bool(np.isfinite(plain).all()) and plain.std() > 0
+    print(c.formula, np.array_equal(plain, fast), ok, hashlib.sha256(fast.tobytes()).hexdigest())
 """
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    lines = done.stdout.strip().splitlines()
-    assert lines == ["OLS chain True True", "Gaussian fit-and-resample, E sigma_n^2 True True"], lines
+    # XLA's defaults, then the flags of the `collapse-jax validate` process (cli.entry): the same bits in both
+    runs = {
+        flags: subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            env=dict(env, XLA_FLAGS=flags),
+            timeout=300,
+        )
+        for flags in ("", compile_options.process_flags_for_latency(""))
+    }
+    for done in runs.values():
+        assert done.returncode == 0, done.stderr[-2000:]
+    lines = [done.stdout.strip().splitlines() for done in runs.values()]
+    assert [line.rsplit(" ", 1)[0] for line in lines[0]] == [
+        "OLS chain True True",
+        "Gaussian fit-and-resample, E sigma_n^2 True True",
+    ], lines[0]
+    assert lines[0] == lines[1], lines
+
+
+def test_the_validate_process_asks_llvm_for_latency_and_only_it(monkeypatch):
+    """`cli.entry` adds compile_options.PROCESS_FOR_LATENCY to XLA_FLAGS for `collapse-jax validate` only, keeps
+    the user's flags and their own LLVM options, and XLA does hand those options to LLVM: the negative control, an
+    option LLVM does not know, stops a process at its first compile, naming it (a dropped option would pass)."""
+    for argv, flags, expected in [
+        (["validate", "--family", "nope"], "", compile_options.PROCESS_FOR_LATENCY),
+        (["validate", "--family", "nope"], "--xla_cpu_enable_fast_math=false", None),
+        (["validate", "--family", "nope"], "--xla_backend_extra_options=-mine", "--xla_backend_extra_options=-mine"),
+        (
+            ["merge", "/nonexistent/collapse_jax"],
+            "--xla_cpu_enable_fast_math=false",
+            "--xla_cpu_enable_fast_math=false",
+        ),
+    ]:
+        monkeypatch.setattr(sys, "argv", ["collapse-jax", *argv])
+        monkeypatch.setenv("XLA_FLAGS", flags)
+        assert cli.entry() == 2
+        want = expected or f"{flags} {compile_options.PROCESS_FOR_LATENCY}"
+        assert os.environ["XLA_FLAGS"] == want, argv
+    with pytest.raises(ValueError, match="flags"):
+        compile_options.process_flags_for_latency(None)
+    bogus = dict(os.environ, XLA_FLAGS="--xla_backend_extra_options=-no-such-llvm-option")
+    script = "import jax, jax.numpy as jnp; print(jax.jit(lambda x: 2 * x)(jnp.arange(3)))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=bogus, timeout=120)
+    assert done.returncode != 0 and "no-such-llvm-option" in done.stderr, (done.returncode, done.stderr[-500:])
 
 
 def test_a_failing_check_stops_the_run_and_says_which():
