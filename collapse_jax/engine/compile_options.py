@@ -17,12 +17,13 @@ keep XLA's defaults. The block is process-wide, not per thread, because validate
 
 One more saving can only be had per process: LLVM's loop strength reduction, which rewrites the integer
 arithmetic of loop counters and addresses (never a floating-point operation), took a sixth of XLA's compile time
-on validate's programs (`perf`: 9% of all CPU samples of a first run, the largest single pass). XLA hands LLVM
-options over only through XLA_FLAGS (`xla_backend_extra_options` is a map, which per-program options cannot
-set), read once when JAX starts its backend; so the `collapse-jax validate` process asks for it at its start
-(`process_flags_for_latency`, called by `cli.entry`). Measured: 21.0-21.7 s of XLA compile instead of
-24.6-24.7 s for validate --quick's programs (elemental emitters either way), every check's numbers the same bit
-for bit. Not for the lab's other commands: the bootstrap chain ran about 20% slower without it.
+on validate's programs (`perf` over four regression checks' first compile: 9% of all CPU samples, the largest
+single pass). XLA hands LLVM options over only through XLA_FLAGS (`xla_backend_extra_options` is a map,
+which per-program options cannot set), read once when JAX starts its backend; so the `collapse-jax validate`
+process asks for it at its start (`process_flags_for_latency`, called by `cli.entry`). Measured: 21.0-21.7 s of
+XLA compile instead of 24.6-24.7 s for validate --quick's programs (elemental emitters either way), every
+check's numbers the same bit for bit. Not for the lab's other commands: the bootstrap chain ran about 20% slower
+without it.
 
 Example:
     >>> current()
@@ -65,8 +66,8 @@ def for_latency():
 
 def process_flags_for_latency(flags: str) -> str:
     """XLA_FLAGS for a process whose programs each run once: `flags` with PROCESS_FOR_LATENCY added. Flags that
-    already hand LLVM options of their own (`xla_backend_extra_options`) are the user's choice and come back as
-    they are, since a second occurrence would replace them.
+    already hand LLVM options of their own (`xla_backend_extra_options`) are the user's choice of LLVM's passes
+    and come back as they are.
 
     Example:
         >>> process_flags_for_latency("--xla_force_host_platform_device_count=2")
