@@ -1,6 +1,10 @@
 """Distribution chains (theory/distributions.md) against their closed forms: |z| <= 4 at fixed keys, exact identities tightly,
 and bad inputs for the error they raise."""
 
+import os
+import subprocess
+import sys
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -15,7 +19,9 @@ from collapse_jax.distributions import (
     kde_chain,
     theory,
 )
+from collapse_jax.distributions.gaussian import _chain_1d
 from collapse_jax.engine import agreement
+from collapse_jax.engine.seeds import _seed_batch
 
 # tests/run_files.py runs these optimised, in a process of their own: they spend their time running, not compiling
 EXECUTION_BOUND = pytest.mark.execution_bound
@@ -93,6 +99,51 @@ def test_gaussian_chain_in_two_chunks_is_the_chain_in_one():
         np.testing.assert_array_equal(r.mean, runs[0].mean)
         np.testing.assert_array_equal(r.log_var, runs[0].log_var)
     assert runs[0].mean.flags.writeable and runs[0].log_var.flags.writeable
+
+
+WIDE_VECTORS_SCRIPT = """
+import jax, jax.numpy as jnp, numpy as np
+jax.config.update("jax_enable_x64", True)
+from collapse_jax.engine import compile_options, use_fused_threefry
+from collapse_jax.engine.compilation_cache import Stored
+from collapse_jax.distributions import gaussian_chain
+use_fused_threefry()
+
+def chains():
+    runs = [
+        gaussian_chain(100, 200, 600, key=3),  # two chunks of 300 in flight
+        gaussian_chain(2, 60, 40, key=4, estimator="unbiased", mu0=1.5, sigma0=0.3),
+        gaussian_chain((5, 9, 30), 3, 50, key=5),
+    ]
+    with jax.enable_x64(False):
+        runs.append(gaussian_chain(20, 40, 64, key=6))
+    return [np.concatenate([r.mean.ravel(), r.log_var.ravel()]) for r in runs]
+
+A = jax.random.normal(jax.random.key(1), (100, 300))
+x = jax.random.normal(jax.random.key(2), (300,))
+matvec = lambda: [np.asarray(Stored(lambda A, x: A @ x, wide_vectors=w)(A, x)) for w in (True, False)]
+wide, moved = chains(), matvec()
+compile_options.WIDE_VECTORS = {}  # the same programs at XLA's own vector width
+narrow, kept = chains(), matvec()
+print([bool(np.array_equal(a, b)) for a, b in zip(wide, narrow)], np.array_equal(*moved), np.array_equal(*kept))
+"""
+
+
+def test_the_1d_gaussian_chain_asks_for_wide_vectors_and_keeps_its_bits():
+    """The 1-D chain's program is computed lane by lane (draws and a running sum), so it is compiled with
+    512-bit vectors (engine/compile_options.py): in a process with XLA's defaults, four chains (two chunks in
+    flight; M = 2 unbiased; M per generation; float32) give the same arrays bit for bit at XLA's own width.
+    Negative control: the option reaches XLA through `Stored`: a matrix-vector product's last bits move with it,
+    and stop moving once WIDE_VECTORS is emptied."""
+    steps = ((5.0,) * 3, (5.0,) * 3)
+    assert _seed_batch(_chain_1d(0.0, 1.0, steps, 5, "suffstats")).wide_vectors
+    assert not _seed_batch(_chain_1d(0.0, 1.0, steps, 5, "direct")).wide_vectors  # sums over M points
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    done = subprocess.run(
+        [sys.executable, "-c", WIDE_VECTORS_SCRIPT], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["[True,", "True,", "True,", "True]", "False", "True"], done.stdout
 
 
 def test_run_chunks_reads_a_chunk_back_after_dispatching_the_next():

@@ -20,7 +20,7 @@ from collapse_jax.engine import checks
 from collapse_jax.engine.calls import key_moved
 from collapse_jax.engine.checks import Int, checked
 from collapse_jax.engine.rng import log_gamma, subset
-from collapse_jax.engine.seeds import builder_cache, map_seeds, two_chunks
+from collapse_jax.engine.seeds import builder_cache, map_seeds, two_chunks, wide_vectors
 from collapse_jax.engine.strategies import check_takes, lookup
 from collapse_jax.engine.strategies import table as strategy_table
 from collapse_jax.engine.wishart import bartlett
@@ -163,7 +163,8 @@ def gaussian_chain(
     steps = (tuple(float(m) for m in Ms), tuple(float(c) for c in divisor))  # hashable: builders are cached
     if d == 1:
         one_seed = _chain_1d(float(mu0), float(sigma0), steps, int(Ms.max()), sampler)
-        chunk = two_chunks(seeds) if chunk_size is None else chunk_size  # the same draws for any chunk size
+        out_bytes = 2 * jax.dtypes.canonicalize_dtype(float).itemsize * (len(Ms) + 1)  # mean and log var per generation
+        chunk = two_chunks(seeds, out_bytes) if chunk_size is None else chunk_size  # the same draws for any size
         mean, log_var = map_seeds(one_seed, key, seeds, chunk_size=chunk, seed_offset=seed_offset, progress=progress)
         _warn_if_spread(log_var, "log var")
         return GaussianChain(mean, np.exp(log_var), log_var)
@@ -303,6 +304,7 @@ def _chain_1d(mu0, sigma0, steps, M_max, sampler):
     steps = (M, c)
     G = M.shape[0]
 
+    @wide_vectors  # draws and a running sum, lane by lane
     def suffstats(key):
         # The draws do not depend on the state, so all of them are drawn at once and the scan only adds them up
         # (a sequential running sum: XLA:CPU's associative cumsum took twice as long, recomputing its inputs).

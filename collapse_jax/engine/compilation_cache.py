@@ -148,7 +148,8 @@ class Stored:
     chosen one: a later process with the same key loads the program instead of tracing, lowering and
     compiling it (the module docstring). Without a folder it is the plain jit. Called with the arguments of fn,
     the static ones by keyword. `name` stands for fn in the key: a closure must pass one that determines what it
-    closes over (`seeds.builder_cache` names a chain's one_seed by its builder and arguments).
+    closes over (`seeds.builder_cache` names a chain's one_seed by its builder and arguments). `wide_vectors`: fn
+    computes every number lane by lane, so it is compiled with `compile_options.WIDE_VECTORS` (the same numbers).
 
     Example:
         >>> import jax.numpy as jnp
@@ -159,13 +160,15 @@ class Stored:
 
     keep = 64  # programs held in memory per Stored
 
-    def __init__(self, fn, static_argnames: tuple[str, ...] = (), name: str | None = None):
+    def __init__(self, fn, static_argnames: tuple[str, ...] = (), name: str | None = None, wide_vectors: bool = False):
         _check_callable(fn)
         if isinstance(static_argnames, str) or not all(isinstance(a, str) for a in static_argnames):
             raise ValueError(f"static_argnames must be a tuple of argument names, got {static_argnames!r}"[:300])
         if name is not None and not isinstance(name, str):
             raise ValueError(f"name must be a string or None, got {name!r}"[:300])
-        self.fn, self.static_argnames = fn, static_argnames
+        if not isinstance(wide_vectors, bool):
+            raise ValueError(f"wide_vectors must be True or False, got {wide_vectors!r}"[:300])
+        self.fn, self.static_argnames, self.wide_vectors = fn, static_argnames, wide_vectors
         self.jits: dict[str, Any] = {}  # the jit of fn per set of XLA options (engine/compile_options.py)
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"  # a closure's name must say what it closes over
         self.static = set(static_argnames)
@@ -173,8 +176,8 @@ class Stored:
 
     @property
     def jitted(self):
-        """jax.jit of fn, compiled with the XLA options in force now (`compile_options.current()`)."""
-        options = compile_options.current()
+        """jax.jit of fn, compiled with the XLA options in force now (`compile_options.current`)."""
+        options = compile_options.current(self.wide_vectors)
         if repr(options) not in self.jits:
             self.jits[repr(options)] = jax.jit(
                 self.fn, static_argnames=self.static_argnames, compiler_options=options or None
@@ -186,7 +189,7 @@ class Stored:
             raise ValueError(f"{self.name}: pass exactly {sorted(self.static)} by keyword, got {sorted(static)}")
         if _programs is None:
             return self.jitted(*args, **static)
-        key = program_key(self.name, args, static)
+        key = program_key(self.name, args, static, self.wide_vectors)
         if key is None:
             return self.jitted(*args, **static)
         if key not in self.loaded:
@@ -487,7 +490,7 @@ def _last_used(path: Path) -> float:
         return 0.0
 
 
-def program_key(name: str, args, static: dict) -> str | None:
+def program_key(name: str, args, static: dict, wide_vectors: bool = False) -> str | None:
     """A hash of everything the program of `name` at (args, static) depends on, short of the machine and the lab's
     source (the folders' names have those): JAX's tracing configuration (x64 included), the threefry lowering,
     the XLA options (`compile_options`), the devices, the arguments' structure with their static fields, and each
@@ -513,7 +516,7 @@ def program_key(name: str, args, static: dict) -> str | None:
     if any(" at 0x" in part for part in parts):
         return None
     parts += [str(jax.dtypes.canonicalize_dtype(np.float64)), str(threefry.fused), repr(jax.devices())]
-    parts.append(repr(compile_options.current()))  # a program compiled with other XLA options is another program
+    parts.append(repr(compile_options.current(wide_vectors)))  # compiled with other XLA options: another program
     parts += [f"{jax.typeof(x)!r} {x.sharding if isinstance(x, jax.Array) else ''}" for x in leaves]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 

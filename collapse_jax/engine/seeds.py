@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
-from collapse_jax.engine import agreement, checks
+from collapse_jax.engine import agreement, checks, compile_options
 from collapse_jax.engine.compilation_cache import Stored
 from collapse_jax.engine.progress import reporter
 
@@ -55,17 +55,24 @@ def chunk_size_for(seeds: int, requested: int | None, default: int) -> int:
     return math.ceil(math.ceil(seeds / pieces) / n) * n
 
 
-def two_chunks(seeds: int, smallest: int = 256) -> int:
-    """Half the seeds (all of them below 2 x `smallest`): a default chunk for a chain whose per-step work is too
-    small to spread over the cores (the 1-D Gaussian's scan adds one number per seed and step), so that
-    `run_chunks` keeps two chunks in flight and their sequential parts run side by side.
+def two_chunks(seeds: int, bytes_per_seed: int = 0, smallest: int = 256, budget: int = 8 * 2**20) -> int:
+    """Seeds per chunk for a chain whose per-step work is too small to spread over the cores (the 1-D Gaussian's
+    scan adds one number per seed and step): half the seeds (all of them below 2 x `smallest`), so that
+    `run_chunks` keeps two chunks in flight and their sequential parts run side by side; and no more than keeps a
+    chunk's output within `budget` bytes (at least 64 seeds). Larger chunks have arrays that the C allocator maps
+    afresh at every call (it serves blocks over 32 MB, and some smaller ones, from new pages), and each new page
+    costs a fault: the 1-D Gaussian chain (1,000 generations, 16 kB of output per seed) at 10,000 seeds took
+    about 2,070 page faults per call in chunks of 250-1,000 seeds against 61,000-65,000 in chunks of 2,000 and
+    99,000 in halves, and ran at 1.3x the rate of halves (benchmarks/README.md).
 
     Example:
-        >>> two_chunks(2000), two_chunks(300)
-        (1000, 300)
+        >>> two_chunks(2000), two_chunks(300), two_chunks(10_000, bytes_per_seed=16_016)
+        (1000, 300, 523)
     """
     seeds = checks.size("seeds", seeds, lo=1)
-    return seeds if seeds < 2 * smallest else math.ceil(seeds / 2)
+    bytes_per_seed = checks.size("bytes_per_seed", bytes_per_seed, lo=0)
+    half = seeds if seeds < 2 * smallest else math.ceil(seeds / 2)
+    return min(half, max(64, budget // bytes_per_seed)) if bytes_per_seed else half
 
 
 def seed_sharding() -> NamedSharding:
@@ -189,6 +196,22 @@ def builder_cache(maxsize: int = 32):
     return wrap
 
 
+def wide_vectors(one_seed):
+    """Decorator for a chain's one_seed that computes every number lane by lane (element-wise draws and arithmetic,
+    running sums over a scan; no sum across a vector, no matrix product): its program is compiled with 512-bit
+    vectors (`compile_options.WIDE_VECTORS`), which leave such a program's numbers as they are.
+
+    Example:
+        >>> @wide_vectors
+        ... def one_seed(key):
+        ...     return jax.random.normal(key, (3,)) ** 2
+        >>> map_seeds(one_seed, key=0, seeds=2).shape
+        (2, 3)
+    """
+    one_seed.wide_vectors = True
+    return one_seed
+
+
 def _spelled_out(value) -> bool:
     """Whether repr(value) says all of it: numbers, strings, None, and tuples and dataclasses of them (an array's
     repr elides its middle, an object's names its address)."""
@@ -205,14 +228,18 @@ def _spelled_out(value) -> bool:
 def _seed_batch(one_seed):
     """The jit-compiled batch of one_seed over seed ids, kept per function: chains build their one_seed
     through cached builders, so calling a chain again with the same config does not compile again. A one_seed
-    from `builder_cache` is named by its recipe, so its program can be kept on disk (`Stored`)."""
+    from `builder_cache` is named by its recipe, so its program can be kept on disk (`Stored`); one marked
+    `wide_vectors` by its builder is computed lane by lane (`compile_options.WIDE_VECTORS`)."""
 
     def batch(root, ids, data):
         keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(root, ids)
         return jax.vmap(one_seed, in_axes=(0,) + (None,) * len(data))(keys, *data)
 
     recipe = getattr(one_seed, "recipe", None)  # set by `builder_cache`: the builder and its arguments
-    return jax.jit(batch) if recipe is None else Stored(batch, name=recipe)
+    wide = getattr(one_seed, "wide_vectors", False)  # set by `wide_vectors`
+    if recipe is None:
+        return jax.jit(batch, compiler_options=compile_options.WIDE_VECTORS if wide else None)
+    return Stored(batch, name=recipe, wide_vectors=wide)
 
 
 def physical_memory() -> int | None:
