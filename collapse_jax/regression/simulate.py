@@ -32,6 +32,7 @@ from collapse_jax.regression.problem import Downstream, Generators
 from collapse_jax.regression.spectra import Spectrum
 
 DEFAULT_MEMORY = 256 * 2**20  # bytes of working memory a chunk may use
+REUSED_SCRATCH = 24 * 2**20  # a chunk's scratch memory the C allocator hands back at the next call (`reused_chunk`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +102,26 @@ def default_chunk(d: int, rows: int, memory: int = DEFAULT_MEMORY, generations: 
     return max(1, memory // per_seed)
 
 
+def reused_chunk(d: int, generations: int, smallest: int = 16) -> int | None:
+    """Seeds per chunk whose scratch memory the C allocator reuses from call to call, or None where that would be
+    fewer than `smallest` seeds (there the chain's arithmetic outweighs what reuse saves).
+
+    XLA:CPU allocates one scratch buffer per call of a program. glibc serves a block over 32 MiB from pages
+    mapped afresh, and each new page costs a fault: at d = 100, 20 generations and the default chunks of 200
+    seeds, 142,000 faults per call of 2,000 seeds, and the chain ran at 0.71x the rate it has in chunks of 100
+    (0 faults; benchmarks/README.md). The scratch per seed, from XLA's memory analysis of the compiled chain, is
+    3 d^2 + 3 (generations + 1) d float64 numbers with OLS generators (d = 50-300, 10-200 generations; up to
+    1.25x that with ridge generators or a data strategy, tests/test_simulate.py), so chunks are sized to keep it
+    within REUSED_SCRATCH, 3/4 of the ceiling.
+
+    Example:
+        >>> reused_chunk(100, 20), reused_chunk(300, 10)
+        (86, None)
+    """
+    chunk = REUSED_SCRATCH // (8 * (3 * d * d + 3 * (generations + 1) * d))
+    return chunk if chunk >= smallest else None
+
+
 def width_fits(d: int, rows: int, width: int | None):
     """Refuse up front a width whose one-seed arrays (S, B, the features Z and their SVD) exceed this machine's
     memory, naming `width`."""
@@ -159,7 +180,9 @@ def simulate(
             older positional call simulate(spec, gen, down, generations, seeds, key) still works, with a
             DeprecationWarning).
         sampler: 'auto' (sufficient statistics wherever T >= d, exact and fast), 'direct' or 'suffstats'.
-        chunk_size: seeds per compiled call (default: fits DEFAULT_MEMORY); never changes the numbers.
+        chunk_size: seeds per compiled call (default: fits DEFAULT_MEMORY, and where chunks of 16 seeds or more
+            allow it, keeps the scratch memory one the allocator reuses, `reused_chunk`); never changes the
+            numbers.
         seed_offset: first seed index, so that slices of one run can be computed apart and merged.
         progress: print one line per chunk to stderr.
 
@@ -183,9 +206,8 @@ def simulate(
     seed_offset = checks.size("seed_offset", seed_offset, lo=0)
     down, described, used = _plan(spec, gen, down, generations, seeds, sampler)
     rows = working_rows(gen, down, generations)
-    chunk = chunk_size_for(
-        seeds, chunk_size, default_chunk(spec.d, rows, generations=generations, width=down.width or 0)
-    )
+    fits = default_chunk(spec.d, rows, generations=generations, width=down.width or 0)
+    chunk = chunk_size_for(seeds, chunk_size, min(fits, reused_chunk(spec.d, generations) or fits))
     root = root_key(key)
     call = lambda ids: _chunk(root, ids, spec.values(), gen, down, generations=generations, sampler=sampler)
     test_error, generator_error = run_chunks(call, seeds, chunk, seed_offset, progress)
