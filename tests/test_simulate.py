@@ -172,6 +172,14 @@ for d, G, gen in [(50, 20, cj.Generators(T0=150)), (100, 20, cj.Generators(T0=30
     lowered = sm._chunk.jitted.lower(root_key(0), ids, spec.values(), gen, down, generations=G, sampler="auto")
     scratch = lowered.compile().memory_analysis().temp_size_in_bytes / chunk
     print(scratch / (8 * (3 * d * d + 3 * (G + 1) * d)))
+for d, G, L in [(100, 20, 4), (100, 20, 11), (50, 100, 11), (200, 10, 4)]:
+    spec, gen, chunk = cj.Spectrum.isotropic(d), cj.Generators(T0=3 * d), 32
+    down = sm._plan(spec, gen, cj.Downstream(T=3 * d, lam=0.1), G, chunk, "auto")[0]
+    ids, lams = jnp.arange(chunk, dtype=jnp.uint32), jnp.linspace(0.01, 1.0, L)
+    lowered = sm._lambda_chunk.jitted.lower(root_key(0), ids, spec.values(), gen, down, lams, generations=G,
+                                            sampler="auto")
+    scratch = lowered.compile().memory_analysis().temp_size_in_bytes / chunk
+    print(scratch / (8 * (3 * d * d + 3 * (G + 1) * d + (L - 1) * (2 * d * d + (G + 1) * d))))
 """
 
 
@@ -179,15 +187,20 @@ def test_default_chunks_keep_the_scratch_the_allocator_reuses():
     """`reused_chunk`'s estimate of a seed's scratch memory, 3 d^2 + 3 (G + 1) d float64 numbers, against XLA's
     memory analysis of the compiled chain in a process with XLA's defaults (the suite compiles with flags of its
     own): within 3% with OLS generators (d = 50-200, 10-200 generations), at most 1.25x with ridge generators or
-    accumulate. And `simulate` uses it: chunks of at most 86 seeds at d = 100 and 20 generations (the memory
-    bound alone gave 200), the memory bound where the reused chunk would be under 16 seeds (d = 300)."""
+    accumulate; for `simulate_lambdas`, each further lambda adding 2 d^2 + (G + 1) d, an upper estimate within
+    10% (4 and 11 lambdas). And `simulate` uses it: chunks of at most 86 seeds at d = 100 and 20 generations (the
+    memory bound alone gave 200), the memory bound where the reused chunk would be under 16 seeds (d = 300);
+    `simulate_lambdas` with 4 lambdas at most 30 (the memory bound gave 50)."""
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     done = subprocess.run([sys.executable, "-c", SCRATCH_SCRIPT], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     ratios = [float(x) for x in done.stdout.split()]
-    assert len(ratios) == 6, done.stdout
+    assert len(ratios) == 10, done.stdout
     assert all(0.97 <= r <= 1.03 for r in ratios[:4]), ratios
-    assert all(1.0 <= r <= 1.25 for r in ratios[4:]), ratios
+    assert all(1.0 <= r <= 1.25 for r in ratios[4:6]), ratios
+    assert all(0.9 <= r <= 1.0 for r in ratios[6:]), ratios  # simulate_lambdas: an upper estimate
     gen, down = cj.Generators(T0=300), cj.Downstream(T=300, lam=0.1)
     assert cj.simulate(cj.Spectrum.isotropic(100), gen, down, 20, 400, key=0).config["chunk_size"] == 80
     assert cj.simulate(cj.Spectrum.isotropic(300), gen, down, 1, 40, key=0).config["chunk_size"] == 40
+    lams = [0.01, 0.1, 1.0, 10.0]
+    assert simulate_lambdas(cj.Spectrum.isotropic(100), gen, down, lams, 20, 60, key=0)[0].config["chunk_size"] == 30

@@ -102,7 +102,7 @@ def default_chunk(d: int, rows: int, memory: int = DEFAULT_MEMORY, generations: 
     return max(1, memory // per_seed)
 
 
-def reused_chunk(d: int, generations: int, smallest: int = 16) -> int | None:
+def reused_chunk(d: int, generations: int, lambdas: int = 1, smallest: int = 16) -> int | None:
     """Seeds per chunk whose scratch memory the C allocator reuses from call to call, or None where that would be
     fewer than `smallest` seeds (there the chain's arithmetic outweighs what reuse saves).
 
@@ -111,14 +111,16 @@ def reused_chunk(d: int, generations: int, smallest: int = 16) -> int | None:
     seeds, 142,000 faults per call of 2,000 seeds, and the chain ran at 0.71x the rate it has in chunks of 100
     (0 faults; benchmarks/README.md). The scratch per seed, from XLA's memory analysis of the compiled chain, is
     3 d^2 + 3 (generations + 1) d float64 numbers with OLS generators (d = 50-300, 10-200 generations; up to
-    1.25x that with ridge generators or a data strategy, tests/test_simulate.py), so chunks are sized to keep it
-    within REUSED_SCRATCH, 3/4 of the ceiling.
+    1.25x that with ridge generators or a data strategy), and each further lambda of `simulate_lambdas` adds
+    2 d^2 + (generations + 1) d (tests/test_simulate.py); chunks are sized to keep it within REUSED_SCRATCH,
+    3/4 of the ceiling.
 
     Example:
-        >>> reused_chunk(100, 20), reused_chunk(300, 10)
-        (86, None)
+        >>> reused_chunk(100, 20), reused_chunk(100, 20, lambdas=4), reused_chunk(300, 10)
+        (86, 30, None)
     """
-    chunk = REUSED_SCRATCH // (8 * (3 * d * d + 3 * (generations + 1) * d))
+    per_seed = 3 * d * d + 3 * (generations + 1) * d + (lambdas - 1) * (2 * d * d + (generations + 1) * d)
+    chunk = REUSED_SCRATCH // (8 * per_seed)
     return chunk if chunk >= smallest else None
 
 
@@ -266,7 +268,8 @@ def simulate_lambdas(
     down = plans[0][0]
     rows = working_rows(gen, down, generations)
     memory = max(1, DEFAULT_MEMORY // len(lams))  # the per-lambda factors and solves of every seed at once
-    chunk = chunk_size_for(seeds, chunk_size, default_chunk(spec.d, rows, memory, generations, down.width or 0))
+    fits = default_chunk(spec.d, rows, memory, generations, down.width or 0)
+    chunk = chunk_size_for(seeds, chunk_size, min(fits, reused_chunk(spec.d, generations, len(lams)) or fits))
     root = root_key(key)
     call = lambda ids: _lambda_chunk(
         root, ids, spec.values(), gen, down, jnp.asarray(lams), generations=generations, sampler=sampler
