@@ -445,3 +445,17 @@ def test_a_damaged_list_loads_nothing_ahead_and_a_failed_run_keeps_the_last_list
     assert manifest.read_text() == listed
     with compilation_cache.loading_ahead("cmd"):  # the block closed: a new one opens
         pass
+
+
+def test_the_timings_keep_a_stored_programs_name_short():
+    """A stored chain is named by its builder's arguments: the 1-D Gaussian chain's spell out every generation
+    (15,000 characters at 1,000 generations), which made time_to_result.json 70 kB for four commands."""
+    from collapse_jax.engine import timing
+
+    times = timing.record()
+    long = "collapse_jax.distributions.gaussian._chain_1d(0.0, 1.0, ((" + "100.0, " * 1000 + "),), 100, 'suffstats')"
+    before = times.names[timing.shortened(long)]
+    jax.monitoring.record_event_duration_secs(compilation_cache.LOADED, 0.01, fun_name=long)
+    assert times.names[timing.shortened(long)] == before + 1 and long not in times.names
+    assert len(timing.shortened(long)) == timing.NAME_MAX and timing.shortened(long).endswith("...")
+    assert timing.shortened("jit(add)") == "jit(add)"  # short names stay as they are

@@ -91,6 +91,20 @@ class Times:
 _current: Times | None = None
 
 
+NAME_MAX = 100  # characters of a program's name kept in the record
+
+
+def shortened(name: str) -> str:
+    """A program's name cut to NAME_MAX characters: a stored chain is named by its builder's arguments, which
+    spell out every generation's settings (the 1-D Gaussian chain of 1,000 generations: 15,000 characters).
+
+    Example:
+        >>> shortened("f" + "(1.0, " * 100)[-3:], len(shortened("f" + "(1.0, " * 100)) == NAME_MAX
+        ('...', True)
+    """
+    return name if len(name) <= NAME_MAX else name[: NAME_MAX - 3] + "..."
+
+
 def record() -> Times:
     """Start recording this process's compilation events and stages (once per process; later calls return the
     same record)."""
@@ -104,7 +118,7 @@ def record() -> Times:
                 times.add(EVENTS[event], duration_secs)
                 if EVENTS[event] == "compile":
                     times.programs += 1
-                    times.names[str(kwargs.get("fun_name", "?"))] += 1
+                    times.names[shortened(str(kwargs.get("fun_name", "?")))] += 1
                     times.cache_hits += event == LOADED
 
         def on_event(event: str, **kwargs: str | int) -> None:
