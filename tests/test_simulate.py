@@ -54,13 +54,13 @@ def test_chunks_are_spread_evenly_and_never_larger_than_asked(seeds):
 
 @pytest.fixture
 def forced_reduction(monkeypatch):
-    """The second way a per-n lambda is solved (regression/samplers.py `shifts_pay`): from SHIFTS_MIN lambdas and
-    systems of SHIFTS_MIN_SIZE on (float64), one tridiagonal reduction per seed for all n instead of a Cholesky per
-    n. Forced here at a small size; programs traced under the other rule are dropped before and after."""
+    """The second way a per-n lambda is solved (regression/samplers.py `shifts_pay`): from SHIFTS_MIN lambdas where
+    lambdas x size reaches SHIFTS_MIN_WORK (float64), one tridiagonal reduction per seed for all n instead of a
+    Cholesky per n. Forced here at a small size; programs traced under the other rule are dropped before and after."""
     from collapse_jax.regression import samplers
 
     monkeypatch.setattr(samplers, "SHIFTS_MIN", 2)
-    monkeypatch.setattr(samplers, "SHIFTS_MIN_SIZE", 1)
+    monkeypatch.setattr(samplers, "SHIFTS_MIN_WORK", 1)
     traced, reduce = [], samplers.reduce
     monkeypatch.setattr(samplers, "reduce", lambda *a, **k: traced.append(1) or reduce(*a, **k))
     jax.clear_caches()
@@ -204,3 +204,14 @@ def test_default_chunks_keep_the_scratch_the_allocator_reuses():
     assert cj.simulate(cj.Spectrum.isotropic(300), gen, down, 1, 40, key=0).config["chunk_size"] == 40
     lams = [0.01, 0.1, 1.0, 10.0]
     assert simulate_lambdas(cj.Spectrum.isotropic(100), gen, down, lams, 20, 60, key=0)[0].config["chunk_size"] == 30
+
+
+def test_the_reduction_is_chosen_where_it_was_measured_to_pay():
+    """regression/samplers.py `shifts_pay`, as its docstring's measurements say: from 2 shifts at m = 200, from
+    about 5-6 at m = 100 and 50; never for one shift or in float32."""
+    from collapse_jax.regression.samplers import shifts_pay
+
+    f64, f32 = np.float64, np.float32
+    assert shifts_pay(2, 200, f64) and shifts_pay(6, 100, f64) and shifts_pay(11, 50, f64) and shifts_pay(11, 800, f64)
+    assert not shifts_pay(1, 800, f64) and not shifts_pay(3, 100, f64) and not shifts_pay(6, 50, f64)
+    assert not shifts_pay(11, 800, f32)

@@ -13,6 +13,7 @@ distribution:
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 import jax
@@ -41,9 +42,11 @@ class Reduced(NamedTuple):
     """A symmetric system reduced once for every shift: K = Q T Q' with T tridiagonal (`diag`, `off`), standing
     for diag(scale)^-1 (K + shift I) diag(scale)^-1. Solving it (`solve`) costs O(m^2) whatever the shift, where
     a Cholesky costs O(m^3) per shift: a lambda that changes with n then costs one reduction per seed, not one
-    factor per n (theory/samplers.md "One design, many lambdas")."""
+    factor per n (theory/samplers.md "One design, many lambdas"). Q is kept as its Householder reflectors
+    (row i of `reflectors` is v_i, Q = H_0 ... H_{m-2} with H_i = I - taus[i] v_i v_i'), never formed."""
 
-    Q: jax.Array
+    reflectors: jax.Array
+    taus: jax.Array
     diag: jax.Array
     off: jax.Array
     scale: jax.Array
@@ -53,41 +56,74 @@ class Reduced(NamedTuple):
 
 
 def reduce(K, scale=None) -> Reduced:
-    """Householder reduction of a symmetric K to tridiagonal form (LAPACK's sytrd, then Q from its reflectors)."""
+    """Householder reduction of a symmetric K to tridiagonal form (LAPACK's sytrd), its reflectors unpacked."""
     m = K.shape[0]
     scale = jnp.ones(m, K.dtype) if scale is None else scale
     if m == 1:
-        return Reduced(jnp.ones((1, 1), K.dtype), K[0], jnp.zeros(0, K.dtype), scale)
+        return Reduced(jnp.zeros((0, 1), K.dtype), jnp.zeros(0, K.dtype), K[0], jnp.zeros(0, K.dtype), scale)
     packed, diag, off, taus = jax.lax.linalg.tridiagonal(K, lower=True)
-    # sytrd with lower=True leaves Q = diag(1, Q') with Q' the product of the reflectors below the subdiagonal
-    Q = jnp.eye(m, dtype=K.dtype).at[1:, 1:].set(jax.lax.linalg.householder_product(packed[1:, :-1], taus))
-    return Reduced(Q, diag, off, scale)
+    # sytrd with lower=True stores v_i below the subdiagonal of column i: v_i is 0 above entry i + 1, 1 at it.
+    # Kept as rows, so that each reflection reads one contiguous row.
+    i, j = jnp.arange(m - 1)[:, None], jnp.arange(m)[None, :]
+    reflectors = jnp.where(j > i + 1, packed[:, :-1].T, 0.0) + (j == i + 1)
+    return Reduced(reflectors, taus, diag, off, scale)
+
+
+REFLECTORS_PER_SEGMENT = 200
+
+
+def _reflect(reduced: Reduced, b, transpose: bool):
+    """Q'b (transpose) or Qb, one reflector at a time, Q never formed: jaxlib offers Q only formed (LAPACK's orgtr),
+    which with the products by it cost 14-17 ms per seed at m = 800, against 4-5 ms for the reflections, each an
+    elementwise product and a sum that XLA fuses across every right-hand side of a batch (benchmarks/README.md,
+    "A per-generation lambda").
+
+    v_i is zero above entry i + 1, so the reflectors run in segments, each on the entries its first reflector
+    reaches (static slices): one segment per 200 reflectors, since each costs XLA about 0.1 s of compile; at
+    m = 800 three of them cut the reflections from about 7.8 to 5.5 ms per seed."""
+    V, taus = reduced.reflectors, reduced.taus
+    count = taus.shape[0]
+    segments = max(1, count // REFLECTORS_PER_SEGMENT)
+    bounds = sorted({count * k // segments for k in range(segments + 1)})
+    runs = list(itertools.pairwise(bounds))
+    for lo, hi in runs if transpose else runs[::-1]:  # Q' = H_{m-2} ... H_0 applies H_0 first; Q applies it last
+        rows = V[lo:hi, lo + 1 :]
+
+        def reflect(j, x, lo=lo, hi=hi, rows=rows):
+            i = j if transpose else hi - lo - 1 - j
+            v = jax.lax.dynamic_index_in_dim(rows, i, axis=0, keepdims=False)
+            return x - taus[lo + i] * jnp.sum(v * x) * v
+
+        b = b.at[lo + 1 :].set(jax.lax.fori_loop(0, hi - lo, reflect, b[lo + 1 :]))
+    return b
 
 
 def shifts_pay(shifts: int, m: int, dtype) -> bool:
     """Whether one reduction (`reduce`) beats a Cholesky per shift for `shifts` systems of size m.
 
-    Measured on 2 CPU cores (benchmarks/README.md, "A lambda per generation"): the reduction and its Q cost about
-    4 Choleskys at m = 400-800 and 10 at m = 100. float32 keeps a Cholesky per shift: the whitened Bartlett
-    system below stays well conditioned there, the reduced one (Sigma^1/2 W Sigma^1/2) does not.
+    Measured on 2 CPU cores, per seed, the solves included (benchmarks/README.md, "A per-generation lambda"): at
+    m = 200 the reduction wins from 2 shifts (0.88 ms against 1.26), at m = 100 from about 5 (6: 0.25 against
+    0.47; 4: 0.18 against 0.17), at m = 50 from about 6 (11: 0.07 against 0.10): about where shifts x m reaches
+    SHIFTS_MIN_WORK. In the chain a Cholesky per shift also forms its Gram matrix again, so this leans towards the
+    Cholesky. float32 keeps a Cholesky per shift: the whitened Bartlett system below stays well conditioned there,
+    the reduced one (Sigma^1/2 W Sigma^1/2) does not.
     """
-    return jnp.dtype(dtype) == jnp.float64 and m >= SHIFTS_MIN_SIZE and shifts >= SHIFTS_MIN
+    return jnp.dtype(dtype) == jnp.float64 and shifts >= SHIFTS_MIN and shifts * m >= SHIFTS_MIN_WORK
 
 
-SHIFTS_MIN, SHIFTS_MIN_SIZE = 6, 200
+SHIFTS_MIN, SHIFTS_MIN_WORK = 2, 400
 
 
 def solve(factor, b):
     """factor^-1 b for a Cholesky factor (cho_factor's pair) or a shifted `Reduced`."""
     if not isinstance(factor, Reduced):
         return cho_solve(factor, b)
-    Q, diag, off, scale = factor
-    zero = jnp.zeros(1, off.dtype)
-    rotated = Q.T @ (scale * b)
+    zero = jnp.zeros(1, factor.off.dtype)
+    rotated = _reflect(factor, factor.scale * b, transpose=True)
     y = jax.lax.linalg.tridiagonal_solve(
-        jnp.concatenate([zero, off]), diag, jnp.concatenate([off, zero]), rotated[:, None]
+        jnp.concatenate([zero, factor.off]), factor.diag, jnp.concatenate([factor.off, zero]), rotated[:, None]
     )
-    return scale * (Q @ y[:, 0])
+    return factor.scale * _reflect(factor, y[:, 0], transpose=False)
 
 
 def bartlett_factor(L, sqrt_eig, T, lam, reduced: Reduced | None = None):
