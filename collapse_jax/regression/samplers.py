@@ -74,7 +74,7 @@ REFLECTORS_PER_SEGMENT = 200
 
 def _reflect(reduced: Reduced, b, transpose: bool):
     """Q'b (transpose) or Qb, one reflector at a time, Q never formed: jaxlib offers Q only formed (LAPACK's orgtr),
-    which with the products by it cost 14-17 ms per seed at m = 800, against 4-5 ms for the reflections, each an
+    which with the products by it cost about 17 ms per seed at m = 800, against 5-6 ms for the reflections, each an
     elementwise product and a sum that XLA fuses across every right-hand side of a batch (benchmarks/README.md,
     "A per-generation lambda").
 
