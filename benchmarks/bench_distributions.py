@@ -27,9 +27,10 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 from collapse_jax.distributions import bootstrap_chain, gaussian_chain, kde_chain  # noqa: E402
-from collapse_jax.engine import use_fused_threefry  # noqa: E402
+from collapse_jax.engine import use_fused_threefry, use_one_lapack_thread  # noqa: E402
 
 use_fused_threefry()  # as the CLI runs (same draws, faster); importing the package does not
+use_one_lapack_thread()  # as the CLI runs: one OpenBLAS thread inside XLA's
 
 
 def timed(fn, *args, **kwargs):

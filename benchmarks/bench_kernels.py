@@ -21,10 +21,11 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
-from collapse_jax.engine import use_fused_threefry  # noqa: E402
+from collapse_jax.engine import use_fused_threefry, use_one_lapack_thread  # noqa: E402
 from collapse_jax.kernels import kernel_matrix, krr_chain, load_digits, split  # noqa: E402
 
 use_fused_threefry()  # as the CLI runs (same draws, faster); importing the package does not
+use_one_lapack_thread()  # as the CLI runs: one OpenBLAS thread inside XLA's
 
 T0 = T = 300
 G, SEEDS, SIGMA0, LAM_GEN = 20, 200, 0.2, 1e-3

@@ -42,11 +42,12 @@ def main(argv=None):
     import jax
 
     import collapse_jax as cj
-    from collapse_jax.engine import use_fused_threefry
+    from collapse_jax.engine import use_fused_threefry, use_one_lapack_thread
     from collapse_jax.regression import samplers
 
     jax.config.update("jax_enable_x64", True)
     use_fused_threefry()  # as the CLI runs
+    use_one_lapack_thread()  # as the CLI runs: one OpenBLAS thread inside XLA's
     G = args.generations
     lams = np.geomspace(0.01, 0.1, G + 1)  # a different lambda at every n = 0..G
     print(f"jax {jax.__version__}, {args.seeds} seeds, {G} generations, power law (beta = 2, r = 0.5), float64")

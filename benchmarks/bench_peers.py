@@ -285,10 +285,11 @@ def main(argv=None):
     import jax
     import numpy as np
 
-    from collapse_jax.engine import use_fused_threefry
+    from collapse_jax.engine import use_fused_threefry, use_one_lapack_thread
 
     jax.config.update("jax_enable_x64", True)
     use_fused_threefry()  # as the CLI runs (same draws, faster); importing the package no longer does it
+    use_one_lapack_thread()  # as the CLI runs: one OpenBLAS thread inside XLA's
     # The textbook loops (timed once) draw from one generator; every call of a vectorised peer draws from a fresh
     # default_rng(0), so its agreement z is the same however many timed calls a row's speed allowed (five or two).
     rng = np.random.default_rng(0)

@@ -77,6 +77,7 @@ import time, jax
 jax.config.update("jax_enable_x64", True)
 import collapse_jax as cj
 cj.engine.use_fused_threefry()
+cj.engine.use_one_lapack_thread()  # as the CLI runs: one OpenBLAS thread inside XLA's
 t = time.perf_counter()
 r = cj.simulate(cj.Spectrum.isotropic({D}), cj.Generators(T0={T}), cj.Downstream(T={T}), {GENERATIONS}, {seeds}, 0)
 peak = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")][0] / 2**20

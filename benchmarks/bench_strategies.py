@@ -20,6 +20,7 @@ jax.config.update("jax_enable_x64", True)
 import collapse_jax as cj  # noqa: E402
 
 cj.engine.use_fused_threefry()  # as the CLI runs (same draws, faster); importing the package does not
+cj.engine.use_one_lapack_thread()  # as the CLI runs: one OpenBLAS thread inside XLA's
 
 D, T0, T = 50, 75, 100
 VARIANTS = {

@@ -22,11 +22,12 @@ from jax.scipy.linalg import cho_factor, cho_solve
 
 jax.config.update("jax_enable_x64", True)
 
-from collapse_jax.engine import use_fused_threefry  # noqa: E402
+from collapse_jax.engine import use_fused_threefry, use_one_lapack_thread  # noqa: E402
 from collapse_jax.engine.rng import log_gamma  # noqa: E402
 from collapse_jax.regression import samplers  # noqa: E402
 
 use_fused_threefry()  # as the CLI runs (same draws, faster); importing the package does not
+use_one_lapack_thread()  # as the CLI runs: one OpenBLAS thread inside XLA's
 
 S, D, T, G = 2000, 100, 300.0, 20
 M, G_GAUSS = 100, 1000

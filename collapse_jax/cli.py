@@ -67,11 +67,13 @@ def entry() -> int:
 
     XLA reads XLA_FLAGS once, when JAX starts its backend, so what a process asks of XLA for all its programs is
     set here, before anything is compiled: `collapse-jax validate`, whose programs each run once, asks for
-    `compile_options.process_flags_for_latency` (the same numbers, compiled faster). Callers of `main` inside a
-    process of their own (tests, notebooks) keep their flags.
+    `compile_options.process_flags_for_latency` (the same numbers, compiled faster). Every command asks for one
+    OpenBLAS thread in jaxlib's factorisations (`lapack_threads`: the same numbers, without threads that spin
+    beside XLA's). Callers of `main` inside a process of their own (tests, notebooks) keep their flags.
     """
-    from collapse_jax.engine import compile_options
+    from collapse_jax.engine import compile_options, use_one_lapack_thread
 
+    use_one_lapack_thread()
     if sys.argv[1:2] == ["validate"]:
         os.environ["XLA_FLAGS"] = compile_options.process_flags_for_latency(os.environ.get("XLA_FLAGS", ""))
     return main()

@@ -43,10 +43,11 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 import matplotlib  # noqa: E402
 
-from collapse_jax.engine import use_fused_threefry  # noqa: E402
+from collapse_jax.engine import use_fused_threefry, use_one_lapack_thread  # noqa: E402
 
 matplotlib.use("Agg")  # figures are written to files, never shown
 use_fused_threefry()  # as the CLI does (same bits, faster draws); importing collapse_jax no longer does it
+use_one_lapack_thread()  # as the CLI does (jaxlib's LAPACK without OpenBLAS threads spinning beside XLA's)
 
 
 import pytest  # noqa: E402

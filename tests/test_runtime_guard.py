@@ -40,3 +40,50 @@ def test_jit_vmap_scan_does_not_hang():
 
 def test_jax_version_outside_known_broken_range():
     assert jax.__version__ not in {"0.10.0", "0.10.1", "0.10.2"}, "these releases deadlock on 2-core CPUs"
+
+
+THREADS = textwrap.dedent("""
+    import os, sys
+    from collapse_jax import cli
+    from collapse_jax.engine import use_one_lapack_thread
+    if sys.argv[1] == "cli":
+        sys.argv = ["collapse-jax", "no-such-command"]  # entry's setup, then argparse refuses the command
+        try:
+            cli.entry()
+        except SystemExit:
+            pass
+    import jax, jax.numpy as jnp
+    jax.jit(jnp.linalg.cholesky)(jnp.eye(3)).block_until_ready()  # jaxlib loads SciPy's LAPACK here
+    from threadpoolctl import threadpool_info
+    scipy_blas = [i for i in threadpool_info() if "scipy" in i["filepath"] and "numpy" not in i["filepath"]]
+    print(len(scipy_blas), scipy_blas[0]["num_threads"], use_one_lapack_thread())
+""")
+
+
+def lapack_threads(how: str, **env_vars) -> tuple[int, int, bool]:
+    """(SciPy BLAS libraries loaded, their threads, what a later use_one_lapack_thread() says) in a fresh process."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", THREADS, how],
+        capture_output=True,
+        text=True,
+        timeout=timeout_for(10, floor=120),
+        env=env | env_vars,
+    )
+    assert done.returncode == 0, done.stderr
+    count, threads, again = done.stdout.split()
+    return int(count), int(threads), again == "True"
+
+
+def test_the_cli_gives_jaxlibs_lapack_one_thread_unless_the_user_chose():
+    """engine/lapack_threads.py: a collapse-jax process runs jaxlib's factorisations on one OpenBLAS thread (those
+    threads only spin beside XLA's own); a thread count in the environment stands; once SciPy's OpenBLAS is
+    loaded the request can no longer act, and says so."""
+    assert lapack_threads("cli") == (1, 1, False)  # set by entry; the later call finds SciPy loaded
+    assert lapack_threads("cli", OPENBLAS_NUM_THREADS="2") == (1, 2, False)  # the user's choice stands
+    # negative control: a process that does not ask gets OpenBLAS's default, a thread per core
+    cores = len(os.sched_getaffinity(0))
+    if cores > 1:
+        assert lapack_threads("plain") == (1, cores, False)

@@ -10,6 +10,8 @@
 * `calls`: the one calling convention of every chain, and the deprecation of older calls;
 * `threefry`: JAX's own random bits, lowered on CPU as one fused loop (same bits, 5x faster), opt-in:
   `use_fused_threefry()` (the CLI, the tests and the benchmarks call it; importing the package does not);
+* `lapack_threads`: one OpenBLAS thread for the factorisations inside XLA's own threads, opt-in the same way:
+  `use_one_lapack_thread()`;
 * `io`: results as .npz with a JSON sidecar of axes, coordinates and configuration;
 * `plotting`: one style (theory as lines, simulation as markers with error bars) and figure output.
 
@@ -18,6 +20,7 @@ one-seed chain returning named metrics, the theory returning the same names, and
 package's top level (`experiment`, `validate`, `cli`) runs, sweeps, validates and plots every family the same way.
 """
 
+from collapse_jax.engine.lapack_threads import use_one_lapack_thread
 from collapse_jax.engine.threefry import use_fused_threefry
 
-__all__ = ["use_fused_threefry"]
+__all__ = ["use_fused_threefry", "use_one_lapack_thread"]
