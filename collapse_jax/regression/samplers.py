@@ -107,9 +107,10 @@ def shifts_pay(shifts: int, m: int, dtype) -> bool:
     SHIFTS_MIN_WORK. In the chain a Cholesky per shift also forms its Gram matrix again, so this leans towards the
     Cholesky: whole chains with one OpenBLAS thread (as the CLI runs), 400 seeds, took less with the reduction at
     every point tried, down to m = 100 with 2 shifts (0.49 against 0.59 ms per seed) and m = 30 with 11 (0.08
-    against 0.16), but below shifts x m = 400 by under 0.1 ms per seed, which a thousand seeds do not repay for the
-    reduction's extra compile (about 0.14 s at m = 50), so the rule stays. float32 keeps a Cholesky per shift: the whitened Bartlett system below stays well conditioned there,
-    the reduced one (Sigma^1/2 W Sigma^1/2) does not.
+    against 0.16), but below shifts x m = 400 by under 0.1 ms per seed, which a thousand seeds do not repay for
+    the reduction's extra compile (about 0.14 s at m = 50), so the rule stays. float32 keeps a Cholesky per
+    shift: the whitened Bartlett system below stays well conditioned there, the reduced one (Sigma^1/2 W
+    Sigma^1/2) does not.
     """
     return jnp.dtype(dtype) == jnp.float64 and shifts >= SHIFTS_MIN and shifts * m >= SHIFTS_MIN_WORK
 
